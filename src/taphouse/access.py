@@ -1,0 +1,65 @@
+"""Building the scope of one request: what this caller may see, and nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from taphouse.adql.scope import Scope
+from taphouse.auth.identity import Identity
+from taphouse.auth.policy import ReadPolicy
+from taphouse.catalogue.model import DatabaseMeta, TableMeta
+from taphouse.catalogue.store import CatalogueStore
+from taphouse.engine.duckdb import DuckDBEngine
+
+
+class ScopeBuilder:
+    """Turns (identity, workspace, uploads) into an ADQL :class:`Scope`."""
+
+    def __init__(self, catalogue: CatalogueStore, engine: DuckDBEngine,
+                 policy: ReadPolicy) -> None:
+        self.catalogue = catalogue
+        self.engine = engine
+        self.policy = policy
+
+    def visible_databases(self, identity: Identity,
+                          workspace: Sequence[str] | None = None) -> list[DatabaseMeta]:
+        """Databases the caller may read; with a workspace, only its databases and the
+        caller's own schema."""
+        result = []
+        for db in self.catalogue.databases():
+            if not self.policy.can_read(identity, db):
+                continue
+            if workspace is not None and db.kind != "user" and db.name not in workspace:
+                continue
+            if workspace is not None and db.kind == "user" and db.name != identity.user_schema:
+                continue
+            result.append(db)
+        return result
+
+    def visible_tables(self, identity: Identity,
+                       workspace: Sequence[str] | None = None) -> list[TableMeta]:
+        names = {db.name for db in self.visible_databases(identity, workspace)}
+        return [t for t in self.catalogue.tables() if t.database in names]
+
+    def build(self, identity: Identity, workspace: Sequence[str] | None = None,
+              uploads: dict[str, tuple[object, TableMeta]] | None = None) -> Scope:
+        """The scope for one query: visible tables, TAP_SCHEMA, TAP_UPLOAD tables."""
+        from taphouse.tap.tap_schema import tap_schema_tables
+
+        stored = self.visible_tables(identity, workspace)
+        tables: dict[tuple[str, str], TableMeta] = {(t.database, t.name): t for t in stored}
+        inline: dict[tuple[str, str], object] = {}
+        for meta, data in tap_schema_tables(stored):
+            tables[(meta.database, meta.name)] = meta
+            inline[(meta.database, meta.name)] = data
+        for name, (data, meta) in (uploads or {}).items():
+            tables[("tap_upload", name)] = meta
+            inline[("tap_upload", name)] = data
+        aliases = {}
+        if identity.user_schema:
+            aliases["mydb"] = identity.user_schema
+        # Unqualified names resolve when exactly one searched schema has the table.
+        search = [t.database for t in stored]
+        search = sorted(set(search), key=lambda s: (s.startswith("user_"), s))
+        return Scope(tables=tables, relation=self.engine.relation, schema_aliases=aliases,
+                     search_path=search, inline=inline)

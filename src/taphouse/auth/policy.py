@@ -1,0 +1,28 @@
+"""Who may read which database. Anything a caller may not read is, for them, absent."""
+
+from __future__ import annotations
+
+from taphouse.auth.identity import Identity
+from taphouse.catalogue.model import DatabaseMeta
+from taphouse.metadata import MetadataDB
+
+
+class ReadPolicy:
+    """Decides read access to databases (catalogue databases and user schemas)."""
+
+    def __init__(self, meta: MetadataDB) -> None:
+        self.meta = meta
+
+    def can_read(self, identity: Identity, db: DatabaseMeta) -> bool:
+        if db.kind == "user":
+            return identity.user_schema == db.name or self._shared_with(identity, db)
+        if db.public or identity.is_admin:
+            return True
+        return bool(identity.groups & self.database_groups(db))
+
+    def database_groups(self, db: DatabaseMeta) -> frozenset[str]:
+        """Groups allowed to read a restricted database (auth owns the table)."""
+        return frozenset()
+
+    def _shared_with(self, identity: Identity, db: DatabaseMeta) -> bool:
+        return False

@@ -1,0 +1,186 @@
+"""Catalogue metadata: databases (ADQL schemas), tables and columns.
+
+A table's metadata and its data file form one *version*; switching versions switches
+both at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import re
+
+from taphouse.adql.reserved import adql_identifier, is_reserved
+
+#: Name of the HEALPix (nested) index column added to tables with positions.
+HEALPIX_COLUMN = "healpix_index"
+#: Order of the stored HEALPix index (29 is the deepest that fits in an int64).
+HEALPIX_ORDER = 29
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+RESERVED_DATABASES = ("mydb", "tap_schema", "tap_upload")
+RESERVED_DATABASE_PREFIXES = ("user_", "tap_")
+
+
+class CatalogueError(Exception):
+    """A catalogue operation failed; the message says what to fix."""
+
+
+@dataclass
+class ColumnMeta:
+    """One column, with everything TAP_SCHEMA.columns needs.
+
+    ``name`` is stored lower-case; :attr:`adql_name` is how it must be written in ADQL.
+    ``datatype`` is a VOTable datatype (boolean, unsignedByte, short, int, long, float,
+    double, char, unicodeChar).
+    """
+
+    name: str
+    datatype: str
+    arraysize: str | None = None
+    xtype: str | None = None
+    unit: str | None = None
+    ucd: str | None = None
+    utype: str | None = None
+    description: str | None = None
+    principal: bool = False
+    indexed: bool = False
+    std: bool = False
+
+    @property
+    def adql_name(self) -> str:
+        return adql_identifier(self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ColumnMeta:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class TableMeta:
+    """One table version: metadata plus the file that holds its rows.
+
+    ``kind`` is ``catalogue`` (read-only database), ``user`` (a user's schema),
+    ``upload`` (TAP_UPLOAD, lives for one request) or ``tap_schema``.
+    """
+
+    database: str
+    name: str
+    columns: list[ColumnMeta]
+    description: str = ""
+    kind: str = "catalogue"
+    ra_column: str | None = None
+    dec_column: str | None = None
+    healpix_column: str | None = None
+    healpix_order: int = HEALPIX_ORDER
+    epoch: float | None = None  # Julian year of the positions, e.g. 2016.0
+    nrows: int = 0
+    nbytes: int = 0
+    path: Path | None = None
+    table_id: int | None = None
+    version_id: int | None = None
+    created: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # provenance, credits, ...
+
+    @property
+    def qualified_name(self) -> str:
+        """``schema.table`` as written in ADQL (each part quoted where needed)."""
+        return f"{adql_identifier(self.database)}.{adql_identifier(self.name)}"
+
+    def column(self, name: str) -> ColumnMeta | None:
+        lname = name.lower()
+        for c in self.columns:
+            if c.name == lname:
+                return c
+        return None
+
+    def meta_dict(self) -> dict[str, Any]:
+        """Everything but identity and file: what a version stores as JSON."""
+        return {
+            "columns": [c.to_dict() for c in self.columns],
+            "ra_column": self.ra_column,
+            "dec_column": self.dec_column,
+            "healpix_column": self.healpix_column,
+            "healpix_order": self.healpix_order,
+            "epoch": self.epoch,
+            "extra": self.extra,
+        }
+
+
+@dataclass
+class DatabaseMeta:
+    name: str
+    description: str = ""
+    kind: str = "catalogue"  # or "user"
+    public: bool = True
+    database_id: int | None = None
+    owner_id: int | None = None
+
+
+def check_name(name: str, what: str) -> str:
+    """Validate a database, table or column name; return it lower-case."""
+    lname = name.lower()
+    if not _NAME.match(lname):
+        raise CatalogueError(
+            f"invalid {what} name {name!r}: use a letter, then letters, digits or '_'")
+    return lname
+
+
+def check_database_name(name: str, *, allow_reserved: bool = False) -> str:
+    lname = check_name(name, "database")
+    if is_reserved(lname):
+        raise CatalogueError(f"invalid database name {name!r}: it is an ADQL reserved word")
+    if not allow_reserved and (lname in RESERVED_DATABASES
+                               or lname.startswith(RESERVED_DATABASE_PREFIXES)):
+        raise CatalogueError(
+            f"database name {name!r} is reserved (mydb, tap_schema, tap_*, user_*)")
+    return lname
+
+
+_ARROW_TO_VOTABLE = {
+    "bool": ("boolean", None),
+    "int8": ("short", None),
+    "uint8": ("unsignedByte", None),
+    "int16": ("short", None),
+    "uint16": ("int", None),
+    "int32": ("int", None),
+    "uint32": ("long", None),
+    "int64": ("long", None),
+    "uint64": ("long", None),
+    "float": ("float", None),
+    "halffloat": ("float", None),
+    "double": ("double", None),
+    "string": ("char", "*"),
+    "large_string": ("char", "*"),
+    "binary": ("unsignedByte", "*"),
+    "large_binary": ("unsignedByte", "*"),
+    "date32[day]": ("char", "*"),
+}
+
+
+def votable_type_for_arrow(arrow_type: Any) -> tuple[str, str | None, str | None]:
+    """(datatype, arraysize, xtype) of the VOTable field that holds an Arrow type."""
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(arrow_type):
+        return "char", "*", "timestamp"
+    if pa.types.is_date(arrow_type):
+        return "char", "*", "timestamp"
+    if pa.types.is_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type):
+        inner, _, _ = votable_type_for_arrow(arrow_type.value_type)
+        size = str(arrow_type.list_size) if pa.types.is_fixed_size_list(arrow_type) else "*"
+        return inner, size, None
+    if pa.types.is_decimal(arrow_type):
+        return "double", None, None
+    key = str(arrow_type)
+    if key in _ARROW_TO_VOTABLE:
+        dt, size = _ARROW_TO_VOTABLE[key]
+        return dt, size, None
+    raise CatalogueError(f"unsupported column type {arrow_type}")
