@@ -1,0 +1,33 @@
+"""Errors of the auth package, mapped to HTTP in ``taphouse.server``."""
+
+from __future__ import annotations
+
+
+class AuthError(Exception):
+    """Authentication failed or is required (HTTP 401 with Basic and Bearer challenges).
+
+    ``bearer_error`` is the RFC 6750 error code (``invalid_token``) where it applies.
+    """
+
+    status = 401
+
+    def __init__(self, message: str, *, bearer_error: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.bearer_error = bearer_error
+
+
+class Forbidden(AuthError):
+    """The caller can see the object but may not do this (HTTP 403)."""
+
+    status = 403
+
+
+class TooManyAttempts(AuthError):
+    """Login throttled (HTTP 429 with Retry-After)."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,435 @@
+"""Readers that stream a table file as Arrow record batches, with its column metadata.
+
+Supported, chosen by file extension:
+
+========================  ============================================================
+``.parquet``, ``.pq``     pyarrow, batch by batch; units, UCDs and descriptions from
+                          Arrow field metadata (``unit``, ``ucd``, ``utype``,
+                          ``description``) or astropy's ``table_meta_yaml``.
+``.csv`` (``.gz``/...)    pyarrow's streaming CSV reader (types inferred from the first
+                          block); no column metadata.
+``.ecsv``                 the ECSV YAML header gives types, units, descriptions and
+                          ``meta.ucd``; rows are streamed by pyarrow.
+``.fits``, ``.fit``,      first binary table HDU, memory-mapped and read in row slices;
+``.fts`` (``.gz``)        TUNITn, TCOMMn, TUCDn, TUTYPn and astropy's serialized-column
+                          block; TNULLn and NaN become NULL.
+``.vot``, ``.votable``,   first TABLE, parsed by astropy (the whole table is held in
+``.xml``                  memory); FIELD unit/ucd/utype and DESCRIPTION.
+========================  ============================================================
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from taphouse.catalogue.model import CatalogueError
+
+#: Rows per batch handed to the ingest.
+BATCH_ROWS = 262_144
+
+_EXTENSIONS = {
+    ".parquet": "parquet", ".pq": "parquet",
+    ".csv": "csv", ".ecsv": "ecsv",
+    ".fits": "fits", ".fit": "fits", ".fts": "fits",
+    ".vot": "votable", ".votable": "votable", ".xml": "votable",
+}
+_COMPRESSION = (".gz", ".bz2")
+
+
+@dataclass
+class FieldInfo:
+    """Metadata a file gives about one column (any of it may be missing)."""
+
+    unit: str | None = None
+    ucd: str | None = None
+    utype: str | None = None
+    description: str | None = None
+
+
+@dataclass
+class FileTable:
+    """One opened table file: its Arrow schema, its metadata and a batch iterator."""
+
+    path: Path
+    format: str
+    schema: pa.Schema
+    fields: dict[str, FieldInfo] = field(default_factory=dict)
+    description: str | None = None
+    nrows: int | None = None  # None when unknown before reading (CSV)
+
+    def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the file (memory maps, handles)."""
+
+
+def file_format(path: Path) -> str:
+    """The format name of ``path`` from its extension; :class:`CatalogueError` if unknown."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSION:
+        suffixes = suffixes[:-1]
+    ext = suffixes[-1] if suffixes else ""
+    if ext not in _EXTENSIONS:
+        known = ", ".join(sorted(_EXTENSIONS))
+        raise CatalogueError(
+            f"{path}: unknown file type {ext or '(no extension)'!r}; expected one of {known}")
+    return _EXTENSIONS[ext]
+
+
+def open_table(path: Path) -> FileTable:
+    """Open ``path`` for reading; raises :class:`CatalogueError` naming the file."""
+    path = Path(path)
+    fmt = file_format(path)
+    if not path.is_file():
+        raise CatalogueError(f"{path}: no such file")
+    opener = {"parquet": _ParquetTable.open, "csv": _CsvTable.open, "ecsv": _EcsvTable.open,
+              "fits": _FitsTable.open, "votable": _VoTable.open}[fmt]
+    try:
+        return opener(path)
+    except CatalogueError:
+        raise
+    except Exception as exc:  # every library has its own exceptions for a bad file
+        raise CatalogueError(f"{path}: cannot read as {fmt}: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    value = " ".join(str(value).split())
+    return value or None
+
+
+# --- numpy -> Arrow -----------------------------------------------------------------------
+def arrow_array(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+    """Arrow array of a numpy column; ``mask`` True marks NULL; float NaN becomes NULL."""
+    values = np.asarray(values)
+    if values.dtype.byteorder not in ("=", "|"):
+        values = values.astype(values.dtype.newbyteorder("="))
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.ndim > 1:
+            mask = mask.all(axis=tuple(range(1, mask.ndim)))
+        if not mask.any():
+            mask = None
+    if values.dtype.kind == "f" and values.ndim == 1:
+        nan = np.isnan(values)
+        if nan.any():
+            mask = nan if mask is None else (mask | nan)
+    if values.ndim > 1:
+        inner = arrow_array(values.reshape(len(values), -1).ravel())
+        width = int(np.prod(values.shape[1:]))
+        arr = pa.FixedSizeListArray.from_arrays(inner, width)
+        if mask is not None:
+            arr = pa.FixedSizeListArray.from_arrays(inner, width, mask=pa.array(mask))
+        return arr
+    if values.dtype.kind == "S":
+        values = np.char.decode(values, "ascii", "replace")
+    if values.dtype.kind == "U":
+        values = np.char.rstrip(values)
+        return pa.array(values, type=pa.string(), mask=mask)
+    if values.dtype.kind == "O":
+        items = [None if (mask is not None and m) else _object_item(v)
+                 for v, m in zip(values, mask if mask is not None else [False] * len(values),
+                                 strict=True)]
+        return pa.array(items)
+    return pa.array(values, mask=mask)
+
+
+def _object_item(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.ndarray):
+        if np.ma.isMaskedArray(value):
+            value = value.filled(np.nan) if value.dtype.kind == "f" else value.data
+        return value.tolist()
+    return value
+
+
+# --- Parquet ------------------------------------------------------------------------------
+class _ParquetTable(FileTable):
+    @classmethod
+    def open(cls, path: Path) -> _ParquetTable:
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        schema = pf.schema_arrow
+        table = cls(path=path, format="parquet", schema=schema,
+                    nrows=pf.metadata.num_rows)
+        table._file = pf
+        table.fields, table.description = _arrow_metadata(schema)
+        return table
+
+    def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        yield from self._file.iter_batches(batch_size=batch_rows, use_threads=True)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _arrow_metadata(schema: pa.Schema) -> tuple[dict[str, FieldInfo], str | None]:
+    fields: dict[str, FieldInfo] = {}
+    smeta = schema.metadata or {}
+    description = None
+    if b"table_meta_yaml" in smeta:  # written by astropy
+        header = _astropy_header(smeta[b"table_meta_yaml"].decode().splitlines())
+        fields.update(header[0])
+        description = header[1]
+    for key in (b"description", b"DESCRIPTION"):
+        if key in smeta:
+            description = _text(smeta[key])
+    for f in schema:
+        md = {k.decode().lower(): v for k, v in (f.metadata or {}).items()}
+        info = fields.setdefault(f.name, FieldInfo())
+        info.unit = _text(md.get("unit")) or info.unit
+        info.ucd = _text(md.get("ucd")) or info.ucd
+        info.utype = _text(md.get("utype")) or info.utype
+        info.description = _text(md.get("description")) or info.description
+    return fields, description
+
+
+def _astropy_header(lines: list[str]) -> tuple[dict[str, FieldInfo], str | None]:
+    """Column metadata from an astropy/ECSV YAML header (lines without ``# ``)."""
+    from astropy.table import meta as table_meta
+
+    header = table_meta.get_header_from_yaml(lines)
+    fields = {}
+    for col in header.get("datatype", []):
+        cmeta = col.get("meta") or {}
+        fields[col["name"]] = FieldInfo(unit=_text(col.get("unit")), ucd=_text(cmeta.get("ucd")),
+                                        utype=_text(cmeta.get("utype")),
+                                        description=_text(col.get("description")))
+    tmeta = header.get("meta") or {}
+    return fields, _text(tmeta.get("description"))
+
+
+# --- CSV and ECSV -------------------------------------------------------------------------
+class _CsvTable(FileTable):
+    _skip_rows = 0
+    _column_types: dict[str, pa.DataType] | None = None
+    _delimiter = ","
+    _names: list[str] | None = None
+
+    @classmethod
+    def open(cls, path: Path) -> _CsvTable:
+        table = cls(path=path, format="csv", schema=pa.schema([]))
+        table.schema = table._reader().schema
+        return table
+
+    def _reader(self):
+        import pyarrow.csv as pacsv
+
+        read = pacsv.ReadOptions(skip_rows=self._skip_rows, block_size=16 << 20,
+                                 column_names=self._names)
+        parse = pacsv.ParseOptions(delimiter=self._delimiter)
+        convert = pacsv.ConvertOptions(column_types=self._column_types,
+                                       strings_can_be_null=True)
+        stream = pa.input_stream(str(self.path), compression="detect")
+        return pacsv.open_csv(stream, read_options=read, parse_options=parse,
+                              convert_options=convert)
+
+    def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        for batch in self._reader():
+            if batch.num_rows:
+                yield batch
+
+
+_ECSV_TYPES = {
+    "bool": pa.bool_(), "int8": pa.int8(), "int16": pa.int16(), "int32": pa.int32(),
+    "int64": pa.int64(), "uint8": pa.uint8(), "uint16": pa.uint16(), "uint32": pa.uint32(),
+    "uint64": pa.uint64(), "float16": pa.float32(), "float32": pa.float32(),
+    "float64": pa.float64(), "float128": pa.float64(), "string": pa.string(),
+}
+
+
+class _EcsvTable(_CsvTable):
+    @classmethod
+    def open(cls, path: Path) -> _EcsvTable:
+        header: list[str] = []
+        with pa.input_stream(str(path), compression="detect") as stream:
+            import io
+
+            text = io.TextIOWrapper(stream, encoding="utf-8")
+            first = text.readline()
+            if not first.startswith("# %ECSV"):
+                raise CatalogueError(f"{path}: not an ECSV file (no '# %ECSV' first line)")
+            for line in text:
+                if not line.startswith("#"):
+                    break
+                header.append(line[2:].rstrip("\n") if line.startswith("# ") else line[1:])
+        from astropy.table import meta as table_meta
+
+        parsed = table_meta.get_header_from_yaml(header)
+        table = cls(path=path, format="ecsv", schema=pa.schema([]))
+        table._delimiter = parsed.get("delimiter", " ")
+        types = {}
+        for col in parsed.get("datatype", []):
+            dtype = col.get("datatype", "string")
+            if dtype not in _ECSV_TYPES or col.get("subtype"):
+                raise CatalogueError(
+                    f"{path}: column {col['name']!r} has ECSV type {dtype}"
+                    f"{'/' + col['subtype'] if col.get('subtype') else ''}, which is not supported")
+            types[col["name"]] = _ECSV_TYPES[dtype]
+        table._column_types = types
+        # skip the comment lines and the column-name line
+        table._skip_rows = 1 + len(header) + 1
+        table._names = list(types)
+        table.fields, table.description = _astropy_header(header)
+        table.schema = table._reader().schema
+        return table
+
+
+# --- FITS ---------------------------------------------------------------------------------
+class _FitsTable(FileTable):
+    @classmethod
+    def open(cls, path: Path) -> _FitsTable:
+        from astropy.io import fits
+
+        hdul = fits.open(path, memmap=True, lazy_load_hdus=True)
+        hdu = None
+        for h in hdul:
+            if isinstance(h, fits.BinTableHDU):
+                hdu = h
+                break
+        if hdu is None:
+            hdul.close()
+            raise CatalogueError(f"{path}: no binary table extension in this FITS file")
+        table = cls(path=path, format="fits", schema=pa.schema([]),
+                    nrows=int(hdu.header.get("NAXIS2", 0)))
+        table._hdul = hdul
+        table._hdu = hdu
+        table.fields, table.description = _fits_metadata(hdu.header)
+        if hdu.data is not None:
+            table.schema = table._convert(hdu.data[:1]).schema
+        return table
+
+    def _convert(self, chunk) -> pa.RecordBatch:
+        arrays, names = [], []
+        raw = chunk.view(np.ndarray) if len(chunk) else None
+        for i, col in enumerate(self._hdu.columns):
+            values = chunk.field(i)
+            mask = None
+            if col.null is not None and raw is not None and np.asarray(values).dtype.kind in "iu":
+                mask = raw[raw.dtype.names[i]] == col.null
+            if values.dtype.kind == "b" and raw is not None and values.ndim == 1:
+                mask = raw[raw.dtype.names[i]] == 0  # FITS logical: 0 byte means undefined
+                mask = mask if mask.any() else None
+            arrays.append(arrow_array(values, mask))
+            names.append(col.name)
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+    def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        data = self._hdu.data
+        for start in range(0, self.nrows or 0, batch_rows):
+            yield self._convert(data[start:start + batch_rows])
+
+    def close(self) -> None:
+        self._hdul.close()
+
+
+def _fits_metadata(header) -> tuple[dict[str, FieldInfo], str | None]:
+    fields: dict[str, FieldInfo] = {}
+    comments = [str(c) for c in header.get("COMMENT", [])]
+    if "--BEGIN-ASTROPY-SERIALIZED-COLUMNS--" in comments:
+        start = comments.index("--BEGIN-ASTROPY-SERIALIZED-COLUMNS--") + 1
+        end = comments.index("--END-ASTROPY-SERIALIZED-COLUMNS--")
+        try:
+            fields, _ = _astropy_header(comments[start:end])
+        except Exception:  # a damaged block only loses descriptions
+            fields = {}
+    for n in range(1, int(header.get("TFIELDS", 0)) + 1):
+        name = str(header.get(f"TTYPE{n}", f"col{n}")).strip()
+        info = fields.setdefault(name, FieldInfo())
+        info.unit = _text(header.get(f"TUNIT{n}")) or info.unit
+        info.ucd = _text(header.get(f"TUCD{n}")) or info.ucd
+        info.utype = _text(header.get(f"TUTYP{n}")) or info.utype
+        info.description = (_text(header.get(f"TCOMM{n}")) or info.description
+                            or _text(header.comments[f"TTYPE{n}"]))
+    description = _text(header.get("DESCRIP")) or _text(header.get("DESCRIPTION"))
+    return fields, description
+
+
+# --- VOTable ------------------------------------------------------------------------------
+class _VoTable(FileTable):
+    @classmethod
+    def open(cls, path: Path) -> _VoTable:
+        import warnings
+
+        from astropy.io.votable import parse
+
+        fields, description = _votable_metadata(path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            vot = parse(str(path), verify="ignore")
+        resource_tables = list(vot.iter_tables())
+        if not resource_tables:
+            raise CatalogueError(f"{path}: no TABLE in this VOTable")
+        vtable = resource_tables[0]
+        array = vtable.array
+        table = cls(path=path, format="votable", schema=pa.schema([]), nrows=len(array),
+                    fields=fields, description=description)
+        table._names = [f.name for f in vtable.fields]
+        table._array = array
+        table.schema = table._convert(array[:1]).schema
+        return table
+
+    def _convert(self, chunk) -> pa.RecordBatch:
+        arrays = []
+        for i, name in enumerate(self._names):
+            col = chunk[chunk.dtype.names[i]]
+            mask = np.ma.getmaskarray(col) if np.ma.isMaskedArray(col) else None
+            arrays.append(arrow_array(np.ma.getdata(col), mask))
+        return pa.RecordBatch.from_arrays(arrays, names=self._names)
+
+    def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        for start in range(0, self.nrows or 0, batch_rows):
+            yield self._convert(self._array[start:start + batch_rows])
+
+
+def _votable_metadata(path: Path) -> tuple[dict[str, FieldInfo], str | None]:
+    """FIELD attributes as written in the file (astropy would rewrite unit strings)."""
+    fields: dict[str, FieldInfo] = {}
+    table_description = None
+    depth_table = 0
+    current: FieldInfo | None = None
+    with pa.input_stream(str(path), compression="detect") as stream:
+        for event, elem in ET.iterparse(stream, events=("start", "end")):
+            tag = re.sub(r"^\{.*\}", "", elem.tag)
+            if event == "start":
+                if tag == "TABLE":
+                    depth_table += 1
+                elif tag in ("DATA", "GROUP") and depth_table:
+                    if tag == "DATA":
+                        break
+                elif tag == "PARAM" and depth_table:
+                    current = FieldInfo()  # its DESCRIPTION is not the table's
+                elif tag == "FIELD" and depth_table:
+                    current = FieldInfo(unit=_text(elem.get("unit")), ucd=_text(elem.get("ucd")),
+                                        utype=_text(elem.get("utype")))
+                    fields[elem.get("name") or elem.get("ID") or f"col{len(fields)}"] = current
+            else:
+                if tag == "DESCRIPTION" and depth_table:
+                    if current is not None:
+                        current.description = _text(elem.text)
+                    elif table_description is None:
+                        table_description = _text(elem.text)
+                elif tag in ("FIELD", "PARAM"):
+                    current = None
+                elif tag == "TABLE":
+                    break
+    return fields, table_description

@@ -1,0 +1,88 @@
+"""The ``taphouse`` command line. Each package contributes its sub-commands through an
+``add_commands(subparsers)`` function; this module only assembles them."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+from taphouse.settings import Settings
+
+# Packages that contribute sub-commands (module path -> add_commands).
+_COMMAND_MODULES = ["taphouse.catalogue.commands", "taphouse.auth.commands"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="taphouse",
+        description="taphouse: an IVOA TAP/ADQL platform that brings analysis code to the data")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="data directory (default: $TAPHOUSE_DATA_DIR or ./taphouse-data)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", default=None, help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default 8000)")
+    serve.add_argument("--base-url", default=None,
+                       help="public base URL (default http://HOST:PORT)")
+    serve.add_argument("--demo", action="store_true", default=None,
+                       help="load the demo databases (gaia, hipparcos) on first start")
+    serve.add_argument("--workers", type=int, default=None, help="async job workers")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(handler=_serve)
+
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.add_commands(sub)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from taphouse.server import Platform, create_app
+
+    settings: Settings = args.settings
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    platform = Platform(settings)
+    if settings.demo:
+        from taphouse.catalogue.demo import load_demo
+
+        load_demo(platform.catalogue, progress=True)
+    app = create_app(settings, platform)
+    print(f"taphouse serving {settings.public_url}/tap (data in {settings.data_dir})",
+          file=sys.stderr)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
+                access_log=False)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.settings = Settings.from_env(
+            data_dir=args.data_dir,
+            host=getattr(args, "host", None),
+            port=getattr(args, "port", None),
+            base_url=getattr(args, "base_url", None),
+            demo=getattr(args, "demo", None),
+            workers=getattr(args, "workers", None),
+        )
+    except ValueError as exc:
+        parser.exit(2, f"taphouse: error: {exc}\n")
+    return int(args.handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Assembling the platform and its HTTP application from settings.
+
+:class:`Platform` holds every service, built once; :func:`create_app` puts the HTTP
+layer on top. Errors of every package are mapped to HTTP here, and only here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from taphouse.access import ScopeBuilder
+from taphouse.auth.authenticator import Authenticator
+from taphouse.auth.errors import AuthError
+from taphouse.auth.identity import ANONYMOUS, Identity
+from taphouse.auth.policy import ReadPolicy
+from taphouse.catalogue.model import CatalogueError
+from taphouse.catalogue.store import CatalogueStore
+from taphouse.engine.duckdb import DuckDBEngine
+from taphouse.metadata import MetadataDB
+from taphouse.settings import Settings
+from taphouse.tap.errors import TapError
+from taphouse.tap.routes import SyncResponder, TapContext, tap_error_response, tap_router
+from taphouse.tap.service import QueryService
+
+log = logging.getLogger("taphouse")
+
+
+class Platform:
+    """Every service of one taphouse server, built once from settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.meta = MetadataDB(settings.meta_path)
+        self.catalogue = CatalogueStore(self.meta, settings.tables_dir)
+        self.engine = DuckDBEngine(settings.tables_dir, threads=settings.engine_threads,
+                                   memory_limit=settings.engine_memory_limit,
+                                   temp_dir=settings.data_dir / "tmp",
+                                   temp_limit=settings.engine_temp_limit)
+        self.policy = ReadPolicy(self.meta)
+        self.scopes = ScopeBuilder(self.catalogue, self.engine, self.policy)
+        self.authenticator = Authenticator(self.meta, settings)
+        self.query_service = QueryService(self)
+        self.sync = SyncResponder(self)
+
+    def identity_for(self, username: str | None) -> Identity:
+        """The identity a background job runs as (its owner, with current groups)."""
+        if username is None:
+            return ANONYMOUS
+        return Identity(username=username, method="job")
+
+    def audit(self, prepared: Any, seconds: float, cancel: Any) -> None:
+        """Record one executed query (who, what, how long, how many rows, outcome)."""
+        log.info("query user=%s rows=%d seconds=%.3f outcome=%s",
+                 prepared.identity.username or "-", cancel.rows, seconds,
+                 "cancelled: " + cancel.reason if cancel.reason else "ok")
+
+    def start(self) -> None:
+        """Background work that runs while the server serves (job workers, clean-up)."""
+
+    def stop(self) -> None:
+        self.meta.close()
+
+
+def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:
+    """The ASGI application serving TAP, auth and the platform API."""
+    settings = settings or (platform.settings if platform else Settings.from_env())
+    platform = platform or Platform(settings)
+    app = FastAPI(title="taphouse", version=_version(), docs_url="/api/docs",
+                  openapi_url="/api/openapi.json", redoc_url=None)
+    app.state.platform = platform
+
+    async def main_context(request: Request) -> TapContext:
+        identity = await run_in_threadpool(platform.authenticator.identify, request)
+        return TapContext(identity=identity, workspace=None,
+                          base=settings.public_url + "/tap")
+
+    app.include_router(tap_router(platform, main_context), prefix="/tap")
+    _add_error_handlers(app, platform)
+
+    @app.on_event("startup")
+    async def _start() -> None:
+        platform.start()
+
+    @app.on_event("shutdown")
+    async def _stop() -> None:
+        platform.stop()
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> Response:
+        base = settings.public_url
+        return Response(
+            "<html><head><title>taphouse</title></head><body><h1>taphouse</h1>"
+            f"<p>IVOA TAP 1.1 service: <a href='{base}/tap'>{base}/tap</a> "
+            f"(<a href='{base}/tap/capabilities'>capabilities</a>, "
+            f"<a href='{base}/tap/tables'>tables</a>, "
+            f"<a href='{base}/tap/examples'>examples</a>). "
+            f"Platform API: <a href='{base}/api/docs'>{base}/api/docs</a>.</p></body></html>",
+            media_type="text/html")
+
+    @app.get("/tap", include_in_schema=False)
+    async def tap_home() -> Response:
+        return Response(f"<html><body><p>TAP service; see <a href='tap/capabilities'>"
+                        "capabilities</a>.</p></body></html>", media_type="text/html")
+
+    return app
+
+
+def challenge_headers(exc: AuthError | None = None) -> dict[str, str]:
+    """WWW-Authenticate with both Basic and Bearer challenges (TOPCAT and STILTS send
+    credentials only after a Basic challenge)."""
+    bearer = 'Bearer realm="taphouse"'
+    if exc is not None and exc.bearer_error:
+        desc = exc.message.replace('"', "'")
+        bearer += f', error="{exc.bearer_error}", error_description="{desc}"'
+    return {"WWW-Authenticate": f'Basic realm="taphouse", {bearer}'}
+
+
+def _wants_votable(request: Request) -> bool:
+    path = request.url.path
+    return "/tap" in path and not path.startswith("/api")
+
+
+def _add_error_handlers(app: FastAPI, platform: Platform) -> None:
+    @app.exception_handler(TapError)
+    async def _tap_error(request: Request, exc: TapError) -> Response:
+        return tap_error_response(exc)
+
+    @app.exception_handler(AuthError)
+    async def _auth_error(request: Request, exc: AuthError) -> Response:
+        headers: dict[str, str] = {}
+        if exc.status == 401:
+            headers = challenge_headers(exc)
+        retry = getattr(exc, "retry_after", None)
+        if retry is not None:
+            headers["Retry-After"] = str(retry)
+        if _wants_votable(request):
+            resp = tap_error_response(TapError(exc.message, exc.status))
+            resp.headers.update(headers)
+            return resp
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(CatalogueError)
+    async def _catalogue_error(request: Request, exc: CatalogueError) -> Response:
+        if _wants_votable(request):
+            return tap_error_response(TapError(str(exc), 400))
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        msg = "; ".join(f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}"
+                        for e in exc.errors())
+        if _wants_votable(request):
+            return tap_error_response(TapError(msg or "invalid request", 400))
+        return JSONResponse({"error": msg or "invalid request"}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if _wants_votable(request):
+            resp = tap_error_response(TapError(str(exc.detail), exc.status_code))
+        else:
+            resp = JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+        if exc.headers:
+            resp.headers.update(exc.headers)
+        return resp
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        msg = "internal server error; the operator can find details in the server log"
+        if _wants_votable(request):
+            return tap_error_response(TapError(msg, 500))
+        return JSONResponse({"error": msg}, status_code=500)
+
+
+def _version() -> str:
+    from taphouse import __version__
+
+    return __version__

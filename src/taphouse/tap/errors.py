@@ -1,0 +1,24 @@
+"""TAP errors and their one mapping to HTTP: a DALI error VOTable with QUERY_STATUS=ERROR."""
+
+from __future__ import annotations
+
+
+class TapError(Exception):
+    """A request the service cannot answer; ``status`` is the HTTP status for sync."""
+
+    def __init__(self, message: str, status: int = 400, *, line: int | None = None,
+                 column: int | None = None, query: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.line = line
+        self.column = column
+        self.query = query
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFound(TapError):
+    def __init__(self, message: str = "not found") -> None:
+        super().__init__(message, 404)

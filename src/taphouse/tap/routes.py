@@ -1,0 +1,162 @@
+"""The TAP 1.1 HTTP endpoints, mountable at ``/tap`` and at each workspace's
+``/ws/<user>/<workspace>/tap``. Handlers only translate HTTP to service calls."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response, StreamingResponse
+
+from taphouse.auth.identity import Identity
+from taphouse.tap import vosi
+from taphouse.tap.errors import NotFound, TapError
+from taphouse.tap.params import read_params
+from taphouse.tap.service import CancelHandle, parse_query_spec
+
+XML = "text/xml; charset=utf-8"
+
+
+@dataclass
+class TapContext:
+    """Who calls, which scope, and the public base URL of the endpoint called."""
+
+    identity: Identity
+    workspace: list[str] | None
+    base: str
+
+
+ContextFactory = Callable[[Request], Awaitable[TapContext]]
+
+
+def tap_router(platform: Any, context: ContextFactory) -> APIRouter:
+    """All TAP endpoints of one service (main or a workspace)."""
+    router = APIRouter()
+    settings = platform.settings
+
+    @router.api_route("/sync", methods=["GET", "POST"])
+    async def sync(request: Request) -> Response:
+        ctx = await context(request)
+        params = await read_params(request, max_bytes=settings.upload_max_bytes)
+        spec = parse_query_spec(params.flat(), settings)
+        return await platform.sync.respond(ctx, spec, params)
+
+    @router.get("/capabilities")
+    async def capabilities(request: Request) -> Response:
+        ctx = await context(request)
+        return Response(vosi.capabilities(settings, ctx.base), media_type=XML)
+
+    @router.get("/availability")
+    async def availability(request: Request) -> Response:
+        await context(request)
+        return Response(vosi.availability(), media_type=XML)
+
+    @router.get("/tables")
+    async def tables(request: Request) -> Response:
+        ctx = await context(request)
+        detail = (request.query_params.get("detail") or "max").lower()
+        dbs, tabs = await run_in_threadpool(_visible, platform, ctx)
+        return Response(vosi.tableset(dbs, tabs, detail), media_type=XML)
+
+    @router.get("/tables/{name}")
+    async def table(request: Request, name: str) -> Response:
+        ctx = await context(request)
+        _, tabs = await run_in_threadpool(_visible, platform, ctx)
+        for t in tabs:
+            if name.lower() in {t.qualified_name.lower(), f"{t.database}.{t.name}"}:
+                return Response(vosi.single_table(t), media_type=XML)
+        raise NotFound(f"unknown table {name!r}")
+
+    @router.get("/examples")
+    async def examples(request: Request) -> Response:
+        await context(request)
+        from taphouse.tap.examples import EXAMPLES
+
+        return Response(vosi.examples(EXAMPLES), media_type="application/xhtml+xml")
+
+    from taphouse.tap.uws import add_uws_routes
+
+    add_uws_routes(router, platform, context)
+    return router
+
+
+def _visible(platform: Any, ctx: TapContext):
+    from taphouse.tap.tap_schema import tap_schema_meta
+
+    dbs = platform.scopes.visible_databases(ctx.identity, ctx.workspace)
+    names = {d.name for d in dbs}
+    tabs = [t for t in platform.catalogue.tables() if t.database in names]
+    from taphouse.catalogue.model import DatabaseMeta
+
+    own = tap_schema_meta()
+    dbs = dbs + [DatabaseMeta(name="tap_schema", description="TAP 1.1 metadata tables")]
+    return dbs, tabs + own
+
+
+class SyncResponder:
+    """Runs a sync query and answers with a streamed result (400 before the first byte
+    if the query fails; the client going away cancels the query)."""
+
+    def __init__(self, platform: Any) -> None:
+        self.platform = platform
+
+    async def respond(self, ctx: TapContext, spec: Any, params: Any) -> Response:
+        service = self.platform.query_service
+        uploads = await run_in_threadpool(service.read_uploads, spec, params.parts,
+                                          params.part_types)
+        prepared = await run_in_threadpool(service.prepare, ctx.identity, spec,
+                                           workspace=ctx.workspace, uploads=uploads)
+        cancel = CancelHandle()
+        cancel.deadline(self.platform.settings.sync_timeout,
+                        f"the synchronous time limit of {self.platform.settings.sync_timeout:g} s"
+                        " was reached; use the async endpoint for long queries")
+        gen = service.execute(prepared, cancel=cancel)
+        try:
+            first = await run_in_threadpool(_next_chunk, gen)
+        except BaseException:
+            cancel.detach()
+            gen.close()
+            raise
+        return StreamingResponse(_stream(first, gen, cancel), media_type=prepared.writer.mime,
+                                 headers=_disposition(prepared))
+
+
+def _disposition(prepared: Any) -> dict[str, str]:
+    ext = getattr(prepared.writer, "extension", "")
+    return {"Content-Disposition": f'inline; filename="result.{ext}"'} if ext else {}
+
+
+_DONE = object()
+
+
+def _next_chunk(gen: Iterator[bytes]) -> Any:
+    return next(gen, _DONE)
+
+
+async def _stream(first: Any, gen: Iterator[bytes], cancel: CancelHandle) -> AsyncIterator[bytes]:
+    finished = False
+    try:
+        chunk = first
+        while chunk is not _DONE:
+            yield chunk
+            chunk = await run_in_threadpool(_next_chunk, gen)
+        finished = True
+    finally:
+        if not finished:
+            cancel.cancel("client disconnected")
+        else:
+            cancel.detach()
+
+
+def tap_error_response(exc: TapError) -> Response:
+    from taphouse.formats import write_error
+
+    body = write_error(exc.message, query=exc.query, line=exc.line, column=exc.column)
+    return Response(body, status_code=exc.status,
+                    media_type="application/x-votable+xml")
+
+
+__all__ = ["tap_router", "TapContext", "SyncResponder", "tap_error_response", "TapError"]

@@ -1,0 +1,295 @@
+"""Running one TAP query, shared by sync requests and async jobs.
+
+``parse_query_spec`` turns DALI parameters into a :class:`QuerySpec`; ``QueryService``
+prepares it against the caller's scope (uploads read, ADQL translated) and streams the
+formatted result. Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from taphouse.adql import AdqlError, translate
+from taphouse.adql.scope import Scope, inline_name
+from taphouse.auth.identity import Identity
+from taphouse.catalogue.model import TableMeta, check_name
+from taphouse.formats import FormatError, ResultInfo, get_writer, read_upload
+from taphouse.settings import Settings
+from taphouse.tap.errors import TapError
+
+LANGS = {"adql", "adql-2.0", "adql-2.1"}
+BATCH_ROWS = 65536
+
+
+@dataclass
+class QuerySpec:
+    """A validated query request (the parameters that matter, normalised)."""
+
+    query: str
+    maxrec: int
+    responseformat: str = "votable"
+    uploads: list[tuple[str, str]] = field(default_factory=list)  # (table name, URI)
+    runid: str | None = None
+    dest: str | None = None
+    dest_mode: str = "create"
+
+    def to_params(self) -> dict[str, str]:
+        out = {"LANG": "ADQL", "QUERY": self.query, "MAXREC": str(self.maxrec),
+               "RESPONSEFORMAT": self.responseformat}
+        if self.uploads:
+            out["UPLOAD"] = ";".join(f"{n},{u}" for n, u in self.uploads)
+        if self.runid:
+            out["RUNID"] = self.runid
+        if self.dest:
+            out["DEST"] = self.dest
+            out["DEST_MODE"] = self.dest_mode
+        return out
+
+
+def parse_query_spec(values: dict[str, str], settings: Settings, *,
+                     require_query: bool = True) -> QuerySpec:
+    """Validate DALI/TAP parameters (``values`` keyed lower-case)."""
+    lang = values.get("lang")
+    if lang is None and require_query:
+        raise TapError("missing parameter LANG (use LANG=ADQL)")
+    if lang is not None and lang.strip().lower() not in LANGS:
+        raise TapError(f"unsupported LANG {lang!r}: this service speaks ADQL, ADQL-2.0, ADQL-2.1")
+    query = values.get("query")
+    if (query is None or not query.strip()) and require_query:
+        raise TapError("missing parameter QUERY")
+    maxrec_text = values.get("maxrec")
+    if maxrec_text is None or maxrec_text.strip() == "":
+        maxrec = settings.maxrec_default
+    else:
+        try:
+            maxrec = int(maxrec_text)
+        except ValueError:
+            raise TapError(f"MAXREC must be a non-negative integer, not {maxrec_text!r}") from None
+        if maxrec < 0:
+            raise TapError(f"MAXREC must be a non-negative integer, not {maxrec_text!r}")
+        maxrec = min(maxrec, settings.maxrec_limit)
+    fmt = values.get("responseformat") or values.get("format") or "votable"
+    try:
+        get_writer(fmt)
+    except FormatError as exc:
+        raise TapError(str(exc)) from None
+    uploads = parse_upload_param(values.get("upload"))
+    dest = values.get("dest") or None
+    dest_mode = (values.get("dest_mode") or "create").lower()
+    if dest_mode not in {"create", "replace", "append"}:
+        raise TapError(f"DEST_MODE must be create, replace or append, not {dest_mode!r}")
+    return QuerySpec(query=query or "", maxrec=maxrec, responseformat=fmt, uploads=uploads,
+                     runid=values.get("runid"), dest=dest, dest_mode=dest_mode)
+
+
+def parse_upload_param(text: str | None) -> list[tuple[str, str]]:
+    """``UPLOAD=name,uri;name2,uri2`` -> [(name, uri), ...] with names checked."""
+    if not text:
+        return []
+    result = []
+    for item in text.split(";"):
+        if not item.strip():
+            continue
+        name, sep, uri = item.partition(",")
+        if not sep or not uri.strip():
+            raise TapError(f"bad UPLOAD item {item!r}: expected NAME,URI (e.g. t1,param:t1)")
+        try:
+            lname = check_name(name.strip(), "upload table")
+        except Exception as exc:
+            raise TapError(str(exc)) from None
+        result.append((lname, uri.strip()))
+    return result
+
+
+@dataclass
+class PreparedQuery:
+    """A translated query with everything needed to run it."""
+
+    spec: QuerySpec
+    identity: Identity
+    scope: Scope
+    sql: str
+    columns: list
+    tables: list[TableMeta]
+    limit: int
+    inline: dict[str, Any]
+    writer: Any
+
+
+class QueryService:
+    """Prepares and runs queries on the engine for one platform."""
+
+    def __init__(self, platform: Any) -> None:
+        self.platform = platform
+        self.settings: Settings = platform.settings
+
+    # --- preparation -------------------------------------------------------------
+    def read_uploads(self, spec: QuerySpec, parts: dict[str, bytes],
+                     part_types: dict[str, str]) -> dict[str, tuple[Any, TableMeta]]:
+        tables: dict[str, tuple[Any, TableMeta]] = {}
+        for name, uri in spec.uploads:
+            if uri.startswith("param:"):
+                part = uri[len("param:"):]
+                if part not in parts:
+                    raise TapError(f"UPLOAD {name}: no request part named {part!r}")
+                data = parts[part]
+                ctype = part_types.get(part)
+            elif uri.startswith(("http:", "https:")):
+                data, ctype = self._fetch_upload(name, uri)
+            else:
+                raise TapError(f"UPLOAD {name}: unsupported URI {uri!r} (use param:NAME)")
+            try:
+                arrow, columns = read_upload(data, content_type=ctype, name=name,
+                                             max_rows=self.settings.upload_max_rows)
+            except FormatError as exc:
+                raise TapError(str(exc)) from None
+            tables[name] = (arrow, _upload_meta(name, columns, arrow.num_rows))
+        return tables
+
+    def _fetch_upload(self, name: str, uri: str) -> tuple[bytes, str | None]:
+        from urllib.parse import urlsplit
+
+        host = urlsplit(uri).hostname or ""
+        if not self.settings.upload_url_hosts:
+            raise TapError(f"UPLOAD {name}: URL uploads are disabled on this service;"
+                           " send the table inline (param:NAME)")
+        if host not in self.settings.upload_url_hosts:
+            raise TapError(f"UPLOAD {name}: host {host!r} is not allowed for URL uploads")
+        import urllib.request
+
+        limit = self.settings.upload_max_bytes
+        try:
+            with urllib.request.urlopen(uri, timeout=30) as resp:  # noqa: S310 (host allow-listed)
+                data = resp.read(limit + 1)
+                ctype = resp.headers.get("content-type")
+        except OSError as exc:
+            raise TapError(f"UPLOAD {name}: cannot fetch {uri}: {exc}") from None
+        if len(data) > limit:
+            raise TapError(f"UPLOAD {name}: more than {limit} bytes; the limit is {limit}", 413)
+        return data, ctype
+
+    def prepare(self, identity: Identity, spec: QuerySpec, *,
+                workspace: Sequence[str] | None = None,
+                uploads: dict[str, tuple[Any, TableMeta]] | None = None) -> PreparedQuery:
+        """Build the scope and translate; raises TapError with the ADQL position."""
+        scope = self.platform.scopes.build(identity, workspace, uploads)
+        try:
+            tr = translate(spec.query, scope, maxrec=spec.maxrec)
+        except AdqlError as exc:
+            raise TapError(str(exc.message), line=exc.line, column=exc.column,
+                           query=spec.query) from None
+        inline = {}
+        for t in tr.tables:
+            key = (t.database, t.name)
+            if key in scope.inline:
+                inline[inline_name(t)] = scope.inline[key]
+        writer = get_writer(spec.responseformat)
+        limit = spec.maxrec if tr.limit is None else min(tr.limit, spec.maxrec)
+        return PreparedQuery(spec=spec, identity=identity, scope=scope, sql=tr.sql,
+                             columns=tr.columns, tables=tr.tables, limit=limit,
+                             inline=inline, writer=writer)
+
+    # --- execution ---------------------------------------------------------------
+    def execute(self, prepared: PreparedQuery, *, cancel: CancelHandle | None = None,
+                infos: list[tuple[str, str]] | None = None) -> Iterator[bytes]:
+        """Run the query and stream the formatted result.
+
+        The query runs (and fails, with a TapError) before the first chunk is yielded,
+        so a caller that pulls the first chunk before answering can still send a 400.
+        """
+        engine = self.platform.engine
+        cancel = cancel or CancelHandle()
+        started = time.monotonic()
+        with engine.cursor(prepared.inline) as cur:
+            cancel.attach(cur)
+            try:
+                try:
+                    cur.execute(prepared.sql)
+                    reader = cur.fetch_record_batch(BATCH_ROWS)
+                except Exception as exc:
+                    raise _engine_error(exc, cancel) from None
+                info = ResultInfo(query=prepared.spec.query, limit=prepared.limit,
+                                  infos=list(infos or []))
+                stream = prepared.writer.write(_batches(reader, cancel), prepared.columns, info)
+                yield from stream
+            finally:
+                cancel.detach()
+                self.platform.audit(prepared, time.monotonic() - started, cancel)
+
+
+def _batches(reader: Any, cancel: CancelHandle) -> Iterator[Any]:
+    try:
+        for batch in reader:
+            cancel.rows += batch.num_rows
+            yield batch
+    except Exception as exc:
+        raise _engine_error(exc, cancel) from None
+
+
+def _engine_error(exc: Exception, cancel: CancelHandle) -> TapError:
+    if cancel.reason:
+        return TapError(f"query cancelled: {cancel.reason}", 400)
+    text = str(exc)
+    # DuckDB prefixes messages with the error class ("Binder Error: ..."): keep the
+    # sentence, drop internal detail after the first line.
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return TapError(f"query failed: {first}", 400)
+
+
+class CancelHandle:
+    """Lets another thread cancel a running query (abort, time limit, client gone)."""
+
+    def __init__(self) -> None:
+        self._cursor: Any = None
+        self._lock = threading.Lock()
+        self.reason: str | None = None
+        self.rows = 0
+        self._timer: threading.Timer | None = None
+
+    def attach(self, cursor: Any) -> None:
+        with self._lock:
+            self._cursor = cursor
+            if self.reason:
+                cursor.interrupt()
+
+    def detach(self) -> None:
+        with self._lock:
+            self._cursor = None
+            if self._timer is not None:
+                self._timer.cancel()
+
+    def cancel(self, reason: str) -> None:
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+            if self._cursor is not None:
+                self._cursor.interrupt()
+
+    def deadline(self, seconds: float, reason: str | None = None) -> None:
+        """Cancel automatically after ``seconds``."""
+        msg = reason or f"execution duration limit of {seconds:g} s reached"
+        self._timer = threading.Timer(seconds, self.cancel, args=(msg,))
+        self._timer.daemon = True
+        self._timer.start()
+
+
+def _upload_meta(name: str, columns: list, nrows: int) -> TableMeta:
+    ra = dec = None
+    for c in columns:
+        ucd = (c.ucd or "").lower()
+        if ra is None and "pos.eq.ra" in ucd:
+            ra = c.name
+        if dec is None and "pos.eq.dec" in ucd:
+            dec = c.name
+    names = {c.name for c in columns}
+    ra = ra or ("ra" if "ra" in names else None)
+    dec = dec or ("dec" if "dec" in names else None)
+    return TableMeta(database="tap_upload", name=name, columns=columns, kind="upload",
+                     description=f"table uploaded with this request as {name}",
+                     ra_column=ra, dec_column=dec, nrows=nrows)
+
+

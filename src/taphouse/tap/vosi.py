@@ -1,0 +1,184 @@
+"""VOSI documents: capabilities (with TAPRegExt), tables (VOSI-tables 1.1), availability,
+and the DALI examples page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from xml.sax.saxutils import escape, quoteattr
+
+from taphouse.catalogue.model import ColumnMeta, DatabaseMeta, TableMeta
+from taphouse.settings import Settings
+
+_XSI = "http://www.w3.org/2001/XMLSchema-instance"
+
+# ADQL 2.1 optional features this service supports, by TAPRegExt feature type.
+_FEATURES = {
+    "ivo://ivoa.net/std/TAPRegExt#features-adqlgeo": [
+        "POINT", "CIRCLE", "BOX", "POLYGON", "CONTAINS", "INTERSECTS", "DISTANCE", "AREA",
+        "CENTROID", "COORD1", "COORD2", "COORDSYS"],
+    "ivo://ivoa.net/std/TAPRegExt#features-adql-string": ["LOWER", "UPPER", "ILIKE"],
+    "ivo://ivoa.net/std/TAPRegExt#features-adql-offset": ["OFFSET"],
+    "ivo://ivoa.net/std/TAPRegExt#features-adql-type": ["CAST"],
+    "ivo://ivoa.net/std/TAPRegExt#features-adql-unit": ["IN_UNIT"],
+    "ivo://ivoa.net/std/TAPRegExt#features-adql-common-table": ["WITH"],
+    "ivo://ivoa.net/std/TAPRegExt#features-adql-sets": ["UNION", "EXCEPT", "INTERSECT"],
+    "ivo://ivoa.net/std/TAPRegExt#features-adql-conditional": ["COALESCE", "NULLIF"],
+}
+
+_FORMAT_IVOIDS = {
+    "votable": "ivo://ivoa.net/std/TAPRegExt#output-votable-binary2",
+    "votable/td": "ivo://ivoa.net/std/TAPRegExt#output-votable-td",
+    "csv": "ivo://ivoa.net/std/TAPRegExt#output-csv",
+    "tsv": "ivo://ivoa.net/std/TAPRegExt#output-tsv",
+}
+
+
+def capabilities(settings: Settings, base: str, *, extensions: Iterable[str] = ()) -> str:
+    """The VOSI capabilities document of a TAP endpoint whose base URL is ``base``."""
+    from taphouse.adql.udf import UDFS
+    from taphouse.formats import FORMATS
+
+    out = ['<?xml version="1.0" encoding="UTF-8"?>',
+           '<vosi:capabilities xmlns:vosi="http://www.ivoa.net/xml/VOSICapabilities/v1.0"'
+           f' xmlns:xsi="{_XSI}" xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0"'
+           ' xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1"'
+           ' xmlns:tr="http://www.ivoa.net/xml/TAPRegExt/v1.0">',
+           '<capability standardID="ivo://ivoa.net/std/TAP" xsi:type="tr:TableAccess">',
+           '<interface xsi:type="vs:ParamHTTP" role="std" version="1.1">',
+           f'<accessURL use="base">{escape(base)}</accessURL>',
+           "<securityMethod/>",
+           '<securityMethod standardID="ivo://ivoa.net/sso#BasicAA"/>',
+           '<securityMethod standardID="ivo://ivoa.net/sso#token"/>',
+           "</interface>",
+           "<language><name>ADQL</name>",
+           '<version ivo-id="ivo://ivoa.net/std/ADQL#v2.0">2.0</version>',
+           '<version ivo-id="ivo://ivoa.net/std/ADQL#v2.1">2.1</version>',
+           "<description>ADQL 2.1; spatial predicates use a HEALPix index</description>"]
+    out.append('<languageFeatures type="ivo://ivoa.net/std/TAPRegExt#features-udf">')
+    for udf in UDFS:
+        out.append(f"<feature><form>{escape(udf.signature)}</form>"
+                   f"<description>{escape(udf.description)}</description></feature>")
+    out.append("</languageFeatures>")
+    for ftype, forms in _FEATURES.items():
+        out.append(f"<languageFeatures type={quoteattr(ftype)}>")
+        out.extend(f"<feature><form>{f}</form></feature>" for f in forms)
+        out.append("</languageFeatures>")
+    out.append("</language>")
+    for fmt in FORMATS:
+        ivoid = _FORMAT_IVOIDS.get(fmt.aliases[0] if fmt.aliases else "")
+        attr = f" ivo-id={quoteattr(ivoid)}" if ivoid else ""
+        out.append(f"<outputFormat{attr}><mime>{escape(fmt.mime)}</mime>")
+        out.extend(f"<alias>{escape(a)}</alias>" for a in fmt.aliases)
+        out.append("</outputFormat>")
+    out.append('<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>')
+    if settings.upload_url_hosts:
+        out.append('<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-http"/>')
+    retention = int(settings.job_retention)
+    out += [f"<retentionPeriod><default>{retention}</default><hard>{retention}</hard>"
+            "</retentionPeriod>",
+            f"<executionDuration><default>{int(settings.exec_duration_default)}</default>"
+            f"<hard>{int(settings.exec_duration_limit)}</hard></executionDuration>",
+            f'<outputLimit><default unit="row">{settings.maxrec_default}</default>'
+            f'<hard unit="row">{settings.maxrec_limit}</hard></outputLimit>',
+            f'<uploadLimit><hard unit="byte">{settings.upload_max_bytes}</hard></uploadLimit>',
+            "</capability>"]
+    for std, path in [("ivo://ivoa.net/std/VOSI#capabilities", "capabilities"),
+                      ("ivo://ivoa.net/std/VOSI#availability", "availability"),
+                      ("ivo://ivoa.net/std/VOSI#tables-1.1", "tables"),
+                      ("ivo://ivoa.net/std/DALI#examples", "examples")]:
+        out.append(f'<capability standardID="{std}"><interface xsi:type="vs:ParamHTTP">'
+                   f'<accessURL use="full">{escape(base)}/{path}</accessURL>'
+                   "</interface></capability>")
+    out.extend(extensions)
+    out.append("</vosi:capabilities>")
+    return "\n".join(out)
+
+
+def availability(note: str = "service is accepting queries") -> str:
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<avl:availability xmlns:avl="http://www.ivoa.net/xml/VOSIAvailability/v1.0">'
+            f"<avl:available>true</avl:available><avl:note>{escape(note)}</avl:note>"
+            "</avl:availability>")
+
+
+def _column_xml(c: ColumnMeta) -> str:
+    std = ' std="true"' if c.std else ""
+    parts = [f"<column{std}>",
+             f"<name>{escape(c.adql_name)}</name>"]
+    if c.description:
+        parts.append(f"<description>{escape(c.description)}</description>")
+    if c.unit:
+        parts.append(f"<unit>{escape(c.unit)}</unit>")
+    if c.ucd:
+        parts.append(f"<ucd>{escape(c.ucd)}</ucd>")
+    if c.utype:
+        parts.append(f"<utype>{escape(c.utype)}</utype>")
+    attrs = ""
+    if c.arraysize:
+        attrs += f" arraysize={quoteattr(c.arraysize)}"
+    if c.xtype:
+        attrs += f" extendedType={quoteattr(c.xtype)}"
+    parts.append(f'<dataType xsi:type="vs:VOTableType"{attrs}>{c.datatype}</dataType>')
+    if c.indexed:
+        parts.append("<flag>indexed</flag>")
+    if c.principal:
+        parts.append("<flag>primary</flag>")
+    parts.append("</column>")
+    return "".join(parts)
+
+
+def _table_xml(t: TableMeta, detail: str) -> str:
+    parts = ['<table type="table">', f"<name>{escape(t.qualified_name)}</name>"]
+    if t.description:
+        parts.append(f"<description>{escape(t.description)}</description>")
+    if detail != "min":
+        parts.extend(_column_xml(c) for c in t.columns)
+    parts.append("</table>")
+    return "".join(parts)
+
+
+def tableset(databases: list[DatabaseMeta], tables: list[TableMeta], detail: str = "max") -> str:
+    """VOSI-tables 1.1 tableset of the given (already access-filtered) tables."""
+    from taphouse.adql.reserved import adql_identifier
+
+    descriptions = {d.name: d.description for d in databases}
+    by_schema: dict[str, list[TableMeta]] = {}
+    for t in tables:
+        by_schema.setdefault(t.database, []).append(t)
+    out = ['<?xml version="1.0" encoding="UTF-8"?>',
+           '<vosi:tableset xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0"'
+           f' xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" xmlns:xsi="{_XSI}">']
+    for schema, ts in by_schema.items():
+        out.append(f"<schema><name>{escape(adql_identifier(schema))}</name>")
+        if descriptions.get(schema):
+            out.append(f"<description>{escape(descriptions[schema])}</description>")
+        out.extend(_table_xml(t, detail) for t in ts)
+        out.append("</schema>")
+    out.append("</vosi:tableset>")
+    return "\n".join(out)
+
+
+def single_table(t: TableMeta) -> str:
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<vosi:table xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0"'
+            f' xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" xmlns:xsi="{_XSI}"'
+            ' type="table">' + _table_xml(t, "max")[len('<table type="table">'):-len("</table>")]
+            + "</vosi:table>")
+
+
+def examples(items: list[tuple[str, str, str, str]]) -> str:
+    """DALI examples document: items are (id, name, description, ADQL)."""
+    out = ['<?xml version="1.0" encoding="UTF-8"?>',
+           '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML+RDFa 1.1//EN"'
+           ' "http://www.w3.org/MarkUp/DTD/xhtml-rdfa-2.dtd">',
+           '<html xmlns="http://www.w3.org/1999/xhtml" version="XHTML+RDFa 1.1">',
+           "<head><title>taphouse query examples</title></head>",
+           '<body vocab="http://www.ivoa.net/rdf/examples#">',
+           "<h1>Query examples</h1>"]
+    for ident, name, description, query in items:
+        out.append(f'<div typeof="example" id="{ident}" resource="#{ident}">'
+                   f'<h2 property="name">{escape(name)}</h2>'
+                   f"<p>{escape(description)}</p>"
+                   f'<pre property="query">{escape(query)}</pre></div>')
+    out.append("</body></html>")
+    return "\n".join(out)
