@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Set up everything the tests need on a fresh Debian machine (Python 3.11 + pip, root
+# for apt-get) and run the whole suite. The README's test command runs this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v stilts >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stilts >/dev/null
+    else
+        sudo apt-get update -qq
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stilts >/dev/null
+    fi
+fi
+
+VENV=${TAPHOUSE_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -e ".[test]"
+
+export PATH="$PWD/$VENV/bin:$PATH"
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
