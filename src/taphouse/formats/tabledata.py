@@ -49,6 +49,9 @@ def cell_text(array: pa.Array, fld: Field, *, null: str = "") -> pa.Array:
         offsets = pc.subtract(array.offsets, array.offsets[0]) if len(array) else array.offsets
         lists = pa.ListArray.from_arrays(offsets, items, mask=array.is_null())
         text = pc.binary_join(lists, " ")
+        if fld.count is not None and fld.datatype in ("float", "double") and not null:
+            # votlint rejects an empty cell for a fixed-size array: write NaNs.
+            null = " ".join(["NaN"] * fld.count)
     elif fld.datatype == "boolean":
         text = pc.if_else(array, "T", "F")
     else:
