@@ -390,7 +390,7 @@ class _VoTable(FileTable):
 
     def _convert(self, chunk) -> pa.RecordBatch:
         arrays = []
-        for i, name in enumerate(self._names):
+        for i in range(len(self._names)):
             col = chunk[chunk.dtype.names[i]]
             mask = np.ma.getmaskarray(col) if np.ma.isMaskedArray(col) else None
             arrays.append(arrow_array(np.ma.getdata(col), mask))

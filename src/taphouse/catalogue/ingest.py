@@ -1,0 +1,566 @@
+"""Turn table files (Parquet, FITS, VOTable, CSV/ECSV) into a catalogue table version.
+
+The rows are streamed batch by batch into a staging DuckDB file, a HEALPix index column
+(:data:`~taphouse.catalogue.model.HEALPIX_COLUMN`: nested, order 29, int64) is added to
+tables with positions, and the rows are then sorted by that index into a new immutable
+version file, written under a temporary name and renamed when complete. Publishing it is
+one metadata transaction, so a running server keeps serving the previous version until
+the switch, and a failed ingest leaves the previous version untouched. Memory is bounded
+by the batch size and the DuckDB ``memory_limit`` (sorting spills to disk).
+
+Floating-point NaN is stored as NULL. Column names are stored lower-case; characters other than letters, digits and ``_`` are
+replaced by ``_`` (``B-V`` becomes ``b_v``). A source column named ``healpix_index`` is
+replaced by the recomputed index when the table has positions.
+
+Metadata file
+-------------
+Units, UCDs and descriptions come from the file where it has them; a small YAML file
+(``--meta``) sets or overrides them. Every key is optional::
+
+    description: Bright stars of the survey, as published in ...   # table description
+    database_description: The survey's catalogues                  # the database's
+    epoch: 2016.0             # Julian year of the positions (or "J2016.0")
+    ra: ra_icrs               # position columns (else found from UCDs or common names)
+    dec: de_icrs
+    extra:                    # free-form provenance kept with the table version
+      credit: ...
+    columns:                  # per column, by its name in the file or lower-cased
+      ra_icrs:
+        unit: deg
+        ucd: pos.eq.ra;meta.main
+        description: Right ascension (ICRS)
+        principal: true       # shown by default in TAP clients
+      flux:
+        utype: ...
+        std: false
+
+Positions are found, in order, from the ``ra``/``dec`` arguments, the metadata file, the
+UCDs ``pos.eq.ra``/``pos.eq.dec`` (those with ``meta.main`` first) and common names
+(``ra``, ``ra_icrs``, ``raj2000``, ``dec``, ``de_icrs``, ``dej2000`` ...). Positions must
+be ICRS degrees: RA in 0..360, Dec in -90..90.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from taphouse.catalogue.healpix import healpix_index
+from taphouse.catalogue.model import (
+    HEALPIX_COLUMN,
+    HEALPIX_ORDER,
+    CatalogueError,
+    ColumnMeta,
+    TableMeta,
+    check_database_name,
+    check_name,
+    votable_type_for_arrow,
+)
+from taphouse.catalogue.readers import FieldInfo, FileTable, open_table
+from taphouse.catalogue.store import CatalogueStore
+
+_RA_NAMES = ("ra", "ra_icrs", "raj2000", "ra_j2000", "radeg", "ra_deg", "ra_d", "alpha",
+             "ra2000", "ramean")
+_DEC_NAMES = ("dec", "de", "dec_icrs", "de_icrs", "dej2000", "decj2000", "dec_j2000",
+              "dedeg", "dec_deg", "de_d", "decl", "delta", "dec2000", "decmean")
+_META_KEYS = {"description", "database_description", "epoch", "ra", "dec", "extra", "columns"}
+_COLUMN_KEYS = {"unit", "ucd", "utype", "description", "principal", "std"}
+
+_HEALPIX_META = ColumnMeta(
+    name=HEALPIX_COLUMN, datatype="long", ucd="pos.healpix",
+    description=(f"HEALPix index (nested scheme, order {HEALPIX_ORDER}) of the position;"
+                 " the rows are stored in this order"),
+    indexed=True)
+
+
+# --- metadata file --------------------------------------------------------------------
+@dataclass
+class MetaFile:
+    """The parsed ``--meta`` YAML file (see the module docstring for its format)."""
+
+    description: str | None = None
+    database_description: str | None = None
+    epoch: float | None = None
+    ra: str | None = None
+    dec: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def load_meta_file(path: Path) -> MetaFile:
+    """Read and check a metadata YAML file; :class:`CatalogueError` names what is wrong."""
+    import yaml
+
+    path = Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CatalogueError(f"{path}: cannot read metadata file: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise CatalogueError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if doc is None:
+        return MetaFile()
+    if not isinstance(doc, dict):
+        raise CatalogueError(f"{path}: expected a mapping of keys such as 'description', "
+                             "'epoch', 'columns'")
+    unknown = set(doc) - _META_KEYS
+    if unknown:
+        raise CatalogueError(f"{path}: unknown key(s) {sorted(unknown)}; "
+                             f"allowed: {sorted(_META_KEYS)}")
+    columns = doc.get("columns") or {}
+    if not isinstance(columns, dict):
+        raise CatalogueError(f"{path}: 'columns' must map column names to settings")
+    for name, settings in columns.items():
+        if not isinstance(settings, dict):
+            raise CatalogueError(f"{path}: column {name!r}: expected keys such as "
+                                 "'unit', 'ucd', 'description'")
+        bad = set(settings) - _COLUMN_KEYS
+        if bad:
+            raise CatalogueError(f"{path}: column {name!r}: unknown key(s) {sorted(bad)}; "
+                                 f"allowed: {sorted(_COLUMN_KEYS)}")
+    extra = doc.get("extra") or {}
+    if not isinstance(extra, dict):
+        raise CatalogueError(f"{path}: 'extra' must be a mapping")
+    return MetaFile(
+        description=_opt_str(doc.get("description")),
+        database_description=_opt_str(doc.get("database_description")),
+        epoch=_epoch(doc.get("epoch"), path), ra=_opt_str(doc.get("ra")),
+        dec=_opt_str(doc.get("dec")), extra=extra,
+        columns={str(k): v for k, v in columns.items()})
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value).strip() or None
+
+
+def _epoch(value: Any, path: Path) -> float | None:
+    if value is None:
+        return None
+    text = str(value).strip().upper().removeprefix("J")
+    try:
+        return float(text)
+    except ValueError:
+        raise CatalogueError(f"{path}: epoch {value!r} is not a Julian year such as 2016.0"
+                             ) from None
+
+
+# --- column planning ------------------------------------------------------------------
+def column_name(name: str) -> str:
+    """The stored (lower-case, ADQL-regular) name of a source column."""
+    lname = re.sub(r"[^a-z0-9_]+", "_", name.strip().lower()).strip("_")
+    if not lname:
+        lname = "col"
+    if not lname[0].isalpha():
+        lname = "col_" + lname
+    return lname
+
+
+def _storage_type(t: pa.DataType) -> pa.DataType:
+    """The Arrow type a column is stored as (matching its VOTable datatype)."""
+    if pa.types.is_dictionary(t):
+        return _storage_type(t.value_type)
+    if pa.types.is_large_string(t) or pa.types.is_null(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t):
+        return pa.binary()
+    if t == pa.int8():
+        return pa.int16()
+    if t == pa.uint16():
+        return pa.int32()
+    if t in (pa.uint32(), pa.uint64()):
+        return pa.int64()
+    if t == pa.float16():
+        return pa.float32()
+    if pa.types.is_large_list(t):
+        return pa.list_(_storage_type(t.value_type))
+    if pa.types.is_list(t):
+        return pa.list_(_storage_type(t.value_type))
+    if pa.types.is_fixed_size_list(t):
+        return pa.list_(_storage_type(t.value_type), t.list_size)
+    return t
+
+
+@dataclass
+class _Plan:
+    """What the ingest writes: stored names and types, metadata, position columns."""
+
+    sources: list[str]  # source names in the order of the first file
+    names: list[str]  # stored names, same order
+    schema: pa.Schema  # stored schema, without the HEALPix column
+    columns: list[ColumnMeta]
+    ra: str | None
+    dec: str | None
+    drop: set[str]  # source columns not stored (a source healpix_index)
+
+    @property
+    def positions(self) -> bool:
+        return self.ra is not None
+
+
+def _rename_map(reader: FileTable) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for source in reader.schema.names:
+        stored = column_name(source)
+        if stored in seen:
+            raise CatalogueError(
+                f"{reader.path}: duplicate column names after lower-casing: "
+                f"{seen[stored]!r} and {source!r} (both become {stored!r})")
+        seen[stored] = source
+        mapping[source] = stored
+    return mapping
+
+
+def _plan(readers: list[FileTable], ra: str | None, dec: str | None, meta: MetaFile,
+          meta_path: Path | None) -> _Plan:
+    first = readers[0]
+    if not first.schema.names:
+        raise CatalogueError(f"{first.path}: no columns")
+    renames = [_rename_map(r) for r in readers]
+    names = list(renames[0].values())
+    for reader, mapping in zip(readers[1:], renames[1:], strict=True):
+        if sorted(mapping.values()) != sorted(names):
+            missing = sorted(set(names) - set(mapping.values()))
+            added = sorted(set(mapping.values()) - set(names))
+            raise CatalogueError(
+                f"{reader.path}: columns differ from {first.path}"
+                + (f"; missing {missing}" if missing else "")
+                + (f"; extra {added}" if added else ""))
+    # unify the types of all files, by stored name
+    types: dict[str, pa.DataType] = {}
+    for reader, mapping in zip(readers, renames, strict=True):
+        for f in reader.schema:
+            stored = mapping[f.name]
+            t = _storage_type(f.type)
+            if stored not in types:
+                types[stored] = t
+            elif types[stored] != t:
+                try:
+                    types[stored] = pa.unify_schemas(
+                        [pa.schema([(stored, types[stored])]), pa.schema([(stored, t)])],
+                        promote_options="permissive").field(stored).type
+                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                    raise CatalogueError(
+                        f"{reader.path}: column {f.name!r} is {t}, but {types[stored]} in "
+                        f"{first.path}") from None
+    # metadata: file, then the metadata file (by source or stored name)
+    infos: dict[str, FieldInfo] = {}
+    for reader, mapping in zip(readers, renames, strict=True):
+        for source, stored in mapping.items():
+            if stored not in infos and source in reader.fields:
+                infos[stored] = reader.fields[source]
+    source_of = {stored: source for source, stored in renames[0].items()}
+    overrides: dict[str, dict[str, Any]] = {}
+    for key, settings in meta.columns.items():
+        stored = renames[0].get(key) or (column_name(key) if column_name(key) in types else None)
+        if stored is None:
+            raise CatalogueError(f"{meta_path}: column {key!r} is not in {first.path}")
+        overrides[stored] = settings
+
+    ra_col = _given_column(ra or meta.ra, renames[0], first, "RA")
+    dec_col = _given_column(dec or meta.dec, renames[0], first, "Dec")
+    columns: list[ColumnMeta] = []
+    for stored in names:
+        info = infos.get(stored, FieldInfo())
+        try:
+            datatype, arraysize, xtype = votable_type_for_arrow(types[stored])
+        except CatalogueError as exc:
+            raise CatalogueError(f"{first.path}: column {source_of[stored]!r}: {exc}") from None
+        cm = ColumnMeta(name=check_name(stored, "column"), datatype=datatype,
+                        arraysize=arraysize, xtype=xtype, unit=info.unit, ucd=info.ucd,
+                        utype=info.utype, description=info.description)
+        for key, value in overrides.get(stored, {}).items():
+            setattr(cm, key, bool(value) if key in ("principal", "std") else _opt_str(value))
+        columns.append(cm)
+    if ra_col is None:
+        ra_col = _find_position(columns, "pos.eq.ra", _RA_NAMES)
+    if dec_col is None:
+        dec_col = _find_position(columns, "pos.eq.dec", _DEC_NAMES)
+    if (ra_col is None) != (dec_col is None):
+        found, lacking = ("RA", "Dec") if ra_col else ("Dec", "RA")
+        raise CatalogueError(
+            f"{first.path}: found the {found} column {ra_col or dec_col!r} but no {lacking} "
+            f"column; name it with --{lacking.lower()} COLUMN")
+    drop: set[str] = set()
+    if ra_col is not None:
+        for col, what, ucd in ((ra_col, "RA", "pos.eq.ra"), (dec_col, "Dec", "pos.eq.dec")):
+            _check_position_column(first.path, col, source_of[col], types[col], what)
+            cm = next(c for c in columns if c.name == col)
+            cm.unit = cm.unit or "deg"
+            _check_degrees(first.path, source_of[col], cm.unit, what)
+            cm.ucd = cm.ucd or f"{ucd};meta.main"
+            if col not in overrides or "principal" not in overrides[col]:
+                cm.principal = True
+        if HEALPIX_COLUMN in names:
+            drop.add(source_of[HEALPIX_COLUMN])
+            columns = [c for c in columns if c.name != HEALPIX_COLUMN]
+            names.remove(HEALPIX_COLUMN)
+        columns.append(ColumnMeta(**_HEALPIX_META.to_dict()))
+    for cm in columns:
+        if cm.ucd and "meta.main" in cm.ucd and not (
+                cm.name in overrides and "principal" in overrides[cm.name]):
+            cm.principal = True
+    schema = pa.schema([(n, types[n]) for n in names])
+    return _Plan(sources=[source_of[n] for n in names], names=names, schema=schema,
+                 columns=columns, ra=ra_col, dec=dec_col, drop=drop)
+
+
+def _given_column(name: str | None, mapping: dict[str, str], reader: FileTable,
+                  what: str) -> str | None:
+    if name is None:
+        return None
+    stored = mapping.get(name) or column_name(name)
+    if stored not in mapping.values():
+        raise CatalogueError(f"{reader.path}: no {what} column {name!r}; columns are "
+                             f"{', '.join(reader.schema.names[:30])}")
+    return stored
+
+
+def _find_position(columns: list[ColumnMeta], ucd: str, names: tuple[str, ...]) -> str | None:
+    def words(c: ColumnMeta) -> list[str]:
+        return [w.strip().lower() for w in (c.ucd or "").split(";")]
+
+    with_ucd = [c for c in columns if words(c) and words(c)[0] == ucd]
+    main = [c for c in with_ucd if "meta.main" in words(c)]
+    if main or with_ucd:
+        return (main or with_ucd)[0].name
+    by_name = {c.name: c for c in columns}
+    for n in names:
+        if n in by_name:
+            return n
+    return None
+
+
+def _check_position_column(path: Path, stored: str, source: str, t: pa.DataType,
+                           what: str) -> None:
+    if not (pa.types.is_floating(t) or pa.types.is_integer(t)):
+        raise CatalogueError(f"{path}: {what} column {source!r} is {t}, not a number")
+
+
+def _check_degrees(path: Path, source: str, unit: str, what: str) -> None:
+    import astropy.units as u
+
+    parsed = u.Unit(unit, parse_strict="silent")
+    if isinstance(parsed, u.UnrecognizedUnit) or parsed != u.deg:
+        raise CatalogueError(f"{path}: {what} column {source!r} has unit {unit!r}; positions "
+                             "must be ICRS degrees (convert the column or fix its unit)")
+
+
+# --- batches --------------------------------------------------------------------------
+def _prepare(batch: pa.RecordBatch, plan: _Plan, mapping: dict[str, str], path: Path,
+             first_row: int) -> pa.RecordBatch:
+    by_stored = {mapping[n]: batch.column(i) for i, n in enumerate(batch.schema.names)
+                 if n not in plan.drop}
+    arrays = []
+    for f in plan.schema:
+        arr = by_stored[f.name]
+        if arr.type != f.type:
+            try:
+                arr = arr.cast(f.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise CatalogueError(f"{path}: column {f.name!r}: cannot store as {f.type}: "
+                                     f"{str(exc).splitlines()[0]}") from None
+        if pa.types.is_floating(f.type):
+            # NaN is how FITS and VOTable write NULL; in SQL it would compare as a value.
+            nan = pc.is_nan(arr)
+            if pc.any(nan).as_py():
+                arr = pc.if_else(nan, pa.scalar(None, f.type), arr)
+        arrays.append(arr)
+    if plan.positions:
+        ra = _degrees(arrays[plan.names.index(plan.ra)])
+        dec = _degrees(arrays[plan.names.index(plan.dec)])
+        _check_range(path, ra, 0.0, 360.0, plan.ra, "RA", first_row)
+        _check_range(path, dec, -90.0, 90.0, plan.dec, "Dec", first_row)
+        index, missing = healpix_index(ra, dec)
+        arrays.append(pa.array(index, type=pa.int64(), mask=missing))
+        names = plan.names + [HEALPIX_COLUMN]
+    else:
+        names = plan.names
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _degrees(arr: pa.Array) -> np.ndarray:
+    arr = arr.cast(pa.float64())
+    if arr.null_count:
+        arr = pc.fill_null(arr, np.nan)
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def _check_range(path: Path, values: np.ndarray, low: float, high: float, column: str,
+                 what: str, first_row: int) -> None:
+    with np.errstate(invalid="ignore"):
+        bad = (values < low) | (values > high) | np.isinf(values)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise CatalogueError(
+            f"{path}: {what} column {column!r} out of range {low:g}..{high:g}: "
+            f"{values[i]!r} in row {first_row + i + 1}")
+
+
+# --- the ingest -----------------------------------------------------------------------
+def ingest_files(store: CatalogueStore, files: list[Path], database: str, table: str, *,
+                 ra: str | None = None, dec: str | None = None,
+                 meta_file: Path | None = None, description: str | None = None,
+                 progress: bool = False, engine_memory_limit: str = "1GB") -> TableMeta:
+    """Ingest table files as the new current version of ``database.table``.
+
+    Parameters
+    ----------
+    store
+        The catalogue store to write to.
+    files
+        Parquet, FITS, VOTable, CSV or ECSV files (by extension) with the same columns;
+        their rows are concatenated.
+    database, table
+        Target names; the database is created if it does not exist, and an existing
+        table is replaced atomically.
+    ra, dec
+        Position columns, when they cannot be found from UCDs or common names.
+    meta_file
+        YAML metadata that sets or overrides units, UCDs, descriptions, the epoch and the
+        table description (format in the module docstring).
+    description
+        Table description; overrides the metadata file and the source file.
+    progress
+        Show a progress bar (tqdm) on stderr.
+    engine_memory_limit
+        DuckDB memory limit for staging and sorting; the rest spills to disk.
+
+    Returns
+    -------
+    TableMeta
+        The published table version.
+
+    Raises
+    ------
+    CatalogueError
+        One message naming the file and the problem; the previous version of the table,
+        if any, stays current.
+    """
+    files = [Path(f) for f in files]
+    if not files:
+        raise CatalogueError("no input files given")
+    dbname = check_database_name(database)
+    tname = check_name(table, "table")
+    meta = load_meta_file(Path(meta_file)) if meta_file is not None else MetaFile()
+    readers: list[FileTable] = []
+    try:
+        for path in files:
+            readers.append(open_table(path))
+        plan = _plan(readers, ra, dec, meta, meta_file)
+        final = store.new_version_path(dbname, tname)
+        nrows = _write_version(readers, plan, final, store.tables_dir, progress,
+                               engine_memory_limit)
+    finally:
+        for reader in readers:
+            reader.close()
+    table_meta = TableMeta(
+        database=dbname, name=tname, columns=plan.columns,
+        description=(description or meta.description or readers[0].description or ""),
+        ra_column=plan.ra, dec_column=plan.dec,
+        healpix_column=HEALPIX_COLUMN if plan.positions else None,
+        healpix_order=HEALPIX_ORDER, epoch=meta.epoch, nrows=nrows,
+        extra={"source_files": [p.name for p in files], **meta.extra})
+    try:
+        if store.database(dbname) is None:
+            store.create_database(dbname, meta.database_description or "")
+        elif meta.database_description:
+            store.create_database(dbname, meta.database_description)
+        return store.publish(table_meta, final)
+    except BaseException:
+        final.unlink(missing_ok=True)
+        raise
+
+
+def _write_version(readers: list[FileTable], plan: _Plan, final: Path, tables_dir: Path,
+                   progress: bool, memory_limit: str) -> int:
+    """Stage all rows, then write them sorted into ``final``; returns the row count."""
+    import duckdb
+    from tqdm import tqdm
+
+    tmp = final.with_name(final.name + ".tmp")
+    total = sum(r.nrows for r in readers) if all(r.nrows is not None for r in readers) \
+        else None
+    # The staging file lives in the tables directory (same disk as the result) under a
+    # name the store's garbage collector does not claim while the ingest runs.
+    with tempfile.TemporaryDirectory(dir=tables_dir, prefix=".ingest-") as work:
+        con = duckdb.connect(str(Path(work) / "staging.db"), config={
+            "threads": max(1, min(4, os.cpu_count() or 1)), "memory_limit": memory_limit,
+            "temp_directory": str(Path(work) / "spill"), "preserve_insertion_order": True,
+            "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        try:
+            empty = pa.Table.from_batches([], schema=_with_healpix(plan))
+            con.register("empty_batch", empty)
+            con.execute("CREATE TABLE data AS SELECT * FROM empty_batch")
+            con.unregister("empty_batch")
+            bar = tqdm(total=total, unit="rows", unit_scale=True, disable=not progress,
+                       desc="reading", file=sys.stderr)
+            nrows = 0
+            with bar:
+                for reader in readers:
+                    mapping = _rename_map(reader)
+                    file_rows = 0
+                    for batch in _batches(reader):
+                        prepared = _prepare(batch, plan, mapping, reader.path, file_rows)
+                        con.register("batch", prepared)
+                        con.execute("INSERT INTO data SELECT * FROM batch")
+                        con.unregister("batch")
+                        file_rows += batch.num_rows
+                        bar.update(batch.num_rows)
+                    if file_rows == 0:
+                        raise CatalogueError(f"{reader.path}: no rows")
+                    nrows += file_rows
+            if progress:
+                what = "sorting by HEALPix index and writing" if plan.positions else "writing"
+                print(f"{what} {nrows:,} rows ...", file=sys.stderr, flush=True)
+            order = f" ORDER BY {HEALPIX_COLUMN}" if plan.positions else ""
+            con.execute(f"ATTACH '{_sql_str(str(tmp))}' AS version_file")
+            con.execute(f"CREATE TABLE version_file.main.data AS SELECT * FROM data{order}")
+            written = con.execute("SELECT count(*) FROM version_file.main.data").fetchone()[0]
+            con.execute("DETACH version_file")
+            if written != nrows:
+                raise CatalogueError(f"internal error: wrote {written} of {nrows} rows")
+        except BaseException:
+            con.close()
+            tmp.unlink(missing_ok=True)
+            Path(str(tmp) + ".wal").unlink(missing_ok=True)
+            raise
+        con.close()
+    tmp.rename(final)
+    return nrows
+
+
+def _batches(reader: FileTable):
+    """The reader's batches, with library errors turned into one clear message."""
+    iterator = reader.batches()
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except CatalogueError:
+            raise
+        except Exception as exc:
+            text = str(exc).strip().splitlines()
+            raise CatalogueError(f"{reader.path}: cannot read {reader.format} rows: "
+                                 f"{text[0] if text else type(exc).__name__}") from exc
+        yield batch
+
+
+def _with_healpix(plan: _Plan) -> pa.Schema:
+    if plan.positions:
+        return plan.schema.append(pa.field(HEALPIX_COLUMN, pa.int64()))
+    return plan.schema
+
+
+def _sql_str(text: str) -> str:
+    return text.replace("'", "''")
