@@ -36,14 +36,15 @@ def number_text(values: pa.Array) -> pa.Array:
     return text
 
 
-def cell_text(array: pa.Array, fld: Field, *, null: str = "") -> pa.Array:
+def cell_text(array: pa.Array, fld: Field, *, null: str = "",
+              booleans: tuple[str, str] = ("T", "F")) -> pa.Array:
     """Text of each cell (without XML escaping), ``null`` for null cells."""
     if fld.datatype in STRING_TYPES:
         text = array
     elif fld.is_array:
         flat = pc.list_flatten(array)
         if fld.datatype == "boolean":
-            items = pc.if_else(flat, "T", "F").fill_null("?")
+            items = pc.if_else(flat, *booleans).fill_null("?")
         else:
             items = number_text(flat).fill_null("NaN")
         offsets = pc.subtract(array.offsets, array.offsets[0]) if len(array) else array.offsets
@@ -53,7 +54,7 @@ def cell_text(array: pa.Array, fld: Field, *, null: str = "") -> pa.Array:
             # votlint rejects an empty cell for a fixed-size array: write NaNs.
             null = " ".join(["NaN"] * fld.count)
     elif fld.datatype == "boolean":
-        text = pc.if_else(array, "T", "F")
+        text = pc.if_else(array, *booleans)
     else:
         text = number_text(array)
     return text.fill_null(null) if text.null_count else text

@@ -1,0 +1,238 @@
+"""TAP_UPLOAD tables: VOTable (TABLEDATA, BINARY, BINARY2), CSV, Parquet and FITS into
+an Arrow table plus column metadata (units, UCDs, descriptions kept where the format
+has them).
+
+Column names become lower-case ADQL regular identifiers: characters other than letters,
+digits and ``_`` become ``_``, and a name not starting with a letter gets a ``col_``
+prefix. Two columns ending up with the same name is an error that names both.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+
+from taphouse.catalogue.model import ColumnMeta
+from taphouse.formats.columns import columns_from_schema
+from taphouse.formats.errors import FormatError
+
+_KINDS = {
+    "votable": ("xml", "votable"),
+    "csv": ("csv", "comma-separated"),
+    "parquet": ("parquet",),
+    "fits": ("fits",),
+}
+
+
+def _kind(data: bytes, content_type: str | None) -> str:
+    ctype = (content_type or "").lower()
+    head = data[:2048].lstrip()
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"SIMPLE  ="):
+        return "fits"
+    if head.startswith(b"<"):
+        return "votable"
+    for kind, words in _KINDS.items():
+        if any(w in ctype for w in words):
+            return kind
+    return "csv"
+
+
+def identifier(name: str, index: int) -> str:
+    """A column name as a lower-case ADQL regular identifier."""
+    out = re.sub(r"[^a-z0-9_]", "_", name.strip().lower())
+    if not out:
+        return f"col{index + 1}"
+    if not out[0].isalpha() or not out[0].isascii():
+        out = "col_" + out
+    return out
+
+
+def _rename(columns: list[ColumnMeta], name: str) -> None:
+    seen: dict[str, str] = {}
+    for i, col in enumerate(columns):
+        new = identifier(col.name, i)
+        if new in seen:
+            raise FormatError(
+                f"upload {name}: columns {seen[new]!r} and {col.name!r} both become "
+                f"{new!r} as ADQL names; rename one of them")
+        seen[new] = col.name
+        col.name = new
+
+
+def _from_astropy(table: Any) -> tuple[pa.Table, list[ColumnMeta]]:
+    """An astropy Table (with masks, units, UCDs) to Arrow plus column metadata."""
+    arrays, metas = [], []
+    for col in table.itercols():
+        values = np.asarray(col)
+        if values.dtype.kind in "biuf" and not values.dtype.isnative:
+            values = values.astype(values.dtype.newbyteorder("="))
+        mask = np.ma.getmaskarray(col) if hasattr(col, "mask") else None
+        if values.dtype.kind == "O":
+            items = [None if (mask is not None and np.all(mask[i])) else v
+                     for i, v in enumerate(values)]
+            items = [_plain(v) for v in items]
+            array = pa.array(items)
+        elif values.dtype.kind in "SU":
+            items = values.astype(str)
+            m = mask if mask is not None and mask.ndim == 1 else None
+            array = pa.array(items.tolist(), pa.string(), mask=m)
+        elif values.ndim > 1:
+            flat = values.reshape(len(values), -1)
+            inner = pa.array(flat.ravel())
+            array = pa.FixedSizeListArray.from_arrays(inner, flat.shape[1])
+            if mask is not None and mask.ndim > 1:
+                rowmask = np.all(mask.reshape(len(values), -1), axis=1)
+                if rowmask.any():
+                    array = pa.array([None if m else v for m, v in
+                                      zip(rowmask, array.to_pylist(), strict=True)], array.type)
+        else:
+            m = mask if mask is not None and mask.any() else None
+            array = pa.array(values, mask=m)
+        arrays.append(array)
+        meta = ColumnMeta(name=col.name, datatype="char")
+        meta.unit = str(col.unit) if col.unit is not None else None
+        meta.description = col.description or None
+        col_meta = getattr(col, "meta", {}) or {}
+        meta.ucd = col_meta.get("ucd")
+        meta.utype = col_meta.get("utype")
+        metas.append(meta)
+    names = [c.name for c in table.itercols()]
+    arrow = pa.table(arrays, names=names)
+    typed = columns_from_schema(arrow.schema)
+    for meta, t in zip(metas, typed, strict=True):
+        meta.datatype, meta.arraysize, meta.xtype = t.datatype, t.arraysize, t.xtype
+    return arrow, metas
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ma.MaskedArray):
+        return [None if m else v for v, m in
+                zip(value.data.tolist(), np.ma.getmaskarray(value).tolist(), strict=True)]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def _votable(data: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
+    from astropy.io.votable import parse
+    from astropy.io.votable.exceptions import VOWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", VOWarning)
+        vot = parse(io.BytesIO(data), verify="ignore")
+        try:
+            vtable = vot.get_first_table()
+        except IndexError:
+            raise FormatError("the VOTable holds no TABLE") from None
+        table = vtable.to_table(use_names_over_ids=True)
+    arrow, metas = _from_astropy(table)
+    for meta, fld in zip(metas, vtable.fields, strict=True):
+        meta.ucd = fld.ucd or meta.ucd
+        meta.utype = fld.utype or meta.utype
+        meta.xtype = fld.xtype or meta.xtype
+        if fld.datatype == "unicodeChar":
+            meta.datatype = "unicodeChar"
+    return arrow, metas
+
+
+def _fits(data: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
+    from astropy.table import Table
+
+    table = Table.read(io.BytesIO(data), format="fits")
+    arrow, metas = _from_astropy(table)
+    for n, meta in enumerate(metas, start=1):  # the TUCDn/TCOMMn convention of STIL
+        meta.ucd = meta.ucd or table.meta.get(f"TUCD{n}")
+        meta.description = meta.description or table.meta.get(f"TCOMM{n}")
+    return arrow, metas
+
+
+def _parquet(data: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
+    import pyarrow.parquet as pq
+
+    from taphouse.formats.parquet import CONTENT_KEY
+
+    source = pq.ParquetFile(io.BytesIO(data))
+    arrow = source.read().replace_schema_metadata(None)
+    metas = columns_from_schema(arrow.schema)
+    content = (source.metadata.metadata or {}).get(CONTENT_KEY.encode())
+    if content:
+        from astropy.io.votable import parse
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fields = parse(io.BytesIO(content), verify="ignore").get_first_table().fields
+        by_name = {f.name: f for f in fields}
+        for meta in metas:
+            fld = by_name.get(meta.name)
+            if fld is not None:
+                meta.unit = str(fld.unit) if fld.unit is not None else None
+                meta.ucd, meta.utype = fld.ucd, fld.utype
+                meta.xtype = fld.xtype or meta.xtype
+                meta.description = fld.description or None
+    return arrow, metas
+
+
+def _csv(data: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
+    import pyarrow.csv as pacsv
+
+    delimiter = "\t" if b"\t" in data.split(b"\n", 1)[0] else ","
+    arrow = pacsv.read_csv(io.BytesIO(data), parse_options=pacsv.ParseOptions(delimiter=delimiter))
+    return arrow, columns_from_schema(arrow.schema)
+
+
+_READERS = {"votable": _votable, "fits": _fits, "parquet": _parquet, "csv": _csv}
+
+
+def read_upload(data: bytes | IO[bytes], *, content_type: str | None, name: str,
+                max_rows: int) -> tuple[pa.Table, list[ColumnMeta]]:
+    """Read one uploaded table.
+
+    Parameters
+    ----------
+    data
+        The uploaded bytes (or a binary file object).
+    content_type
+        The part's declared content type; the bytes themselves decide where they are
+        unambiguous (Parquet, FITS, XML), the content type picks CSV otherwise.
+    name
+        The TAP_UPLOAD table name, for messages.
+    max_rows
+        Largest number of rows accepted.
+
+    Returns
+    -------
+    (pyarrow.Table, list of ColumnMeta)
+        Columns renamed to lower-case ADQL identifiers, in the same order.
+
+    Raises
+    ------
+    FormatError
+        Unreadable data, clashing column names, or too many rows.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        data = data.read()
+    data = bytes(data)
+    kind = _kind(data, content_type)
+    try:
+        arrow, metas = _READERS[kind](data)
+    except FormatError:
+        raise
+    except Exception as e:  # noqa: BLE001 - any parser failure is the upload's fault
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise FormatError(f"upload {name}: cannot read it as {kind}: {first}") from None
+    if arrow.num_rows > max_rows:
+        raise FormatError(f"upload {name} has {arrow.num_rows} rows; the limit is {max_rows}")
+    if not metas:
+        raise FormatError(f"upload {name} has no columns")
+    _rename(metas, name)
+    arrow = arrow.rename_columns([m.name for m in metas])
+    return arrow, metas
