@@ -263,7 +263,8 @@ def _plan(readers: list[FileTable], ra: str | None, dec: str | None, meta: MetaF
     for key, settings in meta.columns.items():
         stored = renames[0].get(key) or (column_name(key) if column_name(key) in types else None)
         if stored is None:
-            raise CatalogueError(f"{meta_path}: column {key!r} is not in {first.path}")
+            raise CatalogueError(f"{meta_path or 'metadata'}: column {key!r} is not in "
+                                 f"{first.path}")
         overrides[stored] = settings
 
     ra_col = _given_column(ra or meta.ra, renames[0], first, "RA")
@@ -409,7 +410,7 @@ def _check_range(path: Path, values: np.ndarray, low: float, high: float, column
 # --- the ingest -----------------------------------------------------------------------
 def ingest_files(store: CatalogueStore, files: list[Path], database: str, table: str, *,
                  ra: str | None = None, dec: str | None = None,
-                 meta_file: Path | None = None, description: str | None = None,
+                 meta_file: Path | MetaFile | None = None, description: str | None = None,
                  progress: bool = False, engine_memory_limit: str = "1GB") -> TableMeta:
     """Ingest table files as the new current version of ``database.table``.
 
@@ -427,7 +428,7 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
         Position columns, when they cannot be found from UCDs or common names.
     meta_file
         YAML metadata that sets or overrides units, UCDs, descriptions, the epoch and the
-        table description (format in the module docstring).
+        table description (format in the module docstring), or a :class:`MetaFile`.
     description
         Table description; overrides the metadata file and the source file.
     progress
@@ -451,7 +452,10 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
         raise CatalogueError("no input files given")
     dbname = check_database_name(database)
     tname = check_name(table, "table")
-    meta = load_meta_file(Path(meta_file)) if meta_file is not None else MetaFile()
+    if isinstance(meta_file, MetaFile):
+        meta, meta_file = meta_file, None
+    else:
+        meta = load_meta_file(Path(meta_file)) if meta_file is not None else MetaFile()
     readers: list[FileTable] = []
     try:
         for path in files:
