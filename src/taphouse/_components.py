@@ -1,3 +1,4 @@
 """Imports every package that registers metadata migrations (see ``taphouse.metadata``)."""
 
+from taphouse.auth import schema as _auth_schema  # noqa: F401
 from taphouse.catalogue import schema as _catalogue_schema  # noqa: F401

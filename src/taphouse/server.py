@@ -7,6 +7,7 @@ layer on top. Errors of every package are mapped to HTTP here, and only here.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,8 +19,9 @@ from starlette.responses import JSONResponse, Response
 from taphouse.access import ScopeBuilder
 from taphouse.auth.authenticator import Authenticator
 from taphouse.auth.errors import AuthError
-from taphouse.auth.identity import ANONYMOUS, Identity
+from taphouse.auth.identity import Identity
 from taphouse.auth.policy import ReadPolicy
+from taphouse.auth.routes import admin_router, auth_router
 from taphouse.catalogue.model import CatalogueError
 from taphouse.catalogue.store import CatalogueStore
 from taphouse.engine.duckdb import DuckDBEngine
@@ -51,16 +53,31 @@ class Platform:
         self.sync = SyncResponder(self)
 
     def identity_for(self, username: str | None) -> Identity:
-        """The identity a background job runs as (its owner, with current groups)."""
-        if username is None:
-            return ANONYMOUS
-        return Identity(username=username, method="job")
+        """The identity a background job runs as (its owner, with current groups);
+        raises AuthError when the account was disabled or deleted since."""
+        return self.authenticator.identity_for(username)
 
-    def audit(self, prepared: Any, seconds: float, cancel: Any) -> None:
-        """Record one executed query (who, what, how long, how many rows, outcome)."""
+    def audit(self, prepared: Any, seconds: float, cancel: Any,
+              error: BaseException | None = None) -> None:
+        """Record one executed query (who, what, how long, how many rows, outcome) in the
+        audit log. Called from a ``finally`` block: without ``error``, the exception
+        being propagated (if any) is the outcome."""
+        if error is None:
+            error = sys.exc_info()[1]
+        if cancel.reason:
+            outcome = "cancelled: " + cancel.reason
+        elif isinstance(error, GeneratorExit):
+            outcome = "aborted: result not fully read"
+        elif error is not None:
+            outcome = "error: " + (getattr(error, "message", None) or str(error))
+        else:
+            outcome = "ok"
+        ident = prepared.identity
         log.info("query user=%s rows=%d seconds=%.3f outcome=%s",
-                 prepared.identity.username or "-", cancel.rows, seconds,
-                 "cancelled: " + cancel.reason if cancel.reason else "ok")
+                 ident.username or "-", cancel.rows, seconds, outcome)
+        self.authenticator.audit_log.record(
+            "query", username=ident.username, user_id=ident.user_id, method=ident.method,
+            duration=seconds, rows=cancel.rows, outcome=outcome, detail=prepared.spec.query)
 
     def start(self) -> None:
         """Background work that runs while the server serves (job workers, clean-up)."""
@@ -83,6 +100,9 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
                           base=settings.public_url + "/tap")
 
     app.include_router(tap_router(platform, main_context), prefix="/tap")
+    app.include_router(auth_router(platform.authenticator), prefix="/auth")
+    app.include_router(admin_router(platform.authenticator, platform.catalogue),
+                       prefix="/api/admin")
     _add_error_handlers(app, platform)
 
     @app.on_event("startup")

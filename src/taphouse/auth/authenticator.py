@@ -1,21 +1,279 @@
-"""Establishing the identity of each request (placeholder: anonymous only)."""
+"""Establishing the identity of each request, and the account operations around it.
+
+Presentation rules:
+
+- no ``Authorization`` header: the anonymous caller (when the operator allows anonymous
+  read; the VOSI capabilities and availability stay public so clients can discover how
+  to log in);
+- ``Bearer <token>``: a session or personal token, validated on every request;
+- ``Basic <name:password>``: checked with argon2id, then cached briefly;
+- bad, expired or revoked credentials are always refused (HTTP 401), never downgraded
+  to anonymous;
+- credentials over plain HTTP are refused unless the client is on loopback or the
+  operator declared a TLS proxy in front (``Settings.behind_tls_proxy``).
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 
-from taphouse.auth.errors import AuthError
+from taphouse.auth.accounts import AccountStore, User, check_account_name
+from taphouse.auth.audit import AuditLog
+from taphouse.auth.basic_cache import BasicCache
+from taphouse.auth.errors import AccountError, AuthError, Forbidden, InsecureTransport
 from taphouse.auth.identity import ANONYMOUS, Identity
+from taphouse.auth.passwords import PasswordHashing
+from taphouse.auth.throttle import LoginThrottle
+from taphouse.auth.tokens import IssuedToken, TokenRecord, TokenService
+
+BAD_LOGIN = "invalid user name or password"
+# Paths any caller may fetch even when anonymous read is off: clients read the
+# capabilities to learn which login methods the service accepts.
+PUBLIC_SUFFIXES = ("/capabilities", "/availability")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The result of authenticating one request: the identity and, for bearer
+    requests, the token record."""
+
+    identity: Identity
+    token: TokenRecord | None = None
 
 
 class Authenticator:
-    def __init__(self, meta: Any, settings: Any) -> None:
+    """Authentication and account operations of one server.
+
+    Parameters
+    ----------
+    meta
+        The metadata database.
+    settings
+        Server settings (``anonymous_read``, ``token_lifetime``, ``password_min_length``,
+        ``basic_cache_seconds``, ``behind_tls_proxy``).
+    hashing
+        Password hashing; argon2-cffi's default argon2id parameters when omitted.
+    clock
+        Current time in seconds since the epoch. Tests move time by assigning
+        ``authenticator.clock``; every service here reads it.
+    """
+
+    def __init__(self, meta: Any, settings: Any, *, hashing: PasswordHashing | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.meta = meta
         self.settings = settings
+        self.clock = clock
+        now = self._now
+        self.hashing = hashing or PasswordHashing()
+        self.accounts = AccountStore(meta, self.hashing,
+                                     password_min_length=settings.password_min_length,
+                                     clock=now)
+        self.tokens = TokenService(meta, session_lifetime=settings.token_lifetime, clock=now)
+        self.throttle = LoginThrottle(clock=now)
+        self.basic_cache = BasicCache(settings.basic_cache_seconds, clock=now)
+        self.audit_log = AuditLog(meta, clock=now)
 
+    def _now(self) -> float:
+        return self.clock()
+
+    # --- per request ---------------------------------------------------------------
     def identify(self, request: Request, *, allow_basic: bool = True) -> Identity:
-        if request.headers.get("authorization"):
-            raise AuthError("invalid credentials", bearer_error="invalid_token")
-        return ANONYMOUS
+        """The identity of ``request`` (raises :class:`AuthError` for bad credentials)."""
+        return self.caller(request, allow_basic=allow_basic).identity
+
+    def caller(self, request: Request, *, allow_basic: bool = True) -> Caller:
+        """Like :meth:`identify`, with the token record of bearer requests."""
+        header = request.headers.get("authorization")
+        if not header or not header.strip():
+            if self.settings.anonymous_read or request.url.path.endswith(PUBLIC_SUFFIXES):
+                return Caller(ANONYMOUS)
+            raise AuthError("this service requires a login: send HTTP Basic credentials or"
+                            " a bearer token (POST /auth/token)")
+        scheme, _, credentials = header.strip().partition(" ")
+        scheme = scheme.lower()
+        credentials = credentials.strip()
+        self.check_transport(request)
+        if scheme == "bearer":
+            return self._bearer(credentials)
+        if scheme == "basic":
+            if not allow_basic:
+                raise AuthError("HTTP Basic is not accepted here: send a bearer token"
+                                " (get one at POST /auth/token)")
+            return self._basic(credentials, client_address(request))
+        raise AuthError(f"unsupported authorization scheme {scheme[:20]!r}: use Bearer or Basic")
+
+    def check_transport(self, request: Request) -> None:
+        """Refuse credentials sent in clear text over a network."""
+        if request.url.scheme in ("https", "wss") or self.settings.behind_tls_proxy:
+            return
+        if _is_loopback(client_address(request)):
+            return
+        raise InsecureTransport(
+            "credentials over plain HTTP are refused: use https (operators running behind"
+            " a TLS-terminating proxy set TAPHOUSE_BEHIND_TLS_PROXY=1)")
+
+    def _bearer(self, secret: str) -> Caller:
+        if not secret:
+            raise AuthError("invalid token: the Bearer header is empty",
+                            bearer_error="invalid_request")
+        record = self.tokens.validate(secret)
+        user = self.accounts.user_by_id(record.user_id)
+        if user is None or user.disabled:
+            raise AuthError("invalid token: the account is disabled or deleted",
+                            bearer_error="invalid_token")
+        return Caller(self.identity_of(user, "bearer", record.scopes), record)
+
+    def _basic(self, credentials: str, client: str) -> Caller:
+        try:
+            decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise AuthError("malformed HTTP Basic credentials") from None
+        username, sep, password = decoded.partition(":")
+        if not sep:
+            raise AuthError("malformed HTTP Basic credentials")
+        key = self.basic_cache.key(username, password)
+        hit = self.basic_cache.get(key)
+        if hit is not None:
+            user = self.accounts.user_by_id(hit[0])
+            if user is not None and not user.disabled and user.credentials_version == hit[1]:
+                return Caller(self.identity_of(user, "basic"))
+        user = self.check_password(username, password, client=client, method="basic")
+        self.basic_cache.put(key, user.id, user.credentials_version)
+        return Caller(self.identity_of(user, "basic"))
+
+    def identity_of(self, user: User, method: str,
+                    scopes: Iterable[str] | None = None) -> Identity:
+        """The identity of ``user``; ``scopes=None`` means all the user may have."""
+        allowed = self.allowed_scopes(user)
+        granted = allowed if scopes is None else allowed & frozenset(scopes)
+        return Identity(username=user.name, user_id=user.id, groups=user.groups,
+                        scopes=granted, is_admin=user.is_admin and "admin" in granted,
+                        method=method)
+
+    @staticmethod
+    def allowed_scopes(user: User) -> frozenset[str]:
+        return frozenset({"read", "write", "admin"} if user.is_admin else {"read", "write"})
+
+    def identity_for(self, username: str | None) -> Identity:
+        """The identity a background job runs as: its owner with current groups
+        (:class:`AuthError` when the account was disabled or deleted since)."""
+        if username is None:
+            return ANONYMOUS
+        user = self.accounts.user(username)
+        if user is None or user.disabled:
+            raise AuthError(f"the account {username!r} is disabled or deleted")
+        return self.identity_of(user, "job")
+
+    # --- passwords -----------------------------------------------------------------
+    def check_password(self, username: str, password: str, *, client: str = "-",
+                       method: str = "password") -> User:
+        """The user whose name and password these are, or :class:`AuthError`.
+
+        Throttled per name and per client address; an unknown name costs the same
+        argon2id check as a wrong password and gets the same answer.
+        """
+        self.throttle.check(username, client)
+        try:
+            found = self.accounts.password_hash(check_account_name(username))
+        except AccountError:
+            found = None
+        ok = self.hashing.verify(found[1] if found else None, password)
+        if not ok or found is None:
+            self.throttle.failed(username, client)
+            self.audit_log.record("login_failed", username=found[0].name if found else None,
+                                  user_id=found[0].id if found else None, method=method,
+                                  client=client, outcome="refused",
+                                  detail="" if found else "unknown user name")
+            raise AuthError(BAD_LOGIN)
+        user, stored = found
+        if user.disabled:
+            self.audit_log.record("login_failed", username=user.name, user_id=user.id,
+                                  method=method, client=client, outcome="refused",
+                                  detail="account disabled")
+            raise AuthError("this account is disabled; ask the operator")
+        self.throttle.succeeded(username)
+        if self.hashing.needs_rehash(stored):
+            self.accounts.rehash(user.id, password)
+        self.audit_log.record("login", username=user.name, user_id=user.id, method=method,
+                              client=client)
+        return user
+
+    def login(self, username: str, password: str, *, client: str = "-",
+              scopes: Iterable[str] | None = None) -> tuple[User, IssuedToken]:
+        """Check name and password and issue a session token."""
+        user = self.check_password(username, password, client=client, method="password")
+        allowed = self.allowed_scopes(user)
+        wanted = allowed if scopes is None else frozenset(scopes)
+        if not wanted <= allowed:
+            raise Forbidden(f"scope(s) {sorted(wanted - allowed)} not available to"
+                            f" {user.name!r}; allowed: {sorted(allowed)}")
+        return user, self.tokens.issue(user.id, kind="session", scopes=wanted)
+
+    def change_password(self, user: User, current: str, new: str, *,
+                        client: str = "-") -> User:
+        """The user changes their own password (the current one is checked first).
+        Every token of the user is revoked and cached Basic checks dropped."""
+        self.check_password(user.name, current, client=client, method="password")
+        return self.set_password(user.name, new, by=user.name)
+
+    def set_password(self, username: str, password: str, *, by: str | None = None) -> User:
+        """Set a password (operator, or after :meth:`change_password`); revokes tokens."""
+        user = self.accounts.set_password(username, password)
+        self.basic_cache.drop_user(user.id)
+        self.audit_log.record("password", username=user.name, user_id=user.id,
+                              detail=f"password set by {by or 'the operator'};"
+                                     " all tokens revoked")
+        return user
+
+    def set_disabled(self, username: str, disabled: bool, *, by: str | None = None) -> User:
+        user = self.accounts.set_disabled(username, disabled)
+        self.basic_cache.drop_user(user.id)
+        self.audit_log.record("admin", username=user.name, user_id=user.id,
+                              detail=f"{'disabled' if disabled else 'enabled'} by"
+                                     f" {by or 'the operator'}")
+        return user
+
+    def revoke_all(self, username: str, *, by: str | None = None) -> int:
+        user = self.accounts.require(username)
+        count = self.accounts.revoke_tokens(user.name)
+        self.basic_cache.drop_user(user.id)
+        self.audit_log.record("admin", username=user.name, user_id=user.id,
+                              detail=f"{count} token(s) revoked by {by or 'the operator'}")
+        return count
+
+    def delete_user(self, username: str, *, by: str | None = None) -> None:
+        user = self.accounts.require(username)
+        self.accounts.delete_user(user.name)
+        self.basic_cache.drop_user(user.id)
+        self.audit_log.record("admin", username=user.name, user_id=user.id,
+                              detail=f"deleted by {by or 'the operator'}")
+
+
+def require_scope(identity: Identity, scope: str) -> None:
+    """Raise unless ``identity`` is logged in with ``scope`` (``read``, ``write``,
+    ``admin``)."""
+    if identity.anonymous:
+        raise AuthError("this needs a login: send a bearer token (POST /auth/token) or"
+                        " HTTP Basic credentials")
+    if scope not in identity.scopes:
+        raise Forbidden(f"this needs the {scope!r} scope; the credentials used have"
+                        f" {sorted(identity.scopes)}")
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "-"
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

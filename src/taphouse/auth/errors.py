@@ -23,6 +23,12 @@ class Forbidden(AuthError):
     status = 403
 
 
+class InsecureTransport(AuthError):
+    """Credentials sent over plain HTTP from a non-loopback client (HTTP 403)."""
+
+    status = 403
+
+
 class TooManyAttempts(AuthError):
     """Login throttled (HTTP 429 with Retry-After)."""
 
@@ -31,3 +37,17 @@ class TooManyAttempts(AuthError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class AccountError(AuthError):
+    """A request about accounts, groups or tokens that cannot be done as asked (HTTP 400):
+    a weak password, a name already taken, an invalid name."""
+
+    status = 400
+
+
+class UnknownObject(AuthError):
+    """A user, group, token or database named in an operator or owner request does not
+    exist (HTTP 404)."""
+
+    status = 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from taphouse.auth.database_access import groups_of_database
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.model import DatabaseMeta
 from taphouse.metadata import MetadataDB
@@ -21,8 +22,10 @@ class ReadPolicy:
         return bool(identity.groups & self.database_groups(db))
 
     def database_groups(self, db: DatabaseMeta) -> frozenset[str]:
-        """Groups allowed to read a restricted database (auth owns the table)."""
-        return frozenset()
+        """Groups allowed to read a restricted database."""
+        if db.database_id is None:
+            return frozenset()
+        return groups_of_database(self.meta, db.database_id)
 
     def _shared_with(self, identity: Identity, db: DatabaseMeta) -> bool:
         return False

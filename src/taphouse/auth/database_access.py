@@ -1,0 +1,71 @@
+"""Which groups may read a restricted catalogue database.
+
+A database is public (``databases.public``, owned by the catalogue) or restricted to
+the groups listed in ``database_groups``. A restricted database with no group is
+readable only by administrators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from taphouse.auth.errors import AccountError, UnknownObject
+from taphouse.metadata import MetadataDB
+
+
+def groups_of_database(meta: MetadataDB, database_id: int) -> frozenset[str]:
+    """Names of the groups allowed to read a database."""
+    rows = meta.query("SELECT g.name FROM database_groups dg JOIN groups g ON g.id=dg.group_id"
+                      " WHERE dg.database_id=?", (database_id,))
+    return frozenset(r[0] for r in rows)
+
+
+class DatabaseAccess:
+    """Restricts catalogue databases to groups, or makes them public again."""
+
+    def __init__(self, meta: MetadataDB, catalogue: Any) -> None:
+        self.meta = meta
+        self.catalogue = catalogue
+
+    def restrict(self, database: str, groups: Iterable[str]) -> dict[str, Any]:
+        """Make ``database`` readable only by members of ``groups`` (and administrators)."""
+        db = self._database(database)
+        names = sorted({g.strip().lower() for g in groups if g.strip()})
+        with self.meta.transaction() as con:
+            ids = []
+            for name in names:
+                row = con.execute("SELECT id FROM groups WHERE name=?", (name,)).fetchone()
+                if row is None:
+                    raise UnknownObject(f"no group named {name!r}; create it first"
+                                        " (`taphouse group add NAME`)")
+                ids.append(row[0])
+            con.execute("DELETE FROM database_groups WHERE database_id=?", (db.database_id,))
+            con.executemany("INSERT INTO database_groups(database_id, group_id) VALUES (?,?)",
+                            [(db.database_id, i) for i in ids])
+        # Groups first, then the switch: the database is never public and group-less.
+        self.catalogue.set_public(db.name, False)
+        return self.describe(db.name)
+
+    def make_public(self, database: str) -> dict[str, Any]:
+        """Readable by everybody (anonymous callers too, when anonymous read is on)."""
+        db = self._database(database)
+        self.catalogue.set_public(db.name, True)
+        self.meta.execute("DELETE FROM database_groups WHERE database_id=?", (db.database_id,))
+        return self.describe(db.name)
+
+    def describe(self, database: str) -> dict[str, Any]:
+        db = self._database(database)
+        return {"database": db.name, "public": db.public,
+                "groups": sorted(groups_of_database(self.meta, db.database_id))}
+
+    def all(self) -> list[dict[str, Any]]:
+        return [self.describe(db.name) for db in self.catalogue.databases(kind="catalogue")]
+
+    def _database(self, name: str) -> Any:
+        db = self.catalogue.database(name)
+        if db is None:
+            raise UnknownObject(f"no database named {name!r}")
+        if db.kind != "catalogue":
+            raise AccountError(f"{db.name!r} is a user schema; its owner shares it")
+        return db

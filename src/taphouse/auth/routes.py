@@ -1,0 +1,345 @@
+"""HTTP endpoints of the auth package: ``/auth`` (login, tokens) and the operator API
+(``/api/admin``). Handlers translate HTTP to :class:`Authenticator` calls."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+
+from taphouse.auth.authenticator import Authenticator, Caller, client_address
+from taphouse.auth.database_access import DatabaseAccess
+from taphouse.auth.errors import AccountError, AuthError, Forbidden
+from taphouse.auth.tokens import IssuedToken, iso_time
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+MAX_PERSONAL_DAYS = 3650
+
+
+async def _caller(auth: Authenticator, request: Request, *, login: bool = True) -> Caller:
+    caller = await run_in_threadpool(auth.caller, request)
+    if login and caller.identity.anonymous:
+        raise AuthError("this needs a login: send a bearer token (POST /auth/token) or HTTP"
+                        " Basic credentials")
+    return caller
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    """Form fields (OAuth2 style) or a JSON object."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form()
+        return {k: v for k, v in form.items() if isinstance(v, str)}
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise AccountError("the request body must be form fields or a JSON object") from None
+    if not isinstance(data, dict):
+        raise AccountError("the request body must be a JSON object")
+    return data
+
+
+def _text(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = data.get(name)
+    if value is None or value == "":
+        if required:
+            raise AccountError(f"missing field {name!r}")
+        return None
+    if not isinstance(value, str):
+        raise AccountError(f"field {name!r} must be a string")
+    return value
+
+
+def token_response(auth: Authenticator, username: str, issued: IssuedToken) -> JSONResponse:
+    """The OAuth2-style answer carrying a new token (never cached by proxies)."""
+    rec = issued.record
+    body: dict[str, Any] = {
+        "access_token": issued.secret, "token_type": "bearer", "username": username,
+        "kind": rec.kind, "token_id": rec.id, "scope": " ".join(sorted(rec.scopes)),
+        "issued_at": iso_time(rec.issued),
+        "expires_in": None if rec.expires is None else int(rec.expires - rec.issued),
+        "expires_at": iso_time(rec.expires)}
+    if rec.kind == "session" and rec.expires is not None:
+        # Refresh in the last tenth of the lifetime (at most 10 minutes before expiry).
+        margin = min(600.0, (rec.expires - rec.issued) / 10)
+        body["refresh_before"] = iso_time(rec.expires - margin)
+        body["refresh_url"] = auth.settings.public_url + "/auth/refresh"
+    if rec.kind == "personal":
+        body["name"] = rec.name
+    return JSONResponse(body, headers=NO_STORE)
+
+
+def auth_router(auth: Authenticator) -> APIRouter:
+    """Login, refresh, logout, whoami, personal tokens and password change."""
+    router = APIRouter()
+
+    @router.post("/token")
+    async def token(request: Request) -> JSONResponse:
+        auth.check_transport(request)
+        data = await _body(request)
+        grant = data.get("grant_type")
+        if grant not in (None, "", "password"):
+            raise AccountError(f"unsupported grant_type {str(grant)[:40]!r}: use password")
+        username = _text(data, "username")
+        password = _text(data, "password")
+        scope = _text(data, "scope", required=False)
+        scopes = scope.split() if scope else None
+        user, issued = await run_in_threadpool(
+            auth.login, username, password, client=client_address(request), scopes=scopes)
+        return token_response(auth, user.name, issued)
+
+    @router.post("/refresh")
+    async def refresh(request: Request) -> JSONResponse:
+        caller = await _caller(auth, request)
+        if caller.token is None or caller.token.kind != "session":
+            raise AccountError("refresh needs a session token (Authorization: Bearer ...);"
+                               " log in at POST /auth/token to get one")
+        issued = await run_in_threadpool(auth.tokens.refresh, caller.token)
+        return token_response(auth, caller.identity.username or "", issued)
+
+    @router.post("/logout")
+    async def logout(request: Request) -> JSONResponse:
+        caller = await _caller(auth, request)
+        if caller.token is None:
+            return JSONResponse({"revoked": False,
+                                 "message": "no token presented: HTTP Basic has no session"})
+        await run_in_threadpool(auth.tokens.revoke, caller.token.id)
+        auth.audit_log.record("token", username=caller.identity.username,
+                              user_id=caller.identity.user_id, client=client_address(request),
+                              detail=f"logout: {caller.token.kind} token {caller.token.id}"
+                                     " revoked")
+        return JSONResponse({"revoked": True, "token_id": caller.token.id})
+
+    @router.get("/whoami")
+    async def whoami(request: Request) -> JSONResponse:
+        caller = await _caller(auth, request, login=False)
+        ident = caller.identity
+        body: dict[str, Any] = {
+            "username": ident.username, "anonymous": ident.anonymous, "method": ident.method,
+            "groups": sorted(ident.groups), "scopes": sorted(ident.scopes),
+            "is_admin": ident.is_admin}
+        if caller.token is not None:
+            body["token"] = caller.token.to_json()
+        return JSONResponse(body)
+
+    @router.post("/tokens")
+    async def create_token(request: Request) -> JSONResponse:
+        caller = await _caller(auth, request)
+        if caller.token is not None and caller.token.kind == "personal":
+            raise Forbidden("a personal token cannot create tokens: use a session token"
+                            " (POST /auth/token) or name and password")
+        if "write" not in caller.identity.scopes:
+            raise Forbidden("creating tokens needs the 'write' scope")
+        data = await _body(request)
+        name = (_text(data, "name") or "").strip()
+        if not name or len(name) > 100:
+            raise AccountError("token name: give 1 to 100 characters (e.g. 'nightly-crossmatch')")
+        scopes = data.get("scopes", ["read", "write"])
+        if isinstance(scopes, str):
+            scopes = scopes.split()
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+            raise AccountError("scopes: a list such as [\"read\"] or [\"read\", \"write\"]")
+        if not set(scopes) <= caller.identity.scopes:
+            raise Forbidden(f"scope(s) {sorted(set(scopes) - caller.identity.scopes)} not"
+                            " available to the credentials used")
+        days = data.get("expires_in_days", 365)
+        if days is not None and (not isinstance(days, (int, float)) or isinstance(days, bool)
+                                 or not 0 < days <= MAX_PERSONAL_DAYS):
+            raise AccountError(f"expires_in_days: a number of days from 1 to"
+                               f" {MAX_PERSONAL_DAYS}, or null for no expiry")
+        lifetime = None if days is None else float(days) * 86400.0
+        user_id = caller.identity.user_id
+        assert user_id is not None
+        issued = await run_in_threadpool(auth.tokens.issue, user_id, kind="personal", name=name,
+                                         scopes=scopes, lifetime=lifetime)
+        auth.audit_log.record("token", username=caller.identity.username, user_id=user_id,
+                              client=client_address(request),
+                              detail=f"personal token {issued.record.id} {name!r} created")
+        return token_response(auth, caller.identity.username or "", issued)
+
+    @router.get("/tokens")
+    async def list_tokens(request: Request) -> JSONResponse:
+        caller = await _caller(auth, request)
+        assert caller.identity.user_id is not None
+        records = await run_in_threadpool(auth.tokens.list, caller.identity.user_id)
+        current = caller.token.id if caller.token else None
+        return JSONResponse({"tokens": [dict(r.to_json(), current=r.id == current)
+                                        for r in records]})
+
+    @router.delete("/tokens/{token_id}")
+    async def delete_token(request: Request, token_id: int) -> JSONResponse:
+        caller = await _caller(auth, request)
+        await run_in_threadpool(auth.tokens.revoke, token_id, user_id=caller.identity.user_id)
+        auth.audit_log.record("token", username=caller.identity.username,
+                              user_id=caller.identity.user_id, client=client_address(request),
+                              detail=f"token {token_id} revoked by its owner")
+        return JSONResponse({"revoked": True, "token_id": token_id})
+
+    @router.post("/password")
+    async def password(request: Request) -> JSONResponse:
+        auth.check_transport(request)
+        caller = await _caller(auth, request)
+        data = await _body(request)
+        current = _text(data, "current_password")
+        new = _text(data, "new_password")
+        user = auth.accounts.require(caller.identity.username or "")
+        user = await run_in_threadpool(auth.change_password, user, current, new,
+                                       client=client_address(request))
+        issued = await run_in_threadpool(auth.tokens.issue, user.id, kind="session",
+                                         scopes=caller.identity.scopes or None)
+        resp = token_response(auth, user.name, issued)
+        body = json.loads(resp.body)
+        body["message"] = "password changed; every earlier token was revoked"
+        return JSONResponse(body, headers=NO_STORE)
+
+    return router
+
+
+def admin_router(auth: Authenticator, catalogue: Any) -> APIRouter:
+    """The operator API: users, groups, database access, audit log (administrators)."""
+    router = APIRouter()
+    access = DatabaseAccess(auth.meta, catalogue)
+
+    async def admin(request: Request) -> str:
+        caller = await _caller(auth, request)
+        if not caller.identity.is_admin:
+            raise Forbidden("this is the operator API: it needs an administrator account"
+                            " (and a token with the 'admin' scope)")
+        return caller.identity.username or ""
+
+    @router.get("/users")
+    async def users(request: Request) -> JSONResponse:
+        await admin(request)
+        return JSONResponse({"users": [u.to_json() for u in auth.accounts.users()]})
+
+    @router.post("/users")
+    async def add_user(request: Request) -> JSONResponse:
+        by = await admin(request)
+        auth.check_transport(request)
+        data = await _body(request)
+        groups = data.get("groups") or []
+        if not isinstance(groups, list):
+            raise AccountError("groups: a list of group names")
+        user = await run_in_threadpool(
+            auth.accounts.add_user, _text(data, "username"), _text(data, "password"),
+            is_admin=bool(data.get("is_admin", False)), groups=groups)
+        auth.audit_log.record("admin", username=user.name, user_id=user.id,
+                              detail=f"created by {by}")
+        return JSONResponse(user.to_json(), status_code=201)
+
+    @router.get("/users/{name}")
+    async def get_user(request: Request, name: str) -> JSONResponse:
+        await admin(request)
+        user = auth.accounts.require(name)
+        tokens = [t.to_json() for t in auth.tokens.list(user.id)]
+        return JSONResponse(dict(user.to_json(), tokens=tokens))
+
+    @router.delete("/users/{name}")
+    async def delete_user(request: Request, name: str) -> JSONResponse:
+        by = await admin(request)
+        await run_in_threadpool(auth.delete_user, name, by=by)
+        return JSONResponse({"deleted": name.lower()})
+
+    @router.post("/users/{name}/disable")
+    async def disable(request: Request, name: str) -> JSONResponse:
+        by = await admin(request)
+        return JSONResponse(auth.set_disabled(name, True, by=by).to_json())
+
+    @router.post("/users/{name}/enable")
+    async def enable(request: Request, name: str) -> JSONResponse:
+        by = await admin(request)
+        return JSONResponse(auth.set_disabled(name, False, by=by).to_json())
+
+    @router.post("/users/{name}/admin")
+    async def set_admin(request: Request, name: str) -> JSONResponse:
+        await admin(request)
+        data = await _body(request)
+        return JSONResponse(auth.accounts.set_admin(name, bool(data.get("is_admin"))).to_json())
+
+    @router.post("/users/{name}/password")
+    async def set_password(request: Request, name: str) -> JSONResponse:
+        by = await admin(request)
+        auth.check_transport(request)
+        data = await _body(request)
+        user = await run_in_threadpool(auth.set_password, name, _text(data, "password"), by=by)
+        return JSONResponse(dict(user.to_json(), message="password set; all tokens revoked"))
+
+    @router.post("/users/{name}/revoke-tokens")
+    async def revoke_tokens(request: Request, name: str) -> JSONResponse:
+        by = await admin(request)
+        count = await run_in_threadpool(auth.revoke_all, name, by=by)
+        return JSONResponse({"username": name.lower(), "revoked": count})
+
+    @router.get("/groups")
+    async def groups(request: Request) -> JSONResponse:
+        await admin(request)
+        return JSONResponse({"groups": [g.to_json() for g in auth.accounts.groups()]})
+
+    @router.post("/groups")
+    async def add_group(request: Request) -> JSONResponse:
+        await admin(request)
+        data = await _body(request)
+        group = auth.accounts.add_group(_text(data, "name") or "",
+                                        _text(data, "description", required=False) or "")
+        return JSONResponse(group.to_json(), status_code=201)
+
+    @router.delete("/groups/{name}")
+    async def delete_group(request: Request, name: str) -> JSONResponse:
+        await admin(request)
+        auth.accounts.delete_group(name)
+        return JSONResponse({"deleted": name.lower()})
+
+    @router.post("/groups/{name}/members")
+    async def add_member(request: Request, name: str) -> JSONResponse:
+        await admin(request)
+        data = await _body(request)
+        return JSONResponse(auth.accounts.add_member(name, _text(data, "username") or "")
+                            .to_json())
+
+    @router.delete("/groups/{name}/members/{username}")
+    async def remove_member(request: Request, name: str, username: str) -> JSONResponse:
+        await admin(request)
+        return JSONResponse(auth.accounts.remove_member(name, username).to_json())
+
+    @router.get("/databases")
+    async def databases(request: Request) -> JSONResponse:
+        await admin(request)
+        return JSONResponse({"databases": access.all()})
+
+    @router.put("/databases/{name}/access")
+    async def set_access(request: Request, name: str) -> JSONResponse:
+        by = await admin(request)
+        data = await _body(request)
+        if data.get("public"):
+            result = access.make_public(name)
+        else:
+            groups = data.get("groups") or []
+            if not isinstance(groups, list):
+                raise AccountError("groups: a list of group names")
+            result = access.restrict(name, groups)
+        auth.audit_log.record("admin", username=by, detail=f"database {result['database']}:"
+                              f" public={result['public']} groups={result['groups']}")
+        return JSONResponse(result)
+
+    @router.get("/audit")
+    async def audit(request: Request) -> JSONResponse:
+        await admin(request)
+        q = request.query_params
+        try:
+            limit = int(q.get("limit", "100"))
+            since = float(q["since"]) if q.get("since") else None
+        except ValueError:
+            raise AccountError("limit must be an integer and since a POSIX time") from None
+        return JSONResponse({"entries": auth.audit_log.entries(
+            username=q.get("user"), event=q.get("event"), since=since, limit=limit)})
+
+    return router
+
+
+__all__ = ["auth_router", "admin_router", "token_response"]

@@ -1,0 +1,205 @@
+"""Bearer tokens: issue, validate, refresh, list and revoke.
+
+A token is ``th_`` followed by 32 random bytes, URL-safe base64 (43 characters). Only
+its SHA-256 digest is stored: a leaked metadata database does not give usable tokens,
+and a random 256-bit secret needs no slow password hash. Session tokens come from a
+login and can be refreshed; personal tokens are named, long-lived and made for scripts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from taphouse.auth.errors import AccountError, AuthError, UnknownObject
+from taphouse.metadata import MetadataDB
+
+PREFIX = "th_"
+SCOPES = ("read", "write", "admin")
+"""``read``: queries and metadata; ``write``: user space, jobs, tokens; ``admin``: the
+operator API (only for administrators)."""
+
+# Refreshing swaps the old session token for a new one; the old one stays valid this
+# long so requests already in flight with it (parallel notebook cells) still succeed.
+REFRESH_GRACE = 60.0
+# Writing last_used on every request would turn each read into a write.
+LAST_USED_RESOLUTION = 60.0
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """A stored token (never the secret itself)."""
+
+    id: int
+    user_id: int
+    kind: str
+    name: str
+    scopes: frozenset[str]
+    issued: float
+    expires: float | None
+    session_start: float
+    last_used: float | None
+    revoked: float | None
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "name": self.name,
+                "scopes": sorted(self.scopes), "issued_at": iso_time(self.issued),
+                "expires_at": iso_time(self.expires), "last_used": iso_time(self.last_used),
+                "revoked": self.revoked is not None}
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token just issued: the only moment its secret is known to the server."""
+
+    secret: str
+    record: TokenRecord
+
+
+def token_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class TokenService:
+    """Issues and validates tokens.
+
+    Parameters
+    ----------
+    meta
+        The metadata database.
+    session_lifetime
+        Seconds a session token is valid (``Settings.token_lifetime``).
+    max_session_age
+        Seconds after a login beyond which a session can no longer be refreshed.
+    clock
+        Returns the current time in seconds since the epoch; tests replace it to move time.
+    """
+
+    def __init__(self, meta: MetadataDB, *, session_lifetime: float = 24 * 3600.0,
+                 max_session_age: float = 30 * 24 * 3600.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.meta = meta
+        self.session_lifetime = session_lifetime
+        self.max_session_age = max_session_age
+        self.clock = clock
+
+    def issue(self, user_id: int, *, kind: str = "session", name: str = "",
+              scopes: Iterable[str] = ("read", "write"), lifetime: float | None = None,
+              session_start: float | None = None) -> IssuedToken:
+        """A new token; ``lifetime=None`` means the session lifetime for session tokens
+        and no expiry for personal ones."""
+        if kind not in ("session", "personal"):
+            raise AccountError(f"token kind must be session or personal, not {kind!r}")
+        scope_set = frozenset(scopes)
+        unknown = scope_set - set(SCOPES)
+        if unknown:
+            raise AccountError(f"unknown token scope(s) {sorted(unknown)}; use {list(SCOPES)}")
+        now = self.clock()
+        if lifetime is None and kind == "session":
+            lifetime = self.session_lifetime
+        expires = None if lifetime is None else now + lifetime
+        secret = PREFIX + secrets.token_urlsafe(32)
+        start = now if session_start is None else session_start
+        cur = self.meta.execute(
+            "INSERT INTO tokens(user_id, digest, kind, name, scopes, issued, expires,"
+            " session_start) VALUES (?,?,?,?,?,?,?,?)",
+            (user_id, token_digest(secret), kind, name, " ".join(sorted(scope_set)), now,
+             expires, start))
+        record = self.get(cur.lastrowid)
+        assert record is not None
+        return IssuedToken(secret, record)
+
+    def validate(self, secret: str) -> TokenRecord:
+        """The record of a live token, or :class:`AuthError` saying why not."""
+        digest = token_digest(secret)
+        row = self.meta.query_one("SELECT * FROM tokens WHERE digest=?", (digest,))
+        # The lookup is by digest, so timing says nothing about the secret; the compare
+        # is a second line of defence.
+        if row is None or not hmac.compare_digest(row["digest"], digest):
+            raise AuthError("invalid token: not issued by this service; log in again",
+                            bearer_error="invalid_token")
+        record = _record(row)
+        now = self.clock()
+        if record.revoked is not None and record.revoked <= now:
+            raise AuthError("invalid token: it has been revoked (logout, password change or"
+                            " operator); log in again", bearer_error="invalid_token")
+        if record.expires is not None and record.expires <= now:
+            raise AuthError(f"token expired at {iso_time(record.expires)}; log in again"
+                            " (session tokens can be refreshed before they expire at"
+                            " POST /auth/refresh)", bearer_error="invalid_token")
+        if record.last_used is None or now - record.last_used > LAST_USED_RESOLUTION:
+            self.meta.execute("UPDATE tokens SET last_used=? WHERE id=?", (now, record.id))
+        return record
+
+    def refresh(self, record: TokenRecord) -> IssuedToken:
+        """A new session token for a live session token; the old one stays valid for
+        :data:`REFRESH_GRACE` seconds, then is revoked."""
+        if record.kind != "session":
+            raise AccountError("only session tokens can be refreshed; personal tokens have"
+                               " their own lifetime")
+        now = self.clock()
+        if now - record.session_start > self.max_session_age:
+            raise AuthError("session too old to refresh: log in again with name and password",
+                            bearer_error="invalid_token")
+        new = self.issue(record.user_id, kind="session", scopes=record.scopes,
+                         session_start=record.session_start)
+        self.meta.execute("UPDATE tokens SET revoked=? WHERE id=? AND revoked IS NULL",
+                          (now + REFRESH_GRACE, record.id))
+        return new
+
+    def revoke(self, token_id: int, *, user_id: int | None = None) -> None:
+        """Revoke one token (of ``user_id`` only, when given)."""
+        record = self.get(token_id)
+        if record is None or (user_id is not None and record.user_id != user_id):
+            raise UnknownObject(f"no token with id {token_id}")
+        self.meta.execute("UPDATE tokens SET revoked=? WHERE id=? AND"
+                          " (revoked IS NULL OR revoked > ?)",
+                          (self.clock(), token_id, self.clock()))
+
+    def get(self, token_id: int) -> TokenRecord | None:
+        row = self.meta.query_one("SELECT * FROM tokens WHERE id=?", (token_id,))
+        return _record(row) if row else None
+
+    def list(self, user_id: int, *, kind: str | None = None,
+             include_dead: bool = False) -> list[TokenRecord]:
+        """Tokens of a user, newest first (live ones only unless ``include_dead``)."""
+        rows = self.meta.query("SELECT * FROM tokens WHERE user_id=? ORDER BY id DESC",
+                               (user_id,))
+        now = self.clock()
+        out = []
+        for r in rows:
+            rec = _record(r)
+            if kind is not None and rec.kind != kind:
+                continue
+            dead = ((rec.revoked is not None and rec.revoked <= now)
+                    or (rec.expires is not None and rec.expires <= now))
+            if dead and not include_dead:
+                continue
+            out.append(rec)
+        return out
+
+    def purge(self, older_than: float = 7 * 24 * 3600.0) -> int:
+        """Delete records of tokens dead for longer than ``older_than`` seconds."""
+        cutoff = self.clock() - older_than
+        cur = self.meta.execute("DELETE FROM tokens WHERE (revoked IS NOT NULL AND revoked < ?)"
+                                " OR (expires IS NOT NULL AND expires < ?)", (cutoff, cutoff))
+        return cur.rowcount
+
+
+def _record(row: sqlite3.Row) -> TokenRecord:
+    return TokenRecord(id=row["id"], user_id=row["user_id"], kind=row["kind"], name=row["name"],
+                       scopes=frozenset(row["scopes"].split()), issued=row["issued"],
+                       expires=row["expires"], session_start=row["session_start"],
+                       last_used=row["last_used"], revoked=row["revoked"])
+
+
+def iso_time(t: float | None) -> str | None:
+    """ISO 8601 UTC text of a POSIX time (None stays None)."""
+    if t is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
