@@ -25,6 +25,8 @@ from taphouse.auth.routes import admin_router, auth_router
 from taphouse.catalogue.model import CatalogueError
 from taphouse.catalogue.store import CatalogueStore
 from taphouse.engine.duckdb import DuckDBEngine
+from taphouse.jobs import JobError, JobService
+from taphouse.jobs.tap_query import TapQueryRunner
 from taphouse.metadata import MetadataDB
 from taphouse.settings import Settings
 from taphouse.tap.errors import TapError
@@ -51,6 +53,7 @@ class Platform:
         self.authenticator = Authenticator(self.meta, settings)
         self.query_service = QueryService(self)
         self.sync = SyncResponder(self)
+        self.jobs = JobService(self.meta, settings, {"tap": TapQueryRunner(self)})
 
     def identity_for(self, username: str | None) -> Identity:
         """The identity a background job runs as (its owner, with current groups);
@@ -81,8 +84,10 @@ class Platform:
 
     def start(self) -> None:
         """Background work that runs while the server serves (job workers, clean-up)."""
+        self.jobs.start()
 
     def stop(self) -> None:
+        self.jobs.stop()
         self.meta.close()
 
 
@@ -152,6 +157,12 @@ def _add_error_handlers(app: FastAPI, platform: Platform) -> None:
     @app.exception_handler(TapError)
     async def _tap_error(request: Request, exc: TapError) -> Response:
         return tap_error_response(exc)
+
+    @app.exception_handler(JobError)
+    async def _job_error(request: Request, exc: JobError) -> Response:
+        if _wants_votable(request):
+            return tap_error_response(TapError(exc.message, exc.status))
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
 
     @app.exception_handler(AuthError)
     async def _auth_error(request: Request, exc: AuthError) -> Response:

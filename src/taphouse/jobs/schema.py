@@ -1,0 +1,34 @@
+"""Metadata tables of the job store (UWS jobs, shared by TAP async and compute)."""
+
+from taphouse.metadata import register_migrations
+
+register_migrations("jobs", [
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL DEFAULT 'tap',
+        owner TEXT,
+        phase TEXT NOT NULL,
+        run_id TEXT,
+        params TEXT NOT NULL,
+        parts TEXT NOT NULL DEFAULT '{}',
+        workspace TEXT,
+        created REAL NOT NULL,
+        queued REAL,
+        started REAL,
+        ended REAL,
+        quote REAL,
+        execution_duration REAL NOT NULL,
+        destruction REAL NOT NULL,
+        error TEXT,
+        result_file TEXT,
+        result_mime TEXT,
+        result_size INTEGER,
+        result_rows INTEGER,
+        result_overflow INTEGER
+    );
+    CREATE INDEX jobs_owner_created ON jobs(owner, created);
+    CREATE INDEX jobs_phase ON jobs(phase, queued);
+    CREATE INDEX jobs_destruction ON jobs(destruction)
+    """,
+])

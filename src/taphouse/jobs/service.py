@@ -1,0 +1,437 @@
+"""The job service: persistent UWS jobs, a worker pool with fair queueing, clean-up.
+
+State lives in the metadata database (:class:`~taphouse.jobs.store.JobStore`); files
+(uploaded parts, results) in ``settings.jobs_dir/<job id>/``. What a job *does* is up to
+a :class:`JobRunner` chosen by the job's ``kind`` (``"tap"``: an ADQL query).
+
+Threads: ``settings.workers`` workers take QUEUED jobs in the order the
+:class:`~taphouse.jobs.fairness.FairScheduler` picks, at most ``max_jobs_per_user`` per
+owner at a time; one reaper removes jobs past their destruction time. Clients waiting
+for a phase change (UWS ``WAIT``) wait on an asyncio event, holding no thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import shutil
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from taphouse.jobs.fairness import FairScheduler
+from taphouse.jobs.model import (
+    ABORTED,
+    ACTIVE_PHASES,
+    COMPLETED,
+    ERROR,
+    EXECUTING,
+    FINAL_PHASES,
+    PENDING,
+    QUEUED,
+    Job,
+    JobFailure,
+    JobNotFound,
+    JobResult,
+    JobStateError,
+    now,
+)
+from taphouse.jobs.store import JobStore
+from taphouse.metadata import MetadataDB
+from taphouse.settings import Settings
+
+if TYPE_CHECKING:
+    from taphouse.tap.service import CancelHandle
+
+log = logging.getLogger("taphouse.jobs")
+
+MAX_WAIT = 60.0
+"""Longest a UWS WAIT blocks, in seconds (clients asking for more, or -1, get this)."""
+
+ABORT_REASON = "aborted by the owner"
+RESTART_MESSAGE = ("the server restarted while this job was executing, so its run was lost;"
+                   " please submit the job again")
+STOP_MESSAGE = ("the server was stopped while this job was executing, so its run was lost;"
+                " please submit the job again")
+INTERNAL_MESSAGE = ("internal error while running the job; the operator can find details"
+                    " in the server log")
+
+
+class JobRunner(Protocol):
+    """What a kind of job does (``"tap"``: run an ADQL query)."""
+
+    def validate(self, params: dict[str, str]) -> None:
+        """Raise (with a message for the user) if ``params`` can never run."""
+
+    def run(self, job: Job, cancel: CancelHandle, workdir: Path) -> JobResult:
+        """Do the work; write the result into ``workdir``; raise on failure (an
+        exception with ``message`` and optionally ``line``/``column``/``query``)."""
+
+
+@dataclass(eq=False)
+class _Watcher:
+    loop: asyncio.AbstractEventLoop
+    event: asyncio.Event
+
+
+class JobService:
+    """Create, run, watch and destroy jobs on behalf of their owners.
+
+    Every method taking ``owner`` acts only on that owner's jobs (``None`` is the
+    anonymous caller); a job of someone else raises :class:`JobNotFound`, like an
+    unknown one.
+    """
+
+    def __init__(self, meta: MetadataDB, settings: Settings,
+                 runners: Mapping[str, JobRunner], *, reap_interval: float = 60.0) -> None:
+        self.store = JobStore(meta)
+        self.settings = settings
+        self.jobs_dir = Path(settings.jobs_dir)
+        self.runners = dict(runners)
+        self.reap_interval = reap_interval
+        self._cond = threading.Condition()
+        self._scheduler = FairScheduler(settings.max_jobs_per_user)
+        self._handles: dict[str, CancelHandle] = {}
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+        self._stop_event = threading.Event()
+        self._watchers: dict[str, set[_Watcher]] = {}
+        self._watch_lock = threading.Lock()
+
+    # --- creating and changing jobs ---------------------------------------------------
+    def create(self, owner: str | None, params: Mapping[str, str],
+               parts: Mapping[str, tuple[bytes, str]] | None = None, *,
+               workspace: list[str] | None = None, kind: str = "tap") -> Job:
+        """A new PENDING job; ``params`` keyed lower-case, ``parts`` the uploaded
+        request parts by name as (content, content type), saved beside the job."""
+        params = {k.lower(): v for k, v in params.items() if k.lower() != "phase"}
+        self._runner(kind).validate(params)
+        job_id = "j" + secrets.token_hex(8)
+        workdir = self.jobs_dir / job_id
+        workdir.mkdir(parents=True)
+        created = now()
+        try:
+            saved = _save_parts(workdir, parts or {}, {})
+            job = Job(id=job_id, kind=kind, owner=owner, phase=PENDING, params=params,
+                      run_id=params.get("runid"), parts=saved,
+                      workspace=None if workspace is None else list(workspace),
+                      created=created, execution_duration=self.settings.exec_duration_default,
+                      destruction=created + self.settings.job_retention)
+            self.store.insert(job)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+        return job
+
+    def get(self, job_id: str, owner: str | None) -> Job:
+        job = self.store.get(job_id) if _plausible_id(job_id) else None
+        if job is None or job.owner != owner:
+            raise JobNotFound(f"no job {job_id!r} here: it never existed, was deleted, or"
+                              " belongs to someone else")
+        return job
+
+    def list(self, owner: str | None, *, phases: list[str] | tuple[str, ...] = (),
+             after: float | None = None, last: int | None = None) -> list[Job]:
+        """The owner's jobs (see :meth:`JobStore.list`)."""
+        return self.store.list(owner, phases=phases, after=after, last=last)
+
+    def update_parameters(self, job_id: str, owner: str | None, params: Mapping[str, str],
+                          parts: Mapping[str, tuple[bytes, str]] | None = None) -> Job:
+        """Change parameters of a PENDING job (new values replace old ones; UPLOAD
+        items accumulate, as DALI allows several)."""
+        job = self.get(job_id, owner)
+        self._require(job, {PENDING}, "change its parameters")
+        merged = dict(job.params)
+        for name, value in params.items():
+            name = name.lower()
+            if name == "phase":
+                continue
+            if name == "upload" and merged.get("upload"):
+                merged[name] = _merge_uploads(merged["upload"], value)
+            else:
+                merged[name] = value
+        self._runner(job.kind).validate(merged)
+        saved = _save_parts(self.jobs_dir / job.id, parts or {}, job.parts)
+        if not self.store.update(job.id, from_phases=[PENDING], params=merged, parts=saved,
+                                 run_id=merged.get("runid")):
+            raise JobStateError(f"job {job.id} is no longer PENDING; its parameters are fixed")
+        return self.get(job_id, owner)
+
+    def set_execution_duration(self, job_id: str, owner: str | None, seconds: float) -> Job:
+        """Set the run-time limit (0 or more than the service limit: the service limit)."""
+        job = self.get(job_id, owner)
+        self._require(job, {PENDING, QUEUED}, "change its execution duration")
+        limit = self.settings.exec_duration_limit
+        value = limit if seconds <= 0 or seconds > limit else float(seconds)
+        self.store.update(job.id, from_phases=[PENDING, QUEUED], execution_duration=value)
+        return self.get(job_id, owner)
+
+    def set_destruction(self, job_id: str, owner: str | None, when: float) -> Job:
+        """Set the destruction time (no later than the retention period from now)."""
+        job = self.get(job_id, owner)
+        when = min(when, now() + self.settings.job_retention)
+        self.store.update(job.id, destruction=when)
+        return self.get(job_id, owner)
+
+    # --- phase changes ------------------------------------------------------------------
+    def run(self, job_id: str, owner: str | None) -> Job:
+        """PHASE=RUN: a PENDING job becomes QUEUED before this returns."""
+        job = self.get(job_id, owner)
+        if job.phase in FINAL_PHASES:
+            raise JobStateError(f"job {job.id} has already ended ({job.phase});"
+                                " create a new job to run it again")
+        if job.phase == PENDING:
+            with self._cond:
+                self.store.update(job.id, from_phases=[PENDING], phase=QUEUED, queued=now())
+                self._cond.notify_all()
+            self._notify(job.id)
+        return self.get(job_id, owner)
+
+    def abort(self, job_id: str, owner: str | None) -> Job:
+        """PHASE=ABORT: the job ends as ABORTED; a running query is cancelled."""
+        job = self.get(job_id, owner)
+        with self._cond:
+            changed = self.store.update(job.id, from_phases=sorted(ACTIVE_PHASES),
+                                        phase=ABORTED, ended=now())
+            handle = self._handles.get(job.id)
+            if handle is not None:
+                handle.cancel(ABORT_REASON)
+        if changed:
+            self._notify(job.id)
+        return self.get(job_id, owner)
+
+    def delete(self, job_id: str, owner: str | None) -> None:
+        """Remove the job, its files and its result; a running query is cancelled."""
+        job = self.get(job_id, owner)
+        self._destroy(job.id, "the job was deleted")
+
+    # --- waiting ------------------------------------------------------------------------
+    async def wait(self, job_id: str, owner: str | None, timeout: float,
+                   phase: str | None = None) -> Job:
+        """UWS 1.1 blocking WAIT: return when the job's phase differs from ``phase``
+        (default: its phase now), at once if it is not PENDING/QUEUED/EXECUTING, and
+        after at most ``timeout`` (negative: the cap, :data:`MAX_WAIT`) seconds."""
+        loop = asyncio.get_running_loop()
+        timeout = MAX_WAIT if timeout < 0 else min(timeout, MAX_WAIT)
+        deadline = loop.time() + timeout
+        watcher = _Watcher(loop, asyncio.Event())
+        with self._watch_lock:
+            self._watchers.setdefault(job_id, set()).add(watcher)
+        try:
+            watched = phase.upper() if phase else None
+            while True:
+                watcher.event.clear()
+                job = await asyncio.to_thread(self.get, job_id, owner)
+                if watched is None:
+                    watched = job.phase
+                if job.phase != watched or job.phase not in ACTIVE_PHASES:
+                    return job
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return job
+                try:
+                    await asyncio.wait_for(watcher.event.wait(), remaining)
+                except TimeoutError:
+                    pass
+        finally:
+            with self._watch_lock:
+                watchers = self._watchers.get(job_id)
+                if watchers is not None:
+                    watchers.discard(watcher)
+                    if not watchers:
+                        del self._watchers[job_id]
+
+    def _notify(self, job_id: str) -> None:
+        with self._watch_lock:
+            watchers = list(self._watchers.get(job_id, ()))
+        for w in watchers:
+            try:
+                w.loop.call_soon_threadsafe(w.event.set)
+            except RuntimeError:  # the loop has closed: nobody waits any more
+                pass
+
+    # --- life cycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Recover from a previous run, then start the workers and the reaper."""
+        self._recover()
+        self.reap()
+        self._stopping = False
+        self._stop_event.clear()
+        for i in range(max(1, self.settings.workers)):
+            t = threading.Thread(target=self._work, name=f"taphouse-job-worker-{i}",
+                                 daemon=True)
+            t.start()
+            self._threads.append(t)
+        t = threading.Thread(target=self._reap_loop, name="taphouse-job-reaper", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the threads; jobs running now end as ERROR (queued ones stay queued)."""
+        with self._cond:
+            self._stopping = True
+            for handle in self._handles.values():
+                handle.cancel(STOP_MESSAGE)
+            self._cond.notify_all()
+        self._stop_event.set()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads = []
+
+    def _recover(self) -> None:
+        for job_id in self.store.ids_in_phase(EXECUTING):
+            self.store.update(job_id, from_phases=[EXECUTING], phase=ERROR, ended=now(),
+                              error=JobFailure(RESTART_MESSAGE))
+            for partial in (self.jobs_dir / job_id).glob(".*.part"):
+                partial.unlink(missing_ok=True)
+            log.warning("job %s was executing when the server stopped; now ERROR", job_id)
+        if self.jobs_dir.is_dir():
+            known = self.store.all_ids()
+            for d in self.jobs_dir.iterdir():
+                if d.is_dir() and d.name not in known:
+                    shutil.rmtree(d, ignore_errors=True)
+
+    def reap(self, at: float | None = None) -> int:
+        """Destroy every job whose destruction time has passed; returns how many."""
+        expired = self.store.expired(now() if at is None else at)
+        for job_id in expired:
+            self._destroy(job_id, "the job reached its destruction time")
+        return len(expired)
+
+    def _reap_loop(self) -> None:
+        while not self._stop_event.wait(self.reap_interval):
+            try:
+                self.reap()
+            except Exception:
+                log.exception("removing expired jobs failed; will retry")
+
+    def _destroy(self, job_id: str, reason: str) -> None:
+        with self._cond:
+            handle = self._handles.get(job_id)
+            if handle is not None:
+                handle.cancel(reason)
+            self.store.delete(job_id)
+        shutil.rmtree(self.jobs_dir / job_id, ignore_errors=True)
+        self._notify(job_id)
+
+    # --- workers --------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                claim = None
+                while claim is None:
+                    if self._stopping:
+                        return
+                    claim = self._claim()
+                    if claim is None:
+                        self._cond.wait(timeout=5.0)
+            job_id, owner, handle = claim
+            try:
+                self._execute(job_id, handle)
+            except Exception:
+                log.exception("job %s: unexpected failure in the worker", job_id)
+            finally:
+                with self._cond:
+                    self._handles.pop(job_id, None)
+                    self._scheduler.finished(owner)
+                    self._cond.notify_all()
+
+    def _claim(self) -> tuple[str, str | None, CancelHandle] | None:
+        # Called with self._cond held; the DB update guards against a concurrent abort.
+        while True:
+            choice = self._scheduler.choose(self.store.queued())
+            if choice is None:
+                return None
+            job_id, owner = choice
+            if self.store.update(job_id, from_phases=[QUEUED], phase=EXECUTING,
+                                 started=now()):
+                from taphouse.tap.service import CancelHandle
+
+                handle = CancelHandle()
+                self._handles[job_id] = handle
+                self._scheduler.started(owner)
+                self._notify(job_id)
+                return job_id, owner, handle
+
+    def _execute(self, job_id: str, handle: CancelHandle) -> None:
+        job = self.store.get(job_id)
+        if job is None or job.phase != EXECUTING:
+            return
+        workdir = self.jobs_dir / job.id
+        workdir.mkdir(parents=True, exist_ok=True)
+        limit = job.execution_duration
+        handle.deadline(limit, f"the execution duration limit of {limit:g} s was reached")
+        try:
+            result = self._runner(job.kind).run(job, handle, workdir)
+        except Exception as exc:
+            failure = self._failure(job, exc, handle)
+            self.store.update(job.id, from_phases=[EXECUTING], phase=ERROR, ended=now(),
+                              error=failure)
+        else:
+            if not self.store.update(job.id, from_phases=[EXECUTING], phase=COMPLETED,
+                                     ended=now(), result=result):
+                # Aborted or deleted meanwhile: its result must not outlive that.
+                (workdir / result.file).unlink(missing_ok=True)
+        finally:
+            handle.detach()
+        if self.store.get(job.id) is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        self._notify(job.id)
+
+    def _failure(self, job: Job, exc: Exception, handle: CancelHandle) -> JobFailure:
+        if handle.reason == STOP_MESSAGE:
+            return JobFailure(STOP_MESSAGE)
+        message = getattr(exc, "message", None)
+        if isinstance(message, str) and message:
+            return JobFailure(message, line=getattr(exc, "line", None),
+                              column=getattr(exc, "column", None),
+                              query=getattr(exc, "query", None))
+        log.error("job %s failed unexpectedly", job.id, exc_info=exc)
+        return JobFailure(INTERNAL_MESSAGE)
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _runner(self, kind: str) -> JobRunner:
+        try:
+            return self.runners[kind]
+        except KeyError:
+            raise JobStateError(f"this server cannot run jobs of kind {kind!r}") from None
+
+    @staticmethod
+    def _require(job: Job, phases: set[str], action: str) -> None:
+        if job.phase not in phases:
+            raise JobStateError(f"job {job.id} is {job.phase}; only a job that is "
+                                f"{' or '.join(sorted(phases))} can {action}")
+
+    def running(self) -> dict[str, Any]:
+        """Running jobs per owner (for monitoring and tests)."""
+        with self._cond:
+            return dict(self._scheduler.running)
+
+
+def _plausible_id(job_id: str) -> bool:
+    return 1 < len(job_id) <= 64 and job_id.isascii() and job_id.isalnum()
+
+
+def _save_parts(workdir: Path, parts: Mapping[str, tuple[bytes, str]],
+                existing: Mapping[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    # Part names come from the client: files get our own names.
+    saved = {k: dict(v) for k, v in existing.items()}
+    n = len(list(workdir.glob("upload-*")))
+    for name, (data, ctype) in parts.items():
+        fname = f"upload-{n}"
+        n += 1
+        (workdir / fname).write_bytes(data)
+        saved[name] = {"file": fname, "type": ctype or ""}
+    return saved
+
+
+def _merge_uploads(old: str, new: str) -> str:
+    items: dict[str, str] = {}
+    for text in (old, new):
+        for item in text.split(";"):
+            if item.strip():
+                items[item.split(",", 1)[0].strip().lower()] = item.strip()
+    return ";".join(items.values())

@@ -1,0 +1,65 @@
+"""The ``"tap"`` job kind: an ADQL query run by :class:`~taphouse.tap.service.QueryService`
+as the job's owner, its result stored as a file in the job's directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from taphouse.jobs.model import Job, JobResult
+from taphouse.tap.errors import TapError
+from taphouse.tap.service import CancelHandle, PreparedQuery, parse_query_spec
+
+
+class TapQueryRunner:
+    """Runs TAP async jobs for one platform (see :class:`~taphouse.jobs.service.JobRunner`)."""
+
+    def __init__(self, platform: Any) -> None:
+        self.platform = platform
+
+    def validate(self, params: dict[str, str]) -> None:
+        """Reject parameters that can never run (bad LANG, MAXREC, format, UPLOAD)."""
+        parse_query_spec(params, self.platform.settings, require_query=False)
+
+    def run(self, job: Job, cancel: CancelHandle, workdir: Path) -> JobResult:
+        service = self.platform.query_service
+        spec = parse_query_spec(job.params, self.platform.settings)
+        parts: dict[str, bytes] = {}
+        types: dict[str, str] = {}
+        for name, info in job.parts.items():
+            parts[name] = (workdir / info["file"]).read_bytes()
+            types[name] = info.get("type", "")
+        uploads = service.read_uploads(spec, parts, types)
+        prepared = service.prepare(self.platform.identity_for(job.owner), spec,
+                                   workspace=job.workspace, uploads=uploads)
+        ext = getattr(prepared.writer, "extension", "") or "dat"
+        final = workdir / f"result.{ext}"
+        partial = workdir / f".result.{ext}.part"
+        try:
+            with open(partial, "wb") as out:
+                for chunk in service.execute(prepared, cancel=cancel):
+                    out.write(chunk)
+                if cancel.reason:
+                    # A writer that records late errors inside the document (VOTable)
+                    # ends normally; a cancelled run is still a failed job.
+                    raise TapError(f"query cancelled: {cancel.reason}")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(partial, final)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        result = JobResult(file=final.name, mime=prepared.writer.mime,
+                           size=final.stat().st_size, rows=min(cancel.rows, prepared.limit),
+                           overflow=cancel.rows > prepared.limit)
+        if job.owner is not None:
+            self.on_job_completed(job, prepared)
+        return result
+
+    def on_job_completed(self, job: Job, prepared: PreparedQuery) -> None:
+        """Hook run after a logged-in user's job succeeded, before it is COMPLETED.
+
+        User space will store the result here as the table ``mydb.job_<job id>``;
+        nothing happens yet.
+        """
