@@ -32,6 +32,7 @@ class Adql(Dialect):
                          "&&", "**", "==", "<=>"}
         }
         KEYWORDS["TOP"] = TokenType.TOP
+        HEX_STRINGS = [("0x", ""), ("0X", "")]
         VAR_SINGLE_TOKENS: set[str] = set()
 
     class Parser(parser.Parser):

@@ -1,0 +1,218 @@
+"""Metadata of result columns, derived from the resolved source columns.
+
+Units and UCDs go through an expression where its meaning is unchanged (a column, its
+minimum, maximum or mean, a rounding, a CAST, a sum of same-unit values, a scaling
+by a plain number); otherwise they are dropped rather than guessed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sqlglot import exp
+
+from taphouse.adql.udf import UDFS
+from taphouse.catalogue.model import ColumnMeta
+
+_NUMERIC_RANK = {"boolean": 0, "unsignedByte": 1, "short": 2, "int": 3, "long": 4,
+                 "float": 5, "double": 6}
+
+GEOMETRY_XTYPES = {"point": "2", "circle": "3", "polygon": "*"}
+
+
+def geometry_meta(xtype: str) -> ColumnMeta:
+    return ColumnMeta("", "double", arraysize=GEOMETRY_XTYPES[xtype], xtype=xtype, unit="deg")
+
+
+def source_column(node: exp.Expression) -> ColumnMeta | None:
+    """The resolved source column of a Column node (set by the resolver)."""
+    meta = getattr(node, "_meta", None)
+    return meta.get("th_col") if meta else None
+
+
+def describe(node: exp.Expression) -> ColumnMeta:
+    """Metadata of the value of an expression (``name`` left empty)."""
+    d = _describe(node)
+    return d if d.name == "" else dataclasses.replace(d, name="")
+
+
+def _plain(datatype: str, arraysize: str | None = None, unit: str | None = None,
+           ucd: str | None = None, xtype: str | None = None) -> ColumnMeta:
+    return ColumnMeta("", datatype, arraysize=arraysize, unit=unit, ucd=ucd, xtype=xtype)
+
+
+def _text() -> ColumnMeta:
+    return _plain("char", "*")
+
+
+def _numeric_join(*metas: ColumnMeta) -> str:
+    best = "int"
+    for m in metas:
+        if m.datatype in _NUMERIC_RANK and _NUMERIC_RANK[m.datatype] > _NUMERIC_RANK[best]:
+            best = m.datatype
+    return best
+
+
+def _same_unit(*metas: ColumnMeta) -> str | None:
+    units = {m.unit for m in metas if m.unit is not None}
+    return units.pop() if len(units) == 1 else None
+
+
+def _keep(m: ColumnMeta, *, ucd: bool = True, datatype: str | None = None) -> ColumnMeta:
+    return _plain(datatype or m.datatype, m.arraysize, m.unit, m.ucd if ucd else None,
+                  m.xtype)
+
+
+def _describe(node: exp.Expression) -> ColumnMeta:  # noqa: C901 - one dispatch table
+    if isinstance(node, exp.Column):
+        col = source_column(node)
+        if col is not None:
+            return dataclasses.replace(col, name="", principal=False, indexed=False,
+                                       std=False)
+        return _plain("double")
+    if isinstance(node, exp.Alias | exp.Paren):
+        return _describe(node.this)
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return _text()
+        text = node.this
+        if any(c in text for c in ".eE"):
+            return _plain("double")
+        return _plain("int" if abs(int(text)) < 2**31 else "long")
+    if isinstance(node, exp.HexString):
+        return _plain("long")
+    if isinstance(node, exp.Boolean | exp.Predicate | exp.Not | exp.And | exp.Or
+                  | exp.Exists):
+        return _plain("boolean")
+    if isinstance(node, exp.Null):
+        return _plain("double")
+    if isinstance(node, exp.Neg):
+        inner = _describe(node.this)
+        return _keep(inner, ucd=False)
+    if isinstance(node, exp.Add | exp.Sub | exp.Mod):
+        a, b = _describe(node.this), _describe(node.expression)
+        unit = _same_unit(a, b) if not isinstance(node, exp.Mod) else a.unit
+        return _plain(_numeric_join(a, b), unit=unit)
+    if isinstance(node, exp.Mul | exp.Div):
+        a, b = _describe(node.this), _describe(node.expression)
+        unit = None
+        if isinstance(node.expression, exp.Literal) and b.unit is None:
+            unit = a.unit
+        elif isinstance(node, exp.Mul) and isinstance(node.this, exp.Literal):
+            unit = b.unit
+        dt = "double" if isinstance(node, exp.Div) else _numeric_join(a, b)
+        return _plain(dt, unit=unit)
+    if isinstance(node, exp.DPipe | exp.Lower | exp.Upper):
+        return _text()
+    if isinstance(node, exp.BitwiseAnd | exp.BitwiseOr | exp.BitwiseXor | exp.BitwiseNot):
+        return _plain("long")
+    if isinstance(node, exp.Count):
+        return _plain("long")
+    if isinstance(node, exp.Sum):
+        a = _describe(node.this)
+        return _plain("double" if _numeric_join(a) in ("float", "double") else "long",
+                      unit=a.unit)
+    if isinstance(node, exp.Avg):
+        return _keep(_describe(node.this), datatype="double")
+    if isinstance(node, exp.Min | exp.Max):
+        return _keep(_describe(node.this))
+    if isinstance(node, exp.Distinct):
+        return _describe(node.expressions[0]) if node.expressions else _plain("double")
+    if isinstance(node, exp.Round | exp.Trunc | exp.Ceil | exp.Floor):
+        a = _describe(node.this)
+        return _keep(a, datatype=a.datatype if a.datatype in _NUMERIC_RANK else "double")
+    if isinstance(node, exp.Abs):
+        return _keep(_describe(node.this), ucd=False)
+    if isinstance(node, exp.Degrees):
+        return _plain("double", unit="deg")
+    if isinstance(node, exp.Radians):
+        return _plain("double", unit="rad")
+    if isinstance(node, exp.Cast):
+        a = _describe(node.this)
+        to = node.args["to"].this
+        T = exp.DataType.Type
+        dt = {T.SMALLINT: "short", T.INT: "int", T.BIGINT: "long", T.FLOAT: "float",
+              T.DOUBLE: "double"}.get(to)
+        if dt is None:
+            if to == T.TIMESTAMP:
+                return _plain("char", "*", xtype="timestamp")
+            return _text()
+        return _plain(dt, unit=a.unit, ucd=a.ucd)
+    if isinstance(node, exp.Coalesce | exp.Nullif):
+        parts = [_describe(node.this)] + [_describe(e) for e in node.expressions
+                                          if isinstance(node, exp.Coalesce)]
+        first = parts[0]
+        if all(p.unit == first.unit and p.ucd == first.ucd for p in parts):
+            return _keep(first)
+        return _plain(first.datatype, first.arraysize)
+    if isinstance(node, exp.Case):
+        results = [_describe(i.args["true"]) for i in node.args.get("ifs") or []]
+        if node.args.get("default") is not None:
+            results.append(_describe(node.args["default"]))
+        results = [r for r in results if r.datatype != "double" or r.unit or True]
+        if not results:
+            return _plain("double")
+        first = results[0]
+        if all(r.datatype in _NUMERIC_RANK for r in results):
+            dt = _numeric_join(*results)
+        else:
+            dt = first.datatype
+        same = all(r.unit == first.unit and r.ucd == first.ucd for r in results)
+        return _plain(dt, first.arraysize, first.unit if same else None,
+                      first.ucd if same else None, first.xtype if same else None)
+    if isinstance(node, exp.Subquery):
+        cols = node.this.meta.get("th_columns") if node.this is not None else None
+        if cols:
+            return _keep(cols[0])
+        return _plain("double")
+    if isinstance(node, exp.Contains):
+        return _plain("int")
+    if isinstance(node, exp.Anonymous):
+        return _describe_call(node)
+    return _plain("double")
+
+
+def _describe_call(node: exp.Anonymous) -> ColumnMeta:
+    name = node.name.lower()
+    args = node.expressions
+    if name in ("point", "centroid"):
+        return geometry_meta("point")
+    if name == "circle":
+        return geometry_meta("circle")
+    if name in ("polygon", "box"):
+        return geometry_meta("polygon")
+    if name == "distance":
+        return _plain("double", unit="deg", ucd="pos.angDistance")
+    if name == "area":
+        return _plain("double", unit="deg**2", ucd="phys.angArea")
+    if name in ("contains", "intersects"):
+        return _plain("int")
+    if name == "coord1":
+        return _plain("double", unit="deg", ucd="pos.eq.ra")
+    if name == "coord2":
+        return _plain("double", unit="deg", ucd="pos.eq.dec")
+    if name == "coordsys":
+        return _text()
+    if name == "in_unit":
+        a = _describe(args[0]) if args else _plain("double")
+        unit = args[1].this if len(args) > 1 and isinstance(args[1], exp.Literal) else None
+        return _plain("double", unit=unit, ucd=a.ucd)
+    if name == "log10":
+        return _plain("double")
+    udf = UDFS.get(name)
+    if udf is not None:
+        return _plain(udf.datatype, udf.arraysize, udf.unit, udf.ucd, udf.xtype)
+    return _plain("double")
+
+
+def result_name(node: exp.Expression) -> str:
+    """The ADQL name of an unaliased select item: the column name, else the function's."""
+    if isinstance(node, exp.Column):
+        return node.name
+    if isinstance(node, exp.Paren):
+        return result_name(node.this)
+    if isinstance(node, exp.Anonymous):
+        return node.name.lower()
+    if isinstance(node, exp.Func):
+        return node.sql_name().lower() if hasattr(node, "sql_name") else "expr"
+    return "expr"

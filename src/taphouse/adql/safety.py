@@ -1,0 +1,131 @@
+"""Tree-level safety: only a query, only allowed node types and functions.
+
+Checked on the parsed ADQL tree before anything is resolved or generated, so a
+refused construct never reaches a backend. The check is an allow-list: a node type
+that is not listed here (DDL, DML, PRAGMA, SET, COPY, table functions, lambdas,
+struct or array syntax, window functions, ...) is refused with a message that names it.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from taphouse.adql.errors import AdqlError
+from taphouse.adql.udf import UDFS
+
+#: ADQL geometry functions (translated by :mod:`taphouse.adql.geometry`).
+GEOMETRY_FUNCTIONS = frozenset({
+    "point", "circle", "box", "polygon", "contains", "intersects", "distance", "area",
+    "centroid", "coord1", "coord2", "coordsys", "region",
+})
+#: Other ADQL functions that parse as plain calls.
+ADQL_FUNCTIONS = frozenset({"in_unit", "log10"})
+
+_QUERY_ROOTS = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery)
+
+_ALLOWED = (
+    # query structure
+    exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery, exp.With, exp.CTE,
+    exp.TableAlias, exp.From, exp.Join, exp.Where, exp.Group, exp.Having, exp.Order,
+    exp.Ordered, exp.Limit, exp.Offset, exp.Table, exp.Column, exp.Identifier, exp.Star,
+    exp.Alias, exp.Distinct,
+    # values and operators
+    exp.Literal, exp.Null, exp.Boolean, exp.HexString, exp.Paren, exp.Neg, exp.Not,
+    exp.And, exp.Or, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Is, exp.Like,
+    exp.ILike, exp.Between, exp.In, exp.Exists, exp.Add, exp.Sub, exp.Mul, exp.Div,
+    exp.Mod, exp.DPipe, exp.Case, exp.If, exp.Cast, exp.DataType, exp.DataTypeParam,
+    exp.BitwiseAnd, exp.BitwiseOr, exp.BitwiseXor, exp.BitwiseNot, exp.Tuple,
+    # functions of ADQL 2.1 section 2.3 and 2.4
+    exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max, exp.Abs, exp.Ceil, exp.Floor, exp.Exp,
+    exp.Ln, exp.Log, exp.Pow, exp.Sqrt, exp.Round, exp.Trunc, exp.Rand, exp.Pi,
+    exp.Degrees, exp.Radians, exp.Sin, exp.Cos, exp.Tan, exp.Cot, exp.Asin, exp.Acos,
+    exp.Atan, exp.Atan2, exp.Lower, exp.Upper, exp.Coalesce, exp.Nullif, exp.Contains,
+    exp.Anonymous,
+)
+
+#: ADQL CAST target types (section 2.10 of ADQL 2.1).
+_CAST_TYPES = frozenset({
+    exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT,
+    exp.DataType.Type.FLOAT, exp.DataType.Type.DOUBLE, exp.DataType.Type.CHAR,
+    exp.DataType.Type.VARCHAR, exp.DataType.Type.TEXT, exp.DataType.Type.TIMESTAMP,
+    exp.DataType.Type.NCHAR, exp.DataType.Type.NVARCHAR,
+})
+
+_REFUSED_STATEMENT = {
+    "Insert": "INSERT", "Update": "UPDATE", "Delete": "DELETE", "Merge": "MERGE",
+    "Create": "CREATE", "Drop": "DROP", "Alter": "ALTER", "Pragma": "PRAGMA", "Set": "SET",
+    "Copy": "COPY", "Attach": "ATTACH", "Detach": "DETACH", "Install": "INSTALL",
+    "Load": "LOAD", "Use": "USE", "Describe": "DESCRIBE", "Command": "a backend command",
+    "Grant": "GRANT", "Revoke": "REVOKE", "Transaction": "a transaction",
+    "Commit": "COMMIT", "Rollback": "ROLLBACK", "TruncateTable": "TRUNCATE TABLE",
+    "Show": "SHOW", "Summarize": "SUMMARIZE", "Analyze": "ANALYZE", "Cache": "CACHE",
+    "Kill": "KILL", "Export": "EXPORT",
+}
+
+
+def check_statement(tree: exp.Expression) -> None:
+    """Refuse anything that is not a single ADQL query."""
+    if not isinstance(tree, _QUERY_ROOTS):
+        what = _REFUSED_STATEMENT.get(type(tree).__name__)
+        if what is None:
+            text = tree.sql()[:30]
+            what = f"'{text}'" if text else type(tree).__name__
+        raise AdqlError.at(f"only queries (SELECT ...) are accepted, not {what}", tree)
+
+
+def check_tree(tree: exp.Expression) -> None:
+    """Refuse node types and functions that are not part of the accepted language."""
+    check_statement(tree)
+    for node in tree.walk():
+        if not isinstance(node, _ALLOWED) or type(node) in _SUBCLASS_REFUSED:
+            raise AdqlError.at(_describe_refused(node), node)
+        if isinstance(node, exp.Anonymous):
+            name = node.name.lower()
+            if name not in GEOMETRY_FUNCTIONS and name not in ADQL_FUNCTIONS \
+                    and name not in UDFS:
+                raise AdqlError.at(
+                    f"unknown or forbidden function {node.name}: use an ADQL function or "
+                    f"one of the service's functions ({', '.join(sorted(UDFS))})", node)
+        elif isinstance(node, exp.Table):
+            if not isinstance(node.this, exp.Identifier):
+                raise AdqlError.at(
+                    "table functions are not allowed in FROM: name a table of the service",
+                    node)
+            if node.this.quoted and ("." in node.name or "/" in node.name):
+                # DuckDB reads FROM 'file.csv'; a table name never looks like a path.
+                raise AdqlError.at(f"unknown table {node.name!r}: file access is not "
+                                   "allowed", node)
+        elif isinstance(node, exp.Cast):
+            to = node.args.get("to")
+            if to is None or to.this not in _CAST_TYPES:
+                raise AdqlError.at(
+                    f"CAST to {to.sql() if to is not None else '?'} is not allowed: use "
+                    "SMALLINT, INTEGER, BIGINT, REAL, DOUBLE PRECISION, CHAR, VARCHAR or "
+                    "TIMESTAMP", node)
+        elif isinstance(node, exp.Join):
+            if node.args.get("method") not in (None, "", "NATURAL") or node.args.get("side") not in (None, "", "LEFT",
+                                                                         "RIGHT", "FULL") \
+                    or node.args.get("kind") not in (None, "", "INNER", "OUTER", "CROSS"):
+                raise AdqlError.at(
+                    f"join type {node.sql().split(' JOIN ')[0]} JOIN is not ADQL", node)
+        elif isinstance(node, exp.Select):
+            for key in ("laterals", "qualify", "windows", "kind", "into", "sample",
+                        "settings", "prewhere", "connect", "match", "pivots", "locks"):
+                if node.args.get(key):
+                    raise AdqlError.at(f"{key.upper()} is not part of ADQL", node)
+
+
+# Subclasses of allowed types that carry backend-only meaning.
+_SUBCLASS_REFUSED: frozenset[type] = frozenset()
+
+
+def _describe_refused(node: exp.Expression) -> str:
+    name = type(node).__name__
+    if name in _REFUSED_STATEMENT:
+        return f"only queries are accepted, not {_REFUSED_STATEMENT[name]}"
+    if isinstance(node, exp.Func):
+        fname = node.sql_name() if hasattr(node, "sql_name") else name
+        return f"unknown or forbidden function {fname}"
+    if isinstance(node, exp.Window):
+        return "window functions (OVER) are not part of ADQL"
+    return f"'{node.sql()[:40]}' is not allowed in ADQL ({name})"

@@ -1,0 +1,304 @@
+"""ADQL text to backend SQL: parse, check, resolve, optimise spatial predicates,
+translate functions, apply the row limit, generate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+
+from taphouse.adql import geometry as geo
+from taphouse.adql.columns import describe
+from taphouse.adql.dialect import Adql
+from taphouse.adql.errors import AdqlError
+from taphouse.adql.resolve import Resolver
+from taphouse.adql.safety import check_tree
+from taphouse.adql.scope import Scope
+from taphouse.adql.spatial import optimise_spatial
+from taphouse.adql.udf import UDFS
+from taphouse.catalogue.model import ColumnMeta, TableMeta
+
+DIALECTS = ("duckdb", "postgres")
+
+
+@dataclass
+class Translation:
+    """The result of translating one ADQL query.
+
+    Attributes
+    ----------
+    sql
+        Backend SQL text.
+    columns
+        Metadata of each result column, in order, with unique names.
+    tables
+        The tables the query reads.
+    limit
+        The effective row limit (the smaller of TOP and MAXREC), or None. When MAXREC
+        is the binding limit the SQL reads ``limit + 1`` rows, so that the caller can
+        tell an overflow.
+    """
+
+    sql: str
+    columns: list[ColumnMeta]
+    tables: list[TableMeta]
+    limit: int | None = None
+    dialect: str = "duckdb"
+    notes: list[str] = field(default_factory=list)
+
+
+def parse(adql: str) -> exp.Expression:
+    """Parse ADQL text into one sqlglot tree (no checks beyond syntax)."""
+    try:
+        trees = sqlglot.parse(adql, read=Adql)
+    except ParseError as e:
+        err = e.errors[0] if e.errors else {}
+        desc = err.get("description") or str(e).split("\n")[0]
+        highlight = err.get("highlight")
+        msg = f"syntax error: {desc}" + (f" near {highlight!r}" if highlight else "")
+        col = err.get("col")
+        if col is not None and highlight:
+            col = max(1, col - len(highlight) + 1)
+        raise AdqlError(msg, err.get("line"), col) from None
+    except TokenError as e:
+        raise AdqlError(f"syntax error: {e}") from None
+    trees = [t for t in trees if t is not None]
+    if not trees:
+        raise AdqlError("the query is empty")
+    if len(trees) > 1:
+        raise AdqlError.at("only one query is accepted (remove the ';' and what follows)",
+                           trees[1])
+    return trees[0]
+
+
+def translate(adql: str, scope: Scope, *, dialect: str = "duckdb",
+              maxrec: int | None = None) -> Translation:
+    """Translate an ADQL 2.1 query into backend SQL.
+
+    Parameters
+    ----------
+    adql
+        The query text.
+    scope
+        The tables this request may see (see :class:`taphouse.adql.scope.Scope`).
+    dialect
+        ``"duckdb"`` (embedded backend) or ``"postgres"``.
+    maxrec
+        The caller's row limit (TAP MAXREC), if any.
+
+    Returns
+    -------
+    Translation
+
+    Raises
+    ------
+    AdqlError
+        Syntax errors, refused constructs, unknown or ambiguous names.
+    """
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown dialect {dialect!r}; use one of {DIALECTS}")
+    tree = parse(adql)
+    check_tree(tree)
+    tree = normalize_identifiers(tree, dialect=Adql)
+    resolver = Resolver(scope)
+    columns = resolver.query(tree, [], {})
+    notes = optimise_spatial(tree, scope, dialect)
+    tree = _translate_node(tree, dialect)
+    limit = _apply_limit(tree, maxrec)
+    sql = tree.sql(dialect=dialect)
+    return Translation(sql, columns, list(resolver.tables.values()), limit, dialect, notes)
+
+
+# --- row limit ------------------------------------------------------------------------
+def _apply_limit(tree: exp.Expression, maxrec: int | None) -> int | None:
+    target = tree.this if isinstance(tree, exp.Subquery) else tree
+    top = None
+    lim = target.args.get("limit")
+    if lim is not None:
+        value = geo.constant(lim.expression)
+        if value is None or value < 0 or value != int(value):
+            raise AdqlError.at("TOP needs a non-negative integer", lim)
+        top = int(value)
+    if maxrec is None:
+        return top
+    if maxrec < 0:
+        raise AdqlError("MAXREC must not be negative")
+    if top is not None and top <= maxrec:
+        return top
+    target.set("limit", exp.Limit(expression=exp.Literal.number(maxrec + 1)))
+    return maxrec
+
+
+# --- functions ------------------------------------------------------------------------
+def _translate_node(node: exp.Expression, dialect: str) -> exp.Expression:
+    """Translate ADQL functions below (and including) ``node`` into backend SQL."""
+
+    def tx(n: exp.Expression) -> exp.Expression:
+        return _translate_node(n, dialect)
+
+    replaced = _translate_special(node, tx, dialect)
+    if replaced is not None:
+        return replaced
+    for key, value in list(node.args.items()):
+        if isinstance(value, exp.Expression):
+            new = tx(value)
+            if new is not value:
+                node.set(key, new)
+        elif isinstance(value, list):
+            changed = False
+            items = []
+            for v in value:
+                if isinstance(v, exp.Expression):
+                    nv = tx(v)
+                    changed |= nv is not v
+                    items.append(nv)
+                else:
+                    items.append(v)
+            if changed:
+                node.set(key, items)
+    return node
+
+
+_GEO_PREDICATES = ("contains", "intersects")
+
+
+def _predicate_name(node: exp.Expression) -> str | None:
+    if isinstance(node, exp.Contains):
+        return "contains"
+    if isinstance(node, exp.Anonymous) and node.name.lower() in _GEO_PREDICATES:
+        return node.name.lower()
+    return None
+
+
+def _geo_predicate(node: exp.Expression, tx) -> exp.Expression:
+    name = _predicate_name(node)
+    if isinstance(node, exp.Contains):
+        args = [node.this, node.expression]
+    else:
+        args = list(node.expressions)
+    if len(args) != 2:
+        raise AdqlError.at(f"{name.upper()} takes two geometries", node)
+    a, b = geo.geometry(args[0], tx), geo.geometry(args[1], tx)
+    return geo.contains(a, b, node) if name == "contains" else geo.intersects(a, b, node)
+
+
+def _is_number(node: exp.Expression, value: int) -> bool:
+    return isinstance(node, exp.Literal) and not node.is_string and node.this == str(value)
+
+
+def _translate_special(node: exp.Expression, tx, dialect: str) -> exp.Expression | None:
+    # CONTAINS(...) = 1 (and 1 = CONTAINS, = 0, <> 0...) become boolean tests
+    if isinstance(node, exp.EQ | exp.NEQ):
+        for pred, other in ((node.this, node.expression), (node.expression, node.this)):
+            if _predicate_name(pred) and (_is_number(other, 1) or _is_number(other, 0)):
+                test = _geo_predicate(pred, tx)
+                positive = _is_number(other, 1) == isinstance(node, exp.EQ)
+                return p_bool(test) if positive else exp.Not(this=exp.Paren(this=test))
+        return None
+    if _predicate_name(node):
+        test = _geo_predicate(node, tx)
+        parent = node.parent
+        if isinstance(parent, exp.Where | exp.And | exp.Or | exp.Not) or (
+                isinstance(parent, exp.Join) and node.arg_key == "on"):
+            return p_bool(test)
+        return exp.Case(ifs=[exp.If(this=test, true=exp.Literal.number(1))],
+                        default=exp.Literal.number(0))
+    if isinstance(node, exp.Anonymous):
+        return _translate_call(node, tx, dialect)
+    if isinstance(node, exp.HexString):
+        return exp.Literal.number(int(node.this, 16))
+    if isinstance(node, exp.Rand) and node.this is not None and dialect == "duckdb":
+        return exp.Rand()
+    if isinstance(node, exp.Trunc) and dialect == "postgres" and node.args.get("decimals"):
+        node.set("this", exp.Cast(this=tx(node.this),
+                                  to=exp.DataType.build("DECIMAL")))
+        return None
+    return None
+
+
+def p_bool(test: exp.Expression) -> exp.Expression:
+    return exp.Paren(this=test)
+
+
+def _translate_call(node: exp.Anonymous, tx, dialect: str) -> exp.Expression | None:
+    name = node.name.lower()
+    args = list(node.expressions)
+    if name in ("point", "circle", "polygon", "box", "centroid"):
+        return geo.to_value(geo.geometry(node, tx))
+    if name == "distance":
+        if len(args) == 2:
+            a, b = geo.geometry(args[0], tx), geo.geometry(args[1], tx)
+        elif len(args) == 4:
+            a = geo.Point(tx(args[0]), tx(args[1]))
+            b = geo.Point(tx(args[2]), tx(args[3]))
+        else:
+            raise AdqlError.at("DISTANCE takes two points or four coordinates", node)
+        if not isinstance(a, geo.Point) or not isinstance(b, geo.Point):
+            raise AdqlError.at("DISTANCE is defined between two points", node)
+        return geo.distance(a, b)
+    if name in ("coord1", "coord2"):
+        if len(args) != 1:
+            raise AdqlError.at(f"{name.upper()} takes one point", node)
+        g = geo.geometry(args[0], tx)
+        if not isinstance(g, geo.Point):
+            raise AdqlError.at(f"{name.upper()} takes a point", node)
+        return g.ra if name == "coord1" else g.dec
+    if name == "coordsys":
+        return exp.Literal.string("ICRS")
+    if name == "area":
+        if len(args) != 1:
+            raise AdqlError.at("AREA takes one geometry", node)
+        return geo.area(geo.geometry(args[0], tx), node)
+    if name == "region":
+        raise AdqlError.at("REGION (STC-S strings) is not supported: use POINT, CIRCLE or "
+                           "POLYGON", node)
+    if name == "in_unit":
+        return _in_unit(node, tx)
+    if name == "log10":
+        if len(args) != 1:
+            raise AdqlError.at("LOG10 takes one argument", node)
+        return exp.Log(this=exp.Literal.number(10), expression=tx(args[0]))
+    udf = UDFS.get(name)
+    if udf is None:
+        raise AdqlError.at(f"unknown function {node.name}", node)
+    if len(args) != udf.nargs:
+        raise AdqlError.at(f"{udf.name} takes {udf.nargs} arguments: {udf.signature}", node)
+    targs = [tx(a) for a in args]
+    if name == "ivo_nocasematch":
+        return _flag(exp.ILike(this=geo.p(targs[0]), expression=geo.p(targs[1])))
+    if name == "ivo_interval_overlaps":
+        l1, h1, l2, h2 = (geo.p(a) for a in targs)
+        return _flag(exp.And(this=exp.LTE(this=l1, expression=h2),
+                             expression=exp.LTE(this=l2, expression=h1)))
+    return exp.Anonymous(this=name, expressions=targs)
+
+
+def _flag(test: exp.Expression) -> exp.Expression:
+    return exp.Case(ifs=[exp.If(this=test, true=exp.Literal.number(1))],
+                    default=exp.Literal.number(0))
+
+
+def _in_unit(node: exp.Anonymous, tx) -> exp.Expression:
+    args = node.expressions
+    if len(args) != 2 or not (isinstance(args[1], exp.Literal) and args[1].is_string):
+        raise AdqlError.at("IN_UNIT takes a value and a unit string, e.g. "
+                           "IN_UNIT(parallax, 'arcsec')", node)
+    source = describe(args[0]).unit
+    target = args[1].this
+    if not source:
+        raise AdqlError.at(f"IN_UNIT: {args[0].sql()} has no known unit", node)
+    from astropy import units as u
+
+    try:
+        factor = u.Unit(source, format="vounit", parse_strict="silent").to(
+            u.Unit(target, format="vounit", parse_strict="silent"))
+    except (ValueError, u.UnitsError) as e:
+        raise AdqlError.at(f"IN_UNIT: cannot convert {source} to {target}: {e}", node) \
+            from None
+    value = tx(args[0])
+    if factor == 1:
+        return value
+    return exp.Mul(this=geo.p(value), expression=geo.num(float(factor)))
