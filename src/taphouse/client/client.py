@@ -1,0 +1,262 @@
+"""The taphouse client: log in once, discover, query, keep results."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from taphouse.client.auth import TokenAuth
+from taphouse.client.errors import ClientError, NotFoundError
+from taphouse.client.http import new_session, send
+from taphouse.client.models import (
+    Column,
+    Database,
+    Listing,
+    Quota,
+    TableInfo,
+    build,
+    column_from,
+)
+from taphouse.client.tap import TapEndpoint
+from taphouse.client.tokens import TokenStore
+from taphouse.client.userspace import UserSpace, table_name
+from taphouse.client.workspace import Workspace
+
+
+def _version() -> str:
+    from taphouse import __version__
+
+    return __version__
+
+
+class Client(TapEndpoint):
+    """A connection to one taphouse server. Make one with :func:`taphouse.connect`.
+
+    Parameters
+    ----------
+    url
+        The server's base URL (``.../tap`` is accepted too).
+    token
+        An access token to use instead of logging in.
+    remember
+        Keep the session token in the per-user token store
+        (``$XDG_CONFIG_HOME/taphouse/tokens.json``, mode 0600) and reuse a valid one
+        from there.
+    interactive
+        Whether a password prompt may be shown; None: detect (terminal or Jupyter).
+    prompt
+        Function asking for a password (default :func:`getpass.getpass`).
+    timeout
+        Seconds for one HTTP exchange (not a query budget: see ``query(timeout=)``).
+    retries, backoff
+        Retries of idempotent requests after transient failures, with exponential
+        backoff starting at ``backoff`` seconds.
+    progress
+        Default progress display for queries (True: tqdm bar; False: none).
+    token_store
+        A :class:`TokenStore` (or a path to its file) to use with ``remember``.
+    """
+
+    def __init__(self, url: str, *, token: str | None = None, remember: bool = False,
+                 interactive: bool | None = None, prompt: Callable[[str], str] | None = None,
+                 timeout: float = 60.0, retries: int = 4, backoff: float = 0.5,
+                 progress: bool | Callable = True,
+                 token_store: TokenStore | str | os.PathLike | None = None) -> None:
+        url = url.rstrip("/")
+        if url.endswith("/tap"):
+            url = url[: -len("/tap")]
+        self.url = url
+        self.timeout = timeout
+        self.progress = progress
+        agent = f"taphouse-client/{_version()}"
+        self.session = new_session(retries, backoff, agent)
+        store = None
+        if remember:
+            store = token_store if isinstance(token_store, TokenStore) else TokenStore(token_store)
+        self.auth = TokenAuth(url, new_session(retries, backoff, agent), prompt=prompt,
+                              interactive=interactive, store=store, timeout=timeout)
+        self.session.auth = self.auth
+        if token:
+            self.auth.use_token(token, source="token")
+        elif store is not None:
+            entry = store.load(url)
+            if entry:
+                import time
+
+                expires = entry.get("expires")
+                local = None if expires is None else self.auth.clock() + (expires - time.time())
+                self.auth.use_token(entry["token"], source="store",
+                                    username=entry.get("username"), expires=local)
+        self._whoami: dict[str, Any] | None = None
+        super().__init__(self, url + "/tap")
+
+    # --- login -------------------------------------------------------------------------
+    def login(self, username: str, password: str | None = None) -> Client:
+        """Log in: exchange name and password for a session token.
+
+        Without ``password`` it is asked for (getpass) when a person can answer; else
+        :class:`AuthError` is raised. The token is refreshed before it expires; when
+        that is no longer possible the password is asked for again (or AuthError).
+        """
+        self.auth.login(username, password)
+        self._whoami = None
+        return self
+
+    def logout(self) -> None:
+        """Revoke the token on the server and forget it (also in the token store)."""
+        self.auth.logout()
+        self._whoami = None
+
+    @property
+    def logged_in(self) -> bool:
+        return self.auth.token is not None
+
+    def whoami(self) -> dict[str, Any]:
+        """The server's view of you: ``username``, ``groups``, ..."""
+        r = send(self.session, "GET", self.url + "/auth/whoami", timeout=self.timeout)
+        self._whoami = r.json()
+        if self.auth.username is None and self._whoami.get("username"):
+            self.auth.username = self._whoami["username"]
+        return self._whoami
+
+    @property
+    def username(self) -> str | None:
+        """Your user name (None when anonymous)."""
+        if self.auth.username is None and self.auth.token is not None:
+            self.whoami()
+        return self.auth.username
+
+    # --- discovery -----------------------------------------------------------------------
+    def _get(self, path: str, **kwargs: Any) -> Any:
+        return send(self.session, "GET", self.url + path, timeout=self.timeout, **kwargs).json()
+
+    def databases(self) -> Listing:
+        """The databases you may read (catalogues and user schemas)."""
+        return Listing([build(Database, d) for d in self._get("/api/databases")], Database,
+                       title=f"databases at {self.url}")
+
+    def tables(self, database: str | Database) -> Listing:
+        """The tables of one database."""
+        name = database.name if isinstance(database, Database) else str(database)
+        if name == "mydb" or name.startswith("user_"):
+            return self.mydb.list()
+        data = self._get(f"/api/databases/{quote(name, safe='')}/tables")
+        return Listing([build(TableInfo, dict(t, database=t.get("database") or name))
+                        for t in data], TableInfo, title=name)
+
+    def table(self, table: str | TableInfo) -> TableInfo:
+        """One table's description with its columns (``"database.table"``)."""
+        qualified = table.qualified_name if isinstance(table, TableInfo) else str(table)
+        if "." not in qualified:
+            raise ClientError(f"give the table as 'database.table', not {qualified!r}")
+        db, name = qualified.split(".", 1)
+        if db == "mydb" or db.startswith("user_"):
+            return self.mydb.describe(name)
+        body = self._get(f"/api/tables/{quote(db, safe='')}/{quote(name, safe='')}")
+        info = build(TableInfo, body)
+        info.columns = [column_from(c) for c in body.get("columns") or []]
+        return info
+
+    def columns(self, table: str | TableInfo) -> Listing:
+        """The columns of a table with units, UCDs and descriptions."""
+        info = self.table(table)
+        return Listing(info.columns, Column, title=info.qualified_name or info.name)
+
+    # --- user space ----------------------------------------------------------------------
+    @property
+    def mydb(self) -> UserSpace:
+        """Your user space: ``list()``, ``describe``, ``upload``, ``download``, ``drop``,
+        ``rename``, ``share``."""
+        return UserSpace(self)
+
+    def quota(self) -> Quota:
+        """How much of your user-space quota is used."""
+        return build(Quota, self._get("/api/quota"))
+
+    # --- workspaces ----------------------------------------------------------------------
+    def workspaces(self) -> Listing:
+        """Your workspaces."""
+        return Listing([Workspace(self, w) for w in self._get("/api/workspaces")], Workspace,
+                       title="workspaces")
+
+    def workspace(self, name: str, databases: list[str] | None = None) -> Workspace:
+        """Open workspace ``name``; with ``databases``, create it (or set its databases).
+
+        The returned object queries like the client but sees only those databases (and
+        your user space); its ``tap_url`` works in TOPCAT or pyvo.
+        """
+        path = f"{self.url}/api/workspaces/{quote(name, safe='')}"
+        if databases is None:
+            try:
+                return Workspace(self, send(self.session, "GET", path, timeout=self.timeout).json())
+            except NotFoundError:
+                raise NotFoundError(f"you have no workspace {name!r}: pass databases=[...] to"
+                                    " create it", status=404) from None
+        try:
+            r = send(self.session, "POST", self.url + "/api/workspaces", timeout=self.timeout,
+                     json={"name": name, "databases": list(databases)})
+            return Workspace(self, r.json())
+        except ClientError as exc:
+            if exc.status != 409:
+                raise
+        ws = Workspace(self, send(self.session, "GET", path, timeout=self.timeout).json())
+        if sorted(ws.databases) != sorted(databases):
+            ws.update(list(databases))
+        return ws
+
+    # --- misc ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the HTTP connections (the login stays valid until logout or expiry)."""
+        self.session.close()
+        self.auth.session.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        who = self.auth.username or ("token" if self.auth.token else "anonymous")
+        return f"<taphouse.Client {self.url} as {who}>"
+
+
+def connect(url: str | None = None, **kwargs: Any) -> Client:
+    """Connect to a taphouse server.
+
+    Parameters
+    ----------
+    url
+        The server's base URL; default ``TAPHOUSE_URL`` from the environment.
+    **kwargs
+        See :class:`Client`. Without ``token``, ``TAPHOUSE_TOKEN`` is used when set
+        (for the same server), so inside the platform's JupyterHub no login is needed.
+
+    Returns
+    -------
+    Client
+    """
+    env_url = os.environ.get("TAPHOUSE_URL", "").rstrip("/") or None
+    if url is None:
+        if env_url is None:
+            raise ClientError("no server URL: pass one, e.g. connect('https://tap.example.org'),"
+                              " or set TAPHOUSE_URL")
+        url = env_url
+    if kwargs.get("token") is None:
+        env_token = os.environ.get("TAPHOUSE_TOKEN")
+        same = env_url is not None and _base(url) == _base(env_url)
+        if env_token and same:
+            client = Client(url, **{k: v for k, v in kwargs.items() if k != "token"})
+            client.auth.use_token(env_token, source="env")
+            return client
+    return Client(url, **kwargs)
+
+
+def _base(url: str) -> str:
+    url = url.rstrip("/")
+    return url[: -len("/tap")] if url.endswith("/tap") else url
+
+
+__all__ = ["Client", "connect", "table_name"]
