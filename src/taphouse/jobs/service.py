@@ -17,7 +17,7 @@ import logging
 import secrets
 import shutil
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -100,6 +100,9 @@ class JobService:
         self._stop_event = threading.Event()
         self._watchers: dict[str, set[_Watcher]] = {}
         self._watch_lock = threading.Lock()
+        #: Called as ``on_destroyed(owner, job_id)`` after a job is destroyed (deleted or
+        #: expired); user space drops the job's ``job_<id>`` table there.
+        self.on_destroyed: Callable[[str | None, str], object] | None = None
 
     # --- creating and changing jobs ---------------------------------------------------
     def create(self, owner: str | None, params: Mapping[str, str],
@@ -313,8 +316,14 @@ class JobService:
             handle = self._handles.get(job_id)
             if handle is not None:
                 handle.cancel(reason)
+            job = self.store.get(job_id)
             self.store.delete(job_id)
         shutil.rmtree(self.jobs_dir / job_id, ignore_errors=True)
+        if self.on_destroyed is not None and job is not None:
+            try:
+                self.on_destroyed(job.owner, job_id)
+            except Exception:
+                log.exception("job %s: clean-up after destruction failed", job_id)
         self._notify(job_id)
 
     # --- workers --------------------------------------------------------------------------

@@ -24,7 +24,7 @@ XLINK_NS = "http://www.w3.org/1999/xlink"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 XML = "text/xml; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
-_HEAD = (f'<?xml version="1.0" encoding="UTF-8"?>\n')
+_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
 _NS = f'xmlns:uws="{UWS_NS}" xmlns:xlink="{XLINK_NS}" xmlns:xsi="{XSI_NS}"'
 
 
