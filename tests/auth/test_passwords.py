@@ -1,0 +1,59 @@
+import time
+
+import pytest
+
+from taphouse.auth.errors import AccountError
+from taphouse.auth.passwords import PasswordHashing, check_password_rules
+
+
+def test_hash_is_argon2id_salted_and_verifies(cheap_hashing):
+    h1 = cheap_hashing.hash("a fine password")
+    h2 = cheap_hashing.hash("a fine password")
+    assert h1.startswith("$argon2id$")
+    assert h1 != h2  # salted
+    assert cheap_hashing.verify(h1, "a fine password")
+    assert not cheap_hashing.verify(h1, "a fine passworD")
+    assert not cheap_hashing.verify("not-a-hash", "a fine password")
+
+
+def test_unknown_user_check_returns_false_and_costs_a_real_check(cheap_hashing):
+    assert cheap_hashing.verify(None, "anything at all") is False
+
+
+def test_default_parameters_are_argon2id_rfc9106_low_memory():
+    h = PasswordHashing().hash("x" * 12)
+    assert "$argon2id$" in h and "m=65536,t=3,p=4" in h
+
+
+def test_unknown_user_and_wrong_password_take_similar_time():
+    hashing = PasswordHashing(time_cost=2, memory_cost=8192, parallelism=1)
+    stored = hashing.hash("the right password")
+    hashing.verify(None, "warm-up")
+
+    def best(stored_hash):
+        times = []
+        for _ in range(5):
+            t = time.perf_counter()
+            hashing.verify(stored_hash, "a wrong password")
+            times.append(time.perf_counter() - t)
+        return min(times)
+
+    wrong, unknown = best(stored), best(None)
+    assert 0.5 < unknown / wrong < 2.0
+
+
+@pytest.mark.parametrize("password,message", [
+    ("short", "too short"),
+    ("alicealice", "user name"),
+    ("Alice", "too short"),
+    ("aaaaaaaaaaaa", "too simple"),
+    ("x" * 2000, "too long"),
+])
+def test_password_rules(password, message):
+    name = "alicealice" if message == "user name" else "alice"
+    with pytest.raises(AccountError, match=message):
+        check_password_rules(name, password, 10)
+
+
+def test_password_rules_accept_a_good_password():
+    check_password_rules("alice", "correct horse battery", 10)
