@@ -1,0 +1,261 @@
+from __future__ import annotations
+
+import io
+import math
+import subprocess
+import warnings
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from astropy.io.votable import parse
+from astropy.table import Table
+
+from conftest import batches_then, expected_rows, sample_batch, sample_columns, stilts_csv
+from taphouse.catalogue.model import ColumnMeta
+from taphouse.formats import ResultInfo, get_writer, write_error
+
+NS = "{http://www.ivoa.net/xml/VOTable/v1.3}"
+SERIALIZATIONS = ["votable", "votable/td"]
+
+STILTS_EXPECTED = '''\
+id,small,mag,ra,flag,name,city,pos,poly
+1,1,1.5,10.0,true,a<b&c>,Zürich,"(1.0, 2.0)","(1.0, 2.0, 3.0, 4.0, 5.0, 6.0)"
+2,-2,,1.0E300,false,plain,東京,"(3.0, 4.5)",
+,3,,-5.5,,,,{pos3},
+4,,-0.25,,true,"x,y",,"(5.0, 6.0)",(0.5)
+5,32767,1.0E-7,0.1,false,"say ""hi""",Ørsted,"(7.0, 8.0)","(1.0, 2.0)"
+'''
+
+
+def render(fmt: str, batches, columns, info: ResultInfo | None = None) -> bytes:
+    return b"".join(get_writer(fmt).write(batches, columns, info or ResultInfo()))
+
+
+def astropy_rows(data: bytes) -> list[dict]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = Table.read(io.BytesIO(data), format="votable")
+    rows = []
+    for i in range(len(table)):
+        row = {}
+        for name in table.colnames:
+            col = table[name]
+            mask = np.ma.getmaskarray(col)[i]
+            value = col[i]
+            if np.all(mask):
+                row[name] = None
+                continue
+            if isinstance(value, np.ma.MaskedArray | np.ndarray):
+                value = [None if (isinstance(v, float) and math.isnan(v)) else v
+                         for v in np.ma.filled(np.ma.asarray(value).astype(float), np.nan).tolist()]
+                value = [None if v is not None and math.isnan(v) else v for v in value]
+            elif isinstance(value, np.generic):
+                value = value.item()
+            if isinstance(value, float) and math.isnan(value):
+                value = None
+            row[name] = value
+        rows.append(row)
+    return rows
+
+
+def normalised_expected() -> list[dict]:
+    rows = expected_rows()
+    for r in rows:
+        # astropy reads a null string as the empty string
+        for k in ("name", "city"):
+            r[k] = r[k] or ""
+        r["mag"] = None if r["mag"] is None else pytest.approx(r["mag"], rel=1e-6)
+    return rows
+
+
+@pytest.mark.parametrize("fmt", SERIALIZATIONS)
+def test_round_trip_through_astropy(fmt):
+    data = render(fmt, [sample_batch()], sample_columns())
+    got = astropy_rows(data)
+    want = normalised_expected()
+    for g, w in zip(got, want, strict=True):
+        want_pos, got_pos = w.pop("pos"), g.pop("pos")
+        if want_pos is None:  # null flag (BINARY2) or NaN NaN (TABLEDATA)
+            assert got_pos is None
+        else:
+            assert got_pos == want_pos
+        if fmt == "votable/td" and w["poly"] is None:
+            w["poly"] = []  # TABLEDATA has one spelling for a null and an empty array
+        assert g == w
+
+
+@pytest.mark.parametrize("fmt", SERIALIZATIONS)
+def test_round_trip_through_stilts(fmt, tmp_path):
+    path = tmp_path / "r.vot"
+    path.write_bytes(render(fmt, [sample_batch()], sample_columns()))
+    # A null fixed-size array: BINARY2 carries the null flag, TABLEDATA writes NaNs
+    # (votlint rejects an empty cell there).
+    pos3 = "" if fmt == "votable" else '"(NaN, NaN)"'
+    assert stilts_csv(path, "votable") == STILTS_EXPECTED.format(pos3=pos3)
+    lint = subprocess.run(["stilts", "votlint", str(path)], capture_output=True, text=True)
+    assert lint.stdout.strip() == "" and lint.returncode == 0, lint.stdout
+
+
+@pytest.mark.parametrize("fmt", SERIALIZATIONS)
+def test_metadata_and_leading_status(fmt):
+    info = ResultInfo(query="SELECT ra FROM t", infos=[("DEST", "mydb.t1")])
+    data = render(fmt, [sample_batch()], sample_columns(), info)
+    root = ET.fromstring(data)
+    resource = root.find(f"{NS}RESOURCE")
+    assert root.get("version") == "1.4" and resource.get("type") == "results"
+    first = resource[0]
+    assert (first.tag, first.get("name"), first.get("value")) == (f"{NS}INFO", "QUERY_STATUS", "OK")
+    infos = {i.get("name"): i.get("value") for i in resource.findall(f"{NS}INFO")}
+    assert infos["QUERY"] == "SELECT ra FROM t" and infos["DEST"] == "mydb.t1"
+    fields = {f.get("name"): f for f in resource.iter(f"{NS}FIELD")}
+    assert fields["ra"].get("unit") == "deg" and fields["ra"].get("ucd") == "pos.eq.ra;meta.main"
+    assert fields["ra"].find(f"{NS}DESCRIPTION").text == "R.A. <J2000>"
+    assert fields["pos"].get("xtype") == "point" and fields["pos"].get("arraysize") == "2"
+    assert fields["city"].get("datatype") == "unicodeChar"  # promoted: non-ASCII text
+    assert fields["name"].get("datatype") == "char"
+    assert info.rows == 5 and info.status == "OK"
+    serialization = "BINARY2" if fmt == "votable" else "TABLEDATA"
+    assert resource.find(f"{NS}TABLE/{NS}DATA/{NS}{serialization}") is not None
+
+
+def trailing_status(data: bytes) -> tuple[str | None, str | None]:
+    resource = ET.fromstring(data).find(f"{NS}RESOURCE")
+    children = list(resource)
+    table_at = [c.tag for c in children].index(f"{NS}TABLE")
+    after = [c for c in children[table_at + 1:] if c.get("name") == "QUERY_STATUS"]
+    if not after:
+        return None, None
+    return after[0].get("value"), after[0].text
+
+
+@pytest.mark.parametrize("fmt", SERIALIZATIONS)
+def test_overflow_is_a_trailing_info(fmt):
+    batch = sample_batch()
+    info = ResultInfo(limit=3)
+    data = render(fmt, [batch.slice(0, 2), batch.slice(2, 2), batch.slice(4)],
+                  sample_columns(), info)
+    assert info.overflow and info.rows == 3
+    assert trailing_status(data) == ("OVERFLOW", None)
+    assert len(astropy_rows(data)) == 3
+
+
+@pytest.mark.parametrize("fmt", SERIALIZATIONS)
+def test_exact_limit_is_not_overflow(fmt):
+    info = ResultInfo(limit=5)
+    data = render(fmt, [sample_batch()], sample_columns(), info)
+    assert not info.overflow and trailing_status(data) == (None, None)
+
+
+@pytest.mark.parametrize("fmt", SERIALIZATIONS)
+def test_maxrec_zero_gives_metadata_only(fmt):
+    info = ResultInfo(limit=0)
+    data = render(fmt, [sample_batch()], sample_columns(), info)
+    assert info.rows == 0 and info.overflow
+    assert len(astropy_rows(data)) == 0
+    assert len(list(ET.fromstring(data).iter(f"{NS}FIELD"))) == 9
+
+
+@pytest.mark.parametrize("fmt", SERIALIZATIONS)
+def test_error_mid_stream_ends_the_document(fmt):
+    info = ResultInfo()
+    batches = batches_then([sample_batch()], RuntimeError("disk on fire"))
+    data = render(fmt, batches, sample_columns(), info)
+    assert info.error == "disk on fire" and info.status == "ERROR"
+    assert trailing_status(data) == ("ERROR", "disk on fire")
+    assert len(astropy_rows(data)) == 5  # the rows sent before the failure are intact
+
+
+@pytest.mark.parametrize("fmt", SERIALIZATIONS)
+def test_error_before_first_chunk_propagates(fmt):
+    chunks = get_writer(fmt).write(batches_then([], ValueError("bad query")),
+                                   sample_columns(), ResultInfo())
+    with pytest.raises(ValueError, match="bad query"):
+        next(chunks)
+
+
+@pytest.mark.parametrize("fmt", SERIALIZATIONS)
+def test_first_chunk_leaves_before_the_rows_are_exhausted(fmt):
+    consumed = []
+
+    def batches():
+        for i in range(3):
+            consumed.append(i)
+            yield sample_batch()
+
+    chunks = get_writer(fmt).write(batches(), sample_columns(), ResultInfo())
+    head = next(chunks)
+    assert head.startswith(b"<?xml") and consumed == [0]
+    assert len(b"".join(chunks)) > 0 and consumed == [0, 1, 2]
+
+
+def test_binary2_many_batches_cross_base64_chunks():
+    # ~2 MB of rows in odd-sized batches: chunk boundaries must not corrupt base64.
+    n = 40_000
+    batch = pa.record_batch({"x": pa.array(np.arange(n, dtype=np.int64)),
+                             "s": pa.array([f"r{i}" for i in range(n)]),
+                             "y": pa.array(np.linspace(0, 1, n))})
+    columns = [ColumnMeta("x", "long"), ColumnMeta("s", "char", "*"), ColumnMeta("y", "double")]
+    slices = [batch.slice(i, 7001) for i in range(0, n, 7001)]
+    info = ResultInfo()
+    data = render("votable", slices, columns, info)
+    table = parse(io.BytesIO(data)).get_first_table().to_table()
+    assert info.rows == n and len(table) == n
+    assert table["x"].tolist() == list(range(n)) and table["s"][-1] == f"r{n - 1}"
+    assert np.allclose(table["y"], np.linspace(0, 1, n))
+
+
+def test_non_ascii_in_a_later_batch_is_replaced_and_reported():
+    columns = [ColumnMeta("s", "char", "*")]
+    first = pa.record_batch({"s": pa.array(["ascii"])})
+    later = pa.record_batch({"s": pa.array(["naïve"])})
+    data = render("votable", [first, later], columns)
+    assert astropy_rows(data)[1]["s"] == "na?ve"
+    resource = ET.fromstring(data).find(f"{NS}RESOURCE")
+    warns = [i.get("value") for i in resource.findall(f"{NS}INFO") if i.get("name") == "WARNING"]
+    assert warns and "'s'" in warns[0]
+
+
+def test_geometry_arrays_round_trip(tmp_path):
+    batch = pa.record_batch({
+        "c": pa.array([[10.0, 20.0, 0.5], None], pa.list_(pa.float64())),
+        "p": pa.array([[1.0, 1.0, 2.0, 1.0, 2.0, 2.0], [0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0]],
+                      pa.list_(pa.float64())),
+    })
+    columns = [ColumnMeta("c", "double", "3", "circle"), ColumnMeta("p", "double", "*", "polygon")]
+    for fmt in SERIALIZATIONS:
+        path = tmp_path / "g.vot"
+        path.write_bytes(render(fmt, [batch], columns))
+        lines = stilts_csv(path, "votable").splitlines()
+        assert lines[1] == '"(10.0, 20.0, 0.5)","(1.0, 1.0, 2.0, 1.0, 2.0, 2.0)"'
+        assert lines[2].endswith('"(0.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0)"')
+
+
+def test_fixed_arraysize_mismatch_is_an_error():
+    good = pa.record_batch({"p": pa.array([[1.0, 2.0]], pa.list_(pa.float64()))})
+    bad = pa.record_batch({"p": pa.array([[1.0, 2.0, 3.0]], pa.list_(pa.float64()))})
+    info = ResultInfo()
+    data = render("votable", [good, bad], [ColumnMeta("p", "double", "2", "point")], info)
+    status, message = trailing_status(data)
+    assert status == "ERROR" and "arraysize 2" in message and "3 elements" in message
+    assert len(astropy_rows(data)) == 1
+
+
+def test_error_document():
+    data = write_error("unknown column 'rx'", query="SELECT rx FROM t", line=1, column=8)
+    root = ET.fromstring(data)
+    resource = root.find(f"{NS}RESOURCE")
+    assert resource.get("type") == "results"
+    infos = {i.get("name"): i for i in resource.findall(f"{NS}INFO")}
+    assert infos["QUERY_STATUS"].get("value") == "ERROR"
+    assert infos["QUERY_STATUS"].text == "unknown column 'rx' (at line 1, column 8)"
+    assert infos["ERROR_LINE"].get("value") == "1" and infos["ERROR_COLUMN"].get("value") == "8"
+    assert infos["QUERY"].get("value") == "SELECT rx FROM t"
+    assert parse(io.BytesIO(data)).resources[0].infos[0].value == "ERROR"
+
+
+def test_error_document_escapes_anything():
+    data = write_error('bad <"&"> \x00 thing')
+    text = ET.fromstring(data).find(f"{NS}RESOURCE/{NS}INFO").text
+    assert text == 'bad <"&"> \ufffd thing'
