@@ -29,17 +29,33 @@ class ScopeBuilder:
         for db in self.catalogue.databases():
             if not self.policy.can_read(identity, db):
                 continue
-            if workspace is not None and db.kind != "user" and db.name not in workspace:
-                continue
-            if workspace is not None and db.kind == "user" and db.name != identity.user_schema:
+            # A workspace holds its listed databases (shared user schemas included)
+            # plus the caller's own schema.
+            if (workspace is not None and db.name not in workspace
+                    and db.name != identity.user_schema):
                 continue
             result.append(db)
         return result
 
     def visible_tables(self, identity: Identity,
                        workspace: Sequence[str] | None = None) -> list[TableMeta]:
+        """Tables of the visible databases; in another user's schema only the tables
+        shared with the caller (the others do not exist for them)."""
+        from taphouse.userspace.shares import shared_tables
+
         names = {db.name for db in self.visible_databases(identity, workspace)}
-        return [t for t in self.catalogue.tables() if t.database in names]
+        shared: set[tuple[str, str]] | None = None
+        result = []
+        for t in self.catalogue.tables():
+            if t.database not in names:
+                continue
+            if t.kind == "user" and t.database != identity.user_schema:
+                if shared is None:
+                    shared = shared_tables(self.policy.meta, identity)
+                if (t.database, t.name) not in shared:
+                    continue
+            result.append(t)
+        return result
 
     def build(self, identity: Identity, workspace: Sequence[str] | None = None,
               uploads: dict[str, tuple[object, TableMeta]] | None = None) -> Scope:

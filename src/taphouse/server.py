@@ -32,6 +32,7 @@ from taphouse.settings import Settings
 from taphouse.tap.errors import TapError
 from taphouse.tap.routes import SyncResponder, TapContext, tap_error_response, tap_router
 from taphouse.tap.service import QueryService
+from taphouse.userspace import UserSpace, UserSpaceError, Workspaces
 
 log = logging.getLogger("taphouse")
 
@@ -54,6 +55,13 @@ class Platform:
         self.query_service = QueryService(self)
         self.sync = SyncResponder(self)
         self.jobs = JobService(self.meta, settings, {"tap": TapQueryRunner(self)})
+        # User space (userspace): schemas user_<name>, DEST, job_<id> tables, workspaces.
+        self.userspace = UserSpace(self.meta, self.catalogue, self.engine,
+                                   quota_rows=settings.quota_rows,
+                                   quota_bytes=settings.quota_bytes)
+        self.workspaces = Workspaces(
+            self.meta, lambda ident: {d.name for d in self.scopes.visible_databases(ident)})
+        self.jobs.on_destroyed = self.userspace.drop_job_table
 
     def identity_for(self, username: str | None) -> Identity:
         """The identity a background job runs as (its owner, with current groups);
@@ -108,6 +116,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.include_router(auth_router(platform.authenticator), prefix="/auth")
     app.include_router(admin_router(platform.authenticator, platform.catalogue),
                        prefix="/api/admin")
+    _add_userspace_routes(app, platform)
     _add_error_handlers(app, platform)
 
     @app.on_event("startup")
@@ -136,6 +145,47 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
                         "capabilities</a>.</p></body></html>", media_type="text/html")
 
     return app
+
+
+def _add_userspace_routes(app: FastAPI, platform: Platform) -> None:
+    """/api (user tables, quota, workspaces) and each workspace's TAP endpoint
+    /ws/<user>/<workspace>/tap."""
+    from taphouse.api.routes import api_router
+    from taphouse.tap.errors import NotFound
+
+    settings = platform.settings
+    app.include_router(api_router(platform), prefix="/api")
+
+    async def workspace_context(request: Request) -> TapContext:
+        # Unauthenticated: 401 with both challenges whether or not the workspace exists
+        # (TOPCAT and STILTS send credentials only after a challenge); someone else's
+        # workspace answers 404 like one that does not exist.
+        identity = await run_in_threadpool(platform.authenticator.identify, request)
+        if identity.anonymous:
+            raise AuthError("workspaces need a login: send HTTP Basic credentials or a"
+                            " bearer token (POST /auth/token)")
+        user = request.path_params.get("user", "")
+        name = request.path_params.get("workspace", "")
+        ws = None
+        if user == identity.username:
+            ws = await run_in_threadpool(platform.workspaces.get, user, name)
+        if ws is None:
+            raise NotFound(f"no workspace {user}/{name} here")
+        return TapContext(identity=identity, workspace=list(ws.databases),
+                          base=f"{settings.public_url}/ws/{user}/{name}/tap")
+
+    app.include_router(tap_router(platform, workspace_context),
+                       prefix="/ws/{user}/{workspace}/tap")
+
+    @app.api_route("/ws/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"],
+                   include_in_schema=False)
+    async def ws_other(request: Request, rest: str) -> Response:
+        parts = rest.split("/")
+        if len(parts) >= 2:
+            request.scope["path_params"] = {"user": parts[0], "workspace": parts[1]}
+        await workspace_context(request)
+        raise NotFound(f"nothing at /ws/{rest}: a workspace's TAP service is at"
+                       " /ws/<user>/<workspace>/tap")
 
 
 def challenge_headers(exc: AuthError | None = None) -> dict[str, str]:
@@ -177,6 +227,14 @@ def _add_error_handlers(app: FastAPI, platform: Platform) -> None:
             resp.headers.update(headers)
             return resp
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(UserSpaceError)
+    async def _userspace_error(request: Request, exc: UserSpaceError) -> Response:
+        if _wants_votable(request):
+            # TAP answers a quota refusal as a plain DALI error (400).
+            status = 400 if exc.status == 413 else exc.status
+            return tap_error_response(TapError(exc.message, status))
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
 
     @app.exception_handler(CatalogueError)
     async def _catalogue_error(request: Request, exc: CatalogueError) -> Response:

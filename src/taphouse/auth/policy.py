@@ -28,4 +28,8 @@ class ReadPolicy:
         return groups_of_database(self.meta, db.database_id)
 
     def _shared_with(self, identity: Identity, db: DatabaseMeta) -> bool:
-        return False
+        # Read shares are per table (taphouse.userspace.shares): a schema is visible to
+        # whoever has at least one of its tables shared with them.
+        from taphouse.userspace.shares import schema_shared_with
+
+        return schema_shared_with(self.meta, identity, db.name)

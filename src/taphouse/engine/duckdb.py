@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +110,19 @@ class DuckDBEngine:
         tmp = path.with_name(path.name + ".tmp")
         alias = "w_" + path.stem.replace("-", "_")
         ordered = f"SELECT * FROM ({sql}) AS q ORDER BY {order_by}" if order_by else sql
-        with self.cursor(inline) as cur:
+        # A caller-supplied cursor lets it interrupt the write (cancel, time limit).
+        ctx = self.cursor(inline) if cursor is None else nullcontext(cursor)
+        with ctx as cur:
             cur.execute(f"ATTACH '{_sql_str(str(tmp))}' AS {alias}")
             try:
                 cur.execute(f"CREATE TABLE {alias}.main.data AS {ordered}")
                 nrows = cur.execute(f"SELECT count(*) FROM {alias}.main.data").fetchone()[0]
-            finally:
+            except BaseException:
                 cur.execute(f"DETACH {alias}")
+                for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+                    leftover.unlink(missing_ok=True)
+                raise
+            cur.execute(f"DETACH {alias}")
         tmp.rename(path)
         return int(nrows)
 

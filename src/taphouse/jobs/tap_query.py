@@ -58,8 +58,7 @@ class TapQueryRunner:
         return result
 
     def on_job_completed(self, job: Job, prepared: PreparedQuery) -> None:
-        """Hook run after a logged-in user's job succeeded, before it is COMPLETED.
-
-        User space will store the result here as the table ``mydb.job_<job id>``;
-        nothing happens yet.
-        """
+        """Hook run after a logged-in user's job succeeded, before it is COMPLETED:
+        user space keeps the result as the table ``mydb.job_<job id>`` (dropped when the
+        job is destroyed, see ``JobService.on_destroyed``)."""
+        self.platform.userspace.store_job_result(job, prepared)

@@ -87,8 +87,9 @@ def _visible(platform: Any, ctx: TapContext):
     from taphouse.tap.tap_schema import tap_schema_meta
 
     dbs = platform.scopes.visible_databases(ctx.identity, ctx.workspace)
-    names = {d.name for d in dbs}
-    tabs = [t for t in platform.catalogue.tables() if t.database in names]
+    # visible_tables, not every table of the visible databases: in another user's
+    # schema only the tables shared with the caller exist (userspace).
+    tabs = platform.scopes.visible_tables(ctx.identity, ctx.workspace)
     from taphouse.catalogue.model import DatabaseMeta
 
     own = tap_schema_meta()

@@ -178,7 +178,9 @@ class QueryService:
         """Build the scope and translate; raises TapError with the ADQL position."""
         scope = self.platform.scopes.build(identity, workspace, uploads)
         try:
-            tr = translate(spec.query, scope, maxrec=spec.maxrec)
+            # DEST stores every row (userspace): MAXREC limits only the response, which
+            # is read back from the stored table.
+            tr = translate(spec.query, scope, maxrec=None if spec.dest else spec.maxrec)
         except AdqlError as exc:
             raise TapError(str(exc.message), line=exc.line, column=exc.column,
                            query=spec.query) from None
@@ -204,21 +206,48 @@ class QueryService:
         engine = self.platform.engine
         cancel = cancel or CancelHandle()
         started = time.monotonic()
-        with engine.cursor(prepared.inline) as cur:
+        sql, inline, infos = prepared.sql, prepared.inline, list(infos or [])
+        if prepared.spec.dest:
+            # taphouse extension DEST: all rows go to the user table first (quota and
+            # conflicts fail here, before any byte); the response is read back from it.
+            sql, inline, infos = self._store_dest(prepared, cancel, infos)
+        with engine.cursor(inline) as cur:
             cancel.attach(cur)
             try:
                 try:
-                    cur.execute(prepared.sql)
-                    reader = cur.fetch_record_batch(BATCH_ROWS)
+                    cur.execute(sql)
+                    reader = record_batch_reader(cur, BATCH_ROWS)
                 except Exception as exc:
                     raise _engine_error(exc, cancel) from None
                 info = ResultInfo(query=prepared.spec.query, limit=prepared.limit,
-                                  infos=list(infos or []))
+                                  infos=infos)
                 stream = prepared.writer.write(_batches(reader, cancel), prepared.columns, info)
                 yield from stream
             finally:
                 cancel.detach()
                 self.platform.audit(prepared, time.monotonic() - started, cancel)
+
+
+    def _store_dest(self, prepared: PreparedQuery, cancel: CancelHandle,
+                    infos: list[tuple[str, str]]
+                    ) -> tuple[str, dict[str, Any], list[tuple[str, str]]]:
+        from taphouse.userspace import UserSpaceError
+
+        try:
+            table, added, sql = self.platform.userspace.store_query(prepared, cancel)
+        except UserSpaceError as exc:
+            status = 400 if exc.status == 413 else exc.status
+            raise TapError(exc.message, status, query=prepared.spec.query) from None
+        infos = infos + [("DEST_TABLE", f"{table.database}.{table.name}"),
+                         ("DEST_ROWS", str(added))]
+        return sql, {}, infos
+
+
+def record_batch_reader(cur: Any, rows: int) -> Any:
+    """The executed query's rows as an Arrow RecordBatchReader (DuckDB 1.x names it
+    ``fetch_record_batch``, 2.x ``to_arrow_reader``)."""
+    fetch = getattr(cur, "to_arrow_reader", None) or cur.fetch_record_batch
+    return fetch(rows)
 
 
 def _batches(reader: Any, cancel: CancelHandle) -> Iterator[Any]:

@@ -1,0 +1,301 @@
+"""The platform REST API (JSON) under ``/api``: discovery, user tables, quotas, shares and
+workspaces. The contract is /work/notes/api.md; handlers only translate HTTP to the
+services of :mod:`taphouse.userspace` (errors are mapped to HTTP in ``taphouse.server``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from taphouse.auth.authenticator import require_scope
+from taphouse.auth.identity import Identity
+from taphouse.catalogue.model import ColumnMeta, TableMeta
+from taphouse.userspace.errors import UnknownTable, UserSpaceError
+from taphouse.userspace.names import MYDB
+from taphouse.userspace.shares import get_shares, set_shares
+
+#: ``format=`` of an upload -> a content type ``read_upload`` understands.
+_UPLOAD_TYPES = {
+    "votable": "application/x-votable+xml", "vot": "application/x-votable+xml",
+    "xml": "application/x-votable+xml", "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet", "fits": "application/fits",
+}
+
+
+def column_dict(c: ColumnMeta) -> dict[str, Any]:
+    return {"name": c.name, "adql_name": c.adql_name, "datatype": c.datatype,
+            "arraysize": c.arraysize, "xtype": c.xtype, "unit": c.unit, "ucd": c.ucd,
+            "utype": c.utype, "description": c.description, "principal": c.principal,
+            "indexed": c.indexed}
+
+
+def table_dict(t: TableMeta, *, columns: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": t.name, "database": t.database, "qualified_name": t.qualified_name,
+        "description": t.description, "nrows": t.nrows, "ra_column": t.ra_column,
+        "dec_column": t.dec_column, "epoch": t.epoch}
+    if columns:
+        out["columns"] = [column_dict(c) for c in t.columns]
+    return out
+
+
+def api_router(platform: Any) -> APIRouter:
+    """Every ``/api`` endpoint of the platform except the admin ones."""
+    router = APIRouter()
+    space = platform.userspace
+    workspaces = platform.workspaces
+    settings = platform.settings
+
+    async def caller(request: Request) -> Identity:
+        return await run_in_threadpool(platform.authenticator.identify, request)
+
+    async def reader(request: Request) -> Identity:
+        identity = await caller(request)
+        require_scope(identity, "read")
+        return identity
+
+    async def writer(request: Request) -> Identity:
+        identity = await caller(request)
+        require_scope(identity, "write")
+        return identity
+
+    def user_table_dict(t: TableMeta, *, columns: bool = False) -> dict[str, Any]:
+        extra = t.extra or {}
+        out = {"name": t.name, "schema": t.database, "qualified_name": t.qualified_name,
+               "description": t.description, "nrows": t.nrows, "nbytes": t.nbytes,
+               "created": t.created, "provenance": extra.get("provenance") or {},
+               "shared_with": get_shares(platform.meta, t.table_id),
+               "job_id": (extra.get("provenance") or {}).get("job_id")
+               if t.name.startswith("job_") else None,
+               "ra_column": t.ra_column, "dec_column": t.dec_column, "epoch": t.epoch}
+        if columns:
+            out["columns"] = [column_dict(c) for c in t.columns]
+        return out
+
+    # --- discovery (anonymous callers see what anonymous may read) ---------------------
+    def _visible(identity: Identity) -> tuple[list[Any], list[TableMeta]]:
+        dbs = platform.scopes.visible_databases(identity)
+        tabs = platform.scopes.visible_tables(identity)
+        return dbs, tabs
+
+    def _db_name(identity: Identity, db: str) -> str:
+        db = db.lower()
+        if db == MYDB and identity.user_schema:
+            return identity.user_schema
+        return db
+
+    @router.get("/databases")
+    async def databases(request: Request) -> Response:
+        identity = await caller(request)
+        dbs, tabs = await run_in_threadpool(_visible, identity)
+        counts: dict[str, int] = {}
+        for t in tabs:
+            counts[t.database] = counts.get(t.database, 0) + 1
+        return JSONResponse([{"name": d.name, "description": d.description, "kind": d.kind,
+                              "tables": counts.get(d.name, 0)} for d in dbs])
+
+    @router.get("/databases/{db}/tables")
+    async def database_tables(request: Request, db: str) -> Response:
+        identity = await caller(request)
+        dbs, tabs = await run_in_threadpool(_visible, identity)
+        name = _db_name(identity, db)
+        if name not in {d.name for d in dbs}:
+            raise UnknownTable(f"unknown database {db!r}")
+        return JSONResponse([table_dict(t) for t in tabs if t.database == name])
+
+    @router.get("/tables/{db}/{table}")
+    async def table(request: Request, db: str, table: str) -> Response:
+        identity = await caller(request)
+        _, tabs = await run_in_threadpool(_visible, identity)
+        name = _db_name(identity, db)
+        for t in tabs:
+            if t.database == name and t.name == table.lower():
+                return JSONResponse(table_dict(t, columns=True))
+        raise UnknownTable(f"unknown table {db}.{table}")
+
+    # --- user tables ------------------------------------------------------------------
+    @router.get("/usertables")
+    async def user_tables(request: Request) -> Response:
+        identity = await reader(request)
+
+        def work() -> list[dict[str, Any]]:
+            return [user_table_dict(t) for t in space.tables(identity)]
+
+        return JSONResponse(await run_in_threadpool(work))
+
+    @router.get("/usertables/{name}")
+    async def user_table(request: Request, name: str) -> Response:
+        identity = await reader(request)
+
+        def work() -> dict[str, Any]:
+            return user_table_dict(space.table(identity, name), columns=True)
+
+        return JSONResponse(await run_in_threadpool(work))
+
+    @router.put("/usertables/{name}")
+    async def upload(request: Request, name: str) -> Response:
+        identity = await writer(request)
+        mode = (request.query_params.get("mode") or "create").lower()
+        fmt = (request.query_params.get("format") or "").lower()
+        if fmt and fmt not in _UPLOAD_TYPES:
+            raise UserSpaceError(f"unknown format {fmt!r}: use votable, csv, parquet or fits")
+        ctype = _UPLOAD_TYPES.get(fmt) or request.headers.get("content-type")
+        data = await _read_body(request, settings.upload_max_bytes)
+        description = request.query_params.get("description")
+
+        def work() -> dict[str, Any]:
+            t = space.store_upload(identity, name, data, content_type=ctype, mode=mode,
+                                   max_rows=settings.upload_max_rows,
+                                   description=description)
+            return user_table_dict(t, columns=True)
+
+        return JSONResponse(await run_in_threadpool(work), status_code=201)
+
+    @router.get("/usertables/{name}/data")
+    async def download(request: Request, name: str) -> Response:
+        identity = await reader(request)
+        fmt = request.query_params.get("format") or request.query_params.get(
+            "responseformat") or "votable"
+        t = await run_in_threadpool(space.table, identity, name)
+        writer_, chunks = space.download(t, fmt)
+        first = await run_in_threadpool(next, chunks, None)
+        ext = getattr(writer_, "extension", "") or "dat"
+        return StreamingResponse(_prepend(first, chunks), media_type=writer_.mime,
+                                 headers={"Content-Disposition":
+                                          f'attachment; filename="{t.name}.{ext}"'})
+
+    @router.patch("/usertables/{name}")
+    async def patch_table(request: Request, name: str) -> Response:
+        identity = await writer(request)
+        body = await _json_object(request)
+
+        def work() -> dict[str, Any]:
+            t = space.table(identity, name)
+            if "description" in body:
+                if not isinstance(body["description"], str):
+                    raise UserSpaceError('"description" must be a string')
+                t = space.set_description(identity, t.name, body["description"])
+            if body.get("name") is not None and body["name"] != t.name:
+                t = space.rename(identity, t.name, body["name"])
+            return user_table_dict(t, columns=True)
+
+        return JSONResponse(await run_in_threadpool(work))
+
+    @router.delete("/usertables/{name}")
+    async def drop(request: Request, name: str) -> Response:
+        identity = await writer(request)
+        await run_in_threadpool(space.drop, identity, name)
+        return Response(status_code=204)
+
+    @router.get("/usertables/{name}/shares")
+    async def shares(request: Request, name: str) -> Response:
+        identity = await reader(request)
+
+        def work() -> dict[str, list[str]]:
+            return get_shares(platform.meta, space.table(identity, name).table_id)
+
+        return JSONResponse(await run_in_threadpool(work))
+
+    @router.put("/usertables/{name}/shares")
+    async def put_shares(request: Request, name: str) -> Response:
+        identity = await writer(request)
+        body = await _json_object(request)
+        users, groups = body.get("users", []), body.get("groups", [])
+        if not isinstance(users, list) or not isinstance(groups, list):
+            raise UserSpaceError('"users" and "groups" must be lists of names')
+
+        def work() -> dict[str, list[str]]:
+            t = space.table(identity, name)
+            return set_shares(platform.meta, t.table_id, users, groups,
+                              owner=identity.username or "")
+
+        return JSONResponse(await run_in_threadpool(work))
+
+    @router.get("/quota")
+    async def quota(request: Request) -> Response:
+        identity = await reader(request)
+        usage = await run_in_threadpool(space.usage, identity)
+        return JSONResponse(usage.to_dict())
+
+    # --- workspaces -------------------------------------------------------------------
+    base = settings.public_url
+
+    @router.get("/workspaces")
+    async def list_workspaces(request: Request) -> Response:
+        identity = await reader(request)
+        items = await run_in_threadpool(workspaces.list, identity)
+        return JSONResponse([w.to_dict(base) for w in items])
+
+    @router.post("/workspaces")
+    async def create_workspace(request: Request) -> Response:
+        identity = await writer(request)
+        body = await _json_object(request)
+
+        def work() -> dict[str, Any]:
+            return workspaces.create(identity, body.get("name"), body.get("databases", []),
+                                     body.get("description") or "").to_dict(base)
+
+        return JSONResponse(await run_in_threadpool(work), status_code=201)
+
+    @router.get("/workspaces/{name}")
+    async def get_workspace(request: Request, name: str) -> Response:
+        identity = await reader(request)
+        ws = await run_in_threadpool(workspaces.get_own, identity, name)
+        return JSONResponse(ws.to_dict(base))
+
+    @router.patch("/workspaces/{name}")
+    async def patch_workspace(request: Request, name: str) -> Response:
+        identity = await writer(request)
+        body = await _json_object(request)
+
+        def work() -> dict[str, Any]:
+            return workspaces.update(identity, name, databases=body.get("databases"),
+                                     description=body.get("description"),
+                                     new_name=body.get("name")).to_dict(base)
+
+        return JSONResponse(await run_in_threadpool(work))
+
+    @router.delete("/workspaces/{name}")
+    async def delete_workspace(request: Request, name: str) -> Response:
+        identity = await writer(request)
+        await run_in_threadpool(workspaces.delete, identity, name)
+        return Response(status_code=204)
+
+    return router
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise UserSpaceError(f"upload of {declared} bytes; the limit is {limit}", 413)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise UserSpaceError(f"upload larger than the limit of {limit} bytes", 413)
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    if not data:
+        raise UserSpaceError("empty upload: send the table file as the request body")
+    return data
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except Exception:  # noqa: BLE001  (any malformed body)
+        raise UserSpaceError("the request body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise UserSpaceError("the request body must be a JSON object")
+    return body
+
+
+def _prepend(first: bytes | None, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first is not None:
+        yield first
+    yield from rest

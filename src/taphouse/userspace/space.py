@@ -1,0 +1,528 @@
+"""Each user's own schema ``user_<name>``: stored query results, uploads, quotas.
+
+A user table is a table of the catalogue store in the database ``user_<name>`` (kind
+``user``), so it is queried, versioned and garbage-collected exactly like a catalogue
+table: every write goes to a new immutable version file (written under a temporary
+name, renamed when complete) and is switched in with one metadata transaction. A crash
+or a refused write therefore leaves the previous version, never half a table.
+
+Quotas (``Settings.quota_rows`` / ``quota_bytes``) count the current version of every
+table in the schema, **including the ``job_<jobid>`` tables** that keep async results:
+they occupy the same disk. A job whose result would not fit is still completed; only its
+``job_<id>`` table is not kept (the job's result document is unaffected). The row quota is
+enforced while writing (the write stops one row past what fits); the byte quota is
+checked on the finished file before anything is published.
+
+Concurrent writes to one table are serialised by a per-table lock: a second writer gets
+:class:`~taphouse.userspace.errors.TableConflict` at once rather than waiting, and a
+``create`` that loses a race to another process is refused by the store's publish.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from taphouse.auth.identity import Identity
+from taphouse.catalogue.model import (
+    HEALPIX_COLUMN,
+    HEALPIX_ORDER,
+    CatalogueError,
+    ColumnMeta,
+    DatabaseMeta,
+    TableMeta,
+)
+from taphouse.catalogue.store import CatalogueStore
+from taphouse.metadata import MetadataDB
+from taphouse.userspace.errors import (
+    QuotaExceeded,
+    TableConflict,
+    UnknownTable,
+    UserSpaceError,
+)
+from taphouse.userspace.names import (
+    JOB_PREFIX,
+    check_identifier,
+    check_table_name,
+    parse_dest,
+    user_schema,
+)
+
+MODES = ("create", "replace", "append")
+
+_HEALPIX_META = ColumnMeta(
+    name=HEALPIX_COLUMN, datatype="long", ucd="pos.healpix",
+    description=f"HEALPix index (nested scheme, order {HEALPIX_ORDER}) of the position",
+    indexed=True)
+_RA_NAMES = ("ra", "ra_icrs", "raj2000", "ra_j2000", "ra_deg", "alpha")
+_DEC_NAMES = ("dec", "de", "dec_icrs", "de_icrs", "dej2000", "dec_j2000", "dec_deg", "delta")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a user's schema holds, against their quota."""
+
+    rows_used: int
+    rows_limit: int
+    bytes_used: int
+    bytes_limit: int
+    tables: int
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+class UserSpace:
+    """Reads and writes the user schemas of one platform.
+
+    Parameters
+    ----------
+    meta, catalogue, engine
+        The platform's metadata database, catalogue store and DuckDB engine.
+    quota_rows, quota_bytes
+        Per-user limits on the rows and bytes of all their stored tables.
+    """
+
+    def __init__(self, meta: MetadataDB, catalogue: CatalogueStore, engine: Any, *,
+                 quota_rows: int, quota_bytes: int) -> None:
+        self.meta = meta
+        self.catalogue = catalogue
+        self.engine = engine
+        self.quota_rows = quota_rows
+        self.quota_bytes = quota_bytes
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # --- schemas -------------------------------------------------------------------
+    def schema_of(self, identity: Identity) -> str:
+        """The caller's schema name; anonymous callers have none."""
+        if identity.username is None:
+            from taphouse.auth.errors import AuthError
+
+            raise AuthError("log in to use a user space (send a token or Basic credentials)")
+        check_identifier(identity.username, "user")
+        return user_schema(identity.username)
+
+    def ensure_schema(self, identity: Identity) -> DatabaseMeta:
+        """The caller's schema, created on first use."""
+        name = self.schema_of(identity)
+        db = self.catalogue.database(name)
+        if db is None:
+            db = self.catalogue.create_database(
+                name, f"User space of {identity.username}", kind="user", public=False,
+                owner_id=identity.user_id)
+        return db
+
+    # --- reading -------------------------------------------------------------------
+    def tables(self, identity: Identity) -> list[TableMeta]:
+        """The caller's own tables."""
+        return self.catalogue.tables(self.schema_of(identity))
+
+    def table(self, identity: Identity, name: str) -> TableMeta:
+        """One of the caller's own tables; :class:`UnknownTable` if there is none."""
+        schema = self.schema_of(identity)
+        t = self.catalogue.table(schema, name) if isinstance(name, str) else None
+        if t is None:
+            raise UnknownTable(f"unknown table {schema}.{name}")
+        return t
+
+    def usage(self, identity: Identity) -> Usage:
+        """The caller's usage and limits (current versions of all their tables)."""
+        rows, nbytes, count = self._used(self.schema_of(identity))
+        return Usage(rows_used=rows, rows_limit=self.quota_rows, bytes_used=nbytes,
+                     bytes_limit=self.quota_bytes, tables=count)
+
+    def _used(self, schema: str) -> tuple[int, int, int]:
+        row = self.meta.query_one(
+            "SELECT COALESCE(SUM(v.nrows), 0), COALESCE(SUM(v.nbytes), 0), COUNT(t.id)"
+            " FROM tables t JOIN databases d ON d.id=t.database_id"
+            " JOIN table_versions v ON v.id=t.current_version_id WHERE d.name=?", (schema,))
+        return int(row[0]), int(row[1]), int(row[2])
+
+    # --- writing -------------------------------------------------------------------
+    def write(self, identity: Identity, name: str, sql: str, columns: list[ColumnMeta], *,
+              mode: str = "create", inline: dict[str, Any] | None = None,
+              cancel: Any = None, provenance: dict[str, Any] | None = None,
+              description: str | None = None, keep_order: bool = False,
+              epoch: float | None = None) -> TableMeta:
+        """Store every row of ``sql`` as the table ``name`` of the caller's schema.
+
+        Parameters
+        ----------
+        sql
+            A backend SELECT whose output columns are, in order, ``columns``.
+        columns
+            Metadata of the output columns (units, UCDs and descriptions are kept);
+            names are made ADQL-regular and unique. A HEALPix index column is added
+            when the columns hold a position (UCD ``pos.eq.ra``/``pos.eq.dec`` or a
+            common name such as ``ra``/``dec``).
+        mode
+            ``create`` (the table must not exist), ``replace`` or ``append`` (same
+            column names required).
+        cancel
+            A :class:`~taphouse.tap.service.CancelHandle` that may interrupt the write.
+        keep_order
+            Keep the rows in the query's order (it has an ORDER BY); otherwise tables
+            with positions are stored sorted by their HEALPix index.
+
+        Raises
+        ------
+        UserSpaceError
+            Bad name or mode, :class:`TableConflict` (exists, or being written),
+            :class:`QuotaExceeded` (nothing stored).
+        """
+        if mode not in MODES:
+            raise UserSpaceError(f"mode must be create, replace or append, not {mode!r}")
+        name = check_table_name(name)
+        schema = self.ensure_schema(identity).name
+        with self._table_lock(schema, name):
+            return self._write_locked(identity, schema, name, sql, columns, mode=mode,
+                                      inline=inline, cancel=cancel,
+                                      provenance=provenance, description=description,
+                                      keep_order=keep_order, epoch=epoch)
+
+    def _write_locked(self, identity: Identity, schema: str, name: str, sql: str,
+                      columns: list[ColumnMeta], *, mode: str, inline: Any, cancel: Any,
+                      provenance: dict[str, Any] | None, description: str | None,
+                      keep_order: bool, epoch: float | None) -> TableMeta:
+        existing = self.catalogue.table(schema, name)
+        if existing is not None and mode == "create":
+            raise TableConflict(f"table {schema}.{name} already exists; choose another name"
+                                " or use mode replace (DEST_MODE=replace) or append")
+        cols = _regular_columns(columns)
+        ra, dec = find_positions(cols)
+        body = [c for c in cols if not (ra and c.name == HEALPIX_COLUMN)]
+        inner = ", ".join(_quote(c.name) for c in cols)
+        select = ", ".join(f"q.{_quote(c.name)}" for c in body)
+        if ra and dec:
+            select += (f", ivo_healpix_index({HEALPIX_ORDER}, q.{_quote(ra)}, q.{_quote(dec)})"
+                       f" AS {HEALPIX_COLUMN}")
+            stored = body + [_HEALPIX_META]
+        else:
+            stored = body
+        query = f"SELECT {select} FROM ({sql}) AS q({inner})"
+        if existing is not None and mode == "append":
+            old_names = [c.name for c in existing.columns]
+            if old_names != [c.name for c in stored]:
+                raise UserSpaceError(
+                    f"cannot append to {schema}.{name}: its columns are"
+                    f" ({', '.join(old_names)}), the new rows have"
+                    f" ({', '.join(c.name for c in stored)})")
+            query = f"SELECT * FROM {self.engine.relation(existing)} UNION ALL {query}"
+            stored = existing.columns
+        # Rows and bytes the schema holds without the version this write replaces.
+        rows_used, bytes_used, _ = self._used(schema)
+        base_rows = rows_used - (existing.nrows if existing is not None else 0)
+        base_bytes = bytes_used - (existing.nbytes if existing is not None else 0)
+        room = max(self.quota_rows - base_rows, 0)
+        query = f"SELECT * FROM ({query}) AS lim LIMIT {room + 1}"
+        order_by = HEALPIX_COLUMN if (ra and dec and not keep_order) else None
+        path = self.catalogue.new_version_path(schema, name)
+        nrows = self._run_write(query, path, order_by, inline, cancel)
+        try:
+            if nrows > room:
+                raise QuotaExceeded(
+                    f"quota exceeded: {rows_used} of {self.quota_rows} used (rows); "
+                    f"{schema}.{name} would need more than {room} rows. Nothing was"
+                    " stored; drop tables (or use a smaller result) to make room")
+            size = path.stat().st_size
+            if base_bytes + size > self.quota_bytes:
+                raise QuotaExceeded(
+                    f"quota exceeded: {bytes_used} of {self.quota_bytes} used (bytes); "
+                    f"{schema}.{name} would need {size} bytes. Nothing was stored; drop"
+                    " tables (or use a smaller result) to make room")
+            prov = dict(provenance or {})
+            prov.setdefault("created", _now())
+            prov["mode"] = mode
+            prov["rows_added"] = nrows - (existing.nrows if existing is not None
+                                          and mode == "append" else 0)
+            meta = TableMeta(
+                database=schema, name=name, columns=stored, kind="user",
+                description=(description if description is not None
+                             else (existing.description if existing is not None else "")),
+                ra_column=ra if dec else None, dec_column=dec if ra else None,
+                healpix_column=HEALPIX_COLUMN if (ra and dec) else None,
+                epoch=epoch if epoch is not None else (existing.epoch if existing else None),
+                nrows=nrows, extra={"provenance": prov})
+            if existing is not None and mode == "append":
+                meta.ra_column, meta.dec_column = existing.ra_column, existing.dec_column
+                meta.healpix_column = existing.healpix_column
+                old = existing.extra or {}
+                meta.extra = {"provenance": prov,
+                              "history": [*old.get("history", []), old.get("provenance")]}
+            try:
+                published = self.catalogue.publish(meta, path, replace=(mode != "create"))
+            except CatalogueError as exc:
+                raise TableConflict(f"{exc}; nothing was stored") from None
+        except BaseException:
+            _remove(path)
+            raise
+        self._record(published, identity)
+        return published
+
+    def _run_write(self, query: str, path: Path, order_by: str | None,
+                   inline: dict[str, Any] | None, cancel: Any) -> int:
+        try:
+            with self.engine.cursor(inline) as cur:
+                if cancel is not None:
+                    cancel.attach(cur)
+                try:
+                    return self.engine.write_table(query, path, order_by=order_by, cursor=cur)
+                finally:
+                    if cancel is not None:
+                        cancel.detach()
+        except BaseException as exc:
+            _remove(path.with_name(path.name + ".tmp"))
+            _remove(path)
+            if cancel is not None and cancel.reason:
+                raise UserSpaceError(f"write cancelled: {cancel.reason}; nothing was"
+                                     " stored") from None
+            if isinstance(exc, (UserSpaceError, KeyboardInterrupt, SystemExit)):
+                raise
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserSpaceError(f"cannot store the table: {first}") from None
+
+    def _record(self, table: TableMeta, identity: Identity) -> None:
+        job = table.name[len(JOB_PREFIX):] if table.name.startswith(JOB_PREFIX) else None
+        self.meta.execute("INSERT OR IGNORE INTO user_tables(table_id, owner, job_id)"
+                          " VALUES (?,?,?)", (table.table_id, identity.username, job))
+
+    @contextmanager
+    def _table_lock(self, schema: str, name: str) -> Iterator[None]:
+        with self._locks_guard:
+            lock = self._locks.setdefault((schema, name), threading.Lock())
+        if not lock.acquire(blocking=False):
+            raise TableConflict(f"table {schema}.{name} is being written by another request;"
+                                " try again when that has finished")
+        try:
+            yield
+        finally:
+            lock.release()
+
+    # --- management ----------------------------------------------------------------
+    def rename(self, identity: Identity, name: str, new_name: str) -> TableMeta:
+        self.table(identity, name)
+        new_name = check_table_name(new_name)
+        schema = self.schema_of(identity)
+        if new_name == name:
+            return self.table(identity, name)
+        with self._table_lock(schema, name), self._table_lock(schema, new_name):
+            if self.catalogue.table(schema, new_name) is not None:
+                raise TableConflict(f"table {schema}.{new_name} already exists")
+            try:
+                return self.catalogue.rename_table(schema, name, new_name)
+            except CatalogueError as exc:
+                raise TableConflict(str(exc)) from None
+
+    def set_description(self, identity: Identity, name: str, description: str) -> TableMeta:
+        t = self.table(identity, name)
+        self.meta.execute("UPDATE tables SET description=? WHERE id=?",
+                          (str(description), t.table_id))
+        self.catalogue._bump(self.meta.connection())
+        return self.table(identity, name)
+
+    def drop(self, identity: Identity, name: str) -> None:
+        schema = self.schema_of(identity)
+        self.table(identity, name)
+        with self._table_lock(schema, name):
+            if not self.catalogue.drop_table(schema, name):
+                raise UnknownTable(f"unknown table {schema}.{name}")
+
+    # --- query results (DEST, async jobs) -------------------------------------------
+    def store_query(self, prepared: Any, cancel: Any = None) -> tuple[TableMeta, int, str]:
+        """Store every row of a prepared query as its ``DEST`` table.
+
+        Returns the published table, the number of rows this write added, and SQL that
+        reads the query's result back from it (MAXREC-limited) for the response.
+        """
+        spec = prepared.spec
+        identity = prepared.identity
+        if identity.username is None:
+            from taphouse.auth.errors import AuthError
+
+            raise AuthError("DEST stores results in your own schema: log in first")
+        visible = {s for s, _ in prepared.scope.tables}
+        catalogues = {d.name for d in self.catalogue.databases("catalogue")}
+        name = parse_dest(spec.dest, identity.username, visible=visible,
+                          catalogues=catalogues)
+        table = self.write(identity, name, prepared.sql, prepared.columns,
+                           mode=spec.dest_mode, inline=prepared.inline, cancel=cancel,
+                           provenance=provenance_of(prepared),
+                           keep_order=has_order_by(spec.query) or spec.dest_mode == "append")
+        added = int(table.extra.get("provenance", {}).get("rows_added", table.nrows))
+        sql = response_sql(table, prepared.columns, self.engine.relation(table),
+                           limit=prepared.limit, offset=table.nrows - added)
+        return table, added, sql
+
+    def store_job_result(self, job: Any, prepared: Any) -> TableMeta | None:
+        """Keep the result of a finished async job as ``job_<id>`` in its owner's schema.
+
+        The query runs again, into the table (the result document was streamed to a
+        file). A result that does not fit in the quota is not kept (logged); the job
+        itself is not affected.
+        """
+        import logging
+
+        from taphouse.userspace.names import job_table
+
+        identity = prepared.identity
+        if identity.username is None:
+            return None
+        sql = f"SELECT * FROM ({prepared.sql}) AS r LIMIT {int(prepared.limit)}"
+        prov = provenance_of(prepared)
+        prov["job_id"] = job.id
+        try:
+            return self.write(identity, job_table(job.id), sql, prepared.columns,
+                              mode="replace", inline=prepared.inline, provenance=prov,
+                              keep_order=has_order_by(prepared.spec.query),
+                              description=f"Result of async job {job.id}")
+        except QuotaExceeded as exc:
+            logging.getLogger("taphouse").warning("job %s: result table not kept: %s",
+                                                  job.id, exc.message)
+            return None
+
+    # --- uploads and downloads -----------------------------------------------------
+    def store_upload(self, identity: Identity, name: str, data: bytes, *,
+                     content_type: str | None, mode: str = "create", max_rows: int,
+                     description: str | None = None) -> TableMeta:
+        """Store an uploaded table file (VOTable, CSV, Parquet or FITS) as ``name``."""
+        from taphouse.formats import FormatError, read_upload
+
+        name = check_table_name(name)
+        try:
+            arrow, columns = read_upload(data, content_type=content_type, name=name,
+                                         max_rows=max_rows)
+        except FormatError as exc:
+            raise UserSpaceError(str(exc)) from None
+        prov = {"created": _now(), "uploaded": {"content_type": content_type or "",
+                                                "bytes": len(data)}}
+        return self.write(identity, name, "SELECT * FROM _userspace_upload", columns,
+                          mode=mode, inline={"_userspace_upload": arrow}, provenance=prov,
+                          description=description)
+
+    def download(self, table: TableMeta, fmt: str) -> tuple[Any, Iterator[bytes]]:
+        """A writer for ``fmt`` (any TAP RESPONSEFORMAT) and the chunks of the table in it."""
+        from taphouse.formats import FormatError, ResultInfo, get_writer
+        from taphouse.tap.service import record_batch_reader
+
+        try:
+            writer = get_writer(fmt)
+        except FormatError as exc:
+            raise UserSpaceError(str(exc)) from None
+        relation = self.engine.relation(table)
+
+        def chunks() -> Iterator[bytes]:
+            with self.engine.cursor() as cur:
+                cur.execute(f"SELECT * FROM {relation}")
+                reader = record_batch_reader(cur, 65536)
+                info = ResultInfo(query=None, limit=None, table_name=table.name)
+                yield from writer.write(reader, table.columns, info)
+
+        return writer, chunks()
+
+    # --- async job results ---------------------------------------------------------
+    def drop_job_table(self, username: str | None, job_id: str) -> bool:
+        """Remove ``job_<job_id>`` of ``username`` (the job was destroyed)."""
+        if not username:
+            return False
+        from taphouse.userspace.names import job_table
+
+        return self.catalogue.drop_table(user_schema(username), job_table(job_id))
+
+
+# --- helpers ---------------------------------------------------------------------------
+def find_positions(columns: list[ColumnMeta]) -> tuple[str | None, str | None]:
+    """(ra, dec) column names of a table, from UCDs (``meta.main`` first) or common names;
+    (None, None) unless both are found."""
+
+    def by_ucd(word: str) -> str | None:
+        hits = [c for c in columns if word in (c.ucd or "").lower().split(";")
+                and c.datatype in ("double", "float") and not c.arraysize]
+        if not hits:
+            return None
+        main = [c for c in hits if "meta.main" in (c.ucd or "").lower()]
+        return (main or hits)[0].name
+
+    def by_name(names: tuple[str, ...]) -> str | None:
+        for n in names:
+            for c in columns:
+                if c.name == n and c.datatype in ("double", "float") and not c.arraysize:
+                    return c.name
+        return None
+
+    ra = by_ucd("pos.eq.ra") or by_name(_RA_NAMES)
+    dec = by_ucd("pos.eq.dec") or by_name(_DEC_NAMES)
+    return (ra, dec) if ra and dec else (None, None)
+
+
+def _regular_columns(columns: list[ColumnMeta]) -> list[ColumnMeta]:
+    """Copies with ADQL-regular, unique, lower-case names."""
+    out: list[ColumnMeta] = []
+    seen: set[str] = set()
+    for c in columns:
+        base = re.sub(r"[^a-z0-9_]+", "_", (c.name or "").strip().lower()).strip("_") or "col"
+        if not base[0].isalpha():
+            base = "col_" + base
+        name, k = base, 1
+        while name in seen:
+            name = f"{base}_{k}"
+            k += 1
+        seen.add(name)
+        out.append(dataclasses.replace(c, name=name, std=False))
+    return out
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _remove(path: Path) -> None:
+    for p in (Path(path), Path(str(path) + ".wal")):
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+
+
+# --- storing query results ---------------------------------------------------------------
+def has_order_by(adql: str) -> bool:
+    """Whether the ADQL text orders its rows anywhere (then the stored table keeps the
+    query's order instead of being sorted by HEALPix index)."""
+    return re.search(r"\border\s+by\b", adql or "", re.IGNORECASE) is not None
+
+
+def provenance_of(prepared: Any) -> dict[str, Any]:
+    """The provenance record of a stored query result: ADQL, time, source tables."""
+    sources = sorted({f"{t.database}.{t.name}" for t in getattr(prepared, "tables", [])
+                      if getattr(t, "kind", "") not in ("upload",)})
+    uploads = sorted({t.name for t in getattr(prepared, "tables", [])
+                      if getattr(t, "kind", "") == "upload"})
+    prov: dict[str, Any] = {"adql": prepared.spec.query, "created": _now(),
+                            "source_tables": sources}
+    if uploads:
+        prov["uploads"] = uploads
+    return prov
+
+
+def response_sql(table: TableMeta, columns: list[ColumnMeta], relation: str, *,
+                 limit: int | None, offset: int = 0) -> str:
+    """SQL that reads the query's own columns back from a stored table, MAXREC-limited
+    (one extra row, so the writer can tell an overflow)."""
+    names = ", ".join(_quote(c.name) for c in _regular_columns(columns))
+    sql = f"SELECT {names} FROM {relation}"
+    if limit is not None:
+        sql += f" LIMIT {limit + 1}"
+    if offset:
+        sql += f" OFFSET {offset}"
+    return sql

@@ -1,0 +1,31 @@
+"""DEST: query -> stored table -> queried again, joined with a catalogue table."""
+
+from __future__ import annotations
+
+from conftest import client_for, infos, new_user, sync, table_of
+
+
+def test_dest_then_join_with_catalogue(demo_server):
+    user = new_user(demo_server)
+    c = client_for(demo_server, user)
+    q = "SELECT source_id, ra, dec, phot_g_mean_mag FROM gaia.dr3_bright WHERE phot_g_mean_mag < 7"
+    full = sync(c, q, MAXREC="100000")
+    assert full.status_code == 200, full.text
+    nfull = len(table_of(full))
+    assert nfull > 5
+    r = sync(c, q, DEST="mydb.bright", MAXREC="3")
+    assert r.status_code == 200, r.text
+    info = infos(r)
+    assert info["DEST_TABLE"] == f"user_{user}.bright"
+    assert info["DEST_ROWS"] == str(nfull)          # every row stored ...
+    assert len(table_of(r)) == 3                     # ... MAXREC limits the response
+    assert info.get("QUERY_STATUS") == "OVERFLOW"
+    j = sync(c, "SELECT COUNT(*) AS n FROM mydb.bright AS b JOIN gaia.dr3_bright AS g"
+                " ON b.source_id = g.source_id")
+    assert j.status_code == 200, j.text
+    assert int(table_of(j)["n"][0]) == nfull
+    # The owner's schema is queryable by its real name too, with unit metadata kept.
+    t = sync(c, f"SELECT TOP 1 ra, healpix_index FROM user_{user}.bright")
+    assert t.status_code == 200, t.text
+    assert str(table_of(t)["ra"].unit) == "deg"
+    c.close()
