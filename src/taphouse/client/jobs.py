@@ -43,7 +43,7 @@ class Job:
         The job's UWS URL.
     """
 
-    _show = ("id", "phase", "created", "query")
+    _show = ("id", "phase", "created", "runid")
 
     def __init__(self, endpoint: TapEndpoint, job_id: str, *, url: str | None = None,
                  summary: Any = None) -> None:
@@ -302,8 +302,8 @@ class Job:
     def _row(self) -> list[str]:
         phase = self._summary.phase if self._summary is not None else "?"
         created = self.created
-        q = " ".join((self._query or "").split())
-        return [self.id, phase or "", "" if created is None else str(created), q]
+        runid = getattr(self._summary, "runid", None) if self._summary is not None else None
+        return [self.id, phase or "", "" if created is None else str(created), runid or ""]
 
     def __repr__(self) -> str:
         phase = self._summary.phase if self._summary is not None else "unknown phase"
@@ -312,8 +312,8 @@ class Job:
     def _repr_html_(self) -> str:
         row = self._row()
         return ("<p><b>Job</b> " + html.escape(row[0]) + " <code>" + html.escape(row[1])
-                + "</code> " + html.escape(row[2]) + "<br><code>" + html.escape(row[3])
-                + "</code></p>")
+                + "</code> " + html.escape(row[2]) + "<br><code>"
+                + html.escape(self._query or "") + "</code></p>")
 
 
 __all__ = ["Job", "FINAL"]
