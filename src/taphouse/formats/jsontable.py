@@ -28,7 +28,7 @@ from taphouse.formats.columns import (
     field_for,
     normalise,
 )
-from taphouse.formats.result import ResultInfo, limit_batches
+from taphouse.formats.result import ResultInfo, started_batches
 
 _META_KEYS = ("name", "datatype", "arraysize", "xtype", "unit", "ucd", "utype", "description")
 
@@ -78,12 +78,13 @@ class JsonWriter:
               info: ResultInfo) -> Iterator[bytes]:
         """Yield the metadata, then the rows of each batch, then the status fields."""
         fields = [field_for(c) for c in columns]
+        rows = started_batches(batches, info)
         head = {"query": info.query, "infos": dict(info.infos),
                 "metadata": [{k: getattr(c, k) for k in _META_KEYS} for c in columns]}
         yield (json.dumps(head, ensure_ascii=False)[:-1] + ',\n"data": [\n').encode()
         sep = b""
         try:
-            for batch in limit_batches(iter(batches), info):
+            for batch in rows:
                 check_columns(columns, batch.schema)
                 pieces: list[pa.Array | str] = ["["]
                 for j, (array, fld) in enumerate(zip(batch.columns, fields, strict=True)):

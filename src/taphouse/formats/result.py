@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -69,3 +70,15 @@ def limit_batches(batches: Iterator[pa.RecordBatch], info: ResultInfo
                 return
         info.rows += batch.num_rows
         yield batch
+
+
+def started_batches(batches: Iterable[pa.RecordBatch], info: ResultInfo
+                    ) -> Iterator[pa.RecordBatch]:
+    """:func:`limit_batches`, with the first batch already read.
+
+    Writers call this before yielding anything, so that a query failing on its first
+    rows fails the first ``next()`` (the caller can still answer with an error document).
+    """
+    rows = limit_batches(iter(batches), info)
+    first = next(rows, None)
+    return rows if first is None else itertools.chain([first], rows)

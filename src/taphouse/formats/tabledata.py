@@ -30,9 +30,11 @@ def number_text(values: pa.Array) -> pa.Array:
     """Numbers as text: shortest round-trip floats, NaN and +Inf/-Inf as VOTable spells them."""
     text = pc.cast(values, pa.string())
     if pa.types.is_floating(values.type):
-        text = pc.replace_substring_regex(text, "^nan$", "NaN")
-        text = pc.replace_substring_regex(text, "^inf$", "+Inf")
-        text = pc.replace_substring_regex(text, "^-inf$", "-Inf")
+        odd = pc.invert(pc.is_finite(values))
+        if pc.any(odd).as_py():
+            text = pc.if_else(pc.is_nan(values), "NaN", text)
+            text = pc.if_else(pc.is_inf(values),
+                              pc.if_else(pc.greater(values, 0), "+Inf", "-Inf"), text)
     return text
 
 

@@ -15,8 +15,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from taphouse.catalogue.model import ColumnMeta
-from taphouse.formats.columns import check_columns, concat_values, field_for, normalise
-from taphouse.formats.result import ResultInfo, limit_batches
+from taphouse.formats.columns import (
+    STRING_TYPES,
+    check_columns,
+    concat_values,
+    field_for,
+    normalise,
+)
+from taphouse.formats.result import ResultInfo, started_batches
 from taphouse.formats.tabledata import cell_text
 
 
@@ -49,17 +55,18 @@ class DelimitedWriter:
               info: ResultInfo) -> Iterator[bytes]:
         """Yield the header row, then the rows of each batch."""
         fields = [field_for(c) for c in columns]
+        rows = started_batches(batches, info)
         names = self._escape(pa.array([c.name for c in columns], pa.string()))
         yield (self.delimiter.join(names.to_pylist()) + self._eol).encode()
         try:
-            for batch in limit_batches(iter(batches), info):
+            for batch in rows:
                 check_columns(columns, batch.schema)
                 pieces: list[pa.Array | str] = []
                 for j, (array, fld) in enumerate(zip(batch.columns, fields, strict=True)):
                     if j:
                         pieces.append(self.delimiter)
                     text = cell_text(normalise(array, fld), fld, booleans=("true", "false"))
-                    pieces.append(self._escape(text) if text.type == pa.string() else text)
+                    pieces.append(self._escape(text) if fld.datatype in STRING_TYPES else text)
                 pieces.append(self._eol)
                 yield concat_values(pc.binary_join_element_wise(*pieces, ""))
         except Exception as e:
