@@ -16,11 +16,10 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 
-from taphouse.adql.scope import Scope, inline_name
+from taphouse.adql.scope import Scope
 from taphouse.catalogue.model import ColumnMeta, TableMeta
 from taphouse.catalogue.store import CatalogueStore
 from taphouse.engine import DuckDBEngine
@@ -92,9 +91,114 @@ def main() -> None:
     run(engine, table, args)
 
 
+QUERIES = {
+    "simple": "SELECT TOP 100 source_id, ra, dec, phot_g_mean_mag FROM gaiasim.source "
+              "WHERE phot_g_mean_mag < 15 ORDER BY phot_g_mean_mag",
+    "cone": "SELECT source_id, ra, dec, DISTANCE(POINT('ICRS', ra, dec), "
+            "POINT('ICRS', 56.75, 24.12)) AS dist FROM gaiasim.source WHERE 1=CONTAINS("
+            "POINT('ICRS', ra, dec), CIRCLE('ICRS', 56.75, 24.12, 0.05))",
+    "aggregate": "SELECT ROUND(phot_g_mean_mag) AS g, COUNT(*) AS n, AVG(parallax) "
+                 "FROM gaiasim.source WHERE parallax > 1 GROUP BY ROUND(phot_g_mean_mag) "
+                 "HAVING COUNT(*) > 10 ORDER BY g",
+    "crossmatch": "SELECT u.uid, s.source_id, DISTANCE(POINT(u.ra, u.dec), POINT(s.ra, s.dec))"
+                  " AS d FROM TAP_UPLOAD.xm AS u JOIN gaiasim.source AS s ON 1=CONTAINS("
+                  "POINT('ICRS', s.ra, s.dec), CIRCLE('ICRS', u.ra, u.dec, 1./3600))",
+}
+
+
+def _scope(engine: DuckDBEngine, table: TableMeta, upload: pa.Table | None = None) -> Scope:
+    t = table
+    up = TableMeta("tap_upload", "xm", [ColumnMeta("uid", "long"),
+                                        ColumnMeta("ra", "double", unit="deg"),
+                                        ColumnMeta("dec", "double", unit="deg")],
+                   kind="upload", nrows=0 if upload is None else upload.num_rows)
+    inline = {("tap_upload", "xm"): upload} if upload is not None else {}
+    return Scope({(DB, TABLE): t, ("tap_upload", "xm"): up}, engine.relation, inline=inline)
+
+
+def _median_ms(fn, n: int) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def _run_sql(engine, sql, upload=None) -> int:
+    inline = {"_inline_tap_upload_xm": upload} if upload is not None else None
+    with engine.cursor(inline) as cur:
+        return len(cur.execute(sql).fetchall())
+
+
 def run(engine: DuckDBEngine, table: TableMeta, args) -> None:
-    from taphouse.adql import translate  # noqa: F401
-    raise NotImplementedError
+    from taphouse.adql import parse, translate
+
+    print(f"catalogue: {table.nrows:,} rows, {table.nbytes / 1e6:.0f} MB, sorted by HEALPix")
+    scope = _scope(engine, table, pa.table({"uid": [1], "ra": [1.0], "dec": [1.0]}))
+    print("\n== translation (median of 200) ==")
+    for name, q in QUERIES.items():
+        translate(q, scope)
+        ms = _median_ms(lambda q=q: translate(q, scope, maxrec=100_000), 200)
+        parse_ms = _median_ms(lambda q=q: parse(q), 200)
+        print(f"  {name:<11} translate {ms:6.2f} ms   (sqlglot parse alone {parse_ms:5.2f} ms)")
+
+    print(f"\n== cone search r=0.05 deg, {args.positions} positions from the catalogue ==")
+    with engine.cursor() as cur:
+        step = max(1, table.nrows // args.positions)
+        pos = cur.execute(
+            f"SELECT ra, dec FROM {engine.relation(table)} WHERE source_id % {step} = 0 "
+            f"ORDER BY source_id LIMIT {args.positions}").fetchall()
+    cone = ("SELECT source_id, ra, dec, phot_g_mean_mag FROM gaiasim.source WHERE 1=CONTAINS("
+            "POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra!r}, {dec!r}, 0.05))")
+    sqls = [translate(cone.format(ra=ra, dec=dec), scope).sql for ra, dec in pos]
+    for sql in sqls:  # warm up
+        _run_sql(engine, sql)
+    times, nrows = [], 0
+    for sql in sqls:
+        t0 = time.perf_counter()
+        nrows += _run_sql(engine, sql)
+        times.append((time.perf_counter() - t0) * 1000)
+    q = statistics.quantiles(times, n=20)
+    print(f"  HEALPix ranges: p50 {statistics.median(times):6.2f} ms  p95 {q[18]:6.2f} ms"
+          f"  ({nrows / len(sqls):.1f} rows per cone)")
+    slow = [translate(cone.format(ra=ra, dec=dec), scope, spatial_index=False).sql
+            for ra, dec in pos[:5]]
+    _run_sql(engine, slow[0])
+    slow_times = []
+    for sql in slow:
+        t0 = time.perf_counter()
+        _run_sql(engine, sql)
+        slow_times.append((time.perf_counter() - t0) * 1000)
+    print(f"  full scan:      p50 {statistics.median(slow_times):6.2f} ms  (5 positions)")
+
+    print(f"\n== crossmatch {args.upload:,} x {table.nrows:,}, radius 1 arcsec ==")
+    with engine.cursor() as cur:
+        every = max(1, table.nrows // args.upload)
+        upload = cur.execute(
+            f"SELECT row_number() OVER (ORDER BY source_id) AS uid, "
+            f"ra + (hash(source_id) % 1000 - 500) / 3600e3 AS ra, "
+            f"dec + (hash(source_id + 1) % 1000 - 500) / 3600e3 AS dec "
+            f"FROM {engine.relation(table)} WHERE hash(source_id + 3) % {every} = 0 "
+            f"LIMIT {args.upload}").to_arrow_table()
+    xscope = _scope(engine, table, upload)
+    t0 = time.perf_counter()
+    tr = translate(QUERIES["crossmatch"], xscope)
+    tt = (time.perf_counter() - t0) * 1000
+    _run_sql(engine, tr.sql, upload)  # warm
+    t0 = time.perf_counter()
+    n = _run_sql(engine, tr.sql, upload)
+    xt = time.perf_counter() - t0
+    print(f"  HEALPix join:  {xt:6.3f} s  ({n:,} pairs from {upload.num_rows:,} rows;"
+          f" translation {tt:.2f} ms)")
+    few = upload.slice(0, 10)
+    slow_sql = translate(QUERIES["crossmatch"], _scope(engine, table, few),
+                         spatial_index=False).sql
+    t0 = time.perf_counter()
+    _run_sql(engine, slow_sql, few)
+    st = time.perf_counter() - t0
+    print(f"  nested loop:   {st:6.3f} s for 10 rows -> {st * upload.num_rows / 10:,.0f} s "
+          f"extrapolated to {upload.num_rows:,}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,6 @@
 
 from taphouse.adql.errors import AdqlError
 from taphouse.adql.scope import Scope, inline_name
-from taphouse.adql.translate import Translation, parse, translate
+from taphouse.adql.translator import Translation, parse, translate
 
 __all__ = ["AdqlError", "Scope", "Translation", "inline_name", "parse", "translate"]

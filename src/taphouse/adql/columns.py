@@ -24,10 +24,40 @@ def geometry_meta(xtype: str) -> ColumnMeta:
     return ColumnMeta("", "double", arraysize=GEOMETRY_XTYPES[xtype], xtype=xtype, unit="deg")
 
 
+class Note:
+    """What the resolver learnt about a node. Shared by reference when sqlglot copies
+    the node (it deep-copies node metadata), so copies stay cheap."""
+
+    __slots__ = ("col", "src", "frame", "columns")
+
+    def __init__(self, col=None, src=None, frame=None, columns=None) -> None:
+        self.col = col  # ColumnMeta of a resolved column reference
+        self.src = src  # its Source
+        self.frame = frame  # Frame of a SELECT
+        self.columns = columns  # output columns of a query
+
+    def __deepcopy__(self, memo) -> Note:
+        return self
+
+
+def note(node: exp.Expression) -> Note | None:
+    return node.meta_get("th")
+
+
+def annotate(node: exp.Expression, **values) -> Note:
+    n = node.meta_get("th")
+    if n is None:
+        n = Note()
+        node.meta["th"] = n
+    for k, v in values.items():
+        setattr(n, k, v)
+    return n
+
+
 def source_column(node: exp.Expression) -> ColumnMeta | None:
     """The resolved source column of a Column node (set by the resolver)."""
-    meta = getattr(node, "_meta", None)
-    return meta.get("th_col") if meta else None
+    n = node.meta_get("th")
+    return n.col if n is not None else None
 
 
 def describe(node: exp.Expression) -> ColumnMeta:
@@ -161,7 +191,8 @@ def _describe(node: exp.Expression) -> ColumnMeta:  # noqa: C901 - one dispatch 
         return _plain(dt, first.arraysize, first.unit if same else None,
                       first.ucd if same else None, first.xtype if same else None)
     if isinstance(node, exp.Subquery):
-        cols = node.this.meta.get("th_columns") if node.this is not None else None
+        n = note(node.this) if node.this is not None else None
+        cols = n.columns if n is not None else None
         if cols:
             return _keep(cols[0])
         return _plain("double")

@@ -3,13 +3,14 @@
 ADQL is close to SQL-92. The differences that matter to the parser: ``SELECT TOP n``,
 ``LOG`` is the natural logarithm, identifiers are case-insensitive unless delimited
 with double quotes, and there is no ``::`` cast, ``$`` parameter or other
-backend-specific syntax. Geometry and service functions parse as ordinary function
+backend-specific syntax. (The parser is sqlglot's own, unchanged, so that the compiled
+build of sqlglot can be used; ADQL's natural ``LOG`` is fixed up in translation.) Geometry and service functions parse as ordinary function
 calls and are translated later (:mod:`taphouse.adql.geometry`, :mod:`taphouse.adql.udf`).
 """
 
 from __future__ import annotations
 
-from sqlglot import exp, parser, tokens
+from sqlglot import tokens
 from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
 from sqlglot.tokens import TokenType
 
@@ -34,14 +35,3 @@ class Adql(Dialect):
         KEYWORDS["TOP"] = TokenType.TOP
         HEX_STRINGS = [("0x", ""), ("0X", "")]
         VAR_SINGLE_TOKENS: set[str] = set()
-
-    class Parser(parser.Parser):
-        LOG_DEFAULTS_TO_LN = True
-        FUNCTIONS = {
-            **parser.Parser.FUNCTIONS,
-            "RAND": lambda args: exp.Rand(this=seq_get(args, 0)),
-        }
-
-
-def seq_get(seq: list, i: int):
-    return seq[i] if i < len(seq) else None

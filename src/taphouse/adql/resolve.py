@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from taphouse.adql.columns import describe, result_name
+from taphouse.adql.columns import annotate, describe, result_name
 from taphouse.adql.errors import AdqlError
 from taphouse.adql.scope import Scope, inline_name
 from taphouse.catalogue.model import ColumnMeta, TableMeta
@@ -64,7 +64,7 @@ class Resolver:
         """Resolve a query (SELECT or set operation) in place; return its output columns."""
         if isinstance(node, exp.Subquery):
             cols = self.query(node.this, outer, ctes)
-            node.meta["th_columns"] = cols
+            annotate(node, columns=cols)
             return cols
         with_ = node.args.get("with_")
         if with_ is not None:
@@ -83,7 +83,7 @@ class Resolver:
             cols = self._select(node, outer, ctes)
         else:
             raise AdqlError.at(f"expected a query, found {node.sql()[:40]!r}", node)
-        node.meta["th_columns"] = cols
+        annotate(node, columns=cols)
         return cols
 
     def _set_operation(self, node: exp.SetOperation, outer, ctes) -> list[ColumnMeta]:
@@ -152,7 +152,7 @@ class Resolver:
             cols.append(meta)
             frame.outputs.setdefault(name, meta)
             frame.outputs.setdefault(unique, meta)
-            new_items.append(exp.alias_(expr_, exp.to_identifier(unique, quoted=True)))
+            new_items.append(exp.Alias(this=expr_, alias=exp.to_identifier(unique, quoted=True)))
         node.set("expressions", new_items)
         where = node.args.get("where")
         if where is not None:
@@ -165,7 +165,7 @@ class Resolver:
         if having is not None:
             self._expr(having.this, frames, ctes, aliases=frame.outputs)
         self._order(node, frame, outer, ctes, outputs_only=False, ncols=len(cols))
-        node.meta["th_frame"] = frame
+        annotate(node, frame=frame)
         return cols
 
     def _order(self, node, frame: Frame, outer, ctes, *, outputs_only: bool,
@@ -282,8 +282,7 @@ class Resolver:
                 else:
                     ref = exp.column(exp.to_identifier(col.name, quoted=True),
                                      table=exp.to_identifier(src.alias, quoted=True))
-                ref.meta["th_col"] = col
-                ref.meta["th_src"] = src
+                annotate(ref, col=col, src=src)
                 out.append((ref, col.name))
         return out
 
@@ -323,7 +322,7 @@ class Resolver:
             hits = [(s, s.column(name)) for s in frame.sources if s.column(name) is not None]
             if name in frame.merged and hits:
                 node.set("this", exp.to_identifier(name, quoted=True))
-                node.meta["th_col"] = hits[0][1]
+                annotate(node, col=hits[0][1])
                 return
             if len(hits) > 1:
                 raise AdqlError.at(
@@ -334,7 +333,7 @@ class Resolver:
                 return
         if aliases and name in aliases:
             node.set("this", exp.to_identifier(name, quoted=True))
-            node.meta["th_col"] = aliases[name]
+            annotate(node, col=aliases[name])
             return
         known = [c.name for f in frames for s in f.sources for c in s.columns]
         raise AdqlError.at(f"unknown column {name}" + _suggest(name, known), node)
@@ -345,8 +344,7 @@ def _bind(node: exp.Column, src: Source, col: ColumnMeta) -> None:
     node.set("table", exp.to_identifier(src.alias, quoted=True))
     node.set("db", None)
     node.set("catalog", None)
-    node.meta["th_col"] = col
-    node.meta["th_src"] = src
+    annotate(node, col=col, src=src)
 
 
 def _qualifier(node: exp.Column, scope: Scope) -> tuple[str, ...]:

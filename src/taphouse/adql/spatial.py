@@ -1,7 +1,393 @@
-"""Fast paths for spatial predicates (filled in below)."""
+"""Fast paths for the common spatial predicates, applied to the resolved tree.
+
+* Cone: ``CONTAINS(POINT(ra, dec), CIRCLE(c1, c2, r)) = 1`` (any spelling: ``1 =``,
+  with or without a coordinate system, INTERSECTS, ``DISTANCE(...) < r``) on a table
+  with a HEALPix index. The table is pre-filtered on the index ranges covering the
+  circle (computed now with cdshealpix): one scan whose filter is an OR of ``BETWEEN``
+  ranges, which DuckDB pushes into the scan and checks against its zone maps, so only
+  the row groups (and vectors) needed are read; the exact test stays in place.
+  Measured on 10M rows (bench/adql.py): one scan with OR-ed ranges beats a UNION ALL
+  of one scan per range by 2-3x on DuckDB 2.0, and ranges separated by few rows are
+  merged into one.
+* Crossmatch: the same predicate between positions of two relations, with a constant
+  radius. The smaller side is expanded to the 3x3 block of HEALPix cells around each
+  position (at a depth whose cells are several radii wide) and equi-joined on the cell
+  of the other side, which is a bit shift of its index column or computed on the fly;
+  the exact test stays in place. No nested loop, correct at RA 0/360 and the poles.
+
+Both rewrites only filter rows that the exact predicate would reject anyway, and are
+applied only where that is sound (WHERE conjuncts; ON conjuncts of inner joins, or of
+a LEFT JOIN for its right side).
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from functools import lru_cache
 
-def optimise_spatial(tree, scope, dialect):
-    return []
+from sqlglot import exp
+
+from taphouse.adql import geometry as geo
+from taphouse.adql.columns import note, source_column
+from taphouse.adql.resolve import Frame, Source
+from taphouse.adql.scope import Scope
+
+CELL_COLUMN = "_th_cell"
+#: A gap between two index ranges with fewer expected rows than this is read rather
+#: than skipped (one more UNION branch costs more than scanning it).
+MERGE_GAP_ROWS = 5_000
+#: Most ranges a cone query gets.
+MAX_RANGES = 8
+#: "or": one scan, ranges OR-ed; "union": a UNION ALL of one scan per range.
+RANGE_FORM = "or"
+#: Crossmatch cells are at least this many radii wide, so the 3x3 block around a
+#: position contains the whole circle, whatever the cell's shape.
+XMATCH_CELL_RADII = 4.0
+
+
+@dataclass
+class _Match:
+    """A point-within-radius predicate: ``distance(point, centre) <= radius``."""
+
+    point: tuple[exp.Expression, exp.Expression]
+    centre: tuple[exp.Expression, exp.Expression]
+    radius: exp.Expression
+
+
+def optimise_spatial(tree: exp.Expression, scope: Scope, dialect: str) -> list[str]:
+    """Rewrite cone searches and crossmatches in every SELECT of ``tree``; return notes
+    on what was done (for logs and tests)."""
+    notes: list[str] = []
+    for select in list(tree.find_all(exp.Select)):
+        n = note(select)
+        frame = n.frame if n is not None else None
+        if frame is not None and frame.sources:
+            _optimise_select(select, frame, scope, dialect, notes)
+    return notes
+
+
+def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
+    if isinstance(node, exp.And):
+        return _conjuncts(node.this) + _conjuncts(node.expression)
+    if isinstance(node, exp.Paren):
+        return _conjuncts(node.this)
+    return [node]
+
+
+def _optimise_select(select: exp.Select, frame: Frame, scope: Scope, dialect: str,
+                     notes: list[str]) -> None:
+    joins = select.args.get("joins") or []
+    all_inner = all(not j.args.get("side") for j in joins)
+    places: list[tuple[exp.Expression, exp.Expression]] = []
+    where = select.args.get("where")
+    if where is not None:
+        places += [(c, where) for c in _conjuncts(where.this)]
+    for j in joins:
+        on = j.args.get("on")
+        if on is not None:
+            places += [(c, j) for c in _conjuncts(on)]
+    coned: set[str] = set()
+    xmatched = False
+    for conj, place in places:
+        match = _match(conj)
+        if match is None:
+            continue
+        for m in (match, _Match(match.centre, match.point, match.radius)):
+            radius = geo.constant(m.radius)
+            if radius is None or radius <= 0:
+                break
+            psrc = _single_source(m.point)
+            csrc = _single_source(m.centre + (m.radius,), allow_none=True)
+            if psrc is None or psrc not in frame.sources:
+                continue
+            if csrc is None and _constant_point(m.centre) is not None:
+                if psrc.alias in coned or not _allowed(place, psrc, all_inner):
+                    continue
+                if _cone(psrc, m, _constant_point(m.centre), radius, notes):
+                    coned.add(psrc.alias)
+                    break
+            elif (csrc is not None and csrc is not psrc and csrc in frame.sources
+                  and not xmatched and _single_source(m.centre) is csrc):
+                if _crossmatch(select, place, psrc, csrc, m, radius, scope, all_inner,
+                               notes):
+                    xmatched = True
+                    break
+
+
+def _allowed(place: exp.Expression, src: Source, all_inner: bool) -> bool:
+    if isinstance(place, exp.Where):
+        return True
+    if all_inner:
+        return True
+    return place.args.get("side") == "LEFT" and place.this is src.node
+
+
+# --- matching predicates ------------------------------------------------------------------
+def _match(node: exp.Expression) -> _Match | None:
+    if isinstance(node, exp.EQ):
+        for pred, other in ((node.this, node.expression), (node.expression, node.this)):
+            if isinstance(other, exp.Literal) and other.this == "1":
+                return _match_predicate(pred)
+        return None
+    if isinstance(node, exp.LT | exp.LTE):
+        return _match_distance(node.this, node.expression)
+    if isinstance(node, exp.GT | exp.GTE):
+        return _match_distance(node.expression, node.this)
+    return _match_predicate(node)
+
+
+def _match_predicate(node: exp.Expression) -> _Match | None:
+    if isinstance(node, exp.Contains):
+        a, b = node.this, node.expression
+    elif isinstance(node, exp.Anonymous) and node.name.lower() in ("contains", "intersects") \
+            and len(node.expressions) == 2:
+        a, b = node.expressions
+        if node.name.lower() == "intersects" and _point_args(a) is None:
+            a, b = b, a
+    else:
+        return None
+    point = _point_args(a)
+    circle = _circle_args(b)
+    if point is None or circle is None:
+        return None
+    return _Match(point, circle[:2], circle[2])
+
+
+def _match_distance(dist: exp.Expression, radius: exp.Expression) -> _Match | None:
+    if not (isinstance(dist, exp.Anonymous) and dist.name.lower() == "distance"):
+        return None
+    args = dist.expressions
+    if len(args) == 4:
+        return _Match((args[0], args[1]), (args[2], args[3]), radius)
+    if len(args) == 2:
+        a, b = _point_args(args[0]), _point_args(args[1])
+        if a is not None and b is not None:
+            return _Match(a, b, radius)
+    return None
+
+
+def _strip(args: list[exp.Expression]) -> list[exp.Expression]:
+    if args and isinstance(args[0], exp.Literal) and args[0].is_string:
+        return args[1:]
+    return args
+
+
+def _point_args(node) -> tuple[exp.Expression, exp.Expression] | None:
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "point":
+        args = _strip(list(node.expressions))
+        if len(args) == 2:
+            return args[0], args[1]
+    return None
+
+
+def _circle_args(node) -> tuple[exp.Expression, exp.Expression, exp.Expression] | None:
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "circle":
+        args = _strip(list(node.expressions))
+        if len(args) == 3:
+            return args[0], args[1], args[2]
+        if len(args) == 2:
+            centre = _point_args(args[0])
+            if centre is not None:
+                return centre[0], centre[1], args[1]
+    return None
+
+
+def _single_source(nodes, allow_none: bool = False) -> Source | None:
+    """The one source all columns of ``nodes`` come from (None if several, none, or an
+    expression the rewrite cannot move, such as a subquery)."""
+    found: set[int] = set()
+    src = None
+    for n in nodes:
+        for sub in n.walk():
+            if isinstance(sub, exp.Select | exp.Subquery):
+                return None
+            if isinstance(sub, exp.Column):
+                n = note(sub)
+                s = n.src if n is not None else None
+                if s is None:
+                    return None
+                found.add(id(s))
+                src = s
+    if len(found) != 1:
+        return None
+    return src
+
+
+def _constant_point(nodes) -> tuple[float, float] | None:
+    ra, dec = geo.constant(nodes[0]), geo.constant(nodes[1])
+    if ra is None or dec is None or not -90.0 <= dec <= 90.0:
+        return None
+    return ra % 360.0, dec
+
+
+def _is_position(src: Source, point) -> bool:
+    t = src.table
+    return (t is not None and t.healpix_column is not None
+            and all(isinstance(c, exp.Column) for c in point)
+            and source_column(point[0]) is not None
+            and source_column(point[1]) is not None
+            and source_column(point[0]).name == t.ra_column
+            and source_column(point[1]).name == t.dec_column)
+
+
+# --- cone ------------------------------------------------------------------------------
+def _cone(src: Source, m: _Match, centre: tuple[float, float], radius: float,
+          notes: list[str]) -> bool:
+    if not _is_position(src, m.point) or not isinstance(src.node, exp.Table):
+        return False
+    table = src.table
+    assert table is not None
+    ranges = cone_ranges(centre[0], centre[1], radius, table.healpix_order,
+                         max(table.nrows, 1))
+    if ranges is None:
+        return False
+    hpx = table.healpix_column
+    rel = src.node.copy()
+    rel.set("alias", None)
+    tests = [exp.Between(this=exp.column(exp.to_identifier(hpx, quoted=True)),
+                         low=exp.Literal.number(lo), high=exp.Literal.number(hi))
+             for lo, hi in ranges]
+    query: exp.Expression
+    if RANGE_FORM == "union":
+        branches = [exp.Select(expressions=[exp.Star()], from_=exp.From(this=rel.copy()),
+                               where=exp.Where(this=t)) for t in tests]
+        query = branches[0]
+        for b in branches[1:]:
+            query = exp.Union(this=query, expression=b, distinct=False)
+    else:
+        cond: exp.Expression = tests[0]
+        for t in tests[1:]:
+            cond = exp.Or(this=cond, expression=t)
+        query = exp.Select(expressions=[exp.Star()], from_=exp.From(this=rel),
+                           where=exp.Where(this=cond))
+    sub = exp.Subquery(this=query, alias=exp.TableAlias(
+        this=exp.to_identifier(src.alias, quoted=True)))
+    src.node.replace(sub)
+    src.node = sub
+    notes.append(f"cone on {src.alias}: {len(ranges)} HEALPix index range(s)")
+    return True
+
+
+def nominal_cell_size(depth: int) -> float:
+    """Square root of the area of a HEALPix cell at ``depth``, in degrees."""
+    return math.degrees(math.sqrt(4 * math.pi / (12 * 4**depth)))
+
+
+@lru_cache(maxsize=4096)
+def cone_ranges(ra: float, dec: float, radius: float, order: int,
+                nrows: int) -> list[tuple[int, int]] | None:
+    """Inclusive ranges of the order-``order`` nested index covering a cone (degrees)."""
+    import astropy.units as u
+    from astropy.coordinates import Latitude, Longitude
+    from cdshealpix import nested
+
+    if radius >= 90.0:
+        return None
+    depth = 0
+    while depth < order and nominal_cell_size(depth + 1) >= radius:
+        depth += 1
+    ipix, _, _ = nested.cone_search(Longitude(ra * u.deg), Latitude(dec * u.deg),
+                                    radius * u.deg, depth, flat=True)
+    shift = 2 * (order - depth)
+    ranges: list[list[int]] = []
+    for cell in sorted(int(c) for c in ipix):
+        lo, hi = cell << shift, ((cell + 1) << shift) - 1
+        if ranges and lo == ranges[-1][1] + 1:
+            ranges[-1][1] = hi
+        else:
+            ranges.append([lo, hi])
+    if not ranges:
+        return None
+    total = 12 * 4**order
+    merged = [ranges[0]]
+    for lo, hi in ranges[1:]:
+        gap_rows = (lo - merged[-1][1]) / total * nrows
+        if gap_rows < MERGE_GAP_ROWS:
+            merged[-1][1] = hi
+        else:
+            merged.append([lo, hi])
+    while len(merged) > MAX_RANGES:
+        i = min(range(len(merged) - 1), key=lambda k: merged[k + 1][0] - merged[k][1])
+        merged[i][1] = merged[i + 1][1]
+        del merged[i + 1]
+    return [(lo, hi) for lo, hi in merged]
+
+
+# --- crossmatch ----------------------------------------------------------------------------
+def _rows(src: Source, scope: Scope) -> int:
+    if src.table is None:
+        return 10**9  # derived table: unknown, assume large
+    key = (src.table.database, src.table.name)
+    data = scope.inline.get(key)
+    if data is not None and hasattr(data, "num_rows"):
+        return int(data.num_rows)
+    return src.table.nrows or 10**9
+
+
+def _crossmatch(select, place, psrc: Source, csrc: Source, m: _Match, radius: float,
+                scope: Scope, all_inner: bool, notes: list[str]) -> bool:
+    depth = 0
+    while depth < 29 and nominal_cell_size(depth + 1) >= XMATCH_CELL_RADII * radius:
+        depth += 1
+    if nominal_cell_size(depth) < XMATCH_CELL_RADII * radius:
+        return False
+    sides = [(psrc, m.point, csrc, m.centre), (csrc, m.centre, psrc, m.point)]
+    sides.sort(key=lambda s: (_rows(s[0], scope), s[0].table is not None
+                              and s[0].table.healpix_column is not None))
+    for esrc, epoint, osrc, opoint in sides:
+        if not all(isinstance(c, exp.Column) for c in epoint):
+            continue
+        if not _allowed(place, esrc, all_inner):
+            continue
+        _expand(esrc, epoint, depth)
+        cond = exp.EQ(this=_cell(osrc, opoint, depth),
+                      expression=exp.column(exp.to_identifier(CELL_COLUMN, quoted=True),
+                                            table=exp.to_identifier(esrc.alias, quoted=True)))
+        if isinstance(place, exp.Where):
+            place.set("this", exp.And(this=geo.p(place.this), expression=cond))
+        else:
+            place.set("on", exp.And(this=geo.p(place.args["on"]), expression=cond))
+        notes.append(f"crossmatch {esrc.alias} x {osrc.alias}: HEALPix depth {depth}")
+        return True
+    return False
+
+
+def _cell(src: Source, point, depth: int) -> exp.Expression:
+    t = src.table
+    if _is_position(src, point):
+        assert t is not None and t.healpix_column is not None
+        col = exp.column(exp.to_identifier(t.healpix_column, quoted=True),
+                         table=exp.to_identifier(src.alias, quoted=True))
+        shift = 2 * (t.healpix_order - depth)
+        return exp.BitwiseRightShift(this=col, expression=exp.Literal.number(shift)) \
+            if shift else col
+    return exp.Anonymous(this="ivo_healpix_index", expressions=[
+        exp.Literal.number(depth), point[0].copy(), point[1].copy()])
+
+
+def _expand(src: Source, point, depth: int) -> None:
+    """Replace a source by itself with one row per cell of the 3x3 block around its
+    position (column ``_th_cell``)."""
+    inner_alias = exp.TableAlias(this=exp.to_identifier("_th_e", quoted=True))
+    node = src.node
+    if isinstance(node, exp.Subquery):
+        inner = exp.Subquery(this=node.this.copy(), alias=inner_alias)
+    else:
+        inner = node.copy()
+        inner.set("alias", inner_alias)
+    coords = []
+    for c in point:
+        ref = c.copy()
+        ref.set("table", exp.to_identifier("_th_e", quoted=True))
+        coords.append(ref)
+    cells = exp.Unnest(expressions=[exp.Anonymous(
+        this="taphouse_healpix_neighbours", expressions=[exp.Literal.number(depth), *coords])])
+    query = exp.Select(
+        expressions=[exp.Star(), exp.Alias(this=cells,
+                                             alias=exp.to_identifier(CELL_COLUMN, quoted=True))],
+        from_=exp.From(this=inner))
+    sub = exp.Subquery(this=query, alias=exp.TableAlias(
+        this=exp.to_identifier(src.alias, quoted=True)))
+    node.replace(sub)
+    src.node = sub

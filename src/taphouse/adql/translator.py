@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
@@ -18,7 +19,7 @@ from taphouse.adql.resolve import Resolver
 from taphouse.adql.safety import check_tree
 from taphouse.adql.scope import Scope
 from taphouse.adql.spatial import optimise_spatial
-from taphouse.adql.udf import UDFS
+from taphouse.adql.udf import INTERNAL, UDFS
 from taphouse.catalogue.model import ColumnMeta, TableMeta
 
 DIALECTS = ("duckdb", "postgres")
@@ -75,7 +76,7 @@ def parse(adql: str) -> exp.Expression:
 
 
 def translate(adql: str, scope: Scope, *, dialect: str = "duckdb",
-              maxrec: int | None = None) -> Translation:
+              maxrec: int | None = None, spatial_index: bool = True) -> Translation:
     """Translate an ADQL 2.1 query into backend SQL.
 
     Parameters
@@ -88,6 +89,9 @@ def translate(adql: str, scope: Scope, *, dialect: str = "duckdb",
         ``"duckdb"`` (embedded backend) or ``"postgres"``.
     maxrec
         The caller's row limit (TAP MAXREC), if any.
+    spatial_index
+        Use the HEALPix fast paths for cone searches and crossmatches (default). Off,
+        the same predicates run as plain scans (for comparison and tests).
 
     Returns
     -------
@@ -105,10 +109,10 @@ def translate(adql: str, scope: Scope, *, dialect: str = "duckdb",
     tree = normalize_identifiers(tree, dialect=Adql)
     resolver = Resolver(scope)
     columns = resolver.query(tree, [], {})
-    notes = optimise_spatial(tree, scope, dialect)
+    notes = optimise_spatial(tree, scope, dialect) if spatial_index else []
     tree = _translate_node(tree, dialect)
     limit = _apply_limit(tree, maxrec)
-    sql = tree.sql(dialect=dialect)
+    sql = Dialect.get_or_raise(dialect).generate(tree, copy=False)
     return Translation(sql, columns, list(resolver.tables.values()), limit, dialect, notes)
 
 
@@ -208,6 +212,8 @@ def _translate_special(node: exp.Expression, tx, dialect: str) -> exp.Expression
                         default=exp.Literal.number(0))
     if isinstance(node, exp.Anonymous):
         return _translate_call(node, tx, dialect)
+    if isinstance(node, exp.Log) and node.args.get("expression") is None:
+        return exp.Ln(this=tx(node.this))  # ADQL LOG is the natural logarithm
     if isinstance(node, exp.HexString):
         return exp.Literal.number(int(node.this, 16))
     if isinstance(node, exp.Rand) and node.this is not None and dialect == "duckdb":
@@ -226,6 +232,8 @@ def p_bool(test: exp.Expression) -> exp.Expression:
 def _translate_call(node: exp.Anonymous, tx, dialect: str) -> exp.Expression | None:
     name = node.name.lower()
     args = list(node.expressions)
+    if name in INTERNAL or name == "least":
+        return None  # written by the translator itself
     if name in ("point", "circle", "polygon", "box", "centroid"):
         return geo.to_value(geo.geometry(node, tx))
     if name == "distance":
