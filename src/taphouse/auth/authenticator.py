@@ -72,8 +72,8 @@ class Authenticator:
         self.settings = settings
         self.clock = clock
         now = self._now
-        self.hashing = hashing or PasswordHashing()
-        self.accounts = AccountStore(meta, self.hashing,
+        self._hashing = hashing or PasswordHashing()
+        self.accounts = AccountStore(meta, self._hashing,
                                      password_min_length=settings.password_min_length,
                                      clock=now)
         self.tokens = TokenService(meta, session_lifetime=settings.token_lifetime, clock=now)
@@ -83,6 +83,17 @@ class Authenticator:
 
     def _now(self) -> float:
         return self.clock()
+
+    @property
+    def hashing(self) -> PasswordHashing:
+        """Password hashing; assigning it (e.g. cheaper parameters in tests) applies to
+        new hashes and checks; existing hashes keep verifying with their own parameters."""
+        return self._hashing
+
+    @hashing.setter
+    def hashing(self, value: PasswordHashing) -> None:
+        self._hashing = value
+        self.accounts.hashing = value
 
     # --- per request ---------------------------------------------------------------
     def identify(self, request: Request, *, allow_basic: bool = True) -> Identity:
