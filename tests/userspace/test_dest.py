@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import client_for, infos, new_user, sync, table_of
+from userspace_helpers import client_for, infos, new_user, sync, table_of
 
 
 def test_dest_then_join_with_catalogue(demo_server):

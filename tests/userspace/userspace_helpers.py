@@ -1,14 +1,15 @@
-"""Fixtures for user-space tests: accounts on a live server and HTTP clients for them."""
+"""Helpers for user-space tests: accounts on a live server, HTTP clients, VOTable reading.
+
+(A module of its own, not a conftest: several test folders have a ``conftest``.)
+"""
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 PASSWORD = "correct horse battery"
 _counter = itertools.count()
@@ -24,21 +25,6 @@ def new_user(server: Any, prefix: str = "u") -> str:
 def client_for(server: Any, user: str | None) -> httpx.Client:
     auth = (user, PASSWORD) if user else None
     return httpx.Client(base_url=server.url, auth=auth, timeout=60)
-
-
-@pytest.fixture
-def clients() -> Iterator[Any]:
-    """Factory ``clients(server, user)`` -> httpx.Client (closed after the test)."""
-    made: list[httpx.Client] = []
-
-    def factory(server: Any, user: str | None) -> httpx.Client:
-        c = client_for(server, user)
-        made.append(c)
-        return c
-
-    yield factory
-    for c in made:
-        c.close()
 
 
 def sync(client: httpx.Client, query: str, prefix: str = "/tap", **params: str
@@ -62,3 +48,27 @@ def infos(resp: httpx.Response) -> dict[str, str]:
 
     return {k.decode(): v.decode() for k, v in
             re.findall(rb'<INFO name="([^"]+)"\s+value="([^"]*)"', resp.content)}
+
+
+def root_conftest() -> Any:
+    """tests/conftest.py as a module (for ``ServerProcess``)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "taphouse_tests_root_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).resolve().parents[1] / "conftest.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def csv_table(n: int) -> bytes:
+    """A CSV table of ``n`` rows with positions (id, ra, dec, mag)."""
+    lines = ["id,ra,dec,mag"] + [f"{i},{(i * 7.3) % 360:.4f},{(i % 170) - 85:.2f},{i % 20}"
+                                 for i in range(n)]
+    return ("\n".join(lines) + "\n").encode()
