@@ -11,13 +11,14 @@ EXAMPLES: list[tuple[str, str, str, str]] = [
     ("histogram", "Magnitude histogram",
      "Number of Gaia DR3 bright stars per G magnitude bin.",
      "SELECT FLOOR(phot_g_mean_mag) AS gmag, COUNT(*) AS n FROM gaia.dr3_bright\n"
-     "GROUP BY FLOOR(phot_g_mean_mag) ORDER BY gmag"),
+     "GROUP BY gmag ORDER BY gmag"),
     ("crossmatch", "Hipparcos against Gaia",
      "Pairs of Hipparcos and Gaia stars closer than one arcsecond near Orion's belt.",
-     "SELECT h.hip, g.source_id, DISTANCE(POINT(h.ra, h.dec), POINT(g.ra, g.dec)) AS sep\n"
+     "SELECT h.hip, g.source_id,\n"
+     "       DISTANCE(POINT('ICRS', h.ra, h.dec), POINT('ICRS', g.ra, g.dec)) AS sep\n"
      "FROM hipparcos.hip2 AS h JOIN gaia.dr3_bright AS g\n"
-     "ON 1 = CONTAINS(POINT(g.ra, g.dec), CIRCLE(h.ra, h.dec, 1.0 / 3600))\n"
-     "WHERE 1 = CONTAINS(POINT(h.ra, h.dec), CIRCLE(83.0, -1.0, 3.0))"),
+     "ON 1 = CONTAINS(POINT('ICRS', g.ra, g.dec), CIRCLE('ICRS', h.ra, h.dec, 0.0002777))\n"
+     "WHERE 1 = CONTAINS(POINT('ICRS', h.ra, h.dec), CIRCLE('ICRS', 83.0, -1.0, 3.0))"),
     ("dest", "Keep a result in your user space (taphouse extension)",
      "Send DEST=mydb.bright_stars with the query to store every row of the result in "
      "your own schema; later queries can read mydb.bright_stars.",

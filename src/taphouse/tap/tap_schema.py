@@ -69,11 +69,27 @@ _DEFS: dict[str, tuple[str, list[ColumnMeta]]] = {
 
 _ARROW = {"char": pa.string(), "int": pa.int32()}
 
+# The foreign keys among the TAP_SCHEMA tables themselves: (id, from, target, columns).
+_KEYS = [
+    ("tap_schema_tables_schema", "tables", "schemas", [("schema_name", "schema_name")]),
+    ("tap_schema_columns_table", "columns", "tables", [("table_name", "table_name")]),
+    ("tap_schema_keys_from", "keys", "tables", [("from_table", "table_name")]),
+    ("tap_schema_keys_target", "keys", "tables", [("target_table", "table_name")]),
+    ("tap_schema_key_columns_key", "key_columns", "keys", [("key_id", "key_id")]),
+]
+
 
 def tap_schema_meta() -> list[TableMeta]:
-    """Metadata of the five TAP_SCHEMA tables themselves."""
+    """Metadata of the five TAP_SCHEMA tables themselves, with their foreign keys in
+    ``extra["foreign_keys"]`` (the shape any table may use to declare keys)."""
+    keys: dict[str, list[dict]] = {}
+    for key_id, source, target, pairs in _KEYS:
+        keys.setdefault(source, []).append({
+            "key_id": key_id, "target": f"{SCHEMA}.{target}", "columns": pairs,
+            "description": f"{SCHEMA}.{source} refers to {SCHEMA}.{target}"})
     return [TableMeta(database=SCHEMA, name=name, columns=cols, description=desc,
-                      kind="tap_schema") for name, (desc, cols) in _DEFS.items()]
+                      kind="tap_schema", extra={"foreign_keys": keys.get(name, [])})
+            for name, (desc, cols) in _DEFS.items()]
 
 
 def tap_schema_tables(tables: Iterable[TableMeta],
@@ -100,6 +116,12 @@ def tap_schema_tables(tables: Iterable[TableMeta],
                 t.qualified_name, c.adql_name, c.utype, c.ucd, c.unit, c.description,
                 c.datatype, c.arraysize, c.xtype, size, int(c.principal), int(c.indexed),
                 int(c.std), j])
+    for t in everything:
+        for key in t.extra.get("foreign_keys", []):
+            rows["keys"].append([key["key_id"], t.qualified_name, key["target"], None,
+                                 key.get("description")])
+            for from_col, target_col in key["columns"]:
+                rows["key_columns"].append([key["key_id"], from_col, target_col])
     result = []
     for meta in own:
         cols = meta.columns

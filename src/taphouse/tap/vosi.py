@@ -22,14 +22,11 @@ _FEATURES = {
     "ivo://ivoa.net/std/TAPRegExt#features-adql-unit": ["IN_UNIT"],
     "ivo://ivoa.net/std/TAPRegExt#features-adql-common-table": ["WITH"],
     "ivo://ivoa.net/std/TAPRegExt#features-adql-sets": ["UNION", "EXCEPT", "INTERSECT"],
-    "ivo://ivoa.net/std/TAPRegExt#features-adql-conditional": ["COALESCE", "NULLIF"],
 }
 
 _FORMAT_IVOIDS = {
     "votable": "ivo://ivoa.net/std/TAPRegExt#output-votable-binary2",
     "votable/td": "ivo://ivoa.net/std/TAPRegExt#output-votable-td",
-    "csv": "ivo://ivoa.net/std/TAPRegExt#output-csv",
-    "tsv": "ivo://ivoa.net/std/TAPRegExt#output-tsv",
 }
 
 
@@ -55,7 +52,7 @@ def capabilities(settings: Settings, base: str, *, extensions: Iterable[str] = (
            '<version ivo-id="ivo://ivoa.net/std/ADQL#v2.1">2.1</version>',
            "<description>ADQL 2.1; spatial predicates use a HEALPix index</description>"]
     out.append('<languageFeatures type="ivo://ivoa.net/std/TAPRegExt#features-udf">')
-    for udf in UDFS:
+    for udf in UDFS.values():
         out.append(f"<feature><form>{escape(udf.signature)}</form>"
                    f"<description>{escape(udf.description)}</description></feature>")
     out.append("</languageFeatures>")
@@ -71,8 +68,9 @@ def capabilities(settings: Settings, base: str, *, extensions: Iterable[str] = (
         out.extend(f"<alias>{escape(a)}</alias>" for a in fmt.aliases)
         out.append("</outputFormat>")
     out.append('<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>')
-    if settings.upload_url_hosts:
-        out.append('<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-http"/>')
+    # TAP 1.1 makes HTTP upload mandatory where uploads exist; the method is there, but
+    # each URL must name a host the operator allowed (none by default: no SSRF).
+    out.append('<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-http"/>')
     retention = int(settings.job_retention)
     out += [f"<retentionPeriod><default>{retention}</default><hard>{retention}</hard>"
             "</retentionPeriod>",
@@ -133,6 +131,14 @@ def _table_xml(t: TableMeta, detail: str) -> str:
         parts.append(f"<description>{escape(t.description)}</description>")
     if detail != "min":
         parts.extend(_column_xml(c) for c in t.columns)
+        for key in t.extra.get("foreign_keys", []):
+            parts.append(f"<foreignKey><targetTable>{escape(key['target'])}</targetTable>")
+            parts.extend(f"<fkColumn><fromColumn>{escape(a)}</fromColumn>"
+                         f"<targetColumn>{escape(b)}</targetColumn></fkColumn>"
+                         for a, b in key["columns"])
+            if key.get("description"):
+                parts.append(f"<description>{escape(key['description'])}</description>")
+            parts.append("</foreignKey>")
     parts.append("</table>")
     return "".join(parts)
 
