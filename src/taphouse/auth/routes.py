@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from taphouse.auth.authenticator import Authenticator, Caller, client_address
 from taphouse.auth.database_access import DatabaseAccess
@@ -103,18 +103,18 @@ def auth_router(auth: Authenticator) -> APIRouter:
         issued = await run_in_threadpool(auth.tokens.refresh, caller.token)
         return token_response(auth, caller.identity.username or "", issued)
 
-    @router.post("/logout")
-    async def logout(request: Request) -> JSONResponse:
+    @router.post("/logout", status_code=204)
+    async def logout(request: Request) -> Response:
+        """Revoke the presented token (204; with HTTP Basic there is nothing to revoke)."""
         caller = await _caller(auth, request)
-        if caller.token is None:
-            return JSONResponse({"revoked": False,
-                                 "message": "no token presented: HTTP Basic has no session"})
-        await run_in_threadpool(auth.tokens.revoke, caller.token.id)
-        auth.audit_log.record("token", username=caller.identity.username,
-                              user_id=caller.identity.user_id, client=client_address(request),
-                              detail=f"logout: {caller.token.kind} token {caller.token.id}"
-                                     " revoked")
-        return JSONResponse({"revoked": True, "token_id": caller.token.id})
+        if caller.token is not None:
+            await run_in_threadpool(auth.tokens.revoke, caller.token.id)
+            auth.audit_log.record("token", username=caller.identity.username,
+                                  user_id=caller.identity.user_id,
+                                  client=client_address(request),
+                                  detail=f"logout: {caller.token.kind} token {caller.token.id}"
+                                         " revoked")
+        return Response(status_code=204)
 
     @router.get("/whoami")
     async def whoami(request: Request) -> JSONResponse:
@@ -172,14 +172,14 @@ def auth_router(auth: Authenticator) -> APIRouter:
         return JSONResponse({"tokens": [dict(r.to_json(), current=r.id == current)
                                         for r in records]})
 
-    @router.delete("/tokens/{token_id}")
-    async def delete_token(request: Request, token_id: int) -> JSONResponse:
+    @router.delete("/tokens/{token_id}", status_code=204)
+    async def delete_token(request: Request, token_id: int) -> Response:
         caller = await _caller(auth, request)
         await run_in_threadpool(auth.tokens.revoke, token_id, user_id=caller.identity.user_id)
         auth.audit_log.record("token", username=caller.identity.username,
                               user_id=caller.identity.user_id, client=client_address(request),
                               detail=f"token {token_id} revoked by its owner")
-        return JSONResponse({"revoked": True, "token_id": token_id})
+        return Response(status_code=204)
 
     @router.post("/password")
     async def password(request: Request) -> JSONResponse:
