@@ -168,7 +168,18 @@ class TapEndpoint:
 
 
 def _upload_content(value: Any) -> Any:
-    """What pyvo's Upload accepts: an astropy Table, an in-memory VOTable, or a URL."""
+    """What pyvo's Upload accepts: an in-memory VOTable or a URL. (Tables are written
+    here, as pyvo 1.9's own ``Table.write(output=...)`` call fails with astropy 8.)"""
+    content = _upload_source(value)
+    if isinstance(content, str) or hasattr(content, "read"):
+        return content
+    buf = io.BytesIO()
+    content.write(buf, format="votable", tabledata_format="binary2")
+    buf.seek(0)
+    return buf
+
+
+def _upload_source(value: Any) -> Any:
     if isinstance(value, (str, os.PathLike)):
         text = str(value)
         if text.startswith(("http://", "https://", "ivo://")):
@@ -181,7 +192,8 @@ def _upload_content(value: Any) -> Any:
         from astropy.table import Table
 
         return Table.read(path)
-    if hasattr(value, "read"):
+    if hasattr(value, "read") and not isinstance(value, type) and callable(value.read) \
+            and not hasattr(value, "colnames"):
         data = value.read()
         return io.BytesIO(data.encode() if isinstance(data, str) else data)
     if isinstance(value, bytes):

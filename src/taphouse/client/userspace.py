@@ -150,7 +150,7 @@ def _payload(data: Any, fmt: str | None) -> tuple[Any, str]:
                 raise ValueError(f"cannot tell the format of {path.name!r}: pass"
                                  " format='votable'|'csv'|'parquet'|'fits'")
         return open(path, "rb"), fmt  # noqa: SIM115  (closed after the request)
-    if isinstance(data, (bytes, bytearray)) or hasattr(data, "read"):
+    if isinstance(data, (bytes, bytearray, io.IOBase)):
         if fmt is None:
             raise ValueError("pass format='votable'|'csv'|'parquet'|'fits' with raw data")
         return data, fmt
