@@ -24,6 +24,12 @@ _FEATURES = {
     "ivo://ivoa.net/std/TAPRegExt#features-adql-sets": ["UNION", "EXCEPT", "INTERSECT"],
 }
 
+# Every interface accepts anonymous calls, HTTP Basic and bearer tokens, so that pyvo's
+# AuthSession sends credentials to all of them (e.g. /tables lists restricted tables).
+_SECURITY = ("<securityMethod/>"
+             '<securityMethod standardID="ivo://ivoa.net/sso#BasicAA"/>'
+             '<securityMethod standardID="ivo://ivoa.net/sso#token"/>')
+
 _FORMAT_IVOIDS = {
     "votable": "ivo://ivoa.net/std/TAPRegExt#output-votable-binary2",
     "votable/td": "ivo://ivoa.net/std/TAPRegExt#output-votable-td",
@@ -43,9 +49,7 @@ def capabilities(settings: Settings, base: str, *, extensions: Iterable[str] = (
            '<capability standardID="ivo://ivoa.net/std/TAP" xsi:type="tr:TableAccess">',
            '<interface xsi:type="vs:ParamHTTP" role="std" version="1.1">',
            f'<accessURL use="base">{escape(base)}</accessURL>',
-           "<securityMethod/>",
-           '<securityMethod standardID="ivo://ivoa.net/sso#BasicAA"/>',
-           '<securityMethod standardID="ivo://ivoa.net/sso#token"/>',
+           _SECURITY,
            "</interface>",
            "<language><name>ADQL</name>",
            '<version ivo-id="ivo://ivoa.net/std/ADQL#v2.0">2.0</version>',
@@ -86,7 +90,7 @@ def capabilities(settings: Settings, base: str, *, extensions: Iterable[str] = (
                       ("ivo://ivoa.net/std/DALI#examples", "examples")]:
         out.append(f'<capability standardID="{std}"><interface xsi:type="vs:ParamHTTP">'
                    f'<accessURL use="full">{escape(base)}/{path}</accessURL>'
-                   "</interface></capability>")
+                   f"{_SECURITY}</interface></capability>")
     out.extend(extensions)
     out.append("</vosi:capabilities>")
     return "\n".join(out)
