@@ -460,6 +460,8 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
     try:
         for path in files:
             readers.append(open_table(path))
+            if readers[-1].nrows == 0:
+                raise CatalogueError(f"{path}: no rows")
         plan = _plan(readers, ra, dec, meta, meta_file)
         final = store.new_version_path(dbname, tname)
         nrows = _write_version(readers, plan, final, store.tables_dir, progress,

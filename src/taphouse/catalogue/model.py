@@ -13,7 +13,6 @@ from typing import Any
 
 import re
 
-from taphouse.adql.reserved import adql_identifier, is_reserved
 
 #: Name of the HEALPix (nested) index column added to tables with positions.
 HEALPIX_COLUMN = "healpix_index"
@@ -52,6 +51,8 @@ class ColumnMeta:
 
     @property
     def adql_name(self) -> str:
+        from taphouse.adql.reserved import adql_identifier
+
         return adql_identifier(self.name)
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,6 +93,8 @@ class TableMeta:
     @property
     def qualified_name(self) -> str:
         """``schema.table`` as written in ADQL (each part quoted where needed)."""
+        from taphouse.adql.reserved import adql_identifier
+
         return f"{adql_identifier(self.database)}.{adql_identifier(self.name)}"
 
     def column(self, name: str) -> ColumnMeta | None:
@@ -134,6 +137,9 @@ def check_name(name: str, what: str) -> str:
 
 
 def check_database_name(name: str, *, allow_reserved: bool = False) -> str:
+    # imported here: taphouse.adql imports this module (no import cycle at load time)
+    from taphouse.adql.reserved import is_reserved
+
     lname = check_name(name, "database")
     if is_reserved(lname):
         raise CatalogueError(f"invalid database name {name!r}: it is an ADQL reserved word")

@@ -34,6 +34,8 @@ from taphouse.catalogue.model import CatalogueError
 
 #: Rows per batch handed to the ingest.
 BATCH_ROWS = 262_144
+#: Bytes per CSV block; column types are inferred from the first block.
+CSV_BLOCK_BYTES = 16 << 20
 
 _EXTENSIONS = {
     ".parquet": "parquet", ".pq": "parquet",
@@ -167,7 +169,9 @@ class _ParquetTable(FileTable):
     def open(cls, path: Path) -> _ParquetTable:
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(path)
+        # pre_buffer would keep read-ahead buffers for the whole file alive: memory
+        # then grows with the file instead of staying at about one row group.
+        pf = pq.ParquetFile(path, pre_buffer=False)
         schema = pf.schema_arrow
         table = cls(path=path, format="parquet", schema=schema,
                     nrows=pf.metadata.num_rows)
@@ -176,7 +180,9 @@ class _ParquetTable(FileTable):
         return table
 
     def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-        yield from self._file.iter_batches(batch_size=batch_rows, use_threads=True)
+        for group in range(self._file.num_row_groups):
+            yield from self._file.iter_batches(batch_size=batch_rows, row_groups=[group],
+                                               use_threads=True)
 
     def close(self) -> None:
         self._file.close()
@@ -228,13 +234,22 @@ class _CsvTable(FileTable):
     @classmethod
     def open(cls, path: Path) -> _CsvTable:
         table = cls(path=path, format="csv", schema=pa.schema([]))
-        table.schema = table._reader().schema
+        table._peek()
         return table
+
+    def _peek(self) -> None:
+        reader = self._reader()
+        self.schema = reader.schema
+        try:
+            while not reader.read_next_batch().num_rows:
+                pass
+        except StopIteration:
+            self.nrows = 0  # otherwise unknown until read
 
     def _reader(self):
         import pyarrow.csv as pacsv
 
-        read = pacsv.ReadOptions(skip_rows=self._skip_rows, block_size=16 << 20,
+        read = pacsv.ReadOptions(skip_rows=self._skip_rows, block_size=CSV_BLOCK_BYTES,
                                  column_names=self._names)
         parse = pacsv.ParseOptions(delimiter=self._delimiter)
         convert = pacsv.ConvertOptions(column_types=self._column_types,
@@ -290,7 +305,7 @@ class _EcsvTable(_CsvTable):
         table._skip_rows = 1 + len(header) + 1
         table._names = list(types)
         table.fields, table.description = _astropy_header(header)
-        table.schema = table._reader().schema
+        table._peek()
         return table
 
 

@@ -84,7 +84,7 @@ def _chunk(rng: np.random.Generator, n: int, first: int, rotation: np.ndarray) -
     pmdec = speed[1] + rng.normal(0.0, 1.0, n) * sigma
     bp_rp = rng.normal(1.0, 0.45, n)
     # like Gaia DR3, the faintest sources have no parallax, proper motion or colour
-    two_param = (g > 20.0) & (rng.random(n) < 0.6)
+    two_param = (g > 20.0) & (rng.random(n) < 0.35)
     no_colour = (g > 20.5) & (rng.random(n) < 0.5)
     hpx12 = lonlat_to_healpix(Longitude(ra, u.deg), Latitude(dec, u.deg), 12).astype(np.int64)
     source_id = hpx12 * (1 << 35) + np.arange(first, first + n, dtype=np.int64)

