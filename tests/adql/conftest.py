@@ -124,6 +124,12 @@ class Env:
 
 
 @pytest.fixture(scope="session")
+def sky():
+    """The star rows and a reference angular distance, for expected answers."""
+    return STARS, angdist
+
+
+@pytest.fixture(scope="session")
 def env(tmp_path_factory) -> Env:
     return Env(tmp_path_factory.mktemp("adql"))
 

@@ -61,7 +61,9 @@ def p(e: exp.Expression) -> exp.Expression:
 def num(v: float | int) -> exp.Expression:
     if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
         v = int(v)
-    lit = exp.Literal.number(repr(abs(v)) if isinstance(v, float) else abs(v))
+    # the exponent makes the literal a DOUBLE (a bare 1.5 is DECIMAL in DuckDB)
+    lit = exp.Literal.number(repr(abs(v)) + "e0" if isinstance(v, float)
+                             and "e" not in repr(v) else repr(abs(v)))
     return exp.Neg(this=lit) if v < 0 else lit
 
 

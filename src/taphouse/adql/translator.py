@@ -214,6 +214,10 @@ def _translate_special(node: exp.Expression, tx, dialect: str) -> exp.Expression
         return _translate_call(node, tx, dialect)
     if isinstance(node, exp.Log) and node.args.get("expression") is None:
         return exp.Ln(this=tx(node.this))  # ADQL LOG is the natural logarithm
+    if isinstance(node, exp.Literal) and not node.is_string and dialect == "duckdb" \
+            and "." in node.this and "e" not in node.this.lower():
+        # DuckDB reads 1.5 as DECIMAL; ADQL values with a point are approximate numbers
+        return exp.Literal.number(repr(float(node.this)) + "e0")
     if isinstance(node, exp.HexString):
         return exp.Literal.number(int(node.this, 16))
     if isinstance(node, exp.Rand) and node.this is not None and dialect == "duckdb":
