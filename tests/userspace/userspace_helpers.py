@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-PASSWORD = "correct horse battery"
+PASSWORD = "correct-horse-battery"
 _counter = itertools.count()
 
 
