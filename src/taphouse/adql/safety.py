@@ -108,9 +108,17 @@ def check_tree(tree: exp.Expression) -> None:
                     or node.args.get("kind") not in (None, "", "INNER", "OUTER", "CROSS"):
                 raise AdqlError.at(
                     f"join type {node.sql().split(' JOIN ')[0]} JOIN is not ADQL", node)
+        elif isinstance(node, exp.Star):
+            if any(v for v in node.args.values()):
+                raise AdqlError.at("SELECT * EXCLUDE/EXCEPT/REPLACE is not part of ADQL", node)
+        elif isinstance(node, exp.SetOperation):
+            if node.args.get("by_name") or node.args.get("side") or node.args.get("on"):
+                raise AdqlError.at("UNION BY NAME and similar forms are not part of ADQL",
+                                   node)
         elif isinstance(node, exp.Select):
             for key in ("laterals", "qualify", "windows", "kind", "into", "sample",
-                        "settings", "prewhere", "connect", "match", "pivots", "locks"):
+                        "settings", "prewhere", "connect", "match", "pivots", "locks",
+                        "exclude", "operation_modifiers", "hint"):
                 if node.args.get(key):
                     raise AdqlError.at(f"{key.upper()} is not part of ADQL", node)
 
