@@ -29,3 +29,10 @@ def test_dest_then_join_with_catalogue(demo_server):
     assert t.status_code == 200, t.text
     assert str(table_of(t)["ra"].unit) == "deg"
     c.close()
+
+
+def test_dest_is_listed_in_capabilities_and_examples(demo_server):
+    caps = client_for(demo_server, None).get("/tap/capabilities").text
+    assert "DEST=mydb.&lt;table&gt;" in caps
+    examples = client_for(demo_server, None).get("/tap/examples").text
+    assert "DEST=mydb." in examples

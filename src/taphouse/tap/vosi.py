@@ -64,6 +64,15 @@ def capabilities(settings: Settings, base: str, *, extensions: Iterable[str] = (
         out.append(f"<languageFeatures type={quoteattr(ftype)}>")
         out.extend(f"<feature><form>{f}</form></feature>" for f in forms)
         out.append("</languageFeatures>")
+    # taphouse extension (userspace): DEST stores a result in the caller's schema.
+    out.append('<languageFeatures type="ivo://taphouse/TAP#dest">'
+               "<feature><form>DEST=mydb.&lt;table&gt; [DEST_MODE=create|replace|append]"
+               "</form><description>taphouse extension, sync and async, logged-in users:"
+               " every row of the result is stored as the table &lt;table&gt; of your own"
+               " schema user_&lt;name&gt; (alias mydb), within your quota; the response"
+               " is the MAXREC-limited result with INFO DEST_TABLE and DEST_ROWS. Async"
+               " results are also kept as mydb.job_&lt;jobid&gt; until the job is"
+               " destroyed.</description></feature></languageFeatures>")
     out.append("</language>")
     for fmt in FORMATS:
         ivoid = _FORMAT_IVOIDS.get(fmt.aliases[0] if fmt.aliases else "")
