@@ -204,7 +204,7 @@ def _bench_crossmatch(engine: DuckDBEngine, table: TableMeta, args) -> None:
     print(f"\n== crossmatch {args.upload:,} x {table.nrows:,}, radius 1 arcsec ==")
     with engine.cursor() as cur:
         every = max(1, table.nrows // args.upload)
-        upload = cur.execute(
+        upload = cur.sql(
             f"SELECT row_number() OVER (ORDER BY source_id) AS uid, "
             f"ra + (CAST(hash(source_id) % 1000 AS BIGINT) - 500) / 3600e3 AS ra, "
             f"dec + (CAST(hash(source_id + 1) % 1000 AS BIGINT) - 500) / 3600e3 AS dec "
