@@ -1,12 +1,13 @@
 """Turn table files (Parquet, FITS, VOTable, CSV/ECSV) into a catalogue table version.
 
-The rows are streamed batch by batch into a staging DuckDB file, a HEALPix index column
-(:data:`~taphouse.catalogue.model.HEALPIX_COLUMN`: nested, order 29, int64) is added to
-tables with positions, and the rows are then sorted by that index into a new immutable
-version file, written under a temporary name and renamed when complete. Publishing it is
-one metadata transaction, so a running server keeps serving the previous version until
-the switch, and a failed ingest leaves the previous version untouched. Memory is bounded
-by the batch size and the DuckDB ``memory_limit`` (sorting spills to disk).
+The rows are read batch by batch, checked, given a HEALPix index column
+(:data:`~taphouse.catalogue.model.HEALPIX_COLUMN`: nested, order 29, int64) when the
+table has positions, and streamed as Arrow batches into DuckDB, which sorts them by that
+index into a new immutable version file, written under a temporary name and renamed when
+complete. Publishing it is one metadata transaction, so a running server keeps serving
+the previous version until the switch, and a failed ingest leaves the previous version
+untouched. Memory is bounded by the batch size and the DuckDB ``memory_limit`` (the sort
+spills to a temporary directory beside the tables).
 
 Floating-point NaN is stored as NULL. Column names are stored lower-case; characters other than letters, digits and ``_`` are
 replaced by ``_`` (``B-V`` becomes ``b_v``). A source column named ``healpix_index`` is
@@ -489,60 +490,72 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
 
 def _write_version(readers: list[FileTable], plan: _Plan, final: Path, tables_dir: Path,
                    progress: bool, memory_limit: str) -> int:
-    """Stage all rows, then write them sorted into ``final``; returns the row count."""
+    """Stream all rows through DuckDB's sort into ``final``; returns the row count."""
     import duckdb
     from tqdm import tqdm
 
     tmp = final.with_name(final.name + ".tmp")
     total = sum(r.nrows for r in readers) if all(r.nrows is not None for r in readers) \
         else None
-    # The staging file lives in the tables directory (same disk as the result) under a
-    # name the store's garbage collector does not claim while the ingest runs.
-    with tempfile.TemporaryDirectory(dir=tables_dir, prefix=".ingest-") as work:
-        con = duckdb.connect(str(Path(work) / "staging.db"), config={
-            "threads": max(1, min(4, os.cpu_count() or 1)), "memory_limit": memory_limit,
-            "temp_directory": str(Path(work) / "spill"), "preserve_insertion_order": True,
-            "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    failure: list[BaseException] = []
+    counted = [0]
+    bar = tqdm(total=total, unit="rows", unit_scale=True, disable=not progress,
+               desc="reading", file=sys.stderr)
+
+    def prepared_batches():
+        # DuckDB pulls these batches; an error is kept here and re-raised as it was.
         try:
-            empty = pa.Table.from_batches([], schema=_with_healpix(plan))
-            con.register("empty_batch", empty)
-            con.execute("CREATE TABLE data AS SELECT * FROM empty_batch")
-            con.unregister("empty_batch")
-            bar = tqdm(total=total, unit="rows", unit_scale=True, disable=not progress,
-                       desc="reading", file=sys.stderr)
-            nrows = 0
-            with bar:
-                for reader in readers:
-                    mapping = _rename_map(reader)
-                    file_rows = 0
-                    for batch in _batches(reader):
-                        prepared = _prepare(batch, plan, mapping, reader.path, file_rows)
-                        con.register("batch", prepared)
-                        con.execute("INSERT INTO data SELECT * FROM batch")
-                        con.unregister("batch")
-                        file_rows += batch.num_rows
-                        bar.update(batch.num_rows)
-                    if file_rows == 0:
-                        raise CatalogueError(f"{reader.path}: no rows")
-                    nrows += file_rows
+            for reader in readers:
+                mapping = _rename_map(reader)
+                file_rows = 0
+                for batch in _batches(reader):
+                    yield _prepare(batch, plan, mapping, reader.path, file_rows)
+                    file_rows += batch.num_rows
+                    bar.update(batch.num_rows)
+                if file_rows == 0:
+                    raise CatalogueError(f"{reader.path}: no rows")
+                counted[0] += file_rows
+            bar.close()
             if progress:
                 what = "sorting by HEALPix index and writing" if plan.positions else "writing"
-                print(f"{what} {nrows:,} rows ...", file=sys.stderr, flush=True)
+                print(f"{what} {counted[0]:,} rows ...", file=sys.stderr, flush=True)
+        except BaseException as exc:
+            failure.append(exc)
+            raise
+
+    # Spill files live in the tables directory (same disk as the result) under a name
+    # the store's garbage collector does not claim while the ingest runs.
+    with tempfile.TemporaryDirectory(dir=tables_dir, prefix=".ingest-") as work:
+        con = duckdb.connect(":memory:", config={
+            "threads": max(1, min(4, os.cpu_count() or 1)), "memory_limit": memory_limit,
+            "temp_directory": work, "preserve_insertion_order": True,
+            "autoinstall_known_extensions": False, "autoload_known_extensions": False})
+        try:
+            stream = pa.RecordBatchReader.from_batches(_with_healpix(plan), prepared_batches())
+            con.register("source_rows", stream)
             order = f" ORDER BY {HEALPIX_COLUMN}" if plan.positions else ""
             con.execute(f"ATTACH '{_sql_str(str(tmp))}' AS version_file")
-            con.execute(f"CREATE TABLE version_file.main.data AS SELECT * FROM data{order}")
-            written = con.execute("SELECT count(*) FROM version_file.main.data").fetchone()[0]
+            try:
+                con.execute("CREATE TABLE version_file.main.data AS"
+                            f" SELECT * FROM source_rows{order}")
+            except duckdb.Error:
+                if failure:
+                    raise failure[0] from None
+                raise
+            written = con.execute("SELECT count(*) FROM version_file.main.data").fetchall()
             con.execute("DETACH version_file")
-            if written != nrows:
-                raise CatalogueError(f"internal error: wrote {written} of {nrows} rows")
+            if written[0][0] != counted[0]:
+                raise CatalogueError(f"internal error: wrote {written[0][0]} of "
+                                     f"{counted[0]} rows")
         except BaseException:
             con.close()
+            bar.close()
             tmp.unlink(missing_ok=True)
             Path(str(tmp) + ".wal").unlink(missing_ok=True)
             raise
         con.close()
     tmp.rename(final)
-    return nrows
+    return counted[0]
 
 
 def _batches(reader: FileTable):
