@@ -7,12 +7,10 @@ both at once.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import re
-
 
 #: Name of the HEALPix (nested) index column added to tables with positions.
 HEALPIX_COLUMN = "healpix_index"
