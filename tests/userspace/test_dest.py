@@ -36,3 +36,23 @@ def test_dest_is_listed_in_capabilities_and_examples(demo_server):
     assert "DEST=mydb.&lt;table&gt;" in caps
     examples = client_for(demo_server, None).get("/tap/examples").text
     assert "DEST=mydb." in examples
+
+
+def test_stored_table_in_spatial_crossmatch(demo_server):
+    user = new_user(demo_server)
+    c = client_for(demo_server, user)
+    r = sync(c, "SELECT source_id, ra, dec FROM gaia.dr3_bright WHERE phot_g_mean_mag < 6",
+             DEST="mydb.cands")
+    assert r.status_code == 200, r.text
+    described = c.get("/api/usertables/cands").json()
+    assert described["ra_column"] == "ra" and described["dec_column"] == "dec"
+    assert any(col["name"] == "healpix_index" and col["indexed"]
+               for col in described["columns"])
+    assert described["provenance"]["source_tables"] == ["gaia.dr3_bright"]
+    assert "phot_g_mean_mag < 6" in described["provenance"]["adql"]
+    xm = sync(c, "SELECT COUNT(*) AS n FROM mydb.cands AS m JOIN hipparcos.hip2 AS h"
+                 " ON 1 = CONTAINS(POINT('ICRS', m.ra, m.dec),"
+                 " CIRCLE('ICRS', h.ra, h.dec, 1.0 / 60))")
+    assert xm.status_code == 200, xm.text
+    # Bright Gaia stars are (almost) all Hipparcos stars.
+    assert int(table_of(xm)["n"][0]) >= 0.9 * described["nrows"]

@@ -323,9 +323,11 @@ class UserSpace:
 
     def set_description(self, identity: Identity, name: str, description: str) -> TableMeta:
         t = self.table(identity, name)
-        self.meta.execute("UPDATE tables SET description=? WHERE id=?",
-                          (str(description), t.table_id))
-        self.catalogue._bump(self.meta.connection())
+        with self.meta.transaction() as con:
+            con.execute("UPDATE tables SET description=? WHERE id=?",
+                        (str(description), t.table_id))
+            # Caches of the catalogue (TAP_SCHEMA) compare this generation number.
+            con.execute("UPDATE catalogue_generation SET value=value+1 WHERE id=1")
         return self.table(identity, name)
 
     def drop(self, identity: Identity, name: str) -> None:
