@@ -97,6 +97,12 @@ class DuckDBEngine:
         finally:
             cur.close()
 
+    @staticmethod
+    def stream(cur: Any, sql: str, batch_rows: int = 65536) -> Any:
+        """Run ``sql`` on ``cur`` and return its rows as an Arrow RecordBatchReader that
+        streams: the result is never materialised whole (a DB-API ``execute`` would be)."""
+        return cur.sql(sql).to_arrow_reader(batch_rows)
+
     def write_table(self, sql: str, path: Path, *, order_by: str | None = None,
                     inline: dict[str, Any] | None = None, cursor: Any = None) -> int:
         """Run ``sql`` and store all its rows as a new version file at ``path``.

@@ -215,8 +215,7 @@ class QueryService:
             cancel.attach(cur)
             try:
                 try:
-                    cur.execute(sql)
-                    reader = record_batch_reader(cur, BATCH_ROWS)
+                    reader = engine.stream(cur, sql, BATCH_ROWS)
                 except Exception as exc:
                     raise _engine_error(exc, cancel) from None
                 info = ResultInfo(query=prepared.spec.query, limit=prepared.limit,
@@ -241,13 +240,6 @@ class QueryService:
         infos = infos + [("DEST_TABLE", f"{table.database}.{table.name}"),
                          ("DEST_ROWS", str(added))]
         return sql, {}, infos
-
-
-def record_batch_reader(cur: Any, rows: int) -> Any:
-    """The executed query's rows as an Arrow RecordBatchReader (DuckDB 1.x names it
-    ``fetch_record_batch``, 2.x ``to_arrow_reader``)."""
-    fetch = getattr(cur, "to_arrow_reader", None) or cur.fetch_record_batch
-    return fetch(rows)
 
 
 def _batches(reader: Any, cancel: CancelHandle) -> Iterator[Any]:

@@ -412,7 +412,6 @@ class UserSpace:
     def download(self, table: TableMeta, fmt: str) -> tuple[Any, Iterator[bytes]]:
         """A writer for ``fmt`` (any TAP RESPONSEFORMAT) and the chunks of the table in it."""
         from taphouse.formats import FormatError, ResultInfo, get_writer
-        from taphouse.tap.service import record_batch_reader
 
         try:
             writer = get_writer(fmt)
@@ -422,8 +421,7 @@ class UserSpace:
 
         def chunks() -> Iterator[bytes]:
             with self.engine.cursor() as cur:
-                cur.execute(f"SELECT * FROM {relation}")
-                reader = record_batch_reader(cur, 65536)
+                reader = self.engine.stream(cur, f"SELECT * FROM {relation}")
                 info = ResultInfo(query=None, limit=None, table_name=table.name)
                 yield from writer.write(reader, table.columns, info)
 

@@ -1,0 +1,218 @@
+"""TAP benchmark: the workload a TAP client sends, against a real server over HTTP.
+
+    python bench/tap.py [--rows 10000000] [--positions 200] [--upload-rows 100000]
+
+On a synthetic Gaia-like catalogue (``taphouse demo synth``; written once to bench/data/
+and ingested once into bench/data/tapbench/), with ``taphouse serve`` in a subprocess:
+
+- sync cone search, r = 0.05 deg, at positions drawn from the catalogue (warm cache):
+  p50 and p95 end to end;
+- a 100,000-row upload (VOTable TABLEDATA, as pyvo sends it) crossmatched at 1 arcsec:
+  from sending the upload to the last byte of the result;
+- GROUP BY FLOOR(phot_g_mean_mag) over all rows;
+- a 1M-row result streamed as VOTable BINARY2 and as Parquet: time to first and last
+  byte, MB/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(rows: int) -> Path:
+    """Synthetic Parquet + a data directory with it ingested as bench.synthetic."""
+    from taphouse.catalogue.ingest import ingest_files
+    from taphouse.catalogue.store import CatalogueStore
+    from taphouse.catalogue.synth import write_synthetic
+    from taphouse.metadata import MetadataDB
+
+    DATA.mkdir(exist_ok=True)
+    parquet = DATA / f"synthetic_{rows}_1.parquet"
+    if not parquet.exists():
+        print(f"writing {parquet} ...", flush=True)
+        write_synthetic(parquet, rows, seed=1)
+    data_dir = DATA / f"tapbench_{rows}"
+    meta = MetadataDB(data_dir / "meta.sqlite")
+    store = CatalogueStore(meta, data_dir / "tables")
+    table = store.table("bench", "synthetic")
+    if table is None or table.nrows != rows:
+        print(f"ingesting {rows} rows ...", flush=True)
+        ingest_files(store, [parquet], "bench", "synthetic", progress=True)
+    meta.close()
+    return data_dir
+
+
+def positions(data_dir: Path, n: int, seed: int = 7) -> np.ndarray:
+    import duckdb
+
+    from taphouse.catalogue.store import CatalogueStore
+    from taphouse.metadata import MetadataDB
+
+    table = CatalogueStore(MetadataDB(data_dir / "meta.sqlite"), data_dir / "tables").table(
+        "bench", "synthetic")
+    con = duckdb.connect(str(table.path), read_only=True)
+    total = table.nrows
+    rng = np.random.default_rng(seed)
+    picks = np.sort(rng.choice(total, size=n, replace=False))
+    ids = ",".join(str(int(p)) for p in picks)
+    rows = con.execute(f"SELECT ra, dec FROM (SELECT row_number() OVER () - 1 AS i, ra, dec"
+                       f" FROM data) WHERE i IN ({ids})").fetchall()
+    con.close()
+    return np.array(rows)
+
+
+def sync(client: httpx.Client, base: str, query: str, fmt: str = "votable",
+         maxrec: int | None = None) -> bytes:
+    params = {"LANG": "ADQL", "QUERY": query, "RESPONSEFORMAT": fmt}
+    if maxrec is not None:
+        params["MAXREC"] = str(maxrec)
+    r = client.post(base + "/tap/sync", data=params)
+    if r.status_code != 200:
+        raise RuntimeError(f"{r.status_code}: {r.text[:500]}")
+    return r.content
+
+
+def bench_cone(client: httpx.Client, base: str, pos: np.ndarray) -> tuple[float, float, int]:
+    def q(ra: float, dec: float) -> str:
+        return ("SELECT source_id, ra, dec, phot_g_mean_mag FROM bench.synthetic WHERE "
+                f"1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra!r}, {dec!r}, 0.05))")
+
+    for ra, dec in pos:  # warm the cache
+        sync(client, base, q(ra, dec))
+    times = []
+    rows = 0
+    for ra, dec in pos:
+        t0 = time.perf_counter()
+        body = sync(client, base, q(ra, dec))
+        times.append(time.perf_counter() - t0)
+        rows += body.count(b"<TR>") if b"<TR>" in body else 0
+    times.sort()
+    return statistics.median(times), times[int(0.95 * (len(times) - 1))], rows
+
+
+def upload_votable(pos: np.ndarray, n: int) -> bytes:
+    from astropy.table import Table
+
+    rng = np.random.default_rng(3)
+    idx = rng.integers(0, len(pos), size=n)
+    # positions near catalogue stars (0.3 arcsec jitter) and random ones
+    ra = pos[idx, 0] + rng.normal(0, 0.3 / 3600, n)
+    dec = np.clip(pos[idx, 1] + rng.normal(0, 0.3 / 3600, n), -90, 90)
+    half = n // 2
+    ra[half:] = rng.uniform(0, 360, n - half)
+    dec[half:] = np.degrees(np.arcsin(rng.uniform(-1, 1, n - half)))
+    t = Table({"id": np.arange(n, dtype=np.int64), "ra": ra % 360.0, "dec": dec})
+    t["ra"].unit = "deg"
+    t["dec"].unit = "deg"
+    buf = io.BytesIO()
+    t.write(buf, format="votable", tabledata_format="tabledata")
+    return buf.getvalue()
+
+
+def bench_crossmatch(client: httpx.Client, base: str, votable: bytes) -> tuple[float, int]:
+    query = ("SELECT u.id, s.source_id, s.ra, s.dec FROM tap_upload.up AS u "
+             "JOIN bench.synthetic AS s ON 1 = CONTAINS(POINT('ICRS', s.ra, s.dec), "
+             "CIRCLE('ICRS', u.ra, u.dec, 1.0/3600))")
+    t0 = time.perf_counter()
+    r = client.post(base + "/tap/sync",
+                    data={"LANG": "ADQL", "QUERY": query, "UPLOAD": "up,param:up",
+                          "MAXREC": "1000000", "RESPONSEFORMAT": "votable"},
+                    files={"up": ("up.xml", votable, "application/x-votable+xml")})
+    seconds = time.perf_counter() - t0
+    if r.status_code != 200:
+        raise RuntimeError(f"{r.status_code}: {r.text[:500]}")
+    from astropy.io.votable import parse_single_table
+
+    rows = len(parse_single_table(io.BytesIO(r.content)).array)
+    return seconds, rows
+
+
+def bench_stream(client: httpx.Client, base: str, fmt: str, rows: int) -> tuple[float, float, int]:
+    query = (f"SELECT TOP {rows} source_id, ra, dec, parallax, pmra, pmdec, phot_g_mean_mag,"
+             " bp_rp FROM bench.synthetic")
+    params = {"LANG": "ADQL", "QUERY": query, "RESPONSEFORMAT": fmt, "MAXREC": str(rows)}
+    t0 = time.perf_counter()
+    first = None
+    size = 0
+    with client.stream("POST", base + "/tap/sync", data=params) as r:
+        if r.status_code != 200:
+            raise RuntimeError(f"{r.status_code}: {r.read()[:500]!r}")
+        for chunk in r.iter_raw():
+            if first is None:
+                first = time.perf_counter() - t0
+            size += len(chunk)
+    return first or 0.0, time.perf_counter() - t0, size
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=10_000_000)
+    ap.add_argument("--positions", type=int, default=200)
+    ap.add_argument("--upload-rows", type=int, default=100_000)
+    ap.add_argument("--stream-rows", type=int, default=1_000_000)
+    args = ap.parse_args()
+
+    data_dir = prepare(args.rows)
+    pos = positions(data_dir, args.positions)
+    port = free_port()
+    env = {**os.environ, "TAPHOUSE_MAXREC_LIMIT": "20000000", "TAPHOUSE_WORKERS": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "taphouse.cli", "--data-dir", str(data_dir),
+                               "serve", "--port", str(port), "--log-level", "warning"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(base + "/tap/availability", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        with httpx.Client(timeout=600) as client:
+            p50, p95, _ = bench_cone(client, base, pos)
+            print(f"cone r=0.05 deg, {len(pos)} positions: p50 {p50 * 1000:.1f} ms,"
+                  f" p95 {p95 * 1000:.1f} ms (target p50 < 15 ms)")
+            vot = upload_votable(pos, args.upload_rows)
+            secs, matched = bench_crossmatch(client, base, vot)
+            print(f"upload crossmatch {args.upload_rows} x {args.rows} at 1 arcsec:"
+                  f" {secs:.2f} s, {matched} matches, upload {len(vot) / 1e6:.1f} MB"
+                  " (target < 3 s)")
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                sync(client, base, "SELECT FLOOR(phot_g_mean_mag) AS g, COUNT(*) AS n"
+                     " FROM bench.synthetic GROUP BY FLOOR(phot_g_mean_mag)")
+                times.append(time.perf_counter() - t0)
+            print(f"GROUP BY FLOOR(phot_g_mean_mag) over {args.rows} rows: best"
+                  f" {min(times):.3f} s, median {statistics.median(times):.3f} s (target < 0.3 s)")
+            for fmt in ("votable", "parquet"):
+                bench_stream(client, base, fmt, args.stream_rows)  # warm
+                first, last, size = bench_stream(client, base, fmt, args.stream_rows)
+                print(f"{args.stream_rows} rows as {fmt}: first byte {first * 1000:.0f} ms,"
+                      f" last byte {last:.2f} s, {size / 1e6:.0f} MB,"
+                      f" {size / 1e6 / last:.0f} MB/s (target < 1.5 s)")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
