@@ -101,15 +101,18 @@ class Job:
 
 
 def now() -> float:
-    return time.time()
+    """The current time, to the millisecond (what the documents show, so that a time
+    read from a document compares equal to the stored one)."""
+    return round(time.time(), 3)
 
 
 def format_time(t: float | None) -> str | None:
     """ISO 8601 UTC with milliseconds and ``Z``, as UWS clients (pyvo) expect."""
     if t is None:
         return None
-    dt = datetime.fromtimestamp(t, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    ms = round(t * 1000)
+    dt = datetime.fromtimestamp(ms // 1000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 def parse_time(text: str) -> float:

@@ -36,6 +36,10 @@ class TapQueryRunner:
         ext = getattr(prepared.writer, "extension", "") or "dat"
         final = workdir / f"result.{ext}"
         partial = workdir / f".result.{ext}.part"
+        if cancel.reason:
+            # Cancelled while preparing: an interrupt sent before the query starts on
+            # the cursor does not stop it, so do not start it at all.
+            raise TapError(f"query cancelled: {cancel.reason}")
         try:
             with open(partial, "wb") as out:
                 for chunk in service.execute(prepared, cancel=cancel):

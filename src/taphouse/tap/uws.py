@@ -266,8 +266,11 @@ def job_xml(job: Job, base: str) -> str:
     out.append(_parameters_xml(job))
     out.append(_results_xml(job, base))
     if job.error is not None:
+        e = job.error
+        where = [f"{k} {v}" for k, v in (("line", e.line), ("column", e.column)) if v]
+        message = f"{e.message} (at {', '.join(where)})" if where else e.message
         out.append('<uws:errorSummary type="fatal" hasDetail="true">'
-                   f"<uws:message>{escape(job.error.message)}</uws:message>"
+                   f"<uws:message>{escape(message)}</uws:message>"
                    "</uws:errorSummary>")
     out.append("</uws:job>")
     return "".join(out)
