@@ -7,6 +7,7 @@ case-insensitive (DALI); so are the PHASE and ACTION values.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -26,6 +27,10 @@ XML = "text/xml; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
 _HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
 _NS = f'xmlns:uws="{UWS_NS}" xmlns:xlink="{XLINK_NS}" xmlns:xsi="{XSI_NS}"'
+# Characters XML 1.0 cannot carry (clients may send them in parameter values).
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Integers beyond this mean "as much as allowed" (SQLite and timers need bounded values).
+_INT_MAX = 2**31 - 1
 
 
 def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
@@ -240,7 +245,7 @@ def job_list_xml(jobs: Iterable[Job], base: str) -> str:
                    f' xlink:href={quoteattr(f"{base}/async/{job.id}")}>'
                    f"<uws:phase>{job.phase}</uws:phase>")
         if job.run_id:
-            out.append(f"<uws:runId>{escape(job.run_id)}</uws:runId>")
+            out.append(f"<uws:runId>{_text(job.run_id)}</uws:runId>")
         out.append(_owner_xml(job))
         out.append(f"<uws:creationTime>{format_time(job.created)}</uws:creationTime>"
                    "</uws:jobref>")
@@ -253,7 +258,7 @@ def job_xml(job: Job, base: str) -> str:
     out = [_HEAD, f'<uws:job {_NS} version="1.1">',
            f"<uws:jobId>{escape(job.id)}</uws:jobId>"]
     if job.run_id:
-        out.append(f"<uws:runId>{escape(job.run_id)}</uws:runId>")
+        out.append(f"<uws:runId>{_text(job.run_id)}</uws:runId>")
     out.append(_owner_xml(job))
     out.append(f"<uws:phase>{job.phase}</uws:phase>")
     out.append(_time_xml("quote", job.quote))
@@ -270,7 +275,7 @@ def job_xml(job: Job, base: str) -> str:
         where = [f"{k} {v}" for k, v in (("line", e.line), ("column", e.column)) if v]
         message = f"{e.message} (at {', '.join(where)})" if where else e.message
         out.append('<uws:errorSummary type="fatal" hasDetail="true">'
-                   f"<uws:message>{escape(message)}</uws:message>"
+                   f"<uws:message>{_text(message)}</uws:message>"
                    "</uws:errorSummary>")
     out.append("</uws:job>")
     return "".join(out)
@@ -279,7 +284,7 @@ def job_xml(job: Job, base: str) -> str:
 def _owner_xml(job: Job) -> str:
     if job.owner is None:
         return '<uws:ownerId xsi:nil="true"/>'
-    return f"<uws:ownerId>{escape(job.owner)}</uws:ownerId>"
+    return f"<uws:ownerId>{_text(job.owner)}</uws:ownerId>"
 
 
 def _time_xml(name: str, t: float | None) -> str:
@@ -292,10 +297,10 @@ def _parameters_xml(job: Job, ns: str = "") -> str:
     attrs = f" {ns}" if ns else ""
     out = [f"<uws:parameters{attrs}>"]
     for name, value in job.params.items():
-        out.append(f"<uws:parameter id={quoteattr(name)}>{escape(value)}</uws:parameter>")
+        out.append(f"<uws:parameter id={_attr(name)}>{_text(value)}</uws:parameter>")
     for name in job.parts:
-        out.append(f'<uws:parameter id={quoteattr(name)} byReference="true">'
-                   f"param:{escape(name)}</uws:parameter>")
+        out.append(f'<uws:parameter id={_attr(name)} byReference="true">'
+                   f"param:{_text(name)}</uws:parameter>")
     out.append("</uws:parameters>")
     return "".join(out)
 
@@ -345,10 +350,19 @@ def _int_param(name: str, text: str, *, minimum: int | None = None) -> int:
     try:
         value = int(text.strip())
     except ValueError:
-        raise TapError(f"{name} must be an integer, not {text!r}") from None
+        raise TapError(f"{name} must be an integer, not {text[:40]!r}") from None
     if minimum is not None and value < minimum:
         raise TapError(f"{name} must be at least {minimum}, not {value}")
-    return value
+    return max(min(value, _INT_MAX), -_INT_MAX)
+
+
+def _text(value: str) -> str:
+    """``value`` escaped for XML element content."""
+    return escape(_NOT_XML.sub("\ufffd", value))
+
+
+def _attr(value: str) -> str:
+    return quoteattr(_NOT_XML.sub("\ufffd", value))
 
 
 def _time_param(name: str, text: str) -> float:
