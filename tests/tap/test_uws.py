@@ -412,3 +412,18 @@ def test_locations_use_the_public_base_url(start_server):
         doc = wait_final(c, job_id)
         href = doc.find("uws:results/uws:result", NS).get(f"{{{NS['xlink']}}}href")
         assert href == f"https://tap.example.org/survey/tap/async/{job_id}/results/result"
+
+
+def test_error_after_the_first_rows_still_fails_the_job(start_server):
+    # Row 999,999 of a million fails to convert: the VOTable writer has already written
+    # rows and records the error in the document; the job must still end in ERROR.
+    server = make_server(start_server, users=())
+    query = ("SELECT CAST(CASE WHEN a.id * 1000 + b.id = 999999 THEN 'x' ELSE '1' END"
+             " AS INTEGER) AS v, b.id FROM t.nums AS a, t.nums AS b")
+    with client(server) as c:
+        job_id = create(c, query, MAXREC="2000000", PHASE="RUN")
+        doc = wait_final(c, job_id)
+        assert phase_of(doc) == "ERROR"
+        assert "convert" in doc.findtext("uws:errorSummary/uws:message", namespaces=NS)
+        assert c.get(f"/async/{job_id}/results/result").status_code == 404
+        assert not list((server.platform.settings.jobs_dir / job_id).glob("*result*"))

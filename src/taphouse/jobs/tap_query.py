@@ -3,6 +3,7 @@ as the job's owner, its result stored as a file in the job's directory."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -40,23 +41,29 @@ class TapQueryRunner:
             # Cancelled while preparing: an interrupt sent before the query starts on
             # the cursor does not stop it, so do not start it at all.
             raise TapError(f"query cancelled: {cancel.reason}")
+        writer = _InfoCapturingWriter(prepared.writer)
         try:
             with open(partial, "wb") as out:
-                for chunk in service.execute(prepared, cancel=cancel):
+                for chunk in service.execute(dataclasses.replace(prepared, writer=writer),
+                                             cancel=cancel):
                     out.write(chunk)
+                # Writers that can say so (VOTable, JSON) end the document with the error
+                # of a query failing mid-stream instead of raising: still a failed job.
                 if cancel.reason:
-                    # A writer that records late errors inside the document (VOTable)
-                    # ends normally; a cancelled run is still a failed job.
                     raise TapError(f"query cancelled: {cancel.reason}")
+                if writer.info is not None and writer.info.error is not None:
+                    raise TapError(writer.info.error, query=spec.query)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(partial, final)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
+        info = writer.info
         result = JobResult(file=final.name, mime=prepared.writer.mime,
-                           size=final.stat().st_size, rows=min(cancel.rows, prepared.limit),
-                           overflow=cancel.rows > prepared.limit)
+                           size=final.stat().st_size,
+                           rows=info.rows if info else min(cancel.rows, prepared.limit),
+                           overflow=info.overflow if info else cancel.rows > prepared.limit)
         if job.owner is not None:
             self.on_job_completed(job, prepared)
         return result
@@ -66,3 +73,19 @@ class TapQueryRunner:
         user space keeps the result as the table ``mydb.job_<job id>`` (dropped when the
         job is destroyed, see ``JobService.on_destroyed``)."""
         self.platform.userspace.store_job_result(job, prepared)
+
+
+class _InfoCapturingWriter:
+    """A result writer that keeps the :class:`~taphouse.formats.ResultInfo` it was given,
+    to read rows, overflow and a late error once the stream is written."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+        self.info: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
+
+    def write(self, batches: Any, columns: Any, info: Any) -> Any:
+        self.info = info
+        return self._writer.write(batches, columns, info)
