@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -90,13 +91,42 @@ class Platform:
             "query", username=ident.username, user_id=ident.user_id, method=ident.method,
             duration=seconds, rows=cancel.rows, outcome=outcome, detail=prepared.spec.query)
 
+    def audit_rejected(self, identity: Identity, query: str, error: BaseException) -> None:
+        """Record a query refused before it ran (ADQL error, unknown table...)."""
+        outcome = "rejected: " + (getattr(error, "message", None) or str(error))
+        log.info("query user=%s rows=0 seconds=0 outcome=%s", identity.username or "-",
+                 outcome)
+        self.authenticator.audit_log.record(
+            "query", username=identity.username, user_id=identity.user_id,
+            method=identity.method, duration=0.0, rows=0, outcome=outcome, detail=query)
+
     def start(self) -> None:
         """Background work that runs while the server serves (job workers, clean-up)."""
         self.jobs.start()
+        self._stopping = threading.Event()
+        self._maintenance = threading.Thread(target=self._maintain, name="maintenance",
+                                             daemon=True)
+        self._maintenance.start()
 
     def stop(self) -> None:
+        stopping = getattr(self, "_stopping", None)
+        if stopping is not None:
+            stopping.set()
         self.jobs.stop()
         self.meta.close()
+
+    def _maintain(self, period: float = 60.0, grace: float = 600.0) -> None:
+        """Detach replaced table versions and delete their files once no query can
+        still be reading them (``grace`` seconds after they were retired)."""
+        while not self._stopping.wait(period):
+            try:
+                for version_id in self.catalogue.retired_version_ids():
+                    self.engine.forget(version_id)
+                removed = self.catalogue.collect_garbage(older_than=grace)
+                if removed:
+                    log.info("removed %d retired table files", removed)
+            except Exception:  # keep serving; the next round tries again
+                log.exception("maintenance failed")
 
 
 def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:

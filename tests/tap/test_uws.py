@@ -226,9 +226,13 @@ def test_parameters_posted_while_pending_names_case_insensitive(start_server):
         assert list(table["id"]) == [0, 1]
         late = c.post(f"/async/{job_id}/parameters", data={"QUERY": "SELECT 1"})
         assert late.status_code == 409 and b"PENDING" in late.content
-        # A bad parameter is refused when the job is created.
-        r = c.post("/async", data={"LANG": "ADQL", "QUERY": FAST, "MAXREC": "-3"})
-        assert r.status_code == 400 and b"MAXREC" in r.content
+        # A bad parameter still creates the job (TAP 1.1); it ends in ERROR when run.
+        r = c.post("/async", data={"LANG": "ADQL", "QUERY": FAST, "MAXREC": "-3",
+                                   "PHASE": "RUN"})
+        assert r.status_code == 303
+        bad_id = r.headers["location"].rsplit("/", 1)[1]
+        assert phase_of(wait_final(c, bad_id)) == "ERROR"
+        assert b"MAXREC" in c.get(f"/async/{bad_id}/error").content
 
 
 def test_failed_query_error_document_with_position(start_server):

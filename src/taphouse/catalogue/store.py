@@ -187,14 +187,19 @@ class CatalogueStore:
     def _bump(self, con) -> None:
         con.execute("UPDATE catalogue_generation SET value=value+1 WHERE id=1")
 
+    def retired_version_ids(self) -> list[int]:
+        """Ids of versions that were replaced or dropped (their files await removal)."""
+        return [r[0] for r in self.meta.query(
+            "SELECT id FROM table_versions WHERE retired IS NOT NULL")]
+
     def collect_garbage(self, older_than: float = 3600.0) -> int:
         """Delete files of versions retired more than ``older_than`` seconds ago, and
         orphan files that no version names (left by an ingest that died). Returns the
         number of files removed."""
-        cutoff = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - older_than))
         removed = 0
-        rows = self.meta.query("SELECT id, path FROM table_versions WHERE retired IS NOT NULL"
-                               " AND retired < ?", (cutoff,))
+        rows = self.meta.query(
+            "SELECT id, path FROM table_versions WHERE retired IS NOT NULL"
+            " AND julianday(retired) < julianday('now') - ? / 86400.0", (older_than,))
         for row in rows:
             _unlink(Path(row["path"]))
             self.meta.execute("DELETE FROM table_versions WHERE id=?", (row["id"],))

@@ -20,8 +20,8 @@ class TapQueryRunner:
         self.platform = platform
 
     def validate(self, params: dict[str, str]) -> None:
-        """Reject parameters that can never run (bad LANG, MAXREC, format, UPLOAD)."""
-        parse_query_spec(params, self.platform.settings, require_query=False)
+        """Accept any parameters: TAP 1.1 creates the job (303) and reports bad ones
+        (LANG, MAXREC, format, UPLOAD) as the job's ERROR when it runs."""
 
     def run(self, job: Job, cancel: CancelHandle, workdir: Path) -> JobResult:
         service = self.platform.query_service

@@ -182,8 +182,10 @@ class QueryService:
             # is read back from the stored table.
             tr = translate(spec.query, scope, maxrec=None if spec.dest else spec.maxrec)
         except AdqlError as exc:
-            raise TapError(str(exc.message), line=exc.line, column=exc.column,
-                           query=spec.query) from None
+            error = TapError(str(exc.message), line=exc.line, column=exc.column,
+                             query=spec.query)
+            self.platform.audit_rejected(identity, spec.query, error)
+            raise error from None
         inline = {}
         for t in tr.tables:
             key = (t.database, t.name)
@@ -214,6 +216,8 @@ class QueryService:
         with engine.cursor(inline) as cur:
             cancel.attach(cur)
             try:
+                if cancel.reason:
+                    raise TapError(f"query cancelled: {cancel.reason}", 400)
                 try:
                     reader = engine.stream(cur, sql, BATCH_ROWS)
                 except Exception as exc:
@@ -285,9 +289,23 @@ class CancelHandle:
 
     def cancel(self, reason: str) -> None:
         with self._lock:
-            if self.reason is None:
+            first = self.reason is None
+            if first:
                 self.reason = reason
             if self._cursor is not None:
+                self._cursor.interrupt()
+        if first:
+            # DuckDB ignores an interrupt that arrives before the query starts running on
+            # the cursor: keep interrupting until the query lets go of the cursor.
+            threading.Thread(target=self._keep_interrupting, daemon=True).start()
+
+    def _keep_interrupting(self, period: float = 0.05, limit: float = 60.0) -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            time.sleep(period)
+            with self._lock:
+                if self._cursor is None:
+                    return
                 self._cursor.interrupt()
 
     def deadline(self, seconds: float, reason: str | None = None) -> None:
