@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from taphouse.adql import AdqlError
@@ -74,10 +76,53 @@ def test_metadata_carried(env):
         ("mag", "phot.mag", "G magnitude")
     assert (cols["alpha"].unit, cols["alpha"].ucd) == ("deg", "pos.eq.ra;meta.main")
     assert cols["m1"].unit == "mag" and cols["m1"].ucd is None  # shifted, same unit
-    assert cols["m2"].unit == "mag" and cols["m2"].ucd is None
+    assert cols["m2"].unit is None and cols["m2"].ucd is None  # scaled: no longer mag
     assert (cols["r"].unit, cols["r"].ucd) == ("mag", "phot.mag")
     assert (cols["name"].datatype, cols["name"].arraysize) == ("char", "*")
     assert (cols["f"].datatype, cols["f"].unit) == ("float", "mag")
+
+
+@pytest.mark.parametrize(("expr", "unit", "ucd"), [
+    # exact conversions between angle units keep the quantity (and its UCD)
+    ("DISTANCE(POINT(ra, dec), POINT(10, 10)) * 3600", "arcsec", "pos.angDistance"),
+    ("3600 * DISTANCE(POINT(ra, dec), POINT(10, 10))", "arcsec", "pos.angDistance"),
+    ("DISTANCE(POINT(ra, dec), POINT(10, 10)) * 60", "arcmin", "pos.angDistance"),
+    ("DISTANCE(POINT(ra, dec), POINT(10, 10)) * 3600000", "mas", "pos.angDistance"),
+    ("DISTANCE(POINT(ra, dec), POINT(10, 10)) * 3.6e6", "mas", "pos.angDistance"),
+    ("DISTANCE(POINT(ra, dec), POINT(10, 10)) * (60 * 60)", "arcsec", "pos.angDistance"),
+    ("parallax / 1000", "arcsec", "pos.parallax"),
+    ("parallax / 1000.", "arcsec", "pos.parallax"),
+    ("ra * 1", "deg", "pos.eq.ra;meta.main"),
+    ("ra / 1", "deg", "pos.eq.ra;meta.main"),
+    # any other factor: no unit, no UCD
+    ("DISTANCE(POINT(ra, dec), POINT(10, 10)) * 3601", None, None),
+    ("ra * 2", None, None),
+    ("2 * mag", None, None),
+    ("mag / 2.5", None, None),
+    ("ra * dec", None, None),
+    ("ra / dec", None, None),
+    ("ra * parallax", None, None),
+    ("mag * 3600", None, None),  # not an angle: no conversion known
+    # sums: same unit, or a constant term, keep the unit; the UCD goes
+    ("ra + dec", "deg", None),
+    ("ra - 1", "deg", None),
+    ("1 + ra", "deg", None),
+    ("ra + parallax", None, None),
+    ("ra + id", None, None),  # id has no unit: ambiguous
+    ("-ra", "deg", None),
+    ("MOD(ra, 360)", "deg", None),
+])
+def test_units_through_arithmetic(env, expr, unit, ucd):
+    t, rows = env.run(f"SELECT {expr} AS x FROM demo.stars WHERE id = 1")
+    assert (t.columns[0].unit, t.columns[0].ucd) == (unit, ucd)
+    assert len(rows) == 1
+
+
+def test_converted_distance_value(env):
+    t, rows = env.run("SELECT DISTANCE(POINT(ra, dec), POINT(10, 10)) * 3600 AS d "
+                      "FROM demo.stars WHERE id = 2")
+    assert t.columns[0].unit == "arcsec"
+    assert rows[0][0] == pytest.approx(0.01 * math.cos(math.radians(10)) * 3600, rel=1e-4)
 
 
 def test_top_and_maxrec(env):

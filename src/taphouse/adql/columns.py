@@ -1,13 +1,19 @@
 """Metadata of result columns, derived from the resolved source columns.
 
 Units and UCDs go through an expression where its meaning is unchanged (a column, its
-minimum, maximum or mean, a rounding, a CAST, a sum of same-unit values, a scaling
-by a plain number); otherwise they are dropped rather than guessed.
+minimum, maximum or mean, a rounding, a CAST); otherwise they are dropped rather than
+guessed. Units also go through a sum or difference of same-unit values (a constant
+term takes the other side's unit) and through a scaling by a constant that is an
+exact conversion between known angle units (``DISTANCE(...) * 3600`` is in arcsec,
+``parallax / 1000`` in arcsec when parallax is in mas); a scaling by any other number
+than 1 drops the unit. A conversion keeps the UCD (the quantity is the same, as with
+IN_UNIT); any other arithmetic drops it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from sqlglot import exp
 
@@ -83,9 +89,60 @@ def _numeric_join(*metas: ColumnMeta) -> str:
     return best
 
 
-def _same_unit(*metas: ColumnMeta) -> str | None:
-    units = {m.unit for m in metas if m.unit is not None}
-    return units.pop() if len(units) == 1 else None
+#: Angle units in arcseconds, for exact conversions by a constant factor.
+_ANGLE_ARCSEC = {"deg": 3600.0, "arcmin": 60.0, "arcsec": 1.0, "mas": 1e-3, "uas": 1e-6}
+
+
+def _constant(node: exp.Expression) -> float | None:
+    from taphouse.adql.geometry import constant  # geometry imports this module
+
+    return constant(node)
+
+
+def _sum_unit(x: exp.Expression, a: ColumnMeta, y: exp.Expression,
+              b: ColumnMeta) -> str | None:
+    """Unit of x + y (or x - y): the common unit; a constant term takes the other's."""
+    if a.unit == b.unit:
+        return a.unit
+    if a.unit is None and _constant(x) is not None:
+        return b.unit
+    if b.unit is None and _constant(y) is not None:
+        return a.unit
+    return None
+
+
+def converted_unit(unit: str | None, factor: float) -> str | None:
+    """The unit of a value in ``unit`` multiplied by ``factor``: ``unit`` itself for 1,
+    the angle unit the product is exactly expressed in (deg * 3600 -> arcsec), else
+    None."""
+    if unit is None:
+        return None
+    if factor == 1:
+        return unit
+    scale = _ANGLE_ARCSEC.get(unit)
+    if scale is None:
+        return None
+    for name, other in _ANGLE_ARCSEC.items():
+        if math.isclose(scale / other, factor, rel_tol=1e-12):
+            return name
+    return None
+
+
+def _scaled(node: exp.Mul | exp.Div, a: ColumnMeta, b: ColumnMeta, dt: str) -> ColumnMeta:
+    """Metadata of a product or quotient: a unit conversion by a constant keeps the
+    quantity (and its UCD); anything else has no known unit."""
+    fa, fb = _constant(node.this), _constant(node.expression)
+    value, factor = None, None
+    if fb is not None and b.unit is None:
+        value = a
+        factor = fb if isinstance(node, exp.Mul) else (1.0 / fb if fb else None)
+    elif isinstance(node, exp.Mul) and fa is not None and a.unit is None:
+        value, factor = b, fa
+    if value is None or factor is None:
+        return _plain(dt)
+    unit = converted_unit(value.unit, factor)
+    ucd = value.ucd if unit is not None else None
+    return _plain(dt, unit=unit, ucd=ucd)
 
 
 def _keep(m: ColumnMeta, *, ucd: bool = True, datatype: str | None = None) -> ColumnMeta:
@@ -121,17 +178,16 @@ def _describe(node: exp.Expression) -> ColumnMeta:  # noqa: C901 - one dispatch 
         return _keep(inner, ucd=False)
     if isinstance(node, exp.Add | exp.Sub | exp.Mod):
         a, b = _describe(node.this), _describe(node.expression)
-        unit = _same_unit(a, b) if not isinstance(node, exp.Mod) else a.unit
+        if isinstance(node, exp.Mod):
+            unit = a.unit if _constant(node.expression) is not None or a.unit == b.unit \
+                else None
+        else:
+            unit = _sum_unit(node.this, a, node.expression, b)
         return _plain(_numeric_join(a, b), unit=unit)
     if isinstance(node, exp.Mul | exp.Div):
         a, b = _describe(node.this), _describe(node.expression)
-        unit = None
-        if isinstance(node.expression, exp.Literal) and b.unit is None:
-            unit = a.unit
-        elif isinstance(node, exp.Mul) and isinstance(node.this, exp.Literal):
-            unit = b.unit
         dt = "double" if isinstance(node, exp.Div) else _numeric_join(a, b)
-        return _plain(dt, unit=unit)
+        return _scaled(node, a, b, dt)
     if isinstance(node, exp.DPipe | exp.Lower | exp.Upper):
         return _text()
     if isinstance(node, exp.BitwiseAnd | exp.BitwiseOr | exp.BitwiseXor | exp.BitwiseNot):
