@@ -91,6 +91,75 @@ def test_epoch_propagation(env):
     assert (t.columns[0].xtype, t.columns[0].arraysize) == ("point", "2")
 
 
+PROP = "ivo_epoch_prop_pos({args})"
+
+
+def test_epoch_propagation_barnards_star(env):
+    # pgsphere's published epoch_prop test case (Barnard's star, 100 years back); ERFA
+    # pmsafe also applies the light-time correction, a milliarcsecond here.
+    args = "269.45207695, 4.693364966, 546.9759, -801.551, 10362, -110, 2000, 1900"
+    t, rows = env.run(f"SELECT COORD1({PROP.format(args=args)}) AS a, "
+                      f"COORD2({PROP.format(args=args)}) AS b {ONE}")
+    assert rows[0][0] == pytest.approx(269.4742714391, abs=2e-6)
+    assert rows[0][1] == pytest.approx(4.4072939987, abs=2e-6)
+    assert [(c.unit, c.ucd) for c in t.columns] == [("deg", "pos.eq.ra"),
+                                                      ("deg", "pos.eq.dec")]
+
+
+STARS_PM = [
+    # ra, dec, parallax [mas], pmra* [mas/yr], pmdec [mas/yr], rv [km/s]
+    (269.45207695, 4.693364966, 546.9759, -801.551, 10362.0, -110.0),
+    (10.0, 89.9, 5.0, 300.0, -200.0, 20.0),  # near the pole
+    (359.9999, -30.0, 1.0, 50.0, 10.0, 0.0),  # across RA 0/360
+    (165.0, -60.0, 0.2, -5.0, 3.0, 100.0),
+]
+
+
+@pytest.mark.parametrize("star", STARS_PM)
+def test_epoch_propagation_matches_astropy(env, star):
+    import astropy.units as u
+    from astropy.coordinates import Distance, SkyCoord
+    from astropy.time import Time
+
+    ra, dec, plx, pmra, pmdec, rv = star
+    c = SkyCoord(ra=ra * u.deg, dec=dec * u.deg, distance=Distance(parallax=plx * u.mas),
+                 pm_ra_cosdec=pmra * u.mas / u.yr, pm_dec=pmdec * u.mas / u.yr,
+                 radial_velocity=rv * u.km / u.s, obstime=Time(2016.0, format="jyear"))
+    expected = c.apply_space_motion(new_obstime=Time(1991.25, format="jyear"))
+    args = ", ".join(map(repr, star)) + ", 2016, 1991.25"
+    _, rows = env.run(f"SELECT {PROP.format(args=args)} AS p {ONE}")
+    ra2, dec2 = rows[0][0]
+    assert 0 <= ra2 < 360
+    sep = SkyCoord(ra2 * u.deg, dec2 * u.deg).separation(
+        SkyCoord(expected.ra, expected.dec)).to_value(u.mas)
+    assert sep < 0.01
+
+
+def test_epoch_propagation_nulls(env):
+    # NULL proper motion -> no motion; NULL parallax or radial velocity -> 0 (the
+    # position still moves by the proper motion); NULL position or epoch -> NULL
+    cases = {
+        "10, 20, 1, NULL, NULL, NULL, 2016, 2000": (10.0, 20.0),
+        "10, 20, 1, 1000, NULL, NULL, 2016, 2000": (10.0, 20.0),  # one component missing
+        "10, 20, NULL, 0, 3600, NULL, 2016, 2000": (10.0, 20 - 16 * 3600 / 3.6e6),
+        "10, 20, NULL, 0, 3600, 500, 2016, 2000": (10.0, 20 - 16 * 3600 / 3.6e6),
+        "10, 20, 0, 0, 3600, NULL, 2016, 2000": (10.0, 20 - 16 * 3600 / 3.6e6),
+    }
+    for args, (ra, dec) in cases.items():
+        _, rows = env.run(f"SELECT {PROP.format(args=args)} AS p {ONE}")
+        assert rows[0][0][0] == pytest.approx(ra, abs=1e-9), args
+        assert rows[0][0][1] == pytest.approx(dec, abs=1e-8), args
+    for args in ("NULL, 20, 1, 1, 1, 1, 2016, 2000", "10, 20, 1, 1, 1, 1, NULL, 2000",
+                 "10, 20, 1, 1, 1, 1, 2016, NULL"):
+        _, rows = env.run(f"SELECT {PROP.format(args=args)} AS p {ONE}")
+        assert rows == [(None,)], args
+    # on a table with NULL parallaxes (stars 3 and 10) every position still propagates
+    _, rows = env.run("SELECT id, DISTANCE(ivo_epoch_prop_pos(ra, dec, parallax, 0, 3600, "
+                      "NULL, 2000, 2010), POINT(ra, dec)) FROM demo.stars ORDER BY id")
+    assert [i for i, _ in rows] == list(range(1, 11))
+    assert all(d == pytest.approx(0.01, abs=1e-8) for _, d in rows)
+
+
 def test_udf_registry_signatures():
     for name in ("ivo_healpix_index", "ivo_hasword", "ivo_nocasematch", "ivo_epoch_prop_pos"):
         udf = UDFS[name]

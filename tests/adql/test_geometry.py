@@ -249,3 +249,90 @@ def test_geometry_from_derived_table_column(env):
 def test_geometry_errors(env, adql, message):
     with pytest.raises(AdqlError, match=message):
         env.translate(adql)
+
+
+# --- point-valued service functions (ivo_epoch_prop_pos) wherever a POINT is ---------------
+# star 2 at (10.01, 10) propagated 10 years by pmdec = 360 mas/yr: 3.6 arcsec north
+MOVED = "ivo_epoch_prop_pos(ra, dec, parallax, 0, 360, NULL, 2000, 2010)"
+
+
+def test_point_function_in_geometry_functions(env):
+    t, rows = env.run(f"SELECT COORD1({MOVED}) AS a, COORD2({MOVED}) AS b, "
+                      f"DISTANCE({MOVED}, POINT(ra, dec)) * 3600 AS d, "
+                      f"DISTANCE(POINT(ra, dec), {MOVED}) * 3600 AS d2, "
+                      f"CIRCLE({MOVED}, 1) AS c FROM demo.stars WHERE id = 2")
+    a, b, d, d2, c = rows[0]
+    assert a == pytest.approx(10.01, abs=1e-9) and b == pytest.approx(10.001, abs=1e-9)
+    assert d == pytest.approx(3.6, abs=1e-6) and d2 == pytest.approx(3.6, abs=1e-6)
+    assert tuple(c) == pytest.approx((10.01, 10.001, 1.0), abs=1e-9)
+    assert [(x.unit, x.ucd) for x in t.columns[:3]] == [
+        ("deg", "pos.eq.ra"), ("deg", "pos.eq.dec"), ("arcsec", "pos.angDistance")]
+    assert t.columns[4].xtype == "circle"
+
+
+@pytest.mark.parametrize("pred", [
+    "1=CONTAINS({p}, CIRCLE(10.01, 10.001, 0.5/3600))",
+    "CONTAINS({p}, CIRCLE('ICRS', POINT(10.01, 10.001), 0.5/3600)) = 1",
+    "1=INTERSECTS(CIRCLE(10.01, 10.001, 0.5/3600), {p})",
+    "DISTANCE({p}, POINT(10.01, 10.001)) < 0.5/3600",
+    "1=CONTAINS(POINT(10.01, 10.001), CIRCLE({p}, 0.5/3600))",
+    "1=CONTAINS({p}, POLYGON(10.0, 10.0005, 10.02, 10.0005, 10.02, 10.002, 10.0, 10.002))",
+])
+def test_point_function_in_predicates(env, pred):
+    # only star 2's propagated position is there; its catalogue position is not
+    t, rows = env.run("SELECT id FROM demo.stars WHERE " + pred.format(p=MOVED))
+    assert rows == [(2,)]
+
+
+def test_non_point_function_is_not_a_geometry(env):
+    with pytest.raises(AdqlError, match="is not a geometry"):
+        env.translate("SELECT COORD1(ivo_healpix_index(5, ra, dec)) FROM demo.stars")
+
+
+def test_crossmatch_with_propagated_position(env):
+    # upload positions moved by their proper motion: uid 1 (0.35 arcsec from star 1) goes
+    # 5 arcsec away; uid 2 at (0, 0), 0.36 arcsec east of star 4 across RA 0, moves to
+    # 0.04 arcsec from it; uid 3 (0.36 arcsec from star 9 at the south pole) and 4 stay
+    prop = ("ivo_epoch_prop_pos(u.ura, u.udec, NULL, CASE u.uid WHEN 1 THEN 500 "
+            "WHEN 2 THEN -40 ELSE NULL END, 0, NULL, 2000, 2010)")
+    for cond in [f"1=CONTAINS(POINT(s.ra, s.dec), CIRCLE({prop}, 0.4/3600))",
+                 f"DISTANCE({prop}, POINT(s.ra, s.dec)) < 0.4/3600"]:
+        adql = (f"SELECT u.uid, s.id, {prop} AS pos FROM TAP_UPLOAD.mine AS u "
+                f"JOIN demo.stars AS s ON {cond}")
+        t, fast = env.run(adql)
+        assert any(n.startswith("crossmatch u x s") for n in t.notes), cond
+        assert "_th_pos" in t.sql and t.sql.lower().count("ivo_epoch_prop_pos") == 1
+        _, slow = env.run(adql, spatial_index=False)
+        assert sorted(fast) == sorted(slow)
+        assert sorted((u, s) for u, s, _ in fast) == [(2, 4), (3, 9)]
+        pos = {u: p for u, _, p in fast}
+        assert pos[2][0] == pytest.approx(360 - 0.4 / 3600, abs=1e-9)
+
+
+def test_crossmatch_propagated_hipparcos_to_gaia(demo_data_dir):
+    """The demo's Hipparcos stars propagated to the Gaia epoch find their Gaia
+    counterparts through the HEALPix join, Barnard's star included."""
+    from taphouse.adql import Scope, translate
+    from taphouse.catalogue.store import CatalogueStore
+    from taphouse.engine import DuckDBEngine
+    from taphouse.metadata import MetadataDB
+
+    meta = MetadataDB(demo_data_dir / "meta.sqlite")
+    store = CatalogueStore(meta, demo_data_dir / "tables")
+    engine = DuckDBEngine(store.tables_dir, threads=1, memory_limit="512MB")
+    g, h = store.table("gaia", "dr3_bright"), store.table("hipparcos", "hip2")
+    scope = Scope({("gaia", "dr3_bright"): g, ("hipparcos", "hip2"): h}, engine.relation)
+    prop = "ivo_epoch_prop_pos(h.ra, h.dec, h.plx, h.pmra, h.pmde, 0, 1991.25, 2016.0)"
+    base = ("SELECT h.hip, g.source_id FROM hipparcos.hip2 AS h JOIN gaia.dr3_bright AS g "
+            "ON 1=CONTAINS(POINT(g.ra, g.dec), CIRCLE({c}, 1/3600.)) "
+            "WHERE h.hip BETWEEN 87000 AND 88000")
+    t = translate(base.format(c=prop), scope)
+    assert any(n.startswith("crossmatch h x g") for n in t.notes)
+    plain = translate(base.format(c="h.ra, h.dec"), scope)
+    with engine.cursor() as cur:
+        moved = set(cur.execute(t.sql).fetchall())
+        fixed = set(cur.execute(plain.sql).fetchall())
+    assert (87937, 4472832130942575872) in moved  # Barnard's star, 10"/yr
+    assert (87937, 4472832130942575872) not in fixed
+    assert len(moved) > len(fixed) > 100
+    meta.close()

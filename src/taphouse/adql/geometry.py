@@ -17,6 +17,7 @@ from sqlglot import exp
 
 from taphouse.adql.columns import source_column
 from taphouse.adql.errors import AdqlError
+from taphouse.adql.udf import UDFS
 
 _COORDSYS_OK = {"", "icrs", "icrs geocenter", "icrs topocenter", "j2000", "fk5", "unknownframe"}
 
@@ -207,6 +208,11 @@ def geometry(node: exp.Expression, tx) -> Geometry:
             if len(node.expressions) != 1:
                 raise AdqlError.at("CENTROID takes one geometry", node)
             return centroid(geometry(node.expressions[0], tx), node)
+        udf = UDFS.get(name)
+        if udf is not None and udf.xtype == "point":
+            # a DOUBLE[2] value; its coordinates are elements 0 and 1
+            value = tx(node)
+            return Point(_index(value, 0), _index(value, 1))
     raise AdqlError.at(f"{node.sql()[:40]} is not a geometry", node)
 
 

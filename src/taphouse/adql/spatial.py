@@ -14,6 +14,9 @@
   position (at a depth whose cells are several radii wide) and equi-joined on the cell
   of the other side, which is a bit shift of its index column or computed on the fly;
   the exact test stays in place. No nested loop, correct at RA 0/360 and the poles.
+  A position may be computed by a point-valued service function (e.g.
+  ``ivo_epoch_prop_pos``, to bring one side to the other's epoch): on the expanded side
+  it becomes a column computed once per row, used by the join and the exact test.
 
 Both rewrites only filter rows that the exact predicate would reject anyway, and are
 applied only where that is sound (WHERE conjuncts; ON conjuncts of inner joins, or of
@@ -29,11 +32,14 @@ from functools import lru_cache
 from sqlglot import exp
 
 from taphouse.adql import geometry as geo
-from taphouse.adql.columns import note, source_column
+from taphouse.adql.columns import annotate, geometry_meta, note, source_column
 from taphouse.adql.resolve import Frame, Source
 from taphouse.adql.scope import Scope
+from taphouse.adql.udf import UDFS
 
 CELL_COLUMN = "_th_cell"
+#: A computed position (e.g. propagated to another epoch) of a crossmatch's expanded side.
+POS_COLUMN = "_th_pos"
 #: A gap between two index ranges with fewer expected rows than this is read rather
 #: than skipped (one more UNION branch costs more than scanning it).
 MERGE_GAP_ROWS = 5_000
@@ -178,6 +184,29 @@ def _point_args(node) -> tuple[exp.Expression, exp.Expression] | None:
         args = _strip(list(node.expressions))
         if len(args) == 2:
             return args[0], args[1]
+    if _computed_point(node):
+        return _element(node, 0), _element(node, 1)
+    return None
+
+
+def _computed_point(node) -> bool:
+    """A call of a service function that returns a point (e.g. ivo_epoch_prop_pos)."""
+    if not isinstance(node, exp.Anonymous):
+        return False
+    udf = UDFS.get(node.name.lower())
+    return udf is not None and udf.xtype == "point" and len(node.expressions) == udf.nargs
+
+
+def _element(value: exp.Expression, i: int) -> exp.Expression:
+    # sqlglot indexes from 0 and adds the backend's offset when generating
+    return exp.Bracket(this=value.copy(), expressions=[exp.Literal.number(i)])
+
+
+def _call_of(point) -> exp.Expression | None:
+    """The point-valued call behind a computed point's coordinates, if it is one."""
+    first = point[0]
+    if isinstance(first, exp.Bracket) and _computed_point(first.this):
+        return first.this
     return None
 
 
@@ -336,10 +365,13 @@ def _crossmatch(select, place, psrc: Source, csrc: Source, m: _Match, radius: fl
     sides.sort(key=lambda s: (_rows(s[0], scope), s[0].table is not None
                               and s[0].table.healpix_column is not None))
     for esrc, epoint, osrc, opoint in sides:
-        if not all(isinstance(c, exp.Column) for c in epoint):
+        computed = _call_of(epoint)
+        if computed is None and not all(isinstance(c, exp.Column) for c in epoint):
             continue
         if not _allowed(place, esrc, all_inner):
             continue
+        if computed is not None:
+            epoint = _compute_once(select, esrc, computed)
         _expand(esrc, epoint, depth)
         cond = exp.EQ(this=_cell(osrc, opoint, depth),
                       expression=exp.column(exp.to_identifier(CELL_COLUMN, quoted=True),
@@ -366,6 +398,41 @@ def _cell(src: Source, point, depth: int) -> exp.Expression:
         exp.Literal.number(depth), point[0].copy(), point[1].copy()])
 
 
+def _compute_once(select: exp.Select, src: Source, call: exp.Expression):
+    """Make a computed position a column of its source (``_th_pos``, computed once per
+    row), use that column wherever this SELECT repeats the call, and return the
+    position as the column's two elements."""
+    inner_alias = exp.TableAlias(this=exp.to_identifier("_th_p", quoted=True))
+    node = src.node
+    if isinstance(node, exp.Subquery):
+        inner = exp.Subquery(this=node.this.copy(), alias=inner_alias)
+    else:
+        inner = node.copy()
+        inner.set("alias", inner_alias)
+    value = call.copy()
+    for c in value.find_all(exp.Column):
+        c.set("table", exp.to_identifier("_th_p", quoted=True))
+    query = exp.Select(
+        expressions=[exp.Star(), exp.Alias(this=value,
+                                             alias=exp.to_identifier(POS_COLUMN, quoted=True))],
+        from_=exp.From(this=inner))
+    sub = exp.Subquery(this=query, alias=exp.TableAlias(
+        this=exp.to_identifier(src.alias, quoted=True)))
+    node.replace(sub)
+    src.node = sub
+    meta = geometry_meta("point")
+    for found in list(select.find_all(exp.Anonymous)):
+        if found == call and found.find_ancestor(exp.Select) is select:
+            ref = exp.column(exp.to_identifier(POS_COLUMN, quoted=True),
+                             table=exp.to_identifier(src.alias, quoted=True))
+            annotate(ref, col=meta, src=src)
+            found.replace(ref)
+    ref = exp.column(exp.to_identifier(POS_COLUMN, quoted=True),
+                     table=exp.to_identifier(src.alias, quoted=True))
+    annotate(ref, col=meta, src=src)
+    return _element(ref, 0), _element(ref, 1)
+
+
 def _expand(src: Source, point, depth: int) -> None:
     """Replace a source by itself with one row per cell of the 3x3 block around its
     position (column ``_th_cell``)."""
@@ -379,7 +446,8 @@ def _expand(src: Source, point, depth: int) -> None:
     coords = []
     for c in point:
         ref = c.copy()
-        ref.set("table", exp.to_identifier("_th_e", quoted=True))
+        for col in ref.find_all(exp.Column):
+            col.set("table", exp.to_identifier("_th_e", quoted=True))
         coords.append(ref)
     cells = exp.Unnest(expressions=[exp.Anonymous(
         this="taphouse_healpix_neighbours", expressions=[exp.Literal.number(depth), *coords])])

@@ -59,8 +59,12 @@ _ALL = [
         "pmdec DOUBLE, radial_velocity DOUBLE, ref_epoch DOUBLE, out_epoch DOUBLE) -> POINT",
         "The position at out_epoch (Julian year) of a star at (ra, dec) [deg] at "
         "ref_epoch, with parallax [mas], proper motion pmra (with cos dec), pmdec "
-        "[mas/yr] and radial velocity [km/s]; missing parallax or radial velocity count "
-        "as 0. Rigorous space motion (ERFA pmsafe).", 8, "double", "2", "point", "deg",
+        "[mas/yr] and radial velocity [km/s]. Rigorous space motion (ERFA pmsafe). "
+        "NULL proper motion, parallax or radial velocity count as 0, so a star without "
+        "them keeps its position (a proper motion with one NULL component counts as no "
+        "motion; the radial velocity is ignored without a positive parallax); the result "
+        "is NULL only if the position or an epoch is NULL. Usable wherever a POINT is "
+        "(COORD1, DISTANCE, CONTAINS, CIRCLE centre).", 8, "double", "2", "point", "deg",
         "pos.eq"),
     Udf("ivo_interval_overlaps",
         "ivo_interval_overlaps(l1 DOUBLE, h1 DOUBLE, l2 DOUBLE, h2 DOUBLE) -> INTEGER",

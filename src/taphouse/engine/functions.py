@@ -7,6 +7,7 @@ work is done by numpy, cdshealpix and ERFA, so they stay fast on millions of row
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -114,18 +115,27 @@ _MAS = np.pi / (180.0 * 3600.0 * 1000.0)
 def _epoch_prop_pos(ra, dec, parallax, pmra, pmdec, rv, ref_epoch, out_epoch) -> pa.Array:
     import erfa
 
-    ok = _valid(ra, dec, pmra, pmdec, ref_epoch, out_epoch)
+    # Like pgsphere's epoch_prop (behind other services' ivo_epoch_prop_pos): a missing
+    # proper motion, parallax or radial velocity counts as 0, so the position still
+    # comes out; a proper motion with one component missing counts as no motion; without
+    # a (positive) parallax the radial velocity is ignored, as it would move the star by
+    # an absurd amount at the tiny parallax ERFA substitutes.
+    ok = _valid(ra, dec, ref_epoch, out_epoch)
     r = np.radians(_floats(ra))
     d = np.radians(_floats(dec))
     cosd = np.cos(d)
+    has_pm = _valid(pmra, pmdec)
     # ERFA wants dRA/dt; Gaia-style pmra already includes cos(dec).
-    pmr = np.where(cosd > 0, _floats(pmra) * _MAS / np.where(cosd > 0, cosd, 1.0), 0.0)
-    pmd = _floats(pmdec) * _MAS
+    pmr = np.where(has_pm & (cosd > 0),
+                   _floats(pmra) * _MAS / np.where(cosd > 0, cosd, 1.0), 0.0)
+    pmd = np.where(has_pm, _floats(pmdec) * _MAS, 0.0)
     px = np.maximum(_floats(parallax), 0.0) / 1000.0  # arcsec
-    vr = _floats(rv)
+    vr = np.where(px > 0, _floats(rv), 0.0)
     ep1 = 2451545.0 + (_floats(ref_epoch) - 2000.0) * 365.25
     ep2 = 2451545.0 + (_floats(out_epoch) - 2000.0) * 365.25
-    with np.errstate(all="ignore"):
+    # ERFA warns, row by row, that it substituted a distance for a zero parallax: expected
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", erfa.ErfaWarning)
         r2, d2, *_ = erfa.pmsafe(r, d, pmr, pmd, px, vr, ep1, 0.0, ep2, 0.0)
     pos = np.column_stack([np.degrees(r2) % 360.0, np.degrees(d2)]).ravel()
     values = pa.array(pos, type=pa.float64())
