@@ -213,7 +213,8 @@ def test_maxrec_zero_is_metadata_only(service: pyvo.dal.TAPService,
     # pyvo leaves out a false maxrec (``if maxrec:``), so MAXREC=0 is set on the query.
     query = service.create_query(ROWS_QUERY)
     query["MAXREC"] = 0
-    result = query.execute()
+    with pytest.warns(DALOverflowWarning):  # pyvo: MAXREC was not set through maxrec=
+        result = query.execute()
     assert result.query_status == "OVERFLOW"
     assert len(result) == 0
     assert [f.name for f in result.resultstable.fields] == COLUMNS
@@ -393,3 +394,33 @@ def test_adql_error_gives_message_and_position(service: pyvo.dal.TAPService) -> 
     assert "line 1" in str(err.value)
     with pytest.raises(DALQueryError, match="unknown table|nosuch"):
         service.run_sync("SELECT * FROM nosuch.table")
+
+
+def test_unicode_names_and_query_in_every_format(demo_server: Any) -> None:
+    """Non-ASCII column names, text and query text: every format answers 200 with a
+    complete document (FITS escapes what its ASCII header cannot hold)."""
+    query = "SELECT TOP 2 hip AS \"höhe☃\", 'straße' AS s FROM hipparcos.hip2 ORDER BY hip -- é"
+    for fmt in ("votable", "votable/td", "csv", "tsv", "fits", "parquet", "json"):
+        r = httpx.post(demo_server.tap + "/sync", timeout=60, data={
+            "LANG": "ADQL", "QUERY": query, "RESPONSEFORMAT": fmt})
+        assert r.status_code == 200, (fmt, r.text[:300])
+        if fmt.startswith("votable"):
+            t = parse_single_table(io.BytesIO(r.content)).to_table(use_names_over_ids=True)
+        elif fmt == "fits":
+            with fits.open(io.BytesIO(r.content)) as hdus:
+                hdus.verify("exception")
+                assert hdus[1].header["TTYPE1"] == "h\\xf6he\\u2603"
+                assert hdus[1].header["QUERY"].startswith('SELECT TOP 2 hip AS "h\\xf6he')
+            t = Table.read(io.BytesIO(r.content), format="fits")
+            t.rename_column(t.colnames[0], "höhe☃")
+            t["s"] = [bytes(v).decode() if isinstance(v, bytes) else v for v in t["s"]]
+        elif fmt == "parquet":
+            t = Table(pq.read_table(io.BytesIO(r.content)).to_pydict())
+        elif fmt == "json":
+            doc = r.json()
+            t = Table(rows=doc["data"], names=[m["name"] for m in doc["metadata"]])
+        else:
+            t = Table.read(r.text, format="ascii.csv" if fmt == "csv" else "ascii.tab")
+        assert t.colnames == ["höhe☃", "s"], fmt
+        assert list(t["höhe☃"]) == [1, 2], fmt
+        assert [str(v) for v in t["s"]] == ["straße", "straße"], fmt

@@ -38,8 +38,18 @@ def _header_bytes(cards: list[tuple[str, object, str]]) -> bytes:
 
     header = fits.Header()
     for key, value, comment in cards:
-        header.append((key, value, comment), end=True)
+        header.append((key, _ascii(value) if isinstance(value, str) else value, comment),
+                      end=True)
     return header.tostring().encode("ascii")
+
+
+def _ascii(text: str) -> str:
+    # FITS header values hold printable ASCII only: escape anything else (names, units,
+    # descriptions and the query may be Unicode) instead of failing mid-response.
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(c if " " <= c <= "~" else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
 
 
 def _pad(size: int) -> bytes:
@@ -95,9 +105,12 @@ class FitsWriter:
                         heap_size += len(data)
                 if parts:
                     rows.write(np.hstack(parts).tobytes())
-        yield _header_bytes([("SIMPLE", True, "conforms to FITS"), ("BITPIX", 8, ""),
-                             ("NAXIS", 0, ""), ("EXTEND", True, "")])
-        yield _header_bytes(self._cards(fields, forms, sizes, widths, info, heap_size))
+        # Both headers are built before the first byte leaves, so any failure is an error
+        # response rather than a truncated file.
+        primary = _header_bytes([("SIMPLE", True, "conforms to FITS"), ("BITPIX", 8, ""),
+                                 ("NAXIS", 0, ""), ("EXTEND", True, "")])
+        extension = _header_bytes(self._cards(fields, forms, sizes, widths, info, heap_size))
+        yield primary + extension
         written = 0
         for path in (table_path, heap_path):
             with open(path, "rb") as f:
@@ -131,7 +144,8 @@ class FitsWriter:
         if info.overflow:
             cards.append(("QSTATUS", "OVERFLOW", "MAXREC cut the result"))
         if info.query:
-            cards.append(("QUERY", info.query.replace("\n", " ")[:68], "query (truncated)"))
+            # No comment: with one, a 68-character value overflows the card (astropy warns).
+            cards.append(("QUERY", info.query.replace("\n", " ")[:68], ""))
         return cards
 
 
