@@ -64,3 +64,11 @@ def test_postgres_output(env):
     assert '"healpix_index" BETWEEN' in t.sql
     with pytest.raises(ValueError):
         env.translate("SELECT 1 FROM demo.stars", dialect="oracle")
+
+
+def test_join_without_condition_position(env):
+    with pytest.raises(AdqlError) as info:
+        env.translate("SELECT s.id\nFROM demo.stars AS s\n  JOIN demo.obs AS o\nWHERE s.id = o.id")
+    e = info.value
+    assert e.message.startswith("JOIN demo.obs AS o has no join condition: add ON")
+    assert (e.line, e.column) == (3, 8)  # the joined table

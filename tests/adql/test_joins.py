@@ -96,6 +96,22 @@ INVALID = [
     ("SELECT id FROM demo.stars UNION SELECT id FROM demo.obs ORDER BY mag",
      "must name an output column"),
     ("SELECT id FROM demo.stars ORDER BY 3", "there are 1 columns"),
+    # a qualified join without ON/USING is an error, not a silent cross join
+    ("SELECT s.id FROM demo.stars AS s JOIN demo.obs AS o", "JOIN demo.obs AS o has no join"),
+    ("SELECT s.id FROM demo.stars AS s INNER JOIN demo.obs AS o WHERE s.id = o.id",
+     "INNER JOIN demo.obs AS o has no join condition"),
+    ("SELECT s.id FROM demo.stars AS s LEFT JOIN demo.obs", "LEFT JOIN demo.obs has no"),
+    ("SELECT s.id FROM demo.stars AS s LEFT OUTER JOIN demo.obs", "LEFT OUTER JOIN"),
+    ("SELECT s.id FROM demo.stars AS s RIGHT JOIN demo.obs", "RIGHT JOIN demo.obs has no"),
+    ("SELECT s.id FROM demo.stars AS s FULL OUTER JOIN demo.obs", "FULL OUTER JOIN"),
+    ("SELECT s.id FROM demo.stars AS s JOIN (SELECT id FROM demo.obs) AS o",
+     "write CROSS JOIN"),
+    ("SELECT s.id FROM demo.stars AS s, demo.obs AS o JOIN demo.stars AS t",
+     "JOIN demo.stars AS t has no join condition"),
+    ("SELECT s.id FROM demo.stars AS s CROSS JOIN demo.obs AS o ON s.id = o.id",
+     "CROSS JOIN demo.obs AS o cannot have an ON"),
+    ("SELECT id FROM demo.stars NATURAL JOIN demo.obs USING (id)",
+     "NATURAL JOIN demo.obs cannot have"),
 ]
 
 

@@ -33,6 +33,29 @@ class AdqlError(Exception):
         line, col = position(node)
         return cls(message, line, col)
 
+    @classmethod
+    def at_start(cls, message: str, node) -> AdqlError:
+        """An error located at the earliest token of a parsed node."""
+        line, col = start_position(node)
+        return cls(message, line, col)
+
+
+def start_position(node) -> tuple[int | None, int | None]:
+    """(line, column) of the earliest token inside a sqlglot node."""
+    found = [_token_position(n) for n in node.walk()] if node is not None else []
+    found = [p for p in found if p[0] is not None]
+    return min(found) if found else (None, None)
+
+
+def _token_position(n) -> tuple[int | None, int | None]:
+    meta = getattr(n, "_meta", None) or {}
+    if "line" not in meta:
+        return None, None
+    col = meta.get("col")
+    if col is not None and "start" in meta and "end" in meta:
+        col = col - (meta["end"] - meta["start"])
+    return meta["line"], col
+
 
 def position(node) -> tuple[int | None, int | None]:
     """(line, column) of a sqlglot node, from the first token-bearing node inside it."""

@@ -108,6 +108,7 @@ def check_tree(tree: exp.Expression) -> None:
                     or node.args.get("kind") not in (None, "", "INNER", "OUTER", "CROSS"):
                 raise AdqlError.at(
                     f"join type {node.sql().split(' JOIN ')[0]} JOIN is not ADQL", node)
+            _check_join_condition(node)
         elif isinstance(node, exp.Star):
             if any(v for v in node.args.values()):
                 raise AdqlError.at("SELECT * EXCLUDE/EXCEPT/REPLACE is not part of ADQL", node)
@@ -121,6 +122,31 @@ def check_tree(tree: exp.Expression) -> None:
                         "exclude", "operation_modifiers", "hint"):
                 if node.args.get(key):
                     raise AdqlError.at(f"{key.upper()} is not part of ADQL", node)
+
+
+def _check_join_condition(node: exp.Join) -> None:
+    """A qualified join needs ON or USING; CROSS and NATURAL joins must not have one.
+
+    A comma in FROM parses as a Join with none of method, side, kind or pivots; every
+    keyword join carries a ``pivots`` entry (sqlglot's parser), which tells the two apart.
+    """
+    has_condition = node.args.get("on") is not None or bool(node.args.get("using"))
+    cross = node.args.get("kind") == "CROSS"
+    natural = node.args.get("method") == "NATURAL"
+    comma = "pivots" not in node.args and not any(
+        node.args.get(k) for k in ("method", "side", "kind"))
+    target = node.this.sql(dialect="duckdb")[:40] if node.this is not None else "a table"
+    if (cross or natural) and has_condition:
+        what = "CROSS JOIN" if cross else "NATURAL JOIN"
+        raise AdqlError.at_start(f"{what} {target} cannot have an ON or USING condition: write "
+                           f"JOIN {target} ON ... instead", node)
+    if not (cross or natural or comma or has_condition):
+        side = node.args.get("side")
+        kind = " ".join(x for x in (side, node.args.get("kind")) if x)
+        raise AdqlError.at_start(
+            f"{kind + ' ' if kind else ''}JOIN {target} has no join condition: add "
+            f"ON <condition> or USING (<columns>), or write CROSS JOIN {target} if every "
+            "pair of rows is meant", node)
 
 
 # Subclasses of allowed types that carry backend-only meaning.
