@@ -59,15 +59,22 @@ def tap_router(platform: Any, context: ContextFactory) -> APIRouter:
         ctx = await context(request)
         detail = (request.query_params.get("detail") or "max").lower()
         dbs, tabs = await run_in_threadpool(_visible, platform, ctx)
-        return Response(vosi.tableset(dbs, tabs, detail), media_type=XML)
+        wanted = request.query_params.get("tables")
+        if wanted:
+            # TAP+ extension (astroquery's TapPlus.load_table): only the named tables.
+            names = {n.strip().lower() for n in wanted.split(",")}
+            tabs = [t for t in tabs if _table_names(t) & names]
+        return Response(vosi.tableset(dbs, tabs, detail, tapplus=_is_tapplus(request)),
+                        media_type=XML)
 
     @router.get("/tables/{name}")
     async def table(request: Request, name: str) -> Response:
         ctx = await context(request)
         _, tabs = await run_in_threadpool(_visible, platform, ctx)
         for t in tabs:
-            if name.lower() in {t.qualified_name.lower(), f"{t.database}.{t.name}"}:
-                return Response(vosi.single_table(t), media_type=XML)
+            if name.lower() in _table_names(t):
+                return Response(vosi.single_table(t, tapplus=_is_tapplus(request)),
+                                media_type=XML)
         raise NotFound(f"unknown table {name!r}")
 
     @router.get("/examples")
@@ -81,6 +88,17 @@ def tap_router(platform: Any, context: ContextFactory) -> APIRouter:
 
     add_uws_routes(router, platform, context)
     return router
+
+
+def _table_names(t: Any) -> set[str]:
+    return {t.qualified_name.lower(), f"{t.database}.{t.name}".lower()}
+
+
+def _is_tapplus(request: Request) -> bool:
+    # astroquery's TapPlus needs a non-standard attribute in /tables (see vosi.py). Its
+    # GET requests (plain http.client) carry no User-Agent; its POSTs say astroquery/.
+    agent = request.headers.get("user-agent")
+    return agent is None or agent.startswith("astroquery/")
 
 
 def _visible(platform: Any, ctx: TapContext):
@@ -105,24 +123,30 @@ class SyncResponder:
         self.platform = platform
 
     async def respond(self, ctx: TapContext, spec: Any, params: Any) -> Response:
-        service = self.platform.query_service
-        uploads = await run_in_threadpool(service.read_uploads, spec, params.parts,
-                                          params.part_types)
-        prepared = await run_in_threadpool(service.prepare, ctx.identity, spec,
-                                           workspace=ctx.workspace, uploads=uploads)
         cancel = CancelHandle()
-        cancel.deadline(self.platform.settings.sync_timeout,
-                        f"the synchronous time limit of {self.platform.settings.sync_timeout:g} s"
-                        " was reached; use the async endpoint for long queries")
+        # One trip to a worker thread for uploads, translation, execution and the first
+        # chunk: a small result is answered without further thread hops.
+        prepared, gen, first = await run_in_threadpool(self._start, ctx, spec, params, cancel)
+        return StreamingResponse(_stream(first, gen, cancel), media_type=prepared.writer.mime,
+                                 headers=_disposition(prepared))
+
+    def _start(self, ctx: TapContext, spec: Any, params: Any,
+               cancel: CancelHandle) -> tuple[Any, Iterator[bytes], Any]:
+        service = self.platform.query_service
+        uploads = service.read_uploads(spec, params.parts, params.part_types)
+        prepared = service.prepare(ctx.identity, spec, workspace=ctx.workspace,
+                                   uploads=uploads)
+        limit = self.platform.settings.sync_timeout
+        cancel.deadline(limit, f"the synchronous time limit of {limit:g} s was reached;"
+                               " use the async endpoint for long queries")
         gen = service.execute(prepared, cancel=cancel)
         try:
-            first = await run_in_threadpool(_next_chunk, gen)
+            first = _next_chunks(gen)
         except BaseException:
             cancel.detach()
             gen.close()
             raise
-        return StreamingResponse(_stream(first, gen, cancel), media_type=prepared.writer.mime,
-                                 headers=_disposition(prepared))
+        return prepared, gen, first
 
 
 def _disposition(prepared: Any) -> dict[str, str]:
@@ -131,10 +155,19 @@ def _disposition(prepared: Any) -> dict[str, str]:
 
 
 _DONE = object()
+_CHUNK_BYTES = 256 * 1024
 
 
-def _next_chunk(gen: Iterator[bytes]) -> Any:
-    return next(gen, _DONE)
+def _next_chunks(gen: Iterator[bytes]) -> Any:
+    """The next ~256 KiB of output (fewer thread hops for many small chunks), or _DONE."""
+    parts: list[bytes] = []
+    size = 0
+    for chunk in gen:
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= _CHUNK_BYTES:
+            break
+    return b"".join(parts) if parts else _DONE
 
 
 async def _stream(first: Any, gen: Iterator[bytes], cancel: CancelHandle) -> AsyncIterator[bytes]:
@@ -143,7 +176,7 @@ async def _stream(first: Any, gen: Iterator[bytes], cancel: CancelHandle) -> Asy
         chunk = first
         while chunk is not _DONE:
             yield chunk
-            chunk = await run_in_threadpool(_next_chunk, gen)
+            chunk = await run_in_threadpool(_next_chunks, gen)
         finished = True
     finally:
         if not finished:

@@ -112,9 +112,17 @@ def availability(note: str = "service is accepting queries") -> str:
             "</avl:availability>")
 
 
-def _column_xml(c: ColumnMeta) -> str:
+# astroquery's TapPlus (written for ESA's TAP+) reads the attribute esatapplus:flags of
+# every column and fails without it (astropy/astroquery#1597, closed as won't fix). The
+# VODataService schema rejects the attribute (strict anyAttribute), so it is written only
+# for that client (``tapplus=True``).
+_ESA_NS = ' xmlns:esatapplus="http://esa.int/xml/EsaTapPlus"'
+
+
+def _column_xml(c: ColumnMeta, tapplus: bool = False) -> str:
     std = ' std="true"' if c.std else ""
-    parts = [f"<column{std}>",
+    esa = ' esatapplus:flags="0"' if tapplus else ""
+    parts = [f"<column{std}{esa}>",
              f"<name>{escape(c.adql_name)}</name>"]
     if c.description:
         parts.append(f"<description>{escape(c.description)}</description>")
@@ -138,12 +146,12 @@ def _column_xml(c: ColumnMeta) -> str:
     return "".join(parts)
 
 
-def _table_xml(t: TableMeta, detail: str) -> str:
+def _table_xml(t: TableMeta, detail: str, tapplus: bool = False) -> str:
     parts = ['<table type="table">', f"<name>{escape(t.qualified_name)}</name>"]
     if t.description:
         parts.append(f"<description>{escape(t.description)}</description>")
     if detail != "min":
-        parts.extend(_column_xml(c) for c in t.columns)
+        parts.extend(_column_xml(c, tapplus) for c in t.columns)
         for key in t.extra.get("foreign_keys", []):
             parts.append(f"<foreignKey><targetTable>{escape(key['target'])}</targetTable>")
             parts.extend(f"<fkColumn><fromColumn>{escape(a)}</fromColumn>"
@@ -156,8 +164,10 @@ def _table_xml(t: TableMeta, detail: str) -> str:
     return "".join(parts)
 
 
-def tableset(databases: list[DatabaseMeta], tables: list[TableMeta], detail: str = "max") -> str:
-    """VOSI-tables 1.1 tableset of the given (already access-filtered) tables."""
+def tableset(databases: list[DatabaseMeta], tables: list[TableMeta], detail: str = "max",
+             tapplus: bool = False) -> str:
+    """VOSI-tables 1.1 tableset of the given (already access-filtered) tables;
+    ``tapplus`` adds the attribute astroquery's TapPlus needs."""
     from taphouse.adql.reserved import adql_identifier
 
     descriptions = {d.name: d.description for d in databases}
@@ -166,23 +176,24 @@ def tableset(databases: list[DatabaseMeta], tables: list[TableMeta], detail: str
         by_schema.setdefault(t.database, []).append(t)
     out = ['<?xml version="1.0" encoding="UTF-8"?>',
            '<vosi:tableset xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0"'
-           f' xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" xmlns:xsi="{_XSI}">']
+           f' xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" xmlns:xsi="{_XSI}"'
+           f'{_ESA_NS if tapplus else ""}>']
     for schema, ts in by_schema.items():
         out.append(f"<schema><name>{escape(adql_identifier(schema))}</name>")
         if descriptions.get(schema):
             out.append(f"<description>{escape(descriptions[schema])}</description>")
-        out.extend(_table_xml(t, detail) for t in ts)
+        out.extend(_table_xml(t, detail, tapplus) for t in ts)
         out.append("</schema>")
     out.append("</vosi:tableset>")
     return "\n".join(out)
 
 
-def single_table(t: TableMeta) -> str:
+def single_table(t: TableMeta, tapplus: bool = False) -> str:
+    body = _table_xml(t, "max", tapplus)[len('<table type="table">'):-len("</table>")]
     return ('<?xml version="1.0" encoding="UTF-8"?>\n'
             '<vosi:table xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0"'
             f' xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" xmlns:xsi="{_XSI}"'
-            ' type="table">' + _table_xml(t, "max")[len('<table type="table">'):-len("</table>")]
-            + "</vosi:table>")
+            f'{_ESA_NS if tapplus else ""} type="table">' + body + "</vosi:table>")
 
 
 def examples(items: list[tuple[str, str, str, str]]) -> str:
