@@ -95,7 +95,7 @@ def sync(client: httpx.Client, base: str, query: str, fmt: str = "votable",
 def bench_cone(client: httpx.Client, base: str, pos: np.ndarray) -> tuple[float, float, int]:
     def q(ra: float, dec: float) -> str:
         return ("SELECT source_id, ra, dec, phot_g_mean_mag FROM bench.synthetic WHERE "
-                f"1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra!r}, {dec!r}, 0.05))")
+                f"1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {float(ra)!r}, {float(dec)!r}, 0.05))")
 
     for ra, dec in pos:  # warm the cache
         sync(client, base, q(ra, dec))

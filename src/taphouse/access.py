@@ -60,14 +60,25 @@ class ScopeBuilder:
     def build(self, identity: Identity, workspace: Sequence[str] | None = None,
               uploads: dict[str, tuple[object, TableMeta]] | None = None) -> Scope:
         """The scope for one query: visible tables, TAP_SCHEMA, TAP_UPLOAD tables."""
-        from taphouse.tap.tap_schema import tap_schema_tables
+        from taphouse.tap.tap_schema import tap_schema_meta, tap_schema_tables
 
         stored = self.visible_tables(identity, workspace)
         tables: dict[tuple[str, str], TableMeta] = {(t.database, t.name): t for t in stored}
         inline: dict[tuple[str, str], object] = {}
-        for meta, data in tap_schema_tables(stored):
-            tables[(meta.database, meta.name)] = meta
-            inline[(meta.database, meta.name)] = data
+        built: dict[tuple[str, str], object] = {}
+
+        def tap_schema_data(key: tuple[str, str]) -> object:
+            # TAP_SCHEMA rows are built only when a query reads them, once per request.
+            if not built:
+                descriptions = {d.name: d.description for d in self.catalogue.databases()}
+                built.update({(m.database, m.name): data
+                              for m, data in tap_schema_tables(stored, descriptions)})
+            return built[key]
+
+        for meta in tap_schema_meta():
+            key = (meta.database, meta.name)
+            tables[key] = meta
+            inline[key] = lambda key=key: tap_schema_data(key)
         for name, (data, meta) in (uploads or {}).items():
             tables[("tap_upload", name)] = meta
             inline[("tap_upload", name)] = data

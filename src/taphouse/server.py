@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -133,8 +135,16 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     """The ASGI application serving TAP, auth and the platform API."""
     settings = settings or (platform.settings if platform else Settings.from_env())
     platform = platform or Platform(settings)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        platform.start()
+        try:
+            yield
+        finally:
+            platform.stop()
+
     app = FastAPI(title="taphouse", version=_version(), docs_url="/api/docs",
-                  openapi_url="/api/openapi.json", redoc_url=None)
+                  openapi_url="/api/openapi.json", redoc_url=None, lifespan=lifespan)
     app.state.platform = platform
 
     async def main_context(request: Request) -> TapContext:
@@ -148,14 +158,6 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
                        prefix="/api/admin")
     _add_userspace_routes(app, platform)
     _add_error_handlers(app, platform)
-
-    @app.on_event("startup")
-    async def _start() -> None:
-        platform.start()
-
-    @app.on_event("shutdown")
-    async def _stop() -> None:
-        platform.stop()
 
     @app.get("/", include_in_schema=False)
     async def home() -> Response:
@@ -171,7 +173,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
 
     @app.get("/tap", include_in_schema=False)
     async def tap_home() -> Response:
-        return Response(f"<html><body><p>TAP service; see <a href='tap/capabilities'>"
+        return Response("<html><body><p>TAP service; see <a href='tap/capabilities'>"
                         "capabilities</a>.</p></body></html>", media_type="text/html")
 
     return app

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from servers import ServerProcess
 from taphouse.auth.database_access import DatabaseAccess
 from taphouse.auth.passwords import PasswordHashing
 from taphouse.catalogue.ingest import ingest_files
@@ -375,50 +376,6 @@ def test_pyvo_with_bearer_header(site):
 
 
 # --- the real command line: server log and plain HTTP from the network --------------------
-def _network_address() -> str:
-    """This machine's address on its network interface (not loopback)."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect(("192.0.2.1", 9))  # UDP connect sends nothing; it picks the interface
-        return s.getsockname()[0]
-
-
-class CliServer:
-    """``taphouse serve`` as a subprocess on all interfaces, its output in a file."""
-
-    def __init__(self, data_dir: Path) -> None:
-        import socket
-        import subprocess
-        import sys
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir.parent / "server.log"
-        self._out = open(self.log, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "taphouse.cli", "--data-dir", str(data_dir), "serve",
-             "--host", "0.0.0.0", "--port", str(self.port), "--log-level", "debug"],
-            stdout=self._out, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while time.time() < deadline and self.proc.poll() is None:
-            try:
-                if httpx.get(self.url + "/tap/availability", timeout=2).status_code < 500:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"server did not start: {self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-        self._out.close()
-
-
 def test_no_secret_in_server_log_and_no_credentials_over_plain_http(tmp_path):
     from taphouse.auth.authenticator import Authenticator
     from taphouse.metadata import MetadataDB
@@ -428,7 +385,7 @@ def test_no_secret_in_server_log_and_no_credentials_over_plain_http(tmp_path):
     meta = MetadataDB(settings.meta_path)
     Authenticator(meta, settings).accounts.add_user(*ALICE)
     meta.close()
-    server = CliServer(settings.data_dir)
+    server = ServerProcess(settings.data_dir, log_level="debug").start()
     secrets_seen = [ALICE[1], "alice-changed-pw-9", "wrong-password-77"]
     try:
         url = server.url
@@ -453,21 +410,40 @@ def test_no_secret_in_server_log_and_no_credentials_over_plain_http(tmp_path):
         secrets_seen.append(r.json()["access_token"])
         httpx.post(url + "/auth/logout", headers=bearer(r.json()["access_token"]))
 
-        # From the network interface, plain HTTP: credentials refused, anonymous fine.
-        remote = f"http://{_network_address()}:{server.port}"
-        r = httpx.get(remote + "/tap/tables", auth=("alice", secrets_seen[1]))
-        assert r.status_code == 403 and "plain HTTP" in r.text
-        r = httpx.post(remote + "/auth/token", data={"username": "alice",
-                                                     "password": secrets_seen[1]})
-        assert r.status_code == 403 and "plain HTTP" in r.json()["error"]
-        assert httpx.get(remote + "/tap/tables").status_code == 200
         assert httpx.post(url + "/auth/token", data={"username": "alice",
                                                      "password": secrets_seen[1]}
                           ).status_code == 200
     finally:
         server.stop()
-    log = server.log.read_text(errors="replace")
+    log = server.log_text()
     assert "taphouse serving" in log and "query user=alice" in log
     for secret in secrets_seen:
         assert secret not in log
     assert "Bearer" not in log and "Basic " not in log
+
+
+def test_credentials_over_plain_http_from_the_network_are_refused(tmp_path):
+    """A client that is not on loopback may not send a password or token in clear text;
+    anonymous reading still works. The request is handed to the app in-process with a
+    documentation-range client address (192.0.2.10), so nothing goes on a network."""
+    from starlette.testclient import TestClient
+
+    from taphouse.server import Platform, create_app
+    from taphouse.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data")
+    platform = Platform(settings)
+    platform.authenticator.accounts.add_user(*ALICE)
+    app = create_app(settings, platform)
+    with TestClient(app, base_url="http://taphouse.example", client=("192.0.2.10", 50000),
+                    raise_server_exceptions=False) as remote:
+        r = remote.get("/tap/tables", auth=ALICE)
+        assert r.status_code == 403 and "plain HTTP" in r.text
+        r = remote.post("/auth/token", data={"username": "alice", "password": ALICE[1]})
+        assert r.status_code == 403 and "plain HTTP" in r.json()["error"]
+        assert remote.get("/tap/tables").status_code == 200
+    behind_proxy = settings.replace(behind_tls_proxy=True)
+    app = create_app(behind_proxy, Platform(behind_proxy))
+    with TestClient(app, client=("192.0.2.10", 50000)) as remote:
+        r = remote.post("/auth/token", data={"username": "alice", "password": ALICE[1]})
+        assert r.status_code == 200, r.text

@@ -7,7 +7,9 @@ import threading
 import time
 
 import httpx
-from userspace_helpers import PASSWORD, csv_table, root_conftest, sync, table_of
+from userspace_helpers import PASSWORD, csv_table, sync, table_of
+
+from servers import ServerProcess
 
 
 def _make_user(data_dir, name: str) -> None:
@@ -25,7 +27,7 @@ def test_kill_during_dest_write(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     _make_user(data, "crash")
-    server = root_conftest().ServerProcess(data).start()
+    server = ServerProcess(data).start()
     try:
         c = httpx.Client(base_url=server.url, auth=("crash", PASSWORD), timeout=120)
         assert c.put("/api/usertables/src?format=csv", content=csv_table(4000)).status_code == 201

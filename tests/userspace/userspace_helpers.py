@@ -50,23 +50,6 @@ def infos(resp: httpx.Response) -> dict[str, str]:
             re.findall(rb'<INFO name="([^"]+)"\s+value="([^"]*)"', resp.content)}
 
 
-def root_conftest() -> Any:
-    """tests/conftest.py as a module (for ``ServerProcess``)."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    name = "taphouse_tests_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).resolve().parents[1] / "conftest.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 def csv_table(n: int) -> bytes:
     """A CSV table of ``n`` rows with positions (id, ra, dec, mag)."""
     lines = ["id,ra,dec,mag"] + [f"{i},{(i * 7.3) % 360:.4f},{(i % 170) - 85:.2f},{i % 20}"

@@ -34,7 +34,9 @@ class Scope:
         more than one of them is ambiguous (an error).
     inline
         ``{(schema, table): pyarrow.Table}`` for tables that exist only for this request
-        (TAP_UPLOAD, TAP_SCHEMA); the engine registers them under ``inline_name``.
+        (TAP_UPLOAD, TAP_SCHEMA); the engine registers them under ``inline_name``. A
+        value may also be a function returning the table, called only when a query
+        reads it (TAP_SCHEMA is built that way).
     """
 
     tables: dict[tuple[str, str], TableMeta]

@@ -190,7 +190,8 @@ class QueryService:
         for t in tr.tables:
             key = (t.database, t.name)
             if key in scope.inline:
-                inline[inline_name(t)] = scope.inline[key]
+                data = scope.inline[key]
+                inline[inline_name(t)] = data() if callable(data) else data
         writer = get_writer(spec.responseformat)
         limit = spec.maxrec if tr.limit is None else min(tr.limit, spec.maxrec)
         return PreparedQuery(spec=spec, identity=identity, scope=scope, sql=tr.sql,

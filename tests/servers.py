@@ -1,0 +1,137 @@
+"""Real servers for tests, on free 127.0.0.1 ports with temporary data directories.
+
+- :func:`start_live`: a server in this process (uvicorn in a thread), so a test can reach
+  ``server.platform`` (e.g. move the token clock);
+- :class:`ServerProcess`: the real ``taphouse serve`` in a subprocess, for kill/restart
+  tests and for reading the server's own log.
+
+Fixtures built on these live in ``conftest.py``; import plain helpers from here
+(``from servers import ServerProcess``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url + "/tap/availability", timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"server at {url} did not come up")
+
+
+@dataclass
+class LiveServer:
+    """A running in-process server."""
+
+    url: str
+    platform: Any
+    data_dir: Path
+    _server: Any = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def tap(self) -> str:
+        return self.url + "/tap"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+
+def start_live(data_dir: Path, demo: bool = False, **overrides: Any) -> LiveServer:
+    import uvicorn
+
+    from taphouse.server import Platform, create_app
+    from taphouse.settings import Settings
+
+    port = free_port()
+    settings = Settings(data_dir=data_dir, port=port, demo=demo, **overrides)
+    platform = Platform(settings)
+    if demo:
+        from taphouse.catalogue.demo import load_demo
+
+        load_demo(platform.catalogue)
+    app = create_app(settings, platform)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url)
+    return LiveServer(url=url, platform=platform, data_dir=data_dir, _server=server,
+                      _thread=thread)
+
+
+class ServerProcess:
+    """``taphouse serve`` in a subprocess, for tests that kill and restart the server."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, env: dict | None = None,
+                 log_level: str = "info") -> None:
+        self.data_dir = Path(data_dir)
+        self.log_level = log_level
+        self.port = port or free_port()
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen | None = None
+        self.log = self.data_dir.parent / f"server-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *extra: str) -> ServerProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "taphouse.cli", "--data-dir", str(self.data_dir),
+               "serve", "--host", "127.0.0.1", "--port", str(self.port),
+               "--log-level", self.log_level, *extra]
+        self._logfile = open(self.log, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._logfile,
+                                     stderr=subprocess.STDOUT)
+        wait_until_up(self.url, proc=self.proc)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if getattr(self, "_logfile", None):
+            self._logfile.close()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
