@@ -35,8 +35,11 @@ def test_job_table_appears_and_disappears(demo_server):
     assert listed[table]["provenance"]["source_tables"] == ["gaia.dr3_bright"]
     r = sync(c, f"SELECT COUNT(*) AS n FROM mydb.{table}")
     assert int(table_of(r)["n"][0]) == 7
-    # The result document and the table agree.
-    doc = table_of(c.get(f"/tap/async/{job_id}/results/result"))
+    # The result document and the table agree; the document says MAXREC cut it.
+    result = c.get(f"/tap/async/{job_id}/results/result")
+    assert b'name="QUERY_STATUS" value="OVERFLOW"' in result.content
+    doc = table_of(result)
+    assert len(doc) == 7
     stored = table_of(sync(c, f"SELECT source_id FROM mydb.{table}"))
     assert sorted(doc["source_id"]) == sorted(stored["source_id"])
     assert c.delete(f"/tap/async/{job_id}", follow_redirects=False).status_code == 303

@@ -10,7 +10,7 @@ from typing import Any
 
 from taphouse.jobs.model import Job, JobResult
 from taphouse.tap.errors import TapError
-from taphouse.tap.service import CancelHandle, PreparedQuery, parse_query_spec
+from taphouse.tap.service import CancelHandle, parse_query_spec
 
 
 class TapQueryRunner:
@@ -42,10 +42,17 @@ class TapQueryRunner:
             # the cursor does not stop it, so do not start it at all.
             raise TapError(f"query cancelled: {cancel.reason}")
         writer = _InfoCapturingWriter(prepared.writer)
+        output = dataclasses.replace(prepared, writer=writer)
+        stored = None
+        if job.owner is not None and not prepared.spec.dest:
+            # A logged-in user's result is kept as mydb.job_<id>: run the query once,
+            # into that table, and write the result document from it.
+            stored = self.platform.userspace.store_job_result(job, prepared, cancel)
+            if stored is not None:
+                output = dataclasses.replace(output, sql=stored[1], inline={})
         try:
             with open(partial, "wb") as out:
-                for chunk in service.execute(dataclasses.replace(prepared, writer=writer),
-                                             cancel=cancel):
+                for chunk in service.execute(output, cancel=cancel):
                     out.write(chunk)
                 # Writers that can say so (VOTable, JSON) end the document with the error
                 # of a query failing mid-stream instead of raising: still a failed job.
@@ -64,15 +71,9 @@ class TapQueryRunner:
                            size=final.stat().st_size,
                            rows=info.rows if info else min(cancel.rows, prepared.limit),
                            overflow=info.overflow if info else cancel.rows > prepared.limit)
-        if job.owner is not None:
-            self.on_job_completed(job, prepared)
+        if stored is not None:
+            self.platform.userspace.finish_job_result(job, prepared, stored[0])
         return result
-
-    def on_job_completed(self, job: Job, prepared: PreparedQuery) -> None:
-        """Hook run after a logged-in user's job succeeded, before it is COMPLETED:
-        user space keeps the result as the table ``mydb.job_<job id>`` (dropped when the
-        job is destroyed, see ``JobService.on_destroyed``)."""
-        self.platform.userspace.store_job_result(job, prepared)
 
 
 class _InfoCapturingWriter:

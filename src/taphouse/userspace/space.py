@@ -21,6 +21,7 @@ Concurrent writes to one table are serialised by a per-table lock: a second writ
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import threading
 import time
@@ -77,6 +78,9 @@ class Usage:
 
     def to_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
+
+
+log = logging.getLogger("taphouse")
 
 
 class UserSpace:
@@ -363,32 +367,49 @@ class UserSpace:
                            limit=prepared.limit, offset=table.nrows - added)
         return table, added, sql
 
-    def store_job_result(self, job: Any, prepared: Any) -> TableMeta | None:
-        """Keep the result of a finished async job as ``job_<id>`` in its owner's schema.
+    def store_job_result(self, job: Any, prepared: Any,
+                         cancel: Any = None) -> tuple[TableMeta, str] | None:
+        """Run an async job's query once, into ``job_<id>`` of its owner's schema.
 
-        The query runs again, into the table (the result document was streamed to a
-        file). A result that does not fit in the quota is not kept (logged); the job
-        itself is not affected.
+        Returns the table and SQL that reads the job's result back from it (the caller
+        writes the result document from that, so the query is not run twice), or None
+        when the owner is anonymous or the result does not fit in the quota (logged;
+        the caller then runs the query directly). The table first holds MAXREC+1 rows,
+        so the result document can say OVERFLOW; :meth:`finish_job_result` trims it.
         """
-        import logging
-
         from taphouse.userspace.names import job_table
 
         identity = prepared.identity
         if identity.username is None:
             return None
-        sql = f"SELECT * FROM ({prepared.sql}) AS r LIMIT {int(prepared.limit)}"
+        sql = f"SELECT * FROM ({prepared.sql}) AS r LIMIT {int(prepared.limit) + 1}"
         prov = provenance_of(prepared)
         prov["job_id"] = job.id
         try:
-            return self.write(identity, job_table(job.id), sql, prepared.columns,
-                              mode="replace", inline=prepared.inline, provenance=prov,
-                              keep_order=has_order_by(prepared.spec.query),
-                              description=f"Result of async job {job.id}")
+            table = self.write(identity, job_table(job.id), sql, prepared.columns,
+                               mode="replace", inline=prepared.inline, cancel=cancel,
+                               provenance=prov, keep_order=True,
+                               description=f"Result of async job {job.id}")
         except QuotaExceeded as exc:
-            logging.getLogger("taphouse").warning("job %s: result table not kept: %s",
-                                                  job.id, exc.message)
+            log.warning("job %s: result table not kept: %s", job.id, exc.message)
             return None
+        return table, response_sql(table, prepared.columns, self.engine.relation(table),
+                                   limit=prepared.limit)
+
+    def finish_job_result(self, job: Any, prepared: Any, table: TableMeta) -> TableMeta:
+        """Give ``job_<id>`` its final form once the result document is written: at most
+        MAXREC rows, sorted by HEALPix index where it has positions and the query set no
+        order. Rewrites the table only when one of those applies."""
+        limit = int(prepared.limit)
+        resort = table.healpix_column is not None and not has_order_by(prepared.spec.query)
+        if table.nrows <= limit and not resort:
+            return table
+        sql = response_sql(table, prepared.columns, self.engine.relation(table), limit=None)
+        if table.nrows > limit:
+            sql += f" LIMIT {limit}"
+        return self.write(prepared.identity, table.name, sql, prepared.columns,
+                          mode="replace", provenance=(table.extra or {}).get("provenance"),
+                          keep_order=not resort, description=table.description)
 
     # --- uploads and downloads -----------------------------------------------------
     def store_upload(self, identity: Identity, name: str, data: bytes, *,
