@@ -104,6 +104,16 @@ def translate(adql: str, scope: Scope, *, dialect: str = "duckdb",
     """
     if dialect not in DIALECTS:
         raise ValueError(f"unknown dialect {dialect!r}; use one of {DIALECTS}")
+    try:
+        return _translate(adql, scope, dialect, maxrec, spatial_index)
+    except RecursionError:
+        # sqlglot parses and walks trees recursively: deep nesting exhausts the stack.
+        raise AdqlError("the query is nested too deeply; use fewer nested parentheses,"
+                        " expressions or subqueries") from None
+
+
+def _translate(adql: str, scope: Scope, dialect: str, maxrec: int | None,
+               spatial_index: bool) -> Translation:
     tree = parse(adql)
     check_tree(tree)
     tree = normalize_identifiers(tree, dialect=Adql)
