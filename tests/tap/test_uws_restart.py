@@ -13,6 +13,8 @@ import httpx
 import pytest
 from lxml import etree
 
+from servers import ServerProcess
+
 PASSWORD = "uws restart password"
 NS = {"uws": "http://www.ivoa.net/xml/UWS/v1.0"}
 SLOW = ("SELECT COUNT(*) AS n FROM t.nums AS a, t.nums AS b, t.nums AS c"
@@ -21,15 +23,8 @@ FAST = "SELECT id FROM t.nums WHERE id < 3 ORDER BY id"
 
 
 @pytest.fixture
-def server_process_class(request: pytest.FixtureRequest) -> Any:
-    """``ServerProcess`` from the shared tests/conftest.py (found among the loaded
-    conftest plugins, since several conftest modules share that name)."""
-    target = (Path(str(request.config.rootpath)) / "tests" / "conftest.py").resolve()
-    for plugin in request.config.pluginmanager.get_plugins():
-        path = getattr(plugin, "__file__", None)
-        if path and Path(path).resolve() == target:
-            return plugin.ServerProcess
-    raise AssertionError(f"{target} is not loaded")
+def server_process_class() -> Any:
+    return ServerProcess
 
 
 def _prepare_data(data_dir: Path) -> None:
