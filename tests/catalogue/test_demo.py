@@ -80,24 +80,35 @@ def test_gaia_columns_and_values(demo):
     _, tables, query = demo
     gaia = tables["gaia.dr3_bright"]
     assert [c.name for c in gaia.columns] == [
-        "source_id", "ra", "dec", "phot_g_mean_mag", "pmra", "pmdec", "from_hipparcos", "hip",
+        "source_id", "ra", "dec", "phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag",
+        "from_hipparcos", "hip",
         HEALPIX_COLUMN]
     assert gaia.column("from_hipparcos").datatype == "boolean"
-    assert gaia.column("pmra").unit == "mas/yr" and gaia.column("ra").unit == "deg"
+    assert gaia.column("phot_bp_mean_mag").unit == "mag" and gaia.column("ra").unit == "deg"
     # the first record of the package's file (epsilon UMa)
     (row,) = query("gaia.dr3_bright", "SELECT ra, dec, phot_g_mean_mag, from_hipparcos, hip"
                                       " FROM {t} WHERE source_id = 1576683529448755328")
     assert row[0] == pytest.approx(193.50817847, abs=1e-8)
     assert row[1] == pytest.approx(55.95978478, abs=1e-8)
     assert row[2] == pytest.approx(1.7316, abs=1e-4) and row[3:] == (False, None)
-    # Hipparcos stars: negative source_id, flagged, HIP number kept, missing pm is NULL
+    # Hipparcos stars: negative source_id, flagged, HIP number kept, missing BP/RP NULL
     assert query("gaia.dr3_bright", "SELECT count(*), min(hip), bool_and(source_id = -hip)"
                                     " FROM {t} WHERE from_hipparcos") == [(70, 677, True)]
-    assert query("gaia.dr3_bright", "SELECT pmra, pmdec FROM {t} WHERE hip = 677") == [
-        (None, None)]
-    assert query("gaia.dr3_bright", "SELECT count(*) FILTER (pmra IS NULL),"
-                                    " count(*) FILTER (pmdec IS NULL),"
-                                    " count(*) FILTER (pmra = 0) FROM {t}") == [(363, 359, 0)]
+    assert query("gaia.dr3_bright", "SELECT phot_bp_mean_mag, phot_rp_mean_mag FROM {t}"
+                                    " WHERE hip = 677") == [(None, None)]
+    assert query("gaia.dr3_bright", "SELECT count(*) FILTER (phot_bp_mean_mag IS NULL),"
+                                    " count(*) FILTER (phot_rp_mean_mag IS NULL),"
+                                    " count(*) FILTER (phot_bp_mean_mag = 0) FROM {t}"
+                                    ) == [(363, 359, 0)]
+    # They really are BP and RP: RP < G < BP for almost every star, and Barnard's star
+    # has its DR3 photometry (G 8.19, BP 9.79, RP 6.96).
+    ((share,),) = query("gaia.dr3_bright", "SELECT avg(CASE WHEN phot_rp_mean_mag"
+                        " < phot_g_mean_mag AND phot_g_mean_mag < phot_bp_mean_mag"
+                        " THEN 1.0 ELSE 0.0 END) FROM {t} WHERE phot_bp_mean_mag IS NOT NULL")
+    assert share > 0.95
+    (barnard,) = query("gaia.dr3_bright", "SELECT phot_g_mean_mag, phot_bp_mean_mag,"
+                       " phot_rp_mean_mag FROM {t} WHERE source_id = 4472832130942575872")
+    assert barnard == pytest.approx((8.194, 9.792, 6.958), abs=1e-3)
 
 
 def test_force_reloads(tmp_path: Path):

@@ -21,16 +21,17 @@ from astropy.table import Table
 from lxml import etree
 from pyvo.dal.exceptions import DALOverflowWarning, DALQueryError
 
-COLUMNS = ["source_id", "ra", "dec", "phot_g_mean_mag", "pmra", "pmdec", "from_hipparcos", "hip"]
+COLUMNS = ["source_id", "ra", "dec", "phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag",
+           "from_hipparcos", "hip"]
 # A circle around HIP 15863 (Mirfak, in the alpha Persei cluster): one row from
-# Hipparcos (hip set, proper motions NULL) among rows from Gaia (hip NULL).
+# Hipparcos (hip set, BP/RP NULL) among rows from Gaia (hip NULL).
 CONE = "1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 51.081, 49.861, 0.3))"
 ROWS_QUERY = f"SELECT {', '.join(COLUMNS)} FROM gaia.dr3_bright WHERE {CONE} ORDER BY source_id"
-UNITS = {"ra": "deg", "dec": "deg", "phot_g_mean_mag": "mag", "pmra": "mas / yr",
-         "pmdec": "mas / yr"}
+UNITS = {"ra": "deg", "dec": "deg", "phot_g_mean_mag": "mag", "phot_bp_mean_mag": "mag",
+         "phot_rp_mean_mag": "mag"}
 UCDS = {"source_id": "meta.id;meta.main", "ra": "pos.eq.ra;meta.main",
         "dec": "pos.eq.dec;meta.main", "phot_g_mean_mag": "phot.mag;em.opt",
-        "pmra": "pos.pm;pos.eq.ra", "pmdec": "pos.pm;pos.eq.dec",
+        "phot_bp_mean_mag": "phot.mag;em.opt.B", "phot_rp_mean_mag": "phot.mag;em.opt.R",
         "from_hipparcos": "meta.code", "hip": "meta.id.cross"}
 
 
@@ -219,7 +220,7 @@ def test_maxrec_zero_is_metadata_only(service: pyvo.dal.TAPService,
     assert len(result) == 0
     assert [f.name for f in result.resultstable.fields] == COLUMNS
     t = result.to_table()
-    assert _unit(t["ra"]) == "deg" and t["pmra"].meta.get("ucd") == "pos.pm;pos.eq.ra"
+    assert _unit(t["ra"]) == "deg" and t["phot_bp_mean_mag"].meta.get("ucd") == "phot.mag;em.opt.B"
     # The same for a format read without pyvo.
     r = httpx.post(demo_server.tap + "/sync", data={
         "LANG": "ADQL", "QUERY": ROWS_QUERY, "MAXREC": "0", "RESPONSEFORMAT": "json"})
@@ -317,7 +318,7 @@ def test_format_json(demo_server: Any, reference: Table) -> None:
     meta = {m["name"]: m for m in doc["metadata"]}
     assert [m["name"] for m in doc["metadata"]] == COLUMNS
     assert {n: meta[n]["ucd"] for n in COLUMNS} == UCDS
-    assert meta["pmra"]["unit"] == "mas/yr"
+    assert meta["phot_bp_mean_mag"]["unit"] == "mag"
     columns = list(zip(*doc["data"], strict=True))
     t = Table([np.ma.masked_invalid(np.array(c, dtype=float)) if name not in
                ("source_id", "hip", "from_hipparcos") else
