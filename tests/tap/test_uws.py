@@ -273,13 +273,15 @@ def test_wait_blocks_only_while_active_and_honours_phase(start_server):
         with httpx.Client(base_url=server.tap, auth=("alice", PASSWORD)) as other:
             import threading
 
-            threading.Timer(1.0, lambda: other.post(f"/async/{job_id}/phase",
-                                                    data={"PHASE": "ABORT"})).start()
+            abort = threading.Timer(1.0, lambda: other.post(f"/async/{job_id}/phase",
+                                                            data={"PHASE": "ABORT"}))
+            abort.start()
             phase = phase_of(job_doc(c, job_id, WAIT="50"))
             if phase == "QUEUED":
                 phase = phase_of(job_doc(c, job_id, WAIT="50"))
             if phase == "EXECUTING":
                 phase = phase_of(job_doc(c, job_id, WAIT="50"))
+            abort.join()  # the WAIT may return before the ABORT's own reply is read
         assert phase == "ABORTED"
         assert time.monotonic() - t0 < 10
         # A final phase: at once, even with WAIT=-1.
