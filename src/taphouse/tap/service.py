@@ -274,7 +274,7 @@ class CancelHandle:
         self._lock = threading.Lock()
         self.reason: str | None = None
         self.rows = 0
-        self._timer: threading.Timer | None = None
+        self._deadline: _Deadline | None = None
 
     def attach(self, cursor: Any) -> None:
         with self._lock:
@@ -285,8 +285,8 @@ class CancelHandle:
     def detach(self) -> None:
         with self._lock:
             self._cursor = None
-            if self._timer is not None:
-                self._timer.cancel()
+            if self._deadline is not None:
+                self._deadline.cancelled = True
 
     def cancel(self, reason: str) -> None:
         with self._lock:
@@ -312,9 +312,64 @@ class CancelHandle:
     def deadline(self, seconds: float, reason: str | None = None) -> None:
         """Cancel automatically after ``seconds``."""
         msg = reason or f"execution duration limit of {seconds:g} s reached"
-        self._timer = threading.Timer(seconds, self.cancel, args=(msg,))
-        self._timer.daemon = True
-        self._timer.start()
+        self._deadline = _DEADLINES.add(seconds, self.cancel, msg)
+
+
+class _Deadline:
+    __slots__ = ("when", "action", "reason", "cancelled")
+
+    def __init__(self, when: float, action: Any, reason: str) -> None:
+        self.when, self.action, self.reason, self.cancelled = when, action, reason, False
+
+    def __lt__(self, other: _Deadline) -> bool:
+        return self.when < other.when
+
+
+class _DeadlineClock:
+    """One thread for the time limits of all running queries (a thread per query would
+    cost more than a small query itself)."""
+
+    def __init__(self) -> None:
+        self._heap: list[_Deadline] = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, seconds: float, action: Any, reason: str) -> _Deadline:
+        import heapq
+
+        item = _Deadline(time.monotonic() + seconds, action, reason)
+        with self._wake:
+            if len(self._heap) > 4096:  # drop the limits of queries that ended long ago
+                self._heap = [i for i in self._heap if not i.cancelled]
+                heapq.heapify(self._heap)
+            heapq.heappush(self._heap, item)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="query-deadlines",
+                                                daemon=True)
+                self._thread.start()
+            self._wake.notify()
+        return item
+
+    def _run(self) -> None:
+        import heapq
+
+        while True:
+            with self._wake:
+                while self._heap and self._heap[0].cancelled:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._wake.wait()
+                    continue
+                delay = self._heap[0].when - time.monotonic()
+                if delay > 0:
+                    self._wake.wait(delay)
+                    continue
+                item = heapq.heappop(self._heap)
+            if not item.cancelled:
+                item.action(item.reason)
+
+
+_DEADLINES = _DeadlineClock()
 
 
 def _upload_meta(name: str, columns: list, nrows: int) -> TableMeta:
