@@ -46,9 +46,7 @@ class ScopeBuilder:
         names = {db.name for db in self.visible_databases(identity, workspace)}
         shared: set[tuple[str, str]] | None = None
         result = []
-        for t in self.catalogue.tables():
-            if t.database not in names:
-                continue
+        for t in self.catalogue.tables(databases=names):
             if t.kind == "user" and t.database != identity.user_schema:
                 if shared is None:
                     shared = shared_tables(self.policy.meta, identity)

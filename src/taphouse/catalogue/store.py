@@ -8,10 +8,12 @@ deleted by :meth:`CatalogueStore.collect_garbage` once no reader can still use t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from taphouse.catalogue.model import (
@@ -136,12 +138,21 @@ class CatalogueStore:
                                   (database.lower(), name.lower()))
         return _table(row) if row else None
 
-    def tables(self, database: str | None = None) -> list[TableMeta]:
-        if database is None:
-            rows = self.meta.query(_TABLE_SQL + " ORDER BY d.name, t.name")
-        else:
+    def tables(self, database: str | None = None, *,
+               databases: Iterable[str] | None = None) -> list[TableMeta]:
+        """Current tables of one database, of several (``databases``), or of all."""
+        if database is not None:
             rows = self.meta.query(_TABLE_SQL + " WHERE d.name=? ORDER BY t.name",
                                    (database.lower(),))
+        elif databases is not None:
+            names = sorted({d.lower() for d in databases})
+            if not names:
+                return []
+            marks = ",".join("?" * len(names))
+            rows = self.meta.query(_TABLE_SQL + f" WHERE d.name IN ({marks})"
+                                   " ORDER BY d.name, t.name", names)
+        else:
+            rows = self.meta.query(_TABLE_SQL + " ORDER BY d.name, t.name")
         return [_table(r) for r in rows]
 
     def rename_table(self, database: str, old: str, new: str) -> TableMeta:
@@ -237,16 +248,24 @@ def _database(row) -> DatabaseMeta:
                         owner_id=row["owner_id"])
 
 
+@functools.lru_cache(maxsize=4096)
+def _version_meta(version_id: int, text: str) -> dict:
+    # A version's metadata never changes: parse its JSON once.
+    meta = json.loads(text)
+    meta["columns"] = tuple(ColumnMeta.from_dict(c) for c in meta["columns"])
+    return meta
+
+
 def _table(row) -> TableMeta:
-    meta = json.loads(row["meta"])
+    meta = _version_meta(row["version_id"], row["meta"])
     return TableMeta(
         database=row["database"], name=row["name"], description=row["description"],
         kind=row["kind"],
-        columns=[ColumnMeta.from_dict(c) for c in meta["columns"]],
+        columns=list(meta["columns"]),  # shared, never mutated: metadata is immutable
         ra_column=meta.get("ra_column"), dec_column=meta.get("dec_column"),
         healpix_column=meta.get("healpix_column"),
         healpix_order=meta.get("healpix_order", 29), epoch=meta.get("epoch"),
         nrows=row["nrows"], nbytes=row["nbytes"], path=Path(row["path"]),
         table_id=row["table_id"], version_id=row["version_id"], created=row["created"],
-        extra=meta.get("extra") or {},
+        extra=dict(meta.get("extra") or {}),
     )
