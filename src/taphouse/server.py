@@ -25,17 +25,17 @@ from taphouse.auth.errors import AuthError
 from taphouse.auth.identity import Identity
 from taphouse.auth.policy import ReadPolicy
 from taphouse.auth.routes import admin_router, auth_router
-from taphouse.catalogue.model import CatalogueError
 from taphouse.catalogue.store import CatalogueStore
 from taphouse.engine.duckdb import DuckDBEngine
-from taphouse.jobs import JobError, JobService
+from taphouse.errors import ServiceError
+from taphouse.jobs import JobService
 from taphouse.jobs.tap_query import TapQueryRunner
 from taphouse.metadata import MetadataDB
 from taphouse.settings import Settings
 from taphouse.tap.errors import TapError
 from taphouse.tap.routes import SyncResponder, TapContext, tap_error_response, tap_router
 from taphouse.tap.service import QueryService
-from taphouse.userspace import UserSpace, UserSpaceError, Workspaces
+from taphouse.userspace import UserSpace, Workspaces
 
 log = logging.getLogger("taphouse")
 
@@ -240,12 +240,6 @@ def _add_error_handlers(app: FastAPI, platform: Platform) -> None:
     async def _tap_error(request: Request, exc: TapError) -> Response:
         return tap_error_response(exc)
 
-    @app.exception_handler(JobError)
-    async def _job_error(request: Request, exc: JobError) -> Response:
-        if _wants_votable(request):
-            return tap_error_response(TapError(exc.message, exc.status))
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
-
     @app.exception_handler(AuthError)
     async def _auth_error(request: Request, exc: AuthError) -> Response:
         headers: dict[str, str] = {}
@@ -260,19 +254,14 @@ def _add_error_handlers(app: FastAPI, platform: Platform) -> None:
             return resp
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
 
-    @app.exception_handler(UserSpaceError)
-    async def _userspace_error(request: Request, exc: UserSpaceError) -> Response:
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError) -> Response:
+        # Catalogue, job and user-space errors: a DALI error document on TAP endpoints
+        # (where a quota refusal is a plain 400), JSON elsewhere.
         if _wants_votable(request):
-            # TAP answers a quota refusal as a plain DALI error (400).
             status = 400 if exc.status == 413 else exc.status
             return tap_error_response(TapError(exc.message, status))
         return JSONResponse({"error": exc.message}, status_code=exc.status)
-
-    @app.exception_handler(CatalogueError)
-    async def _catalogue_error(request: Request, exc: CatalogueError) -> Response:
-        if _wants_votable(request):
-            return tap_error_response(TapError(str(exc), 400))
-        return JSONResponse({"error": str(exc)}, status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from taphouse.errors import ServiceError
 
-class AuthError(Exception):
+
+class AuthError(ServiceError):
     """Authentication failed or is required (HTTP 401 with Basic and Bearer challenges).
 
     ``bearer_error`` is the RFC 6750 error code (``invalid_token``) where it applies.
@@ -13,7 +15,6 @@ class AuthError(Exception):
 
     def __init__(self, message: str, *, bearer_error: str | None = None) -> None:
         super().__init__(message)
-        self.message = message
         self.bearer_error = bearer_error
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from taphouse.errors import ServiceError
+
 #: Name of the HEALPix (nested) index column added to tables with positions.
 HEALPIX_COLUMN = "healpix_index"
 #: Order of the stored HEALPix index (29 is the deepest that fits in an int64).
@@ -22,7 +24,7 @@ RESERVED_DATABASES = ("mydb", "tap_schema", "tap_upload")
 RESERVED_DATABASE_PREFIXES = ("user_", "tap_")
 
 
-class CatalogueError(Exception):
+class CatalogueError(ServiceError):
     """A catalogue operation failed; the message says what to fix."""
 
 

@@ -6,6 +6,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from taphouse.errors import ServiceError
+
 PENDING = "PENDING"
 QUEUED = "QUEUED"
 EXECUTING = "EXECUTING"
@@ -24,19 +26,8 @@ ACTIVE_PHASES = frozenset({PENDING, QUEUED, EXECUTING})
 FINAL_PHASES = frozenset({COMPLETED, ERROR, ABORTED, ARCHIVED})
 
 
-class JobError(Exception):
+class JobError(ServiceError):
     """A job request the service cannot carry out; ``status`` is the HTTP status."""
-
-    status = 400
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if status is not None:
-            self.status = status
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class JobNotFound(JobError):

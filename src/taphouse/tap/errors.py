@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
+from taphouse.errors import ServiceError
 
-class TapError(Exception):
+
+class TapError(ServiceError):
     """A request the service cannot answer; ``status`` is the HTTP status for sync."""
 
     def __init__(self, message: str, status: int = 400, *, line: int | None = None,
                  column: int | None = None, query: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
+        super().__init__(message, status)
         self.line = line
         self.column = column
         self.query = query
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class NotFound(TapError):

@@ -3,21 +3,12 @@ error document on TAP)."""
 
 from __future__ import annotations
 
+from taphouse.errors import ServiceError
 
-class UserSpaceError(Exception):
+
+class UserSpaceError(ServiceError):
     """A user-space operation failed; ``status`` is the HTTP status, the message says
     what to do."""
-
-    status = 400
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if status is not None:
-            self.status = status
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class UnknownTable(UserSpaceError):
