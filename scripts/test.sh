@@ -14,6 +14,18 @@ if ! command -v stilts >/dev/null 2>&1; then
     fi
 fi
 
+# PostgreSQL binaries for the PostgreSQL backend tests (they run their own
+# throwaway cluster on 127.0.0.1, not the packaged service)
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    else
+        sudo apt-get update -qq
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    fi
+fi
+
 VENV=${TAPHOUSE_VENV:-.venv}
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"

@@ -121,6 +121,8 @@ def _translate(adql: str, scope: Scope, dialect: str, maxrec: int | None,
     columns = resolver.query(tree, [], {})
     notes = optimise_spatial(tree, scope, dialect) if spatial_index else []
     tree = _translate_node(tree, dialect)
+    if dialect == "postgres":
+        _postgres_final(tree)
     limit = _apply_limit(tree, maxrec)
     sql = Dialect.get_or_raise(dialect).generate(tree, copy=False)
     return Translation(sql, columns, list(resolver.tables.values()), limit, dialect, notes)
@@ -230,12 +232,75 @@ def _translate_special(node: exp.Expression, tx, dialect: str) -> exp.Expression
         return exp.Literal.number(repr(float(node.this)) + "e0")
     if isinstance(node, exp.HexString):
         return exp.Literal.number(int(node.this, 16))
-    if isinstance(node, exp.Rand) and node.this is not None and dialect == "duckdb":
-        return exp.Rand()
-    if isinstance(node, exp.Trunc) and dialect == "postgres" and node.args.get("decimals"):
-        node.set("this", exp.Cast(this=tx(node.this),
-                                  to=exp.DataType.build("DECIMAL")))
-        return None
+    if isinstance(node, exp.Rand) and node.this is not None:
+        return exp.Rand()  # neither backend takes a seed in the call
+    if dialect == "postgres":
+        return _postgres_special(node, tx)
+    return None
+
+
+_PG_TYPES = {"short": "SMALLINT", "int": "INT", "long": "BIGINT", "float": "REAL",
+             "double": "DOUBLE"}
+
+
+def _pg_cast(e: exp.Expression, datatype: str) -> exp.Expression:
+    return exp.Cast(this=e, to=exp.DataType.build(_PG_TYPES.get(datatype, "DOUBLE")))
+
+
+def _double(e: exp.Expression) -> exp.Expression:
+    return exp.Cast(this=e, to=exp.DataType.build("DOUBLE"))
+
+
+def _numeric(e: exp.Expression) -> exp.Expression:
+    return exp.Cast(this=e, to=exp.DataType.build("DECIMAL"))
+
+
+def _postgres_final(tree: exp.Expression) -> None:
+    """Last PostgreSQL touches on the translated tree (literals written by the
+    translator included)."""
+    for node in list(tree.find_all(exp.Literal, exp.Bracket)):
+        if isinstance(node, exp.Literal):
+            if not node.is_string and any(c in node.this for c in ".eE") and not (
+                    isinstance(node.parent, exp.Cast) and node.parent.to.is_type(
+                        exp.DataType.Type.DOUBLE)):
+                # PostgreSQL reads 1.5 and 1e2 as NUMERIC; ADQL values with a point or
+                # an exponent are approximate numbers
+                node.replace(exp.Cast(this=node.copy(), to=exp.DataType.build("DOUBLE")))
+        elif not isinstance(node.this, exp.Column | exp.Paren):
+            # f(x)[1] is a syntax error there: (f(x))[1]
+            node.set("this", exp.Paren(this=node.this))
+
+
+def _postgres_special(node: exp.Expression, tx) -> exp.Expression | None:
+    """PostgreSQL differences: functions that exist only for NUMERIC there (ROUND and
+    TRUNC to n places, MOD of approximate values, LOG(b, x)) or return NUMERIC where
+    ADQL's result is DOUBLE or BIGINT (AVG, SUM), and CHAR padding."""
+    if isinstance(node, exp.Round | exp.Trunc):
+        # NUMERIC rounds halves away from zero (ROUND(12.5) = 13), DOUBLE to even; the
+        # result is cast back to the type the result metadata says
+        datatype = describe(node).datatype
+        decimals = node.args.get("decimals")
+        new = node.__class__(this=_numeric(tx(node.this)),
+                             decimals=tx(decimals) if decimals is not None else None)
+        return _pg_cast(new, datatype)
+    if isinstance(node, exp.Avg | exp.Sum):
+        # AVG of integers and SUM of BIGINT are NUMERIC there
+        datatype = describe(node).datatype
+        new = node.__class__(this=tx(node.this))
+        return _pg_cast(new, datatype)
+    if isinstance(node, exp.Log) and node.args.get("expression") is not None:
+        # LOG(b, x) is NUMERIC-only there
+        return exp.Div(this=exp.Ln(this=_double(tx(node.expression))),
+                       expression=exp.Ln(this=_double(tx(node.this))))
+    if isinstance(node, exp.Cast) and node.to.is_type(exp.DataType.Type.CHAR):
+        # CHAR(n) pads with blanks on PostgreSQL (not on DuckDB): same answers with VARCHAR
+        return exp.Cast(this=tx(node.this), to=exp.DataType(
+            this=exp.DataType.Type.VARCHAR, expressions=node.to.expressions))
+    if isinstance(node, exp.Mod):
+        datatype = describe(node).datatype
+        if datatype in ("float", "double"):
+            new = exp.Mod(this=_numeric(tx(node.this)), expression=_numeric(tx(node.expression)))
+            return _pg_cast(new, datatype)
     return None
 
 
@@ -282,6 +347,8 @@ def _translate_call(node: exp.Anonymous, tx, dialect: str) -> exp.Expression | N
     if name == "log10":
         if len(args) != 1:
             raise AdqlError.at("LOG10 takes one argument", node)
+        if dialect == "postgres":  # LOG10 of an integer would be NUMERIC
+            return exp.Anonymous(this="LOG10", expressions=[_double(tx(args[0]))])
         return exp.Log(this=exp.Literal.number(10), expression=tx(args[0]))
     udf = UDFS.get(name)
     if udf is None:

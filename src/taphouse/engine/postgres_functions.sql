@@ -1,0 +1,371 @@
+-- The ADQL service functions on PostgreSQL, in plain SQL and PL/pgSQL (no extension).
+-- Same names, arguments and results as the DuckDB functions in
+-- taphouse/engine/functions.py. Loaded by taphouse.engine.postgres.install_postgres_functions;
+-- every statement is CREATE OR REPLACE, so loading twice is harmless.
+
+-- --- HEALPix (nested scheme) ---------------------------------------------------------------
+-- Morton code of (x, y): the bits of x on the even, those of y on the odd positions.
+CREATE OR REPLACE FUNCTION taphouse_hpx_interleave(x bigint, y bigint) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  a bigint := x;
+  b bigint := y;
+BEGIN
+  a := (a | (a << 16)) & 281470681808895;        -- 0x0000FFFF0000FFFF
+  a := (a | (a << 8)) & 71777214294589695;       -- 0x00FF00FF00FF00FF
+  a := (a | (a << 4)) & 1085102592571150095;     -- 0x0F0F0F0F0F0F0F0F
+  a := (a | (a << 2)) & 3689348814741910323;     -- 0x3333333333333333
+  a := (a | (a << 1)) & 6148914691236517205;     -- 0x5555555555555555
+  b := (b | (b << 16)) & 281470681808895;
+  b := (b | (b << 8)) & 71777214294589695;
+  b := (b | (b << 4)) & 1085102592571150095;
+  b := (b | (b << 2)) & 3689348814741910323;
+  b := (b | (b << 1)) & 6148914691236517205;
+  RETURN a | (b << 1);
+END $$;
+
+-- Face and (x, y) in the face of the pixel containing (ra, dec) [deg] at depth d.
+CREATE OR REPLACE FUNCTION taphouse_hpx_xyf(d integer, lon double precision,
+                                            lat double precision,
+                                            OUT ix bigint, OUT iy bigint, OUT face integer)
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  nside bigint := 1::bigint << d;
+  z double precision := sind(lat);
+  za double precision := abs(z);
+  tt double precision;
+  t1 double precision;
+  t2 double precision;
+  tp double precision;
+  tmp double precision;
+  jp bigint;
+  jm bigint;
+  ifp bigint;
+  ifm bigint;
+  ntt integer;
+BEGIN
+  IF d < 0 OR d > 29 OR abs(lat) > 90 OR lon = 'NaN'::float8 OR lat = 'NaN'::float8
+     OR lon IN ('Infinity'::float8, '-Infinity'::float8) THEN
+    ix := NULL; iy := NULL; face := NULL;
+    RETURN;
+  END IF;
+  tt := (lon - 360.0 * floor(lon / 360.0)) / 90.0;  -- in [0, 4)
+  IF tt >= 4.0 THEN tt := tt - 4.0; END IF;
+  IF za <= 2.0 / 3.0 THEN
+    t1 := nside * (0.5 + tt);
+    t2 := nside * (z * 0.75);
+    jp := floor(t1 - t2)::bigint;  -- ascending edge line index
+    jm := floor(t1 + t2)::bigint;  -- descending edge line index
+    ifp := jp >> d;
+    ifm := jm >> d;
+    IF ifp = ifm THEN
+      face := (ifp | 4)::integer;
+    ELSIF ifp < ifm THEN
+      face := ifp::integer;
+    ELSE
+      face := (ifm + 8)::integer;
+    END IF;
+    ix := jm & (nside - 1);
+    iy := nside - (jp & (nside - 1)) - 1;
+  ELSE
+    ntt := least(3, floor(tt)::integer);
+    tp := tt - ntt;
+    -- sqrt(3 (1 - |z|)), written with the colatitude so it stays exact near the poles
+    tmp := nside * sqrt(6.0) * sin(radians(90.0 - abs(lat)) / 2.0);
+    jp := least(nside - 1, floor(tp * tmp)::bigint);
+    jm := least(nside - 1, floor((1.0 - tp) * tmp)::bigint);
+    IF z >= 0 THEN
+      face := ntt;
+      ix := nside - jm - 1;
+      iy := nside - jp - 1;
+    ELSE
+      face := ntt + 8;
+      ix := jp;
+      iy := jm;
+    END IF;
+  END IF;
+END $$;
+
+CREATE OR REPLACE FUNCTION taphouse_hpx_pix(d integer, ix bigint, iy bigint, face integer)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  SELECT (face::bigint << (2 * d)) + taphouse_hpx_interleave(ix, iy)
+$$;
+
+-- ivo_healpix_index(order, ra, dec): nested HEALPix index at order 0..29.
+CREATE OR REPLACE FUNCTION ivo_healpix_index(d integer, lon double precision,
+                                             lat double precision) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  SELECT taphouse_hpx_pix(d, c.ix, c.iy, c.face) FROM taphouse_hpx_xyf(d, lon, lat) AS c
+$$;
+
+-- The pixel of (ra, dec) at depth d and its 7 or 8 neighbours (the 3x3 block).
+CREATE OR REPLACE FUNCTION taphouse_healpix_neighbours(d integer, lon double precision,
+                                                       lat double precision)
+RETURNS bigint[]
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  -- offsets of the 8 neighbours: W, SW... in the (x, y) of a face
+  xo integer[] := ARRAY[-1, -1, 0, 1, 1, 1, 0, -1];
+  yo integer[] := ARRAY[0, 1, 1, 1, 0, -1, -1, -1];
+  -- face of the neighbour, by the side crossed (row, 0..8) and the face (column, 0..11)
+  faces integer[] := ARRAY[
+    [8, 9, 10, 11, -1, -1, -1, -1, 10, 11, 8, 9],
+    [5, 6, 7, 4, 8, 9, 10, 11, 9, 10, 11, 8],
+    [-1, -1, -1, -1, 5, 6, 7, 4, -1, -1, -1, -1],
+    [4, 5, 6, 7, 11, 8, 9, 10, 11, 8, 9, 10],
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+    [1, 2, 3, 0, 0, 1, 2, 3, 5, 6, 7, 4],
+    [-1, -1, -1, -1, 7, 4, 5, 6, -1, -1, -1, -1],
+    [3, 0, 1, 2, 3, 0, 1, 2, 4, 5, 6, 7],
+    [2, 3, 0, 1, -1, -1, -1, -1, 0, 1, 2, 3]];
+  -- coordinate flips and swaps when crossing to that face, by side and face row
+  swaps integer[] := ARRAY[[0, 0, 3], [0, 0, 6], [0, 0, 0], [0, 0, 5], [0, 0, 0],
+                           [5, 0, 0], [0, 0, 0], [6, 0, 0], [3, 0, 0]];
+  nside bigint := 1::bigint << d;
+  c record;
+  out bigint[];
+  x bigint;
+  y bigint;
+  t bigint;
+  side integer;
+  f integer;
+  bits integer;
+BEGIN
+  SELECT * INTO c FROM taphouse_hpx_xyf(d, lon, lat);
+  IF c.face IS NULL THEN
+    RETURN NULL;
+  END IF;
+  out := ARRAY[taphouse_hpx_pix(d, c.ix, c.iy, c.face)];
+  FOR i IN 1..8 LOOP
+    x := c.ix + xo[i];
+    y := c.iy + yo[i];
+    side := 4;
+    IF x < 0 THEN x := x + nside; side := side - 1;
+    ELSIF x >= nside THEN x := x - nside; side := side + 1;
+    END IF;
+    IF y < 0 THEN y := y + nside; side := side - 3;
+    ELSIF y >= nside THEN y := y - nside; side := side + 3;
+    END IF;
+    f := faces[side + 1][c.face + 1];
+    IF f >= 0 THEN
+      IF side <> 4 THEN
+        bits := swaps[side + 1][(c.face >> 2) + 1];
+        IF bits & 1 <> 0 THEN x := nside - x - 1; END IF;
+        IF bits & 2 <> 0 THEN y := nside - y - 1; END IF;
+        IF bits & 4 <> 0 THEN t := x; x := y; y := t; END IF;
+      END IF;
+      out := out || taphouse_hpx_pix(d, x, y, f);
+    END IF;
+  END LOOP;
+  RETURN out;
+END $$;
+
+-- --- text ---------------------------------------------------------------------------------
+-- ivo_hasword(haystack, needle): 1 if every word of needle is a word of haystack
+-- (case-insensitive; words are runs of letters and digits), else 0.
+CREATE OR REPLACE FUNCTION ivo_hasword(haystack text, needle text) RETURNS integer
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  SELECT CASE
+    WHEN NOT EXISTS (SELECT 1 FROM regexp_matches(lower(needle), '[[:alnum:]]+', 'g'))
+      THEN 0
+    WHEN EXISTS (
+      SELECT 1 FROM regexp_matches(lower(needle), '[[:alnum:]]+', 'g') AS w(m)
+      WHERE NOT (w.m[1] = ANY (ARRAY(
+        SELECT h.m[1] FROM regexp_matches(lower(haystack), '[[:alnum:]]+', 'g') AS h(m)))))
+      THEN 0
+    ELSE 1 END
+$$;
+
+-- --- polygons -----------------------------------------------------------------------------
+-- Point in spherical polygon [ra1, dec1, ra2, dec2, ...] (degrees): ray casting in the
+-- gnomonic projection centred on the mean vertex (polygons smaller than a hemisphere),
+-- the same method as the DuckDB function.
+CREATE OR REPLACE FUNCTION taphouse_polygon_contains(lon double precision,
+                                                     lat double precision,
+                                                     poly double precision[])
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  n integer := array_length(poly, 1) / 2;
+  vx double precision[];
+  vy double precision[];
+  vz double precision[];
+  px double precision[];
+  py double precision[];
+  cx double precision := 0; cy double precision := 0; cz double precision := 0;
+  ex double precision; ey double precision; norm double precision;
+  nx double precision; ny double precision; nz double precision;
+  ux double precision; uy double precision; uz double precision;
+  w double precision; x double precision; y double precision; xint double precision;
+  j integer;
+  inside boolean := false;
+BEGIN
+  IF n IS NULL OR n < 3 THEN
+    RETURN false;
+  END IF;
+  FOR i IN 1..n LOOP
+    vx[i] := cosd(poly[2 * i]) * cosd(poly[2 * i - 1]);
+    vy[i] := cosd(poly[2 * i]) * sind(poly[2 * i - 1]);
+    vz[i] := sind(poly[2 * i]);
+    cx := cx + vx[i]; cy := cy + vy[i]; cz := cz + vz[i];
+  END LOOP;
+  norm := sqrt(cx * cx + cy * cy + cz * cz);
+  cx := cx / norm; cy := cy / norm; cz := cz / norm;
+  -- east = z x centre, north = centre x east
+  ex := -cy; ey := cx;
+  norm := sqrt(ex * ex + ey * ey);
+  IF norm < 1e-12 THEN
+    ex := 0; ey := 1; norm := 1;
+  END IF;
+  ex := ex / norm; ey := ey / norm;
+  nx := -cz * ey; ny := cz * ex; nz := cx * ey - cy * ex;
+  FOR i IN 1..n LOOP
+    w := vx[i] * cx + vy[i] * cy + vz[i] * cz;
+    px[i] := (vx[i] * ex + vy[i] * ey) / w;
+    py[i] := (vx[i] * nx + vy[i] * ny + vz[i] * nz) / w;
+  END LOOP;
+  ux := cosd(lat) * cosd(lon); uy := cosd(lat) * sind(lon); uz := sind(lat);
+  w := ux * cx + uy * cy + uz * cz;
+  IF w <= 0 THEN
+    RETURN false;
+  END IF;
+  x := (ux * ex + uy * ey) / w;
+  y := (ux * nx + uy * ny + uz * nz) / w;
+  FOR i IN 1..n LOOP
+    j := i % n + 1;
+    IF (py[i] > y) <> (py[j] > y) THEN
+      xint := px[i] + (y - py[i]) * (px[j] - px[i]) / (py[j] - py[i]);
+      IF x < xint THEN
+        inside := NOT inside;
+      END IF;
+    END IF;
+  END LOOP;
+  RETURN inside;
+END $$;
+
+-- --- astrometry ---------------------------------------------------------------------------
+-- ivo_epoch_prop_pos: the position at out_epoch of a star, by rigorous space motion as
+-- ERFA's pmsafe (starpv, light-time corrected linear motion, pvstar), with the NULL
+-- rules of the DuckDB function: NULL proper motion (either component), parallax or
+-- radial velocity count as 0; the radial velocity is ignored without a positive
+-- parallax; NULL only if the position or an epoch is NULL. Result [ra, dec] in degrees.
+CREATE OR REPLACE FUNCTION ivo_epoch_prop_pos(lon double precision, lat double precision,
+                                              parallax double precision,
+                                              pmra double precision,
+                                              pmdec double precision,
+                                              radial_velocity double precision,
+                                              ref_epoch double precision,
+                                              out_epoch double precision)
+RETURNS double precision[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+  dr2as constant double precision := 206264.8062470963551564734;
+  mas constant double precision := pi() / (180.0 * 3600.0 * 1000.0);
+  daysec constant double precision := 86400.0;
+  djy constant double precision := 365.25;
+  dau constant double precision := 149597870.7e3;
+  dc constant double precision := 86400.0 / (149597870.7e3 / 299792458.0);  -- au/day
+  r1 double precision; d1 double precision; cosd1 double precision;
+  pmr double precision := 0; pmd double precision := 0;
+  px double precision; rv double precision := 0; pm double precision;
+  dt double precision;
+  -- starpv
+  dist double precision; rd double precision; rad double precision; decd double precision;
+  x double precision; y double precision; z double precision;
+  vx double precision; vy double precision; vz double precision;
+  ux double precision; uy double precision; uz double precision;
+  vsr double precision; vst double precision;
+  sx double precision; sy double precision; sz double precision;
+  betsr double precision; betst double precision; betr double precision;
+  bett double precision; dd double precision; del double precision; w double precision;
+  od double precision := 0; odel double precision := 0;
+  -- starpm
+  tl1 double precision; tl2 double precision; rdv double precision; v2 double precision;
+  c2mv2 double precision; r2 double precision;
+  rxy2 double precision;
+BEGIN
+  IF lon IS NULL OR lat IS NULL OR ref_epoch IS NULL OR out_epoch IS NULL THEN
+    RETURN NULL;
+  END IF;
+  r1 := radians(lon);
+  d1 := radians(lat);
+  cosd1 := cos(d1);
+  IF pmra IS NOT NULL AND pmdec IS NOT NULL THEN
+    IF cosd1 > 0 THEN
+      pmr := pmra * mas / cosd1;  -- ERFA wants dRA/dt; pmra includes cos(dec)
+    END IF;
+    pmd := pmdec * mas;
+  END IF;
+  px := greatest(coalesce(parallax, 0), 0) / 1000.0;  -- arcsec
+  IF px > 0 THEN
+    rv := coalesce(radial_velocity, 0);
+  END IF;
+  dt := (out_epoch - ref_epoch) * djy;  -- days
+  -- pmsafe: a parallax floor keeps the implied transverse speed below ~1% of c
+  ux := cos(d1) * cos(r1); uy := cos(d1) * sin(r1); uz := sin(d1);
+  vx := cos(d1 + pmd) * cos(r1 + pmr); vy := cos(d1 + pmd) * sin(r1 + pmr);
+  vz := sin(d1 + pmd);
+  sx := uy * vz - uz * vy; sy := uz * vx - ux * vz; sz := ux * vy - uy * vx;
+  pm := atan2(sqrt(sx * sx + sy * sy + sz * sz), ux * vx + uy * vy + uz * vz);
+  px := greatest(px, pm * 326.0, 5e-7);
+  -- starpv: spherical to position (au) and velocity (au/day)
+  dist := dr2as / greatest(px, 1e-7);
+  rd := daysec * rv * 1e3 / dau;
+  rad := pmr / djy;
+  decd := pmd / djy;
+  x := dist * cos(d1) * cos(r1);
+  y := dist * cos(d1) * sin(r1);
+  z := dist * sin(d1);
+  w := dist * decd * sin(d1) - cos(d1) * rd;
+  vx := -y * rad - w * cos(r1);
+  vy := x * rad - w * sin(r1);
+  vz := dist * decd * cos(d1) + sin(d1) * rd;
+  IF sqrt(vx * vx + vy * vy + vz * vz) / dc > 0.5 THEN
+    vx := 0; vy := 0; vz := 0;
+  END IF;
+  ux := x / dist; uy := y / dist; uz := z / dist;
+  vsr := ux * vx + uy * vy + uz * vz;
+  sx := vx - vsr * ux; sy := vy - vsr * uy; sz := vz - vsr * uz;  -- transverse
+  vst := sqrt(sx * sx + sy * sy + sz * sz);
+  betsr := vsr / dc;
+  betst := vst / dc;
+  betr := betsr;
+  bett := betst;
+  FOR i IN 0..99 LOOP
+    dd := 1.0 + betr;
+    w := betr * betr + bett * bett;
+    del := -w / (sqrt(1.0 - w) + 1.0);
+    betr := dd * betsr + del;
+    bett := dd * betst;
+    EXIT WHEN i > 0 AND abs(dd - od) <= 1e-14 AND abs(del - odel) <= 1e-14;
+    od := dd;
+    odel := del;
+  END LOOP;
+  -- inertial velocity: radial part scaled by (d + del / betsr), transverse by d
+  w := CASE WHEN betsr <> 0 THEN dd + del / betsr ELSE 1.0 END;
+  vx := w * vsr * ux + dd * sx;
+  vy := w * vsr * uy + dd * sy;
+  vz := w * vsr * uz + dd * sz;
+  -- starpm: move along the track, with the light time at both epochs
+  tl1 := dist / dc;
+  x := x + (dt + tl1) * vx; y := y + (dt + tl1) * vy; z := z + (dt + tl1) * vz;
+  rdv := x * vx + y * vy + z * vz;
+  v2 := vx * vx + vy * vy + vz * vz;
+  c2mv2 := dc * dc - v2;
+  r2 := x * x + y * y + z * z;
+  tl2 := (-rdv + sqrt(rdv * rdv + c2mv2 * r2)) / c2mv2;
+  x := dist * ux + (dt + tl1 - tl2) * vx;
+  y := dist * uy + (dt + tl1 - tl2) * vy;
+  z := dist * uz + (dt + tl1 - tl2) * vz;
+  -- pvstar: only the position is needed (the velocity corrections do not move it)
+  rxy2 := x * x + y * y;
+  IF rxy2 = 0 THEN
+    RETURN ARRAY[0.0, CASE WHEN z <> 0 THEN degrees(atan2(z, 0.0)) ELSE 0.0 END
+                 ]::double precision[];
+  END IF;
+  w := degrees(atan2(y, x));
+  w := w - 360.0 * floor(w / 360.0);
+  IF w >= 360.0 THEN w := w - 360.0; END IF;
+  RETURN ARRAY[w, degrees(atan2(z, sqrt(rxy2)))]::double precision[];
+END $$;
