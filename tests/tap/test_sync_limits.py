@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 
 SLOW = ("SELECT COUNT(*) AS n FROM t.nums AS a, t.nums AS b, t.nums AS c"
         " WHERE a.id + b.id + c.id = 7")
@@ -33,3 +34,19 @@ def test_sync_time_limit_cancels_the_query(start_server):
     r = httpx.post(server.tap + "/sync", data={"LANG": "ADQL", "RESPONSEFORMAT": "csv",
                                                "QUERY": "SELECT COUNT(*) AS n FROM t.nums"})
     assert r.status_code == 200 and r.text.split() == ["n", "2000"]
+
+
+def test_client_going_away_cancels_the_sync_query(start_server):
+    server = start_server()
+    _nums(server.platform)
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(server.tap + "/sync", data={"LANG": "ADQL", "QUERY": SLOW}, timeout=1.0)
+    audit = server.platform.authenticator.audit_log
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        outcomes = [r["outcome"] for r in audit.entries(event="query")]
+        if any("client disconnected" in o for o in outcomes):
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"query not cancelled; audit outcomes: {outcomes}")

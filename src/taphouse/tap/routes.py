@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -42,7 +43,7 @@ def tap_router(platform: Any, context: ContextFactory) -> APIRouter:
         ctx = await context(request)
         params = await read_params(request, max_bytes=settings.upload_max_bytes)
         spec = parse_query_spec(params.flat(), settings)
-        return await platform.sync.respond(ctx, spec, params)
+        return await platform.sync.respond(ctx, spec, params, request)
 
     @router.get("/capabilities")
     async def capabilities(request: Request) -> Response:
@@ -122,11 +123,21 @@ class SyncResponder:
     def __init__(self, platform: Any) -> None:
         self.platform = platform
 
-    async def respond(self, ctx: TapContext, spec: Any, params: Any) -> Response:
+    async def respond(self, ctx: TapContext, spec: Any, params: Any,
+                      request: Request | None = None) -> Response:
         cancel = CancelHandle()
         # One trip to a worker thread for uploads, translation, execution and the first
-        # chunk: a small result is answered without further thread hops.
-        prepared, gen, first = await run_in_threadpool(self._start, ctx, spec, params, cancel)
+        # chunk: a small result is answered without further thread hops. Meanwhile a
+        # client that goes away cancels the query (once the response streams, Starlette
+        # watches for that itself).
+        work = asyncio.ensure_future(
+            run_in_threadpool(self._start, ctx, spec, params, cancel))
+        watch = asyncio.ensure_future(_watch_disconnect(request, cancel)) if request else None
+        try:
+            prepared, gen, first = await work
+        finally:
+            if watch is not None:
+                watch.cancel()
         return StreamingResponse(_stream(first, gen, cancel), media_type=prepared.writer.mime,
                                  headers=_disposition(prepared))
 
@@ -147,6 +158,16 @@ class SyncResponder:
             gen.close()
             raise
         return prepared, gen, first
+
+
+async def _watch_disconnect(request: Request, cancel: CancelHandle) -> None:
+    """Cancel the query when the client disconnects (the body is already read, so the
+    next ASGI message is the disconnect)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            cancel.cancel("client disconnected")
+            return
 
 
 def _disposition(prepared: Any) -> dict[str, str]:
