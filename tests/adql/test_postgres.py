@@ -18,6 +18,7 @@ from test_select import CORPUS as SELECT_CORPUS
 
 from taphouse.adql import AdqlError, Scope, inline_name, translate
 from taphouse.engine.postgres import (
+    PostgresError,
     install_postgres_functions,
     load_table,
     relation_name,
@@ -368,3 +369,23 @@ def test_functions_install_twice(pg):
 def test_unsupported_on_postgres_is_an_adql_error(pg):
     with pytest.raises(AdqlError):
         pg.translate("SELECT REGION('CIRCLE ICRS 1 2 3') " + ONE)
+
+
+def test_load_table_round_trip(pg):
+    import datetime
+
+    t = pa.table({"s": ["", None, 'a"b,c\nd', "é"], "f": [1.5, None, float("inf"), 1e300],
+                  "b": [True, None, False, True],
+                  "ts": pa.array([datetime.datetime(2020, 1, 2, 3, 4, 5, 123456), None, None,
+                                  None], pa.timestamp("us")),
+                  "i": pa.array([1, None, 3, 2**40], pa.int64())})
+    expected = [tuple(r.values()) for r in t.to_pylist()]
+    assert load_table(pg.conn, "scratch", "t", t) == 4
+    assert pg.conn.execute('SELECT * FROM scratch.t').fetchall() == expected
+    # arrays (geometry values) go row by row
+    t = t.append_column("p", pa.array([[1.0, 2.0], None, [], [3.0]], pa.list_(pa.float64())))
+    load_table(pg.conn, "scratch", "t", t)
+    assert pg.conn.execute('SELECT p, s FROM scratch.t').fetchall() == [
+        ([1.0, 2.0], ""), (None, None), ([], 'a"b,c\nd'), ([3.0], "é")]
+    with pytest.raises(PostgresError, match="both ra_column and dec_column"):
+        load_table(pg.conn, "scratch", "t", t, ra_column="f")

@@ -147,12 +147,30 @@ def load_table(conn: Any, schema: str, name: str, table: pa.Table, *,
         if replace:
             cur.execute(f"DROP TABLE IF EXISTS {rel}")
         cur.execute(f"CREATE TABLE {rel} ({cols})")
-        with cur.copy(f"COPY {rel} ({names}) FROM STDIN") as copy:
-            for batch in table.to_batches(max_chunksize=65536):
-                for row in zip(*(c.to_pylist() for c in batch.columns), strict=True):
-                    copy.write_row(row)
+        _copy(cur, f"COPY {rel} ({names}) FROM STDIN", table)
         if ra_column is not None:
             cur.execute(f"CREATE INDEX ON {rel} ({quote_identifier(HEALPIX_COLUMN)})")
         cur.execute(f"ANALYZE {rel}")
     conn.commit()
     return table.num_rows
+
+
+def _copy(cur: Any, copy_sql: str, table: pa.Table) -> None:
+    lists = any(pa.types.is_list(f.type) or pa.types.is_fixed_size_list(f.type)
+                or pa.types.is_large_list(f.type) for f in table.schema)
+    if lists:  # arrays have no CSV form: row by row
+        with cur.copy(copy_sql) as copy:
+            for batch in table.to_batches(max_chunksize=65536):
+                for row in zip(*(c.to_pylist() for c in batch.columns), strict=True):
+                    copy.write_row(row)
+        return
+    # CSV written by Arrow is ~5x faster than rows from Python. Arrow quotes every
+    # string, so an empty string stays one and an unquoted empty field is NULL.
+    import pyarrow.csv as pacsv
+
+    with cur.copy(copy_sql + " (FORMAT csv)") as copy:
+        for batch in table.to_batches(max_chunksize=65536):
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(pa.Table.from_batches([batch]), sink,
+                            pacsv.WriteOptions(include_header=False))
+            copy.write(sink.getvalue().to_pybytes())

@@ -24,12 +24,17 @@ BEGIN
   RETURN a | (b << 1);
 END $$;
 
--- Face and (x, y) in the face of the pixel containing (ra, dec) [deg] at depth d.
+-- [x, y, face] of the pixel containing (ra, dec) [deg] at depth d (an array, not a
+-- record: PL/pgSQL callers evaluate a scalar result much faster).
+DROP FUNCTION IF EXISTS taphouse_hpx_xyf(integer, double precision, double precision);
 CREATE OR REPLACE FUNCTION taphouse_hpx_xyf(d integer, lon double precision,
-                                            lat double precision,
-                                            OUT ix bigint, OUT iy bigint, OUT face integer)
+                                            lat double precision)
+RETURNS bigint[]
 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
 DECLARE
+  ix bigint;
+  iy bigint;
+  face integer;
   nside bigint := 1::bigint << d;
   z double precision := sind(lat);
   za double precision := abs(z);
@@ -46,8 +51,7 @@ DECLARE
 BEGIN
   IF d < 0 OR d > 29 OR abs(lat) > 90 OR lon = 'NaN'::float8 OR lat = 'NaN'::float8
      OR lon IN ('Infinity'::float8, '-Infinity'::float8) THEN
-    ix := NULL; iy := NULL; face := NULL;
-    RETURN;
+    RETURN NULL;
   END IF;
   tt := (lon - 360.0 * floor(lon / 360.0)) / 90.0;  -- in [0, 4)
   IF tt >= 4.0 THEN tt := tt - 4.0; END IF;
@@ -84,20 +88,18 @@ BEGIN
       iy := jm;
     END IF;
   END IF;
+  RETURN ARRAY[ix, iy, face];
 END $$;
-
-CREATE OR REPLACE FUNCTION taphouse_hpx_pix(d integer, ix bigint, iy bigint, face integer)
-RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT (face::bigint << (2 * d)) + taphouse_hpx_interleave(ix, iy)
-$$;
 
 -- ivo_healpix_index(order, ra, dec): nested HEALPix index at order 0..29.
 CREATE OR REPLACE FUNCTION ivo_healpix_index(d integer, lon double precision,
                                              lat double precision) RETURNS bigint
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT taphouse_hpx_pix(d, c.ix, c.iy, c.face) FROM taphouse_hpx_xyf(d, lon, lat) AS c
-$$;
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  c bigint[] := taphouse_hpx_xyf(d, lon, lat);
+BEGIN
+  RETURN (c[3] << (2 * d)) + taphouse_hpx_interleave(c[1], c[2]);
+END $$;
 
 -- The pixel of (ra, dec) at depth d and its 7 or 8 neighbours (the 3x3 block).
 CREATE OR REPLACE FUNCTION taphouse_healpix_neighbours(d integer, lon double precision,
@@ -108,22 +110,11 @@ DECLARE
   -- offsets of the 8 neighbours: W, SW... in the (x, y) of a face
   xo integer[] := ARRAY[-1, -1, 0, 1, 1, 1, 0, -1];
   yo integer[] := ARRAY[0, 1, 1, 1, 0, -1, -1, -1];
-  -- face of the neighbour, by the side crossed (row, 0..8) and the face (column, 0..11)
-  faces integer[] := ARRAY[
-    [8, 9, 10, 11, -1, -1, -1, -1, 10, 11, 8, 9],
-    [5, 6, 7, 4, 8, 9, 10, 11, 9, 10, 11, 8],
-    [-1, -1, -1, -1, 5, 6, 7, 4, -1, -1, -1, -1],
-    [4, 5, 6, 7, 11, 8, 9, 10, 11, 8, 9, 10],
-    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
-    [1, 2, 3, 0, 0, 1, 2, 3, 5, 6, 7, 4],
-    [-1, -1, -1, -1, 7, 4, 5, 6, -1, -1, -1, -1],
-    [3, 0, 1, 2, 3, 0, 1, 2, 4, 5, 6, 7],
-    [2, 3, 0, 1, -1, -1, -1, -1, 0, 1, 2, 3]];
-  -- coordinate flips and swaps when crossing to that face, by side and face row
-  swaps integer[] := ARRAY[[0, 0, 3], [0, 0, 6], [0, 0, 0], [0, 0, 5], [0, 0, 0],
-                           [5, 0, 0], [0, 0, 0], [6, 0, 0], [3, 0, 0]];
+  faces integer[];
+  swaps integer[];
   nside bigint := 1::bigint << d;
-  c record;
+  c bigint[];
+  face integer;
   out bigint[];
   x bigint;
   y bigint;
@@ -132,14 +123,15 @@ DECLARE
   f integer;
   bits integer;
 BEGIN
-  SELECT * INTO c FROM taphouse_hpx_xyf(d, lon, lat);
-  IF c.face IS NULL THEN
+  c := taphouse_hpx_xyf(d, lon, lat);
+  IF c IS NULL THEN
     RETURN NULL;
   END IF;
-  out := ARRAY[taphouse_hpx_pix(d, c.ix, c.iy, c.face)];
+  face := c[3];
+  out := ARRAY[(c[3] << (2 * d)) + taphouse_hpx_interleave(c[1], c[2])];
   FOR i IN 1..8 LOOP
-    x := c.ix + xo[i];
-    y := c.iy + yo[i];
+    x := c[1] + xo[i];
+    y := c[2] + yo[i];
     side := 4;
     IF x < 0 THEN x := x + nside; side := side - 1;
     ELSIF x >= nside THEN x := x - nside; side := side + 1;
@@ -147,15 +139,42 @@ BEGIN
     IF y < 0 THEN y := y + nside; side := side - 3;
     ELSIF y >= nside THEN y := y - nside; side := side + 3;
     END IF;
-    f := faces[side + 1][c.face + 1];
+    IF side <> 4 AND faces IS NULL THEN  -- only near a face's edge
+      -- face of the neighbour, by the side crossed (row, 0..8) and the face (column, 0..11)
+      faces := ARRAY[
+        [8, 9, 10, 11, -1, -1, -1, -1, 10, 11, 8, 9],
+        [5, 6, 7, 4, 8, 9, 10, 11, 9, 10, 11, 8],
+        [-1, -1, -1, -1, 5, 6, 7, 4, -1, -1, -1, -1],
+        [4, 5, 6, 7, 11, 8, 9, 10, 11, 8, 9, 10],
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+        [1, 2, 3, 0, 0, 1, 2, 3, 5, 6, 7, 4],
+        [-1, -1, -1, -1, 7, 4, 5, 6, -1, -1, -1, -1],
+        [3, 0, 1, 2, 3, 0, 1, 2, 4, 5, 6, 7],
+        [2, 3, 0, 1, -1, -1, -1, -1, 0, 1, 2, 3]];
+      -- coordinate flips and swaps when crossing to that face, by side and face row
+      swaps := ARRAY[[0, 0, 3], [0, 0, 6], [0, 0, 0], [0, 0, 5], [0, 0, 0],
+                 [5, 0, 0], [0, 0, 0], [6, 0, 0], [3, 0, 0]];
+    END IF;
+    f := CASE WHEN side = 4 THEN face ELSE faces[side + 1][face + 1] END;
     IF f >= 0 THEN
       IF side <> 4 THEN
-        bits := swaps[side + 1][(c.face >> 2) + 1];
+        bits := swaps[side + 1][(face >> 2) + 1];
         IF bits & 1 <> 0 THEN x := nside - x - 1; END IF;
         IF bits & 2 <> 0 THEN y := nside - y - 1; END IF;
         IF bits & 4 <> 0 THEN t := x; x := y; y := t; END IF;
       END IF;
-      out := out || taphouse_hpx_pix(d, x, y, f);
+      -- Morton code of (x, y), inline (a function call per neighbour costs more)
+      x := (x | (x << 16)) & 281470681808895;
+      x := (x | (x << 8)) & 71777214294589695;
+      x := (x | (x << 4)) & 1085102592571150095;
+      x := (x | (x << 2)) & 3689348814741910323;
+      x := (x | (x << 1)) & 6148914691236517205;
+      y := (y | (y << 16)) & 281470681808895;
+      y := (y | (y << 8)) & 71777214294589695;
+      y := (y | (y << 4)) & 1085102592571150095;
+      y := (y | (y << 2)) & 3689348814741910323;
+      y := (y | (y << 1)) & 6148914691236517205;
+      out := out || ((f::bigint << (2 * d)) + (x | (y << 1)));
     END IF;
   END LOOP;
   RETURN out;
