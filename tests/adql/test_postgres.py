@@ -209,6 +209,42 @@ def test_self_crossmatch_brute_force(pg):
     assert any(n.startswith("crossmatch") for n in t.notes)
 
 
+def test_xmatch_polar_and_wrap_random(pg, sky):
+    """Random pairs around the poles and RA 0/360, both positions' cells computed by the
+    PL/pgSQL HEALPix functions, against a brute-force answer."""
+    from taphouse.catalogue.model import ColumnMeta, TableMeta
+
+    _, angdist = sky
+    rng = np.random.default_rng(11)
+    n = 300
+    ra = np.concatenate([rng.uniform(0, 360, n // 2), rng.uniform(-0.01, 0.01, n // 2) % 360])
+    dec = np.concatenate([rng.choice([-1, 1], n // 2) * rng.uniform(89.9, 90, n // 2),
+                          rng.uniform(-1, 1, n // 2)])
+    r = 20 / 3600
+    ang, step = rng.uniform(0, 2 * math.pi, n), rng.uniform(0, 1.3 * r, n)
+    dec2 = dec + step * np.cos(ang)
+    over = np.abs(dec2) > 90
+    dec2[over] = np.sign(dec2[over]) * 180 - dec2[over]
+    ra2 = (ra + step * np.sin(ang) / np.maximum(np.cos(np.radians(dec)), 1e-3)) % 360
+    tables, inline = {}, {}
+    for name, key, (x, y) in (("a", "i", (ra, dec)), ("b", "j", (ra2, dec2))):
+        data = pa.table({key: np.arange(n), "ra": x, "dec": y})
+        meta = TableMeta("tap_upload", name, [ColumnMeta(key, "long"), ColumnMeta("ra", "double"),
+                                              ColumnMeta("dec", "double")], kind="upload")
+        load_table(pg.conn, "public", inline_name(meta), data)
+        tables[("tap_upload", name)], inline[("tap_upload", name)] = meta, data
+    t = translate("SELECT a.i, b.j FROM TAP_UPLOAD.a AS a JOIN TAP_UPLOAD.b AS b ON "
+                  f"DISTANCE(POINT(a.ra, a.dec), POINT(b.ra, b.dec)) <= {r!r}",
+                  Scope(tables, pg.scope().relation, inline=inline), dialect="postgres")
+    assert any(n.startswith("crossmatch") for n in t.notes)
+    got = set(pg.conn.execute(t.sql).fetchall())
+    expected = {(i, j) for i in range(n) for j in range(n)
+                if angdist(ra[i], dec[i], ra2[j], dec2[j]) <= r - 1e-9}
+    assert expected <= got
+    assert all(angdist(ra[i], dec[i], ra2[j], dec2[j]) <= r + 1e-9 for i, j in got)
+    assert len(got) > n // 2
+
+
 def test_geometry_values(pg):
     t, rows = pg.run("SELECT POINT('ICRS', ra, dec) AS p, CIRCLE(ra, dec, 0.5) AS c, "
                      "POLYGON(1, 2, 3, 4, 5, 6) AS g, COORD1(POINT(ra, dec)) AS x, "
