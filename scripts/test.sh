@@ -4,27 +4,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v stilts >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stilts >/dev/null
-    else
-        sudo apt-get update -qq
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stilts >/dev/null
-    fi
-fi
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
 
-# PostgreSQL binaries for the PostgreSQL backend tests (they run their own
-# throwaway cluster on 127.0.0.1, not the packaged service)
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
-    else
-        sudo apt-get update -qq
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
-    fi
-fi
+# stilts: taplint, the TAP conformance referee. postgresql: binaries for the PostgreSQL
+# backend tests (they run their own throwaway cluster on 127.0.0.1).
+missing=()
+command -v stilts >/dev/null 2>&1 || missing+=(stilts)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 VENV=${TAPHOUSE_VENV:-.venv}
 if [ ! -x "$VENV/bin/python" ]; then
