@@ -73,9 +73,20 @@ def check_statement(tree: exp.Expression) -> None:
         raise AdqlError.at(f"only queries (SELECT ...) are accepted, not {what}", tree)
 
 
+#: Most table references a query may read once every WITH query is expanded where it
+#: is used. Each reference to a WITH query counts its own size, so a chain of WITH
+#: queries that each join the previous one twice grows as 2^n; the backend inlines
+#: them and plans for minutes, beyond the time limit and the memory limit.
+MAX_EXPANDED_TABLES = 256
+
+
 def check_tree(tree: exp.Expression) -> None:
     """Refuse node types and functions that are not part of the accepted language."""
     check_statement(tree)
+    if _expanded_tables(tree, {}) > MAX_EXPANDED_TABLES:
+        raise AdqlError(f"the query reads more than {MAX_EXPANDED_TABLES} tables once its"
+                        " WITH queries are expanded; simplify it or store intermediate"
+                        " results (DEST=mydb.<table>) and query those")
     for node in tree.walk():
         if not isinstance(node, _ALLOWED) or type(node) in _SUBCLASS_REFUSED:
             raise AdqlError.at(_describe_refused(node), node)
@@ -122,6 +133,27 @@ def check_tree(tree: exp.Expression) -> None:
                         "exclude", "operation_modifiers", "hint"):
                 if node.args.get(key):
                     raise AdqlError.at(f"{key.upper()} is not part of ADQL", node)
+
+
+def _expanded_tables(node: exp.Expression, ctes: dict[str, int]) -> int:
+    """Table references of ``node`` with every WITH query counted at its expanded size
+    (names compared case-insensitively: a shadowed name can only over-count)."""
+    with_ = node.args.get("with_")
+    if isinstance(with_, exp.With):
+        ctes = dict(ctes)
+        for cte in with_.expressions:
+            ctes[cte.alias.lower()] = _expanded_tables(cte.this, ctes)
+    total = 0
+    for child in node.iter_expressions():
+        if child is with_:
+            continue
+        if isinstance(child, exp.Table):
+            total += 1 if child.db else ctes.get(child.name.lower(), 1)
+        else:
+            total += _expanded_tables(child, ctes)
+        if total > MAX_EXPANDED_TABLES:
+            break
+    return total
 
 
 def _check_join_condition(node: exp.Join) -> None:
