@@ -145,8 +145,9 @@ class Resolver:
         cols: list[ColumnMeta] = []
         new_items = []
         seen: set[str] = set()
+        counters: dict[str, int] = {}
         for expr_, name in items:
-            unique = _unique(name, seen)
+            unique = _unique(name, seen, counters)
             meta = describe(expr_)
             meta.name = unique
             cols.append(meta)
@@ -355,11 +356,16 @@ def _qualifier(node: exp.Column, scope: Scope) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _unique(name: str, seen: set[str]) -> str:
-    unique, n = name, 1
+def _unique(name: str, seen: set[str], counters: dict[str, int] | None = None) -> str:
+    # ``counters`` remembers the last suffix per name, so that n equal names cost O(n),
+    # not O(n^2) (SELECT ra, ra, ra, ... with thousands of items).
+    n = counters.get(name, 1) if counters is not None else 1
+    unique = name if n == 1 else f"{name}_{n}"
     while unique in seen:
         n += 1
         unique = f"{name}_{n}"
+    if counters is not None:
+        counters[name] = n
     seen.add(unique)
     return unique
 
