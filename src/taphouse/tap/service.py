@@ -86,6 +86,16 @@ def parse_query_spec(values: dict[str, str], settings: Settings, *,
                      runid=values.get("runid"), dest=dest, dest_mode=dest_mode)
 
 
+def check_dest_scope(identity: Identity, values: dict[str, str]) -> None:
+    """``DEST`` writes a table: refuse it to credentials without the ``write`` scope
+    (a read-only token). Checked when a request names DEST, because an async job runs
+    later with its owner's full rights."""
+    if values.get("dest") and not identity.anonymous:
+        from taphouse.auth.authenticator import require_scope
+
+        require_scope(identity, "write")
+
+
 def parse_upload_param(text: str | None) -> list[tuple[str, str]]:
     """``UPLOAD=name,uri;name2,uri2`` -> [(name, uri), ...] with names checked."""
     if not text:
@@ -226,7 +236,12 @@ class QueryService:
                 info = ResultInfo(query=prepared.spec.query, limit=prepared.limit,
                                   infos=infos)
                 stream = prepared.writer.write(_batches(reader, cancel), prepared.columns, info)
-                yield from stream
+                try:
+                    yield from stream
+                except FormatError as exc:
+                    # A value the format cannot hold (SUM overflowing a long, a row value):
+                    # the caller's error, 400 when no byte has been sent yet.
+                    raise TapError(str(exc), 400, query=prepared.spec.query) from None
             finally:
                 cancel.detach()
                 self.platform.audit(prepared, time.monotonic() - started, cancel)
