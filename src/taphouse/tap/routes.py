@@ -16,7 +16,7 @@ from taphouse.auth.identity import Identity
 from taphouse.tap import vosi
 from taphouse.tap.errors import NotFound, TapError
 from taphouse.tap.params import read_params
-from taphouse.tap.service import CancelHandle, parse_query_spec
+from taphouse.tap.service import CancelHandle, check_dest_scope, parse_query_spec
 
 XML = "text/xml; charset=utf-8"
 
@@ -43,6 +43,7 @@ def tap_router(platform: Any, context: ContextFactory) -> APIRouter:
         ctx = await context(request)
         params = await read_params(request, max_bytes=settings.upload_max_bytes)
         spec = parse_query_spec(params.flat(), settings)
+        check_dest_scope(ctx.identity, {"dest": spec.dest or ""})
         return await platform.sync.respond(ctx, spec, params, request)
 
     @router.get("/capabilities")

@@ -19,6 +19,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from taphouse.jobs import PHASES, Job, JobNotFound, format_time, parse_time
 from taphouse.tap.errors import TapError
 from taphouse.tap.params import TapParams, read_params
+from taphouse.tap.service import check_dest_scope
 
 UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -70,7 +71,9 @@ def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
         ctx, owner = await caller(request)
         params = await read_params(request, max_bytes=max_bytes)
         phase = params.get("phase")
-        job = await run_in_threadpool(jobs.create, owner, _values(params), _parts(params),
+        values = _values(params)
+        check_dest_scope(ctx.identity, values)
+        job = await run_in_threadpool(jobs.create, owner, values, _parts(params),
                                       workspace=ctx.workspace)
         if phase is not None and _phase(phase) == "RUN":
             await run_in_threadpool(jobs.run, job.id, owner)
@@ -101,6 +104,7 @@ def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
             raise TapError(f"unknown ACTION {action!r}: only ACTION=DELETE is supported")
         values = _values(params)
         values.pop("phase", None)
+        check_dest_scope(ctx.identity, values)
         if values or params.parts:
             await run_in_threadpool(jobs.update_parameters, job_id, owner, values,
                                     _parts(params))
@@ -220,6 +224,7 @@ def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
         params = await read_params(request, max_bytes=max_bytes)
         values = _values(params)
         phase = values.pop("phase", None)
+        check_dest_scope(ctx.identity, values)
         await run_in_threadpool(jobs.update_parameters, job_id, owner, values, _parts(params))
         if phase:
             await _change_phase(jobs, job_id, owner, phase)
