@@ -43,7 +43,7 @@ class LoginThrottle:
         """Raise :class:`TooManyAttempts` when this account or address is throttled."""
         now = self.clock()
         with self._lock:
-            waits = [self._wait(("account", username.lower()), self.per_account, now),
+            waits = [self._wait(_account(username), self.per_account, now),
                      self._wait(("address", address), self.per_address, now)]
         wait = max(waits)
         if wait > 0:
@@ -54,7 +54,7 @@ class LoginThrottle:
     def failed(self, username: str, address: str) -> None:
         now = self.clock()
         with self._lock:
-            for key in (("account", username.lower()), ("address", address)):
+            for key in (_account(username), ("address", address)):
                 self._failures.setdefault(key, deque()).append(now)
             if len(self._failures) > 100_000:  # bound memory under a spray of names
                 self._prune(now)
@@ -62,7 +62,7 @@ class LoginThrottle:
     def succeeded(self, username: str) -> None:
         """A correct password clears the account's count (not the address's)."""
         with self._lock:
-            self._failures.pop(("account", username.lower()), None)
+            self._failures.pop(_account(username), None)
 
     def _wait(self, key: tuple[str, str], limit: int, now: float) -> float:
         q = self._failures.get(key)
@@ -81,3 +81,9 @@ class LoginThrottle:
                 q.popleft()
             if not q:
                 del self._failures[key]
+
+
+def _account(username: str) -> tuple[str, str]:
+    # The same normalisation as the account lookup (check_account_name): " Alice " is
+    # alice, and must not get a throttle count of its own.
+    return ("account", username.strip().lower())
