@@ -15,12 +15,21 @@ SCHEMA_PREFIX = "user_"
 JOB_PREFIX = "job_"
 
 
+#: Longest user-space name: a table name is also a directory name in the data directory
+#: (most file systems stop at 255 bytes) and an identifier in PostgreSQL (63).
+MAX_NAME_LENGTH = 63
+
+
 def check_identifier(name: str, what: str) -> str:
-    """A user or table name: ``^[a-z][a-z0-9_]*$`` and not an ADQL reserved word."""
+    """A user or table name: ``^[a-z][a-z0-9_]*$``, at most :data:`MAX_NAME_LENGTH`
+    characters, and not an ADQL reserved word."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise UserSpaceError(
             f"invalid {what} name {name!r}: use a lower-case letter, then lower-case letters,"
             " digits or '_'")
+    if len(name) > MAX_NAME_LENGTH:
+        raise UserSpaceError(f"invalid {what} name {name[:20]}...: use at most"
+                             f" {MAX_NAME_LENGTH} characters, not {len(name)}")
     if is_reserved(name):
         raise UserSpaceError(f"invalid {what} name {name!r}: it is an ADQL reserved word")
     return name
