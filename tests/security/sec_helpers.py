@@ -1,0 +1,40 @@
+"""Helpers for the security tests: accounts on a live server, clients, TAP answers.
+
+(A module of its own with a unique name: several test folders have helpers.)
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from typing import Any
+
+import httpx
+
+PASSWORD = "correct-horse-battery"
+_counter = itertools.count()
+
+
+def new_user(server: Any, prefix: str = "sec") -> str:
+    """A fresh account on ``server`` (unique name); returns its name."""
+    name = f"{prefix}{os.getpid() % 1000}x{next(_counter)}"
+    server.platform.authenticator.accounts.add_user(name, PASSWORD)
+    return name
+
+
+def client_for(server: Any, user: str | None = None, **kwargs: Any) -> httpx.Client:
+    auth = (user, PASSWORD) if user else None
+    return httpx.Client(base_url=server.url, auth=auth, timeout=60, **kwargs)
+
+
+def sync(client: httpx.Client, query: str, prefix: str = "/tap", **params: str
+         ) -> httpx.Response:
+    return client.post(f"{prefix}/sync", data={"LANG": "ADQL", "QUERY": query, **params})
+
+
+def error_of(resp: httpx.Response) -> str | None:
+    """The QUERY_STATUS=ERROR message of a VOTable answer, or None."""
+    m = re.search(rb'<INFO name="QUERY_STATUS" value="ERROR">(.*?)</INFO>', resp.content,
+                  re.S)
+    return m.group(1).decode(errors="replace") if m else None
