@@ -38,6 +38,7 @@ class Settings:
     maxrec_default: int = 100_000
     maxrec_limit: int = 10_000_000
     sync_timeout: float = 600.0  # seconds
+    query_max_chars: int = 100_000  # longer ADQL costs seconds just to parse
     exec_duration_default: float = 3600.0  # seconds, async
     exec_duration_limit: float = 4 * 3600.0
     job_retention: float = 7 * 24 * 3600.0  # seconds until destruction

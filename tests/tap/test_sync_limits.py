@@ -50,3 +50,11 @@ def test_client_going_away_cancels_the_sync_query(start_server):
         time.sleep(0.2)
     else:
         raise AssertionError(f"query not cancelled; audit outcomes: {outcomes}")
+
+
+def test_overlong_query_is_refused_with_the_limit(start_server):
+    server = start_server(query_max_chars=1000)
+    query = "SELECT 1 AS x FROM tap_schema.schemas WHERE 1 IN (" + ",".join(["1"] * 600) + ")"
+    r = httpx.post(server.tap + "/sync", data={"LANG": "ADQL", "QUERY": query})
+    assert r.status_code == 400
+    assert b"the limit is 1000" in r.content and b'value="ERROR"' in r.content

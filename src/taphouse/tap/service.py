@@ -61,6 +61,10 @@ def parse_query_spec(values: dict[str, str], settings: Settings, *,
     query = values.get("query")
     if (query is None or not query.strip()) and require_query:
         raise TapError("missing parameter QUERY")
+    if query is not None and len(query) > settings.query_max_chars:
+        raise TapError(f"QUERY has {len(query)} characters; the limit is"
+                       f" {settings.query_max_chars}: upload long value lists as a table"
+                       " (UPLOAD) and join with it")
     maxrec_text = values.get("maxrec")
     if maxrec_text is None or maxrec_text.strip() == "":
         maxrec = settings.maxrec_default
