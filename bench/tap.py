@@ -75,8 +75,10 @@ def positions(data_dir: Path, n: int, seed: int = 7) -> np.ndarray:
     rng = np.random.default_rng(seed)
     picks = np.sort(rng.choice(total, size=n, replace=False))
     ids = ",".join(str(int(p)) for p in picks)
-    rows = con.execute(f"SELECT ra, dec FROM (SELECT row_number() OVER () - 1 AS i, ra, dec"
-                       f" FROM data) WHERE i IN ({ids})").fetchall()
+    # rowid, not row_number() OVER (): the latter follows a parallel scan's order, so
+    # the picks (and the crossmatch's match count) would change from run to run.
+    rows = con.execute(f"SELECT ra, dec FROM data WHERE rowid IN ({ids})"
+                       " ORDER BY rowid").fetchall()
     con.close()
     return np.array(rows)
 
