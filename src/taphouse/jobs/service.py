@@ -385,7 +385,7 @@ class JobService:
                 # Aborted or deleted meanwhile: its result must not outlive that.
                 (workdir / result.file).unlink(missing_ok=True)
         finally:
-            handle.detach()
+            handle.finish()
         if self.store.get(job.id) is None:
             shutil.rmtree(workdir, ignore_errors=True)
         self._notify(job.id)

@@ -155,7 +155,7 @@ class SyncResponder:
         try:
             first = _next_chunks(gen)
         except BaseException:
-            cancel.detach()
+            cancel.finish()
             gen.close()
             raise
         return prepared, gen, first
@@ -204,7 +204,7 @@ async def _stream(first: Any, gen: Iterator[bytes], cancel: CancelHandle) -> Asy
         if not finished:
             cancel.cancel("client disconnected")
         else:
-            cancel.detach()
+            cancel.finish()
 
 
 def tap_error_response(exc: TapError) -> Response:

@@ -302,6 +302,13 @@ class CancelHandle:
                 cursor.interrupt()
 
     def detach(self) -> None:
+        """The cursor's query is over (the time limit still runs: one request may run
+        several queries, e.g. a DEST write and the read-back)."""
+        with self._lock:
+            self._cursor = None
+
+    def finish(self) -> None:
+        """The request is over: detach, and drop the time limit."""
         with self._lock:
             self._cursor = None
             if self._deadline is not None:
