@@ -257,3 +257,45 @@ def test_wait_returns_on_phase_change_not_before(make_service):
         assert time.monotonic() - t0 < 3
 
     asyncio.run(scenario())
+
+
+class KeepsTableRunner:
+    """Deletes its own job while running, then keeps a "table" for it (as user space
+    keeps job_<id>), like a result stored just after a concurrent DELETE."""
+
+    def __init__(self) -> None:
+        self.svc: JobService | None = None
+        self.tables: set[str] = set()
+        self.done = threading.Event()
+
+    def validate(self, params: dict[str, str]) -> None:
+        pass
+
+    def run(self, job: Job, cancel, workdir: Path) -> JobResult:
+        try:
+            self.svc.delete(job.id, job.owner)
+            self.tables.add(job.id)
+            return JobResult(file="result.txt", mime="text/plain", size=0, rows=0)
+        finally:
+            self.done.set()
+
+
+def test_job_deleted_while_running_leaves_nothing_kept_by_its_run(tmp_path):
+    settings = Settings(data_dir=tmp_path)
+    runner = KeepsTableRunner()
+    svc = JobService(MetadataDB(settings.meta_path), settings, {"keep": runner},
+                     reap_interval=3600)
+    runner.svc = svc
+    svc.on_destroyed = lambda owner, job_id: runner.tables.discard(job_id)
+    svc.start()
+    try:
+        job = svc.create("alice", {}, kind="keep")
+        svc.run(job.id, "alice")
+        assert runner.done.wait(20)
+        deadline = time.monotonic() + 20
+        while svc.running() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not svc.running()
+        assert runner.tables == set()
+    finally:
+        svc.stop()

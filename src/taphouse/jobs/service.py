@@ -319,12 +319,16 @@ class JobService:
             job = self.store.get(job_id)
             self.store.delete(job_id)
         shutil.rmtree(self.jobs_dir / job_id, ignore_errors=True)
-        if self.on_destroyed is not None and job is not None:
+        if job is not None:
+            self._after_destroyed(job.owner, job_id)
+        self._notify(job_id)
+
+    def _after_destroyed(self, owner: str | None, job_id: str) -> None:
+        if self.on_destroyed is not None:
             try:
-                self.on_destroyed(job.owner, job_id)
+                self.on_destroyed(owner, job_id)
             except Exception:
                 log.exception("job %s: clean-up after destruction failed", job_id)
-        self._notify(job_id)
 
     # --- workers --------------------------------------------------------------------------
     def _work(self) -> None:
@@ -388,6 +392,9 @@ class JobService:
             handle.finish()
         if self.store.get(job.id) is None:
             shutil.rmtree(workdir, ignore_errors=True)
+            # Deleted while running: the run may have kept something after _destroy's
+            # clean-up ran (user space's job_<id> table), so clean up once more.
+            self._after_destroyed(job.owner, job.id)
         self._notify(job.id)
 
     def _failure(self, job: Job, exc: Exception, handle: CancelHandle) -> JobFailure:
