@@ -122,7 +122,9 @@ class Platform:
         still be reading them (``grace`` seconds after they were retired)."""
         while not self._stopping.wait(period):
             try:
-                for version_id in self.catalogue.retired_version_ids():
+                # A request that resolved a table just before it was replaced may still
+                # start its query on the old version: detach only after the grace period.
+                for version_id in self.catalogue.retired_version_ids(older_than=grace):
                     self.engine.forget(version_id)
                 removed = self.catalogue.collect_garbage(older_than=grace)
                 if removed:

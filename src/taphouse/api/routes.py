@@ -162,7 +162,7 @@ def api_router(platform: Any) -> APIRouter:
         fmt = request.query_params.get("format") or request.query_params.get(
             "responseformat") or "votable"
         t = await run_in_threadpool(space.table, identity, name)
-        writer_, chunks = space.download(t, fmt)
+        writer_, chunks = await run_in_threadpool(space.download, t, fmt)
         first = await run_in_threadpool(next, chunks, None)
         ext = getattr(writer_, "extension", "") or "dat"
         return StreamingResponse(_prepend(first, chunks), media_type=writer_.mime,
@@ -176,12 +176,14 @@ def api_router(platform: Any) -> APIRouter:
 
         def work() -> dict[str, Any]:
             t = space.table(identity, name)
-            if "description" in body:
-                if not isinstance(body["description"], str):
-                    raise UserSpaceError('"description" must be a string')
-                t = space.set_description(identity, t.name, body["description"])
+            if "description" in body and not isinstance(body["description"], str):
+                raise UserSpaceError('"description" must be a string')
+            # Rename first: it is the step that can fail (name taken or invalid), and a
+            # failure then leaves the table as it was.
             if body.get("name") is not None and body["name"] != t.name:
                 t = space.rename(identity, t.name, body["name"])
+            if "description" in body:
+                t = space.set_description(identity, t.name, body["description"])
             return user_table_dict(t, columns=True)
 
         return JSONResponse(await run_in_threadpool(work))

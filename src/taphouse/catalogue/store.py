@@ -198,10 +198,12 @@ class CatalogueStore:
     def _bump(self, con) -> None:
         con.execute("UPDATE catalogue_generation SET value=value+1 WHERE id=1")
 
-    def retired_version_ids(self) -> list[int]:
-        """Ids of versions that were replaced or dropped (their files await removal)."""
+    def retired_version_ids(self, older_than: float = 0.0) -> list[int]:
+        """Ids of versions replaced or dropped more than ``older_than`` seconds ago
+        (their files await removal)."""
         return [r[0] for r in self.meta.query(
-            "SELECT id FROM table_versions WHERE retired IS NOT NULL")]
+            "SELECT id FROM table_versions WHERE retired IS NOT NULL"
+            " AND julianday(retired) <= julianday('now') - ? / 86400.0", (older_than,))]
 
     def collect_garbage(self, older_than: float = 3600.0) -> int:
         """Delete files of versions retired more than ``older_than`` seconds ago, and

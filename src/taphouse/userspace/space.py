@@ -300,15 +300,20 @@ class UserSpace:
 
     @contextmanager
     def _table_lock(self, schema: str, name: str) -> Iterator[None]:
+        # Writers never wait: a table being written is a conflict. Taking and dropping
+        # the lock under the guard lets the entry be forgotten after each write (one
+        # lock per table ever written would leak) without two writers slipping in.
         with self._locks_guard:
             lock = self._locks.setdefault((schema, name), threading.Lock())
-        if not lock.acquire(blocking=False):
-            raise TableConflict(f"table {schema}.{name} is being written by another request;"
-                                " try again when that has finished")
+            if not lock.acquire(blocking=False):
+                raise TableConflict(f"table {schema}.{name} is being written by another"
+                                    " request; try again when that has finished")
         try:
             yield
         finally:
-            lock.release()
+            with self._locks_guard:
+                self._locks.pop((schema, name), None)
+                lock.release()
 
     # --- management ----------------------------------------------------------------
     def rename(self, identity: Identity, name: str, new_name: str) -> TableMeta:
@@ -518,10 +523,15 @@ def _remove(path: Path) -> None:
 
 # --- storing query results ---------------------------------------------------------------
 def has_order_by(adql: str) -> bool:
-    """Whether the ADQL text orders its rows anywhere (then the stored table keeps the
-    query's order instead of being sorted by HEALPix index)."""
-    return re.search(r"\border\s+by\b", adql or "", re.IGNORECASE) is not None
+    """Whether the query's result is ordered (an ORDER BY on the outermost query): then
+    a stored table keeps the query's order instead of being sorted by HEALPix index."""
+    from taphouse.adql import AdqlError, parse
 
+    try:
+        tree = parse(adql or "")
+    except AdqlError:
+        return False
+    return tree.args.get("order") is not None
 
 def provenance_of(prepared: Any) -> dict[str, Any]:
     """The provenance record of a stored query result: ADQL, time, source tables."""
