@@ -33,3 +33,18 @@ def test_collect_garbage_removes_retired_files_only(tmp_path):
     assert store.retired_version_ids() == []
     with engine.cursor() as cur:
         assert cur.execute(f"SELECT count(*) FROM {engine.relation(new)}").fetchone()[0] == 5
+
+
+def test_position_columns_by_primary_ucd_word_then_name():
+    from taphouse.catalogue.model import position_columns
+
+    def col(name, ucd=None, datatype="double"):
+        return ColumnMeta(name, datatype, ucd=ucd)
+
+    # a proper motion's UCD mentions pos.eq.ra, but its primary word is pos.pm
+    cols = [col("pmra", "pos.pm;pos.eq.ra"), col("pmde", "pos.pm;pos.eq.dec"),
+            col("alpha", "pos.eq.ra;meta.main"), col("delta", "pos.eq.dec;meta.main")]
+    assert position_columns(cols) == ("alpha", "delta")
+    assert position_columns([col("ra"), col("dec")]) == ("ra", "dec")
+    assert position_columns([col("ra"), col("mag")]) == (None, None)
+    assert position_columns([col("ra", datatype="char"), col("dec")]) == (None, None)

@@ -127,6 +127,36 @@ class DatabaseMeta:
     owner_id: int | None = None
 
 
+_RA_NAMES = ("ra", "ra_icrs", "raj2000", "ra_j2000", "ra_deg", "alpha")
+_DEC_NAMES = ("dec", "de", "dec_icrs", "de_icrs", "dej2000", "dec_j2000", "dec_deg", "delta")
+
+
+def position_columns(columns: list[ColumnMeta]) -> tuple[str | None, str | None]:
+    """(ra, dec) column names of a table: by UCD whose primary word is pos.eq.ra /
+    pos.eq.dec (``meta.main`` first; ``pos.pm;pos.eq.ra`` is a proper motion, not a
+    position), else by common names; (None, None) unless both are found."""
+
+    def usable(c: ColumnMeta) -> bool:
+        return c.datatype in ("double", "float") and not c.arraysize
+
+    def by_ucd(word: str) -> str | None:
+        hits = [c for c in columns if usable(c)
+                and (c.ucd or "").lower().split(";")[0].strip() == word]
+        main = [c for c in hits if "meta.main" in (c.ucd or "").lower()]
+        return (main or hits)[0].name if hits else None
+
+    def by_name(names: tuple[str, ...]) -> str | None:
+        for n in names:
+            for c in columns:
+                if c.name == n and usable(c):
+                    return c.name
+        return None
+
+    ra = by_ucd("pos.eq.ra") or by_name(_RA_NAMES)
+    dec = by_ucd("pos.eq.dec") or by_name(_DEC_NAMES)
+    return (ra, dec) if ra and dec else (None, None)
+
+
 def check_name(name: str, what: str) -> str:
     """Validate a database, table or column name; return it lower-case."""
     lname = name.lower()

@@ -16,7 +16,7 @@ from typing import Any
 from taphouse.adql import AdqlError, translate
 from taphouse.adql.scope import Scope, inline_name
 from taphouse.auth.identity import Identity
-from taphouse.catalogue.model import TableMeta, check_name
+from taphouse.catalogue.model import TableMeta, check_name, position_columns
 from taphouse.formats import FormatError, ResultInfo, get_writer, read_upload
 from taphouse.settings import Settings
 from taphouse.tap.errors import TapError
@@ -399,16 +399,7 @@ _DEADLINES = _DeadlineClock()
 
 
 def _upload_meta(name: str, columns: list, nrows: int) -> TableMeta:
-    ra = dec = None
-    for c in columns:
-        ucd = (c.ucd or "").lower()
-        if ra is None and "pos.eq.ra" in ucd:
-            ra = c.name
-        if dec is None and "pos.eq.dec" in ucd:
-            dec = c.name
-    names = {c.name for c in columns}
-    ra = ra or ("ra" if "ra" in names else None)
-    dec = dec or ("dec" if "dec" in names else None)
+    ra, dec = position_columns(columns)
     return TableMeta(database="tap_upload", name=name, columns=columns, kind="upload",
                      description=f"table uploaded with this request as {name}",
                      ra_column=ra, dec_column=dec, nrows=nrows)

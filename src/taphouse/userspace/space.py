@@ -39,6 +39,7 @@ from taphouse.catalogue.model import (
     ColumnMeta,
     DatabaseMeta,
     TableMeta,
+    position_columns,
 )
 from taphouse.catalogue.store import CatalogueStore
 from taphouse.metadata import MetadataDB
@@ -62,8 +63,6 @@ _HEALPIX_META = ColumnMeta(
     name=HEALPIX_COLUMN, datatype="long", ucd="pos.healpix",
     description=f"HEALPix index (nested scheme, order {HEALPIX_ORDER}) of the position",
     indexed=True)
-_RA_NAMES = ("ra", "ra_icrs", "raj2000", "ra_j2000", "ra_deg", "alpha")
-_DEC_NAMES = ("dec", "de", "dec_icrs", "de_icrs", "dej2000", "dec_j2000", "dec_deg", "delta")
 
 
 @dataclass(frozen=True)
@@ -201,7 +200,7 @@ class UserSpace:
             raise TableConflict(f"table {schema}.{name} already exists; choose another name"
                                 " or use mode replace (DEST_MODE=replace) or append")
         cols = _regular_columns(columns)
-        ra, dec = find_positions(cols)
+        ra, dec = position_columns(cols)
         body = [c for c in cols if not (ra and c.name == HEALPIX_COLUMN)]
         inner = ", ".join(_quote(c.name) for c in cols)
         select = ", ".join(f"q.{_quote(c.name)}" for c in body)
@@ -464,30 +463,6 @@ class UserSpace:
 
 
 # --- helpers ---------------------------------------------------------------------------
-def find_positions(columns: list[ColumnMeta]) -> tuple[str | None, str | None]:
-    """(ra, dec) column names of a table, from UCDs (``meta.main`` first) or common names;
-    (None, None) unless both are found."""
-
-    def by_ucd(word: str) -> str | None:
-        hits = [c for c in columns if word in (c.ucd or "").lower().split(";")
-                and c.datatype in ("double", "float") and not c.arraysize]
-        if not hits:
-            return None
-        main = [c for c in hits if "meta.main" in (c.ucd or "").lower()]
-        return (main or hits)[0].name
-
-    def by_name(names: tuple[str, ...]) -> str | None:
-        for n in names:
-            for c in columns:
-                if c.name == n and c.datatype in ("double", "float") and not c.arraysize:
-                    return c.name
-        return None
-
-    ra = by_ucd("pos.eq.ra") or by_name(_RA_NAMES)
-    dec = by_ucd("pos.eq.dec") or by_name(_DEC_NAMES)
-    return (ra, dec) if ra and dec else (None, None)
-
-
 def _regular_columns(columns: list[ColumnMeta]) -> list[ColumnMeta]:
     """Copies with ADQL-regular, unique, lower-case names."""
     out: list[ColumnMeta] = []
