@@ -150,7 +150,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.state.platform = platform
 
     async def main_context(request: Request) -> TapContext:
-        identity = await run_in_threadpool(platform.authenticator.identify, request)
+        identity = await platform.authenticator.identify_async(request)
         return TapContext(identity=identity, workspace=None,
                           base=settings.public_url + "/tap")
 
@@ -194,7 +194,7 @@ def _add_userspace_routes(app: FastAPI, platform: Platform) -> None:
         # Unauthenticated: 401 with both challenges whether or not the workspace exists
         # (TOPCAT and STILTS send credentials only after a challenge); someone else's
         # workspace answers 404 like one that does not exist.
-        identity = await run_in_threadpool(platform.authenticator.identify, request)
+        identity = await platform.authenticator.identify_async(request)
         if identity.anonymous:
             raise AuthError("workspaces need a login: send HTTP Basic credentials or a"
                             " bearer token (POST /auth/token)")

@@ -52,7 +52,7 @@ def api_router(platform: Any) -> APIRouter:
     settings = platform.settings
 
     async def caller(request: Request) -> Identity:
-        return await run_in_threadpool(platform.authenticator.identify, request)
+        return await platform.authenticator.identify_async(request)
 
     async def reader(request: Request) -> Identity:
         identity = await caller(request)

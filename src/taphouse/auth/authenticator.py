@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from taphouse.auth.accounts import AccountStore, User, check_account_name
@@ -99,6 +100,14 @@ class Authenticator:
     def identify(self, request: Request, *, allow_basic: bool = True) -> Identity:
         """The identity of ``request`` (raises :class:`AuthError` for bad credentials)."""
         return self.caller(request, allow_basic=allow_basic).identity
+
+    async def identify_async(self, request: Request) -> Identity:
+        """:meth:`identify` for async handlers: a request without credentials is
+        answered on the event loop (no database, no hashing), others in a thread."""
+        header = request.headers.get("authorization")
+        if not header or not header.strip():
+            return self.identify(request)
+        return await run_in_threadpool(self.identify, request)
 
     def caller(self, request: Request, *, allow_basic: bool = True) -> Caller:
         """Like :meth:`identify`, with the token record of bearer requests."""

@@ -139,6 +139,9 @@ class SyncResponder:
         finally:
             if watch is not None:
                 watch.cancel()
+        if isinstance(first, _Whole):  # the whole result fitted in the first piece
+            return Response(first.body, media_type=prepared.writer.mime,
+                            headers=_disposition(prepared))
         return StreamingResponse(_stream(first, gen, cancel), media_type=prepared.writer.mime,
                                  headers=_disposition(prepared))
 
@@ -154,6 +157,10 @@ class SyncResponder:
         gen = service.execute(prepared, cancel=cancel)
         try:
             first = _next_chunks(gen)
+            if first is not _DONE and len(first) < _CHUNK_BYTES:
+                # _next_chunks stops early only when the output ended: answer in one go.
+                cancel.finish()
+                return prepared, gen, _Whole(first)
         except BaseException:
             cancel.finish()
             gen.close()
@@ -177,6 +184,15 @@ def _disposition(prepared: Any) -> dict[str, str]:
 
 
 _DONE = object()
+
+
+class _Whole:
+    """A complete small result, sent as one response instead of a stream."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
 _CHUNK_BYTES = 256 * 1024
 
 
