@@ -1,5 +1,5 @@
 """The platform REST API (JSON) under ``/api``: discovery, user tables, quotas, shares and
-workspaces. The contract is /work/notes/api.md; handlers only translate HTTP to the
+workspaces. The contract is docs/api.md; handlers only translate HTTP to the
 services of :mod:`taphouse.userspace` (errors are mapped to HTTP in ``taphouse.server``).
 """
 
