@@ -402,24 +402,7 @@ def _compute_once(select: exp.Select, src: Source, call: exp.Expression):
     """Make a computed position a column of its source (``_th_pos``, computed once per
     row), use that column wherever this SELECT repeats the call, and return the
     position as the column's two elements."""
-    inner_alias = exp.TableAlias(this=exp.to_identifier("_th_p", quoted=True))
-    node = src.node
-    if isinstance(node, exp.Subquery):
-        inner = exp.Subquery(this=node.this.copy(), alias=inner_alias)
-    else:
-        inner = node.copy()
-        inner.set("alias", inner_alias)
-    value = call.copy()
-    for c in value.find_all(exp.Column):
-        c.set("table", exp.to_identifier("_th_p", quoted=True))
-    query = exp.Select(
-        expressions=[exp.Star(), exp.Alias(this=value,
-                                             alias=exp.to_identifier(POS_COLUMN, quoted=True))],
-        from_=exp.From(this=inner))
-    sub = exp.Subquery(this=query, alias=exp.TableAlias(
-        this=exp.to_identifier(src.alias, quoted=True)))
-    node.replace(sub)
-    src.node = sub
+    _add_column(src, "_th_p", POS_COLUMN, lambda rebind: rebind(call))
     meta = geometry_meta("point")
     for found in list(select.find_all(exp.Anonymous)):
         if found == call and found.find_ancestor(exp.Select) is select:
@@ -436,25 +419,33 @@ def _compute_once(select: exp.Select, src: Source, call: exp.Expression):
 def _expand(src: Source, point, depth: int) -> None:
     """Replace a source by itself with one row per cell of the 3x3 block around its
     position (column ``_th_cell``)."""
-    inner_alias = exp.TableAlias(this=exp.to_identifier("_th_e", quoted=True))
+    _add_column(src, "_th_e", CELL_COLUMN, lambda rebind: exp.Unnest(expressions=[
+        exp.Anonymous(this="taphouse_healpix_neighbours",
+                      expressions=[exp.Literal.number(depth), *(rebind(c) for c in point)])]))
+
+
+def _add_column(src: Source, inner: str, column: str, value) -> None:
+    """Replace a source by ``SELECT *, <value> AS column FROM <source> AS inner`` under
+    the source's own alias. ``value(rebind)`` builds the expression; ``rebind(e)``
+    gives a copy of ``e`` whose columns refer to the inner alias."""
+
+    def rebind(e: exp.Expression) -> exp.Expression:
+        e = e.copy()
+        for col in e.find_all(exp.Column):
+            col.set("table", exp.to_identifier(inner, quoted=True))
+        return e
+
+    inner_alias = exp.TableAlias(this=exp.to_identifier(inner, quoted=True))
     node = src.node
     if isinstance(node, exp.Subquery):
-        inner = exp.Subquery(this=node.this.copy(), alias=inner_alias)
+        wrapped = exp.Subquery(this=node.this.copy(), alias=inner_alias)
     else:
-        inner = node.copy()
-        inner.set("alias", inner_alias)
-    coords = []
-    for c in point:
-        ref = c.copy()
-        for col in ref.find_all(exp.Column):
-            col.set("table", exp.to_identifier("_th_e", quoted=True))
-        coords.append(ref)
-    cells = exp.Unnest(expressions=[exp.Anonymous(
-        this="taphouse_healpix_neighbours", expressions=[exp.Literal.number(depth), *coords])])
+        wrapped = node.copy()
+        wrapped.set("alias", inner_alias)
     query = exp.Select(
-        expressions=[exp.Star(), exp.Alias(this=cells,
-                                             alias=exp.to_identifier(CELL_COLUMN, quoted=True))],
-        from_=exp.From(this=inner))
+        expressions=[exp.Star(), exp.Alias(this=value(rebind),
+                                             alias=exp.to_identifier(column, quoted=True))],
+        from_=exp.From(this=wrapped))
     sub = exp.Subquery(this=query, alias=exp.TableAlias(
         this=exp.to_identifier(src.alias, quoted=True)))
     node.replace(sub)

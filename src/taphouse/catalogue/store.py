@@ -214,7 +214,7 @@ class CatalogueStore:
             "SELECT id, path FROM table_versions WHERE retired IS NOT NULL"
             " AND julianday(retired) < julianday('now') - ? / 86400.0", (older_than,))
         for row in rows:
-            _unlink(Path(row["path"]))
+            remove_version_file(Path(row["path"]))
             self.meta.execute("DELETE FROM table_versions WHERE id=?", (row["id"],))
             removed += 1
         known = {r["path"] for r in self.meta.query("SELECT path FROM table_versions")}
@@ -222,7 +222,7 @@ class CatalogueStore:
         for path in self.tables_dir.rglob("*.duckdb*"):
             base = str(path).removesuffix(".wal").removesuffix(".tmp")
             if base not in known and now - path.stat().st_mtime > older_than:
-                _unlink(path)
+                remove_version_file(path)
                 removed += 1
         return removed
 
@@ -236,8 +236,9 @@ _TABLE_SQL = (
 )
 
 
-def _unlink(path: Path) -> None:
-    for p in (path, Path(str(path) + ".wal")):
+def remove_version_file(path: Path) -> None:
+    """Delete a version file and its write-ahead log, if they exist."""
+    for p in (Path(path), Path(str(path) + ".wal")):
         try:
             os.unlink(p)
         except FileNotFoundError:

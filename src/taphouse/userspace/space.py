@@ -41,7 +41,7 @@ from taphouse.catalogue.model import (
     TableMeta,
     position_columns,
 )
-from taphouse.catalogue.store import CatalogueStore
+from taphouse.catalogue.store import CatalogueStore, remove_version_file
 from taphouse.metadata import MetadataDB
 from taphouse.userspace.errors import (
     QuotaExceeded,
@@ -265,7 +265,7 @@ class UserSpace:
             except CatalogueError as exc:
                 raise TableConflict(f"{exc}; nothing was stored") from None
         except BaseException:
-            _remove(path)
+            remove_version_file(path)
             raise
         self._record(published, identity)
         return published
@@ -282,8 +282,8 @@ class UserSpace:
                     if cancel is not None:
                         cancel.detach()
         except BaseException as exc:
-            _remove(path.with_name(path.name + ".tmp"))
-            _remove(path)
+            remove_version_file(path.with_name(path.name + ".tmp"))
+            remove_version_file(path)
             if cancel is not None and cancel.reason:
                 raise UserSpaceError(f"write cancelled: {cancel.reason}; nothing was"
                                      " stored") from None
@@ -486,14 +486,6 @@ def _quote(name: str) -> str:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _remove(path: Path) -> None:
-    for p in (Path(path), Path(str(path) + ".wal")):
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
 
 
 # --- storing query results ---------------------------------------------------------------
