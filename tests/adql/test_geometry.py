@@ -276,7 +276,7 @@ def test_point_function_in_geometry_functions(env):
     "1=INTERSECTS(CIRCLE(10.01, 10.001, 0.5/3600), {p})",
     "DISTANCE({p}, POINT(10.01, 10.001)) < 0.5/3600",
     "1=CONTAINS(POINT(10.01, 10.001), CIRCLE({p}, 0.5/3600))",
-    "1=CONTAINS({p}, POLYGON(10.0, 10.0005, 10.02, 10.0005, 10.02, 10.002, 10.0, 10.002))",
+    "1=CONTAINS({p}, POLYGON(10.005, 10.0005, 10.02, 10.0005, 10.02, 10.002, 10.005, 10.002))",
 ])
 def test_point_function_in_predicates(env, pred):
     # only star 2's propagated position is there; its catalogue position is not
