@@ -74,3 +74,51 @@ def test_group_members_and_db_restrict(run):
     assert groups == [{"name": "team", "description": "", "members": ["bob"]}]
     r = run("db", "restrict", "nosuch", "--groups", "team")
     assert r.returncode == 1 and "no database named" in r.stderr
+
+
+def test_readme_account_commands_work_as_written(run, tmp_path):
+    # The README's "Accounts and access" block, run line by line as a user would paste it.
+    import re
+    import shlex
+    from pathlib import Path
+
+    from taphouse.catalogue.ingest import ingest_files
+    from taphouse.catalogue.store import CatalogueStore
+    from taphouse.metadata import MetadataDB
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("## Accounts and access", 1)[1].split("```bash", 1)[1].split("```")[0]
+    # the database the README restricts must exist
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({"x": [1]}), tmp_path / "t.parquet")
+    data = tmp_path / "data"
+    ingest_files(CatalogueStore(MetadataDB(data / "meta.sqlite"), data / "tables"),
+                 [tmp_path / "t.parquet"], "mysurvey", "t")
+    for line in block.strip().splitlines():
+        command = re.sub(r"\s+#.*$", "", line).strip()
+        for part in command.split("&&"):
+            args = shlex.split(part)
+            assert args[0] == "taphouse"
+            stdin = "a good password 2\n" if args[1:3] == ["user", "add"] else ""
+            if stdin:
+                args.append("--password-stdin")
+            r = run(*args[1:], stdin=stdin)
+            assert r.returncode == 0, (part, r.stderr)
+    groups = json.loads(run("group", "list", "--json").stdout)
+    assert groups == [{"name": "survey-team", "description": "", "members": ["ada"]}]
+
+
+@pytest.mark.parametrize("name", ["9-team", "team_", "survey-team", "a-b-c"])
+def test_group_names_with_hyphens(run, name):
+    r = run("group", "add", name)
+    if name[0].isdigit():
+        assert r.returncode != 0 and "'-'" in r.stderr
+    else:
+        assert r.returncode == 0, r.stderr
+        assert name in run("group", "list").stdout
+
+
+def test_user_names_still_refuse_hyphens(run):
+    r = run("user", "add", "ada-l", "--password-stdin", stdin="a good password 2\n")
+    assert r.returncode != 0 and "letters, digits or '_'" in r.stderr

@@ -20,6 +20,9 @@ from taphouse.auth.tokens import iso_time as _iso
 from taphouse.metadata import MetadataDB
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")
+# Group names never become SQL identifiers (user names do: schema user_<name>), so they
+# may also hold hyphens, as in "survey-team".
+_GROUP_NAME = re.compile(r"^[a-z][a-z0-9_-]{1,31}$")
 
 
 @dataclass(frozen=True)
@@ -53,11 +56,17 @@ class Group:
 
 
 def check_account_name(name: str, what: str = "user") -> str:
-    """Validate a user or group name; return it lower-case."""
+    """Validate a user or group name; return it lower-case.
+
+    User names: a letter, then letters, digits or ``_`` (they name the schema
+    ``user_<name>``); group names may also hold ``-``. 2 to 32 characters.
+    """
     lname = name.strip().lower()
-    if not _NAME.match(lname):
+    group = what == "group"
+    if not (_GROUP_NAME if group else _NAME).match(lname):
+        allowed = "letters, digits, '_' or '-'" if group else "letters, digits or '_'"
         raise AccountError(f"invalid {what} name {name!r}: use 2 to 32 characters, a letter"
-                           " first, then letters, digits or '_'")
+                           f" first, then {allowed}")
     return lname
 
 
