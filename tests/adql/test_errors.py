@@ -72,3 +72,29 @@ def test_join_without_condition_position(env):
     e = info.value
     assert e.message.startswith("JOIN demo.obs AS o has no join condition: add ON")
     assert (e.line, e.column) == (3, 8)  # the joined table
+
+
+@pytest.mark.parametrize("written", ["CHAR_LENGTH", "char_length", "CHARACTER_LENGTH",
+                                     "LENGTH"])
+def test_refused_function_named_as_written(env, written):
+    with pytest.raises(AdqlError) as info:
+        env.translate(f"SELECT {written}(name) FROM demo.stars")
+    assert info.value.message.startswith(f"unknown or forbidden function {written}:")
+    assert "not an ADQL 2.1 function" in info.value.message
+    assert (info.value.line, info.value.column) == (1, 8)
+
+
+@pytest.mark.parametrize("op", ["LIKE", "NOT LIKE", "ILIKE"])
+def test_like_escape_says_what_to_do(env, op):
+    with pytest.raises(AdqlError) as info:
+        env.translate(f"SELECT name FROM demo.stars WHERE name {op} 'a!%' ESCAPE '!'")
+    message = info.value.message
+    assert message.startswith("LIKE ... ESCAPE is not part of ADQL")
+    assert "remove the ESCAPE clause" in message and "Escape)" not in message
+
+
+def test_refused_construct_names_no_internal_class(env):
+    with pytest.raises(AdqlError) as info:
+        env.translate("SELECT name FROM demo.stars WHERE name SIMILAR TO 'a.*'")
+    assert info.value.message == ("'name SIMILAR TO 'a.*'' is not part of ADQL; rewrite it "
+                                  "with ADQL 2.1 constructs")

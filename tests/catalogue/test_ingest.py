@@ -315,3 +315,29 @@ def test_reserved_database_rejected(store, tmp_path):
     path = write_parquet(tmp_path / "s.parquet")
     with pytest.raises(CatalogueError, match="reserved"):
         ingest_files(store, [path], "tap_schema", "stars")
+
+
+def test_out_of_range_value_is_a_plain_number(store, tmp_path):
+    path = tmp_path / "ra400.csv"
+    path.write_text("id,ra,dec\n1,400,10\n")
+    message = error_of(store, path)
+    assert "400.0 in row 1" in message and "np.float64" not in message
+    assert "decimal degrees" in message
+
+
+def test_sexagesimal_ra_says_what_to_do(store, tmp_path):
+    path = tmp_path / "sexagesimal.csv"
+    path.write_text("id,ra,dec\n1,12:34:56,+12:34:56\n2,01:02:03,-05:06:07\n")
+    message = error_of(store, path)
+    assert "time32" not in message and "unsupported column type" not in message
+    assert "RA column 'ra' holds text" in message and "sexagesimal" in message
+    assert "decimal degrees" in message and "unit='hourangle'" in message
+
+
+def test_time_of_day_column_is_kept_as_text(store, engine, tmp_path, query):
+    path = tmp_path / "times.csv"
+    path.write_text("id,obs_time\n1,12:34:56\n2,23:59:59\n")
+    table = ingest_files(store, [path], "survey", "times")
+    assert table.column("obs_time").datatype == "char"
+    assert query(table, "SELECT obs_time FROM {t} ORDER BY id") == [("12:34:56",),
+                                                                   ("23:59:59",)]

@@ -8,6 +8,8 @@ struct or array syntax, window functions, ...) is refused with a message that na
 
 from __future__ import annotations
 
+import re
+
 from sqlglot import exp
 
 from taphouse.adql.errors import AdqlError
@@ -80,8 +82,12 @@ def check_statement(tree: exp.Expression) -> None:
 MAX_EXPANDED_TABLES = 256
 
 
-def check_tree(tree: exp.Expression) -> None:
-    """Refuse node types and functions that are not part of the accepted language."""
+def check_tree(tree: exp.Expression, text: str | None = None) -> None:
+    """Refuse node types and functions that are not part of the accepted language.
+
+    ``text`` is the query as written: errors then name a refused function as the user
+    spelt it (sqlglot reads ``CHAR_LENGTH`` as its ``LENGTH`` node).
+    """
     check_statement(tree)
     if _expanded_tables(tree, {}) > MAX_EXPANDED_TABLES:
         raise AdqlError(f"the query reads more than {MAX_EXPANDED_TABLES} tables once its"
@@ -89,7 +95,7 @@ def check_tree(tree: exp.Expression) -> None:
                         " results (DEST=mydb.<table>) and query those")
     for node in tree.walk():
         if not isinstance(node, _ALLOWED) or type(node) in _SUBCLASS_REFUSED:
-            raise AdqlError.at(_describe_refused(node), node)
+            raise AdqlError.at(_describe_refused(node, text), node)
         if isinstance(node, exp.Anonymous):
             name = node.name.lower()
             if name not in GEOMETRY_FUNCTIONS and name not in ADQL_FUNCTIONS \
@@ -185,13 +191,47 @@ def _check_join_condition(node: exp.Join) -> None:
 _SUBCLASS_REFUSED: frozenset[type] = frozenset()
 
 
-def _describe_refused(node: exp.Expression) -> str:
+#: Refused constructs that deserve their own explanation, by sqlglot node type.
+_REFUSED_CONSTRUCTS: dict[type, str] = {
+    exp.Escape: "LIKE ... ESCAPE is not part of ADQL: in ADQL '%' and '_' are always "
+                "wildcards; remove the ESCAPE clause (the wildcard then also matches a "
+                "literal '%' or '_') and narrow the result with another condition if needed",
+    exp.Window: "window functions (OVER) are not part of ADQL",
+    exp.Bracket: "array subscripts [...] are not part of ADQL",
+    exp.Lambda: "lambda expressions are not part of ADQL",
+}
+
+
+def _describe_refused(node: exp.Expression, text: str | None = None) -> str:
     name = type(node).__name__
     if name in _REFUSED_STATEMENT:
         return f"only queries are accepted, not {_REFUSED_STATEMENT[name]}"
+    for kind, message in _REFUSED_CONSTRUCTS.items():
+        if isinstance(node, kind):
+            return message
     if isinstance(node, exp.Func):
-        fname = node.sql_name() if hasattr(node, "sql_name") else name
-        return f"unknown or forbidden function {fname}"
-    if isinstance(node, exp.Window):
-        return "window functions (OVER) are not part of ADQL"
-    return f"'{node.sql()[:40]}' is not allowed in ADQL ({name})"
+        fname = _spelling(node, text) or (
+            node.sql_name() if hasattr(node, "sql_name") else name)
+        return (f"unknown or forbidden function {fname}: it is not an ADQL 2.1 function; "
+                f"use an ADQL function or one of the service's functions "
+                f"({', '.join(sorted(UDFS))})")
+    return (f"'{node.sql()[:40]}' is not part of ADQL; rewrite it with ADQL 2.1 "
+            "constructs")
+
+
+def _spelling(node: exp.Func, text: str | None) -> str | None:
+    """The function name as written in the query, if the node's position finds it."""
+    from taphouse.adql.errors import position
+
+    line, col = position(node)
+    if text is None or line is None or col is None:
+        return None
+    lines = text.splitlines()
+    if not 1 <= line <= len(lines):
+        return None
+    match = re.match(r"[A-Za-z_][A-Za-z0-9_]*(?=\s*\()", lines[line - 1][col - 1:])
+    if match is None:
+        return None
+    names = {n.upper() for n in getattr(type(node), "_sql_names", [])} | {
+        type(node).__name__.upper()}
+    return match.group(0) if match.group(0).upper() in names else None

@@ -115,7 +115,7 @@ def translate(adql: str, scope: Scope, *, dialect: str = "duckdb",
 def _translate(adql: str, scope: Scope, dialect: str, maxrec: int | None,
                spatial_index: bool) -> Translation:
     tree = parse(adql)
-    check_tree(tree)
+    check_tree(tree, adql)
     tree = normalize_identifiers(tree, dialect=Adql)
     resolver = Resolver(scope)
     columns = resolver.query(tree, [], {})

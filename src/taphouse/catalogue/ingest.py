@@ -179,6 +179,9 @@ def _storage_type(t: pa.DataType) -> pa.DataType:
         return pa.string()
     if pa.types.is_large_binary(t):
         return pa.binary()
+    if pa.types.is_time(t):
+        # A time of day (CSV "12:34:56"): kept as its text; VOTable has no such type.
+        return pa.string()
     if t == pa.int8():
         return pa.int16()
     if t == pa.uint16():
@@ -301,7 +304,8 @@ def _plan(readers: list[FileTable], ra: str | None, dec: str | None, meta: MetaF
     drop: set[str] = set()
     if ra_col is not None:
         for col, what, ucd in ((ra_col, "RA", "pos.eq.ra"), (dec_col, "Dec", "pos.eq.dec")):
-            _check_position_column(first.path, col, source_of[col], types[col], what)
+            _check_position_column(first.path, col, source_of[col], types[col], what,
+                                   first.schema.field(source_of[col]).type)
             cm = next(c for c in columns if c.name == col)
             cm.unit = cm.unit or "deg"
             _check_degrees(first.path, source_of[col], cm.unit, what)
@@ -349,9 +353,21 @@ def _find_position(columns: list[ColumnMeta], ucd: str, names: tuple[str, ...]) 
 
 
 def _check_position_column(path: Path, stored: str, source: str, t: pa.DataType,
-                           what: str) -> None:
-    if not (pa.types.is_floating(t) or pa.types.is_integer(t)):
-        raise CatalogueError(f"{path}: {what} column {source!r} is {t}, not a number")
+                           what: str, source_type: pa.DataType | None = None) -> None:
+    if pa.types.is_floating(t) or pa.types.is_integer(t):
+        return
+    flag = f"--{what.lower()}"
+    if source_type is not None and pa.types.is_time(source_type) or pa.types.is_string(t):
+        unit = "hourangle" if what == "RA" else "deg"
+        raise CatalogueError(
+            f"{path}: {what} column {source!r} holds text"
+            + (" read as times of day (sexagesimal such as 12:34:56?)"
+               if source_type is not None and pa.types.is_time(source_type) else "")
+            + f", not numbers: positions must be decimal degrees. Convert the column "
+            f"first (for example astropy.coordinates.Angle(values, unit='{unit}').degree), "
+            f"or name the numeric position columns with --ra and --dec")
+    raise CatalogueError(f"{path}: {what} column {source!r} is {t}, not a number: positions "
+                         f"must be decimal degrees; name the right column with {flag}")
 
 
 def _check_degrees(path: Path, source: str, unit: str, what: str) -> None:
@@ -411,7 +427,8 @@ def _check_range(path: Path, values: np.ndarray, low: float, high: float, column
         i = int(np.flatnonzero(bad)[0])
         raise CatalogueError(
             f"{path}: {what} column {column!r} out of range {low:g}..{high:g}: "
-            f"{values[i]!r} in row {first_row + i + 1}")
+            f"{float(values[i])!r} in row {first_row + i + 1}; positions must be ICRS "
+            "decimal degrees (check the unit and the column)")
 
 
 # --- the ingest -----------------------------------------------------------------------
