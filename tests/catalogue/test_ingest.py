@@ -341,3 +341,40 @@ def test_time_of_day_column_is_kept_as_text(store, engine, tmp_path, query):
     assert table.column("obs_time").datatype == "char"
     assert query(table, "SELECT obs_time FROM {t} ORDER BY id") == [("12:34:56",),
                                                                    ("23:59:59",)]
+
+
+LONG = ("Right ascension (ICRS) of the source as measured by the survey telescope at the "
+        "mean epoch of all its observations, in degrees")
+
+
+def test_fits_long_descriptions_from_astropy_are_joined(store, tmp_path):
+    # astropy splits YAML lines longer than 70 characters over several COMMENT cards,
+    # with a backslash in column 71; read naively, the description came out as
+    # "Right asce\ nsion" or the whole block (UCDs included) was lost.
+    t = Table({"ra": [1.0, 2.0], "dec": [3.0, 4.0], "flux": [1.0, 2.0]})
+    t["ra"].unit = u.deg
+    t["ra"].description = LONG
+    t["ra"].meta["ucd"] = "pos.eq.ra;meta.main"
+    t["dec"].unit = u.deg
+    t["dec"].meta["ucd"] = "pos.eq.dec;meta.main"
+    t["flux"].description = "x" * 150
+    path = tmp_path / "long.fits"
+    t.write(path)
+    header = fits.getheader(path, 1)
+    assert any(str(v).endswith("\\") for v in header["COMMENT"])  # the case is real
+    table = ingest_files(store, [path], "survey", "long")
+    assert table.column("ra").description == LONG
+    assert table.column("ra").ucd == "pos.eq.ra;meta.main"
+    assert table.column("flux").description == "x" * 150
+
+
+def test_fits_continue_cards_join_long_column_comments(store, tmp_path):
+    path = tmp_path / "continue.fits"
+    hdu = fits.BinTableHDU.from_columns([
+        fits.Column(name="ra", format="D", unit="deg", array=np.array([1.0])),
+        fits.Column(name="dec", format="D", unit="deg", array=np.array([2.0]))])
+    hdu.header["TCOMM1"] = LONG  # longer than a card: written with CONTINUE
+    hdu.writeto(path)
+    assert b"CONTINUE" in path.read_bytes()
+    table = ingest_files(store, [path], "survey", "cont")
+    assert table.column("ra").description == LONG

@@ -364,7 +364,7 @@ def _fits_metadata(header) -> tuple[dict[str, FieldInfo], str | None]:
         start = comments.index("--BEGIN-ASTROPY-SERIALIZED-COLUMNS--") + 1
         end = comments.index("--END-ASTROPY-SERIALIZED-COLUMNS--")
         try:
-            fields, _ = _astropy_header(comments[start:end])
+            fields, _ = _astropy_header(_joined_comment_lines(comments[start:end]))
         except Exception:  # a damaged block only loses descriptions
             fields = {}
     for n in range(1, int(header.get("TFIELDS", 0)) + 1):
@@ -377,6 +377,25 @@ def _fits_metadata(header) -> tuple[dict[str, FieldInfo], str | None]:
                             or _text(header.comments[f"TTYPE{n}"]))
     description = _text(header.get("DESCRIP")) or _text(header.get("DESCRIPTION"))
     return fields, description
+
+
+#: Characters of one line of astropy's serialized-columns block per COMMENT card; a
+#: longer line continues on the next card after a backslash in column 71.
+_COMMENT_LINE = 70
+
+
+def _joined_comment_lines(cards: list[str]) -> list[str]:
+    """The YAML lines of astropy's serialized-columns block: COMMENT cards that end in
+    a continuation backslash are joined to the next card (as astropy reads them)."""
+    lines: list[str] = []
+    continued = False
+    for card in cards:
+        if continued:
+            lines[-1] += card[:_COMMENT_LINE]
+        else:
+            lines.append(card[:_COMMENT_LINE])
+        continued = len(card) == _COMMENT_LINE + 1 and card.endswith("\\")
+    return lines
 
 
 # --- VOTable ------------------------------------------------------------------------------
