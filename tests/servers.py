@@ -69,6 +69,7 @@ class LiveServer:
 def start_live(data_dir: Path, demo: bool = False, **overrides: Any) -> LiveServer:
     import uvicorn
 
+    from taphouse.admission.connections import uvicorn_options
     from taphouse.server import Platform, create_app
     from taphouse.settings import Settings
 
@@ -81,7 +82,7 @@ def start_live(data_dir: Path, demo: bool = False, **overrides: Any) -> LiveServ
         load_demo(platform.catalogue)
     app = create_app(settings, platform)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                            access_log=False, lifespan="on")
+                            access_log=False, lifespan="on", **uvicorn_options(settings))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from taphouse.admission.connections import uvicorn_options
     from taphouse.server import Platform, create_app
 
     settings: Settings = args.settings
@@ -63,7 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"taphouse serving {settings.public_url}/tap (data in {settings.data_dir})",
           file=sys.stderr)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
-                access_log=False)
+                access_log=False, **uvicorn_options(settings))
     return 0
 
 

@@ -28,8 +28,6 @@ class Settings:
     # Public base URL used in capabilities, job locations and result links; never
     # taken from the request's Host header. Empty: http://{host}:{port}.
     base_url: str = ""
-    # A TLS-terminating proxy sits in front: credentials over plain HTTP are then fine.
-    behind_tls_proxy: bool = False
     # --- engine ------------------------------------------------------------------
     engine_threads: int = 2
     engine_memory_limit: str = "4GB"
@@ -42,8 +40,8 @@ class Settings:
     exec_duration_default: float = 3600.0  # seconds, async
     exec_duration_limit: float = 4 * 3600.0
     job_retention: float = 7 * 24 * 3600.0  # seconds until destruction
-    workers: int = 2
-    max_jobs_per_user: int = 2
+    workers: int = 4
+    max_jobs_per_user: int = 2  # running at once; kept below ``workers`` (see jobs/)
     # --- uploads -----------------------------------------------------------------
     upload_max_bytes: int = 200 * 1024 * 1024
     upload_max_rows: int = 2_000_000
@@ -56,6 +54,28 @@ class Settings:
     # --- user space --------------------------------------------------------------
     quota_rows: int = 50_000_000
     quota_bytes: int = 5 * 1024**3
+    # --- admission: who may use how much (taphouse.admission) ---------------------
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or
+    # networks, e.g. 10.0.0.5,10.1.0.0/16). Empty: none, so the address is the peer's and
+    # credentials over plain HTTP are accepted from loopback only.
+    trusted_proxies: tuple[str, ...] = ()
+    sync_max_concurrent: int = 24  # sync queries, downloads and uploads at once, in all
+    sync_max_per_caller: int = 4  # ... per account (per address when anonymous)
+    anonymous_sync_share: float = 0.25  # of sync_max_concurrent, all anonymous together
+    metadata_max_concurrent: int = 8  # TAP_SCHEMA queries at once (their own threads)
+    anonymous_job_share: float = 0.5  # of the job workers, all anonymous jobs together
+    retry_after: int = 5  # seconds, in a 503 when a cap is full
+    result_max_bytes: int = 2 * 1024**3  # one result document (sync or async)
+    upload_max_bytes_per_caller: int = 400 * 1024**2  # upload bytes in flight per caller
+    job_files_max_bytes: int = 10 * 1024**3  # files of the jobs one user keeps
+    job_files_max_bytes_anonymous: int = 256 * 1024**2  # ... one anonymous address keeps
+    jobs_max_kept: int = 1000  # jobs one user keeps (until deleted or destroyed)
+    jobs_max_kept_anonymous: int = 100  # ... one anonymous address keeps
+    engine_max_attached: int = 64  # table version files attached when idle
+    engine_idle_detach: float = 60.0  # seconds an unused version stays attached
+    header_timeout: float = 10.0  # seconds to send a request's headers
+    body_timeout: float = 30.0  # seconds a request body may pause
+    connections_per_address: int = 32  # open connections per client address
     # --- demo --------------------------------------------------------------------
     demo: bool = False
 
@@ -87,6 +107,9 @@ class Settings:
         fall through to the environment and the defaults.
         """
         environ = os.environ if environ is None else environ
+        for name, advice in _RETIRED.items():
+            if f"TAPHOUSE_{name.upper()}" in environ:
+                raise ValueError(f"TAPHOUSE_{name.upper()} is retired: {advice}")
         hints = get_type_hints(cls)
         values: dict[str, Any] = {}
         for f in fields(cls):
@@ -97,6 +120,15 @@ class Settings:
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
         return cls(**values)
+
+
+# Settings that no longer exist, with what replaces them (start-up fails rather than
+# silently changing what the operator asked for).
+_RETIRED = {
+    "behind_tls_proxy": "set TAPHOUSE_TRUSTED_PROXIES to the proxy's address; credentials"
+                        " over plain HTTP are then accepted when it sends"
+                        " X-Forwarded-Proto: https",
+}
 
 
 def _convert(name: str, hint: Any, raw: str) -> Any:

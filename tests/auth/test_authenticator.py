@@ -138,10 +138,15 @@ def test_credentials_over_plain_http_refused_unless_loopback_or_proxy(
     assert auth.identify(request("Bearer " + issued.secret, client="192.0.2.7",
                                  scheme="https")).username == "alice"
     assert auth.identify(request("Bearer " + issued.secret, client="::1")).username == "alice"
-    behind = Authenticator(meta, settings.replace(behind_tls_proxy=True), hashing=cheap_hashing,
-                           clock=clock)
-    assert behind.identify(request("Bearer " + issued.secret,
-                                   client="192.0.2.7")).username == "alice"
+    # Through a trusted proxy (taphouse.admission.ForwardedHeaders marks the request):
+    # loopback proves nothing, only X-Forwarded-Proto: https (the scheme) counts.
+    proxied = request("Bearer " + issued.secret, client="127.0.0.1")
+    proxied.scope["taphouse.via_proxy"] = True
+    with pytest.raises(InsecureTransport):
+        auth.identify(proxied)
+    proxied = request("Bearer " + issued.secret, client="192.0.2.7", scheme="https")
+    proxied.scope["taphouse.via_proxy"] = True
+    assert auth.identify(proxied).username == "alice"
     assert auth.identify(request(client="192.0.2.7")).anonymous  # no credentials: fine
 
 

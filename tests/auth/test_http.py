@@ -442,8 +442,19 @@ def test_credentials_over_plain_http_from_the_network_are_refused(tmp_path):
         r = remote.post("/auth/token", data={"username": "alice", "password": ALICE[1]})
         assert r.status_code == 403 and "plain HTTP" in r.json()["error"]
         assert remote.get("/tap/tables").status_code == 200
-    behind_proxy = settings.replace(behind_tls_proxy=True)
+        # X-Forwarded-Proto from a client that is not a trusted proxy proves nothing.
+        r = remote.post("/auth/token", data={"username": "alice", "password": ALICE[1]},
+                        headers={"X-Forwarded-Proto": "https"})
+        assert r.status_code == 403
+    # Behind a trusted TLS-terminating proxy: its X-Forwarded-Proto: https vouches for the
+    # client's transport; without it, plain HTTP from the proxy's clients is refused.
+    behind_proxy = settings.replace(trusted_proxies=("192.0.2.0/28",))
     app = create_app(behind_proxy, Platform(behind_proxy))
-    with TestClient(app, client=("192.0.2.10", 50000)) as remote:
-        r = remote.post("/auth/token", data={"username": "alice", "password": ALICE[1]})
+    with TestClient(app, client=("192.0.2.10", 50000)) as proxy:
+        r = proxy.post("/auth/token", data={"username": "alice", "password": ALICE[1]},
+                       headers={"X-Forwarded-Proto": "https",
+                                "X-Forwarded-For": "198.51.100.7"})
         assert r.status_code == 200, r.text
+        r = proxy.post("/auth/token", data={"username": "alice", "password": ALICE[1]},
+                       headers={"X-Forwarded-For": "198.51.100.7"})
+        assert r.status_code == 403 and "plain HTTP" in r.json()["error"]

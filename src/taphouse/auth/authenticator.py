@@ -9,15 +9,15 @@ Presentation rules:
 - ``Basic <name:password>``: checked with argon2id, then cached briefly;
 - bad, expired or revoked credentials are always refused (HTTP 401), never downgraded
   to anonymous;
-- credentials over plain HTTP are refused unless the client is on loopback or the
-  operator declared a TLS proxy in front (``Settings.behind_tls_proxy``).
+- credentials over plain HTTP are refused unless the client is on loopback, or a
+  trusted proxy (``Settings.trusted_proxies``) says the client used https
+  (``X-Forwarded-Proto: https``); see :mod:`taphouse.admission.addresses`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,6 +26,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from taphouse.admission.addresses import came_via_proxy, is_loopback
 from taphouse.auth.accounts import AccountStore, User, check_account_name
 from taphouse.auth.audit import AuditLog
 from taphouse.auth.basic_cache import BasicCache
@@ -59,7 +60,7 @@ class Authenticator:
         The metadata database.
     settings
         Server settings (``anonymous_read``, ``token_lifetime``, ``password_min_length``,
-        ``basic_cache_seconds``, ``behind_tls_proxy``).
+        ``basic_cache_seconds``).
     hashing
         Password hashing; argon2-cffi's default argon2id parameters when omitted.
     clock
@@ -132,13 +133,16 @@ class Authenticator:
 
     def check_transport(self, request: Request) -> None:
         """Refuse credentials sent in clear text over a network."""
-        if request.url.scheme in ("https", "wss") or self.settings.behind_tls_proxy:
+        if request.url.scheme in ("https", "wss"):
             return
-        if _is_loopback(client_address(request)):
+        # Through a trusted proxy the peer is the proxy: only its X-Forwarded-Proto
+        # (already applied to the scheme above) can vouch for the client's transport.
+        if not came_via_proxy(request.scope) and is_loopback(client_address(request)):
             return
         raise InsecureTransport(
             "credentials over plain HTTP are refused: use https (operators running behind"
-            " a TLS-terminating proxy set TAPHOUSE_BEHIND_TLS_PROXY=1)")
+            " a TLS-terminating proxy list it in TAPHOUSE_TRUSTED_PROXIES and have it send"
+            " X-Forwarded-Proto: https)")
 
     def _bearer(self, secret: str) -> Caller:
         if not secret:
@@ -292,8 +296,3 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "-"
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"

@@ -1,0 +1,184 @@
+"""Slow and greedy clients at the connection level, and how uvicorn is configured.
+
+A request whose headers are not complete within ``Settings.header_timeout`` seconds (a
+connection that sends nothing counts too), or whose body stalls (less than
+:data:`MIN_BODY_RATE` bytes per second over any ``Settings.body_timeout`` period while
+the server is reading it), is closed: half-sent requests cannot hold a connection and
+the request's task for minutes. A client address (IPv6: its /64) may hold at most
+``Settings.connections_per_address`` connections; one more gets a 503 and is closed.
+Connections from a trusted proxy are not counted (they carry many clients).
+
+uvicorn knows nothing of this on its own: :func:`uvicorn_options` gives ``uvicorn.run``
+or ``uvicorn.Config`` the guarded protocol and the forwarded-header trust from
+``Settings.trusted_proxies`` (uvicorn's default would believe any loopback client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from taphouse.admission.addresses import TrustedProxies, address_key
+from taphouse.settings import Settings
+
+log = logging.getLogger("taphouse.admission")
+
+#: Slowest body accepted (bytes per second, over each ``body_timeout`` period).
+MIN_BODY_RATE = 1024
+
+
+class ConnectionCounts:
+    """Open connections per address key (thread-safe: several servers may share it in
+    tests; one event loop in production)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, key: str) -> bool:
+        with self._lock:
+            if self.limit > 0 and self._counts[key] >= self.limit:
+                return False
+            self._counts[key] += 1
+            return True
+
+    def remove(self, key: str) -> None:
+        with self._lock:
+            self._counts[key] -= 1
+            if self._counts[key] <= 0:
+                del self._counts[key]
+
+    def count(self, key: str) -> int:
+        with self._lock:
+            return self._counts.get(key, 0)
+
+
+def guarded_protocol(settings: Settings, counts: ConnectionCounts | None = None
+                     ) -> type[H11Protocol]:
+    """An uvicorn HTTP/1.1 protocol class with the header/body timeouts and the
+    per-address connection cap of ``settings``."""
+    trusted = TrustedProxies(settings.trusted_proxies)
+    counts = counts or ConnectionCounts(settings.connections_per_address)
+    header_timeout = settings.header_timeout
+    body_period = settings.body_timeout
+    refusal = _plain_response(503, "Service Unavailable",
+                              "too many connections from your address; close some and"
+                              " try again", retry_after=settings.retry_after)
+    timeout_answer = _plain_response(408, "Request Timeout",
+                                     "the request was not sent in time")
+
+    class GuardedH11Protocol(H11Protocol):
+        _key: str | None = None
+        _head_timer: asyncio.TimerHandle | None = None
+        _body_timer: asyncio.TimerHandle | None = None
+        _body_bytes = 0
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            host = self.client[0] if self.client else None
+            if host is not None and host not in trusted:
+                key = address_key(host)
+                if not counts.add(key):
+                    log.warning("refused a connection from %s: %d open already", key,
+                                counts.limit)
+                    transport.write(refusal)
+                    transport.close()
+                    return
+                self._key = key
+            self._arm_head()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._key is not None:
+                counts.remove(self._key)
+                self._key = None
+            self._cancel_head()
+            self._cancel_body()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self.conn.their_state is h11.SEND_BODY:
+                self._body_bytes += len(data)
+            elif self.conn.their_state is h11.IDLE and self._head_timer is None:
+                self._arm_head()  # the first bytes of a request on a kept-alive connection
+            super().data_received(data)
+            state = self.conn.their_state
+            if state is not h11.IDLE:
+                self._cancel_head()
+            if state is h11.SEND_BODY:
+                if self._body_timer is None:
+                    self._body_bytes = 0
+                    self._body_timer = self.loop.call_later(body_period, self._check_body)
+            else:
+                self._cancel_body()
+
+        # --- timers ---------------------------------------------------------------------
+        def _arm_head(self) -> None:
+            if header_timeout > 0 and not self.transport.is_closing():
+                self._head_timer = self.loop.call_later(header_timeout, self._head_late)
+
+        def _cancel_head(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _cancel_body(self) -> None:
+            if self._body_timer is not None:
+                self._body_timer.cancel()
+                self._body_timer = None
+
+        def _head_late(self) -> None:
+            self._head_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                if self.conn.our_state is h11.IDLE:
+                    self.transport.write(timeout_answer)
+                self.transport.close()
+
+        def _check_body(self) -> None:
+            self._body_timer = None
+            if self.conn.their_state is not h11.SEND_BODY or self.transport.is_closing():
+                return
+            received, self._body_bytes = self._body_bytes, 0
+            paused = self.flow is not None and self.flow.read_paused
+            if paused or body_period <= 0 or received >= MIN_BODY_RATE * body_period:
+                self._body_timer = self.loop.call_later(body_period, self._check_body)
+                return
+            log.warning("closed a connection from %s: request body stalled (%d bytes in"
+                        " %g s)", self.client[0] if self.client else "-", received,
+                        body_period)
+            if self.cycle is not None and not self.cycle.response_started:
+                self.transport.write(timeout_answer)
+            self.transport.close()
+
+    GuardedH11Protocol.counts = counts  # type: ignore[attr-defined]
+    return GuardedH11Protocol
+
+
+def _plain_response(status: int, reason: str, text: str, *,
+                    retry_after: int | None = None) -> bytes:
+    body = (text + "\n").encode()
+    head = [f"HTTP/1.1 {status} {reason}", "Content-Type: text/plain; charset=utf-8",
+            f"Content-Length: {len(body)}", "Connection: close",
+            f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S GMT', time.gmtime())}"]
+    if retry_after is not None:
+        head.append(f"Retry-After: {retry_after}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.run`` / ``uvicorn.Config``: the guarded protocol
+    and forwarded-header trust exactly as ``settings.trusted_proxies`` says."""
+    trusted = [t.strip() for t in settings.trusted_proxies if t.strip()]
+    TrustedProxies(trusted)  # fail at start-up on a malformed entry
+    return {"http": guarded_protocol(settings), "proxy_headers": bool(trusted),
+            "forwarded_allow_ips": trusted, "timeout_keep_alive": 5}
+
+
+__all__ = ["MIN_BODY_RATE", "ConnectionCounts", "guarded_protocol", "uvicorn_options"]
