@@ -20,6 +20,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from taphouse.access import ScopeBuilder
+from taphouse.admission import (
+    ByteBudget,
+    ForwardedHeaders,
+    Overloaded,
+    SlotPool,
+    TooLarge,
+    TrustedProxies,
+)
+from taphouse.admission.limits import ThreadLane
 from taphouse.auth.authenticator import Authenticator
 from taphouse.auth.errors import AuthError
 from taphouse.auth.identity import Identity
@@ -56,6 +65,22 @@ class Platform:
         self.scopes = ScopeBuilder(self.catalogue, self.engine, self.policy)
         self.authenticator = Authenticator(self.meta, settings)
         self.query_service = QueryService(self)
+        # Admission (taphouse.admission): sync queries, downloads and uploads run in slots
+        # of sync_slots and threads of their own; TAP_SCHEMA queries in their own.
+        share = settings.anonymous_sync_share
+        self.sync_slots = SlotPool(
+            "synchronous queries", total=settings.sync_max_concurrent,
+            per_key=settings.sync_max_per_caller,
+            group_total=max(1, int(settings.sync_max_concurrent * share)),
+            retry_after=settings.retry_after)
+        self.metadata_slots = SlotPool(
+            "metadata queries", total=settings.metadata_max_concurrent,
+            per_key=max(1, settings.metadata_max_concurrent // 4),
+            group_total=max(2, int(settings.metadata_max_concurrent * share)),
+            retry_after=settings.retry_after)
+        self.query_lane = ThreadLane(settings.sync_max_concurrent)
+        self.metadata_lane = ThreadLane(settings.metadata_max_concurrent)
+        self.upload_bytes = ByteBudget(settings.upload_max_bytes_per_caller)
         self.sync = SyncResponder(self)
         self.jobs = JobService(self.meta, settings, {"tap": TapQueryRunner(self)})
         # User space (userspace): schemas user_<name>, DEST, job_<id> tables, workspaces.
@@ -148,6 +173,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app = FastAPI(title="taphouse", version=_version(), docs_url="/api/docs",
                   openapi_url="/api/openapi.json", redoc_url=None, lifespan=lifespan)
     app.state.platform = platform
+    app.add_middleware(ForwardedHeaders, trusted=TrustedProxies(settings.trusted_proxies))
 
     async def main_context(request: Request) -> TapContext:
         identity = await platform.authenticator.identify_async(request)
@@ -255,6 +281,21 @@ def _add_error_handlers(app: FastAPI, platform: Platform) -> None:
             resp.headers.update(headers)
             return resp
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=headers)
+
+    @app.exception_handler(Overloaded)
+    async def _overloaded(request: Request, exc: Overloaded) -> Response:
+        headers = {"Retry-After": str(exc.retry_after)}
+        if _wants_votable(request):
+            resp = tap_error_response(TapError(exc.message, 503))
+            resp.headers.update(headers)
+            return resp
+        return JSONResponse({"error": exc.message}, status_code=503, headers=headers)
+
+    @app.exception_handler(TooLarge)
+    async def _too_large(request: Request, exc: TooLarge) -> Response:
+        if _wants_votable(request):
+            return tap_error_response(TapError(exc.message, 413))
+        return JSONResponse({"error": exc.message}, status_code=413)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> Response:

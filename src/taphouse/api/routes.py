@@ -5,7 +5,7 @@ services of :mod:`taphouse.userspace` (errors are mapped to HTTP in ``taphouse.s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -145,27 +145,38 @@ def api_router(platform: Any) -> APIRouter:
         if fmt and fmt not in _UPLOAD_TYPES:
             raise UserSpaceError(f"unknown format {fmt!r}: use votable, csv, parquet or fits")
         ctype = _UPLOAD_TYPES.get(fmt) or request.headers.get("content-type")
-        data = await _read_body(request, settings.upload_max_bytes)
         description = request.query_params.get("description")
+        # Reading and storing a table is query-sized work: it runs in a sync slot.
+        slot, lane = platform.sync.admit(identity, request)
+        try:
+            data = await _read_body(request, settings.upload_max_bytes)
 
-        def work() -> dict[str, Any]:
-            t = space.store_upload(identity, name, data, content_type=ctype, mode=mode,
-                                   max_rows=settings.upload_max_rows,
-                                   description=description)
-            return user_table_dict(t, columns=True)
+            def work() -> dict[str, Any]:
+                t = space.store_upload(identity, name, data, content_type=ctype, mode=mode,
+                                       max_rows=settings.upload_max_rows,
+                                       description=description)
+                return user_table_dict(t, columns=True)
 
-        return JSONResponse(await run_in_threadpool(work), status_code=201)
+            return JSONResponse(await lane.run(work), status_code=201)
+        finally:
+            slot.release()
 
     @router.get("/usertables/{name}/data")
     async def download(request: Request, name: str) -> Response:
         identity = await reader(request)
         fmt = request.query_params.get("format") or request.query_params.get(
             "responseformat") or "votable"
-        t = await run_in_threadpool(space.table, identity, name)
-        writer_, chunks = await run_in_threadpool(space.download, t, fmt)
-        first = await run_in_threadpool(next, chunks, None)
+        slot, lane = platform.sync.admit(identity, request)
+        try:
+            t = await lane.run(space.table, identity, name)
+            writer_, chunks = await lane.run(space.download, t, fmt)
+            first = await lane.run(next, chunks, None)
+        except BaseException:
+            slot.release()
+            raise
         ext = getattr(writer_, "extension", "") or "dat"
-        return StreamingResponse(_prepend(first, chunks), media_type=writer_.mime,
+        return StreamingResponse(_chunks_in(lane, first, chunks, slot),
+                                 media_type=writer_.mime,
                                  headers={"Content-Disposition":
                                           f'attachment; filename="{t.name}.{ext}"'})
 
@@ -297,7 +308,20 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-def _prepend(first: bytes | None, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first is not None:
-        yield first
-    yield from rest
+async def _chunks_in(lane: Any, first: bytes | None, rest: Iterator[bytes],
+                    slot: Any) -> AsyncIterator[bytes]:
+    """``first`` then the rest of ``rest``, each read in ``lane``; the slot is given
+    back (and the table's cursor closed) when the stream ends or the client goes."""
+    try:
+        chunk = first
+        while chunk is not None:
+            yield chunk
+            chunk = await lane.run(next, rest, None)
+    finally:
+        close = getattr(rest, "close", None)
+        if close is not None:
+            try:
+                close()
+            except ValueError:  # still running in an abandoned thread
+                pass
+        slot.release()

@@ -12,11 +12,17 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
+from taphouse.admission import caller_key
 from taphouse.auth.identity import Identity
 from taphouse.tap import vosi
 from taphouse.tap.errors import NotFound, TapError
 from taphouse.tap.params import read_params
-from taphouse.tap.service import CancelHandle, check_dest_scope, parse_query_spec
+from taphouse.tap.service import (
+    CancelHandle,
+    check_dest_scope,
+    parse_query_spec,
+    reads_only_metadata,
+)
 
 XML = "text/xml; charset=utf-8"
 
@@ -119,20 +125,44 @@ def _visible(platform: Any, ctx: TapContext):
 
 class SyncResponder:
     """Runs a sync query and answers with a streamed result (400 before the first byte
-    if the query fails; the client going away cancels the query)."""
+    if the query fails; the client going away cancels the query).
+
+    Admission first: a query is admitted only while the caller (account, or address
+    when anonymous), all anonymous callers together and the whole service are under
+    their caps (``Platform.sync_slots``), otherwise it is refused at once with a 503.
+    Queries reading only TAP_SCHEMA have caps and worker threads of their own
+    (``Platform.metadata_slots``), so browsing metadata never waits behind queries.
+    """
 
     def __init__(self, platform: Any) -> None:
         self.platform = platform
 
+    def admit(self, identity: Any, request: Request | None, *, metadata: bool = False) -> Any:
+        """A slot (and the thread lane to run in) for one unit of work of ``identity``,
+        or :class:`~taphouse.admission.Overloaded`."""
+        p = self.platform
+        host = request.client.host if request is not None and request.client else None
+        slots, lane = (p.metadata_slots, p.metadata_lane) if metadata else \
+            (p.sync_slots, p.query_lane)
+        return slots.acquire(caller_key(identity, host), grouped=identity.anonymous), lane
+
     async def respond(self, ctx: TapContext, spec: Any, params: Any,
                       request: Request | None = None) -> Response:
+        slot, lane = self.admit(ctx.identity, request, metadata=reads_only_metadata(spec))
+        try:
+            return await self._respond(ctx, spec, params, request, slot, lane)
+        except BaseException:
+            slot.release()
+            raise
+
+    async def _respond(self, ctx: TapContext, spec: Any, params: Any, request: Request | None,
+                       slot: Any, lane: Any) -> Response:
         cancel = CancelHandle()
         # One trip to a worker thread for uploads, translation, execution and the first
         # chunk: a small result is answered without further thread hops. Meanwhile a
         # client that goes away cancels the query (once the response streams, Starlette
         # watches for that itself).
-        work = asyncio.ensure_future(
-            run_in_threadpool(self._start, ctx, spec, params, cancel))
+        work = asyncio.ensure_future(lane.run(self._start, ctx, spec, params, cancel))
         watch = asyncio.ensure_future(_watch_disconnect(request, cancel)) if request else None
         try:
             prepared, gen, first = await work
@@ -140,9 +170,11 @@ class SyncResponder:
             if watch is not None:
                 watch.cancel()
         if isinstance(first, _Whole):  # the whole result fitted in the first piece
+            slot.release()
             return Response(first.body, media_type=prepared.writer.mime,
                             headers=_disposition(prepared))
-        return StreamingResponse(_stream(first, gen, cancel), media_type=prepared.writer.mime,
+        return StreamingResponse(_stream(first, gen, cancel, slot, lane),
+                                 media_type=prepared.writer.mime,
                                  headers=_disposition(prepared))
 
     def _start(self, ctx: TapContext, spec: Any, params: Any,
@@ -208,19 +240,27 @@ def _next_chunks(gen: Iterator[bytes]) -> Any:
     return b"".join(parts) if parts else _DONE
 
 
-async def _stream(first: Any, gen: Iterator[bytes], cancel: CancelHandle) -> AsyncIterator[bytes]:
+async def _stream(first: Any, gen: Iterator[bytes], cancel: CancelHandle, slot: Any,
+                  lane: Any) -> AsyncIterator[bytes]:
     finished = False
     try:
         chunk = first
         while chunk is not _DONE:
             yield chunk
-            chunk = await run_in_threadpool(_next_chunks, gen)
+            chunk = await lane.run(_next_chunks, gen)
         finished = True
     finally:
         if not finished:
             cancel.cancel("client disconnected")
+            # Close the query's cursor now rather than when the garbage collector gets to
+            # the generator: the slot released below must not outlive it.
+            try:
+                gen.close()
+            except ValueError:  # still running in a thread that was abandoned
+                pass
         else:
             cancel.finish()
+        slot.release()
 
 
 def tap_error_response(exc: TapError) -> Response:

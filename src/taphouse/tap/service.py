@@ -90,6 +90,28 @@ def parse_query_spec(values: dict[str, str], settings: Settings, *,
                      runid=values.get("runid"), dest=dest, dest_mode=dest_mode)
 
 
+_METADATA_QUERY_CHARS = 4000
+
+
+def reads_only_metadata(spec: QuerySpec) -> bool:
+    """Whether a query reads TAP_SCHEMA and nothing else (no catalogue table, upload or
+    DEST): such queries are admitted apart from data queries, so that browsing the
+    metadata never waits behind them. Decided from the parsed query (cheap for the short
+    texts clients send; longer ones count as data queries)."""
+    if spec.uploads or spec.dest or len(spec.query) > _METADATA_QUERY_CHARS:
+        return False
+    from sqlglot import exp
+
+    from taphouse.adql import parse
+
+    try:
+        tree = parse(spec.query)
+    except AdqlError:
+        return False
+    tables = list(tree.find_all(exp.Table))
+    return bool(tables) and all(t.db.lower() == "tap_schema" for t in tables)
+
+
 def check_dest_scope(identity: Identity, values: dict[str, str]) -> None:
     """``DEST`` writes a table: refuse it to credentials without the ``write`` scope
     (a read-only token). Checked when a request names DEST, because an async job runs
