@@ -90,7 +90,8 @@ def _numeric_join(*metas: ColumnMeta) -> str:
 
 
 #: Angle units in arcseconds, for exact conversions by a constant factor.
-_ANGLE_ARCSEC = {"deg": 3600.0, "arcmin": 60.0, "arcsec": 1.0, "mas": 1e-3, "uas": 1e-6}
+_ANGLE_ARCSEC = {"deg": 3600.0, "arcmin": 60.0, "arcsec": 1.0, "mas": 1e-3,
+                 "uarcsec": 1e-6}
 
 
 def _constant(node: exp.Expression) -> float | None:
@@ -283,6 +284,10 @@ def _describe_call(node: exp.Anonymous) -> ColumnMeta:
     if name == "in_unit":
         a = _describe(args[0]) if args else _plain("double")
         unit = args[1].this if len(args) > 1 and isinstance(args[1], exp.Literal) else None
+        if unit is not None:
+            from taphouse.catalogue.units import check_unit
+
+            unit = check_unit(unit).unit
         return _plain("double", unit=unit, ucd=a.ucd)
     if name == "log10":
         return _plain("double")

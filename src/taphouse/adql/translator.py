@@ -381,9 +381,17 @@ def _in_unit(node: exp.Anonymous, tx) -> exp.Expression:
         raise AdqlError.at(f"IN_UNIT: {args[0].sql()} has no known unit", node)
     from astropy import units as u
 
+    from taphouse.catalogue.units import astropy_unit
+
+    source_unit, target_unit = astropy_unit(source), astropy_unit(target)
+    if target_unit is None:
+        raise AdqlError.at(f"IN_UNIT: {target!r} is not a unit; write it in VOUnit, e.g. "
+                           "'arcsec', 'mas/yr', 'km/s'", node)
+    if source_unit is None:
+        raise AdqlError.at(f"IN_UNIT: the unit {source!r} of {args[0].sql()} is not a "
+                           "valid unit, so it cannot be converted", node)
     try:
-        factor = u.Unit(source, format="vounit", parse_strict="silent").to(
-            u.Unit(target, format="vounit", parse_strict="silent"))
+        factor = source_unit.to(target_unit)
     except (ValueError, u.UnitsError) as e:
         raise AdqlError.at(f"IN_UNIT: cannot convert {source} to {target}: {e}", node) \
             from None

@@ -32,6 +32,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--description", help="table description")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--memory-limit", default="1GB", help="DuckDB memory limit (default 1GB)")
+    p.add_argument("--allow-bad-units", action="store_true",
+                   help="keep units that are not valid VOUnits as given (flagged) instead "
+                        "of refusing the file")
     p.set_defaults(handler=_handler(_ingest))
 
     p = subparsers.add_parser("databases", help="list the catalogue databases")
@@ -78,10 +81,15 @@ def _ingest(args: argparse.Namespace) -> int:
 
     table = ingest_files(_store(args), args.files, args.database, args.table, ra=args.ra,
                          dec=args.dec, meta_file=args.meta, description=args.description,
-                         progress=not args.quiet, engine_memory_limit=args.memory_limit)
+                         progress=not args.quiet, engine_memory_limit=args.memory_limit,
+                         allow_bad_units=args.allow_bad_units)
     where = (f", positions {table.ra_column}/{table.dec_column}" if table.ra_column
              else ", no positions")
     print(f"{table.qualified_name}: {table.nrows:,} rows, {len(table.columns)} columns{where}")
+    for c in table.columns:
+        if c.bad_unit:
+            print(f"warning: column {c.name}: unit {c.unit!r} kept as given; it is not a "
+                  "valid VOUnit", file=sys.stderr)
     return 0
 
 

@@ -16,7 +16,9 @@ replaced by the recomputed index when the table has positions.
 Metadata file
 -------------
 Units, UCDs and descriptions come from the file where it has them; a small YAML file
-(``--meta``) sets or overrides them. Every key is optional::
+(``--meta``) sets or overrides them. Units are stored in canonical VOUnit (``mas yr-1``
+becomes ``mas/yr``); a unit that no unit syntax accepts is refused with the column
+named, or kept as given and flagged with ``allow_bad_units``. Every key is optional::
 
     description: Bright stars of the survey, as published in ...   # table description
     database_description: The survey's catalogues                  # the database's
@@ -68,6 +70,7 @@ from taphouse.catalogue.model import (
 )
 from taphouse.catalogue.readers import FieldInfo, FileTable, open_table
 from taphouse.catalogue.store import CatalogueStore
+from taphouse.catalogue.units import check_unit
 
 _RA_NAMES = ("ra", "ra_icrs", "raj2000", "ra_j2000", "radeg", "ra_deg", "ra_d", "alpha",
              "ra2000", "ramean")
@@ -231,7 +234,7 @@ def _rename_map(reader: FileTable) -> dict[str, str]:
 
 
 def _plan(readers: list[FileTable], ra: str | None, dec: str | None, meta: MetaFile,
-          meta_path: Path | None) -> _Plan:
+          meta_path: Path | None, allow_bad_units: bool = False) -> _Plan:
     first = readers[0]
     if not first.schema.names:
         raise CatalogueError(f"{first.path}: no columns")
@@ -291,6 +294,9 @@ def _plan(readers: list[FileTable], ra: str | None, dec: str | None, meta: MetaF
                         utype=info.utype, description=info.description)
         for key, value in overrides.get(stored, {}).items():
             setattr(cm, key, bool(value) if key in ("principal", "std") else _opt_str(value))
+        _check_unit(cm, source_of[stored], first.path,
+                    meta_path if "unit" in overrides.get(stored, {}) else None,
+                    allow_bad_units)
         columns.append(cm)
     if ra_col is None:
         ra_col = _find_position(columns, "pos.eq.ra", _RA_NAMES)
@@ -324,6 +330,24 @@ def _plan(readers: list[FileTable], ra: str | None, dec: str | None, meta: MetaF
     schema = pa.schema([(n, types[n]) for n in names])
     return _Plan(sources=[source_of[n] for n in names], names=names, schema=schema,
                  columns=columns, ra=ra_col, dec=dec_col, drop=drop)
+
+
+def _check_unit(cm: ColumnMeta, source: str, path: Path, meta_path: Path | None,
+                allow_bad_units: bool) -> None:
+    """Store the column's unit in canonical VOUnit; refuse one that is no unit, unless
+    ``allow_bad_units`` (then it is kept as given and flagged)."""
+    check = check_unit(cm.unit)
+    if check.valid:
+        cm.unit = check.unit
+        return
+    if allow_bad_units:
+        cm.bad_unit = True
+        return
+    where = f"{meta_path or 'metadata'} (for {path})" if meta_path else str(path)
+    raise CatalogueError(
+        f"{where}: column {source!r}: bad unit: {check.problem}. Write it in VOUnit "
+        f"(e.g. mas/yr, km/s, deg**2) in the metadata file (--meta: columns: {source}: "
+        "unit: ...), or ingest with --allow-bad-units to keep it as given (flagged)")
 
 
 def _given_column(name: str | None, mapping: dict[str, str], reader: FileTable,
@@ -435,7 +459,8 @@ def _check_range(path: Path, values: np.ndarray, low: float, high: float, column
 def ingest_files(store: CatalogueStore, files: list[Path], database: str, table: str, *,
                  ra: str | None = None, dec: str | None = None,
                  meta_file: Path | MetaFile | None = None, description: str | None = None,
-                 progress: bool = False, engine_memory_limit: str = "1GB") -> TableMeta:
+                 progress: bool = False, engine_memory_limit: str = "1GB",
+                 allow_bad_units: bool = False) -> TableMeta:
     """Ingest table files as the new current version of ``database.table``.
 
     Parameters
@@ -459,6 +484,9 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
         Show a progress bar (tqdm) on stderr.
     engine_memory_limit
         DuckDB memory limit for staging and sorting; the rest spills to disk.
+    allow_bad_units
+        Keep a unit that is not a valid VOUnit as given (the column is flagged
+        ``bad_unit``) instead of refusing the file.
 
     Returns
     -------
@@ -486,7 +514,7 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
             readers.append(open_table(path))
             if readers[-1].nrows == 0:
                 raise CatalogueError(f"{path}: no rows")
-        plan = _plan(readers, ra, dec, meta, meta_file)
+        plan = _plan(readers, ra, dec, meta, meta_file, allow_bad_units)
         final = store.new_version_path(dbname, tname)
         nrows = _write_version(readers, plan, final, store.tables_dir, progress,
                                engine_memory_limit)

@@ -34,7 +34,9 @@ class ColumnMeta:
 
     ``name`` is stored lower-case; :attr:`adql_name` is how it must be written in ADQL.
     ``datatype`` is a VOTable datatype (boolean, unsignedByte, short, int, long, float,
-    double, char, unicodeChar).
+    double, char, unicodeChar). ``unit`` is canonical VOUnit
+    (:mod:`taphouse.catalogue.units`); ``bad_unit`` marks a unit kept as given although
+    it is not one (accepted at ingest with ``--allow-bad-units``).
     """
 
     name: str
@@ -48,6 +50,7 @@ class ColumnMeta:
     principal: bool = False
     indexed: bool = False
     std: bool = False
+    bad_unit: bool = False
 
     @property
     def adql_name(self) -> str:
@@ -60,8 +63,21 @@ class ColumnMeta:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ColumnMeta:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        """A column from its stored form. Units are normalised as they are read: versions
+        written before units were canonical (``mas yr-1``) read as ``mas/yr``, and a
+        unit that is none is flagged ``bad_unit`` (versions are immutable, so this is
+        cheaper and safer than rewriting every stored version; it is cached per unit)."""
+        known = _COLUMN_FIELDS
+        column = cls(**{k: v for k, v in d.items() if k in known})
+        if column.unit is not None and not column.bad_unit:
+            from taphouse.catalogue.units import check_unit
+
+            check = check_unit(column.unit)
+            column.unit, column.bad_unit = check.unit, not check.valid
+        return column
+
+
+_COLUMN_FIELDS = frozenset(f.name for f in dataclasses.fields(ColumnMeta))
 
 
 @dataclass

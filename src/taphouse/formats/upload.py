@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from taphouse.catalogue.model import ColumnMeta
+from taphouse.catalogue.units import check_unit
 from taphouse.formats.columns import columns_from_schema
 from taphouse.formats.errors import FormatError
 
@@ -97,7 +98,7 @@ def _from_astropy(table: Any) -> tuple[pa.Table, list[ColumnMeta]]:
             array = pa.array(values, mask=m)
         arrays.append(array)
         meta = ColumnMeta(name=col.name, datatype="char")
-        meta.unit = str(col.unit) if col.unit is not None else None
+        set_unit(meta, col.unit)
         meta.description = col.description or None
         col_meta = getattr(col, "meta", {}) or {}
         meta.ucd = col_meta.get("ucd")
@@ -109,6 +110,13 @@ def _from_astropy(table: Any) -> tuple[pa.Table, list[ColumnMeta]]:
     for meta, t in zip(metas, typed, strict=True):
         meta.datatype, meta.arraysize, meta.xtype = t.datatype, t.arraysize, t.xtype
     return arrow, metas
+
+
+def set_unit(meta: ColumnMeta, unit: Any) -> None:
+    """Give an uploaded column its unit in canonical VOUnit; one that is not a unit is
+    kept as given and flagged (an upload is not refused for it)."""
+    check = check_unit(None if unit is None else str(unit))
+    meta.unit, meta.bad_unit = check.unit, not check.valid
 
 
 def _plain(value: Any) -> Any:
@@ -174,7 +182,7 @@ def _parquet(data: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
         for meta in metas:
             fld = by_name.get(meta.name)
             if fld is not None:
-                meta.unit = str(fld.unit) if fld.unit is not None else None
+                set_unit(meta, fld.unit)
                 meta.ucd, meta.utype = fld.ucd, fld.utype
                 meta.xtype = fld.xtype or meta.xtype
                 meta.description = fld.description or None
