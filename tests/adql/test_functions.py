@@ -167,3 +167,126 @@ def test_udf_registry_signatures():
         assert udf.description
     assert UDFS["ivo_healpix_index"].signature == \
         "ivo_healpix_index(order INTEGER, ra DOUBLE, dec DOUBLE) -> BIGINT"
+
+
+# --- the ESA Gaia archive's functions -------------------------------------------------
+def astropy_epoch_prop(star, ref_epoch, out_epoch):
+    """The six parameters at out_epoch, computed by astropy (SkyCoord.apply_space_motion)."""
+    import astropy.units as u
+    from astropy.coordinates import Distance, SkyCoord
+    from astropy.time import Time
+
+    ra, dec, plx, pmra, pmdec, rv = star
+    c = SkyCoord(ra=ra * u.deg, dec=dec * u.deg, distance=Distance(parallax=plx * u.mas),
+                 pm_ra_cosdec=pmra * u.mas / u.yr, pm_dec=pmdec * u.mas / u.yr,
+                 radial_velocity=rv * u.km / u.s, obstime=Time(ref_epoch, format="jyear"))
+    e = c.apply_space_motion(new_obstime=Time(out_epoch, format="jyear"))
+    return (e.ra.deg, e.dec.deg, e.distance.parallax.to_value(u.mas),
+            e.pm_ra_cosdec.to_value(u.mas / u.yr), e.pm_dec.to_value(u.mas / u.yr),
+            e.radial_velocity.to_value(u.km / u.s))
+
+
+def check_six(got, want, sep_mas):
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    assert 0 <= got[0] < 360
+    sep = SkyCoord(got[0] * u.deg, got[1] * u.deg).separation(
+        SkyCoord(want[0] * u.deg, want[1] * u.deg)).to_value(u.mas)
+    assert sep < sep_mas
+    assert got[2] == pytest.approx(want[2], rel=1e-9, abs=1e-9)  # parallax, mas
+    assert got[3] == pytest.approx(want[3], rel=1e-7, abs=1e-6)  # pmra*, mas/yr
+    assert got[4] == pytest.approx(want[4], rel=1e-7, abs=1e-6)  # pmdec, mas/yr
+    assert got[5] == pytest.approx(want[5], rel=1e-7, abs=1e-6)  # rv, km/s
+
+
+@pytest.mark.parametrize("star", STARS_PM)
+@pytest.mark.parametrize("epochs", [(2016.0, 1991.25), (2000.0, 2060.0)])
+def test_epoch_prop_matches_astropy(env, star, epochs):
+    args = ", ".join(map(repr, star + epochs))
+    t, rows = env.run(f"SELECT epoch_prop({args}) AS e {ONE}")
+    check_six(rows[0][0], astropy_epoch_prop(star, *epochs), sep_mas=0.01)
+    assert (t.columns[0].datatype, t.columns[0].arraysize) == ("double", "6")
+
+
+def test_epoch_prop_gaia_null_rules(env):
+    # as in the Gaia archive, each missing parallax, proper motion component or radial
+    # velocity counts as 0; parallax and rv are returned as given without a parallax
+    _, rows = env.run(f"SELECT epoch_prop(10, 20, NULL, NULL, 3600, 50, 2016, 2000) {ONE}")
+    ra, dec, plx, pmra, pmdec, rv = rows[0][0]
+    assert (ra, plx, rv) == (pytest.approx(10.0, abs=1e-9), 0.0, 50.0)
+    assert dec == pytest.approx(20 - 16 * 3600 / 3.6e6, abs=1e-8)
+    assert pmra == pytest.approx(0, abs=1e-9) and pmdec == pytest.approx(3600, rel=1e-6)
+    _, rows = env.run(f"SELECT epoch_prop(10, 20, 5, 100, NULL, NULL, 2016, 2000) {ONE}")
+    check_six(rows[0][0], astropy_epoch_prop((10, 20, 5, 100, 0, 0), 2016, 2000), 0.01)
+    for args in ("NULL, 20, 1, 1, 1, 1, 2016, 2000", "10, 20, 1, 1, 1, 1, 2016, NULL"):
+        _, rows = env.run(f"SELECT epoch_prop({args}) {ONE}")
+        assert rows == [(None,)]
+
+
+def test_epoch_prop_pos_is_ivo_epoch_prop_pos(env):
+    args = "269.45207695, 4.693364966, 546.9759, -801.551, 10362, -110, 2000, 1900"
+    t, rows = env.run(f"SELECT epoch_prop_pos({args}) AS a, ivo_epoch_prop_pos({args}) AS b,"
+                      f" COORD2(EPOCH_PROP_POS({args})) AS c {ONE}")
+    assert rows[0][0] == rows[0][1] and rows[0][2] == rows[0][0][1]
+    assert t.columns[0].xtype == "point" and "epoch_prop_pos" not in t.sql.replace(
+        "ivo_epoch_prop_pos", "")
+
+
+def test_epoch_prop_pos_in_a_crossmatch_uses_the_fast_path(env):
+    prop = ("epoch_prop_pos(u.ura, u.udec, NULL, CASE u.uid WHEN 1 THEN 500 "
+            "WHEN 2 THEN -40 ELSE NULL END, 0, NULL, 2000, 2010)")
+    adql = (f"SELECT u.uid, s.id FROM TAP_UPLOAD.mine AS u JOIN demo.stars AS s ON "
+            f"1 = CONTAINS(POINT(s.ra, s.dec), CIRCLE({prop}, 0.4/3600))")
+    t, fast = env.run(adql)
+    assert "_th_pos" in t.sql
+    _, slow = env.run(adql, spatial_index=False)
+    assert sorted(fast) == sorted(slow) == [(2, 4), (3, 9)]
+
+
+# Barnard's star (Gaia DR3 4472832130942575872) and two Gaia DR3 sources, with their
+# ICRS positions at J2016.0 from the Gaia archive.
+GAIA_SOURCES = [
+    (4472832130942575872, 269.44850252543836, 4.739420051112412),
+    (5853498713190525696, 217.39232147200883, -62.67607511676666),  # Proxima Centauri
+    (1576683529448755328, 193.50817847, 55.95978478),  # epsilon UMa (the demo's first row)
+]
+
+
+@pytest.mark.parametrize(("source_id", "ra", "dec"), GAIA_SOURCES)
+@pytest.mark.parametrize("order", [0, 5, 8])
+def test_gaia_healpix_index_against_the_position(env, source_id, ra, dec, order):
+    # independent: the cell of the source's position, by cdshealpix. The source_id was
+    # given from the position at an earlier epoch: the same cell at these orders (at
+    # order 12, 52" cells, Barnard's star has moved into the next one since).
+    import astropy.units as u
+    from astropy.coordinates import Latitude, Longitude
+    from cdshealpix.nested import lonlat_to_healpix
+
+    cell = int(lonlat_to_healpix(Longitude([ra] * u.deg), Latitude([dec] * u.deg), order)[0])
+    t, rows = env.run(f"SELECT gaia_healpix_index({order}, {source_id}) AS h,"
+                      f" ivo_healpix_index({order}, {ra}, {dec}) AS i {ONE}")
+    assert rows == [(cell, cell)]
+    assert (t.columns[0].datatype, t.columns[0].ucd) == ("long", "pos.healpix")
+
+
+def test_gaia_healpix_index_arithmetic_and_limits(env):
+    sid = 4472832130942575872
+    _, rows = env.run(f"SELECT gaia_healpix_index(12, {sid}), gaia_healpix_index(0, {sid}),"
+                      f" gaia_healpix_index(id + 11, {sid}), gaia_healpix_index(id + 12, {sid}),"
+                      f" gaia_healpix_index(3, -5), gaia_healpix_index(3, NULL) {ONE}")
+    assert rows == [(sid // 2**35, sid // (2**35 * 4**12), sid // 2**35, None, None, None)]
+    _, rows = env.run(f"SELECT gaia_healpix_index(id + 2, {sid}) FROM demo.stars ORDER BY id")
+    assert [r[0] for r in rows] == [sid // (2**35 * 4**(12 - n)) if n <= 12 else None
+                                    for n in range(3, 13)]
+    for bad in ("13", "-1", "1.5"):
+        with pytest.raises(AdqlError, match="norder must be an integer from 0 to 12"):
+            env.translate(f"SELECT gaia_healpix_index({bad}, 1) {ONE}")
+
+
+def test_gaia_functions_in_capabilities_registry():
+    assert UDFS["epoch_prop"].signature.startswith("epoch_prop(ra DOUBLE, dec DOUBLE, ")
+    assert UDFS["epoch_prop"].signature.endswith(" -> DOUBLE[6]")
+    assert UDFS["gaia_healpix_index"].signature == \
+        "gaia_healpix_index(norder INTEGER, source_id BIGINT) -> BIGINT"
+    assert UDFS["epoch_prop_pos"].alias_of == "ivo_epoch_prop_pos"

@@ -19,7 +19,7 @@ from taphouse.adql.resolve import Resolver
 from taphouse.adql.safety import check_tree
 from taphouse.adql.scope import Scope
 from taphouse.adql.spatial import optimise_spatial
-from taphouse.adql.udf import INTERNAL, UDFS
+from taphouse.adql.udf import GAIA_SOURCE_ID_ORDER, INTERNAL, UDFS
 from taphouse.catalogue.model import ColumnMeta, TableMeta
 
 DIALECTS = ("duckdb", "postgres")
@@ -355,6 +355,10 @@ def _translate_call(node: exp.Anonymous, tx, dialect: str) -> exp.Expression | N
         raise AdqlError.at(f"unknown function {node.name}", node)
     if len(args) != udf.nargs:
         raise AdqlError.at(f"{udf.name} takes {udf.nargs} arguments: {udf.signature}", node)
+    if udf.alias_of:
+        name = udf.alias_of
+    if name == "gaia_healpix_index":
+        return _gaia_healpix_index(node, tx(args[0]), tx(args[1]))
     targs = [tx(a) for a in args]
     if name == "ivo_nocasematch":
         return _flag(exp.ILike(this=geo.p(targs[0]), expression=geo.p(targs[1])))
@@ -363,6 +367,31 @@ def _translate_call(node: exp.Anonymous, tx, dialect: str) -> exp.Expression | N
         return _flag(exp.And(this=exp.LTE(this=l1, expression=h2),
                              expression=exp.LTE(this=l2, expression=h1)))
     return exp.Anonymous(this=name, expressions=targs)
+
+
+def _gaia_healpix_index(node: exp.Anonymous, norder: exp.Expression,
+                        source_id: exp.Expression) -> exp.Expression:
+    """The HEALPix cell in a Gaia source_id: bits 35 and up are the level-12 index, so
+    the cell at order n is source_id >> (35 + 2 (12 - n))."""
+    top = GAIA_SOURCE_ID_ORDER
+    order = geo.constant(node.expressions[0])
+    if order is not None and (order != int(order) or not 0 <= order <= top):
+        raise AdqlError.at(f"gaia_healpix_index: norder must be an integer from 0 to {top} "
+                           f"(a Gaia source_id holds its level-{top} HEALPix cell), not "
+                           f"{order:g}", node)
+    sid = exp.Cast(this=geo.p(source_id), to=exp.DataType.build("BIGINT"))
+    if order is not None:
+        shift: exp.Expression = exp.Literal.number(35 + 2 * (top - int(order)))
+        valid: exp.Expression = exp.GTE(this=sid.copy(), expression=exp.Literal.number(0))
+    else:
+        n = geo.p(norder)
+        shift = exp.Add(this=exp.Literal.number(35 + 2 * top), expression=exp.Mul(
+            this=exp.Literal.number(-2), expression=n.copy()))
+        valid = exp.And(this=exp.GTE(this=sid.copy(), expression=exp.Literal.number(0)),
+                        expression=exp.Between(this=n.copy(), low=exp.Literal.number(0),
+                                               high=exp.Literal.number(top)))
+    value = exp.BitwiseRightShift(this=sid, expression=exp.Paren(this=shift))
+    return exp.Case(ifs=[exp.If(this=valid, true=value)])
 
 
 def _flag(test: exp.Expression) -> exp.Expression:

@@ -25,12 +25,13 @@ def register_functions(con: Any) -> None:
          ["INTEGER", "DOUBLE", "DOUBLE"], "BIGINT[]"),
         ("ivo_hasword", _hasword, ["VARCHAR", "VARCHAR"], "INTEGER"),
         ("ivo_epoch_prop_pos", _epoch_prop_pos, ["DOUBLE"] * 8, "DOUBLE[2]"),
+        ("epoch_prop", _epoch_prop, ["DOUBLE"] * 8, "DOUBLE[6]"),
         ("taphouse_polygon_contains", _polygon_contains,
          ["DOUBLE", "DOUBLE", "DOUBLE[]"], "BOOLEAN"),
     ]
     for name, func, params, ret in udfs:
         # "special": the function sees NULLs itself (missing parallax means 0, not NULL).
-        nulls = "special" if name == "ivo_epoch_prop_pos" else "default"
+        nulls = "special" if name in ("ivo_epoch_prop_pos", "epoch_prop") else "default"
         con.create_function(name, func, params, ret, type="arrow", null_handling=nulls,
                             side_effects=False)
 
@@ -140,6 +141,40 @@ def _epoch_prop_pos(ra, dec, parallax, pmra, pmdec, rv, ref_epoch, out_epoch) ->
     pos = np.column_stack([np.degrees(r2) % 360.0, np.degrees(d2)]).ravel()
     values = pa.array(pos, type=pa.float64())
     return pa.FixedSizeListArray.from_arrays(values, 2, mask=pa.array(~ok))
+
+
+def _epoch_prop(ra, dec, parallax, pmra, pmdec, rv, ref_epoch, out_epoch) -> pa.Array:
+    """The Gaia archive's EPOCH_PROP: [ra, dec, parallax, pmra*, pmdec, rv] at out_epoch.
+
+    As there, each NULL parallax, proper motion component or radial velocity counts as
+    0. Without a positive parallax the star is at infinite distance: the radial velocity
+    does not move it, and parallax and radial velocity come back as given.
+    """
+    import erfa
+
+    ok = _valid(ra, dec, ref_epoch, out_epoch)
+    r = np.radians(_floats(ra))
+    d = np.radians(_floats(dec))
+    cosd = np.cos(d)
+    pmr = np.where(cosd > 0, _floats(pmra) * _MAS / np.where(cosd > 0, cosd, 1.0), 0.0)
+    pmd = _floats(pmdec) * _MAS
+    plx = _floats(parallax)
+    has_px = plx > 0
+    rv_in = _floats(rv)
+    ep1 = 2451545.0 + (_floats(ref_epoch) - 2000.0) * 365.25
+    ep2 = 2451545.0 + (_floats(out_epoch) - 2000.0) * 365.25
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", erfa.ErfaWarning)
+        r2, d2, pmr2, pmd2, px2, rv2 = erfa.pmsafe(
+            r, d, pmr, pmd, np.where(has_px, plx, 0.0) / 1000.0,
+            np.where(has_px, rv_in, 0.0), ep1, 0.0, ep2, 0.0)
+    out = np.column_stack([
+        np.degrees(r2) % 360.0, np.degrees(d2),
+        np.where(has_px, px2 * 1000.0, plx),
+        pmr2 * np.cos(d2) / _MAS, pmd2 / _MAS,
+        np.where(has_px, rv2, rv_in)]).ravel()
+    return pa.FixedSizeListArray.from_arrays(pa.array(out, type=pa.float64()), 6,
+                                             mask=pa.array(~ok))
 
 
 # --- polygons --------------------------------------------------------------------------

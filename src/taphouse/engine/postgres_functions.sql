@@ -264,31 +264,24 @@ BEGIN
 END $$;
 
 -- --- astrometry ---------------------------------------------------------------------------
--- ivo_epoch_prop_pos: the position at out_epoch of a star, by rigorous space motion as
--- ERFA's pmsafe (starpv, light-time corrected linear motion, pvstar), with the NULL
--- rules of the DuckDB function: NULL proper motion (either component), parallax or
--- radial velocity count as 0; the radial velocity is ignored without a positive
--- parallax; NULL only if the position or an epoch is NULL. Result [ra, dec] in degrees.
-CREATE OR REPLACE FUNCTION ivo_epoch_prop_pos(lon double precision, lat double precision,
-                                              parallax double precision,
-                                              pmra double precision,
-                                              pmdec double precision,
-                                              radial_velocity double precision,
-                                              ref_epoch double precision,
-                                              out_epoch double precision)
+-- taphouse_pmsafe: ERFA's pmsafe on plain numbers (starpv, light-time corrected linear
+-- motion, pvstar): position lon/lat [deg], proper motion dRA/dt and dDec/dt [rad/yr],
+-- parallax px [arcsec, >= 0], radial velocity rv [km/s], time dt [days]. Returns
+-- [ra, dec (deg), pmr, pmd (rad/yr), px (arcsec), rv (km/s)] at the new epoch.
+CREATE OR REPLACE FUNCTION taphouse_pmsafe(lon double precision, lat double precision,
+                                           pmr double precision, pmd double precision,
+                                           px double precision, rv double precision,
+                                           dt double precision)
 RETURNS double precision[]
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
   dr2as constant double precision := 206264.8062470963551564734;
-  mas constant double precision := pi() / (180.0 * 3600.0 * 1000.0);
   daysec constant double precision := 86400.0;
   djy constant double precision := 365.25;
   dau constant double precision := 149597870.7e3;
   dc constant double precision := 86400.0 / (149597870.7e3 / 299792458.0);  -- au/day
-  r1 double precision; d1 double precision; cosd1 double precision;
-  pmr double precision := 0; pmd double precision := 0;
-  px double precision; rv double precision := 0; pm double precision;
-  dt double precision;
+  r1 double precision := radians(lon); d1 double precision := radians(lat);
+  pm double precision;
   -- starpv
   dist double precision; rd double precision; rad double precision; decd double precision;
   x double precision; y double precision; z double precision;
@@ -302,25 +295,11 @@ DECLARE
   -- starpm
   tl1 double precision; tl2 double precision; rdv double precision; v2 double precision;
   c2mv2 double precision; r2 double precision;
-  rxy2 double precision;
+  -- pvstar
+  r double precision; vr double precision; vt double precision;
+  rxy2 double precision; rxy double precision; xyp double precision;
+  ra double precision; dec double precision; td double precision; pd double precision;
 BEGIN
-  IF lon IS NULL OR lat IS NULL OR ref_epoch IS NULL OR out_epoch IS NULL THEN
-    RETURN NULL;
-  END IF;
-  r1 := radians(lon);
-  d1 := radians(lat);
-  cosd1 := cos(d1);
-  IF pmra IS NOT NULL AND pmdec IS NOT NULL THEN
-    IF cosd1 > 0 THEN
-      pmr := pmra * mas / cosd1;  -- ERFA wants dRA/dt; pmra includes cos(dec)
-    END IF;
-    pmd := pmdec * mas;
-  END IF;
-  px := greatest(coalesce(parallax, 0), 0) / 1000.0;  -- arcsec
-  IF px > 0 THEN
-    rv := coalesce(radial_velocity, 0);
-  END IF;
-  dt := (out_epoch - ref_epoch) * djy;  -- days
   -- pmsafe: a parallax floor keeps the implied transverse speed below ~1% of c
   ux := cos(d1) * cos(r1); uy := cos(d1) * sin(r1); uz := sin(d1);
   vx := cos(d1 + pmd) * cos(r1 + pmr); vy := cos(d1 + pmd) * sin(r1 + pmr);
@@ -377,14 +356,110 @@ BEGIN
   x := dist * ux + (dt + tl1 - tl2) * vx;
   y := dist * uy + (dt + tl1 - tl2) * vy;
   z := dist * uz + (dt + tl1 - tl2) * vz;
-  -- pvstar: only the position is needed (the velocity corrections do not move it)
+  -- pvstar: inertial back to observed velocity (special relativity), then spherical
+  r := sqrt(x * x + y * y + z * z);
+  ux := x / r; uy := y / r; uz := z / r;
+  vr := ux * vx + uy * vy + uz * vz;
+  sx := vx - vr * ux; sy := vy - vr * uy; sz := vz - vr * uz;  -- transverse
+  vt := sqrt(sx * sx + sy * sy + sz * sz);
+  betr := vr / dc;
+  bett := vt / dc;
+  dd := 1.0 + betr;
+  w := betr * betr + bett * bett;
+  del := -w / (sqrt(1.0 - w) + 1.0);
+  w := CASE WHEN betr <> 0 THEN (betr - del) / (betr * dd) ELSE 1.0 END;
+  vx := w * vr * ux + sx / dd;
+  vy := w * vr * uy + sy / dd;
+  vz := w * vr * uz + sz / dd;
   rxy2 := x * x + y * y;
-  IF rxy2 = 0 THEN
-    RETURN ARRAY[0.0, CASE WHEN z <> 0 THEN degrees(atan2(z, 0.0)) ELSE 0.0 END
-                 ]::double precision[];
+  xyp := x * vx + y * vy;
+  IF rxy2 <> 0 THEN
+    rxy := sqrt(rxy2);
+    ra := atan2(y, x);
+    dec := atan2(z, rxy);
+    td := (x * vy - y * vx) / rxy2;
+    pd := (vz * rxy2 - z * xyp) / (r * r * rxy);
+  ELSE
+    ra := 0;
+    dec := CASE WHEN z <> 0 THEN atan2(z, 0.0) ELSE 0.0 END;
+    td := 0;
+    pd := 0;
   END IF;
-  w := degrees(atan2(y, x));
-  w := w - 360.0 * floor(w / 360.0);
-  IF w >= 360.0 THEN w := w - 360.0; END IF;
-  RETURN ARRAY[w, degrees(atan2(z, sqrt(rxy2)))]::double precision[];
+  ra := degrees(ra);
+  ra := ra - 360.0 * floor(ra / 360.0);
+  IF ra >= 360.0 THEN ra := ra - 360.0; END IF;
+  RETURN ARRAY[ra, degrees(dec), td * djy, pd * djy, dr2as / r,
+               1e-3 * ((xyp + z * vz) / r) * dau / daysec]::double precision[];
+END $$;
+
+-- ivo_epoch_prop_pos: the position at out_epoch of a star (taphouse_pmsafe), with the
+-- NULL rules of the DuckDB function: NULL proper motion (either component), parallax or
+-- radial velocity count as 0; the radial velocity is ignored without a positive
+-- parallax; NULL only if the position or an epoch is NULL. Result [ra, dec] in degrees.
+CREATE OR REPLACE FUNCTION ivo_epoch_prop_pos(lon double precision, lat double precision,
+                                              parallax double precision,
+                                              pmra double precision,
+                                              pmdec double precision,
+                                              radial_velocity double precision,
+                                              ref_epoch double precision,
+                                              out_epoch double precision)
+RETURNS double precision[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+  mas constant double precision := pi() / (180.0 * 3600.0 * 1000.0);
+  cosd1 double precision := cos(radians(lat));
+  pmr double precision := 0; pmd double precision := 0;
+  px double precision; rv double precision := 0;
+BEGIN
+  IF lon IS NULL OR lat IS NULL OR ref_epoch IS NULL OR out_epoch IS NULL THEN
+    RETURN NULL;
+  END IF;
+  IF pmra IS NOT NULL AND pmdec IS NOT NULL THEN
+    IF cosd1 > 0 THEN
+      pmr := pmra * mas / cosd1;  -- ERFA wants dRA/dt; pmra includes cos(dec)
+    END IF;
+    pmd := pmdec * mas;
+  END IF;
+  px := greatest(coalesce(parallax, 0), 0) / 1000.0;  -- arcsec
+  IF px > 0 THEN
+    rv := coalesce(radial_velocity, 0);
+  END IF;
+  RETURN (taphouse_pmsafe(lon, lat, pmr, pmd, px, rv,
+                          (out_epoch - ref_epoch) * 365.25))[1:2];
+END $$;
+
+-- epoch_prop: the ESA Gaia archive's EPOCH_PROP, [ra, dec, parallax, pmra, pmdec,
+-- radial_velocity] at out_epoch in deg, deg, mas, mas/yr (pmra with cos dec), mas/yr,
+-- km/s. Each NULL parallax, proper motion component or radial velocity counts as 0;
+-- without a positive parallax the radial velocity does not move the star and parallax
+-- and radial velocity are returned as given. NULL if the position or an epoch is NULL.
+CREATE OR REPLACE FUNCTION epoch_prop(lon double precision, lat double precision,
+                                      parallax double precision, pmra double precision,
+                                      pmdec double precision,
+                                      radial_velocity double precision,
+                                      ref_epoch double precision,
+                                      out_epoch double precision)
+RETURNS double precision[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+  mas constant double precision := pi() / (180.0 * 3600.0 * 1000.0);
+  cosd1 double precision := cos(radians(lat));
+  plx double precision := coalesce(parallax, 0);
+  rv double precision := coalesce(radial_velocity, 0);
+  pmr double precision := 0;
+  p double precision[];
+BEGIN
+  IF lon IS NULL OR lat IS NULL OR ref_epoch IS NULL OR out_epoch IS NULL THEN
+    RETURN NULL;
+  END IF;
+  IF cosd1 > 0 THEN
+    pmr := coalesce(pmra, 0) * mas / cosd1;
+  END IF;
+  p := taphouse_pmsafe(lon, lat, pmr, coalesce(pmdec, 0) * mas,
+                       CASE WHEN plx > 0 THEN plx / 1000.0 ELSE 0 END,
+                       CASE WHEN plx > 0 THEN rv ELSE 0 END,
+                       (out_epoch - ref_epoch) * 365.25);
+  RETURN ARRAY[p[1], p[2], CASE WHEN plx > 0 THEN p[5] * 1000.0 ELSE plx END,
+               p[3] * cos(radians(p[2])) / mas, p[4] / mas,
+               CASE WHEN plx > 0 THEN p[6] ELSE rv END]::double precision[];
 END $$;
