@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from taphouse.auth.authenticator import require_scope
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.model import ColumnMeta, TableMeta
+from taphouse.jobs.model import ACTIVE_PHASES, PHASES, Job, JobError, format_time, now
 from taphouse.userspace.errors import UnknownTable, UserSpaceError
 from taphouse.userspace.names import MYDB
 from taphouse.userspace.shares import get_shares, set_shares
@@ -42,6 +43,40 @@ def table_dict(t: TableMeta, *, columns: bool = False) -> dict[str, Any]:
     if columns:
         out["columns"] = [column_dict(c) for c in t.columns]
     return out
+
+
+#: Most jobs ``GET /api/jobs`` lists at once (``last`` may ask for fewer).
+JOBS_LIST_LIMIT = 1000
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    """One job as the JSON jobs API shows it (docs/api.md): times in ISO 8601 UTC,
+    ``elapsed`` in seconds (so far, while it runs), ``error`` with line and column."""
+    p = job.params
+    elapsed = None
+    if job.started is not None:
+        elapsed = round((job.ended if job.ended is not None else now()) - job.started, 3)
+    error = None
+    if job.error is not None:
+        error = {"message": job.error.message, "line": job.error.line,
+                 "column": job.error.column}
+    result = job.result
+    return {
+        "id": job.id, "kind": job.kind, "phase": job.phase, "run_id": job.run_id,
+        "query": p.get("query"), "lang": p.get("lang"),
+        "responseformat": p.get("responseformat") or p.get("format"),
+        "maxrec": p.get("maxrec"), "dest": p.get("dest"),
+        "workspace": job.workspace,
+        "created": format_time(job.created), "queued": format_time(job.queued),
+        "started": format_time(job.started), "ended": format_time(job.ended),
+        "destruction": format_time(job.destruction),
+        "execution_duration": job.execution_duration, "elapsed": elapsed,
+        "rows": result.rows if result else None,
+        "overflow": result.overflow if result else None,
+        "result": {"name": result.name, "mime": result.mime, "size": result.size}
+        if result else None,
+        "error": error,
+    }
 
 
 def api_router(platform: Any) -> APIRouter:
@@ -234,6 +269,50 @@ def api_router(platform: Any) -> APIRouter:
         identity = await reader(request)
         usage = await run_in_threadpool(space.usage, identity)
         return JSONResponse(usage.to_dict())
+
+    # --- jobs (the JSON view of the caller's UWS jobs; created and run through /tap) ----
+    jobs = platform.jobs
+
+    @router.get("/jobs")
+    async def list_jobs(request: Request) -> Response:
+        identity = await reader(request)
+        q = request.query_params
+        last_text = q.get("last") or str(JOBS_LIST_LIMIT)
+        if not last_text.isdigit() or not 0 < int(last_text) <= JOBS_LIST_LIMIT:
+            raise JobError(f"last must be a whole number from 1 to {JOBS_LIST_LIMIT},"
+                           f" not {last_text!r}")
+        phases = [p.strip().upper() for p in q.getlist("phase")]
+        for p in phases:
+            if p not in PHASES:
+                raise JobError(f"unknown phase {p!r}: use one of {', '.join(PHASES)}")
+        listed = await run_in_threadpool(jobs.list, identity.username, phases=phases,
+                                         last=int(last_text))
+        return JSONResponse([job_dict(j) for j in listed])
+
+    # One job by id: like /tap/async/<id>, anonymous callers reach anonymous jobs (the
+    # id is unguessable); ``wait`` blocks while the job is active (UWS WAIT).
+    @router.get("/jobs/{job_id}")
+    async def get_job(request: Request, job_id: str) -> Response:
+        identity = await caller(request)
+        wait = request.query_params.get("wait")
+        if wait is not None:
+            if not wait.isdigit():
+                raise JobError(f"wait must be a whole number of seconds, not {wait!r}")
+            phase = (request.query_params.get("phase") or "").strip().upper() or None
+            if phase is not None and phase not in ACTIVE_PHASES:
+                phase = None
+            job = await jobs.wait(job_id, identity.username, float(wait), phase=phase)
+        else:
+            job = await run_in_threadpool(jobs.get, job_id, identity.username)
+        return JSONResponse(job_dict(job))
+
+    @router.delete("/jobs/{job_id}")
+    async def delete_job(request: Request, job_id: str) -> Response:
+        identity = await caller(request)
+        if not identity.anonymous:
+            require_scope(identity, "write")
+        await run_in_threadpool(jobs.delete, job_id, identity.username)
+        return Response(status_code=204)
 
     # --- workspaces -------------------------------------------------------------------
     base = settings.public_url
