@@ -45,6 +45,7 @@ from taphouse.tap.errors import TapError
 from taphouse.tap.routes import SyncResponder, TapContext, tap_error_response, tap_router
 from taphouse.tap.service import QueryService
 from taphouse.userspace import UserSpace, Workspaces
+from taphouse.web import add_web_routes
 
 log = logging.getLogger("taphouse")
 
@@ -187,17 +188,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     _add_userspace_routes(app, platform)
     _add_error_handlers(app, platform)
 
-    @app.get("/", include_in_schema=False)
-    async def home() -> Response:
-        base = settings.public_url
-        return Response(
-            "<html><head><title>taphouse</title></head><body><h1>taphouse</h1>"
-            f"<p>IVOA TAP 1.1 service: <a href='{base}/tap'>{base}/tap</a> "
-            f"(<a href='{base}/tap/capabilities'>capabilities</a>, "
-            f"<a href='{base}/tap/tables'>tables</a>, "
-            f"<a href='{base}/tap/examples'>examples</a>). "
-            f"Platform API: <a href='{base}/api/docs'>{base}/api/docs</a>.</p></body></html>",
-            media_type="text/html")
+    # The query page (taphouse.web): / and /static/<asset>.
+    add_web_routes(app)
 
     @app.get("/tap", include_in_schema=False)
     async def tap_home() -> Response:

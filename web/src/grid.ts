@@ -1,0 +1,196 @@
+// The results grid: virtual scrolling (only the rows in view, plus a margin, exist in
+// the DOM, and they are reused), sortable columns, units in the headers, paging.
+
+import { formatCount, h, replace } from "./dom";
+import type { ColumnMeta, ResultTable } from "./jobs";
+
+const ROW_HEIGHT = 26;
+const OVERSCAN = 12;
+
+type SortState = { column: number; descending: boolean } | null;
+
+export function formatValue(value: unknown, column: ColumnMeta): string {
+  if (value === null || value === undefined) return "";
+  if (typeof value === "bigint") return value.toString();
+  if (typeof value === "number") {
+    if (Number.isInteger(value)) return String(value);
+    const digits = column.datatype === "float" ? 7 : 12;
+    return String(Number(value.toPrecision(digits)));
+  }
+  if (Array.isArray(value)) return value.map((v) => formatValue(v, column)).join(" ");
+  return String(value);
+}
+
+function compare(a: unknown, b: unknown): number {
+  if (a === b) return 0;
+  if (a === null || a === undefined) return 1;
+  if (b === null || b === undefined) return -1;
+  if (typeof a === "number" && typeof b === "number") return a - b;
+  const numeric = (v: unknown) => typeof v === "number" || typeof v === "bigint";
+  if (numeric(a) && numeric(b)) return (a as number) < (b as number) ? -1 : (a as number) > (b as number) ? 1 : 0;
+  const x = String(a);
+  const y = String(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+export class ResultGrid {
+  readonly element: HTMLElement;
+  private scroller: HTMLElement;
+  private header: HTMLElement;
+  private canvas: HTMLElement;
+  private status: HTMLElement;
+  private pool: HTMLElement[] = [];
+  private table: ResultTable | null = null;
+  private order: Uint32Array = new Uint32Array(0);
+  private sort: SortState = null;
+  private first = -1;
+  private shown = 0;
+
+  constructor() {
+    this.header = h("div", { class: "grid-row grid-head", role: "row" });
+    this.canvas = h("div", { class: "grid-canvas", role: "rowgroup" });
+    this.scroller = h("div", { class: "grid-scroll", tabindex: 0, role: "grid" }, this.header, this.canvas);
+    this.status = h("span", { class: "grid-status" });
+    const go = h("input", { type: "number", min: 1, class: "grid-goto", "aria-label": "go to row", placeholder: "row" });
+    go.addEventListener("change", () => { this.scrollToRow(Number(go.value) - 1); go.value = ""; });
+    const pager = h("div", { class: "grid-pager" },
+      h("button", { type: "button", title: "first rows", onclick: () => this.scrollToRow(0) }, "⇤"),
+      h("button", { type: "button", title: "previous page", onclick: () => this.page(-1) }, "▲ page"),
+      h("button", { type: "button", title: "next page", onclick: () => this.page(1) }, "▼ page"),
+      h("button", { type: "button", title: "last rows", onclick: () => this.scrollToRow(Infinity) }, "⇥"),
+      go, this.status);
+    this.element = h("div", { class: "grid" }, this.scroller, pager);
+    this.scroller.addEventListener("scroll", () => this.render(), { passive: true });
+    new ResizeObserver(() => this.render(true)).observe(this.scroller);
+  }
+
+  /** Show a result (null: nothing). */
+  setData(table: ResultTable | null): void {
+    this.table = table;
+    this.sort = null;
+    this.order = new Uint32Array(table ? table.rows.length : 0).map((_, i) => i);
+    this.pool = [];
+    replace(this.canvas);
+    this.scroller.scrollTop = 0;
+    this.scroller.scrollLeft = 0;
+    this.buildHeader();
+    this.canvas.style.height = `${this.order.length * ROW_HEIGHT}px`;
+    this.render(true);
+  }
+
+  private buildHeader(): void {
+    replace(this.header);
+    const table = this.table;
+    if (!table) return;
+    const widths = table.columns.map((c, j) => {
+      let chars = Math.max(c.name.length, (c.unit || "").length + 2, 4);
+      for (let i = 0; i < Math.min(200, table.rows.length); i++) {
+        chars = Math.max(chars, formatValue(table.rows[i][j], c).length);
+      }
+      return Math.min(Math.max(chars * 8 + 22, 64), 420);
+    });
+    const template = ["56px", ...widths.map((w) => `${w}px`)].join(" ");
+    this.scroller.style.setProperty("--grid-columns", template);
+    this.header.appendChild(h("div", { class: "grid-cell grid-index", role: "columnheader" }, "#"));
+    table.columns.forEach((c, j) => {
+      const mark = this.sort && this.sort.column === j ? (this.sort.descending ? " ▼" : " ▲") : "";
+      const tip = [c.description, c.ucd ? `UCD: ${c.ucd}` : "", `type: ${c.datatype}${c.arraysize ? `[${c.arraysize}]` : ""}`]
+        .filter(Boolean).join("\n");
+      const cell = h("button", { type: "button", class: "grid-cell grid-col", role: "columnheader", title: tip,
+        "aria-sort": this.sort && this.sort.column === j ? (this.sort.descending ? "descending" : "ascending") : "none",
+        onclick: () => this.sortBy(j) },
+      h("span", { class: "grid-name" }, c.name + mark),
+      c.unit ? h("span", { class: "grid-unit" }, c.unit) : null);
+      this.header.appendChild(cell);
+    });
+  }
+
+  /** Sort by column j: ascending, then descending, then the original order. */
+  sortBy(j: number): void {
+    const table = this.table;
+    if (!table) return;
+    if (!this.sort || this.sort.column !== j) this.sort = { column: j, descending: false };
+    else if (!this.sort.descending) this.sort = { column: j, descending: true };
+    else this.sort = null;
+    const order = new Uint32Array(table.rows.length).map((_, i) => i);
+    if (this.sort) {
+      const { descending } = this.sort;
+      const rows = table.rows;
+      const keys = rows.map((r) => r[j]);
+      const sign = descending ? -1 : 1;
+      // Stable, nulls last either way.
+      const idx = Array.from(order);
+      idx.sort((a, b) => {
+        const ka = keys[a];
+        const kb = keys[b];
+        const nullA = ka === null || ka === undefined;
+        const nullB = kb === null || kb === undefined;
+        if (nullA || nullB) return nullA === nullB ? a - b : nullA ? 1 : -1;
+        return sign * compare(ka, kb) || a - b;
+      });
+      order.set(idx);
+    }
+    this.order = order;
+    this.buildHeader();
+    this.render(true);
+  }
+
+  private page(direction: number): void {
+    const rows = Math.max(1, Math.floor(this.scroller.clientHeight / ROW_HEIGHT) - 2);
+    this.scrollToRow(Math.max(0, this.visibleStart() + direction * rows));
+  }
+
+  private visibleStart(): number {
+    return Math.floor(this.scroller.scrollTop / ROW_HEIGHT);
+  }
+
+  scrollToRow(row: number): void {
+    if (!Number.isFinite(row)) row = this.order.length;
+    this.scroller.scrollTop = Math.max(0, row) * ROW_HEIGHT;
+    this.render();
+  }
+
+  /** Put the rows in view into the DOM; ``force`` redraws even if the range is the same. */
+  render(force = false): void {
+    const table = this.table;
+    const total = this.order.length;
+    if (!table) {
+      this.status.textContent = "";
+      return;
+    }
+    const viewRows = Math.ceil(this.scroller.clientHeight / ROW_HEIGHT) + 1;
+    const start = this.visibleStart();
+    const first = Math.max(0, start - OVERSCAN);
+    const count = Math.min(total - first, viewRows + 2 * OVERSCAN);
+    if (!force && first === this.first && count === this.shown) return;
+    this.first = first;
+    this.shown = count;
+    while (this.pool.length < count) {
+      const row = h("div", { class: "grid-row", role: "row" }, h("div", { class: "grid-cell grid-index" }));
+      for (let j = 0; j < table.columns.length; j++) row.appendChild(h("div", { class: "grid-cell" }));
+      this.canvas.appendChild(row);
+      this.pool.push(row);
+    }
+    for (let k = 0; k < this.pool.length; k++) {
+      const row = this.pool[k];
+      if (k >= count) {
+        row.hidden = true;
+        continue;
+      }
+      const position = first + k;
+      const data = table.rows[this.order[position]];
+      row.hidden = false;
+      row.style.transform = `translateY(${position * ROW_HEIGHT}px)`;
+      const cells = row.children;
+      (cells[0] as HTMLElement).textContent = String(this.order[position] + 1);
+      for (let j = 0; j < table.columns.length; j++) {
+        const text = formatValue(data[j], table.columns[j]);
+        const cell = cells[j + 1] as HTMLElement;
+        if (cell.textContent !== text) cell.textContent = text;
+      }
+    }
+    const end = Math.min(total, start + viewRows - 1);
+    this.status.textContent = total === 0 ? "no rows"
+      : `rows ${formatCount(Math.min(start + 1, total))}–${formatCount(end)} of ${formatCount(total)}`;
+  }
+}

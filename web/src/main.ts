@@ -1,0 +1,316 @@
+// The taphouse query page: log in (or not), write ADQL, run it as a job, look at the
+// rows, keep or download them, find the job again in the history.
+
+import "./styles.css";
+
+import { ApiError, currentUser, login, logout, onSessionChange, serviceUrl } from "./api";
+import { hasTopOrWhere, referencedTables } from "./adql";
+import { Catalog } from "./catalog";
+import { formatCount, formatSeconds, h, replace } from "./dom";
+import { createEditor } from "./editor";
+import { examplesPanel } from "./examples";
+import { ResultGrid } from "./grid";
+import { JobHistory } from "./history";
+import { abortJob, ACTIVE, downloadResult, fetchResult, follow, type JobInfo, type ResultTable, submitJob } from "./jobs";
+
+/** Tables with more rows than this get a warning before a query with neither TOP nor WHERE. */
+const BIG_TABLE_ROWS = 1_000_000;
+
+/** A panel of the side bar (the table browser, my tables and workspaces go here too). */
+interface Panel { id: string; title: string; element: HTMLElement; shown?: () => void }
+
+const catalog = new Catalog();
+
+// --- the top bar and login ----------------------------------------------------------
+const userBox = h("div", { class: "user" });
+const loginError = h("span", { class: "login-error", role: "alert" });
+
+function renderUser(): void {
+  const user = currentUser();
+  if (user) {
+    replace(userBox,
+      h("span", { class: "whoami" }, "Logged in as ", h("strong", null, user)),
+      h("button", { type: "button", id: "logout", onclick: () => logout() }, "Log out"));
+    return;
+  }
+  const name = h("input", { name: "username", autocomplete: "username", placeholder: "user name", required: true, "aria-label": "user name" });
+  const password = h("input", { name: "password", type: "password", autocomplete: "current-password", placeholder: "password", required: true, "aria-label": "password" });
+  const submit = h("button", { type: "submit", id: "login" }, "Log in");
+  const formEl = h("form", { class: "login" }, name, password, submit, loginError);
+  formEl.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    submit.disabled = true;
+    loginError.textContent = "";
+    try {
+      await login(name.value.trim(), password.value);
+    } catch (e) {
+      loginError.textContent = (e as Error).message;
+      submit.disabled = false;
+    }
+  });
+  replace(userBox, h("span", { class: "muted small anonymous" }, "Anonymous: public data only"), formEl);
+}
+
+const tapUrl = serviceUrl("tap");
+const topbar = h("header", { class: "topbar" },
+  h("span", { class: "brand" }, "taphouse"),
+  h("a", { class: "service", href: tapUrl, title: "the TAP service for TOPCAT, pyvo, astroquery" }, tapUrl),
+  h("span", { class: "spacer" }), userBox);
+
+// --- editor and run bar -------------------------------------------------------------
+const editorHost = h("div", { class: "editor" });
+const editor = createEditor(editorHost, catalog, () => void run());
+const maxrec = h("select", { "aria-label": "most rows (MAXREC)", title: "most rows returned (MAXREC)" },
+  ...[1000, 10000, 100000, 1000000].map((n) => h("option", { value: n, selected: n === 100000 }, formatCount(n))));
+const runButton = h("button", { type: "button", id: "run", class: "primary", title: "Ctrl-Enter", onclick: () => void run() }, "▶ Run");
+const abortButton = h("button", { type: "button", id: "abort", disabled: true, onclick: () => void abort() }, "Abort");
+const jobStatus = h("span", { class: "job-status", role: "status", "aria-live": "polite" });
+const errorBox = h("div", { class: "error-box", role: "alert", hidden: true });
+const runbar = h("div", { class: "runbar" }, runButton, abortButton,
+  h("label", { class: "small muted" }, "rows ≤ ", maxrec), jobStatus);
+
+// --- results ----------------------------------------------------------------------
+const grid = new ResultGrid();
+const resultTitle = h("span", { class: "result-title" }, "No result yet");
+const downloads = h("div", { class: "downloads" },
+  ...([["votable", "VOTable", "vot"], ["csv", "CSV", "csv"], ["fits", "FITS", "fits"], ["parquet", "Parquet", "parquet"]] as const)
+    .map(([format, label, ext]) => h("button", { type: "button", class: "small", "data-format": format,
+      title: `download the result as ${label}`, onclick: () => void download(format, ext) }, label)));
+const keepButton = h("button", { type: "button", id: "keep", class: "small", onclick: () => void keep() }, "Keep as table…");
+const resultActions = h("div", { class: "result-actions", hidden: true }, downloads, keepButton);
+const resultNote = h("div", { class: "result-note small muted" });
+const results = h("section", { class: "results", "aria-label": "result" },
+  h("div", { class: "results-head" }, resultTitle, resultActions), resultNote, grid.element);
+
+// --- side bar -----------------------------------------------------------------------
+const history = new JobHistory({
+  open: (job) => void show(job),
+  edit: (job) => { editor.setText(job.query || ""); editor.focus(); },
+  rerun: (job) => { editor.setText(job.query || ""); void run(); },
+  deleted: (job) => { if (shownJob && shownJob.id === job.id) clearResult(); },
+});
+const examples = examplesPanel((query) => { editor.setText(query); editor.focus(); });
+const panels: Panel[] = [
+  { id: "examples", title: "Examples", element: examples.element },
+  { id: "history", title: "History", element: history.element, shown: () => void history.reload() },
+];
+const tabBody = h("div", { class: "tab-body" });
+const tabs = h("nav", { class: "tabs", role: "tablist" });
+
+function showPanel(id: string): void {
+  for (const p of panels) {
+    p.element.hidden = p.id !== id;
+    tabs.querySelector(`[data-panel="${p.id}"]`)?.setAttribute("aria-selected", String(p.id === id));
+    if (p.id === id && p.shown) p.shown();
+  }
+}
+for (const p of panels) {
+  tabs.appendChild(h("button", { type: "button", role: "tab", "data-panel": p.id, onclick: () => showPanel(p.id) }, p.title));
+  tabBody.appendChild(p.element);
+}
+
+// --- dialogs ------------------------------------------------------------------------
+function ask(title: string, text: string, confirm: string, input?: HTMLInputElement): Promise<boolean> {
+  return new Promise((resolve) => {
+    const dialog = h("dialog", { class: "dialog" });
+    const done = (answer: boolean) => { dialog.close(); dialog.remove(); resolve(answer); };
+    const ok = h("button", { type: "submit", class: "primary", id: "dialog-ok" }, confirm);
+    const formEl = h("form", { method: "dialog" },
+      h("h3", null, title), h("p", null, text), input || null,
+      h("div", { class: "dialog-buttons" },
+        h("button", { type: "button", id: "dialog-cancel", onclick: () => done(false) }, "Cancel"), ok));
+    formEl.addEventListener("submit", (e) => { e.preventDefault(); done(true); });
+    dialog.addEventListener("cancel", () => done(false));
+    dialog.appendChild(formEl);
+    document.body.appendChild(dialog);
+    dialog.showModal();
+    (input || ok).focus();
+  });
+}
+
+// --- running queries ----------------------------------------------------------------
+let current: JobInfo | null = null;   // the job the run bar follows
+let shownJob: JobInfo | null = null;  // the job whose result is shown
+let ticker: number | undefined;
+let followToken = 0;
+
+function setStatus(job: JobInfo | null, polledAt = performance.now()): void {
+  window.clearInterval(ticker);
+  if (!job) {
+    jobStatus.textContent = "";
+    abortButton.disabled = true;
+    return;
+  }
+  const draw = () => {
+    const parts = [job.phase];
+    let elapsed = job.elapsed;
+    if (elapsed !== null && ACTIVE.has(job.phase)) elapsed += (performance.now() - polledAt) / 1000;
+    if (elapsed !== null) parts.push(formatSeconds(elapsed));
+    if (job.rows !== null) parts.push(`${formatCount(job.rows)} rows`);
+    replace(jobStatus, h("span", { class: `phase phase-${job.phase.toLowerCase()}` }, parts[0]),
+      " ", parts.slice(1).join(" · "), " ", h("span", { class: "muted small" }, job.id));
+  };
+  draw();
+  abortButton.disabled = !ACTIVE.has(job.phase);
+  if (ACTIVE.has(job.phase)) ticker = window.setInterval(draw, 100);
+}
+
+function showError(message: string | null): void {
+  errorBox.hidden = !message;
+  errorBox.textContent = message || "";
+}
+
+async function run(query = editor.text()): Promise<void> {
+  query = query.trim();
+  showError(null);
+  if (!query) {
+    showError("Write a query first (or pick an example).");
+    return;
+  }
+  const names = referencedTables(query);
+  const big = names.map((n) => catalog.table(n)).filter((t) => t && t.nrows !== null && t.nrows > BIG_TABLE_ROWS);
+  if (big.length && !hasTopOrWhere(query)) {
+    const t = big[0]!;
+    const go = await ask("A big query",
+      `${t.qualified_name} has ${formatCount(t.nrows || 0)} rows and the query has neither TOP nor WHERE: ` +
+      "it may run long and return many rows. Run it anyway?", "Run anyway");
+    if (!go) return;
+  }
+  try {
+    const id = await submitJob(query, { maxrec: Number(maxrec.value) });
+    await watch(id, true);
+  } catch (e) {
+    showError((e as Error).message);
+  }
+}
+
+/** Follow a job in the run bar; show its result (or error) when it ends. */
+async function watch(id: string, fresh: boolean): Promise<void> {
+  const token = ++followToken;
+  const job = await follow(id, (j) => {
+    if (token !== followToken) return;
+    current = j;
+    setStatus(j);
+    history.update(j);
+    history.select(j.id);
+  }, () => token !== followToken);
+  if (token !== followToken) return;
+  if (job.phase === "ERROR" && job.error) {
+    showError(job.error.message);
+    if (fresh) editor.showError(job.error.message, job.error.line, job.error.column);
+  }
+  await show(job);
+}
+
+async function abort(): Promise<void> {
+  if (!current) return;
+  try {
+    await abortJob(current.id);
+  } catch (e) {
+    showError((e as Error).message);
+  }
+}
+
+function clearResult(): void {
+  shownJob = null;
+  grid.setData(null);
+  resultActions.hidden = true;
+  resultTitle.textContent = "No result yet";
+  resultNote.textContent = "";
+}
+
+/** Show a job: its result when completed, else its state. */
+async function show(job: JobInfo): Promise<void> {
+  history.select(job.id);
+  if (ACTIVE.has(job.phase)) {
+    if (!current || current.id !== job.id) void watch(job.id, false);
+    return;
+  }
+  if (job.phase !== "COMPLETED") {
+    clearResult();
+    resultTitle.textContent = `Job ${job.id}: ${job.phase}`;
+    resultNote.textContent = job.error ? job.error.message : "";
+    return;
+  }
+  resultTitle.textContent = `Loading the result of ${job.id}…`;
+  let table: ResultTable;
+  try {
+    table = await fetchResult(job);
+  } catch (e) {
+    clearResult();
+    resultTitle.textContent = `Job ${job.id}`;
+    resultNote.textContent = (e as Error).message;
+    return;
+  }
+  shownJob = job;
+  grid.setData(table);
+  replace(resultTitle, h("strong", null, `${formatCount(table.rows.length)} rows`),
+    ` · ${table.columns.length} columns · job ${job.id}`);
+  const notes: string[] = [];
+  if (table.overflow) notes.push("The result was cut at the row limit (MAXREC): raise it or narrow the query.");
+  if (table.infos.DEST_TABLE) notes.push(`Kept as ${table.infos.DEST_TABLE} (${formatCount(Number(table.infos.DEST_ROWS || 0))} rows).`);
+  resultNote.textContent = notes.join(" ");
+  resultActions.hidden = false;
+  keepButton.hidden = !currentUser();
+}
+
+async function download(format: string, ext: string): Promise<void> {
+  if (!shownJob) return;
+  const button = downloads.querySelector(`[data-format="${format}"]`) as HTMLButtonElement;
+  button.disabled = true;
+  try {
+    await downloadResult(shownJob, format, `taphouse-${shownJob.id}.${ext}`);
+  } catch (e) {
+    showError(`Download failed: ${(e as Error).message}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function keep(): Promise<void> {
+  const job = shownJob;
+  if (!job || !job.query) return;
+  const input = h("input", { id: "keep-name", "aria-label": "table name", placeholder: "table name",
+    pattern: "[A-Za-z][A-Za-z0-9_]*", maxlength: 63, required: true });
+  const ok = await ask("Keep as a table",
+    "Run the query again and store all its rows in your user space as mydb.<name>; later queries can read it.",
+    "Keep", input);
+  const name = input.value.trim();
+  if (!ok || !name) return;
+  if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(name)) {
+    showError("A table name starts with a letter and has only letters, digits and _.");
+    return;
+  }
+  try {
+    const id = await submitJob(job.query, { dest: `mydb.${name}`, maxrec: 0 });
+    await watch(id, false);
+    await catalog.load();
+  } catch (e) {
+    showError((e as Error).message);
+  }
+}
+
+// --- page assembly ------------------------------------------------------------------
+document.body.append(topbar, h("div", { class: "layout" },
+  h("aside", { class: "sidebar" }, tabs, tabBody),
+  h("main", { class: "work" }, h("section", { class: "editor-panel" }, editorHost, runbar, errorBox), results)));
+
+onSessionChange(() => {
+  renderUser();
+  followToken++;
+  current = null;
+  setStatus(null);
+  clearResult();
+  showError(null);
+  history.clear();
+  void history.reload();
+  void catalog.load().catch((e: ApiError) => showError(`Could not load the tables: ${e.message}`));
+});
+
+renderUser();
+showPanel("examples");
+void examples.load();
+void catalog.load().catch((e: ApiError) => showError(`Could not load the tables: ${e.message}`));
+void catalog.loadFunctions().catch(() => undefined);
+editor.focus();
+document.documentElement.dataset.ready = "1";
