@@ -16,6 +16,10 @@ apt_install() {
 missing=()
 command -v stilts >/dev/null 2>&1 || missing+=(stilts)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+# node/npm: the web page's bundle is rebuilt from web/package-lock.json and compared;
+# chromium (Debian's, never a downloaded one): the page's browser tests (Playwright).
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 VENV=${TAPHOUSE_VENV:-.venv}

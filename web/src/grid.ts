@@ -39,12 +39,15 @@ export class ResultGrid {
   private header: HTMLElement;
   private canvas: HTMLElement;
   private status: HTMLElement;
+  private empty: HTMLElement;
+  private pager: HTMLElement;
   private pool: HTMLElement[] = [];
   private table: ResultTable | null = null;
   private order: Uint32Array = new Uint32Array(0);
   private sort: SortState = null;
   private first = -1;
-  private shown = 0;
+  /** The row position each pool slot shows (-1: none). */
+  private slots: number[] = [];
 
   constructor() {
     this.header = h("div", { class: "grid-row grid-head", role: "row" });
@@ -53,13 +56,15 @@ export class ResultGrid {
     this.status = h("span", { class: "grid-status" });
     const go = h("input", { type: "number", min: 1, class: "grid-goto", "aria-label": "go to row", placeholder: "row" });
     go.addEventListener("change", () => { this.scrollToRow(Number(go.value) - 1); go.value = ""; });
-    const pager = h("div", { class: "grid-pager" },
+    const pager = this.pager = h("div", { class: "grid-pager", hidden: true },
       h("button", { type: "button", title: "first rows", onclick: () => this.scrollToRow(0) }, "⇤"),
       h("button", { type: "button", title: "previous page", onclick: () => this.page(-1) }, "▲ page"),
       h("button", { type: "button", title: "next page", onclick: () => this.page(1) }, "▼ page"),
       h("button", { type: "button", title: "last rows", onclick: () => this.scrollToRow(Infinity) }, "⇥"),
       go, this.status);
-    this.element = h("div", { class: "grid" }, this.scroller, pager);
+    this.empty = h("div", { class: "grid-empty" }, "Run a query to see its rows here.");
+    this.scroller.hidden = true;
+    this.element = h("div", { class: "grid" }, this.empty, this.scroller, pager);
     this.scroller.addEventListener("scroll", () => this.render(), { passive: true });
     new ResizeObserver(() => this.render(true)).observe(this.scroller);
   }
@@ -67,9 +72,13 @@ export class ResultGrid {
   /** Show a result (null: nothing). */
   setData(table: ResultTable | null): void {
     this.table = table;
+    this.empty.hidden = table !== null;
+    this.scroller.hidden = table === null;
+    this.pager.hidden = table === null;
     this.sort = null;
     this.order = new Uint32Array(table ? table.rows.length : 0).map((_, i) => i);
     this.pool = [];
+    this.slots = [];
     replace(this.canvas);
     this.scroller.scrollTop = 0;
     this.scroller.scrollLeft = 0;
@@ -83,7 +92,8 @@ export class ResultGrid {
     const table = this.table;
     if (!table) return;
     const widths = table.columns.map((c, j) => {
-      let chars = Math.max(c.name.length, (c.unit || "").length + 2, 4);
+      // (+2: room for the sort mark)
+      let chars = Math.max(c.name.length + 2, (c.unit || "").length + 2, 4);
       for (let i = 0; i < Math.min(200, table.rows.length); i++) {
         chars = Math.max(chars, formatValue(table.rows[i][j], c).length);
       }
@@ -150,7 +160,9 @@ export class ResultGrid {
     this.render();
   }
 
-  /** Put the rows in view into the DOM; ``force`` redraws even if the range is the same. */
+  /** Put the rows in view into the DOM; ``force`` redraws even if the range is the same.
+   *  Row ``p`` lives in slot ``p % pool.length``: a small scroll rewrites only the rows
+   *  that came into view. */
   render(force = false): void {
     const table = this.table;
     const total = this.order.length;
@@ -159,38 +171,54 @@ export class ResultGrid {
       return;
     }
     const viewRows = Math.ceil(this.scroller.clientHeight / ROW_HEIGHT) + 1;
+    const size = viewRows + 2 * OVERSCAN;
+    if (size !== this.pool.length) {
+      replace(this.canvas);
+      this.pool = [];
+      this.slots = [];
+      for (let k = 0; k < size; k++) {
+        const row = h("div", { class: "grid-row", role: "row", hidden: true }, h("div", { class: "grid-cell grid-index" }));
+        for (let j = 0; j < table.columns.length; j++) row.appendChild(h("div", { class: "grid-cell" }));
+        this.canvas.appendChild(row);
+        this.pool.push(row);
+        this.slots.push(-1);
+      }
+      force = true;
+    }
     const start = this.visibleStart();
-    const first = Math.max(0, start - OVERSCAN);
-    const count = Math.min(total - first, viewRows + 2 * OVERSCAN);
-    if (!force && first === this.first && count === this.shown) return;
-    this.first = first;
-    this.shown = count;
-    while (this.pool.length < count) {
-      const row = h("div", { class: "grid-row", role: "row" }, h("div", { class: "grid-cell grid-index" }));
-      for (let j = 0; j < table.columns.length; j++) row.appendChild(h("div", { class: "grid-cell" }));
-      this.canvas.appendChild(row);
-      this.pool.push(row);
-    }
-    for (let k = 0; k < this.pool.length; k++) {
-      const row = this.pool[k];
-      if (k >= count) {
-        row.hidden = true;
-        continue;
+    const first = Math.max(0, Math.min(start - OVERSCAN, total - size));
+    const end = Math.min(total, first + size);
+    if (force || first !== this.first) {
+      this.first = first;
+      for (let p = first; p < end; p++) {
+        const k = p % size;
+        if (!force && this.slots[k] === p) continue;
+        this.slots[k] = p;
+        this.fill(this.pool[k], p, table);
       }
-      const position = first + k;
-      const data = table.rows[this.order[position]];
-      row.hidden = false;
-      row.style.transform = `translateY(${position * ROW_HEIGHT}px)`;
-      const cells = row.children;
-      (cells[0] as HTMLElement).textContent = String(this.order[position] + 1);
-      for (let j = 0; j < table.columns.length; j++) {
-        const text = formatValue(data[j], table.columns[j]);
-        const cell = cells[j + 1] as HTMLElement;
-        if (cell.textContent !== text) cell.textContent = text;
+      // Slots no row of the range maps to (a result shorter than the pool).
+      for (let k = 0; k < size; k++) {
+        const p = this.slots[k];
+        if (p < first || p >= end) {
+          this.slots[k] = -1;
+          this.pool[k].hidden = true;
+        }
       }
     }
-    const end = Math.min(total, start + viewRows - 1);
+    const last = Math.min(total, start + viewRows - 1);
     this.status.textContent = total === 0 ? "no rows"
-      : `rows ${formatCount(Math.min(start + 1, total))}–${formatCount(end)} of ${formatCount(total)}`;
+      : `rows ${formatCount(Math.min(start + 1, total))}–${formatCount(last)} of ${formatCount(total)}`;
+  }
+
+  private fill(row: HTMLElement, position: number, table: ResultTable): void {
+    const index = this.order[position];
+    const data = table.rows[index];
+    row.hidden = false;
+    row.style.transform = `translateY(${position * ROW_HEIGHT}px)`;
+    const cells = row.children;
+    cells[0].textContent = String(index + 1);
+    for (let j = 0; j < table.columns.length; j++) {
+      cells[j + 1].textContent = formatValue(data[j], table.columns[j]);
+    }
   }
 }

@@ -74,8 +74,8 @@ export class JobHistory {
     const phase = job.phase.toLowerCase();
     const facts: string[] = [formatTime(job.created)];
     if (job.elapsed !== null && !ACTIVE.has(job.phase)) facts.push(formatSeconds(job.elapsed));
-    if (job.rows !== null) facts.push(`${formatCount(job.rows)} rows${job.overflow ? " (MAXREC)" : ""}`);
-    if (job.dest) facts.push(`→ ${job.dest}`);
+    if (job.dest) facts.push(`rows kept as ${job.dest}`);
+    else if (job.rows !== null) facts.push(`${formatCount(job.rows)} rows${job.overflow ? " (MAXREC)" : ""}`);
     const del = async () => {
       try {
         await deleteJob(job.id);

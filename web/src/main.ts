@@ -163,6 +163,8 @@ function showError(message: string | null): void {
 async function run(query = editor.text()): Promise<void> {
   query = query.trim();
   showError(null);
+  followToken++;  // the run bar follows the new job from now on
+  setStatus(null);
   if (!query) {
     showError("Write a query first (or pick an example).");
     return;
@@ -176,6 +178,7 @@ async function run(query = editor.text()): Promise<void> {
       "it may run long and return many rows. Run it anyway?", "Run anyway");
     if (!go) return;
   }
+  jobStatus.textContent = "Submitting…";
   try {
     const id = await submitJob(query, { maxrec: Number(maxrec.value) });
     await watch(id, true);
@@ -228,8 +231,8 @@ async function show(job: JobInfo): Promise<void> {
   }
   if (job.phase !== "COMPLETED") {
     clearResult();
-    resultTitle.textContent = `Job ${job.id}: ${job.phase}`;
-    resultNote.textContent = job.error ? job.error.message : "";
+    resultTitle.textContent = `Job ${job.id} ended: ${job.phase}`;
+    if (job.error) showError(job.error.message);
     return;
   }
   resultTitle.textContent = `Loading the result of ${job.id}…`;
@@ -247,7 +250,7 @@ async function show(job: JobInfo): Promise<void> {
   replace(resultTitle, h("strong", null, `${formatCount(table.rows.length)} rows`),
     ` · ${table.columns.length} columns · job ${job.id}`);
   const notes: string[] = [];
-  if (table.overflow) notes.push("The result was cut at the row limit (MAXREC): raise it or narrow the query.");
+  if (table.overflow && !table.infos.DEST_TABLE) notes.push("The result was cut at the row limit (MAXREC): raise it or narrow the query.");
   if (table.infos.DEST_TABLE) notes.push(`Kept as ${table.infos.DEST_TABLE} (${formatCount(Number(table.infos.DEST_ROWS || 0))} rows).`);
   resultNote.textContent = notes.join(" ");
   resultActions.hidden = false;
@@ -281,12 +284,29 @@ async function keep(): Promise<void> {
     showError("A table name starts with a letter and has only letters, digits and _.");
     return;
   }
+  keepButton.disabled = true;
+  resultNote.textContent = `Keeping the rows as mydb.${name}…`;
   try {
+    // The shown result stays; the new job (query again, every row into the table) goes
+    // to the history and its outcome to the note above the grid.
     const id = await submitJob(job.query, { dest: `mydb.${name}`, maxrec: 0 });
-    await watch(id, false);
+    const done = await follow(id, (j) => history.update(j), () => false);
+    if (done.phase !== "COMPLETED") {
+      resultNote.textContent = "";
+      showError(`Could not keep the rows: ${done.error ? done.error.message : done.phase}`);
+      return;
+    }
+    const info = (await fetchResult(done)).infos;
+    if (shownJob === job) {
+      resultNote.textContent = `Kept as ${info.DEST_TABLE || "mydb." + name} ` +
+        `(${formatCount(Number(info.DEST_ROWS || 0))} rows): query it as mydb.${name}.`;
+    }
     await catalog.load();
   } catch (e) {
+    resultNote.textContent = "";
     showError((e as Error).message);
+  } finally {
+    keepButton.disabled = false;
   }
 }
 
@@ -313,4 +333,6 @@ void examples.load();
 void catalog.load().catch((e: ApiError) => showError(`Could not load the tables: ${e.message}`));
 void catalog.loadFunctions().catch(() => undefined);
 editor.focus();
+// When the editor takes input (the browser tests read this mark).
+performance.mark("taphouse-interactive");
 document.documentElement.dataset.ready = "1";
