@@ -4,7 +4,7 @@ downloaded browser), against live servers on 127.0.0.1.
 - ``browser``: one headless chromium per session;
 - ``artefacts``: the directory screenshots go to (``$TAPHOUSE_ARTEFACTS/web``, by default
   ``.artefacts/web`` in the repository, git-ignored), printed at the end of the run with
-  the measured targets (``report``).
+  the measured targets (``web_helpers.report``).
 """
 
 from __future__ import annotations
@@ -22,21 +22,16 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
-_report: list[str] = []
 _artefact_dir: list[Path] = []
 
 
-def report(line: str) -> None:
-    """A line for the summary printed after the run (targets, artefacts)."""
-    _report.append(line)
-    print(line)
-
-
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not _report and not _artefact_dir:
+    from web_helpers import REPORT
+
+    if not REPORT and not _artefact_dir:
         return
     terminalreporter.section("web page (tests/web)")
-    for line in _report:
+    for line in REPORT:
         terminalreporter.write_line(line)
     for d in _artefact_dir:
         terminalreporter.write_line(f"screenshots: {d}")

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 from astropy.table import Table
 
-from conftest import report
+from web_helpers import report
 
 PASSWORD = "browser-test-password"
 CONE = ("SELECT source_id, ra, dec, phot_g_mean_mag FROM gaia.dr3_bright WHERE phot_g_mean_mag"
