@@ -8,6 +8,12 @@ exact conversion between known angle units (``DISTANCE(...) * 3600`` is in arcse
 ``parallax / 1000`` in arcsec when parallax is in mas); a scaling by any other number
 than 1 drops the unit. A conversion keeps the UCD (the quantity is the same, as with
 IN_UNIT); any other arithmetic drops it.
+
+Frames go with the quantity: a position column keeps its COOSYS (frame and epoch) and
+a time column its TIMESYS wherever its UCD is kept; a POINT, CIRCLE or COORD1/COORD2
+takes the frame of the coordinates it is made of (ICRS without an epoch for constants),
+and ``ivo_epoch_prop_pos`` (``epoch_prop_pos``, ``epoch_prop``) the frame of its
+input with the target epoch, when that epoch is a constant.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import math
 from sqlglot import exp
 
 from taphouse.adql.udf import UDFS
-from taphouse.catalogue.model import ColumnMeta
+from taphouse.catalogue.model import ColumnMeta, CoordSys, epoch_text
 
 _NUMERIC_RANK = {"boolean": 0, "unsignedByte": 1, "short": 2, "int": 3, "long": 4,
                  "float": 5, "double": 6}
@@ -26,8 +32,13 @@ _NUMERIC_RANK = {"boolean": 0, "unsignedByte": 1, "short": 2, "int": 3, "long": 
 GEOMETRY_XTYPES = {"point": "2", "circle": "3", "polygon": "*"}
 
 
-def geometry_meta(xtype: str) -> ColumnMeta:
-    return ColumnMeta("", "double", arraysize=GEOMETRY_XTYPES[xtype], xtype=xtype, unit="deg")
+#: The frame of positions written as ADQL constants (COORDSYS is always ICRS here).
+ICRS = CoordSys("ICRS")
+
+
+def geometry_meta(xtype: str, coosys: CoordSys | None = ICRS) -> ColumnMeta:
+    return ColumnMeta("", "double", arraysize=GEOMETRY_XTYPES[xtype], xtype=xtype, unit="deg",
+                      coosys=coosys)
 
 
 class Note:
@@ -73,8 +84,12 @@ def describe(node: exp.Expression) -> ColumnMeta:
 
 
 def _plain(datatype: str, arraysize: str | None = None, unit: str | None = None,
-           ucd: str | None = None, xtype: str | None = None) -> ColumnMeta:
-    return ColumnMeta("", datatype, arraysize=arraysize, unit=unit, ucd=ucd, xtype=xtype)
+           ucd: str | None = None, xtype: str | None = None,
+           like: ColumnMeta | None = None) -> ColumnMeta:
+    """Plain metadata; ``like``: the column whose frame (COOSYS/TIMESYS) it keeps."""
+    return ColumnMeta("", datatype, arraysize=arraysize, unit=unit, ucd=ucd, xtype=xtype,
+                      coosys=like.coosys if like is not None else None,
+                      timesys=like.timesys if like is not None else None)
 
 
 def _text() -> ColumnMeta:
@@ -142,13 +157,16 @@ def _scaled(node: exp.Mul | exp.Div, a: ColumnMeta, b: ColumnMeta, dt: str) -> C
     if value is None or factor is None:
         return _plain(dt)
     unit = converted_unit(value.unit, factor)
-    ucd = value.ucd if unit is not None else None
-    return _plain(dt, unit=unit, ucd=ucd)
+    if unit is None:
+        return _plain(dt)
+    return _plain(dt, unit=unit, ucd=value.ucd, like=value)
 
 
 def _keep(m: ColumnMeta, *, ucd: bool = True, datatype: str | None = None) -> ColumnMeta:
+    """The same quantity (unit, UCD and frame kept); ``ucd=False``: a derived one (unit
+    only, e.g. -x, ABS(x))."""
     return _plain(datatype or m.datatype, m.arraysize, m.unit, m.ucd if ucd else None,
-                  m.xtype)
+                  m.xtype, like=m if ucd else None)
 
 
 def _describe(node: exp.Expression) -> ColumnMeta:  # noqa: C901 - one dispatch table
@@ -224,12 +242,12 @@ def _describe(node: exp.Expression) -> ColumnMeta:  # noqa: C901 - one dispatch 
             if to == T.TIMESTAMP:
                 return _plain("char", "*", xtype="timestamp")
             return _text()
-        return _plain(dt, unit=a.unit, ucd=a.ucd)
+        return _plain(dt, unit=a.unit, ucd=a.ucd, like=a)
     if isinstance(node, exp.Coalesce | exp.Nullif):
         parts = [_describe(node.this)] + [_describe(e) for e in node.expressions
                                           if isinstance(node, exp.Coalesce)]
         first = parts[0]
-        if all(p.unit == first.unit and p.ucd == first.ucd for p in parts):
+        if all(same_quantity(p, first) for p in parts):
             return _keep(first)
         return _plain(first.datatype, first.arraysize)
     if isinstance(node, exp.Case):
@@ -244,9 +262,10 @@ def _describe(node: exp.Expression) -> ColumnMeta:  # noqa: C901 - one dispatch 
             dt = _numeric_join(*results)
         else:
             dt = first.datatype
-        same = all(r.unit == first.unit and r.ucd == first.ucd for r in results)
+        same = all(same_quantity(r, first) for r in results)
         return _plain(dt, first.arraysize, first.unit if same else None,
-                      first.ucd if same else None, first.xtype if same else None)
+                      first.ucd if same else None, first.xtype if same else None,
+                      like=first if same else None)
     if isinstance(node, exp.Subquery):
         n = note(node.this) if node.this is not None else None
         cols = n.columns if n is not None else None
@@ -260,25 +279,60 @@ def _describe(node: exp.Expression) -> ColumnMeta:  # noqa: C901 - one dispatch 
     return _plain("double")
 
 
+def same_quantity(a: ColumnMeta, b: ColumnMeta) -> bool:
+    """Whether two values are the same quantity: unit, UCD and frame."""
+    return (a.unit, a.ucd, a.coosys, a.timesys) == (b.unit, b.ucd, b.coosys, b.timesys)
+
+
+
+def _frame_of(args: list[exp.Expression]) -> CoordSys | None:
+    """The frame of a geometry made of these arguments: that of its coordinates when
+    they share one, ICRS for constants, else unknown."""
+    frames = set()
+    for a in args:
+        if isinstance(a, exp.Literal) and a.is_string:
+            continue  # the ADQL 2.0 coordinate system argument
+        m = _describe(a)
+        if m.coosys is not None:
+            frames.add(m.coosys)
+        elif _constant(a) is None:
+            return None
+    if len(frames) > 1:
+        return None
+    return frames.pop() if frames else ICRS
+
+
+def _propagated_frame(args: list[exp.Expression]) -> CoordSys | None:
+    """The frame of an epoch propagation's result: its input's, at the target epoch."""
+    source = _frame_of(args[:2]) or ICRS
+    target = _constant(args[7]) if len(args) > 7 else None
+    return dataclasses.replace(source, epoch=epoch_text(target) if target is not None
+                               else None)
+
+
 def _describe_call(node: exp.Anonymous) -> ColumnMeta:
     name = node.name.lower()
     args = node.expressions
-    if name in ("point", "centroid"):
-        return geometry_meta("point")
+    if name == "point":
+        return geometry_meta("point", _frame_of(args))
+    if name == "centroid":
+        return geometry_meta("point", _describe(args[0]).coosys if args else ICRS)
     if name == "circle":
-        return geometry_meta("circle")
+        centre = args[:-1] if args else []
+        return geometry_meta("circle", _frame_of(centre))
     if name in ("polygon", "box"):
-        return geometry_meta("polygon")
+        return geometry_meta("polygon", _frame_of(args if name == "polygon" else args[:-2]))
     if name == "distance":
         return _plain("double", unit="deg", ucd="pos.angDistance")
     if name == "area":
         return _plain("double", unit="deg**2", ucd="phys.angArea")
     if name in ("contains", "intersects"):
         return _plain("int")
-    if name == "coord1":
-        return _plain("double", unit="deg", ucd="pos.eq.ra")
-    if name == "coord2":
-        return _plain("double", unit="deg", ucd="pos.eq.dec")
+    if name in ("coord1", "coord2"):
+        point = _describe(args[0]) if args else _plain("double")
+        return ColumnMeta("", "double", unit="deg",
+                          ucd="pos.eq.ra" if name == "coord1" else "pos.eq.dec",
+                          coosys=point.coosys)
     if name == "coordsys":
         return _text()
     if name == "in_unit":
@@ -293,7 +347,10 @@ def _describe_call(node: exp.Anonymous) -> ColumnMeta:
         return _plain("double")
     udf = UDFS.get(name)
     if udf is not None:
-        return _plain(udf.datatype, udf.arraysize, udf.unit, udf.ucd, udf.xtype)
+        meta = _plain(udf.datatype, udf.arraysize, udf.unit, udf.ucd, udf.xtype)
+        if (udf.alias_of or udf.name) in ("ivo_epoch_prop_pos", "epoch_prop"):
+            meta.coosys = _propagated_frame(args)
+        return meta
     return _plain("double")
 
 

@@ -9,12 +9,13 @@ are :class:`AdqlError` with close matches suggested.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from taphouse.adql.columns import annotate, describe, result_name
+from taphouse.adql.columns import annotate, describe, result_name, same_quantity
 from taphouse.adql.errors import AdqlError
 from taphouse.adql.scope import Scope, inline_name
 from taphouse.catalogue.model import ColumnMeta, TableMeta
@@ -95,10 +96,12 @@ class Resolver:
                 f"columns ({len(left)} and {len(right)})", node)
         cols = []
         for a, b in zip(left, right, strict=True):
-            same = a.unit == b.unit and a.ucd == b.ucd
+            same = same_quantity(a, b)
             cols.append(ColumnMeta(a.name, a.datatype, a.arraysize, a.xtype,
                                    a.unit if same else None, a.ucd if same else None,
-                                   description=a.description if same else None))
+                                   description=a.description if same else None,
+                                   coosys=a.coosys if same else None,
+                                   timesys=a.timesys if same else None))
         frame = Frame(outputs={c.name: c for c in cols})
         self._order(node, frame, outer, ctes, outputs_only=True, ncols=len(cols))
         return cols
@@ -378,8 +381,7 @@ def _rename(cols: list[ColumnMeta], alias: exp.TableAlias | None, node) -> list[
         raise AdqlError.at(f"{len(names)} column names given for {len(cols)} columns", node)
     out = []
     for c, n in zip(cols, names, strict=True):
-        c2 = ColumnMeta(**{**c.to_dict(), "name": n})
-        out.append(c2)
+        out.append(dataclasses.replace(c, name=n))
     return out
 
 

@@ -30,6 +30,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--meta", type=Path, metavar="META.yaml",
                    help="YAML file with the table description, epoch and column metadata")
     p.add_argument("--description", help="table description")
+    p.add_argument("--epoch", metavar="YEAR",
+                   help="Julian year of the positions, e.g. 2016.0 or J2016.0 (overrides "
+                        "the metadata file)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--memory-limit", default="1GB", help="DuckDB memory limit (default 1GB)")
     p.add_argument("--allow-bad-units", action="store_true",
@@ -82,10 +85,14 @@ def _ingest(args: argparse.Namespace) -> int:
     table = ingest_files(_store(args), args.files, args.database, args.table, ra=args.ra,
                          dec=args.dec, meta_file=args.meta, description=args.description,
                          progress=not args.quiet, engine_memory_limit=args.memory_limit,
-                         allow_bad_units=args.allow_bad_units)
+                         allow_bad_units=args.allow_bad_units, epoch=args.epoch)
     where = (f", positions {table.ra_column}/{table.dec_column}" if table.ra_column
              else ", no positions")
     print(f"{table.qualified_name}: {table.nrows:,} rows, {len(table.columns)} columns{where}")
+    if table.ra_column and table.epoch is None:
+        print(f"warning: the positions of {table.qualified_name} have no epoch, so results "
+              "cannot say when they hold; give it with --epoch (e.g. J2016.0) or 'epoch:' "
+              "in the metadata file", file=sys.stderr)
     for c in table.columns:
         if c.bad_unit:
             print(f"warning: column {c.name}: unit {c.unit!r} kept as given; it is not a "

@@ -45,6 +45,7 @@ be ICRS degrees: RA in 0..360, Dec in -90..90.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -59,11 +60,18 @@ import pyarrow.compute as pc
 
 from taphouse.catalogue.healpix import healpix_index
 from taphouse.catalogue.model import (
+    FRAMES,
     HEALPIX_COLUMN,
     HEALPIX_ORDER,
+    REFPOSITIONS,
+    TIMESCALES,
     CatalogueError,
     ColumnMeta,
+    CoordSys,
     TableMeta,
+    TimeSys,
+    epoch_text,
+    frame_name,
     check_database_name,
     check_name,
     votable_type_for_arrow,
@@ -82,8 +90,15 @@ _DEC_NAMES = ("dec", "de", "dec_icrs", "de_icrs", "dej2000", "decj2000", "dec_j2
 #: positions), because the HEALPix range filter already skips by zone map; full-scan
 #: GROUP BYs were the same within noise.
 ROW_GROUP_SIZE = 122_880
-_META_KEYS = {"description", "database_description", "epoch", "ra", "dec", "extra", "columns"}
+_META_KEYS = {"description", "database_description", "epoch", "frame", "equinox",
+              "refposition", "ra", "dec", "positions", "extra", "columns"}
 _COLUMN_KEYS = {"unit", "ucd", "utype", "description", "principal", "std"}
+#: Column keys that make it a time column (a TIMESYS in results).
+_TIME_KEYS = {"timescale", "refposition", "timeorigin"}
+_PAIR_KEYS = {"lon", "lat", "frame", "epoch", "equinox", "refposition"}
+#: Frames the main positions (those of the HEALPix index and the spatial functions)
+#: may be in; FK5 (J2000) differs from ICRS by less than 0.1 arcsec.
+_INDEX_FRAMES = ("ICRS", "FK5")
 
 _HEALPIX_META = ColumnMeta(
     name=HEALPIX_COLUMN, datatype="long", ucd="pos.healpix",
@@ -104,6 +119,10 @@ class MetaFile:
     dec: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    frame: str | None = None
+    equinox: str | None = None
+    refposition: str | None = None
+    positions: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_meta_file(path: Path) -> MetaFile:
@@ -133,19 +152,74 @@ def load_meta_file(path: Path) -> MetaFile:
         if not isinstance(settings, dict):
             raise CatalogueError(f"{path}: column {name!r}: expected keys such as "
                                  "'unit', 'ucd', 'description'")
-        bad = set(settings) - _COLUMN_KEYS
+        bad = set(settings) - _COLUMN_KEYS - _TIME_KEYS
         if bad:
             raise CatalogueError(f"{path}: column {name!r}: unknown key(s) {sorted(bad)}; "
-                                 f"allowed: {sorted(_COLUMN_KEYS)}")
+                                 f"allowed: {sorted(_COLUMN_KEYS | _TIME_KEYS)}")
+        if set(settings) & _TIME_KEYS:
+            _time_system(settings, f"{path}: column {name!r}")
     extra = doc.get("extra") or {}
     if not isinstance(extra, dict):
         raise CatalogueError(f"{path}: 'extra' must be a mapping")
+    positions = doc.get("positions") or []
+    if not isinstance(positions, list) or not all(isinstance(p, dict) for p in positions):
+        raise CatalogueError(f"{path}: 'positions' must be a list of mappings such as "
+                             "{lon: glon, lat: glat, frame: GALACTIC}")
+    for pair in positions:
+        bad = set(pair) - _PAIR_KEYS
+        if bad or not {"lon", "lat"} <= set(pair):
+            raise CatalogueError(f"{path}: positions: {pair!r}: give 'lon' and 'lat' and "
+                                 f"any of 'frame', 'epoch', 'equinox', 'refposition'")
+        _frame(pair.get("frame"), f"{path}: positions")
+        _epoch(pair.get("epoch"), path)
+    frame = _frame(doc.get("frame"), str(path))
     return MetaFile(
         description=_opt_str(doc.get("description")),
         database_description=_opt_str(doc.get("database_description")),
         epoch=_epoch(doc.get("epoch"), path), ra=_opt_str(doc.get("ra")),
         dec=_opt_str(doc.get("dec")), extra=extra,
-        columns={str(k): v for k, v in columns.items()})
+        columns={str(k): v for k, v in columns.items()}, frame=frame,
+        equinox=_opt_str(doc.get("equinox")),
+        refposition=_refposition(doc.get("refposition"), str(path)), positions=positions)
+
+
+def _frame(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    name = frame_name(str(value))
+    if name is None:
+        raise CatalogueError(f"{where}: frame {value!r} is not one of {', '.join(FRAMES)}")
+    return name
+
+
+def _refposition(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip().upper()
+    if text not in REFPOSITIONS:
+        raise CatalogueError(f"{where}: refposition {value!r} is not one of "
+                             f"{', '.join(REFPOSITIONS)}")
+    return text
+
+
+def _time_system(settings: dict[str, Any], where: str) -> TimeSys:
+    """The TimeSys of a column's timescale/refposition/timeorigin keys."""
+    scale = str(settings.get("timescale", "")).strip().upper()
+    if scale not in TIMESCALES:
+        raise CatalogueError(f"{where}: a time column needs a timescale, one of "
+                             f"{', '.join(TIMESCALES)} (got {settings.get('timescale')!r})")
+    origin = settings.get("timeorigin")
+    if origin is not None:
+        origin = str(origin).strip()
+        if origin not in ("MJD-origin", "JD-origin"):
+            try:
+                origin = repr(float(origin))
+            except ValueError:
+                raise CatalogueError(
+                    f"{where}: timeorigin {settings['timeorigin']!r} is not a Julian date, "
+                    "'MJD-origin' or 'JD-origin'") from None
+    return TimeSys(scale, _refposition(settings.get("refposition"), where) or "UNKNOWN",
+                   origin)
 
 
 def _opt_str(value: Any) -> str | None:
@@ -217,6 +291,14 @@ class _Plan:
     @property
     def positions(self) -> bool:
         return self.ra is not None
+
+    @property
+    def epoch(self) -> float | None:
+        """Julian year of the main positions, if known."""
+        for c in self.columns:
+            if c.name == self.ra and c.coosys is not None:
+                return c.coosys.julian_year
+        return None
 
 
 def _rename_map(reader: FileTable) -> dict[str, str]:
@@ -291,9 +373,16 @@ def _plan(readers: list[FileTable], ra: str | None, dec: str | None, meta: MetaF
             raise CatalogueError(f"{first.path}: column {source_of[stored]!r}: {exc}") from None
         cm = ColumnMeta(name=check_name(stored, "column"), datatype=datatype,
                         arraysize=arraysize, xtype=xtype, unit=info.unit, ucd=info.ucd,
-                        utype=info.utype, description=info.description)
-        for key, value in overrides.get(stored, {}).items():
-            setattr(cm, key, bool(value) if key in ("principal", "std") else _opt_str(value))
+                        utype=info.utype, description=info.description,
+                        coosys=info.coosys, timesys=info.timesys)
+        settings = overrides.get(stored, {})
+        for key, value in settings.items():
+            if key not in _TIME_KEYS:
+                setattr(cm, key,
+                        bool(value) if key in ("principal", "std") else _opt_str(value))
+        if set(settings) & _TIME_KEYS:
+            cm.timesys = _time_system(settings, f"{meta_path or 'metadata'}: column "
+                                                f"{source_of[stored]!r}")
         _check_unit(cm, source_of[stored], first.path,
                     meta_path if "unit" in overrides.get(stored, {}) else None,
                     allow_bad_units)
@@ -318,11 +407,17 @@ def _plan(readers: list[FileTable], ra: str | None, dec: str | None, meta: MetaF
             cm.ucd = cm.ucd or f"{ucd};meta.main"
             if col not in overrides or "principal" not in overrides[col]:
                 cm.principal = True
+        frame = _main_frame(first, infos.get(ra_col), meta, meta_path)
+        for cm in columns:
+            if cm.name in (ra_col, dec_col):
+                cm.coosys = frame
         if HEALPIX_COLUMN in names:
             drop.add(source_of[HEALPIX_COLUMN])
             columns = [c for c in columns if c.name != HEALPIX_COLUMN]
             names.remove(HEALPIX_COLUMN)
-        columns.append(ColumnMeta(**_HEALPIX_META.to_dict()))
+        columns.append(dataclasses.replace(_HEALPIX_META))
+    for pair in meta.positions:
+        _set_pair_frame(columns, pair, renames[0], first, meta_path)
     for cm in columns:
         if cm.ucd and "meta.main" in cm.ucd and not (
                 cm.name in overrides and "principal" in overrides[cm.name]):
@@ -330,6 +425,40 @@ def _plan(readers: list[FileTable], ra: str | None, dec: str | None, meta: MetaF
     schema = pa.schema([(n, types[n]) for n in names])
     return _Plan(sources=[source_of[n] for n in names], names=names, schema=schema,
                  columns=columns, ra=ra_col, dec=dec_col, drop=drop)
+
+
+def _main_frame(reader: FileTable, info: FieldInfo | None, meta: MetaFile,
+                meta_path: Path | None) -> CoordSys:
+    """The frame of the main positions: the metadata file, else the file (the RA
+    column's COOSYS, the FITS RADESYS), else ICRS. Only ICRS and FK5 are accepted: the
+    HEALPix index and the ADQL spatial functions take them as ICRS."""
+    given = (info.coosys if info is not None else None) or reader.coosys or CoordSys()
+    system = meta.frame or given.system
+    if system not in _INDEX_FRAMES:
+        where = meta_path if meta.frame else reader.path
+        raise CatalogueError(
+            f"{where}: the positions are in the {system} frame; the position columns "
+            "that cone searches and crossmatches use must be ICRS (or FK5 J2000): convert "
+            "them (e.g. with astropy SkyCoord(...).icrs), or keep them as a further pair "
+            "under 'positions:' in the metadata file and name ICRS columns with --ra/--dec")
+    return CoordSys(
+        system,
+        epoch_text(meta.epoch) if meta.epoch is not None else given.epoch,
+        meta.equinox or (given.equinox if system == given.system else None),
+        meta.refposition or given.refposition)
+
+
+def _set_pair_frame(columns: list[ColumnMeta], pair: dict[str, Any], mapping: dict[str, str],
+                    reader: FileTable, meta_path: Path | None) -> None:
+    """A further position pair of the metadata file: both columns get its frame."""
+    frame = CoordSys(frame_name(str(pair.get("frame", "ICRS"))) or "ICRS",
+                     epoch_text(_epoch(pair.get("epoch"), meta_path or reader.path)),
+                     _opt_str(pair.get("equinox")),
+                     _refposition(pair.get("refposition"), f"{meta_path}: positions"))
+    for key in ("lon", "lat"):
+        name = _given_column(str(pair[key]), mapping, reader, f"positions {key}")
+        column = next(c for c in columns if c.name == name)
+        column.coosys = frame
 
 
 def _check_unit(cm: ColumnMeta, source: str, path: Path, meta_path: Path | None,
@@ -460,7 +589,8 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
                  ra: str | None = None, dec: str | None = None,
                  meta_file: Path | MetaFile | None = None, description: str | None = None,
                  progress: bool = False, engine_memory_limit: str = "1GB",
-                 allow_bad_units: bool = False) -> TableMeta:
+                 allow_bad_units: bool = False, epoch: float | str | None = None
+                 ) -> TableMeta:
     """Ingest table files as the new current version of ``database.table``.
 
     Parameters
@@ -487,6 +617,9 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
     allow_bad_units
         Keep a unit that is not a valid VOUnit as given (the column is flagged
         ``bad_unit``) instead of refusing the file.
+    epoch
+        Julian year of the positions (``2016.0`` or ``"J2016.0"``); overrides the
+        metadata file and the source file.
 
     Returns
     -------
@@ -508,6 +641,8 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
         meta, meta_file = meta_file, None
     else:
         meta = load_meta_file(Path(meta_file)) if meta_file is not None else MetaFile()
+    if epoch is not None:
+        meta = dataclasses.replace(meta, epoch=_epoch(epoch, Path("--epoch")))
     readers: list[FileTable] = []
     try:
         for path in files:
@@ -526,7 +661,7 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
         description=(description or meta.description or readers[0].description or ""),
         ra_column=plan.ra, dec_column=plan.dec,
         healpix_column=HEALPIX_COLUMN if plan.positions else None,
-        healpix_order=HEALPIX_ORDER, epoch=meta.epoch, nrows=nrows,
+        healpix_order=HEALPIX_ORDER, epoch=plan.epoch, nrows=nrows,
         extra={"source_files": [p.name for p in files], **meta.extra})
     try:
         if store.database(dbname) is None:

@@ -28,6 +28,89 @@ class CatalogueError(ServiceError):
     """A catalogue operation failed; the message says what to fix."""
 
 
+#: Celestial frames a position pair may be in (IVOA refframe vocabulary).
+FRAMES = ("ICRS", "FK5", "FK4", "GALACTIC", "ECLIPTIC", "SUPER_GALACTIC")
+#: Time scales of time columns (IVOA timescale vocabulary).
+TIMESCALES = ("TAI", "TT", "TDB", "TCB", "TCG", "UT", "UTC", "GPS", "UNKNOWN")
+#: Reference positions of times and positions (IVOA refposition vocabulary).
+REFPOSITIONS = ("TOPOCENTER", "GEOCENTER", "BARYCENTER", "HELIOCENTER", "EMBARYCENTER",
+                "RELOCATABLE", "CUSTOM", "UNKNOWN")
+
+
+@dataclass(frozen=True)
+class CoordSys:
+    """The celestial frame of a position pair, written as a VOTable COOSYS.
+
+    ``epoch`` is when the positions hold (``J2016.0``, ``B1950.0``); ``equinox`` is
+    the equinox of FK4/FK5 (``J2000``, ``B1950``); ``refposition`` (VOTable 1.5) the
+    origin, when a catalogue states it.
+    """
+
+    system: str = "ICRS"
+    epoch: str | None = None
+    equinox: str | None = None
+    refposition: str | None = None
+
+    @property
+    def julian_year(self) -> float | None:
+        """The epoch as a Julian year (B1950.0 is J1949.9998...)."""
+        return epoch_year(self.epoch)
+
+
+@dataclass(frozen=True)
+class TimeSys:
+    """The time system of a time column, written as a VOTable TIMESYS.
+
+    ``timeorigin`` is the Julian date of the zero of a numeric time (``2400000.5`` or
+    ``MJD-origin`` for MJD); None for calendar dates and Julian years.
+    """
+
+    timescale: str
+    refposition: str = "UNKNOWN"
+    timeorigin: str | None = None
+
+
+# Frame names as files write them (VOTable 1.4 COOSYS, FITS RADESYS) -> refframe terms.
+_FRAME_NAMES = {"icrs": "ICRS", "fk5": "FK5", "eq_fk5": "FK5", "fk4": "FK4", "eq_fk4": "FK4",
+                "fk4-no-e": "FK4", "galactic": "GALACTIC", "supergalactic": "SUPER_GALACTIC",
+                "super_galactic": "SUPER_GALACTIC", "ecliptic": "ECLIPTIC",
+                "ecl_fk5": "ECLIPTIC", "ecl_fk4": "ECLIPTIC"}
+
+
+def frame_name(text: str | None) -> str | None:
+    """The refframe term of a frame name as files write it (``eq_FK5`` -> ``FK5``), or
+    None if it is not one this service knows."""
+    if text is None:
+        return None
+    return _FRAME_NAMES.get(str(text).strip().lower())
+
+
+def epoch_text(value: float | str | None) -> str | None:
+    """A VOTable astroYear for an epoch: 2016.0 -> ``J2016.0``; ``B1950`` kept."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().upper()
+        if not text:
+            return None
+        prefix = text[0] if text[0] in "JB" else "J"
+        number = float(text[1:] if text[0] in "JB" else text)
+    else:
+        prefix, number = "J", float(value)
+    return f"{prefix}{number!r}"
+
+
+def epoch_year(epoch: str | None) -> float | None:
+    """The Julian year of an astroYear (``J1991.25`` -> 1991.25)."""
+    if epoch is None:
+        return None
+    if epoch.startswith("B"):
+        # Besselian epoch to Julian date (IAU), then to a Julian year
+        jd = 2415020.31352 + (float(epoch[1:]) - 1900.0) * 365.242198781
+        return 2000.0 + (jd - 2451545.0) / 365.25
+    return float(epoch.removeprefix("J"))
+
+
 @dataclass
 class ColumnMeta:
     """One column, with everything TAP_SCHEMA.columns needs.
@@ -36,7 +119,9 @@ class ColumnMeta:
     ``datatype`` is a VOTable datatype (boolean, unsignedByte, short, int, long, float,
     double, char, unicodeChar). ``unit`` is canonical VOUnit
     (:mod:`taphouse.catalogue.units`); ``bad_unit`` marks a unit kept as given although
-    it is not one (accepted at ingest with ``--allow-bad-units``).
+    it is not one (accepted at ingest with ``--allow-bad-units``). ``coosys`` is the
+    frame of a position column (both columns of a pair share it), ``timesys`` the time
+    system of a time column.
     """
 
     name: str
@@ -51,6 +136,8 @@ class ColumnMeta:
     indexed: bool = False
     std: bool = False
     bad_unit: bool = False
+    coosys: CoordSys | None = None
+    timesys: TimeSys | None = None
 
     @property
     def adql_name(self) -> str:
@@ -68,7 +155,12 @@ class ColumnMeta:
         unit that is none is flagged ``bad_unit`` (versions are immutable, so this is
         cheaper and safer than rewriting every stored version; it is cached per unit)."""
         known = _COLUMN_FIELDS
-        column = cls(**{k: v for k, v in d.items() if k in known})
+        values = {k: v for k, v in d.items() if k in known}
+        if isinstance(values.get("coosys"), dict):
+            values["coosys"] = CoordSys(**values["coosys"])
+        if isinstance(values.get("timesys"), dict):
+            values["timesys"] = TimeSys(**values["timesys"])
+        column = cls(**values)
         if column.unit is not None and not column.bad_unit:
             from taphouse.catalogue.units import check_unit
 
@@ -105,6 +197,18 @@ class TableMeta:
     version_id: int | None = None
     created: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # provenance, credits, ...
+
+    def __post_init__(self) -> None:
+        # Tables ingested before frames were recorded: their positions are ICRS (the
+        # only frame ingest accepted) at the table's epoch. Filled in as they are read.
+        if self.ra_column is None or self.dec_column is None:
+            return
+        pair = (self.ra_column, self.dec_column)
+        if all(c.coosys is not None for c in self.columns if c.name in pair):
+            return
+        frame = CoordSys("ICRS", epoch_text(self.epoch))
+        self.columns = [dataclasses.replace(c, coosys=frame)
+                        if c.name in pair and c.coosys is None else c for c in self.columns]
 
     @property
     def qualified_name(self) -> str:

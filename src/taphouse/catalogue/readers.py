@@ -16,6 +16,12 @@ Supported, chosen by file extension:
 ``.vot``, ``.votable``,   first TABLE, parsed by astropy (the whole table is held in
 ``.xml``                  memory); FIELD unit/ucd/utype and DESCRIPTION.
 ========================  ============================================================
+
+Frames and time systems, where the file gives them: VOTable COOSYS and TIMESYS
+referenced by a FIELD (also inside a VO-Parquet file's embedded VOTable); FITS
+RADESYS/EQUINOX for equatorial positions, TCTYPn (``RA---``/``DEC--``, ``GLON``/``GLAT``,
+``ELON``/``ELAT`` axes; a time scale or ``TIME`` for a time column), TRPOSn/TREFPOS,
+TIMESYS and MJDREF/JDREF/DATEREF (the FITS time paper, Rots et al. 2015).
 """
 
 from __future__ import annotations
@@ -30,7 +36,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from taphouse.catalogue.model import CatalogueError
+from taphouse.catalogue.model import (
+    REFPOSITIONS,
+    TIMESCALES,
+    CatalogueError,
+    CoordSys,
+    TimeSys,
+    epoch_text,
+    frame_name,
+)
 
 #: Rows per batch handed to the ingest.
 BATCH_ROWS = 262_144
@@ -54,6 +68,8 @@ class FieldInfo:
     ucd: str | None = None
     utype: str | None = None
     description: str | None = None
+    coosys: CoordSys | None = None
+    timesys: TimeSys | None = None
 
 
 @dataclass
@@ -66,6 +82,7 @@ class FileTable:
     fields: dict[str, FieldInfo] = field(default_factory=dict)
     description: str | None = None
     nrows: int | None = None  # None when unknown before reading (CSV)
+    coosys: CoordSys | None = None  # the file's frame of equatorial positions (FITS)
 
     def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         raise NotImplementedError
@@ -176,7 +193,7 @@ class _ParquetTable(FileTable):
         table = cls(path=path, format="parquet", schema=schema,
                     nrows=pf.metadata.num_rows)
         table._file = pf
-        table.fields, table.description = _arrow_metadata(schema)
+        table.fields, table.description = _arrow_metadata(schema, pf.metadata.metadata)
         return table
 
     def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
@@ -188,10 +205,20 @@ class _ParquetTable(FileTable):
         self._file.close()
 
 
-def _arrow_metadata(schema: pa.Schema) -> tuple[dict[str, FieldInfo], str | None]:
+#: Key of the VOTable a VO-Parquet file embeds (IVOA VO-Parquet note).
+VO_PARQUET_CONTENT = b"IVOA.VOTable-Parquet.content"
+
+
+def _arrow_metadata(schema: pa.Schema, file_metadata: dict[bytes, bytes] | None = None
+                    ) -> tuple[dict[str, FieldInfo], str | None]:
     fields: dict[str, FieldInfo] = {}
-    smeta = schema.metadata or {}
+    # key-value metadata written after the rows (VO-Parquet) is in the file's footer only
+    smeta = {**(file_metadata or {}), **(schema.metadata or {})}
     description = None
+    if VO_PARQUET_CONTENT in smeta:  # FIELDs, COOSYS, TIMESYS of a VO-Parquet file
+        import io
+
+        fields, description = _votable_metadata(io.BytesIO(smeta[VO_PARQUET_CONTENT]))
     if b"table_meta_yaml" in smeta:  # written by astropy
         header = _astropy_header(smeta[b"table_meta_yaml"].decode().splitlines())
         fields.update(header[0])
@@ -329,6 +356,7 @@ class _FitsTable(FileTable):
         table._hdul = hdul
         table._hdu = hdu
         table.fields, table.description = _fits_metadata(hdu.header)
+        table.coosys = _fits_frame(hdu.header)
         if hdu.data is not None:
             table.schema = table._convert(hdu.data[:1]).schema
         return table
@@ -376,7 +404,92 @@ def _fits_metadata(header) -> tuple[dict[str, FieldInfo], str | None]:
         info.description = (_text(header.get(f"TCOMM{n}")) or info.description
                             or _text(header.comments[f"TTYPE{n}"]))
     description = _text(header.get("DESCRIP")) or _text(header.get("DESCRIPTION"))
+    frame = _fits_frame(header)
+    for n in range(1, int(header.get("TFIELDS", 0)) + 1):
+        name = str(header.get(f"TTYPE{n}", f"col{n}")).strip()
+        info = fields[name]
+        axis = str(header.get(f"TCTYP{n}", "")).strip().upper()
+        if axis[:4] in _FITS_AXES:
+            system, ucd = _FITS_AXES[axis[:4]]
+            info.coosys = (frame or CoordSys("ICRS")) if system == "eq" else CoordSys(system)
+            info.ucd = info.ucd or ucd
+        else:
+            info.timesys = _fits_time_system(header, n, name, info.unit)
     return fields, description
+
+
+# First four characters of a FITS TCTYPn celestial axis -> (system, UCD).
+_FITS_AXES = {"RA--": ("eq", "pos.eq.ra"), "DEC-": ("eq", "pos.eq.dec"),
+              "GLON": ("GALACTIC", "pos.galactic.lon"), "GLAT": ("GALACTIC", "pos.galactic.lat"),
+              "ELON": ("ECLIPTIC", "pos.ecliptic.lon"), "ELAT": ("ECLIPTIC", "pos.ecliptic.lat")}
+_FITS_TIME_UNITS = ("s", "d", "a", "cy", "min", "h", "yr", "ta", "Ba")
+# FITS time scale codes that the IVOA timescale vocabulary spells otherwise.
+_FITS_SCALES = {"IAT": "TAI", "ET": "TT", "TDT": "TT", "GMT": "UTC", "UT1": "UT"}
+
+
+def _fits_frame(header) -> CoordSys | None:
+    """The frame of a FITS file's equatorial coordinates: RADESYS, else by EQUINOX
+    (FK4 before 1984, FK5 after), else None (the file does not say)."""
+    system = header.get("RADESYS", header.get("RADECSYS"))
+    equinox = header.get("EQUINOX", header.get("EPOCH"))  # EPOCH: an old name of EQUINOX
+    try:
+        equinox = float(equinox) if equinox is not None else None
+    except (TypeError, ValueError):
+        equinox = None
+    if system is None and equinox is None:
+        return None
+    name = frame_name(system) if system is not None else ("FK4" if equinox < 1984 else "FK5")
+    if name is None:
+        return CoordSys(str(system).strip().upper())  # refused at ingest, with its name
+    if name == "FK4":
+        return CoordSys(name, equinox=f"B{equinox if equinox is not None else 1950.0!r}")
+    if name == "FK5":
+        return CoordSys(name, equinox=f"J{equinox if equinox is not None else 2000.0!r}")
+    return CoordSys(name)
+
+
+def _fits_time_system(header, n: int, name: str, unit: str | None) -> TimeSys | None:
+    """The time system of column n if it is a time column by the FITS time paper:
+    TCTYPn a time scale (or TIME), a time unit in TCUNIn, TRPOSn given, or a column
+    named TIME in a time unit."""
+    ctype = str(header.get(f"TCTYP{n}", "")).strip().upper()
+    cunit = header.get(f"TCUNI{n}")
+    refpos = header.get(f"TRPOS{n}")
+    scale_of = _fits_scale(ctype)
+    if not (scale_of or ctype == "TIME" or refpos is not None
+            or (cunit is not None and str(cunit).strip() in _FITS_TIME_UNITS)
+            or (name.upper() == "TIME" and (unit or "").strip() in _FITS_TIME_UNITS)):
+        return None
+    scale = scale_of or _fits_scale(str(header.get("TIMESYS", "UTC"))) or "UNKNOWN"
+    position = str(refpos if refpos is not None else header.get("TREFPOS", "TOPOCENTER"))
+    position = position.strip().upper()
+    if position not in REFPOSITIONS:
+        position = "UNKNOWN"
+    return TimeSys(scale, position, _fits_time_origin(header))
+
+
+def _fits_scale(code: str) -> str | None:
+    code = code.strip().upper()
+    code = _FITS_SCALES.get(code, code)
+    return code if code in TIMESCALES else None
+
+
+def _fits_time_origin(header) -> str:
+    """The Julian date of the zero of the file's numeric times (MJDREF, JDREF, DATEREF;
+    MJD 0 when none is given, as the FITS standard says)."""
+    if "MJDREFI" in header or "MJDREFF" in header:
+        mjd = float(header.get("MJDREFI", 0)) + float(header.get("MJDREFF", 0))
+    elif "MJDREF" in header:
+        mjd = float(header["MJDREF"])
+    elif "JDREF" in header:
+        return repr(float(header["JDREF"]))
+    elif "DATEREF" in header:
+        from astropy.time import Time
+
+        return repr(float(Time(str(header["DATEREF"]), format="fits").jd))
+    else:
+        mjd = 0.0
+    return "MJD-origin" if mjd == 0 else repr(mjd + 2400000.5)
 
 
 #: Characters of one line of astropy's serialized-columns block per COMMENT card; a
@@ -406,7 +519,8 @@ class _VoTable(FileTable):
 
         from astropy.io.votable import parse
 
-        fields, description = _votable_metadata(path)
+        with pa.input_stream(str(path), compression="detect") as stream:
+            fields, description = _votable_metadata(stream)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             vot = parse(str(path), verify="ignore")
@@ -435,35 +549,62 @@ class _VoTable(FileTable):
             yield self._convert(self._array[start:start + batch_rows])
 
 
-def _votable_metadata(path: Path) -> tuple[dict[str, FieldInfo], str | None]:
-    """FIELD attributes as written in the file (astropy would rewrite unit strings)."""
+def _votable_metadata(stream) -> tuple[dict[str, FieldInfo], str | None]:
+    """FIELD attributes as written in the file (astropy would rewrite unit strings),
+    with the COOSYS and TIMESYS each FIELD refers to."""
     fields: dict[str, FieldInfo] = {}
+    refs: dict[str, str] = {}
+    systems: dict[str, CoordSys | TimeSys] = {}
     table_description = None
     depth_table = 0
     current: FieldInfo | None = None
-    with pa.input_stream(str(path), compression="detect") as stream:
-        for event, elem in ET.iterparse(stream, events=("start", "end")):
-            tag = re.sub(r"^\{.*\}", "", elem.tag)
-            if event == "start":
-                if tag == "TABLE":
-                    depth_table += 1
-                elif tag in ("DATA", "GROUP") and depth_table:
-                    if tag == "DATA":
-                        break
-                elif tag == "PARAM" and depth_table:
-                    current = FieldInfo()  # its DESCRIPTION is not the table's
-                elif tag == "FIELD" and depth_table:
-                    current = FieldInfo(unit=_text(elem.get("unit")), ucd=_text(elem.get("ucd")),
-                                        utype=_text(elem.get("utype")))
-                    fields[elem.get("name") or elem.get("ID") or f"col{len(fields)}"] = current
-            else:
-                if tag == "DESCRIPTION" and depth_table:
-                    if current is not None:
-                        current.description = _text(elem.text)
-                    elif table_description is None:
-                        table_description = _text(elem.text)
-                elif tag in ("FIELD", "PARAM"):
-                    current = None
-                elif tag == "TABLE":
+    for event, elem in ET.iterparse(stream, events=("start", "end")):
+        tag = re.sub(r"^\{.*\}", "", elem.tag)
+        if event == "start":
+            if tag == "TABLE":
+                depth_table += 1
+            elif tag in ("COOSYS", "TIMESYS") and elem.get("ID"):
+                systems[elem.get("ID")] = _votable_system(tag, elem)
+            elif tag in ("DATA", "GROUP") and depth_table:
+                if tag == "DATA":
                     break
+            elif tag == "PARAM" and depth_table:
+                current = FieldInfo()  # its DESCRIPTION is not the table's
+            elif tag == "FIELD" and depth_table:
+                current = FieldInfo(unit=_text(elem.get("unit")), ucd=_text(elem.get("ucd")),
+                                    utype=_text(elem.get("utype")))
+                name = elem.get("name") or elem.get("ID") or f"col{len(fields)}"
+                fields[name] = current
+                if elem.get("ref"):
+                    refs[name] = elem.get("ref")
+        else:
+            if tag == "DESCRIPTION" and depth_table:
+                if current is not None:
+                    current.description = _text(elem.text)
+                elif table_description is None:
+                    table_description = _text(elem.text)
+            elif tag in ("FIELD", "PARAM"):
+                current = None
+            elif tag == "TABLE":
+                break
+    for name, ref in refs.items():
+        system = systems.get(ref)
+        if isinstance(system, CoordSys):
+            fields[name].coosys = system
+        elif isinstance(system, TimeSys):
+            fields[name].timesys = system
     return fields, table_description
+
+
+def _votable_system(tag: str, elem) -> CoordSys | TimeSys:
+    if tag == "COOSYS":
+        system = elem.get("system", "eq_FK5")  # the VOTable default
+        try:
+            epoch = epoch_text(elem.get("epoch"))
+        except ValueError:
+            epoch = None
+        return CoordSys(frame_name(system) or system.strip().upper(), epoch,
+                        _text(elem.get("equinox")), _text(elem.get("refposition")))
+    return TimeSys(str(elem.get("timescale", "UNKNOWN")).strip().upper(),
+                   str(elem.get("refposition", "UNKNOWN")).strip().upper(),
+                   _text(elem.get("timeorigin")))

@@ -4,21 +4,28 @@ Document shape (DALI 1.1, TAP 1.1)::
 
     <VOTABLE version="1.4"><RESOURCE type="results">
       <INFO name="QUERY_STATUS" value="OK"/> <INFO name="QUERY" value="..."/> ...
-      <TABLE name="result"> <FIELD .../>... <DATA>...</DATA> </TABLE>
+      <COOSYS ID="ICRS_J2016.0" system="ICRS" epoch="J2016.0"/> <TIMESYS .../> ...
+      <TABLE name="result"> <FIELD ... ref="ICRS_J2016.0"/>... <DATA>...</DATA> </TABLE>
       <INFO name="QUERY_STATUS" value="OVERFLOW"/>   (only when MAXREC cut the rows)
       <INFO name="QUERY_STATUS" value="ERROR">msg</INFO>  (only when the rows failed)
     </RESOURCE></VOTABLE>
+
+Every column with a frame (positions) refers to a COOSYS with its system and epoch,
+every time column to a TIMESYS; columns with the same frame share one element. A COOSYS
+with a ``refposition`` exists only from VOTable 1.5 on: such a document says
+``version="1.5"``.
 """
 
 from __future__ import annotations
 
 import base64
 import itertools
+import re
 from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 
-from taphouse.catalogue.model import ColumnMeta
+from taphouse.catalogue.model import ColumnMeta, CoordSys, TimeSys
 from taphouse.formats.binary2 import Binary2Encoder
 from taphouse.formats.columns import Field, check_columns, field_for, promote_unicode
 from taphouse.formats.result import ResultInfo, limit_batches
@@ -55,13 +62,15 @@ def info_xml(name: str, value: object, content: str | None = None) -> str:
     return f"<INFO name={attr(name)} value={attr(value)}>{text(content)}</INFO>\n"
 
 
-def field_xml(meta: ColumnMeta) -> str:
-    """The ``<FIELD>`` element of one column."""
+def field_xml(meta: ColumnMeta, ref: str | None = None) -> str:
+    """The ``<FIELD>`` element of one column (``ref``: the ID of its COOSYS/TIMESYS)."""
     parts = [f"<FIELD name={attr(meta.name)} datatype={attr(meta.datatype)}"]
     for key in ("arraysize", "xtype", "unit", "ucd", "utype"):
         value = getattr(meta, key)
         if value:
             parts.append(f" {key}={attr(value)}")
+    if ref:
+        parts.append(f" ref={attr(ref)}")
     if meta.datatype in ("char", "unicodeChar") and not meta.arraysize:
         parts.append(' arraysize="*"')
     if meta.description:
@@ -71,21 +80,81 @@ def field_xml(meta: ColumnMeta) -> str:
     return "".join(parts)
 
 
-def document_start() -> str:
+# COOSYS system values of VOTable 1.4 (1.5 takes the refframe vocabulary's terms).
+_SYSTEMS_1_4 = {"ICRS": "ICRS", "FK5": "eq_FK5", "FK4": "eq_FK4", "GALACTIC": "galactic",
+                "SUPER_GALACTIC": "supergalactic", "ECLIPTIC": "ecl_FK5"}
+
+
+def coordinate_systems(columns: list[ColumnMeta]) -> tuple[str, list[str | None], str]:
+    """The COOSYS and TIMESYS elements the columns refer to, each column's ``ref`` and
+    the VOTable version the elements need (1.5 for a COOSYS refposition)."""
+    ids: dict[object, str] = {}
+    elements: list[str] = []
+    refs: list[str | None] = []
+    version = "1.5" if any(c.coosys is not None and c.coosys.refposition
+                           for c in columns) else "1.4"
+    for c in columns:
+        system = c.coosys if c.coosys is not None else c.timesys
+        if system is None:
+            refs.append(None)
+            continue
+        if system not in ids:
+            ident = _unique_id(_system_id(system), set(ids.values()))
+            ids[system] = ident
+            elements.append(_system_xml(system, ident, version))
+        refs.append(ids[system])
+    return "".join(elements), refs, version
+
+
+def _system_id(system: CoordSys | TimeSys) -> str:
+    if isinstance(system, CoordSys):
+        parts = [system.system, system.equinox, system.epoch, system.refposition]
+    else:
+        parts = ["time", system.timescale, system.refposition]
+    return re.sub(r"[^A-Za-z0-9._-]", "_", "_".join(p for p in parts if p))
+
+
+def _unique_id(base: str, taken: set[str]) -> str:
+    ident, n = base, 1
+    while ident in taken:
+        n += 1
+        ident = f"{base}_{n}"
+    return ident
+
+
+def _system_xml(system: CoordSys | TimeSys, ident: str, version: str) -> str:
+    if isinstance(system, CoordSys):
+        name = system.system if version != "1.4" else _SYSTEMS_1_4.get(system.system,
+                                                                      system.system)
+        out = f"<COOSYS ID={attr(ident)} system={attr(name)}"
+        for key in ("equinox", "epoch", "refposition"):
+            if getattr(system, key):
+                out += f" {key}={attr(getattr(system, key))}"
+        return out + "/>\n"
+    out = f"<TIMESYS ID={attr(ident)}"
+    if system.timeorigin is not None:
+        out += f" timeorigin={attr(system.timeorigin)}"
+    return out + (f" timescale={attr(system.timescale)}"
+                  f" refposition={attr(system.refposition)}/>\n")
+
+
+def document_start(version: str = "1.4") -> str:
     return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<VOTABLE version="1.4" xmlns="{VOTABLE_NS}" xmlns:xsi="{_XSI}" '
+            f'<VOTABLE version="{version}" xmlns="{VOTABLE_NS}" xmlns:xsi="{_XSI}" '
             f'xsi:schemaLocation="{VOTABLE_NS} {VOTABLE_NS}">\n'
             '<RESOURCE type="results">\n')
 
 
 def table_header(fields: list[Field], info: ResultInfo) -> str:
     """Everything from ``<VOTABLE>`` up to the last ``<FIELD>`` of the result table."""
-    out = [document_start(), info_xml("QUERY_STATUS", "OK")]
+    systems, refs, version = coordinate_systems([f.meta for f in fields])
+    out = [document_start(version), info_xml("QUERY_STATUS", "OK")]
     if info.query is not None:
         out.append(info_xml("QUERY", info.query))
     out.extend(info_xml(name, value) for name, value in info.infos)
+    out.append(systems)
     out.append(f"<TABLE name={attr(info.table_name)}>\n")
-    out.extend(field_xml(f.meta) for f in fields)
+    out.extend(field_xml(f.meta, ref) for f, ref in zip(fields, refs, strict=True))
     return "".join(out)
 
 
