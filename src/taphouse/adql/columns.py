@@ -107,6 +107,9 @@ def _numeric_join(*metas: ColumnMeta) -> str:
 #: Angle units in arcseconds, for exact conversions by a constant factor.
 _ANGLE_ARCSEC = {"deg": 3600.0, "arcmin": 60.0, "arcsec": 1.0, "mas": 1e-3,
                  "uarcsec": 1e-6}
+#: Time units in seconds (yr: the Julian year), for the same exact conversions.
+_TIME_SECONDS = {"d": 86400.0, "h": 3600.0, "min": 60.0, "s": 1.0, "ms": 1e-3,
+                 "yr": 31557600.0}
 
 
 def _constant(node: exp.Expression) -> float | None:
@@ -129,18 +132,19 @@ def _sum_unit(x: exp.Expression, a: ColumnMeta, y: exp.Expression,
 
 def converted_unit(unit: str | None, factor: float) -> str | None:
     """The unit of a value in ``unit`` multiplied by ``factor``: ``unit`` itself for 1,
-    the angle unit the product is exactly expressed in (deg * 3600 -> arcsec), else
-    None."""
+    the angle or time unit the product is exactly expressed in (deg * 3600 -> arcsec,
+    d * 86400 -> s), else None."""
     if unit is None:
         return None
     if factor == 1:
         return unit
-    scale = _ANGLE_ARCSEC.get(unit)
-    if scale is None:
-        return None
-    for name, other in _ANGLE_ARCSEC.items():
-        if math.isclose(scale / other, factor, rel_tol=1e-12):
-            return name
+    for family in (_ANGLE_ARCSEC, _TIME_SECONDS):
+        scale = family.get(unit)
+        if scale is None:
+            continue
+        for name, other in family.items():
+            if math.isclose(scale / other, factor, rel_tol=1e-12):
+                return name
     return None
 
 
