@@ -70,10 +70,10 @@ from taphouse.catalogue.model import (
     CoordSys,
     TableMeta,
     TimeSys,
-    epoch_text,
-    frame_name,
     check_database_name,
     check_name,
+    epoch_text,
+    frame_name,
     votable_type_for_arrow,
 )
 from taphouse.catalogue.readers import FieldInfo, FileTable, open_table
