@@ -82,3 +82,23 @@ def test_garbage_is_a_format_error():
         read_upload(b"<VOTABLE><oops", content_type=None, name="g", max_rows=5)
     with pytest.raises(FormatError, match="upload p: cannot read it as parquet"):
         read_upload(b"PAR1garbage", content_type=None, name="p", max_rows=5)
+
+
+def test_uploaded_votable_keeps_frames_and_time_systems():
+    # a VOTable with COOSYS and TIMESYS (e.g. a result of this service) uploaded again
+    import pyarrow as pa
+
+    from taphouse.catalogue.model import ColumnMeta, CoordSys, TimeSys
+
+    cols = [ColumnMeta("ra", "double", unit="deg", coosys=CoordSys("FK5", "J2000.0", "J2000.0")),
+            ColumnMeta("dec", "double", unit="deg", coosys=CoordSys("FK5", "J2000.0", "J2000.0")),
+            ColumnMeta("t", "double", unit="d", timesys=TimeSys("TT", "GEOCENTER", "2400000.5")),
+            ColumnMeta("n", "int")]
+    batch = pa.record_batch({"ra": [1.0], "dec": [2.0], "t": [50000.0],
+                             "n": pa.array([1], pa.int32())})
+    data = b"".join(get_writer("votable").write([batch], cols, ResultInfo()))
+    _, columns = read_upload(data, content_type=None, name="u", max_rows=5)
+    by = {c.name: c for c in columns}
+    assert by["ra"].coosys == by["dec"].coosys == CoordSys("FK5", "J2000.0", "J2000.0")
+    assert by["t"].timesys == TimeSys("TT", "GEOCENTER", "2400000.5")
+    assert by["n"].coosys is None and by["n"].timesys is None

@@ -17,7 +17,7 @@ from typing import IO, Any
 import numpy as np
 import pyarrow as pa
 
-from taphouse.catalogue.model import ColumnMeta
+from taphouse.catalogue.model import ColumnMeta, CoordSys, TimeSys, epoch_text, frame_name
 from taphouse.catalogue.units import check_unit
 from taphouse.formats.columns import columns_from_schema
 from taphouse.formats.errors import FormatError
@@ -143,13 +143,39 @@ def _votable(data: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
             raise FormatError("the VOTable holds no TABLE") from None
         table = vtable.to_table(use_names_over_ids=True)
     arrow, metas = _from_astropy(table)
+    systems = _votable_systems(vot)
     for meta, fld in zip(metas, vtable.fields, strict=True):
         meta.ucd = fld.ucd or meta.ucd
         meta.utype = fld.utype or meta.utype
         meta.xtype = fld.xtype or meta.xtype
         if fld.datatype == "unicodeChar":
             meta.datatype = "unicodeChar"
+        system = systems.get(fld.ref) if fld.ref else None
+        if isinstance(system, CoordSys):
+            meta.coosys = system
+        elif isinstance(system, TimeSys):
+            meta.timesys = system
     return arrow, metas
+
+
+def _votable_systems(vot: Any) -> dict[str, CoordSys | TimeSys]:
+    """The COOSYS and TIMESYS of an uploaded VOTable, by ID, as the catalogue models
+    them (so an uploaded table's positions keep their frame and epoch)."""
+    out: dict[str, CoordSys | TimeSys] = {}
+    for c in vot.iter_coosys():
+        if c.ID:
+            try:
+                epoch = epoch_text(c.epoch)
+            except ValueError:
+                epoch = None
+            out[c.ID] = CoordSys(frame_name(c.system) or str(c.system).upper(), epoch,
+                                 c.equinox or None, getattr(c, "refposition", None) or None)
+    for t in vot.iter_timesys():
+        if t.ID:
+            origin = t.timeorigin
+            out[t.ID] = TimeSys(str(t.timescale).upper(), str(t.refposition).upper(),
+                                None if origin is None else str(origin))
+    return out
 
 
 def _fits(data: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
