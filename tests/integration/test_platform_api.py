@@ -23,6 +23,10 @@ def test_databases_tables_columns_with_metadata(client):
     ra = cols["ra"]
     assert ra.unit == "deg" and ra.ucd.startswith("pos.eq.ra") and ra.description
     assert cols["pmde"].unit == "mas/yr"
+    assert ra.frame == {"system": "ICRS", "epoch": "J1991.25", "equinox": None,
+                        "refposition": None} == cols["dec"].frame
+    assert cols["hpmag"].frame is None and cols["hpmag"].time_system is None
+    assert not ra.bad_unit
     info = client.table("hipparcos.hip2")
     text = repr(info)
     assert text.startswith("<TableInfo hipparcos.hip2 (117,955 rows)>") and "mas/yr" in text

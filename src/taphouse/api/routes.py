@@ -5,6 +5,8 @@ services of :mod:`taphouse.userspace` (errors are mapped to HTTP in ``taphouse.s
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -32,7 +34,9 @@ def column_dict(c: ColumnMeta) -> dict[str, Any]:
     return {"name": c.name, "adql_name": c.adql_name, "datatype": c.datatype,
             "arraysize": c.arraysize, "xtype": c.xtype, "unit": c.unit, "ucd": c.ucd,
             "utype": c.utype, "description": c.description, "principal": c.principal,
-            "indexed": c.indexed}
+            "indexed": c.indexed, "bad_unit": c.bad_unit,
+            "frame": dataclasses.asdict(c.coosys) if c.coosys is not None else None,
+            "time_system": dataclasses.asdict(c.timesys) if c.timesys is not None else None}
 
 
 def table_dict(t: TableMeta, *, columns: bool = False) -> dict[str, Any]:

@@ -91,6 +91,9 @@ class Column(Record):
     utype: str | None = None
     principal: bool = False
     indexed: bool = False
+    bad_unit: bool = False
+    frame: dict[str, Any] | None = None  # system, epoch, equinox, refposition
+    time_system: dict[str, Any] | None = None  # timescale, refposition, timeorigin
     _show: ClassVar[tuple[str, ...]] = ("name", "datatype", "unit", "ucd", "description")
 
 
