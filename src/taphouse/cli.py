@@ -12,7 +12,8 @@ from pathlib import Path
 from taphouse.settings import Settings
 
 # Packages that contribute sub-commands (module path -> add_commands).
-_COMMAND_MODULES = ["taphouse.catalogue.commands", "taphouse.auth.commands"]
+_COMMAND_MODULES = ["taphouse.catalogue.commands", "taphouse.auth.commands",
+                    "taphouse.compute.commands"]
 
 
 def build_parser() -> argparse.ArgumentParser:

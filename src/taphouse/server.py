@@ -35,9 +35,11 @@ from taphouse.auth.identity import Identity
 from taphouse.auth.policy import ReadPolicy
 from taphouse.auth.routes import admin_router, auth_router
 from taphouse.catalogue.store import CatalogueStore
+from taphouse.compute.service import ComputeService
 from taphouse.engine.duckdb import DuckDBEngine
 from taphouse.errors import ServiceError
 from taphouse.jobs import JobService
+from taphouse.jobs.service import WorkerPool
 from taphouse.jobs.tap_query import TapQueryRunner
 from taphouse.metadata import MetadataDB
 from taphouse.settings import Settings
@@ -83,11 +85,17 @@ class Platform:
         self.metadata_lane = ThreadLane(settings.metadata_max_concurrent)
         self.upload_bytes = ByteBudget(settings.upload_max_bytes_per_caller)
         self.sync = SyncResponder(self)
-        self.jobs = JobService(self.meta, settings, {"tap": TapQueryRunner(self)})
         # User space (userspace): schemas user_<name>, DEST, job_<id> tables, workspaces.
         self.userspace = UserSpace(self.meta, self.catalogue, self.engine,
                                    quota_rows=settings.quota_rows,
                                    quota_bytes=settings.quota_bytes)
+        # Sandboxed user code (compute): its own job kind with its own worker pool.
+        self.compute = ComputeService(settings, self.authenticator, self.userspace)
+        self.jobs = JobService(
+            self.meta, settings, {"tap": TapQueryRunner(self), "compute": self.compute},
+            pools={"tap": WorkerPool(settings.workers, settings.max_jobs_per_user),
+                   "compute": WorkerPool(settings.compute_workers,
+                                         settings.compute_max_jobs_per_user)})
         self.workspaces = Workspaces(
             self.meta, lambda ident: {d.name for d in self.scopes.visible_databases(ident)})
         self.jobs.on_destroyed = self.userspace.drop_job_table
@@ -130,6 +138,7 @@ class Platform:
 
     def start(self) -> None:
         """Background work that runs while the server serves (job workers, clean-up)."""
+        self.compute.start()  # before the workers: kills leftover sandboxes
         self.jobs.start()
         self._stopping = threading.Event()
         self._maintenance = threading.Thread(target=self._maintain, name="maintenance",
@@ -166,9 +175,18 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform.start()
+        listener = None
+        if platform.compute.available:
+            from taphouse.compute.listener import SandboxListener
+
+            listener = SandboxListener(app, platform.compute.socket,
+                                       platform.compute.socket_path)
+            listener.start()
         try:
             yield
         finally:
+            if listener is not None:
+                listener.stop()
             platform.stop()
 
     app = FastAPI(title="taphouse", version=_version(), docs_url="/api/docs",
@@ -203,10 +221,14 @@ def _add_userspace_routes(app: FastAPI, platform: Platform) -> None:
     """/api (user tables, quota, workspaces) and each workspace's TAP endpoint
     /ws/<user>/<workspace>/tap."""
     from taphouse.api.routes import api_router
+    from taphouse.compute.routes import compute_router
+    from taphouse.jobs.routes import jobs_router
     from taphouse.tap.errors import NotFound
 
     settings = platform.settings
     app.include_router(api_router(platform), prefix="/api")
+    app.include_router(compute_router(platform, platform.compute), prefix="/api/compute")
+    app.include_router(jobs_router(platform), prefix="/api/jobs")
 
     async def workspace_context(request: Request) -> TapContext:
         # Unauthenticated: 401 with both challenges whether or not the workspace exists

@@ -76,6 +76,23 @@ class Settings:
     header_timeout: float = 10.0  # seconds to send a request's headers
     body_timeout: float = 30.0  # seconds a request body may pause
     connections_per_address: int = 32  # open connections per client address
+    # --- compute (sandboxed user code; see taphouse.compute) ------------------------
+    # auto: on when a job environment exists and a sandbox works; on: the server does
+    # not start without a working sandbox; off: never.
+    compute: str = "auto"
+    compute_env: str = ""  # job Python environment; empty: <data_dir>/compute/env
+    compute_workers: int = 2
+    compute_max_jobs_per_user: int = 1
+    compute_uid_base: int = 2_000_000  # user n runs as uid base+n; base is their group
+    compute_timeout_default: float = 600.0  # seconds
+    compute_timeout_limit: float = 4 * 3600.0
+    compute_memory_default: int = 2 * 1024**3  # bytes (RLIMIT_DATA per process)
+    compute_memory_limit: int = 8 * 1024**3
+    compute_home_quota: int = 5 * 1024**3  # bytes, per user
+    compute_tmp_size: int = 256 * 1024**2  # bytes, each of /tmp and /dev/shm
+    compute_processes: int = 64  # per user (RLIMIT_NPROC counts per uid)
+    compute_open_files: int = 256
+    compute_file_size: int = 1024**3
     # --- demo --------------------------------------------------------------------
     demo: bool = False
 

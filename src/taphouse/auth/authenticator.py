@@ -12,6 +12,8 @@ Presentation rules:
 - credentials over plain HTTP are refused unless the client is on loopback, or a
   trusted proxy (``Settings.trusted_proxies``) says the client used https
   (``X-Forwarded-Proto: https``); see :mod:`taphouse.admission.addresses`.
+- job tokens (``thj_...``) are accepted only on the sandbox API socket, and that socket
+  accepts nothing else (see :data:`LISTENER`).
 """
 
 from __future__ import annotations
@@ -34,12 +36,18 @@ from taphouse.auth.errors import AccountError, AuthError, Forbidden, InsecureTra
 from taphouse.auth.identity import ANONYMOUS, Identity
 from taphouse.auth.passwords import PasswordHashing
 from taphouse.auth.throttle import LoginThrottle
-from taphouse.auth.tokens import IssuedToken, TokenRecord, TokenService
+from taphouse.auth.tokens import JOB_KIND, IssuedToken, TokenRecord, TokenService
 
 BAD_LOGIN = "invalid user name or password"
 # Paths any caller may fetch even when anonymous read is off: clients read the
 # capabilities to learn which login methods the service accepts.
 PUBLIC_SUFFIXES = ("/capabilities", "/availability")
+#: ASGI scope key naming the listener a request came in on; the sandbox API socket sets
+#: it to :data:`SANDBOX_LISTENER` (taphouse.compute.listener), the TCP listener does not.
+LISTENER = "taphouse.listener"
+SANDBOX_LISTENER = "sandbox"
+#: ``Identity.method`` of a request made with a job token from inside a sandbox.
+SANDBOX_METHOD = "sandbox"
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,11 @@ class Authenticator:
     def caller(self, request: Request, *, allow_basic: bool = True) -> Caller:
         """Like :meth:`identify`, with the token record of bearer requests."""
         header = request.headers.get("authorization")
+        sandbox = is_sandbox_request(request)
         if not header or not header.strip():
+            if sandbox:
+                raise AuthError("the sandbox API socket needs the job's token"
+                                " (TAPHOUSE_TOKEN; taphouse.connect() sends it)")
             if self.settings.anonymous_read or request.url.path.endswith(PUBLIC_SUFFIXES):
                 return Caller(ANONYMOUS)
             raise AuthError("this service requires a login: send HTTP Basic credentials or"
@@ -123,7 +135,17 @@ class Authenticator:
         credentials = credentials.strip()
         self.check_transport(request)
         if scheme == "bearer":
-            return self._bearer(credentials)
+            caller = self._bearer(credentials)
+            is_job = caller.token is not None and caller.token.kind == JOB_KIND
+            if sandbox and not is_job:
+                raise AuthError("the sandbox API socket accepts only the job's token",
+                                bearer_error="invalid_token")
+            if is_job and not sandbox:
+                raise AuthError("invalid token: job tokens work only inside their job's"
+                                " sandbox", bearer_error="invalid_token")
+            return caller
+        if sandbox:
+            raise AuthError("the sandbox API socket accepts only the job's token")
         if scheme == "basic":
             if not allow_basic:
                 raise AuthError("HTTP Basic is not accepted here: send a bearer token"
@@ -134,6 +156,8 @@ class Authenticator:
     def check_transport(self, request: Request) -> None:
         """Refuse credentials sent in clear text over a network."""
         if request.url.scheme in ("https", "wss"):
+            return
+        if is_sandbox_request(request):  # a local Unix socket: nothing travels a network
             return
         # Through a trusted proxy the peer is the proxy: only its X-Forwarded-Proto
         # (already applied to the scheme above) can vouch for the client's transport.
@@ -153,7 +177,8 @@ class Authenticator:
         if user is None or user.disabled:
             raise AuthError("invalid token: the account is disabled or deleted",
                             bearer_error="invalid_token")
-        return Caller(self.identity_of(user, "bearer", record.scopes), record)
+        method = SANDBOX_METHOD if record.kind == JOB_KIND else "bearer"
+        return Caller(self.identity_of(user, method, record.scopes), record)
 
     def _basic(self, credentials: str, client: str) -> Caller:
         try:
@@ -290,6 +315,17 @@ def require_scope(identity: Identity, scope: str) -> None:
     if scope not in identity.scopes:
         raise Forbidden(f"this needs the {scope!r} scope; the credentials used have"
                         f" {sorted(identity.scopes)}")
+
+
+def is_sandbox_request(request: Request) -> bool:
+    """Whether ``request`` came in on the sandbox API socket."""
+    return request.scope.get(LISTENER) == SANDBOX_LISTENER
+
+
+def refuse_sandbox(identity: Identity, action: str) -> None:
+    """Raise :class:`Forbidden` for a job token (inside a sandbox) trying ``action``."""
+    if identity.method == SANDBOX_METHOD:
+        raise Forbidden(f"a job token cannot {action}; do it from outside the job")
 
 
 def client_address(request: Request) -> str:

@@ -10,7 +10,12 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from taphouse.auth.authenticator import Authenticator, Caller, client_address
+from taphouse.auth.authenticator import (
+    Authenticator,
+    Caller,
+    client_address,
+    refuse_sandbox,
+)
 from taphouse.auth.database_access import DatabaseAccess
 from taphouse.auth.errors import AccountError, AuthError, Forbidden
 from taphouse.auth.tokens import IssuedToken, iso_time
@@ -107,7 +112,10 @@ def auth_router(auth: Authenticator) -> APIRouter:
     async def logout(request: Request) -> Response:
         """Revoke the presented token (204; with HTTP Basic there is nothing to revoke)."""
         caller = await _caller(auth, request)
-        if caller.token is not None:
+        if caller.token is not None and caller.token.job_id is not None:
+            # A job token lives in its own table: end it by its job.
+            await run_in_threadpool(auth.tokens.revoke_job, caller.token.job_id)
+        elif caller.token is not None:
             await run_in_threadpool(auth.tokens.revoke, caller.token.id)
             auth.audit_log.record("token", username=caller.identity.username,
                                   user_id=caller.identity.user_id,
@@ -131,6 +139,7 @@ def auth_router(auth: Authenticator) -> APIRouter:
     @router.post("/tokens")
     async def create_token(request: Request) -> JSONResponse:
         caller = await _caller(auth, request)
+        refuse_sandbox(caller.identity, "create tokens")
         if caller.token is not None and caller.token.kind == "personal":
             raise Forbidden("a personal token cannot create tokens: use a session token"
                             " (POST /auth/token) or name and password")
@@ -175,6 +184,7 @@ def auth_router(auth: Authenticator) -> APIRouter:
     @router.delete("/tokens/{token_id}", status_code=204)
     async def delete_token(request: Request, token_id: int) -> Response:
         caller = await _caller(auth, request)
+        refuse_sandbox(caller.identity, "revoke tokens")
         await run_in_threadpool(auth.tokens.revoke, token_id, user_id=caller.identity.user_id)
         auth.audit_log.record("token", username=caller.identity.username,
                               user_id=caller.identity.user_id, client=client_address(request),
@@ -185,6 +195,7 @@ def auth_router(auth: Authenticator) -> APIRouter:
     async def password(request: Request) -> JSONResponse:
         auth.check_transport(request)
         caller = await _caller(auth, request)
+        refuse_sandbox(caller.identity, "change the password")
         data = await _body(request)
         current = _text(data, "current_password")
         new = _text(data, "new_password")
@@ -208,6 +219,7 @@ def admin_router(auth: Authenticator, catalogue: Any) -> APIRouter:
 
     async def admin(request: Request) -> str:
         caller = await _caller(auth, request)
+        refuse_sandbox(caller.identity, "use the operator API")
         if not caller.identity.is_admin:
             raise Forbidden("this is the operator API: it needs an administrator account"
                             " (and a token with the 'admin' scope)")

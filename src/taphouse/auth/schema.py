@@ -61,4 +61,19 @@ register_migrations("auth", [
     CREATE INDEX audit_log_at ON audit_log(at);
     CREATE INDEX audit_log_user ON audit_log(username, at)
     """,
+    # Job tokens (compute): one per running sandbox, bound to its job, kept apart from
+    # session/personal tokens so those stay as they are.
+    """
+    CREATE TABLE job_tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        digest TEXT NOT NULL UNIQUE,
+        job_id TEXT NOT NULL,
+        scopes TEXT NOT NULL DEFAULT '',
+        issued REAL NOT NULL,
+        expires REAL NOT NULL,
+        revoked REAL
+    );
+    CREATE INDEX job_tokens_job ON job_tokens(job_id)
+    """,
 ])

@@ -4,6 +4,10 @@ A token is ``th_`` followed by 32 random bytes, URL-safe base64 (43 characters).
 its SHA-256 digest is stored: a leaked metadata database does not give usable tokens,
 and a random 256-bit secret needs no slow password hash. Session tokens come from a
 login and can be refreshed; personal tokens are named, long-lived and made for scripts.
+
+Job tokens (kind ``"job"``, prefix ``thj_``) belong to one running sandbox: a compute job
+(or, later, a notebook kernel). They live in their own table, end with the job, are
+accepted only on the sandbox API socket and cannot create tokens or change accounts.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from taphouse.auth.errors import AccountError, AuthError, UnknownObject
 from taphouse.metadata import MetadataDB
 
 PREFIX = "th_"
+JOB_PREFIX = "thj_"
+JOB_KIND = "job"
 SCOPES = ("read", "write", "admin")
 """``read``: queries and metadata; ``write``: user space, jobs, tokens; ``admin``: the
 operator API (only for administrators)."""
@@ -45,6 +51,8 @@ class TokenRecord:
     session_start: float
     last_used: float | None
     revoked: float | None
+    #: The job (or sandbox session) a job token belongs to; None for other kinds.
+    job_id: str | None = None
 
     def to_json(self) -> dict:
         return {"id": self.id, "kind": self.kind, "name": self.name,
@@ -114,9 +122,38 @@ class TokenService:
         assert record is not None
         return IssuedToken(secret, record)
 
+    def issue_job(self, user_id: int, job_id: str, *, lifetime: float,
+                  scopes: Iterable[str] = ("read", "write")) -> IssuedToken:
+        """A job token for the sandbox running ``job_id`` (never with ``admin``)."""
+        scope_set = frozenset(scopes) & {"read", "write"}
+        now = self.clock()
+        secret = JOB_PREFIX + secrets.token_urlsafe(32)
+        cur = self.meta.execute(
+            "INSERT INTO job_tokens(user_id, digest, job_id, scopes, issued, expires)"
+            " VALUES (?,?,?,?,?,?)",
+            (user_id, token_digest(secret), job_id, " ".join(sorted(scope_set)), now,
+             now + lifetime))
+        row = self.meta.query_one("SELECT * FROM job_tokens WHERE id=?", (cur.lastrowid,))
+        assert row is not None
+        return IssuedToken(secret, _job_record(row))
+
+    def revoke_job(self, job_id: str) -> None:
+        """End every job token of ``job_id`` (the job has ended)."""
+        now = self.clock()
+        self.meta.execute("UPDATE job_tokens SET revoked=? WHERE job_id=? AND revoked IS NULL",
+                          (now, job_id))
+        self.meta.execute("DELETE FROM job_tokens WHERE expires < ?", (now - 7 * 86400.0,))
+
+    def revoke_all_jobs(self) -> None:
+        """End every job token (at start-up: no job of an earlier run is still running)."""
+        self.meta.execute("UPDATE job_tokens SET revoked=? WHERE revoked IS NULL",
+                          (self.clock(),))
+
     def validate(self, secret: str) -> TokenRecord:
         """The record of a live token, or :class:`AuthError` saying why not."""
         digest = token_digest(secret)
+        if secret.startswith(JOB_PREFIX):
+            return self._validate_job(digest)
         row = self.meta.query_one("SELECT * FROM tokens WHERE digest=?", (digest,))
         # The lookup is by digest, so timing says nothing about the secret; the compare
         # is a second line of defence.
@@ -134,6 +171,19 @@ class TokenService:
                             " POST /auth/refresh)", bearer_error="invalid_token")
         if record.last_used is None or now - record.last_used > LAST_USED_RESOLUTION:
             self.meta.execute("UPDATE tokens SET last_used=? WHERE id=?", (now, record.id))
+        return record
+
+    def _validate_job(self, digest: str) -> TokenRecord:
+        row = self.meta.query_one("SELECT * FROM job_tokens WHERE digest=?", (digest,))
+        if row is None or not hmac.compare_digest(row["digest"], digest):
+            raise AuthError("invalid token: not issued by this service",
+                            bearer_error="invalid_token")
+        record = _job_record(row)
+        now = self.clock()
+        if (record.revoked is not None and record.revoked <= now) or (
+                record.expires is not None and record.expires <= now):
+            raise AuthError(f"invalid token: job {record.job_id} has ended, and its token"
+                            " with it", bearer_error="invalid_token")
         return record
 
     def refresh(self, record: TokenRecord) -> IssuedToken:
@@ -196,6 +246,14 @@ def _record(row: sqlite3.Row) -> TokenRecord:
                        scopes=frozenset(row["scopes"].split()), issued=row["issued"],
                        expires=row["expires"], session_start=row["session_start"],
                        last_used=row["last_used"], revoked=row["revoked"])
+
+
+def _job_record(row: sqlite3.Row) -> TokenRecord:
+    return TokenRecord(id=row["id"], user_id=row["user_id"], kind=JOB_KIND,
+                       name=f"job {row['job_id']}", scopes=frozenset(row["scopes"].split()),
+                       issued=row["issued"], expires=row["expires"],
+                       session_start=row["issued"], last_used=None, revoked=row["revoked"],
+                       job_id=row["job_id"])
 
 
 def iso_time(t: float | None) -> str | None:

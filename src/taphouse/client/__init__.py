@@ -7,6 +7,7 @@
 """
 
 from taphouse.client.client import Client, connect
+from taphouse.client.compute import ComputeError, ComputeJob, RunResult, job_args
 from taphouse.client.errors import (
     AuthError,
     ClientError,
@@ -23,7 +24,7 @@ from taphouse.client.tokens import TokenStore
 from taphouse.client.userspace import UserSpace
 from taphouse.client.workspace import Workspace
 
-__all__ = ["connect", "Client", "Workspace", "Job", "UserSpace", "TokenStore", "Database",
+__all__ = ["connect", "Client", "ComputeError", "ComputeJob", "RunResult", "job_args", "Workspace", "Job", "UserSpace", "TokenStore", "Database",
            "TableInfo", "UserTable", "Column", "Quota", "Listing", "ClientError", "AuthError",
            "NotFoundError", "ServerError", "QueryError", "QueryAborted", "QueryTimeout",
            "MaxrecWarning"]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
 from taphouse.client.auth import TokenAuth
+from taphouse.client.compute import ComputeJob, RunResult
+from taphouse.client.compute import submit as submit_compute
 from taphouse.client.errors import ClientError, NotFoundError
 from taphouse.client.http import new_session, send
 from taphouse.client.models import (
@@ -57,13 +59,17 @@ class Client(TapEndpoint):
         Default progress display for queries (True: tqdm bar; False: none).
     token_store
         A :class:`TokenStore` (or a path to its file) to use with ``remember``.
+    socket
+        Reach the server through this Unix socket instead of the network (inside a
+        compute sandbox, ``$TAPHOUSE_SOCKET``; :func:`connect` does this by itself).
     """
 
     def __init__(self, url: str, *, token: str | None = None, remember: bool = False,
                  interactive: bool | None = None, prompt: Callable[[str], str] | None = None,
                  timeout: float = 60.0, retries: int = 4, backoff: float = 0.5,
                  progress: bool | Callable = True,
-                 token_store: TokenStore | str | os.PathLike | None = None) -> None:
+                 token_store: TokenStore | str | os.PathLike | None = None,
+                 socket: str | None = None) -> None:
         url = url.rstrip("/")
         if url.endswith("/tap"):
             url = url[: -len("/tap")]
@@ -78,6 +84,11 @@ class Client(TapEndpoint):
         self.auth = TokenAuth(url, new_session(retries, backoff, agent), prompt=prompt,
                               interactive=interactive, store=store, timeout=timeout)
         self.session.auth = self.auth
+        if socket:
+            from taphouse.client.unixsocket import use_unix_socket
+
+            use_unix_socket(self.session, socket)
+            use_unix_socket(self.auth.session, socket)
         if token:
             self.auth.use_token(token, source="token")
         elif store is not None:
@@ -207,6 +218,72 @@ class Client(TapEndpoint):
         return ws
 
     # --- misc ------------------------------------------------------------------------------
+    # --- jobs of every kind, compute -----------------------------------------------------
+    def run(self, code: Any, *args: Any, files: Mapping[str, Any] | None = None,
+            timeout: float | None = None, memory: int | str | None = None,
+            wait: bool = True) -> RunResult | ComputeJob:
+        """Run Python next to the data, in the server's sandbox.
+
+        Parameters
+        ----------
+        code
+            A named function (its source is shipped, then called with ``args``; its
+            JSON return value comes back as ``result.value``), a :class:`pathlib.Path`
+            to a script or notebook, or Python source text.
+        *args
+            JSON values (a script reads them with
+            :func:`taphouse.client.compute.job_args`).
+        files
+            Input files, name -> bytes or path; they are in the job's current directory.
+        timeout
+            Seconds the job may run (wall time); default: the server's.
+        memory
+            Memory per process, bytes or text such as ``"2GB"``.
+        wait
+            False: return the :class:`ComputeJob` at once.
+
+        Returns
+        -------
+        RunResult
+            stdout, stderr, exit status, output files and the mydb tables written.
+
+        Raises
+        ------
+        ComputeError
+            The job ended in ERROR (non-zero exit: the status and the end of stderr) or
+            was aborted; ``exc.result`` holds what it left.
+        """
+        job = submit_compute(self, code, args, files=files, timeout=timeout, memory=memory)
+        if not wait:
+            return job
+        return job.result()
+
+    def compute_job(self, job_id: str) -> ComputeJob:
+        """Reattach to a compute job by its id."""
+        return ComputeJob(self, job_id)
+
+    def list_jobs(self, kind: str | None = None, phases: Any = ()) -> list[dict[str, Any]]:
+        """Your jobs of every kind (``"tap"`` queries, ``"compute"``), as dictionaries."""
+        params: dict[str, Any] = {"phase": list(phases)}
+        if kind:
+            params["kind"] = kind
+        return send(self.session, "GET", self.url + "/api/jobs", params=params,
+                    timeout=self.timeout).json()
+
+    def job_info(self, job_id: str) -> dict[str, Any]:
+        """One job of any kind (compute jobs with exit status, outputs and tables)."""
+        info = send(self.session, "GET", f"{self.url}/api/jobs/{quote(job_id, safe='')}",
+                    timeout=self.timeout).json()
+        if info.get("kind") == "compute":
+            info = ComputeJob(self, job_id).info()
+        return info
+
+    def abort_job(self, job_id: str) -> dict[str, Any]:
+        """Abort a job of any kind."""
+        return send(self.session, "POST",
+                    f"{self.url}/api/jobs/{quote(job_id, safe='')}/abort",
+                    timeout=self.timeout).json()
+
     def close(self) -> None:
         """Close the HTTP connections (the login stays valid until logout or expiry)."""
         self.session.close()
@@ -232,7 +309,9 @@ def connect(url: str | None = None, **kwargs: Any) -> Client:
         The server's base URL; default ``TAPHOUSE_URL`` from the environment.
     **kwargs
         See :class:`Client`. Without ``token``, ``TAPHOUSE_TOKEN`` is used when set
-        (for the same server), so inside the platform's JupyterHub no login is needed.
+        (for the same server), so inside the platform's JupyterHub no login is needed;
+        inside a compute job, ``TAPHOUSE_SOCKET`` names the Unix socket that is the
+        job's only way to the server, and every request goes through it.
 
     Returns
     -------
@@ -248,6 +327,10 @@ def connect(url: str | None = None, **kwargs: Any) -> Client:
         env_token = os.environ.get("TAPHOUSE_TOKEN")
         same = env_url is not None and _base(url) == _base(env_url)
         if env_token and same:
+            socket = os.environ.get("TAPHOUSE_SOCKET") or None
+            if socket and "socket" not in kwargs:
+                # Inside a compute job: no one watches a progress bar there.
+                kwargs = {"progress": False, **kwargs, "socket": socket}
             client = Client(url, **{k: v for k, v in kwargs.items() if k != "token"})
             client.auth.use_token(env_token, source="env")
             return client

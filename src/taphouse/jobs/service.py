@@ -4,9 +4,11 @@ State lives in the metadata database (:class:`~taphouse.jobs.store.JobStore`); f
 (uploaded parts, results) in ``settings.jobs_dir/<job id>/``. What a job *does* is up to
 a :class:`JobRunner` chosen by the job's ``kind`` (``"tap"``: an ADQL query).
 
-Threads: ``settings.workers`` workers take QUEUED jobs in the order the
-:class:`~taphouse.jobs.fairness.FairScheduler` picks, at most ``max_jobs_per_user`` per
-owner at a time; one reaper removes jobs past their destruction time. Clients waiting
+Threads: each job kind has its own pool (:class:`WorkerPool`: ``settings.workers``
+workers and ``max_jobs_per_user`` for ``"tap"``), so one kind never takes another's
+workers; a pool's workers take QUEUED jobs of their kind in the order the pool's
+:class:`~taphouse.jobs.fairness.FairScheduler` picks, at most ``max_per_user`` per owner at
+a time. One reaper removes jobs past their destruction time. Clients waiting
 for a phase change (UWS ``WAIT``) wait on an asyncio event, holding no thread.
 """
 
@@ -71,6 +73,14 @@ class JobRunner(Protocol):
         exception with ``message`` and optionally ``line``/``column``/``query``)."""
 
 
+@dataclass(frozen=True)
+class WorkerPool:
+    """Workers of one job kind: how many, and how many jobs of one owner at a time."""
+
+    workers: int
+    max_per_user: int
+
+
 @dataclass(eq=False)
 class _Watcher:
     loop: asyncio.AbstractEventLoop
@@ -86,14 +96,19 @@ class JobService:
     """
 
     def __init__(self, meta: MetadataDB, settings: Settings,
-                 runners: Mapping[str, JobRunner], *, reap_interval: float = 60.0) -> None:
+                 runners: Mapping[str, JobRunner], *, reap_interval: float = 60.0,
+                 pools: Mapping[str, WorkerPool] | None = None) -> None:
         self.store = JobStore(meta)
         self.settings = settings
         self.jobs_dir = Path(settings.jobs_dir)
         self.runners = dict(runners)
         self.reap_interval = reap_interval
+        #: A pool per job kind; kinds without one share the ``"tap"`` pool's settings.
+        default = WorkerPool(settings.workers, settings.max_jobs_per_user)
+        self.pools = {kind: (pools or {}).get(kind, default) for kind in self.runners}
         self._cond = threading.Condition()
-        self._scheduler = FairScheduler(settings.max_jobs_per_user)
+        self._schedulers = {kind: FairScheduler(pool.max_per_user)
+                            for kind, pool in self.pools.items()}
         self._handles: dict[str, CancelHandle] = {}
         self._threads: list[threading.Thread] = []
         self._stopping = False
@@ -263,11 +278,12 @@ class JobService:
         self.reap()
         self._stopping = False
         self._stop_event.clear()
-        for i in range(max(1, self.settings.workers)):
-            t = threading.Thread(target=self._work, name=f"taphouse-job-worker-{i}",
-                                 daemon=True)
-            t.start()
-            self._threads.append(t)
+        for kind, pool in self.pools.items():
+            for i in range(max(1, pool.workers)):
+                t = threading.Thread(target=self._work, args=(kind,), daemon=True,
+                                     name=f"taphouse-{kind}-worker-{i}")
+                t.start()
+                self._threads.append(t)
         t = threading.Thread(target=self._reap_loop, name="taphouse-job-reaper", daemon=True)
         t.start()
         self._threads.append(t)
@@ -331,14 +347,15 @@ class JobService:
                 log.exception("job %s: clean-up after destruction failed", job_id)
 
     # --- workers --------------------------------------------------------------------------
-    def _work(self) -> None:
+    def _work(self, kind: str) -> None:
+        scheduler = self._schedulers[kind]
         while True:
             with self._cond:
                 claim = None
                 while claim is None:
                     if self._stopping:
                         return
-                    claim = self._claim()
+                    claim = self._claim(kind, scheduler)
                     if claim is None:
                         self._cond.wait(timeout=5.0)
             job_id, owner, handle = claim
@@ -349,13 +366,14 @@ class JobService:
             finally:
                 with self._cond:
                     self._handles.pop(job_id, None)
-                    self._scheduler.finished(owner)
+                    scheduler.finished(owner)
                     self._cond.notify_all()
 
-    def _claim(self) -> tuple[str, str | None, CancelHandle] | None:
+    def _claim(self, kind: str, scheduler: FairScheduler
+               ) -> tuple[str, str | None, CancelHandle] | None:
         # Called with self._cond held; the DB update guards against a concurrent abort.
         while True:
-            choice = self._scheduler.choose(self.store.queued())
+            choice = scheduler.choose(self.store.queued(kind))
             if choice is None:
                 return None
             job_id, owner = choice
@@ -365,7 +383,7 @@ class JobService:
 
                 handle = CancelHandle()
                 self._handles[job_id] = handle
-                self._scheduler.started(owner)
+                scheduler.started(owner)
                 self._notify(job_id)
                 return job_id, owner, handle
 
@@ -421,10 +439,61 @@ class JobService:
             raise JobStateError(f"job {job.id} is {job.phase}; only a job that is "
                                 f"{' or '.join(sorted(phases))} can {action}")
 
-    def running(self) -> dict[str, Any]:
-        """Running jobs per owner (for monitoring and tests)."""
+    def of_kind(self, kind: str) -> JobsOfKind:
+        """This service seen through one job kind (other kinds' jobs look absent)."""
+        return JobsOfKind(self, kind)
+
+    def running(self, kind: str = "tap") -> dict[str, Any]:
+        """Running jobs of ``kind`` per owner (for monitoring and tests)."""
         with self._cond:
-            return dict(self._scheduler.running)
+            return dict(self._schedulers[kind].running)
+
+
+class JobsOfKind:
+    """A :class:`JobService` restricted to the jobs of one kind: the TAP endpoints do not
+    show, change or delete compute jobs, and the reverse."""
+
+    def __init__(self, service: JobService, kind: str) -> None:
+        self.service = service
+        self.kind = kind
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.service, name)
+
+    def get(self, job_id: str, owner: str | None) -> Job:
+        job = self.service.get(job_id, owner)
+        if job.kind != self.kind:
+            raise JobNotFound(f"no {self.kind} job {job_id!r} here")
+        return job
+
+    def list(self, owner: str | None, **kwargs: Any) -> list[Job]:
+        return [j for j in self.service.list(owner, **kwargs) if j.kind == self.kind]
+
+    def create(self, owner: str | None, params: Mapping[str, str],
+               parts: Mapping[str, tuple[bytes, str]] | None = None, **kwargs: Any) -> Job:
+        return self.service.create(owner, params, parts, kind=self.kind, **kwargs)
+
+    async def wait(self, job_id: str, owner: str | None, timeout: float,
+                   phase: str | None = None) -> Job:
+        await asyncio.to_thread(self.get, job_id, owner)
+        return await self.service.wait(job_id, owner, timeout, phase)
+
+    def _checked(name: str) -> Any:  # type: ignore[misc]
+        def method(self: JobsOfKind, job_id: str, owner: str | None, *args: Any,
+                   **kwargs: Any) -> Any:
+            self.get(job_id, owner)
+            return getattr(self.service, name)(job_id, owner, *args, **kwargs)
+
+        method.__name__ = name
+        return method
+
+    run = _checked("run")
+    abort = _checked("abort")
+    delete = _checked("delete")
+    update_parameters = _checked("update_parameters")
+    set_execution_duration = _checked("set_execution_duration")
+    set_destruction = _checked("set_destruction")
+    del _checked
 
 
 def _plausible_id(job_id: str) -> bool:

@@ -52,10 +52,14 @@ class JobStore:
             sql += " ORDER BY created, rowid"
         return [_job(r) for r in self.meta.query(sql, args)]
 
-    def queued(self) -> list[tuple[str, str | None]]:
-        """(id, owner) of every QUEUED job, in queue order."""
-        rows = self.meta.query("SELECT id, owner FROM jobs WHERE phase='QUEUED'"
-                               " ORDER BY queued, rowid")
+    def queued(self, kind: str | None = None) -> list[tuple[str, str | None]]:
+        """(id, owner) of every QUEUED job (of ``kind``, when given), in queue order."""
+        if kind is None:
+            rows = self.meta.query("SELECT id, owner FROM jobs WHERE phase='QUEUED'"
+                                   " ORDER BY queued, rowid")
+        else:
+            rows = self.meta.query("SELECT id, owner FROM jobs WHERE phase='QUEUED'"
+                                   " AND kind=? ORDER BY queued, rowid", (kind,))
         return [(r["id"], r["owner"]) for r in rows]
 
     def ids_in_phase(self, phase: str) -> list[str]:

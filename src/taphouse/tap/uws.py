@@ -36,7 +36,7 @@ _INT_MAX = 2**31 - 1
 
 def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
     """Add the UWS job routes to a TAP router (``context(request)`` -> TapContext)."""
-    jobs = platform.jobs
+    jobs = platform.jobs.of_kind("tap")  # compute jobs are not TAP jobs
     max_bytes = platform.settings.upload_max_bytes
 
     async def caller(request: Request) -> tuple[Any, str | None]:

@@ -1,0 +1,382 @@
+"""The sandbox: one user's code in bubblewrap, reaching nothing but the API socket.
+
+Each run is ``nice -n 10 prlimit ... -- bwrap ... -- python script`` started by the
+server (root) as the user's own unprivileged uid (``uid_base + user id``; gid the same;
+one supplementary group, ``uid_base``, that may only traverse the data directory down to
+what bubblewrap binds). bubblewrap then unshares the user, network (loopback only), PID,
+IPC, UTS and cgroup namespaces, forbids nested user namespaces, drops every capability,
+sets no-new-privileges, mounts a read-only system and Python environment, a private
+size-bounded ``/tmp`` and ``/dev/shm``, the user's home, the job's work directory and
+the API socket, and loads the seccomp filter (:mod:`taphouse.compute.seccomp`).
+
+Limits: CPU seconds, processes (per uid, so per user), open files, file size and memory
+(RLIMIT_DATA: RLIMIT_AS breaks numpy/pyarrow; cgroup v2 ``memory.max`` is not used
+because the machines we run on do not delegate it) through ``prlimit``; wall time, the
+home quota and aborts by :class:`SandboxProcess`'s caller.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from taphouse.compute.seccomp import SeccompUnsupported, build_filter
+from taphouse.errors import ServiceError
+
+log = logging.getLogger("taphouse.compute")
+
+#: Where things are inside the sandbox.
+ENV_MOUNT = "/opt/taphouse/env"
+LIB_MOUNT = "/opt/taphouse/lib"
+SOCKET_MOUNT = "/run/taphouse/api.sock"
+JOB_DIR = "/job"
+WORK_MOUNT = "/job/work"
+HOSTNAME = "taphouse-job"
+#: System directories bound read-only (or recreated as the same symlink).
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+#: Files and directories of /etc a Python analysis needs; nothing else of /etc is seen.
+ETC_ENTRIES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
+               "/etc/alternatives", "/etc/mime.types")
+
+
+class SandboxUnavailable(ServiceError):
+    """Compute cannot run on this server (the reason says what to install or change)."""
+
+    status = 503
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one sandbox (bytes, seconds, counts)."""
+
+    memory: int = 2 * 1024**3
+    cpu_seconds: int = 3600
+    processes: int = 64
+    open_files: int = 256
+    file_size: int = 1024**3
+    tmp_size: int = 256 * 1024**2
+
+
+@dataclass
+class SandboxRun:
+    """What one run needs: who, where, what."""
+
+    uid: int
+    username: str
+    home: Path
+    workdir: Path
+    argv: Sequence[str]
+    env: Mapping[str, str]
+    stdout: Path
+    stderr: Path
+    limits: Limits
+    #: Extra read-only files: path inside the sandbox -> host path.
+    files: Mapping[str, Path] = field(default_factory=dict)
+
+
+class Sandbox:
+    """Starts sandboxes for one server.
+
+    Parameters
+    ----------
+    env_dir
+        The job Python environment (a venv with numpy, astropy, pandas, pyarrow, pyvo,
+        requests), bound read-only at :data:`ENV_MOUNT`.
+    lib_dir
+        A directory holding the ``taphouse`` client package, bound at :data:`LIB_MOUNT`
+        and put on ``PYTHONPATH``.
+    socket_path
+        The API socket (bound at :data:`SOCKET_MOUNT`).
+    run_dir
+        Where the pid files of running sandboxes are kept (for start-up clean-up).
+    uid_base
+        User ``n`` runs as uid ``uid_base + n``; ``uid_base`` is the sandbox group.
+    bwrap
+        The bubblewrap executable.
+    """
+
+    UID_RANGE = 1_000_000
+
+    def __init__(self, *, env_dir: Path, lib_dir: Path, socket_path: Path, run_dir: Path,
+                 uid_base: int, bwrap: str | None = None) -> None:
+        self.env_dir = Path(env_dir)
+        self.lib_dir = Path(lib_dir)
+        self.socket_path = Path(socket_path)
+        self.run_dir = Path(run_dir)
+        self.uid_base = int(uid_base)
+        self.gid = self.uid_base
+        self.bwrap = bwrap or shutil.which("bwrap") or "bwrap"
+        self._filter: bytes | None = None
+
+    # --- identities -------------------------------------------------------------------
+    def uid_for(self, user_id: int) -> int:
+        """The host uid of a user's code (never root, never the server's)."""
+        if not 0 < user_id < self.UID_RANGE:
+            raise SandboxUnavailable(f"user id {user_id} is outside the sandbox uid range")
+        return self.uid_base + user_id
+
+    # --- checks -------------------------------------------------------------------------
+    def preflight(self) -> None:
+        """Raise :class:`SandboxUnavailable` with what to do when sandboxes cannot start
+        here (before any directory is touched)."""
+        if os.geteuid() != 0:
+            raise SandboxUnavailable(
+                "compute needs the server to run as root, so that each user's code runs as"
+                " that user's own unprivileged uid; start the server as root or disable"
+                " compute (TAPHOUSE_COMPUTE=off)")
+        if self.uid_base < 1000 or self.uid_base + self.UID_RANGE > 2**32 - 2:
+            raise SandboxUnavailable(f"compute_uid_base {self.uid_base} is out of range")
+        if shutil.which(self.bwrap) is None:
+            raise SandboxUnavailable(
+                "bubblewrap is not installed: compute runs user code only inside its"
+                " sandbox (Debian/Ubuntu: apt-get install bubblewrap)")
+        try:
+            self._filter = build_filter()
+        except SeccompUnsupported as exc:
+            raise SandboxUnavailable(str(exc)) from None
+        python = self.env_dir / "bin" / "python"
+        if not python.exists():
+            raise SandboxUnavailable(
+                f"no job Python environment at {self.env_dir}: run `taphouse compute setup`"
+                " (or set TAPHOUSE_COMPUTE_ENV to an environment with numpy, astropy,"
+                " pandas, pyarrow and pyvo)")
+        userns = Path("/proc/sys/user/max_user_namespaces")
+        if userns.exists() and userns.read_text().strip() == "0":
+            raise SandboxUnavailable("user namespaces are disabled"
+                                     " (sysctl user.max_user_namespaces=0); bubblewrap"
+                                     " needs them")
+
+    def check_paths(self) -> None:
+        """Raise :class:`SandboxUnavailable` when a bind source cannot be reached by a
+        sandboxed uid (bubblewrap opens them as that uid)."""
+        for p in self._reachable_paths():
+            _check_reachable(p, self.gid)
+
+    def probe(self, workdir: Path, home: Path, timeout: float = 60.0) -> None:
+        """Run a trivial job in a real sandbox; raise :class:`SandboxUnavailable` with
+        bubblewrap's complaint when it does not work."""
+        uid = self.uid_base + self.UID_RANGE - 1
+        for d in (workdir, home):
+            d.mkdir(parents=True, exist_ok=True)
+            os.chown(d, uid, uid)
+            os.chmod(d, 0o700)
+        out, err = workdir.parent / "probe.out", workdir.parent / "probe.err"
+        code = ("import os, sys, json, taphouse.client, numpy;"
+                " print(json.dumps([os.getuid(), sys.prefix]))")
+        run = SandboxRun(uid=uid, username="probe", home=home, workdir=workdir,
+                         argv=[f"{ENV_MOUNT}/bin/python", "-c", code],
+                         env={"PYTHONPATH": LIB_MOUNT, "PATH": "/usr/bin:/bin"},
+                         stdout=out, stderr=err, limits=Limits(cpu_seconds=60))
+        proc = self.start(run, "probe")
+        try:
+            status = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise SandboxUnavailable("the sandbox probe did not finish in"
+                                     f" {timeout:g} s") from None
+        finally:
+            proc.forget()
+        text = out.read_text(errors="replace").strip()
+        if status != 0 or not text:
+            tail = err.read_text(errors="replace")[-2000:].strip()
+            raise SandboxUnavailable(f"a test sandbox failed (exit status {status}): {tail}")
+        uid_inside, prefix = json.loads(text.splitlines()[-1])
+        if uid_inside != uid or prefix != ENV_MOUNT:
+            raise SandboxUnavailable(f"the test sandbox ran as uid {uid_inside} with prefix"
+                                     f" {prefix}, expected {uid} and {ENV_MOUNT}")
+
+    def _reachable_paths(self) -> list[Path]:
+        return [self.env_dir, self.lib_dir, self.socket_path.parent]
+
+    # --- running ------------------------------------------------------------------------
+    def start(self, run: SandboxRun, name: str) -> SandboxProcess:
+        """Start ``run``; the returned process is the outer bubblewrap (its death takes
+        the whole sandbox with it)."""
+        if self._filter is None:
+            self._filter = build_filter()
+        fds: list[int] = []
+        try:
+            seccomp_fd = _memfd("seccomp", self._filter)
+            fds.append(seccomp_fd)
+            data = {
+                "/etc/passwd": f"{run.username}:x:{run.uid}:{run.uid}::/home/{run.username}:"
+                               "/bin/sh\nnobody:x:65534:65534::/nonexistent:/bin/false\n",
+                "/etc/group": f"{run.username}:x:{run.uid}:\nnogroup:x:65534:\n",
+                "/etc/hosts": f"127.0.0.1 localhost {HOSTNAME}\n::1 localhost\n",
+                "/etc/nsswitch.conf": "passwd: files\ngroup: files\nhosts: files\n",
+            }
+            data_fds = {}
+            for dest, text in data.items():
+                fd = _memfd(dest, text.encode())
+                fds.append(fd)
+                data_fds[dest] = fd
+            argv = self._argv(run, seccomp_fd, data_fds)
+            stdout = open(run.stdout, "ab")  # noqa: SIM115 (handed to the child)
+            stderr = open(run.stderr, "ab")  # noqa: SIM115
+            try:
+                lim = run.limits
+                wrapper = [
+                    "nice", "-n", "10", "prlimit",
+                    f"--cpu={lim.cpu_seconds}", f"--nproc={lim.processes}",
+                    f"--nofile={lim.open_files}", f"--fsize={lim.file_size}",
+                    f"--data={lim.memory}", "--core=0", "--"]
+                proc = subprocess.Popen(
+                    [*wrapper, *argv], stdin=subprocess.DEVNULL, stdout=stdout,
+                    stderr=stderr, pass_fds=tuple(fds), env=dict(run.env), close_fds=True,
+                    user=run.uid, group=run.uid, extra_groups=[self.gid],
+                    start_new_session=True, cwd="/")
+            finally:
+                stdout.close()
+                stderr.close()
+        finally:
+            for fd in fds:
+                os.close(fd)
+        sp = SandboxProcess(proc, self.run_dir / f"{name}.pid")
+        sp.record()
+        return sp
+
+    def _argv(self, run: SandboxRun, seccomp_fd: int, data_fds: Mapping[str, int]) -> list[str]:
+        a = [self.bwrap, "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net",
+             "--unshare-uts", "--unshare-cgroup-try", "--disable-userns",
+             "--die-with-parent", "--new-session", "--hostname", HOSTNAME,
+             "--uid", str(run.uid), "--gid", str(run.uid)]
+        for d in SYSTEM_DIRS:
+            if os.path.islink(d):
+                a += ["--symlink", os.readlink(d), d]
+            elif os.path.isdir(d):
+                a += ["--ro-bind", d, d]
+        for e in ETC_ENTRIES:
+            a += ["--ro-bind-try", e, e]
+        for dest, fd in data_fds.items():
+            a += ["--perms", "0444", "--ro-bind-data", str(fd), dest]
+        a += ["--proc", "/proc", "--dev", "/dev",
+              "--size", str(run.limits.tmp_size), "--tmpfs", "/tmp",
+              "--size", str(run.limits.tmp_size), "--tmpfs", "/dev/shm",
+              "--ro-bind", str(self.env_dir), ENV_MOUNT]
+        base = _venv_home(self.env_dir)
+        if base is not None and not any(base == Path(d) or Path(d) in base.parents
+                                        for d in SYSTEM_DIRS):
+            a += ["--ro-bind", str(base), str(base)]
+        a += ["--ro-bind", str(self.lib_dir), LIB_MOUNT,
+              "--ro-bind", str(self.socket_path), SOCKET_MOUNT,
+              "--bind", str(run.home), f"/home/{run.username}",
+              "--bind", str(run.workdir), WORK_MOUNT]
+        for dest, src in run.files.items():
+            a += ["--ro-bind", str(src), dest]
+        a += ["--remount-ro", "/", "--chdir", WORK_MOUNT, "--seccomp", str(seccomp_fd),
+              "--", *run.argv]
+        return a
+
+    # --- clean-up -----------------------------------------------------------------------
+    def kill_leftovers(self) -> int:
+        """Kill sandboxes a previous run of this server left behind (by their pid files,
+        checked against the process start time so a reused pid is left alone)."""
+        killed = 0
+        if not self.run_dir.is_dir():
+            return 0
+        for pidfile in self.run_dir.glob("*.pid"):
+            try:
+                pid_text, start_text = pidfile.read_text().split()
+                pid, start = int(pid_text), start_text
+            except (OSError, ValueError):
+                pidfile.unlink(missing_ok=True)
+                continue
+            if _start_time(pid) == start:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                    killed += 1
+                    log.warning("killed leftover sandbox %s (pid %d)", pidfile.stem, pid)
+                except ProcessLookupError:
+                    pass
+            pidfile.unlink(missing_ok=True)
+        return killed
+
+
+class SandboxProcess:
+    """A running sandbox (its outer bubblewrap process)."""
+
+    def __init__(self, proc: subprocess.Popen, pidfile: Path) -> None:
+        self.proc = proc
+        self.pidfile = pidfile
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def record(self) -> None:
+        start = _start_time(self.proc.pid)
+        if start is not None:
+            self.pidfile.write_text(f"{self.proc.pid} {start}\n")
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        """Kill the whole sandbox: bubblewrap's process group (the namespace's init
+        follows through --die-with-parent, and with it every process inside)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def interrupt(self) -> None:
+        """What :class:`~taphouse.tap.service.CancelHandle` calls on abort or time-out."""
+        self.kill()
+
+    def forget(self) -> None:
+        """The run is over: reap the process and drop its pid file."""
+        if self.proc.poll() is None:
+            self.kill()
+            self.proc.wait()
+        self.pidfile.unlink(missing_ok=True)
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name.strip("/").replace("/", "-"), 0)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _venv_home(env_dir: Path) -> Path | None:
+    """The prefix of a venv's base interpreter (``home`` in pyvenv.cfg is its bin dir)."""
+    cfg = env_dir / "pyvenv.cfg"
+    if not cfg.exists():
+        return None
+    for line in cfg.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "home" and value.strip():
+            return Path(value.strip()).parent
+    return None
+
+
+def _check_reachable(path: Path, gid: int) -> None:
+    """bubblewrap opens bind sources as the user's uid (with the sandbox group): every
+    directory above ``path`` must let it pass."""
+    path = Path(os.path.abspath(path))
+    for parent in [*reversed(path.parents)][1:]:
+        st = parent.stat()
+        if st.st_mode & 0o001 or (st.st_gid == gid and st.st_mode & 0o010):
+            continue
+        raise SandboxUnavailable(
+            f"{parent} (mode {st.st_mode & 0o777:o}) cannot be traversed by sandboxed"
+            f" users, so {path} cannot be bound into their sandbox; allow o+x on it, or"
+            " move the data directory / job environment somewhere they can reach")
