@@ -1,0 +1,223 @@
+"""Attacks from inside a job: every way out we know of, each shown to be detectable by
+running the same probe unsandboxed on the host first (the control), then shown closed
+inside the sandbox while the server keeps answering other callers."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from attacks import ATTACKS, CONTROL_ESCAPES
+from conftest import HOME_QUOTA, JOB_ENV, add_user, login
+from taphouse.client import ComputeError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def listeners():
+    """A TCP listener on all addresses and an abstract Unix socket, both on the host."""
+    tcp = socket.socket()
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    tcp.bind(("0.0.0.0", 0))
+    tcp.listen(16)
+    abstract_name = f"taphouse-test-{os.getpid()}"
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind("\0" + abstract_name)
+    unix.listen(16)
+    stop = threading.Event()
+
+    def accept(s):
+        s.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = s.accept()
+                conn.close()
+            except OSError:
+                pass
+
+    threads = [threading.Thread(target=accept, args=(s,), daemon=True) for s in (tcp, unix)]
+    for t in threads:
+        t.start()
+    yield tcp.getsockname()[1], abstract_name
+    stop.set()
+    for t in threads:
+        t.join(2)
+    tcp.close()
+    unix.close()
+
+
+def _host_ip() -> str:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))  # no packet is sent for a UDP connect
+            return s.getsockname()[0]
+        except OSError:
+            return socket.gethostbyname(socket.gethostname())
+
+
+@pytest.fixture(scope="module")
+def targets(compute_server, listeners):
+    """What the attack script aims at: another user's home with a secret in it, the
+    server's files, ports and process."""
+    platform = compute_server.platform
+    other = add_user(compute_server, "victim")
+    with login(compute_server, other) as c:
+        c.run("open(__import__('os').environ['HOME'] + '/secret.txt', 'w').write('s3cret')")
+    other_id = platform.authenticator.accounts.user(other).id
+    other_home = platform.compute.home_of(other_id)
+    assert (other_home / "secret.txt").read_text() == "s3cret"
+    port = int(compute_server.url.rsplit(":", 1)[1])
+    return {"http_port": port, "other_port": listeners[0], "abstract_name": listeners[1],
+            "host_ip": _host_ip(), "meta_path": str(platform.settings.meta_path),
+            "tables_dir": str(platform.settings.tables_dir),
+            "jobs_dir": str(platform.settings.jobs_dir), "other_home": str(other_home),
+            "other_user": other, "server_pid": os.getpid()}
+
+
+def _results(stdout: str) -> dict[str, str]:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_control_run_on_the_host_escapes(targets):
+    """Unsandboxed, the probes do get out: each one can fail."""
+    proc = subprocess.run([str(JOB_ENV / "bin" / "python"), "-c", ATTACKS,
+                           json.dumps(targets)], capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    results = _results(proc.stdout)
+    not_escaped = {k: results[k] for k in CONTROL_ESCAPES if not results[k].startswith("ESCAPED")}
+    assert not not_escaped
+
+
+def test_no_way_out_of_the_sandbox(compute_server, user_client, targets, responsive):
+    with responsive() as r:
+        result = user_client.run(ATTACKS, targets, timeout=120)
+    results = _results(result.stdout)
+    escaped = {k: v for k, v in results.items() if not v.startswith("blocked")}
+    assert not escaped
+    assert set(CONTROL_ESCAPES) <= set(results)
+    r.check()
+
+
+def test_fork_bomb_is_bounded(compute_server, user_client, responsive):
+    script = """
+import os, time
+n = 0
+try:
+    for _ in range(2000):
+        if os.fork() == 0:
+            time.sleep(30)
+            os._exit(0)
+        n += 1
+except OSError as exc:
+    print("fork failed after", n, type(exc).__name__)
+print("forks", n)
+"""
+    with responsive() as r:
+        t0 = time.monotonic()
+        result = user_client.run(script, timeout=60)
+        elapsed = time.monotonic() - t0
+    forks = int(result.stdout.split("forks")[-1])
+    assert forks < compute_server.platform.settings.compute_processes
+    assert "fork failed" in result.stdout
+    # The sleeping children die with the sandbox: the job does not wait 30 s for them.
+    assert elapsed < 25
+    r.check()
+
+
+def test_memory_bomb_is_refused(user_client, responsive):
+    script = """
+blocks = []
+try:
+    while True:
+        blocks.append(bytearray(50 * 1024 * 1024))
+except MemoryError:
+    print("MemoryError after", len(blocks) * 50, "MB")
+    raise
+"""
+    with responsive() as r, pytest.raises(ComputeError) as err:
+        user_client.run(script, memory="400MB", timeout=60)
+    res = err.value.result
+    assert res.phase == "ERROR" and res.exit_status == 1
+    assert "MemoryError" in res.stderr
+    assert int(res.stdout.split("after")[1].split()[0]) <= 400
+    r.check()
+
+
+def test_tmp_is_bounded(user_client):
+    script = """
+import os
+try:
+    with open('/tmp/big', 'wb') as f:
+        for _ in range(1000):
+            f.write(b'x' * 1024 * 1024)
+except OSError as exc:
+    print('tmp full', exc.errno, os.path.getsize('/tmp/big') // 1024**2)
+"""
+    result = user_client.run(script)
+    assert "tmp full 28" in result.stdout  # ENOSPC
+    assert int(result.stdout.split()[-1]) <= 256
+
+
+def test_writing_past_the_home_quota_kills_the_job(compute_server, user_client, responsive):
+    script = """
+import os, time
+home = os.environ['HOME']
+with open(home + '/fill.bin', 'wb') as f:
+    for i in range(400):
+        f.write(b'x' * 1024 * 1024)
+        f.flush()
+        print('MB', i + 1, flush=True)
+        time.sleep(0.02)
+print('finished writing')
+"""
+    with responsive() as r, pytest.raises(ComputeError) as err:
+        user_client.run(script, timeout=60)
+    res = err.value.result
+    assert "quota" in res.error
+    assert "finished writing" not in res.stdout
+    written = int(res.stdout.split()[-1])
+    assert HOME_QUOTA // 1024**2 <= written < 400
+    r.check()
+    # Over quota, the next job still runs (to clean up) but may not grow the home.
+    result = user_client.run("import os; os.remove(os.environ['HOME'] + '/fill.bin')")
+    assert result.phase == "COMPLETED"
+    assert result.exit_status == 0
+
+
+def test_wall_time_ends_the_job(user_client, responsive):
+    with responsive() as r, pytest.raises(ComputeError) as err:
+        t0 = time.monotonic()
+        user_client.run("import time\nprint('start', flush=True)\ntime.sleep(600)",
+                        timeout=3)
+    elapsed = time.monotonic() - t0
+    res = err.value.result
+    assert res.phase == "ERROR"
+    assert "execution duration" in res.error
+    assert res.stdout.strip() == "start"
+    assert elapsed < 15
+    r.check()
+
+
+def test_cpu_spin_in_many_processes_leaves_the_server_responsive(user_client, responsive):
+    script = """
+import multiprocessing, time
+def spin(_):
+    t = time.time()
+    while time.time() - t < 4:
+        pass
+with multiprocessing.Pool(8) as p:
+    p.map(spin, range(8))
+print('done')
+"""
+    with responsive() as r:
+        result = user_client.run(script, timeout=60)
+    assert result.stdout.strip() == "done"
+    r.check()
