@@ -12,7 +12,9 @@ apt_install() {
 }
 
 # stilts: taplint, the TAP conformance referee. postgresql: binaries for the PostgreSQL
-# backend tests (they run their own throwaway cluster on 127.0.0.1).
+# backend tests (they run their own throwaway cluster on 127.0.0.1). bubblewrap: the
+# compute sandbox; python3-venv: the job environment's base interpreter (Debian's, which
+# sandboxed uids can reach).
 missing=()
 command -v stilts >/dev/null 2>&1 || missing+=(stilts)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
@@ -20,7 +22,20 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 # chromium (Debian's, never a downloaded one): the page's browser tests (Playwright).
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+/usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+
+# The compute tests run real sandboxes: no skipping on a machine that cannot.
+if [ "$(id -u)" != 0 ]; then
+    echo "scripts/test.sh: run as root: the compute tests start user code as other uids" >&2
+    exit 1
+fi
+if ! setpriv --reuid=65534 --regid=65534 --clear-groups bwrap --unshare-all --ro-bind / / true 2>/dev/null; then
+    echo "scripts/test.sh: bubblewrap cannot create namespaces here; enable user" \
+         "namespaces (sysctl user.max_user_namespaces=10000)" >&2
+    exit 1
+fi
 
 VENV=${TAPHOUSE_VENV:-.venv}
 if [ ! -x "$VENV/bin/python" ]; then
@@ -28,6 +43,21 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e ".[test]"
+
+# The job Python environment of the compute tests, built once per machine with the real
+# `taphouse compute setup` outside the work tree (sandboxed uids must reach it; a CI
+# clone may sit under a private directory) and rebuilt when its package list changes.
+export TAPHOUSE_TEST_JOB_ENV=${TAPHOUSE_TEST_JOB_ENV:-/var/cache/taphouse-test/jobenv}
+stamp=$("$VENV/bin/python" -c 'from taphouse.compute.commands import JOB_PACKAGES; print(*JOB_PACKAGES)')
+mkdir -p "$(dirname "$TAPHOUSE_TEST_JOB_ENV")"
+(
+    flock 9
+    if [ "$(cat "$TAPHOUSE_TEST_JOB_ENV/.taphouse-packages" 2>/dev/null)" != "$stamp" ]; then
+        rm -rf "$TAPHOUSE_TEST_JOB_ENV"
+        "$VENV/bin/taphouse" compute setup --env "$TAPHOUSE_TEST_JOB_ENV" --python /usr/bin/python3
+        echo "$stamp" > "$TAPHOUSE_TEST_JOB_ENV/.taphouse-packages"
+    fi
+) 9>"$(dirname "$TAPHOUSE_TEST_JOB_ENV")/.lock"
 
 export PATH="$PWD/$VENV/bin:$PATH"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -12,9 +12,9 @@ import threading
 import time
 
 import pytest
-
 from attacks import ATTACKS, CONTROL_ESCAPES
-from conftest import HOME_QUOTA, JOB_ENV, add_user, login
+from compute_helpers import HOME_QUOTA, JOB_ENV, add_user, login
+
 from taphouse.client import ComputeError
 
 pytestmark = pytest.mark.slow

@@ -13,8 +13,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from astropy.table import Table
-
 from formats_helpers import batches_then, expected_rows, sample_batch, sample_columns, stilts_csv
+
 from taphouse.catalogue.model import ColumnMeta
 from taphouse.formats import ResultInfo, get_writer
 from taphouse.formats.parquet import CONTENT_KEY, STATUS_KEY, VERSION_KEY

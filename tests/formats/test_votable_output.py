@@ -11,8 +11,8 @@ import pyarrow as pa
 import pytest
 from astropy.io.votable import parse
 from astropy.table import Table
-
 from formats_helpers import batches_then, expected_rows, sample_batch, sample_columns, stilts_csv
+
 from taphouse.catalogue.model import ColumnMeta
 from taphouse.formats import ResultInfo, get_writer, write_error
 

@@ -299,3 +299,34 @@ def test_job_deleted_while_running_leaves_nothing_kept_by_its_run(tmp_path):
         assert runner.tables == set()
     finally:
         svc.stop()
+
+
+def test_each_kind_has_its_own_pool(tmp_path):
+    """A kind's workers never run another kind's jobs: with the "sleep" pool full, a
+    "fast" job still starts at once; per-user caps are per kind."""
+    from taphouse.jobs.service import WorkerPool
+
+    settings = Settings(data_dir=tmp_path)
+    slow, fast = SleepRunner(), SleepRunner()
+    svc = JobService(MetadataDB(settings.meta_path), settings, {"sleep": slow, "fast": fast},
+                     reap_interval=3600,
+                     pools={"sleep": WorkerPool(1, 1), "fast": WorkerPool(1, 1)})
+    svc.start()
+    try:
+        blockers = [svc.create("u", {"seconds": "3"}, kind="sleep") for _ in range(2)]
+        for b in blockers:
+            svc.run(b.id, "u")
+        time.sleep(0.3)
+        job = svc.create("u", {"seconds": "0"}, kind="fast")
+        svc.run(job.id, "u")
+        deadline = time.monotonic() + 2
+        while svc.get(job.id, "u").phase != "COMPLETED":
+            assert time.monotonic() < deadline, svc.get(job.id, "u").phase
+            time.sleep(0.02)
+        assert svc.get(blockers[1].id, "u").phase == QUEUED
+        assert svc.running("sleep") == {"u": 1}
+        assert svc.of_kind("fast").list("u") == [svc.get(job.id, "u")]
+        with pytest.raises(JobNotFound):
+            svc.of_kind("fast").abort(blockers[0].id, "u")
+    finally:
+        svc.stop()

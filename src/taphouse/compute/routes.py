@@ -124,7 +124,9 @@ def compute_router(platform: Any, compute: ComputeService) -> APIRouter:
         try:
             fd = open_beneath(compute.jobs_dir / job.id, rel)
         except FileNotFoundError:
-            raise ComputeError(f"job {job_id} has no file {rel!r}", 404) from None
+            if rel in (STDOUT, STDERR):  # not started yet: nothing written so far
+                return Response(b"", media_type=mime)
+            raise ComputeError(f"job {job_id} has no output file {rel[5:]!r}", 404) from None
         f = os.fdopen(fd, "rb")
 
         def chunks() -> Any:

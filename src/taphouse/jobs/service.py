@@ -19,6 +19,7 @@ import logging
 import secrets
 import shutil
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -443,10 +444,14 @@ class JobService:
         """This service seen through one job kind (other kinds' jobs look absent)."""
         return JobsOfKind(self, kind)
 
-    def running(self, kind: str = "tap") -> dict[str, Any]:
-        """Running jobs of ``kind`` per owner (for monitoring and tests)."""
+    def running(self, kind: str | None = None) -> dict[str, Any]:
+        """Running jobs per owner, of ``kind`` or of every kind (monitoring, tests)."""
         with self._cond:
-            return dict(self._schedulers[kind].running)
+            total: Counter[str] = Counter()
+            for k, scheduler in self._schedulers.items():
+                if kind is None or k == kind:
+                    total.update(scheduler.running)
+            return dict(+total)
 
 
 class JobsOfKind:
