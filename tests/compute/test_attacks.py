@@ -221,3 +221,28 @@ print('done')
         result = user_client.run(script, timeout=60)
     assert result.stdout.strip() == "done"
     r.check()
+
+
+def test_memory_of_many_processes_together_is_bounded(user_client, responsive):
+    """Each process stays under the per-process limit; together they pass the job's
+    memory, and the job is stopped."""
+    script = """
+import os, time
+for i in range(8):
+    if os.fork() == 0:
+        block = bytearray(150 * 1024 * 1024)
+        for j in range(0, len(block), 4096):
+            block[j] = 1
+        time.sleep(60)
+        os._exit(0)
+time.sleep(60)
+print('never')
+"""
+    with responsive() as r, pytest.raises(ComputeError) as err:
+        t0 = time.monotonic()
+        user_client.run(script, memory="400MB", timeout=60)
+    res = err.value.result
+    assert "memory limit" in res.error
+    assert "never" not in res.stdout
+    assert time.monotonic() - t0 < 30
+    r.check()

@@ -1,6 +1,6 @@
 """Reading what a sandbox wrote without ever following a link it planted.
 
-Every walk uses ``lstat``/``scandir(follow_symlinks=False)`` and every open walks the
+Every walk uses ``os.fwalk`` with directory fds and ``lstat`` and every open walks the
 path one component at a time with ``O_NOFOLLOW`` relative to the directory above, so a
 symbolic link (or a directory swapped for one) in a user's home or work directory
 cannot make the server read or measure anything outside it.
@@ -15,40 +15,38 @@ from pathlib import Path
 
 
 def tree_usage(root: Path) -> int:
-    """Bytes on disk under ``root`` (allocated blocks, never following links; each
-    entry counts at least one 512-byte block so a million empty files are not free)."""
+    """Bytes on disk under ``root`` (allocated blocks; each entry counts at least one
+    512-byte block so a million empty files are not free). Walks with directory fds
+    (``os.fwalk``), so a directory swapped for a link mid-walk is not followed."""
     total = 0
-    for entry, st in _walk(root):
-        del entry
-        total += max(st.st_blocks * 512, 512)
+    try:
+        walker = os.fwalk(root, follow_symlinks=False)
+        for _dirpath, dirnames, filenames, dirfd in walker:
+            for name in dirnames + filenames:
+                try:
+                    st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                total += max(st.st_blocks * 512, 512)
+    except FileNotFoundError:
+        return 0
     return total
 
 
 def regular_files(root: Path) -> Iterator[tuple[str, os.stat_result]]:
     """(relative name, lstat) of every regular file under ``root``."""
-    for rel, st in _walk(root):
-        if stat.S_ISREG(st.st_mode):
-            yield rel, st
-
-
-def _walk(root: Path) -> Iterator[tuple[str, os.stat_result]]:
-    stack = [""]
-    while stack:
-        rel = stack.pop()
-        try:
-            with os.scandir(os.path.join(root, rel) if rel else root) as it:
-                entries = list(it)
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            continue
-        for e in entries:
-            name = f"{rel}/{e.name}" if rel else e.name
-            try:
-                st = e.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue
-            yield name, st
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(name)
+    try:
+        for dirpath, _dirnames, filenames, dirfd in os.fwalk(root, follow_symlinks=False):
+            rel = os.path.relpath(dirpath, root)
+            for name in filenames:
+                try:
+                    st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    yield (name if rel == "." else f"{rel}/{name}"), st
+    except FileNotFoundError:
+        return
 
 
 def open_beneath(root: Path, rel: str) -> int:

@@ -10,9 +10,11 @@ size-bounded ``/tmp`` and ``/dev/shm``, the user's home, the job's work director
 the API socket, and loads the seccomp filter (:mod:`taphouse.compute.seccomp`).
 
 Limits: CPU seconds, processes (per uid, so per user), open files, file size and memory
-(RLIMIT_DATA: RLIMIT_AS breaks numpy/pyarrow; cgroup v2 ``memory.max`` is not used
-because the machines we run on do not delegate it) through ``prlimit``; wall time, the
-home quota and aborts by :class:`SandboxProcess`'s caller.
+per process (RLIMIT_DATA: RLIMIT_AS breaks numpy/pyarrow) through ``prlimit``; the
+memory of the whole sandbox (resident memory of all its processes, see
+:meth:`SandboxProcess.memory`), wall time, the home quota and aborts by
+:class:`SandboxProcess`'s caller. cgroup v2 ``memory.max`` would be exact but is not
+delegated on the machines we run on (cgroup v1).
 """
 
 from __future__ import annotations
@@ -329,6 +331,30 @@ class SandboxProcess:
         except ProcessLookupError:
             pass
 
+    def memory(self) -> int:
+        """Resident bytes of every process inside the sandbox (those in the PID
+        namespace of bubblewrap's child), tmpfs pages included through shared memory."""
+        init = _children(self.proc.pid)
+        if not init:
+            return 0
+        try:
+            ns = os.readlink(f"/proc/{init[0]}/ns/pid")
+        except OSError:
+            return 0
+        total = 0
+        page = os.sysconf("SC_PAGE_SIZE")
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.readlink(f"/proc/{entry.name}/ns/pid") != ns:
+                    continue
+                with open(f"/proc/{entry.name}/statm") as f:
+                    total += int(f.read().split()[1]) * page
+            except (OSError, ValueError, IndexError):
+                continue
+        return total
+
     def interrupt(self) -> None:
         """What :class:`~taphouse.tap.service.CancelHandle` calls on abort or time-out."""
         self.kill()
@@ -339,6 +365,14 @@ class SandboxProcess:
             self.kill()
             self.proc.wait()
         self.pidfile.unlink(missing_ok=True)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except (OSError, ValueError):
+        return []
 
 
 def _memfd(name: str, data: bytes) -> int:

@@ -241,11 +241,13 @@ class ComputeService:
         started = time.time()
         status: int | None = None
         over_quota: int | None = None
+        over_memory: int | None = None
         try:
             proc = self.sandbox.start(run, job.id)
             try:
                 cancel.attach(proc)
-                status, over_quota = self._watch(proc, cancel, home, work, allowed)
+                status, over_quota, over_memory = self._watch(proc, cancel, home, work,
+                                                              allowed, memory)
             finally:
                 proc.forget()
                 cancel.detach()
@@ -264,7 +266,11 @@ class ComputeService:
         final = workdir / SUMMARY
         final.write_text(json.dumps(summary))
         failure = None
-        if over_quota is not None:
+        if over_memory is not None:
+            failure = (f"the job's processes used {over_memory // 1024**2} MiB together, more"
+                       f" than its memory limit of {memory // 1024**2} MiB: the job was"
+                       " stopped (ask for more with memory=...)")
+        elif over_quota is not None:
             failure = (f"the home directory grew past its quota ({over_quota} bytes of"
                        f" {allowed} allowed): the job was stopped; delete files to make room")
         elif cancel.reason:
@@ -280,19 +286,30 @@ class ComputeService:
         return JobResult(file=SUMMARY, mime="application/json", size=final.stat().st_size,
                          name="summary")
 
-    def _watch(self, proc: Any, cancel: Any, home: Path, work: Path,
-               allowed: int) -> tuple[int | None, int | None]:
-        """Wait for the run, checking the home quota (home + work directory) as it goes;
-        returns (exit status, usage when killed for the quota)."""
+    def _watch(self, proc: Any, cancel: Any, home: Path, work: Path, allowed: int,
+               memory: int) -> tuple[int | None, int | None, int | None]:
+        """Wait for the run, checking the home quota (home + work directory) and the
+        memory of all its processes together as it goes; returns (exit status, usage
+        when killed for the quota, memory when killed for memory)."""
         period = 0.5
         next_check = time.monotonic() + period
+        next_memory = time.monotonic() + 0.2
         while True:
             status = proc.poll()
             if status is not None:
-                return status, None
+                return status, None, None
             if cancel.reason:
                 proc.kill()
             now = time.monotonic()
+            if now >= next_memory:
+                # RLIMIT_DATA bounds each process; this bounds their sum (many processes
+                # of the memory limit each would otherwise add up past it).
+                next_memory = now + 0.2
+                used_memory = proc.memory()
+                if used_memory > memory:
+                    proc.kill()
+                    proc.wait()
+                    return proc.poll(), None, used_memory
             if now >= next_check:
                 t0 = time.monotonic()
                 used = tree_usage(home) + tree_usage(work)
@@ -302,7 +319,7 @@ class ComputeService:
                 if used > allowed:
                     proc.kill()
                     proc.wait()
-                    return proc.poll(), used
+                    return proc.poll(), used, None
             try:
                 proc.wait(0.05)
             except Exception:  # noqa: BLE001  (subprocess.TimeoutExpired)

@@ -1,0 +1,137 @@
+"""Compute benchmark: sandboxed jobs against a real server (``taphouse serve`` in a
+subprocess, as root, with a job environment).
+
+    sudo python bench/compute.py [--rows 1000000] [--runs 10] [--job-env PATH]
+
+Prints:
+
+- submission -> first line of user code: from just before ``POST /api/compute`` to the
+  wall-clock time the script's first line prints (same machine, same clock), p50 and max;
+- end to end of a trivial job (submit, run, result with stdout) as the client sees it;
+- a job reading ``--rows`` rows through the socket API into pandas
+  (``client.query(..., output="pandas")`` inside the job: an async TAP job, VOTable
+  BINARY2 over the Unix socket), seconds measured inside the job.
+
+Targets ([compute] issue): first line <= 1 s; 1M rows into pandas <= 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PASSWORD = "bench password 123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare(data_dir: Path, rows: int) -> None:
+    from taphouse.auth.accounts import AccountStore
+    from taphouse.auth.passwords import PasswordHashing
+    from taphouse.catalogue.ingest import ingest_files
+    from taphouse.catalogue.store import CatalogueStore
+    from taphouse.catalogue.synth import write_synthetic
+    from taphouse.metadata import MetadataDB
+
+    parquet = data_dir.parent / f"synthetic_{rows}.parquet"
+    write_synthetic(parquet, rows, seed=1)
+    meta = MetadataDB(data_dir / "meta.sqlite")
+    ingest_files(CatalogueStore(meta, data_dir / "tables"), [parquet], "bench", "synthetic")
+    AccountStore(meta, PasswordHashing()).add_user("bench", PASSWORD)
+    meta.close()
+    parquet.unlink()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--job-env", default=os.environ.get("TAPHOUSE_TEST_JOB_ENV",
+                                                        "/var/cache/taphouse-test/jobenv"))
+    args = ap.parse_args()
+    import taphouse
+
+    base = Path(tempfile.mkdtemp(prefix="taphouse-bench-compute-", dir="/tmp"))
+    base.chmod(0o711)
+    data_dir = base / "data"
+    print(f"preparing {args.rows} rows in {data_dir} ...", flush=True)
+    prepare(data_dir, args.rows)
+    port = free_port()
+    env = {**os.environ, "TAPHOUSE_COMPUTE": "on", "TAPHOUSE_COMPUTE_ENV": args.job_env,
+           "TAPHOUSE_MAXREC_LIMIT": str(max(args.rows, 10_000_000))}
+    log = open(base / "server.log", "wb")  # noqa: SIM115
+    server = subprocess.Popen([sys.executable, "-m", "taphouse.cli", "--data-dir",
+                               str(data_dir), "serve", "--port", str(port),
+                               "--log-level", "warning"], env=env, stdout=log,
+                              stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        deadline = time.time() + 120
+        while True:
+            try:
+                if httpx.get(url + "/tap/availability", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline or server.poll() is not None:
+                raise SystemExit((base / "server.log").read_text())
+            time.sleep(0.2)
+        client = taphouse.connect(url, interactive=False, progress=False)
+        client.login("bench", PASSWORD)
+
+        client.run("print(1)")  # warm the page cache of the job environment
+        first, total = [], []
+        for _ in range(args.runs):
+            t0 = time.time()
+            res = client.run("import time; print(repr(time.time()))\n")
+            total.append(time.time() - t0)
+            first.append(float(res.stdout.split()[0]) - t0)
+        print(f"submission -> first line of user code: p50 {statistics.median(first):.3f} s,"
+              f" max {max(first):.3f} s over {args.runs} jobs (target <= 1 s)")
+        print(f"trivial job end to end (submit, run, result): p50"
+              f" {statistics.median(total):.3f} s")
+
+        def read_rows(n):
+            import time
+
+            import taphouse
+
+            client = taphouse.connect()
+            t0 = time.time()
+            df = client.query(f"SELECT TOP {n} * FROM bench.synthetic", maxrec=n,
+                              output="pandas")
+            t1 = time.time()
+            cols = client.query(f"SELECT TOP {n} ra, dec, phot_g_mean_mag"
+                                " FROM bench.synthetic", maxrec=n, output="pandas")
+            t2 = time.time()
+            return [len(df), len(df.columns), t1 - t0, len(cols), t2 - t1]
+
+        for _ in range(2):
+            n, ncols, secs, n3, secs3 = client.run(read_rows, args.rows, timeout=600).value
+            print(f"{n} rows x {ncols} columns through the socket API into pandas:"
+                  f" {secs:.2f} s (target <= 3 s); {n3} rows x 3 columns: {secs3:.2f} s")
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
