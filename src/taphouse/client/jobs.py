@@ -258,11 +258,36 @@ class Job:
         if phase != "COMPLETED":
             raise ClientError(f"job {self.id} is {phase}, not COMPLETED: call job.wait() first")
         content = self._download(timeout)
-        table, infos, message = parse_votable(content)
+        arrow = None
+        if content[:4] == b"PAR1":
+            # VO-Parquet: the rows as Arrow, the INFOs in the embedded VOTable header.
+            import pyarrow.parquet as pq
+
+            arrow = pq.read_table(io.BytesIO(content))
+            header = (arrow.schema.metadata or {}).get(b"IVOA.VOTable-Parquet.content", b"")
+            table, infos, message = parse_votable(header) if header else (None, {}, "")
+        else:
+            table, infos, message = parse_votable(content)
         status = infos.get("QUERY_STATUS", "OK")
         if status == "ERROR":
             raise query_error(message or "the result document reports an error", infos,
                               query=self.query, job_id=self.id)
+        if status == "OVERFLOW":
+            maxrec = self.parameters.get("maxrec")
+            said = f"MAXREC={maxrec}" if maxrec else "the service's default MAXREC"
+            rows = arrow.num_rows if arrow is not None else len(table or [])
+            warnings.warn(MaxrecWarning(
+                f"the result was truncated at {rows:,} rows: {said} was hit."
+                " Pass a larger maxrec=... to get more rows (the service may cap it)."),
+                stacklevel=user_stacklevel())
+        if arrow is not None and output != "astropy":
+            if output == "pyarrow":
+                return arrow
+            if output == "pandas":
+                return arrow.to_pandas()
+            import polars as pl
+
+            return pl.from_arrow(arrow)
         if table is None:
             from astropy.table import Table
 
@@ -273,13 +298,6 @@ class Job:
         for key in ("DEST_TABLE", "DEST_ROWS"):
             if key in infos:
                 table.meta[key.lower()] = infos[key]
-        if status == "OVERFLOW":
-            maxrec = self.parameters.get("maxrec")
-            said = f"MAXREC={maxrec}" if maxrec else "the service's default MAXREC"
-            warnings.warn(MaxrecWarning(
-                f"the result was truncated at {len(table):,} rows: {said} was hit."
-                " Pass a larger maxrec=... to get more rows (the service may cap it)."),
-                stacklevel=user_stacklevel())
         return convert(table, output)
 
     def _download(self, timeout: float | None) -> bytes:
