@@ -222,13 +222,11 @@ def _add_userspace_routes(app: FastAPI, platform: Platform) -> None:
     /ws/<user>/<workspace>/tap."""
     from taphouse.api.routes import api_router
     from taphouse.compute.routes import compute_router
-    from taphouse.jobs.routes import jobs_router
     from taphouse.tap.errors import NotFound
 
     settings = platform.settings
     app.include_router(api_router(platform), prefix="/api")
     app.include_router(compute_router(platform, platform.compute), prefix="/api/compute")
-    app.include_router(jobs_router(platform), prefix="/api/jobs")
 
     async def workspace_context(request: Request) -> TapContext:
         # Unauthenticated: 401 with both challenges whether or not the workspace exists

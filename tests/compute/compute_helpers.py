@@ -80,13 +80,14 @@ class Responsiveness:
         self.worst = 0.0
         self.failures: list[str] = []
         self.count = 0
+        self._inflight: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         with httpx.Client(timeout=10) as http:
             while not self._stop.is_set():
-                t0 = time.monotonic()
+                t0 = self._inflight = time.monotonic()
                 try:
                     r = http.get(self.url + "/tap/availability")
                     if r.status_code != 200:
@@ -94,6 +95,7 @@ class Responsiveness:
                 except httpx.HTTPError as exc:
                     self.failures.append(str(exc))
                 self.worst = max(self.worst, time.monotonic() - t0)
+                self._inflight = None
                 self.count += 1
                 self._stop.wait(0.1)
 
@@ -104,10 +106,15 @@ class Responsiveness:
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()
         self._thread.join(15)
+        inflight = self._inflight
+        if inflight is not None:  # a request still unanswered counts as slow as it is
+            self.worst = max(self.worst, time.monotonic() - inflight)
 
-    def check(self, limit: float = 2.0) -> None:
+    def check(self, limit: float = 5.0) -> None:
+        """The worst answer time; 5 s leaves room for the other test suites that share
+        this machine's two cores (unloaded it is well under 0.1 s)."""
         assert not self.failures, self.failures[:3]
-        assert self.count >= 1
+        assert self.count >= 1 or self.worst >= limit
         assert self.worst < limit, f"the server took {self.worst:.2f} s to answer"
 
 

@@ -93,7 +93,7 @@ def test_kill_9_mid_job_then_restart(tmp_path):
         c.login("killer", PASSWORD)
         info = c.compute_job(job.id).info()
         assert info["phase"] == "ERROR"
-        assert "restarted" in info["error"]
+        assert "restarted" in info["error"]["message"]
         # The work goes on after a restart.
         assert c.run("print('again')").stdout == "again\n"
     finally:

@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from astropy.table import Table
-
 from web_helpers import report
 
 PASSWORD = "browser-test-password"

@@ -289,9 +289,10 @@ def api_router(platform: Any) -> APIRouter:
         for p in phases:
             if p not in PHASES:
                 raise JobError(f"unknown phase {p!r}: use one of {', '.join(PHASES)}")
+        kind = q.get("kind")
         listed = await run_in_threadpool(jobs.list, identity.username, phases=phases,
                                          last=int(last_text))
-        return JSONResponse([job_dict(j) for j in listed])
+        return JSONResponse([job_dict(j) for j in listed if kind is None or j.kind == kind])
 
     # One job by id: like /tap/async/<id>, anonymous callers reach anonymous jobs (the
     # id is unguessable); ``wait`` blocks while the job is active (UWS WAIT).
@@ -308,6 +309,15 @@ def api_router(platform: Any) -> APIRouter:
             job = await jobs.wait(job_id, identity.username, float(wait), phase=phase)
         else:
             job = await run_in_threadpool(jobs.get, job_id, identity.username)
+        return JSONResponse(job_dict(job))
+
+    @router.post("/jobs/{job_id}/abort")
+    async def abort_job(request: Request, job_id: str) -> Response:
+        """ABORT a job of any kind (a compute job's sandbox is killed)."""
+        identity = await caller(request)
+        if not identity.anonymous:
+            require_scope(identity, "write")
+        job = await run_in_threadpool(jobs.abort, job_id, identity.username)
         return JSONResponse(job_dict(job))
 
     @router.delete("/jobs/{job_id}")

@@ -149,7 +149,7 @@ class ComputeJob:
         res = RunResult(job_id=self.id, phase=info["phase"],
                         exit_status=info.get("exit_status"), stdout=self.stdout,
                         stderr=self.stderr, outputs=outputs, tables=info.get("tables", []),
-                        error=info.get("error"), value=value, seconds=info.get("seconds"),
+                        error=(info.get("error") or {}).get("message"), value=value, seconds=info.get("seconds"),
                         _job=self)
         if check and res.phase != "COMPLETED":
             raise ComputeError(f"compute job {self.id} {res.phase}: {res.error}", res)

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from taphouse.api.routes import job_dict
 from taphouse.auth.authenticator import refuse_sandbox, require_scope
 from taphouse.compute.files import open_beneath
 from taphouse.compute.service import (
@@ -32,7 +33,6 @@ from taphouse.compute.service import (
     notebook_source,
 )
 from taphouse.jobs.model import ACTIVE_PHASES, Job
-from taphouse.jobs.routes import job_dict
 
 _FIELDS = ("script", "notebook", "args", "timeout", "memory", "runid")
 
@@ -49,8 +49,13 @@ def compute_router(platform: Any, compute: ComputeService) -> APIRouter:
         assert identity.username is not None
         return identity.username
 
+    def listed(job: Job) -> dict[str, Any]:
+        out = job_dict(job)
+        out["url"] = f"{base}/api/compute/{job.id}"
+        return out
+
     def describe(job: Job) -> dict[str, Any]:
-        out = job_dict(job, base)
+        out = listed(job)
         out["timeout"] = job.execution_duration
         out["memory"] = compute.memory(job.params)
         if job.result is not None or job.phase == "ERROR":
@@ -88,8 +93,8 @@ def compute_router(platform: Any, compute: ComputeService) -> APIRouter:
     @router.get("")
     async def list_jobs(request: Request) -> Response:
         owner = await reader(request)
-        listed = await run_in_threadpool(jobs.list, owner)
-        return JSONResponse([job_dict(j, base) for j in listed])
+        jobs_ = await run_in_threadpool(jobs.list, owner)
+        return JSONResponse([listed(j) for j in jobs_])
 
     @router.get("/{job_id}")
     async def get_job(request: Request, job_id: str) -> Response:
