@@ -84,7 +84,10 @@ def _tap_count(server: Any, query: str) -> int:
 
 
 def _safe(watch: Any, page: Any) -> None:
-    """No script ran that the page did not ship, and the token stayed in memory."""
+    """No script ran that the page did not ship, the token stayed in memory, and the page
+    fetched nothing from anywhere but its server (it works offline)."""
+    origin = "/".join(page.url.split("/", 3)[:3]) + "/"
+    assert all(r.url.startswith((origin, "blob:", "data:")) for r in watch.requests)
     assert watch.errors == []
     assert watch.dialogs == []
     assert watch.csp_violations() == []
@@ -213,6 +216,15 @@ def test_astronomer_session(demo_server, new_page, artefacts, tmp_path):
     _set_query(page, "")
     items[1].query_selector("text=Edit").click()
     assert _query_text(page) == CONE
+    items[1].query_selector("text=Re-run").click()
+    page.wait_for_function("() => document.querySelectorAll('.history-item').length === 3")
+    _wait_phase(page, "COMPLETED")
+    _wait_rows(page, expected)
+
+    # A careless click: nothing to run.
+    _set_query(page, "   ")
+    page.click("#run")
+    assert "Write a query first" in page.inner_text(".error-box")
 
     # An error shows where it is: line 2, at the unknown column.
     _set_query(page, "SELECT TOP 5 ra,\n  dex FROM gaia.dr3_bright")

@@ -146,7 +146,8 @@ export function createEditor(parent: HTMLElement, catalog: Catalog, onRun: () =>
       if (!line || line < 1 || line > doc.lines) return;
       const l = doc.line(line);
       const from = Math.min(l.from + Math.max(0, (column || 1) - 1), l.to);
-      const word = /^[\w."]+/.exec(doc.sliceString(from, l.to));
+      // The token at the position: a quoted identifier or string, or a (dotted) name.
+      const word = /^("(?:[^"]|"")*"|'(?:[^']|'')*'|[\w.]+)/.exec(doc.sliceString(from, l.to));
       const to = word ? from + word[0].length : Math.min(from + 1, l.to);
       view.dispatch(setDiagnostics(view.state, [{ from, to, severity: "error", message }]));
       errorShown = true;
