@@ -94,12 +94,16 @@ export class ResultGrid {
     const widths = table.columns.map((c, j) => {
       // (+2: room for the sort mark)
       let chars = Math.max(c.name.length + 2, (c.unit || "").length + 2, 4);
-      for (let i = 0; i < Math.min(200, table.rows.length); i++) {
+      // A sample spread over the whole result: its start may hold only short values.
+      const n = table.rows.length;
+      const step = Math.max(1, Math.floor(n / 300));
+      for (let i = 0; i < n; i += step) {
         chars = Math.max(chars, formatValue(table.rows[i][j], c).length);
       }
       return Math.min(Math.max(chars * 8 + 22, 64), 420);
     });
-    const template = ["56px", ...widths.map((w) => `${w}px`)].join(" ");
+    const index = String(table.rows.length).length * 8 + 20;
+    const template = [`${Math.max(index, 40)}px`, ...widths.map((w) => `${w}px`)].join(" ");
     this.scroller.style.setProperty("--grid-columns", template);
     this.header.appendChild(h("div", { class: "grid-cell grid-index", role: "columnheader" }, "#"));
     table.columns.forEach((c, j) => {
