@@ -15,7 +15,7 @@ rmSync(outdir, { recursive: true, force: true });
 mkdirSync(outdir, { recursive: true });
 
 const result = await build({
-  entryPoints: { app: join(here, "src", "main.ts") },
+  entryPoints: { app: join(here, "src", "main.ts"), worker: join(here, "src", "worker.ts") },
   bundle: true,
   minify: true,
   format: "esm",

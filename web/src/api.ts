@@ -33,10 +33,16 @@ export function serviceUrl(path: string): string {
 
 /** fetch with ``X-Taphouse: 1`` and, when logged in, the bearer token. The token is
  *  never put in a URL, a cookie or storage: it lives in this module only. */
+/** The headers every request to the service carries. */
+export function serviceHeaders(): Record<string, string> {
+  const headers: Record<string, string> = { "X-Taphouse": "1" };
+  if (session) headers.Authorization = `Bearer ${session.token}`;
+  return headers;
+}
+
 export async function call(path: string, init: RequestInit = {}): Promise<Response> {
   const headers = new Headers(init.headers);
-  headers.set("X-Taphouse", "1");
-  if (session) headers.set("Authorization", `Bearer ${session.token}`);
+  for (const [k, v] of Object.entries(serviceHeaders())) headers.set(k, v);
   let response: Response;
   try {
     response = await fetch(serviceUrl(path), { ...init, headers, credentials: "omit" });
@@ -59,19 +65,29 @@ export async function check(response: Response): Promise<Response> {
 }
 
 export async function errorOf(response: Response): Promise<ApiError> {
-  const type = response.headers.get("content-type") || "";
-  const text = await response.text();
+  return errorFromText(response.status, response.statusText,
+    response.headers.get("content-type") || "", await response.text());
+}
+
+/** The ApiError an error response stands for (JSON, DALI VOTable or plain text). */
+export function errorFromText(status: number, statusText: string, type: string, text: string): ApiError {
+  if (status === 401 && session) {
+    session = null;
+    changed();
+    return new ApiError("your login has expired: log in again", 401);
+  }
   if (type.includes("json")) {
     try {
       const body = JSON.parse(text);
-      if (body && typeof body.error === "string") return new ApiError(body.error, response.status);
+      if (body && typeof body.error === "string") return new ApiError(body.error, status);
     } catch { /* not JSON after all */ }
   }
   if (type.includes("xml")) {
     const err = votableError(text);
-    if (err) return new ApiError(err.message, response.status, err.line, err.column);
+    if (err) return new ApiError(err.message, status, err.line, err.column);
   }
-  return new ApiError(`${response.status} ${response.statusText}`.trim(), response.status);
+  if (status === 0 && text) return new ApiError(text, 0);
+  return new ApiError(`${status} ${statusText}`.trim(), status);
 }
 
 /** The message (and line, column) of a DALI error document. */

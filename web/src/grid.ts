@@ -2,7 +2,7 @@
 // the DOM, and they are reused), sortable columns, units in the headers, paging.
 
 import { formatCount, h, replace } from "./dom";
-import type { ColumnMeta, ResultTable } from "./jobs";
+import { type ColumnMeta, type ColumnValues, type ResultTable, valueAt } from "./table";
 
 const ROW_HEIGHT = 26;
 const OVERSCAN = 12;
@@ -31,6 +31,20 @@ function compare(a: unknown, b: unknown): number {
   const x = String(a);
   const y = String(b);
   return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** A comparison of rows ``a`` and ``b`` by one column's (non-null) values. */
+function keysOf(column: ColumnValues): (a: number, b: number) => number {
+  if (column.kind === "number") {
+    const d = column.data;
+    return (a, b) => d[a] - d[b];
+  }
+  if (column.kind === "bigint") {
+    const d = column.data;
+    return (a, b) => (d[a] < d[b] ? -1 : d[a] > d[b] ? 1 : 0);
+  }
+  const d = column.data;
+  return (a, b) => compare(d[a], d[b]);
 }
 
 export class ResultGrid {
@@ -76,7 +90,7 @@ export class ResultGrid {
     this.scroller.hidden = table === null;
     this.pager.hidden = table === null;
     this.sort = null;
-    this.order = new Uint32Array(table ? table.rows.length : 0).map((_, i) => i);
+    this.order = new Uint32Array(table ? table.length : 0).map((_, i) => i);
     this.pool = [];
     this.slots = [];
     replace(this.canvas);
@@ -95,14 +109,14 @@ export class ResultGrid {
       // (+2: room for the sort mark)
       let chars = Math.max(c.name.length + 2, (c.unit || "").length + 2, 4);
       // A sample spread over the whole result: its start may hold only short values.
-      const n = table.rows.length;
+      const n = table.length;
       const step = Math.max(1, Math.floor(n / 300));
       for (let i = 0; i < n; i += step) {
-        chars = Math.max(chars, formatValue(table.rows[i][j], c).length);
+        chars = Math.max(chars, formatValue(valueAt(table.values[j], i), c).length);
       }
       return Math.min(Math.max(chars * 8 + 22, 64), 420);
     });
-    const index = String(table.rows.length).length * 8 + 20;
+    const index = String(table.length).length * 8 + 20;
     const template = [`${Math.max(index, 40)}px`, ...widths.map((w) => `${w}px`)].join(" ");
     this.scroller.style.setProperty("--grid-columns", template);
     this.header.appendChild(h("div", { class: "grid-cell grid-index", role: "columnheader" }, "#"));
@@ -126,21 +140,22 @@ export class ResultGrid {
     if (!this.sort || this.sort.column !== j) this.sort = { column: j, descending: false };
     else if (!this.sort.descending) this.sort = { column: j, descending: true };
     else this.sort = null;
-    const order = new Uint32Array(table.rows.length).map((_, i) => i);
+    const order = new Uint32Array(table.length).map((_, i) => i);
     if (this.sort) {
-      const { descending } = this.sort;
-      const rows = table.rows;
-      const keys = rows.map((r) => r[j]);
-      const sign = descending ? -1 : 1;
-      // Stable, nulls last either way.
+      const sign = this.sort.descending ? -1 : 1;
+      const column = table.values[j];
+      const isNull = (i: number) => {
+        const v = valueAt(column, i);
+        return v === null || v === undefined || (typeof v === "number" && Number.isNaN(v));
+      };
+      // Stable, nulls last either way; typed arrays compared directly.
       const idx = Array.from(order);
+      const keyed = keysOf(column);
       idx.sort((a, b) => {
-        const ka = keys[a];
-        const kb = keys[b];
-        const nullA = ka === null || ka === undefined;
-        const nullB = kb === null || kb === undefined;
+        const nullA = isNull(a);
+        const nullB = isNull(b);
         if (nullA || nullB) return nullA === nullB ? a - b : nullA ? 1 : -1;
-        return sign * compare(ka, kb) || a - b;
+        return sign * keyed(a, b) || a - b;
       });
       order.set(idx);
     }
@@ -216,13 +231,12 @@ export class ResultGrid {
 
   private fill(row: HTMLElement, position: number, table: ResultTable): void {
     const index = this.order[position];
-    const data = table.rows[index];
     row.hidden = false;
     row.style.transform = `translateY(${position * ROW_HEIGHT}px)`;
     const cells = row.children;
     cells[0].textContent = String(index + 1);
     for (let j = 0; j < table.columns.length; j++) {
-      cells[j + 1].textContent = formatValue(data[j], table.columns[j]);
+      cells[j + 1].textContent = formatValue(valueAt(table.values[j], index), table.columns[j]);
     }
   }
 }

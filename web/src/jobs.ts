@@ -1,7 +1,9 @@
 // Queries as UWS jobs: created and aborted through /tap/async (the standard), watched
 // and listed through the JSON jobs API (/api/jobs).
 
-import { ApiError, call, check, currentUser, errorOf, form, getJSON } from "./api";
+import { ApiError, call, check, currentUser, errorFromText, form, getJSON, serviceHeaders, serviceUrl } from "./api";
+import type { ResultTable } from "./table";
+import type { ResultAnswer, ResultRequest } from "./worker";
 
 export interface JobInfo {
   id: string; kind: string; phase: string; query: string | null; dest: string | null;
@@ -13,15 +15,6 @@ export interface JobInfo {
 }
 
 export const ACTIVE = new Set(["PENDING", "QUEUED", "EXECUTING"]);
-
-export interface ColumnMeta {
-  name: string; datatype: string; arraysize: string | null; xtype: string | null;
-  unit: string | null; ucd: string | null; description: string | null;
-}
-
-export interface ResultTable {
-  columns: ColumnMeta[]; rows: unknown[][]; overflow: boolean; infos: Record<string, string>;
-}
 
 export interface JobOptions { maxrec?: number; dest?: string }
 
@@ -76,33 +69,30 @@ export async function follow(id: string, progress: (job: JobInfo) => void,
 }
 
 /** The rows of a completed job, as the JSON result document (or, for a job created
- *  in another format by another client, from the job's table in the user space). */
+ *  in another format by another client, from the job's table in the user space),
+ *  fetched and parsed in a worker. */
 export async function fetchResult(job: JobInfo): Promise<ResultTable> {
-  let response: Response;
+  let path: string;
   if (job.result && job.result.mime.includes("json")) {
-    response = await call(`tap/async/${encodeURIComponent(job.id)}/results/${encodeURIComponent(job.result.name)}`);
+    path = `tap/async/${encodeURIComponent(job.id)}/results/${encodeURIComponent(job.result.name)}`;
   } else if (currentUser()) {
-    response = await call(`api/usertables/job_${encodeURIComponent(job.id)}/data?format=json`);
+    path = `api/usertables/job_${encodeURIComponent(job.id)}/data?format=json`;
   } else {
     throw new ApiError("this job's result is not in a format the page can show: download it", 400);
   }
-  if (!response.ok) throw await errorOf(response);
-  const doc = parseExact(await response.text());
-  if (doc.status === "ERROR") throw new ApiError(doc.error || "the result is incomplete", 500);
-  return { columns: doc.metadata, rows: doc.data, overflow: !!doc.overflow, infos: doc.infos || {} };
-}
-
-/** JSON.parse keeping integers beyond 2^53 exact (Gaia's source_id has 19 digits): they
- *  become BigInt, through the reviver's access to the source text where the browser
- *  offers it (elsewhere they are rounded, as JSON.parse does). */
-export function parseExact(text: string): any {
-  return JSON.parse(text, (_key: string, value: unknown, context?: { source?: string }) => {
-    if (typeof value === "number" && !Number.isSafeInteger(value) && Number.isInteger(value)
-        && context?.source && /^-?\d+$/.test(context.source)) {
-      return BigInt(context.source);
-    }
-    return value;
-  });
+  const worker = new Worker(serviceUrl("static/worker.js"), { type: "module" });
+  try {
+    const answer = await new Promise<ResultAnswer>((resolve, reject) => {
+      worker.onmessage = (e: MessageEvent<ResultAnswer>) => resolve(e.data);
+      worker.onerror = (e) => reject(new ApiError(`the result could not be read (${e.message})`, 0));
+      const request: ResultRequest = { url: serviceUrl(path), headers: serviceHeaders() };
+      worker.postMessage(request);
+    });
+    if (!answer.ok) throw errorFromText(answer.status, answer.statusText, answer.contentType, answer.text);
+    return answer.table;
+  } finally {
+    worker.terminate();
+  }
 }
 
 /** Download a job's result in ``format`` as a file, with the bearer header (never a

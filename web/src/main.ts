@@ -6,15 +6,18 @@ import "./styles.css";
 import { ApiError, currentUser, login, logout, onSessionChange, serviceUrl } from "./api";
 import { hasTopOrWhere, referencedTables } from "./adql";
 import { Catalog } from "./catalog";
-import { formatCount, formatSeconds, h, replace } from "./dom";
+import { formatBytes, formatCount, formatSeconds, h, replace } from "./dom";
 import { createEditor } from "./editor";
 import { examplesPanel } from "./examples";
 import { ResultGrid } from "./grid";
 import { JobHistory } from "./history";
-import { abortJob, ACTIVE, downloadResult, fetchResult, follow, type JobInfo, type ResultTable, submitJob } from "./jobs";
+import { abortJob, ACTIVE, downloadResult, fetchResult, follow, type JobInfo, submitJob } from "./jobs";
+import type { ResultTable } from "./table";
 
 /** Tables with more rows than this get a warning before a query with neither TOP nor WHERE. */
 const BIG_TABLE_ROWS = 1_000_000;
+/** Results larger than this (as JSON) are offered for download instead of shown. */
+const MAX_SHOWN_BYTES = 150 * 1024 * 1024;
 
 /** A panel of the side bar (the table browser, my tables and workspaces go here too). */
 interface Panel { id: string; title: string; element: HTMLElement; shown?: () => void }
@@ -235,7 +238,17 @@ async function show(job: JobInfo): Promise<void> {
     if (job.error) showError(job.error.message);
     return;
   }
-  resultTitle.textContent = `Loading the result of ${job.id}…`;
+  if (job.result && job.result.size > MAX_SHOWN_BYTES) {
+    clearResult();
+    shownJob = job;
+    resultActions.hidden = false;
+    keepButton.hidden = !currentUser();
+    replace(resultTitle, h("strong", null, `${formatCount(job.rows || 0)} rows`), ` · job ${job.id}`);
+    resultNote.textContent = `This result (${formatBytes(job.result.size)}) is larger than the page shows` +
+      ` (${formatBytes(MAX_SHOWN_BYTES)}): download it, keep it as a table, or narrow the query.`;
+    return;
+  }
+  resultTitle.textContent = `Loading ${job.rows !== null ? formatCount(job.rows) + " rows of " : "the result of "}${job.id}…`;
   let table: ResultTable;
   try {
     table = await fetchResult(job);
@@ -247,7 +260,7 @@ async function show(job: JobInfo): Promise<void> {
   }
   shownJob = job;
   grid.setData(table);
-  replace(resultTitle, h("strong", null, `${formatCount(table.rows.length)} rows`),
+  replace(resultTitle, h("strong", null, `${formatCount(table.length)} rows`),
     ` · ${table.columns.length} columns · job ${job.id}`);
   const notes: string[] = [];
   if (table.overflow && !table.infos.DEST_TABLE) notes.push("The result was cut at the row limit (MAXREC): raise it or narrow the query.");
