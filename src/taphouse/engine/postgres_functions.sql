@@ -267,11 +267,12 @@ END $$;
 -- taphouse_pmsafe: ERFA's pmsafe on plain numbers (starpv, light-time corrected linear
 -- motion, pvstar): position lon/lat [deg], proper motion dRA/dt and dDec/dt [rad/yr],
 -- parallax px [arcsec, >= 0], radial velocity rv [km/s], time dt [days]. Returns
--- [ra, dec (deg), pmr, pmd (rad/yr), px (arcsec), rv (km/s)] at the new epoch.
+-- [ra, dec (deg), pmr, pmd (rad/yr), px (arcsec), rv (km/s)] at the new epoch; with
+-- with_motion = false only [ra, dec] (the velocity is then not converted back).
 CREATE OR REPLACE FUNCTION taphouse_pmsafe(lon double precision, lat double precision,
                                            pmr double precision, pmd double precision,
                                            px double precision, rv double precision,
-                                           dt double precision)
+                                           dt double precision, with_motion boolean DEFAULT true)
 RETURNS double precision[]
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
@@ -356,6 +357,14 @@ BEGIN
   x := dist * ux + (dt + tl1 - tl2) * vx;
   y := dist * uy + (dt + tl1 - tl2) * vy;
   z := dist * uz + (dt + tl1 - tl2) * vz;
+  IF NOT with_motion THEN  -- the position only, as pvstar converts it
+    rxy2 := x * x + y * y;
+    ra := CASE WHEN rxy2 <> 0 THEN degrees(atan2(y, x)) ELSE 0 END;
+    ra := ra - 360.0 * floor(ra / 360.0);
+    IF ra >= 360.0 THEN ra := ra - 360.0; END IF;
+    RETURN ARRAY[ra, CASE WHEN rxy2 = 0 AND z = 0 THEN 0.0
+                          ELSE degrees(atan2(z, sqrt(rxy2))) END]::double precision[];
+  END IF;
   -- pvstar: inertial back to observed velocity (special relativity), then spherical
   r := sqrt(x * x + y * y + z * z);
   ux := x / r; uy := y / r; uz := z / r;
@@ -396,6 +405,7 @@ END $$;
 -- NULL rules of the DuckDB function: NULL proper motion (either component), parallax or
 -- radial velocity count as 0; the radial velocity is ignored without a positive
 -- parallax; NULL only if the position or an epoch is NULL. Result [ra, dec] in degrees.
+-- Plain SQL, so that PostgreSQL inlines it: one PL/pgSQL call per row, not two.
 CREATE OR REPLACE FUNCTION ivo_epoch_prop_pos(lon double precision, lat double precision,
                                               parallax double precision,
                                               pmra double precision,
@@ -404,29 +414,22 @@ CREATE OR REPLACE FUNCTION ivo_epoch_prop_pos(lon double precision, lat double p
                                               ref_epoch double precision,
                                               out_epoch double precision)
 RETURNS double precision[]
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
-DECLARE
-  mas constant double precision := pi() / (180.0 * 3600.0 * 1000.0);
-  cosd1 double precision := cos(radians(lat));
-  pmr double precision := 0; pmd double precision := 0;
-  px double precision; rv double precision := 0;
-BEGIN
-  IF lon IS NULL OR lat IS NULL OR ref_epoch IS NULL OR out_epoch IS NULL THEN
-    RETURN NULL;
-  END IF;
-  IF pmra IS NOT NULL AND pmdec IS NOT NULL THEN
-    IF cosd1 > 0 THEN
-      pmr := pmra * mas / cosd1;  -- ERFA wants dRA/dt; pmra includes cos(dec)
-    END IF;
-    pmd := pmdec * mas;
-  END IF;
-  px := greatest(coalesce(parallax, 0), 0) / 1000.0;  -- arcsec
-  IF px > 0 THEN
-    rv := coalesce(radial_velocity, 0);
-  END IF;
-  RETURN (taphouse_pmsafe(lon, lat, pmr, pmd, px, rv,
-                          (out_epoch - ref_epoch) * 365.25))[1:2];
-END $$;
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT CASE WHEN lon IS NULL OR lat IS NULL OR ref_epoch IS NULL OR out_epoch IS NULL
+              THEN NULL
+              ELSE (taphouse_pmsafe(
+                lon, lat,
+                -- ERFA wants dRA/dt; pmra includes cos(dec); [mas/yr] -> [rad/yr]
+                CASE WHEN pmra IS NOT NULL AND pmdec IS NOT NULL AND cos(radians(lat)) > 0
+                     THEN pmra * (pi() / 648000000.0) / cos(radians(lat)) ELSE 0 END,
+                CASE WHEN pmra IS NOT NULL AND pmdec IS NOT NULL
+                     THEN pmdec * (pi() / 648000000.0) ELSE 0 END,
+                greatest(coalesce(parallax, 0), 0) / 1000.0,
+                CASE WHEN coalesce(parallax, 0) > 0 THEN coalesce(radial_velocity, 0)
+                     ELSE 0 END,
+                (out_epoch - ref_epoch) * 365.25, false))
+         END
+$$;
 
 -- epoch_prop: the ESA Gaia archive's EPOCH_PROP, [ra, dec, parallax, pmra, pmdec,
 -- radial_velocity] at out_epoch in deg, deg, mas, mas/yr (pmra with cos dec), mas/yr,
