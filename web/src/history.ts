@@ -93,11 +93,12 @@ export class JobHistory {
       h("button", { type: "button", class: "history-open", title: "show this job's result",
         onclick: () => this.actions.open(job) },
       h("span", { class: `phase phase-${phase}` }, job.phase),
-      h("code", { class: "history-query" }, job.query || "(no query)"),
+      job.kind !== "tap" ? h("span", { class: "kind" }, job.kind) : null,
+      h("code", { class: "history-query" }, job.query || `(a ${job.kind} job)`),
       h("span", { class: "history-facts" }, facts.join(" · "))),
       h("div", { class: "history-actions" },
-        h("button", { type: "button", class: "small", title: "put the query in the editor", onclick: () => this.actions.edit(job) }, "Edit"),
-        h("button", { type: "button", class: "small", title: "run the query again", onclick: () => this.actions.rerun(job) }, "Re-run"),
+        job.query ? h("button", { type: "button", class: "small", title: "put the query in the editor", onclick: () => this.actions.edit(job) }, "Edit") : null,
+        job.query ? h("button", { type: "button", class: "small", title: "run the query again", onclick: () => this.actions.rerun(job) }, "Re-run") : null,
         h("button", { type: "button", class: "small danger", title: "delete the job and its result", onclick: del }, "Delete")));
     li.dataset.job = job.id;
     return li;

@@ -232,6 +232,12 @@ async function show(job: JobInfo): Promise<void> {
     if (!current || current.id !== job.id) void watch(job.id, false);
     return;
   }
+  if (job.kind !== "tap") {
+    clearResult();
+    resultTitle.textContent = `Job ${job.id} (${job.kind}): ${job.phase}`;
+    resultNote.textContent = "A compute job's output is read with the Python client (taphouse jobs).";
+    return;
+  }
   if (job.phase !== "COMPLETED") {
     clearResult();
     resultTitle.textContent = `Job ${job.id} ended: ${job.phase}`;
