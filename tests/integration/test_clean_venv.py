@@ -18,6 +18,10 @@ for heavy in ("duckdb", "fastapi", "sqlglot", "pyarrow", "pandas"):
     assert importlib.util.find_spec(heavy) is None, heavy + " is installed in the base venv"
 import taphouse.client
 import taphouse
+# The web page's bundle is package data: a plain install ships it.
+from pathlib import Path
+static = Path(taphouse.__file__).parent / "web" / "static"
+assert {"index.html", "app.js", "app.css", "worker.js"} <= {p.name for p in static.iterdir()}
 url, user, password = sys.argv[1:4]
 client = taphouse.connect(url, interactive=False, progress=False).login(user, password)
 t = client.query("SELECT TOP 5 hip, ra FROM hipparcos.hip2 ORDER BY hip")
