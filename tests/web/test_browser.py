@@ -402,3 +402,25 @@ def test_hostile_metadata_and_values_stay_text(hostile_server, new_page, artefac
     assert page.evaluate("document.querySelectorAll('img, iframe, object, embed,"
                          " script:not([src])').length") == 0
     _safe(watch, page)
+
+
+def test_login_outlives_its_first_token(start_server, new_page):
+    """A page left open past the token's lifetime trades it for a new one in time
+    (POST /auth/refresh at the server's refresh_before), so the user stays logged in."""
+    server = start_server(token_lifetime=8.0)
+    name = _user(server)
+    page, watch = new_page()
+    _open(page, server)
+    _login(page, name)
+    first = watch.tokens[0]
+    page.wait_for_timeout(10_000)  # past the first token's expiry (events keep coming)
+    refreshes = [r for r in watch.requests if r.url.endswith("/auth/refresh")]
+    assert refreshes, "the page did not refresh its token"
+    _set_query(page, "SELECT TOP 2 table_name FROM tap_schema.tables")
+    page.keyboard.press("Control+Enter")
+    _wait_rows(page, 2)
+    assert page.inner_text(".whoami") == f"Logged in as {name}"
+    with httpx.Client(base_url=server.url, timeout=30) as api:
+        r = api.get("/auth/whoami", headers={"Authorization": f"Bearer {first}"})
+        assert r.status_code == 401  # the first token has expired
+    _safe(watch, page)
