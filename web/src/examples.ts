@@ -29,7 +29,8 @@ export function examplesPanel(use: (query: string) => void): { element: HTMLElem
       try {
         const examples = await loadExamples();
         replace(list, ...examples.map((ex) => h("li", null,
-          h("button", { type: "button", class: "example", "data-example": ex.id, title: ex.query,
+          h("button", { type: "button", class: "example", "data-example": ex.id,
+            title: `${ex.description}\n\n${ex.query}`.trim(),
             onclick: () => use(ex.query) },
           h("span", { class: "example-name" }, ex.name),
           ex.description ? h("span", { class: "example-description" }, ex.description) : null))));
