@@ -31,6 +31,7 @@ from taphouse.admission import (
 from taphouse.admission.limits import ThreadLane
 from taphouse.auth.authenticator import Authenticator
 from taphouse.auth.errors import AuthError
+from taphouse.auth.guards import RequestGuard
 from taphouse.auth.identity import Identity
 from taphouse.auth.policy import ReadPolicy
 from taphouse.auth.routes import admin_router, auth_router
@@ -99,6 +100,14 @@ class Platform:
         self.workspaces = Workspaces(
             self.meta, lambda ident: {d.name for d in self.scopes.visible_databases(ident)})
         self.jobs.on_destroyed = self.userspace.drop_job_table
+
+    def delete_account(self, name: str, archive: bool, by: str | None = None) -> dict[str, Any]:
+        """Delete an account and everything it owns (see :mod:`taphouse.lifecycle`)."""
+        from taphouse.lifecycle import delete_account
+
+        return delete_account(name, archive=archive, by=by, authenticator=self.authenticator,
+                              userspace=self.userspace, workspaces=self.workspaces,
+                              jobs=self.jobs)
 
     def identity_for(self, username: str | None) -> Identity:
         """The identity a background job runs as (its owner, with current groups);
@@ -189,10 +198,12 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
                 listener.stop()
             platform.stop()
 
-    app = FastAPI(title="taphouse", version=_version(), docs_url="/api/docs",
+    app = FastAPI(title="taphouse", version=_version(), docs_url=None,
                   openapi_url="/api/openapi.json", redoc_url=None, lifespan=lifespan)
     app.state.platform = platform
     app.add_middleware(ForwardedHeaders, trusted=TrustedProxies(settings.trusted_proxies))
+    app.add_middleware(RequestGuard, public_url=settings.public_url, refuse=_refusal,
+                       frame_ancestors=settings.frame_ancestors)
 
     async def main_context(request: Request) -> TapContext:
         identity = await platform.authenticator.identify_async(request)
@@ -201,13 +212,26 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
 
     app.include_router(tap_router(platform, main_context), prefix="/tap")
     app.include_router(auth_router(platform.authenticator), prefix="/auth")
-    app.include_router(admin_router(platform.authenticator, platform.catalogue),
-                       prefix="/api/admin")
+    app.include_router(admin_router(platform.authenticator, platform.catalogue,
+                                    platform.delete_account), prefix="/api/admin")
     _add_userspace_routes(app, platform)
     _add_error_handlers(app, platform)
 
     # The query page (taphouse.web): / and /static/<asset>.
     add_web_routes(app)
+
+    @app.get("/api/docs", include_in_schema=False)
+    async def api_docs() -> Response:
+        import warnings
+
+        from taphouse.api.docs import DOCS_CSP, docs_html
+
+        with warnings.catch_warnings():
+            # GET and POST of one TAP route share an operation id; harmless here.
+            warnings.simplefilter("ignore", UserWarning)
+            schema = app.openapi()
+        return Response(docs_html(schema, title="taphouse", base=settings.public_url),
+                        media_type="text/html", headers={"Content-Security-Policy": DOCS_CSP})
 
     @app.get("/tap", include_in_schema=False)
     async def tap_home() -> Response:
@@ -271,8 +295,18 @@ def challenge_headers(exc: AuthError | None = None) -> dict[str, str]:
 
 
 def _wants_votable(request: Request) -> bool:
-    path = request.url.path
+    return _votable_path(request.url.path)
+
+
+def _votable_path(path: str) -> bool:
     return "/tap" in path and not path.startswith("/api")
+
+
+def _refusal(path: str, message: str) -> Response:
+    """The 403 of a request refused by :class:`RequestGuard` (cross-site)."""
+    if _votable_path(path):
+        return tap_error_response(TapError(message, 403))
+    return JSONResponse({"error": message}, status_code=403)
 
 
 def _add_error_handlers(app: FastAPI, platform: Platform) -> None:

@@ -28,6 +28,9 @@ class Settings:
     # Public base URL used in capabilities, job locations and result links; never
     # taken from the request's Host header. Empty: http://{host}:{port}.
     base_url: str = ""
+    # CSP frame-ancestors: who may show this service's pages in a frame ('none': nobody;
+    # e.g. "'self' https://portal.example.org").
+    frame_ancestors: str = "'none'"
     # --- engine ------------------------------------------------------------------
     engine_threads: int = 2
     engine_memory_limit: str = "4GB"

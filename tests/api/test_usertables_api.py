@@ -21,7 +21,8 @@ def api(start_server):
     server = start_server()
     name = f"api{next(_n)}"
     server.platform.authenticator.accounts.add_user(name, PASSWORD)
-    with httpx.Client(base_url=server.url, auth=(name, PASSWORD), timeout=60) as c:
+    with httpx.Client(base_url=server.url, auth=(name, PASSWORD), timeout=60,
+                      headers={"X-Taphouse": "tests"}) as c:
         yield server, name, c
 
 

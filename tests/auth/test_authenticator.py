@@ -111,7 +111,7 @@ def test_unknown_user_and_wrong_password_get_the_same_answer(auth, alice):
 
 
 def test_failed_basic_logins_are_throttled(auth, alice):
-    for _ in range(auth.throttle.per_account):
+    for _ in range(auth.throttle.per_pair):
         with pytest.raises(AuthError):
             auth.identify(request(basic("alice", "wrong password 9")))
     with pytest.raises(TooManyAttempts) as err:

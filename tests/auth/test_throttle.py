@@ -1,46 +1,126 @@
+import threading
+
 import pytest
 
-from taphouse.auth.errors import TooManyAttempts
+from taphouse.auth.errors import LoginBusy, TooManyAttempts
+from taphouse.auth.passwords import HashingGate
 from taphouse.auth.throttle import LoginThrottle
 
 
-def test_account_is_throttled_after_failures_then_recovers(clock):
-    t = LoginThrottle(per_account=3, per_address=100, window=60, clock=clock)
-    for i in range(3):
-        t.check("alice", f"10.0.0.{i}")
-        t.failed("alice", f"10.0.0.{i}")
+def fail(t: LoginThrottle, name: str, address: str) -> None:
+    t.end(t.begin(name, address), ok=False)
+
+
+def test_pair_is_throttled_after_failures_then_recovers(clock):
+    t = LoginThrottle(per_pair=3, per_address=100, window=60, clock=clock)
+    for _ in range(3):
+        fail(t, "alice", "10.0.0.1")
     with pytest.raises(TooManyAttempts) as err:
-        t.check("ALICE", "10.0.0.9")
+        t.begin("ALICE ", "10.0.0.1")
     assert err.value.status == 429 and 1 <= err.value.retry_after <= 60
-    t.check("bob", "10.0.0.9")  # other accounts unaffected
+    t.end(t.begin("bob", "10.0.0.1"), ok=True)  # other accounts unaffected
+    t.end(t.begin("alice", "10.0.0.2"), ok=True)  # and the account from elsewhere
     clock.advance(61)
-    t.check("alice", "10.0.0.9")
+    t.begin("alice", "10.0.0.1")
 
 
 def test_address_is_throttled_across_names(clock):
-    t = LoginThrottle(per_account=100, per_address=4, window=60, clock=clock)
+    t = LoginThrottle(per_pair=100, per_address=4, window=60, clock=clock)
     for i in range(4):
-        t.failed(f"user{i}", "10.1.1.1")
+        fail(t, f"user{i}", "10.1.1.1")
     with pytest.raises(TooManyAttempts):
-        t.check("someone", "10.1.1.1")
-    t.check("someone", "10.1.1.2")
+        t.begin("someone", "10.1.1.1")
+    t.begin("someone", "10.1.1.2")
 
 
-def test_success_clears_account_but_not_address(clock):
-    t = LoginThrottle(per_account=2, per_address=3, window=60, clock=clock)
-    t.failed("alice", "a")
-    t.failed("alice", "a")
-    t.succeeded("alice")
-    t.check("alice", "b")
-    t.failed("alice", "a")
+def test_success_clears_pair_but_not_address(clock):
+    t = LoginThrottle(per_pair=2, per_address=3, window=60, clock=clock)
+    fail(t, "alice", "a")
+    fail(t, "alice", "a")
+    t.end(t.begin("alice", "b"), ok=True)
     with pytest.raises(TooManyAttempts):
-        t.check("carol", "a")
+        t.begin("alice", "a")
+    fail(t, "carol", "a")
+    with pytest.raises(TooManyAttempts):
+        t.begin("dave", "a")
 
 
 def test_retry_after_counts_down(clock):
-    t = LoginThrottle(per_account=1, per_address=100, window=100, clock=clock)
-    t.failed("alice", "a")
+    t = LoginThrottle(per_pair=1, per_address=100, window=100, clock=clock)
+    fail(t, "alice", "a")
     clock.advance(40)
     with pytest.raises(TooManyAttempts) as err:
-        t.check("alice", "a")
+        t.begin("alice", "a")
     assert err.value.retry_after == 60
+
+
+def test_account_failures_from_everywhere_delay_but_never_lock(clock):
+    t = LoginThrottle(per_pair=5, per_address=20, account_free=5, first_delay=0.25,
+                      max_delay=2.0, window=300, clock=clock)
+    assert t.delay("victim") == 0
+    delays = []
+    for i in range(40):  # 8 addresses, 5 guesses each: every pair at its limit
+        fail(t, "victim", f"10.9.0.{i // 5}")
+        delays.append(t.delay("Victim"))
+    assert delays[:4] == [0] * 4
+    assert 0 < delays[4] < delays[6] <= 2.0
+    assert max(delays) == 2.0  # capped
+    # the owner, from their own address, is not refused: only slowed down
+    t.end(t.begin("victim", "192.0.2.7"), ok=True)
+    clock.advance(301)
+    assert t.delay("victim") == 0
+
+
+def test_attempts_in_flight_count_atomically(clock):
+    # 40 concurrent wrong passwords against a pair limit of 5: before, all 40 passed
+    # the check before any failure was recorded.
+    t = LoginThrottle(per_pair=5, per_address=20, window=60, clock=clock)
+    admitted, refused = [], []
+    barrier = threading.Barrier(40)
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            a = t.begin("alice", "10.0.0.1")
+        except TooManyAttempts:
+            refused.append(1)
+            return
+        admitted.append(a)
+
+    threads = [threading.Thread(target=attempt) for _ in range(40)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(admitted) == 5 and len(refused) == 35
+    for a in admitted:
+        t.end(a, ok=False)
+    with pytest.raises(TooManyAttempts):
+        t.begin("alice", "10.0.0.1")
+
+
+def test_hashing_gate_caps_concurrency_and_queue():
+    gate = HashingGate(concurrent=2, waiting=1, wait=0.2)
+    release = threading.Event()
+    entered = threading.Barrier(3)
+
+    def hold() -> None:
+        with gate:
+            entered.wait()
+            release.wait(5)
+
+    holders = [threading.Thread(target=hold) for _ in range(2)]
+    for th in holders:
+        th.start()
+    entered.wait()
+    assert gate.running == 2
+    with pytest.raises(LoginBusy) as err:  # waits 0.2 s for a slot, then gives up
+        with gate:
+            pass
+    assert err.value.status == 503 and err.value.retry_after >= 1
+    release.set()
+    for th in holders:
+        th.join()
+    with gate:
+        assert gate.running == 1
+    assert gate.peak == 2

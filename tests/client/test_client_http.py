@@ -95,3 +95,11 @@ def test_errors_carry_the_server_message(flaky):
         "unknown column 'foo'", 1, 8, "SELECT foo FROM t")
     assert isinstance(err, ClientError) and err.status == 400
     assert str(err).splitlines()[-1].index("^") == str(err).splitlines()[-2].index("foo")
+
+
+def test_every_request_carries_the_client_header():
+    # The server accepts state-changing /api and /auth requests with credentials only
+    # with JSON or this header (a cross-site page cannot make a browser send it).
+    from taphouse.client.http import CLIENT_HEADER, new_session
+
+    assert new_session().headers[CLIENT_HEADER]

@@ -25,7 +25,8 @@ def new_user(server: Any, prefix: str = "sec") -> str:
 
 def client_for(server: Any, user: str | None = None, **kwargs: Any) -> httpx.Client:
     auth = (user, PASSWORD) if user else None
-    return httpx.Client(base_url=server.url, auth=auth, timeout=60, **kwargs)
+    headers = {"X-Taphouse": "tests", **kwargs.pop("headers", {})}
+    return httpx.Client(base_url=server.url, auth=auth, timeout=60, headers=headers, **kwargs)
 
 
 def sync(client: httpx.Client, query: str, prefix: str = "/tap", **params: str

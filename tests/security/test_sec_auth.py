@@ -71,10 +71,13 @@ def test_token_rules(demo_server, tokens):
         assert c.post("/auth/tokens", json={"name": "x"}).status_code == 403
         assert c.put("/api/usertables/x", content=b"a\n1\n").status_code == 403
         assert c.post("/api/workspaces", json={"name": "w", "databases": []}).status_code == 403
-    with client_for(demo_server, user) as c:
-        assert c.get("/api/admin/users").status_code == 403
+    with client_for(demo_server, user) as c:  # Basic: never accepted on /api/admin
+        assert c.get("/api/admin/users").status_code == 401
         assert c.post("/api/admin/users", json={"name": "evil", "password": "x" * 20}
-                      ).status_code == 403
+                      ).status_code == 401
+        assert c.get("/api/admin/audit").status_code == 401
+    with _bearer(demo_server, full) as c:
+        assert c.get("/api/admin/users").status_code == 403
         assert c.get("/api/admin/audit").status_code == 403
     # token in a query string is not a credential
     with httpx.Client(base_url=demo_server.url) as c:

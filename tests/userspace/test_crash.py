@@ -29,7 +29,8 @@ def test_kill_during_dest_write(tmp_path):
     _make_user(data, "crash")
     server = ServerProcess(data).start()
     try:
-        c = httpx.Client(base_url=server.url, auth=("crash", PASSWORD), timeout=120)
+        c = httpx.Client(base_url=server.url, auth=("crash", PASSWORD), timeout=120,
+                         headers={"X-Taphouse": "tests"})
         assert c.put("/api/usertables/src?format=csv", content=csv_table(4000)).status_code == 201
         old = sync(c, "SELECT TOP 5 id, ra, dec FROM mydb.src ORDER BY id", DEST="mydb.t")
         assert old.status_code == 200
@@ -50,7 +51,8 @@ def test_kill_during_dest_write(tmp_path):
         thread.join(timeout=30)
         c.close()
         server.start()
-        c = httpx.Client(base_url=server.url, auth=("crash", PASSWORD), timeout=120)
+        c = httpx.Client(base_url=server.url, auth=("crash", PASSWORD), timeout=120,
+                         headers={"X-Taphouse": "tests"})
         meta = c.get("/api/usertables/t").json()
         counted = int(table_of(sync(c, "SELECT COUNT(*) AS n FROM mydb.t"))["n"][0])
         assert counted == meta["nrows"]

@@ -24,7 +24,8 @@ def new_user(server: Any, prefix: str = "u") -> str:
 
 def client_for(server: Any, user: str | None) -> httpx.Client:
     auth = (user, PASSWORD) if user else None
-    return httpx.Client(base_url=server.url, auth=auth, timeout=60)
+    return httpx.Client(base_url=server.url, auth=auth, timeout=60,
+                        headers={"X-Taphouse": "tests"})
 
 
 def sync(client: httpx.Client, query: str, prefix: str = "/tap", **params: str

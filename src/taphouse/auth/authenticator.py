@@ -18,6 +18,7 @@ Presentation rules:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import time
@@ -113,10 +114,31 @@ class Authenticator:
     async def identify_async(self, request: Request) -> Identity:
         """:meth:`identify` for async handlers: a request without credentials is
         answered on the event loop (no database, no hashing), others in a thread."""
+        return (await self.caller_async(request)).identity
+
+    async def caller_async(self, request: Request, *, allow_basic: bool = True) -> Caller:
+        """:meth:`caller` for async handlers. Before an uncached HTTP Basic check the
+        account's throttle delay is waited on the event loop, holding no thread."""
         header = request.headers.get("authorization")
         if not header or not header.strip():
-            return self.identify(request)
-        return await run_in_threadpool(self.identify, request)
+            return self.caller(request, allow_basic=allow_basic)
+        name = self._uncached_basic_name(header) if allow_basic else None
+        if name is not None:
+            await self.login_delay(name)
+        return await run_in_threadpool(self.caller, request, allow_basic=allow_basic)
+
+    def _uncached_basic_name(self, header: str) -> str | None:
+        scheme, _, credentials = header.strip().partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None
+        username, sep, password = decoded.partition(":")
+        if not sep or self.basic_cache.get(self.basic_cache.key(username, password)):
+            return None
+        return username
 
     def caller(self, request: Request, *, allow_basic: bool = True) -> Caller:
         """Like :meth:`identify`, with the token record of bearer requests."""
@@ -226,17 +248,22 @@ class Authenticator:
                        method: str = "password") -> User:
         """The user whose name and password these are, or :class:`AuthError`.
 
-        Throttled per name and per client address; an unknown name costs the same
-        argon2id check as a wrong password and gets the same answer.
+        Throttled per (name, client address) and per address, counted atomically (see
+        :mod:`taphouse.auth.throttle`); an unknown name costs the same argon2id check as
+        a wrong password and gets the same answer. HTTP callers wait
+        :meth:`login_delay` first (without holding a thread).
         """
-        self.throttle.check(username, client)
+        attempt = self.throttle.begin(username, client)
+        ok = False
         try:
-            found = self.accounts.password_hash(check_account_name(username))
-        except AccountError:
-            found = None
-        ok = self.hashing.verify(found[1] if found else None, password)
+            try:
+                found = self.accounts.password_hash(check_account_name(username))
+            except AccountError:
+                found = None
+            ok = self.hashing.verify(found[1] if found else None, password) and found is not None
+        finally:
+            self.throttle.end(attempt, ok)
         if not ok or found is None:
-            self.throttle.failed(username, client)
             self.audit_log.record("login_failed", username=found[0].name if found else None,
                                   user_id=found[0].id if found else None, method=method,
                                   client=client, outcome="refused",
@@ -248,12 +275,18 @@ class Authenticator:
                                   method=method, client=client, outcome="refused",
                                   detail="account disabled")
             raise AuthError("this account is disabled; ask the operator")
-        self.throttle.succeeded(username)
         if self.hashing.needs_rehash(stored):
             self.accounts.rehash(user.id, password)
         self.audit_log.record("login", username=user.name, user_id=user.id, method=method,
                               client=client)
         return user
+
+    async def login_delay(self, username: str) -> None:
+        """Wait the account's throttle delay (0 to 2 s, after failed logins from
+        anywhere) on the event loop, before a password check of ``username``."""
+        delay = self.throttle.delay(username)
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     def login(self, username: str, password: str, *, client: str = "-",
               scopes: Iterable[str] | None = None) -> tuple[User, IssuedToken]:

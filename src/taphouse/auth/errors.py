@@ -40,6 +40,16 @@ class TooManyAttempts(AuthError):
         self.retry_after = retry_after
 
 
+class LoginBusy(AuthError):
+    """Too many password checks at once (HTTP 503 with Retry-After); nothing was checked."""
+
+    status = 503
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class AccountError(AuthError):
     """A request about accounts, groups or tokens that cannot be done as asked (HTTP 400):
     a weak password, a name already taken, an invalid name."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -24,8 +25,9 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_PERSONAL_DAYS = 3650
 
 
-async def _caller(auth: Authenticator, request: Request, *, login: bool = True) -> Caller:
-    caller = await run_in_threadpool(auth.caller, request)
+async def _caller(auth: Authenticator, request: Request, *, login: bool = True,
+                  allow_basic: bool = True) -> Caller:
+    caller = await auth.caller_async(request, allow_basic=allow_basic)
     if login and caller.identity.anonymous:
         raise AuthError("this needs a login: send a bearer token (POST /auth/token) or HTTP"
                         " Basic credentials")
@@ -48,6 +50,45 @@ async def _body(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise AccountError("the request body must be a JSON object")
     return data
+
+
+async def _json_body(request: Request, fields: dict[str, type | tuple[type, ...]],
+                     ) -> dict[str, Any]:
+    """A JSON object whose keys are among ``fields`` and whose values have the types
+    given (``bool`` means a JSON true/false, never a string or a number; ``list`` a
+    list of strings). Anything else is an :class:`AccountError` (400) naming the field."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise AccountError("send a JSON object (Content-Type: application/json)")
+    data = await _body(request)
+    for name, value in data.items():
+        expected = fields.get(name)
+        if expected is None:
+            raise AccountError(f"unknown field {name!r}; expected {sorted(fields)}")
+        if value is None:
+            continue
+        if not _has_type(value, expected):
+            raise AccountError(f"field {name!r} must be {_type_name(expected)},"
+                               f" not {json.dumps(value)[:40]}")
+    return data
+
+
+def _has_type(value: Any, expected: type | tuple[type, ...]) -> bool:
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    for kind in kinds:
+        if kind is bool and isinstance(value, bool):
+            return True
+        if kind is list and isinstance(value, list):
+            return all(isinstance(v, str) for v in value)
+        if kind is str and isinstance(value, str):
+            return True
+    return False
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    names = {bool: "true or false", list: "a list of names", str: "a string"}
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join(names[k] for k in kinds)
 
 
 def _text(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
@@ -95,6 +136,7 @@ def auth_router(auth: Authenticator) -> APIRouter:
         password = _text(data, "password")
         scope = _text(data, "scope", required=False)
         scopes = scope.split() if scope else None
+        await auth.login_delay(username or "")
         user, issued = await run_in_threadpool(
             auth.login, username, password, client=client_address(request), scopes=scopes)
         return token_response(auth, user.name, issued)
@@ -200,6 +242,7 @@ def auth_router(auth: Authenticator) -> APIRouter:
         current = _text(data, "current_password")
         new = _text(data, "new_password")
         user = auth.accounts.require(caller.identity.username or "")
+        await auth.login_delay(user.name)
         user = await run_in_threadpool(auth.change_password, user, current, new,
                                        client=client_address(request))
         issued = await run_in_threadpool(auth.tokens.issue, user.id, kind="session",
@@ -212,13 +255,18 @@ def auth_router(auth: Authenticator) -> APIRouter:
     return router
 
 
-def admin_router(auth: Authenticator, catalogue: Any) -> APIRouter:
-    """The operator API: users, groups, database access, audit log (administrators)."""
+def admin_router(auth: Authenticator, catalogue: Any,
+                 delete_account: Callable[[str, bool, str], dict[str, Any]]) -> APIRouter:
+    """The operator API: users, groups, database access, audit log (administrators).
+
+    ``delete_account(name, archive, by)`` removes an account with everything it owns
+    (see :mod:`taphouse.lifecycle`)."""
     router = APIRouter()
     access = DatabaseAccess(auth.meta, catalogue)
 
     async def admin(request: Request) -> str:
-        caller = await _caller(auth, request)
+        # Tokens only: a browser replays cached Basic credentials by itself (CSRF).
+        caller = await _caller(auth, request, allow_basic=False)
         refuse_sandbox(caller.identity, "use the operator API")
         if not caller.identity.is_admin:
             raise Forbidden("this is the operator API: it needs an administrator account"
@@ -234,13 +282,11 @@ def admin_router(auth: Authenticator, catalogue: Any) -> APIRouter:
     async def add_user(request: Request) -> JSONResponse:
         by = await admin(request)
         auth.check_transport(request)
-        data = await _body(request)
-        groups = data.get("groups") or []
-        if not isinstance(groups, list):
-            raise AccountError("groups: a list of group names")
+        data = await _json_body(request, {"username": str, "password": str,
+                                          "is_admin": bool, "groups": list})
         user = await run_in_threadpool(
             auth.accounts.add_user, _text(data, "username"), _text(data, "password"),
-            is_admin=bool(data.get("is_admin", False)), groups=groups)
+            is_admin=bool(data.get("is_admin")), groups=data.get("groups") or [])
         auth.audit_log.record("admin", username=user.name, user_id=user.id,
                               detail=f"created by {by}")
         return JSONResponse(user.to_json(), status_code=201)
@@ -255,8 +301,11 @@ def admin_router(auth: Authenticator, catalogue: Any) -> APIRouter:
     @router.delete("/users/{name}")
     async def delete_user(request: Request, name: str) -> JSONResponse:
         by = await admin(request)
-        await run_in_threadpool(auth.delete_user, name, by=by)
-        return JSONResponse({"deleted": name.lower()})
+        archive = request.query_params.get("archive", "false").lower()
+        if archive not in ("true", "false"):
+            raise AccountError(f"archive must be true or false, not {archive[:20]!r}")
+        done = await run_in_threadpool(delete_account, name, archive == "true", by)
+        return JSONResponse(done)
 
     @router.post("/users/{name}/disable")
     async def disable(request: Request, name: str) -> JSONResponse:
@@ -270,15 +319,20 @@ def admin_router(auth: Authenticator, catalogue: Any) -> APIRouter:
 
     @router.post("/users/{name}/admin")
     async def set_admin(request: Request, name: str) -> JSONResponse:
-        await admin(request)
-        data = await _body(request)
-        return JSONResponse(auth.accounts.set_admin(name, bool(data.get("is_admin"))).to_json())
+        by = await admin(request)
+        data = await _json_body(request, {"is_admin": bool})
+        if data.get("is_admin") is None:
+            raise AccountError("missing field 'is_admin' (true or false)")
+        user = auth.accounts.set_admin(name, data["is_admin"])
+        auth.audit_log.record("admin", username=user.name, user_id=user.id,
+                              detail=f"is_admin={user.is_admin} set by {by}")
+        return JSONResponse(user.to_json())
 
     @router.post("/users/{name}/password")
     async def set_password(request: Request, name: str) -> JSONResponse:
         by = await admin(request)
         auth.check_transport(request)
-        data = await _body(request)
+        data = await _json_body(request, {"password": str})
         user = await run_in_threadpool(auth.set_password, name, _text(data, "password"), by=by)
         return JSONResponse(dict(user.to_json(), message="password set; all tokens revoked"))
 
@@ -296,7 +350,7 @@ def admin_router(auth: Authenticator, catalogue: Any) -> APIRouter:
     @router.post("/groups")
     async def add_group(request: Request) -> JSONResponse:
         await admin(request)
-        data = await _body(request)
+        data = await _json_body(request, {"name": str, "description": str})
         group = auth.accounts.add_group(_text(data, "name") or "",
                                         _text(data, "description", required=False) or "")
         return JSONResponse(group.to_json(), status_code=201)
@@ -310,7 +364,7 @@ def admin_router(auth: Authenticator, catalogue: Any) -> APIRouter:
     @router.post("/groups/{name}/members")
     async def add_member(request: Request, name: str) -> JSONResponse:
         await admin(request)
-        data = await _body(request)
+        data = await _json_body(request, {"username": str})
         return JSONResponse(auth.accounts.add_member(name, _text(data, "username") or "")
                             .to_json())
 
@@ -327,14 +381,15 @@ def admin_router(auth: Authenticator, catalogue: Any) -> APIRouter:
     @router.put("/databases/{name}/access")
     async def set_access(request: Request, name: str) -> JSONResponse:
         by = await admin(request)
-        data = await _body(request)
-        if data.get("public"):
+        data = await _json_body(request, {"public": bool, "groups": list})
+        if data.get("public") is None:
+            raise AccountError("missing field 'public' (true, or false with 'groups')")
+        if data["public"]:
+            if data.get("groups"):
+                raise AccountError("field 'groups' only goes with \"public\": false")
             result = access.make_public(name)
         else:
-            groups = data.get("groups") or []
-            if not isinstance(groups, list):
-                raise AccountError("groups: a list of group names")
-            result = access.restrict(name, groups)
+            result = access.restrict(name, data.get("groups") or [])
         auth.audit_log.record("admin", username=by, detail=f"database {result['database']}:"
                               f" public={result['public']} groups={result['groups']}")
         return JSONResponse(result)

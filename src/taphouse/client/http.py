@@ -26,6 +26,11 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
 
 _AT = re.compile(r"\(at line (\d+)(?:, column (\d+))?\)\s*$")
 
+#: Sent with every request: the server accepts a request that changes something on
+#: /api and /auth only with a JSON body or this header, which a web page on another
+#: site cannot make a browser send (a defence against cross-site request forgery).
+CLIENT_HEADER = "X-Taphouse"
+
 
 def new_session(retries: int = 4, backoff: float = 0.5, user_agent: str = "") -> requests.Session:
     """A session whose adapter retries idempotent requests with exponential backoff.
@@ -43,6 +48,7 @@ def new_session(retries: int = 4, backoff: float = 0.5, user_agent: str = "") ->
                   allowed_methods=IDEMPOTENT, raise_on_status=False,
                   respect_retry_after_header=True)
     session = requests.Session()
+    session.headers[CLIENT_HEADER] = "client"
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -49,6 +49,9 @@ def tap_router(platform: Any, context: ContextFactory) -> APIRouter:
         ctx = await context(request)
         params = await read_params(request, max_bytes=settings.upload_max_bytes)
         spec = parse_query_spec(params.flat(), settings)
+        if spec.dest and request.method != "POST":
+            # GET must be safe (a link or an image can make a browser send it).
+            raise TapError("DEST writes a table: send it with POST, not GET")
         check_dest_scope(ctx.identity, {"dest": spec.dest or ""})
         return await platform.sync.respond(ctx, spec, params, request)
 
