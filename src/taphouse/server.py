@@ -10,7 +10,7 @@ import logging
 import sys
 import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,6 +30,7 @@ from taphouse.admission import (
 )
 from taphouse.admission.limits import ThreadLane
 from taphouse.auth.authenticator import Authenticator
+from taphouse.auth.challenges import challenge_headers
 from taphouse.auth.errors import AuthError
 from taphouse.auth.guards import RequestGuard
 from taphouse.auth.identity import Identity
@@ -45,7 +46,14 @@ from taphouse.jobs.tap_query import TapQueryRunner
 from taphouse.metadata import MetadataDB
 from taphouse.settings import Settings
 from taphouse.tap.errors import TapError
-from taphouse.tap.routes import SyncResponder, TapContext, tap_error_response, tap_router
+from taphouse.tap.routes import (
+    Endpoint,
+    SyncResponder,
+    TapContext,
+    tap_error_response,
+    tap_router,
+)
+from taphouse.tap.vosi import Interface
 from taphouse.tap.service import QueryService
 from taphouse.userspace import UserSpace, Workspaces
 from taphouse.web import add_web_routes
@@ -145,6 +153,23 @@ class Platform:
             "query", username=identity.username, user_id=identity.user_id,
             method=identity.method, duration=0.0, rows=0, outcome=outcome, detail=query)
 
+    def health(self) -> tuple[bool, str]:
+        """Whether the service can answer queries, with a note for VOSI availability: the
+        metadata database (accounts, catalogue, jobs) must be readable."""
+        import sqlite3
+
+        try:
+            # A fresh read-only connection: an open one may keep answering from its
+            # cache after the file became unreadable.
+            uri = self.settings.meta_path.resolve().as_uri() + "?mode=ro"
+            with closing(sqlite3.connect(uri, uri=True, timeout=5)) as con:
+                con.execute("SELECT COUNT(*) FROM schema_version").fetchone()
+        except Exception as exc:  # noqa: BLE001  (any failure means: not available)
+            log.error("availability: the metadata database cannot be read: %s", exc)
+            return False, ("the service cannot read its metadata database; the operator"
+                           " finds details in the server log")
+        return True, "service is accepting queries"
+
     def start(self) -> None:
         """Background work that runs while the server serves (job workers, clean-up)."""
         self.compute.start()  # before the workers: kills leftover sandboxes
@@ -205,12 +230,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.add_middleware(RequestGuard, public_url=settings.public_url, refuse=_refusal,
                        frame_ancestors=settings.frame_ancestors)
 
-    async def main_context(request: Request) -> TapContext:
-        identity = await platform.authenticator.identify_async(request)
-        return TapContext(identity=identity, workspace=None,
-                          base=settings.public_url + "/tap")
-
-    app.include_router(tap_router(platform, main_context), prefix="/tap")
+    _add_tap_routes(app, platform)
     app.include_router(auth_router(platform.authenticator), prefix="/auth")
     app.include_router(admin_router(platform.authenticator, platform.catalogue,
                                     platform.delete_account), prefix="/api/admin")
@@ -241,6 +261,53 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     return app
 
 
+#: A TAP endpoint's login twin: ``<base>/auth`` answers like ``<base>`` but challenges
+#: every anonymous request, its capabilities included. Java clients (TOPCAT, STILTS
+#: before 3.4-9) send credentials only after a challenge and cannot resend a streamed
+#: upload after one: once the capabilities at ``<base>/auth`` were challenged, Java sends
+#: the credentials with every later request below ``<base>/auth/`` before the body.
+LOGIN_SUFFIX = "/auth"
+_LOGIN_METHODS = ("basic", "token")
+
+
+def _login_required() -> AuthError:
+    return AuthError("this is a login endpoint: send HTTP Basic credentials (TOPCAT and"
+                     " STILTS send them when challenged) or a bearer token")
+
+
+def _add_tap_routes(app: FastAPI, platform: Platform) -> None:
+    """The main TAP service /tap and its login endpoint /tap/auth."""
+    auth = platform.authenticator
+    base = platform.settings.public_url + "/tap"
+    anonymous = ("anonymous",) if platform.settings.anonymous_read else ()
+    interfaces = (Interface(base, (*anonymous, *_LOGIN_METHODS)),
+                  Interface(base + LOGIN_SUFFIX, _LOGIN_METHODS))
+
+    async def main_context(request: Request) -> TapContext:
+        identity = await auth.identify_async(request)
+        return TapContext(identity=identity, workspace=None, base=base)
+
+    async def main_endpoint(request: Request) -> Endpoint:
+        identity = await auth.identify_async(request)
+        return Endpoint(base, interfaces, username=identity.username)
+
+    async def login_context(request: Request) -> TapContext:
+        identity = await auth.identify_async(request)
+        if identity.anonymous:
+            raise _login_required()
+        return TapContext(identity=identity, workspace=None, base=base + LOGIN_SUFFIX)
+
+    async def login_endpoint(request: Request) -> Endpoint:
+        identity = await auth.identify_async(request)
+        if identity.anonymous:
+            raise _login_required()
+        return Endpoint(base + LOGIN_SUFFIX, interfaces[1:], username=identity.username)
+
+    app.include_router(tap_router(platform, login_context, login_endpoint),
+                       prefix="/tap" + LOGIN_SUFFIX)
+    app.include_router(tap_router(platform, main_context, main_endpoint), prefix="/tap")
+
+
 def _add_userspace_routes(app: FastAPI, platform: Platform) -> None:
     """/api (user tables, quota, workspaces) and each workspace's TAP endpoint
     /ws/<user>/<workspace>/tap."""
@@ -252,7 +319,12 @@ def _add_userspace_routes(app: FastAPI, platform: Platform) -> None:
     app.include_router(api_router(platform), prefix="/api")
     app.include_router(compute_router(platform, platform.compute), prefix="/api/compute")
 
-    async def workspace_context(request: Request) -> TapContext:
+    def workspace_base(request: Request) -> tuple[str, str, str]:
+        user = request.path_params.get("user", "")
+        name = request.path_params.get("workspace", "")
+        return user, name, f"{settings.public_url}/ws/{user}/{name}/tap"
+
+    async def workspace_context(request: Request, login: bool = False) -> TapContext:
         # Unauthenticated: 401 with both challenges whether or not the workspace exists
         # (TOPCAT and STILTS send credentials only after a challenge); someone else's
         # workspace answers 404 like one that does not exist.
@@ -260,17 +332,39 @@ def _add_userspace_routes(app: FastAPI, platform: Platform) -> None:
         if identity.anonymous:
             raise AuthError("workspaces need a login: send HTTP Basic credentials or a"
                             " bearer token (POST /auth/token)")
-        user = request.path_params.get("user", "")
-        name = request.path_params.get("workspace", "")
+        user, name, base = workspace_base(request)
         ws = None
         if user == identity.username:
             ws = await run_in_threadpool(platform.workspaces.get, user, name)
         if ws is None:
             raise NotFound(f"no workspace {user}/{name} here")
         return TapContext(identity=identity, workspace=list(ws.databases),
-                          base=f"{settings.public_url}/ws/{user}/{name}/tap")
+                          base=base + LOGIN_SUFFIX if login else base)
 
-    app.include_router(tap_router(platform, workspace_context),
+    async def workspace_endpoint(request: Request, login: bool = False) -> Endpoint:
+        # Public, and the same for every /ws/<user>/<name>: which users and workspaces
+        # exist is not told (only bad credentials are refused).
+        identity = await platform.authenticator.identify_async(request)
+        _, _, base = workspace_base(request)
+        if login:
+            if identity.anonymous:
+                raise _login_required()
+            return Endpoint(base + LOGIN_SUFFIX, (Interface(base + LOGIN_SUFFIX,
+                                                            _LOGIN_METHODS),),
+                            username=identity.username)
+        return Endpoint(base, (Interface(base, _LOGIN_METHODS),
+                               Interface(base + LOGIN_SUFFIX, _LOGIN_METHODS)),
+                        username=identity.username)
+
+    async def login_context(request: Request) -> TapContext:
+        return await workspace_context(request, login=True)
+
+    async def login_endpoint(request: Request) -> Endpoint:
+        return await workspace_endpoint(request, login=True)
+
+    app.include_router(tap_router(platform, login_context, login_endpoint),
+                       prefix="/ws/{user}/{workspace}/tap" + LOGIN_SUFFIX)
+    app.include_router(tap_router(platform, workspace_context, workspace_endpoint),
                        prefix="/ws/{user}/{workspace}/tap")
 
     @app.api_route("/ws/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"],
@@ -282,16 +376,6 @@ def _add_userspace_routes(app: FastAPI, platform: Platform) -> None:
         await workspace_context(request)
         raise NotFound(f"nothing at /ws/{rest}: a workspace's TAP service is at"
                        " /ws/<user>/<workspace>/tap")
-
-
-def challenge_headers(exc: AuthError | None = None) -> dict[str, str]:
-    """WWW-Authenticate with both Basic and Bearer challenges (TOPCAT and STILTS send
-    credentials only after a Basic challenge)."""
-    bearer = 'Bearer realm="taphouse"'
-    if exc is not None and exc.bearer_error:
-        desc = exc.message.replace('"', "'")
-        bearer += f', error="{exc.bearer_error}", error_description="{desc}"'
-    return {"WWW-Authenticate": f'Basic realm="taphouse", {bearer}'}
 
 
 def _wants_votable(request: Request) -> bool:

@@ -93,7 +93,7 @@ def test_jobs_of_others_do_not_exist(demo_server, owner_and_other):
 
 def test_workspaces_of_others(demo_server, owner_and_other):
     owner, other, _ = owner_and_other
-    paths = [f"/ws/{owner}/wsx/tap/tables", f"/ws/{owner}/wsx/tap/capabilities",
+    paths = [f"/ws/{owner}/wsx/tap/tables", f"/ws/{owner}/wsx/tap/async",
              f"/ws/{owner}/nosuch/tap/tables", f"/ws/{owner.upper()}/wsx/tap/tables"]
     with client_for(demo_server, other) as c:
         for p in paths:
@@ -104,6 +104,13 @@ def test_workspaces_of_others(demo_server, owner_and_other):
         for p in paths:
             resp = c.get(p)
             assert resp.status_code == 401 and "Basic" in resp.headers["www-authenticate"]
+    # capabilities are public and the same for any workspace path (VOSI; nothing told)
+    for who in (None, other):
+        with client_for(demo_server, who) as c:
+            a = c.get(f"/ws/{owner}/wsx/tap/capabilities")
+            b = c.get("/ws/nobodyx/nothing/tap/capabilities")
+            assert a.status_code == b.status_code == 200
+            assert a.text.replace(f"{owner}/wsx", "X") == b.text.replace("nobodyx/nothing", "X")
 
 
 def test_dest_only_into_the_own_schema(demo_server, owner_and_other):

@@ -39,8 +39,29 @@ class TapContext:
 ContextFactory = Callable[[Request], Awaitable[TapContext]]
 
 
-def tap_router(platform: Any, context: ContextFactory) -> APIRouter:
-    """All TAP endpoints of one service (main or a workspace)."""
+@dataclass(frozen=True)
+class Endpoint:
+    """What the VOSI documents of one TAP endpoint say, known from its URL alone (a
+    workspace's are the same whether or not it exists): its base URL, the interfaces
+    (base URL and security methods) its capabilities list, whether an anonymous caller
+    is told by a challenge that logging in is possible, and who is logged in (None)."""
+
+    base: str
+    interfaces: tuple[vosi.Interface, ...]
+    challenge: bool = True
+    username: str | None = None
+
+
+EndpointFactory = Callable[[Request], Awaitable[Endpoint]]
+
+
+def tap_router(platform: Any, context: ContextFactory, describe: EndpointFactory) -> APIRouter:
+    """All TAP endpoints of one service (main, login endpoint or a workspace).
+
+    ``context(request)`` establishes who calls and what they may see (raising for an
+    unknown or foreign workspace); ``describe(request)`` answers the public VOSI
+    capabilities and availability without that (it may still refuse bad credentials,
+    and a login endpoint refuses anonymous callers)."""
     router = APIRouter()
     settings = platform.settings
 
@@ -55,15 +76,21 @@ def tap_router(platform: Any, context: ContextFactory) -> APIRouter:
         check_dest_scope(ctx.identity, {"dest": spec.dest or ""})
         return await platform.sync.respond(ctx, spec, params, request)
 
-    @router.get("/capabilities")
+    # Public (VOSI 1.1, TAP 1.1): clients read how to log in here. GET and HEAD, as
+    # AuthVO's clients probe with HEAD; a 200 to an anonymous caller carries the login
+    # challenges (AuthVO "optional authentication"; TOPCAT then offers to log in).
+    @router.api_route("/capabilities", methods=["GET", "HEAD"])
     async def capabilities(request: Request) -> Response:
-        ctx = await context(request)
-        return Response(vosi.capabilities(settings, ctx.base), media_type=XML)
+        endpoint = await describe(request)
+        body = vosi.capabilities(settings, endpoint.base, interfaces=endpoint.interfaces)
+        return Response(body, media_type=XML, headers=_login_headers(endpoint))
 
-    @router.get("/availability")
+    @router.api_route("/availability", methods=["GET", "HEAD"])
     async def availability(request: Request) -> Response:
-        await context(request)
-        return Response(vosi.availability(), media_type=XML)
+        endpoint = await describe(request)
+        up, note = await run_in_threadpool(platform.health)
+        return Response(vosi.availability(note, available=up), media_type=XML,
+                        headers=_login_headers(endpoint))
 
     @router.get("/tables")
     async def tables(request: Request) -> Response:
@@ -99,6 +126,14 @@ def tap_router(platform: Any, context: ContextFactory) -> APIRouter:
 
     add_uws_routes(router, platform, context)
     return router
+
+
+def _login_headers(endpoint: Endpoint) -> dict[str, str]:
+    from taphouse.auth.challenges import challenge_headers
+
+    if endpoint.username is not None:
+        return {"X-VO-Authenticated": endpoint.username}
+    return challenge_headers() if endpoint.challenge else {}
 
 
 def _table_names(t: Any) -> set[str]:
@@ -274,4 +309,5 @@ def tap_error_response(exc: TapError) -> Response:
                     media_type="application/x-votable+xml")
 
 
-__all__ = ["tap_router", "TapContext", "SyncResponder", "tap_error_response", "TapError"]
+__all__ = ["tap_router", "TapContext", "Endpoint", "SyncResponder", "tap_error_response",
+           "TapError"]

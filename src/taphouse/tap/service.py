@@ -218,8 +218,15 @@ class QueryService:
             # is read back from the stored table.
             tr = translate(spec.query, scope, maxrec=None if spec.dest else spec.maxrec)
         except AdqlError as exc:
-            error = TapError(str(exc.message), line=exc.line, column=exc.column,
-                             query=spec.query)
+            message = str(exc.message)
+            if identity.anonymous and message.startswith("unknown table"):
+                # TOPCAT and STILTS send credentials only when challenged, which this
+                # service never does while anonymous reading is on.
+                message += ("; if it is one of your own tables (mydb) or in a database"
+                            " that needs a login, log in: send credentials, or use the"
+                            f" login endpoint {self.settings.public_url}/tap/auth as the"
+                            " TAP URL (TOPCAT, STILTS)")
+            error = TapError(message, line=exc.line, column=exc.column, query=spec.query)
             self.platform.audit_rejected(identity, spec.query, error)
             raise error from None
         inline = {}

@@ -3,7 +3,8 @@ and the DALI examples page."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
 from taphouse.catalogue.model import ColumnMeta, DatabaseMeta, TableMeta
@@ -24,11 +25,25 @@ _FEATURES = {
     "ivo://ivoa.net/std/TAPRegExt#features-adql-sets": ["UNION", "EXCEPT", "INTERSECT"],
 }
 
-# Every interface accepts anonymous calls, HTTP Basic and bearer tokens, so that pyvo's
-# AuthSession sends credentials to all of them (e.g. /tables lists restricted tables).
-_SECURITY = ("<securityMethod/>"
-             '<securityMethod standardID="ivo://ivoa.net/sso#BasicAA"/>'
-             '<securityMethod standardID="ivo://ivoa.net/sso#token"/>')
+_SECURITY_IDS = {"anonymous": None, "basic": "ivo://ivoa.net/sso#BasicAA",
+                 "token": "ivo://ivoa.net/sso#token"}
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One access URL of a TAP service and the security methods it accepts
+    (``anonymous``, ``basic``, ``token``)."""
+
+    url: str
+    methods: tuple[str, ...] = ("anonymous", "basic", "token")
+
+    def security_xml(self) -> str:
+        out = []
+        for method in self.methods:
+            ivoid = _SECURITY_IDS[method]
+            out.append("<securityMethod/>" if ivoid is None
+                       else f'<securityMethod standardID="{ivoid}"/>')
+        return "".join(out)
 
 _FORMAT_IVOIDS = {
     "votable": "ivo://ivoa.net/std/TAPRegExt#output-votable-binary2",
@@ -36,8 +51,16 @@ _FORMAT_IVOIDS = {
 }
 
 
-def capabilities(settings: Settings, base: str, *, extensions: Iterable[str] = ()) -> str:
-    """The VOSI capabilities document of a TAP endpoint whose base URL is ``base``."""
+def capabilities(settings: Settings, base: str, *, extensions: Iterable[str] = (),
+                 interfaces: Sequence[Interface] = ()) -> str:
+    """The VOSI capabilities document of a TAP endpoint whose base URL is ``base``.
+
+    ``interfaces``: the TAP interfaces (one per access URL and set of security methods;
+    the first is this endpoint's). Default: ``base`` with anonymous, Basic and token.
+    Every interface accepts Basic and tokens, so that pyvo's AuthSession sends
+    credentials to all of them (e.g. /tables lists restricted tables)."""
+    interfaces = tuple(interfaces) or (Interface(base),)
+    own = interfaces[0]
     from taphouse.adql.udf import UDFS
     from taphouse.formats import FORMATS
 
@@ -46,12 +69,12 @@ def capabilities(settings: Settings, base: str, *, extensions: Iterable[str] = (
            f' xmlns:xsi="{_XSI}" xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0"'
            ' xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1"'
            ' xmlns:tr="http://www.ivoa.net/xml/TAPRegExt/v1.0">',
-           '<capability standardID="ivo://ivoa.net/std/TAP" xsi:type="tr:TableAccess">',
-           '<interface xsi:type="vs:ParamHTTP" role="std" version="1.1">',
-           f'<accessURL use="base">{escape(base)}</accessURL>',
-           _SECURITY,
-           "</interface>",
-           "<language><name>ADQL</name>",
+           '<capability standardID="ivo://ivoa.net/std/TAP" xsi:type="tr:TableAccess">']
+    for iface in interfaces:
+        out += ['<interface xsi:type="vs:ParamHTTP" role="std" version="1.1">',
+                f'<accessURL use="base">{escape(iface.url)}</accessURL>',
+                iface.security_xml(), "</interface>"]
+    out += ["<language><name>ADQL</name>",
            '<version ivo-id="ivo://ivoa.net/std/ADQL#v2.0">2.0</version>',
            '<version ivo-id="ivo://ivoa.net/std/ADQL#v2.1">2.1</version>',
            "<description>ADQL 2.1; spatial predicates use a HEALPix index</description>"]
@@ -99,17 +122,18 @@ def capabilities(settings: Settings, base: str, *, extensions: Iterable[str] = (
                       ("ivo://ivoa.net/std/DALI#examples", "examples")]:
         out.append(f'<capability standardID="{std}"><interface xsi:type="vs:ParamHTTP">'
                    f'<accessURL use="full">{escape(base)}/{path}</accessURL>'
-                   f"{_SECURITY}</interface></capability>")
+                   f"{own.security_xml()}</interface></capability>")
     out.extend(extensions)
     out.append("</vosi:capabilities>")
     return "\n".join(out)
 
 
-def availability(note: str = "service is accepting queries") -> str:
+def availability(note: str = "service is accepting queries", *,
+                 available: bool = True) -> str:
     return ('<?xml version="1.0" encoding="UTF-8"?>\n'
             '<avl:availability xmlns:avl="http://www.ivoa.net/xml/VOSIAvailability/v1.0">'
-            f"<avl:available>true</avl:available><avl:note>{escape(note)}</avl:note>"
-            "</avl:availability>")
+            f"<avl:available>{'true' if available else 'false'}</avl:available>"
+            f"<avl:note>{escape(note)}</avl:note></avl:availability>")
 
 
 # astroquery's TapPlus (written for ESA's TAP+) reads the attribute esatapplus:flags of
