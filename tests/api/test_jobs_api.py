@@ -23,7 +23,8 @@ def server(tmp_path_factory):
 
 def _client(server, name: str | None) -> httpx.Client:
     auth = (name, PASSWORD) if name else None
-    return httpx.Client(base_url=server.url, auth=auth, timeout=60, follow_redirects=True)
+    return httpx.Client(base_url=server.url, auth=auth, timeout=60, follow_redirects=True,
+                        headers={"X-Taphouse": "tests"})
 
 
 def _submit(c: httpx.Client, query: str, **extra: str) -> str:

@@ -198,7 +198,8 @@ def test_astronomer_session(demo_server, new_page, artefacts, tmp_path):
         "() => document.querySelector('.result-note')?.textContent.includes('Kept as')")
     assert f"pleiades_bright ({expected:,} rows)" in page.inner_text(".result-note")
     assert page.inner_text(".result-title").startswith(f"{expected:,} rows")  # still shown
-    with httpx.Client(base_url=server.url, auth=(name, PASSWORD), timeout=60) as api:
+    with httpx.Client(base_url=server.url, auth=(name, PASSWORD), timeout=60,
+                      headers={"X-Taphouse": "tests"}) as api:
         kept = api.get("/api/usertables/pleiades_bright").json()
         assert kept["nrows"] == expected
         jobs = api.get("/api/jobs").json()
@@ -249,7 +250,8 @@ def test_astronomer_session(demo_server, new_page, artefacts, tmp_path):
     before = len(page.query_selector_all(".history-item"))
     page.query_selector(".history-item").query_selector("text=Delete").click()
     page.wait_for_function(f"() => document.querySelectorAll('.history-item').length === {before - 1}")
-    with httpx.Client(base_url=server.url, auth=(name, PASSWORD), timeout=60) as api:
+    with httpx.Client(base_url=server.url, auth=(name, PASSWORD), timeout=60,
+                      headers={"X-Taphouse": "tests"}) as api:
         assert len(api.get("/api/jobs").json()) == before - 1
 
     # Log out: anonymous again, nothing of the user's left on the page.
@@ -354,7 +356,8 @@ def test_hostile_metadata_and_values_stay_text(hostile_server, new_page, artefac
     t["v"].description = XSS
     buf = io.BytesIO()
     t.write(buf, format="votable")
-    with httpx.Client(base_url=server.url, auth=(name, PASSWORD), timeout=60) as api:
+    with httpx.Client(base_url=server.url, auth=(name, PASSWORD), timeout=60,
+                      headers={"X-Taphouse": "tests"}) as api:
         r = api.put("/api/usertables/xss", params={"format": "votable", "description": XSS},
                     content=buf.getvalue())
         assert r.status_code == 201, r.text
