@@ -43,11 +43,11 @@ class ScopeBuilder:
         shared with the caller (the others do not exist for them)."""
         from taphouse.userspace.shares import shared_tables
 
-        names = {db.name for db in self.visible_databases(identity, workspace)}
+        kinds = {db.name: db.kind for db in self.visible_databases(identity, workspace)}
         shared: set[tuple[str, str]] | None = None
         result = []
-        for t in self.catalogue.tables(databases=names):
-            if t.kind == "user" and t.database != identity.user_schema:
+        for t in self.catalogue.tables(databases=kinds):
+            if kinds.get(t.database) == "user" and t.database != identity.user_schema:
                 if shared is None:
                     shared = shared_tables(self.policy.meta, identity)
                 if (t.database, t.name) not in shared:

@@ -117,10 +117,10 @@ class Platform:
                               userspace=self.userspace, workspaces=self.workspaces,
                               jobs=self.jobs)
 
-    def identity_for(self, username: str | None) -> Identity:
-        """The identity a background job runs as (its owner, with current groups);
-        raises AuthError when the account was disabled or deleted since."""
-        return self.authenticator.identity_for(username)
+    def identity_for(self, user_id: int | None) -> Identity:
+        """The identity a background job runs as (its owner, by user id, with current
+        groups); raises AuthError when the account was disabled or deleted since."""
+        return self.authenticator.identity_for(user_id)
 
     def audit(self, prepared: Any, seconds: float, cancel: Any,
               error: BaseException | None = None) -> None:
@@ -335,7 +335,7 @@ def _add_userspace_routes(app: FastAPI, platform: Platform) -> None:
         user, name, base = workspace_base(request)
         ws = None
         if user == identity.username:
-            ws = await run_in_threadpool(platform.workspaces.get, user, name)
+            ws = await run_in_threadpool(platform.workspaces.get, identity.user_id, name)
         if ws is None:
             raise NotFound(f"no workspace {user}/{name} here")
         return TapContext(identity=identity, workspace=list(ws.databases),

@@ -106,7 +106,11 @@ def test_manage_tables(api):
     assert c.get("/api/databases/mydb/tables").json()[0]["name"] == "two"
     q = c.get("/api/quota").json()
     assert q["rows_used"] == 25 and q["tables"] == 1 and q["bytes_used"] > 0
-    assert c.put("/api/usertables/two/shares", json={"users": ["nobody_here"]}
+    # A name that matches no account is listed, grants nothing, and is not told apart
+    # from an existing one (400 "unknown user" told who has an account).
+    r = c.put("/api/usertables/two/shares", json={"users": ["nobody_here"]})
+    assert r.status_code == 200 and r.json()["users"] == ["nobody_here"]
+    assert c.put("/api/usertables/two/shares", json={"users": ["Not A Name"]}
                  ).status_code == 400
     assert c.delete("/api/usertables/two").status_code == 204
     assert c.delete("/api/usertables/two").status_code == 404

@@ -172,12 +172,17 @@ def test_admin_scope_only_for_admins(auth, alice):
 def test_identity_for_job_owner_has_current_groups(auth, alice):
     auth.accounts.add_group("gaia_team")
     auth.accounts.add_member("gaia_team", "alice")
-    ident = auth.identity_for("alice")
+    ident = auth.identity_for(alice.id)
     assert ident.groups == {"astro", "gaia_team"} and ident.method == "job"
     assert auth.identity_for(None).anonymous
     auth.set_disabled("alice", True)
     with pytest.raises(AuthError, match="disabled"):
-        auth.identity_for("alice")
+        auth.identity_for(alice.id)
+    # by id: a later account with the name is not the job's owner
+    auth.delete_user("alice")
+    auth.accounts.add_user("alice", PASSWORD)
+    with pytest.raises(AuthError, match="deleted"):
+        auth.identity_for(alice.id)
 
 
 def test_audit_records_logins_without_secrets(auth, alice, meta):

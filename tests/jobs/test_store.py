@@ -18,8 +18,11 @@ from taphouse.jobs.store import JobStore
 from taphouse.metadata import MetadataDB
 
 
+_IDS = {"alice": 1, "bob": 2}
+
+
 def _job(job_id: str, owner: str | None, created: float, phase: str = PENDING) -> Job:
-    return Job(id=job_id, owner=owner, phase=phase, params={"query": "SELECT 1", "lang": "ADQL"},
+    return Job(id=job_id, owner=owner, owner_id=_IDS.get(owner or ""), phase=phase, params={"query": "SELECT 1", "lang": "ADQL"},
                created=created, execution_duration=60.0, destruction=created + 3600)
 
 
@@ -59,12 +62,12 @@ def test_list_is_per_owner_with_phase_after_last(tmp_path):
         store.insert(_job(f"ja{i}", "alice", 100.0 + i, phase=COMPLETED if i % 2 else PENDING))
     store.insert(_job("jb0", "bob", 100.5))
     store.insert(_job("jn0", None, 100.7))
-    assert [j.id for j in store.list("alice")] == ["ja0", "ja1", "ja2", "ja3", "ja4"]
-    assert [j.id for j in store.list("bob")] == ["jb0"]
+    assert [j.id for j in store.list(_IDS["alice"])] == ["ja0", "ja1", "ja2", "ja3", "ja4"]
+    assert [j.id for j in store.list(_IDS["bob"])] == ["jb0"]
     assert [j.id for j in store.list(None)] == ["jn0"]
-    assert [j.id for j in store.list("alice", phases=[COMPLETED])] == ["ja1", "ja3"]
-    assert [j.id for j in store.list("alice", after=102.0)] == ["ja3", "ja4"]
-    assert [j.id for j in store.list("alice", last=2)] == ["ja4", "ja3"]
+    assert [j.id for j in store.list(_IDS["alice"], phases=[COMPLETED])] == ["ja1", "ja3"]
+    assert [j.id for j in store.list(_IDS["alice"], after=102.0)] == ["ja3", "ja4"]
+    assert [j.id for j in store.list(_IDS["alice"], last=2)] == ["ja4", "ja3"]
     assert store.queued() == []
     assert set(store.expired(100.0 + 3600 + 1.5)) == {"ja0", "ja1", "jb0", "jn0"}
 

@@ -233,14 +233,15 @@ class Authenticator:
     def allowed_scopes(user: User) -> frozenset[str]:
         return frozenset({"read", "write", "admin"} if user.is_admin else {"read", "write"})
 
-    def identity_for(self, username: str | None) -> Identity:
-        """The identity a background job runs as: its owner with current groups
-        (:class:`AuthError` when the account was disabled or deleted since)."""
-        if username is None:
+    def identity_for(self, user_id: int | None) -> Identity:
+        """The identity a background job runs as: its owner (by stable user id: a
+        re-created name is another account) with current groups (:class:`AuthError`
+        when the account was disabled or deleted since)."""
+        if user_id is None:
             return ANONYMOUS
-        user = self.accounts.user(username)
+        user = self.accounts.user_by_id(user_id)
         if user is None or user.disabled:
-            raise AuthError(f"the account {username!r} is disabled or deleted")
+            raise AuthError("the account that owns this job is disabled or deleted")
         return self.identity_of(user, "job")
 
     # --- passwords -----------------------------------------------------------------

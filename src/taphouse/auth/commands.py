@@ -35,9 +35,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     _password_stdin(p)
     p.set_defaults(handler=_user_passwd)
 
+    p = usub.add_parser("delete", help="delete an account and everything it owns: schema,"
+                        " jobs, workspaces, shares made to it (a later account of the same"
+                        " name starts empty)")
+    p.add_argument("name")
+    p.add_argument("--archive", action="store_true",
+                   help="keep the schema (and its job results) as archived_<name>_<id>,"
+                        " readable by administrators only, instead of dropping it")
+    p.set_defaults(handler=_user_delete)
+
     for action, helptext in [("disable", "disable an account (revokes its tokens)"),
                              ("enable", "enable a disabled account"),
-                             ("delete", "delete an account, its tokens and memberships"),
                              ("revoke-tokens", "revoke every token of an account")]:
         p = usub.add_parser(action, help=helptext)
         p.add_argument("name")
@@ -165,13 +173,28 @@ def _user_action(args: argparse.Namespace) -> int:
         elif args.action == "enable":
             s.auth.set_disabled(args.name, False, by=by)
             print(f"user {args.name.lower()} enabled")
-        elif args.action == "delete":
-            s.auth.delete_user(args.name, by=by)
-            print(f"user {args.name.lower()} deleted")
         else:
             count = s.auth.revoke_all(args.name, by=by)
             print(f"{count} token(s) of {args.name.lower()} revoked")
     return _run(args, body)
+
+
+def _user_delete(args: argparse.Namespace) -> int:
+    from taphouse.server import Platform
+
+    platform = Platform(args.settings)
+    try:
+        done = platform.delete_account(args.name, args.archive, by="the command line")
+    except AuthError as exc:
+        print(f"taphouse: error: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        platform.meta.close()
+    kept = (f"; its schema is archived as {done['archived']} (administrators only)"
+            if done["archived"] else "; its schema was dropped")
+    print(f"user {done['deleted']} deleted with {done['jobs']} job(s) and"
+          f" {done['workspaces']} workspace(s){kept}")
+    return 0
 
 
 def _user_admin(args: argparse.Namespace) -> int:

@@ -16,7 +16,13 @@ class ReadPolicy:
 
     def can_read(self, identity: Identity, db: DatabaseMeta) -> bool:
         if db.kind == "user":
-            return identity.user_schema == db.name or self._shared_with(identity, db)
+            # Owned by the stable user id: a schema left by a deleted account that had
+            # this name is not the new account's.
+            own = (identity.user_id is not None and db.owner_id == identity.user_id
+                   and identity.user_schema == db.name)
+            return own or self._shared_with(identity, db)
+        if db.kind == "archived":  # a deleted user's schema, kept for the operator
+            return identity.is_admin
         if db.public or identity.is_admin:
             return True
         return bool(identity.groups & self.database_groups(db))

@@ -21,7 +21,7 @@ HEALPIX_ORDER = 29
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED_DATABASES = ("mydb", "tap_schema", "tap_upload")
-RESERVED_DATABASE_PREFIXES = ("user_", "tap_")
+RESERVED_DATABASE_PREFIXES = ("user_", "tap_", "archived_")
 
 
 class CatalogueError(ServiceError):
@@ -296,7 +296,8 @@ def check_database_name(name: str, *, allow_reserved: bool = False) -> str:
     if not allow_reserved and (lname in RESERVED_DATABASES
                                or lname.startswith(RESERVED_DATABASE_PREFIXES)):
         raise CatalogueError(
-            f"database name {name!r} is reserved (mydb, tap_schema, tap_*, user_*)")
+            f"database name {name!r} is reserved (mydb, tap_schema, tap_*, user_*,"
+            " archived_*)")
     return lname
 
 

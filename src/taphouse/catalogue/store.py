@@ -74,6 +74,18 @@ class CatalogueStore:
             con.execute("UPDATE databases SET public=? WHERE name=?", (int(public), name.lower()))
             self._bump(con)
 
+    def rename_database(self, name: str, new_name: str, *, kind: str | None = None) -> None:
+        """Give a database another name (and kind); its version files stay where they
+        are (their paths are recorded per version)."""
+        with self.meta.transaction() as con:
+            if kind is None:
+                con.execute("UPDATE databases SET name=? WHERE name=?",
+                            (new_name.lower(), name.lower()))
+            else:
+                con.execute("UPDATE databases SET name=?, kind=? WHERE name=?",
+                            (new_name.lower(), kind, name.lower()))
+            self._bump(con)
+
     def drop_database(self, name: str) -> None:
         with self.meta.transaction() as con:
             con.execute(

@@ -66,7 +66,8 @@ class JobResult:
 
 @dataclass
 class Job:
-    """One job as stored. Times are Unix seconds (UTC)."""
+    """One job as stored. Times are Unix seconds (UTC). ``owner_id`` (the owner's stable
+    user id; None: anonymous) decides who may see it; ``owner`` is their name, shown."""
 
     id: str
     owner: str | None
@@ -85,6 +86,7 @@ class Job:
     quote: float | None = None
     error: JobFailure | None = None
     result: JobResult | None = None
+    owner_id: int | None = None
 
     @property
     def results(self) -> list[JobResult]:

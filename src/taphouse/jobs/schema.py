@@ -31,4 +31,14 @@ register_migrations("jobs", [
     CREATE INDEX jobs_phase ON jobs(phase, queued);
     CREATE INDEX jobs_destruction ON jobs(destruction)
     """,
+    # Ownership by the owner's stable user id (names can be re-created). A job whose owner
+    # name no longer exists, or was created before the account now holding the name,
+    # belongs to nobody (0: never a user id) and is reachable by no one.
+    """
+    ALTER TABLE jobs ADD COLUMN owner_id INTEGER;
+    UPDATE jobs SET owner_id = COALESCE(
+        (SELECT u.id FROM users u WHERE u.name = jobs.owner AND u.created <= jobs.created),
+        0) WHERE owner IS NOT NULL;
+    CREATE INDEX jobs_owner_id_created ON jobs(owner_id, created)
+    """,
 ])

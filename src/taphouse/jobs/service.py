@@ -91,8 +91,9 @@ class _Watcher:
 class JobService:
     """Create, run, watch and destroy jobs on behalf of their owners.
 
-    Every method taking ``owner`` acts only on that owner's jobs (``None`` is the
-    anonymous caller); a job of someone else raises :class:`JobNotFound`, like an
+    Every method taking ``owner`` (the owner's stable user id, never the name: a
+    re-created name must not inherit jobs; ``None`` is the anonymous caller) acts only
+    on that owner's jobs; a job of someone else raises :class:`JobNotFound`, like an
     unknown one.
     """
 
@@ -116,16 +117,19 @@ class JobService:
         self._stop_event = threading.Event()
         self._watchers: dict[str, set[_Watcher]] = {}
         self._watch_lock = threading.Lock()
-        #: Called as ``on_destroyed(owner, job_id)`` after a job is destroyed (deleted or
-        #: expired); user space drops the job's ``job_<id>`` table there.
-        self.on_destroyed: Callable[[str | None, str], object] | None = None
+        #: Called as ``on_destroyed(owner_id, job_id)`` after a job is destroyed (deleted
+        #: or expired); user space drops the job's ``job_<id>`` table there.
+        self.on_destroyed: Callable[[int | None, str], object] | None = None
 
     # --- creating and changing jobs ---------------------------------------------------
-    def create(self, owner: str | None, params: Mapping[str, str],
+    def create(self, owner: int | None, params: Mapping[str, str],
                parts: Mapping[str, tuple[bytes, str]] | None = None, *,
-               workspace: list[str] | None = None, kind: str = "tap") -> Job:
-        """A new PENDING job; ``params`` keyed lower-case, ``parts`` the uploaded
-        request parts by name as (content, content type), saved beside the job."""
+               workspace: list[str] | None = None, kind: str = "tap",
+               owner_name: str | None = None) -> Job:
+        """A new PENDING job of the user with id ``owner`` (named ``owner_name``);
+        ``params`` keyed lower-case, ``parts`` the uploaded request parts by name as
+        (content, content type), saved beside the job."""
+        _check_owner(owner)
         params = {k.lower(): v for k, v in params.items() if k.lower() != "phase"}
         self._runner(kind).validate(params)
         job_id = "j" + secrets.token_hex(8)
@@ -134,7 +138,8 @@ class JobService:
         created = now()
         try:
             saved = _save_parts(workdir, parts or {}, {})
-            job = Job(id=job_id, kind=kind, owner=owner, phase=PENDING, params=params,
+            job = Job(id=job_id, kind=kind, owner=owner_name, owner_id=owner,
+                      phase=PENDING, params=params,
                       run_id=params.get("runid"), parts=saved,
                       workspace=None if workspace is None else list(workspace),
                       created=created, execution_duration=self.settings.exec_duration_default,
@@ -145,19 +150,20 @@ class JobService:
             raise
         return job
 
-    def get(self, job_id: str, owner: str | None) -> Job:
+    def get(self, job_id: str, owner: int | None) -> Job:
+        _check_owner(owner)
         job = self.store.get(job_id) if _plausible_id(job_id) else None
-        if job is None or job.owner != owner:
+        if job is None or job.owner_id != owner:
             raise JobNotFound(f"no job {job_id!r} here: it never existed, was deleted, or"
                               " belongs to someone else")
         return job
 
-    def list(self, owner: str | None, *, phases: list[str] | tuple[str, ...] = (),
+    def list(self, owner: int | None, *, phases: list[str] | tuple[str, ...] = (),
              after: float | None = None, last: int | None = None) -> list[Job]:
         """The owner's jobs (see :meth:`JobStore.list`)."""
         return self.store.list(owner, phases=phases, after=after, last=last)
 
-    def update_parameters(self, job_id: str, owner: str | None, params: Mapping[str, str],
+    def update_parameters(self, job_id: str, owner: int | None, params: Mapping[str, str],
                           parts: Mapping[str, tuple[bytes, str]] | None = None) -> Job:
         """Change parameters of a PENDING job (new values replace old ones; UPLOAD
         items accumulate, as DALI allows several)."""
@@ -179,7 +185,7 @@ class JobService:
             raise JobStateError(f"job {job.id} is no longer PENDING; its parameters are fixed")
         return self.get(job_id, owner)
 
-    def set_execution_duration(self, job_id: str, owner: str | None, seconds: float) -> Job:
+    def set_execution_duration(self, job_id: str, owner: int | None, seconds: float) -> Job:
         """Set the run-time limit (0 or more than the service limit: the service limit)."""
         job = self.get(job_id, owner)
         self._require(job, {PENDING, QUEUED}, "change its execution duration")
@@ -188,7 +194,7 @@ class JobService:
         self.store.update(job.id, from_phases=[PENDING, QUEUED], execution_duration=value)
         return self.get(job_id, owner)
 
-    def set_destruction(self, job_id: str, owner: str | None, when: float) -> Job:
+    def set_destruction(self, job_id: str, owner: int | None, when: float) -> Job:
         """Set the destruction time (no later than the retention period from now)."""
         job = self.get(job_id, owner)
         when = min(when, now() + self.settings.job_retention)
@@ -196,7 +202,7 @@ class JobService:
         return self.get(job_id, owner)
 
     # --- phase changes ------------------------------------------------------------------
-    def run(self, job_id: str, owner: str | None) -> Job:
+    def run(self, job_id: str, owner: int | None) -> Job:
         """PHASE=RUN: a PENDING job becomes QUEUED before this returns."""
         job = self.get(job_id, owner)
         if job.phase in FINAL_PHASES:
@@ -209,7 +215,7 @@ class JobService:
             self._notify(job.id)
         return self.get(job_id, owner)
 
-    def abort(self, job_id: str, owner: str | None) -> Job:
+    def abort(self, job_id: str, owner: int | None) -> Job:
         """PHASE=ABORT: the job ends as ABORTED; a running query is cancelled."""
         job = self.get(job_id, owner)
         with self._cond:
@@ -222,13 +228,13 @@ class JobService:
             self._notify(job.id)
         return self.get(job_id, owner)
 
-    def delete(self, job_id: str, owner: str | None) -> None:
+    def delete(self, job_id: str, owner: int | None) -> None:
         """Remove the job, its files and its result; a running query is cancelled."""
         job = self.get(job_id, owner)
         self._destroy(job.id, "the job was deleted")
 
     # --- waiting ------------------------------------------------------------------------
-    async def wait(self, job_id: str, owner: str | None, timeout: float,
+    async def wait(self, job_id: str, owner: int | None, timeout: float,
                    phase: str | None = None) -> Job:
         """UWS 1.1 blocking WAIT: return when the job's phase differs from ``phase``
         (default: its phase now), at once if it is not PENDING/QUEUED/EXECUTING, and
@@ -314,6 +320,14 @@ class JobService:
                 if d.is_dir() and d.name not in known:
                     shutil.rmtree(d, ignore_errors=True)
 
+    def destroy_owner(self, owner: int, reason: str = "the account was deleted") -> int:
+        """Destroy every job of the user with id ``owner`` (running ones are
+        cancelled); returns how many."""
+        ids = self.store.ids_of_owner(owner)
+        for job_id in ids:
+            self._destroy(job_id, reason)
+        return len(ids)
+
     def reap(self, at: float | None = None) -> int:
         """Destroy every job whose destruction time has passed; returns how many."""
         expired = self.store.expired(now() if at is None else at)
@@ -337,10 +351,10 @@ class JobService:
             self.store.delete(job_id)
         shutil.rmtree(self.jobs_dir / job_id, ignore_errors=True)
         if job is not None:
-            self._after_destroyed(job.owner, job_id)
+            self._after_destroyed(job.owner_id, job_id)
         self._notify(job_id)
 
-    def _after_destroyed(self, owner: str | None, job_id: str) -> None:
+    def _after_destroyed(self, owner: int | None, job_id: str) -> None:
         if self.on_destroyed is not None:
             try:
                 self.on_destroyed(owner, job_id)
@@ -371,7 +385,7 @@ class JobService:
                     self._cond.notify_all()
 
     def _claim(self, kind: str, scheduler: FairScheduler
-               ) -> tuple[str, str | None, CancelHandle] | None:
+               ) -> tuple[str, int | None, CancelHandle] | None:
         # Called with self._cond held; the DB update guards against a concurrent abort.
         while True:
             choice = scheduler.choose(self.store.queued(kind))
@@ -413,7 +427,7 @@ class JobService:
             shutil.rmtree(workdir, ignore_errors=True)
             # Deleted while running: the run may have kept something after _destroy's
             # clean-up ran (user space's job_<id> table), so clean up once more.
-            self._after_destroyed(job.owner, job.id)
+            self._after_destroyed(job.owner_id, job.id)
         self._notify(job.id)
 
     def _failure(self, job: Job, exc: Exception, handle: CancelHandle) -> JobFailure:
@@ -465,26 +479,26 @@ class JobsOfKind:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.service, name)
 
-    def get(self, job_id: str, owner: str | None) -> Job:
+    def get(self, job_id: str, owner: int | None) -> Job:
         job = self.service.get(job_id, owner)
         if job.kind != self.kind:
             raise JobNotFound(f"no {self.kind} job {job_id!r} here")
         return job
 
-    def list(self, owner: str | None, **kwargs: Any) -> list[Job]:
+    def list(self, owner: int | None, **kwargs: Any) -> list[Job]:
         return [j for j in self.service.list(owner, **kwargs) if j.kind == self.kind]
 
-    def create(self, owner: str | None, params: Mapping[str, str],
+    def create(self, owner: int | None, params: Mapping[str, str],
                parts: Mapping[str, tuple[bytes, str]] | None = None, **kwargs: Any) -> Job:
         return self.service.create(owner, params, parts, kind=self.kind, **kwargs)
 
-    async def wait(self, job_id: str, owner: str | None, timeout: float,
+    async def wait(self, job_id: str, owner: int | None, timeout: float,
                    phase: str | None = None) -> Job:
         await asyncio.to_thread(self.get, job_id, owner)
         return await self.service.wait(job_id, owner, timeout, phase)
 
     def _checked(name: str) -> Any:  # type: ignore[misc]
-        def method(self: JobsOfKind, job_id: str, owner: str | None, *args: Any,
+        def method(self: JobsOfKind, job_id: str, owner: int | None, *args: Any,
                    **kwargs: Any) -> Any:
             self.get(job_id, owner)
             return getattr(self.service, name)(job_id, owner, *args, **kwargs)
@@ -499,6 +513,12 @@ class JobsOfKind:
     set_execution_duration = _checked("set_execution_duration")
     set_destruction = _checked("set_destruction")
     del _checked
+
+
+def _check_owner(owner: object) -> None:
+    # Owners are user ids since names can be re-created: a name here is a bug to see.
+    if owner is not None and (not isinstance(owner, int) or isinstance(owner, bool)):
+        raise TypeError(f"a job owner is a user id (int) or None, not {owner!r}")
 
 
 def _plausible_id(job_id: str) -> bool:

@@ -19,7 +19,7 @@ from taphouse.metadata import MetadataDB
 _COLUMNS = ("id", "kind", "owner", "phase", "run_id", "params", "parts", "workspace",
             "created", "queued", "started", "ended", "quote", "execution_duration",
             "destruction", "error", "result_file", "result_mime", "result_size",
-            "result_rows", "result_overflow")
+            "result_rows", "result_overflow", "owner_id")
 
 
 class JobStore:
@@ -33,11 +33,11 @@ class JobStore:
         row = self.meta.query_one("SELECT * FROM jobs WHERE id=?", (job_id,))
         return _job(row) if row else None
 
-    def list(self, owner: str | None, *, phases: Sequence[str] = (), after: float | None = None,
+    def list(self, owner: int | None, *, phases: Sequence[str] = (), after: float | None = None,
              last: int | None = None) -> list[Job]:
-        """Jobs of ``owner`` (``None``: the anonymous jobs), oldest first; with ``last``
-        the ``last`` most recently created, newest first."""
-        sql = "SELECT * FROM jobs WHERE owner IS ?"
+        """Jobs of the user with id ``owner`` (``None``: the anonymous jobs), oldest
+        first; with ``last`` the ``last`` most recently created, newest first."""
+        sql = "SELECT * FROM jobs WHERE owner_id IS ?"
         args: list[Any] = [owner]
         if phases:
             sql += f" AND phase IN ({','.join('?' * len(phases))})"
@@ -52,15 +52,20 @@ class JobStore:
             sql += " ORDER BY created, rowid"
         return [_job(r) for r in self.meta.query(sql, args)]
 
-    def queued(self, kind: str | None = None) -> list[tuple[str, str | None]]:
-        """(id, owner) of every QUEUED job (of ``kind``, when given), in queue order."""
+    def queued(self, kind: str | None = None) -> list[tuple[str, int | None]]:
+        """(id, owner's user id) of every QUEUED job (of ``kind``, when given), in queue
+        order."""
         if kind is None:
-            rows = self.meta.query("SELECT id, owner FROM jobs WHERE phase='QUEUED'"
+            rows = self.meta.query("SELECT id, owner_id FROM jobs WHERE phase='QUEUED'"
                                    " ORDER BY queued, rowid")
         else:
-            rows = self.meta.query("SELECT id, owner FROM jobs WHERE phase='QUEUED'"
+            rows = self.meta.query("SELECT id, owner_id FROM jobs WHERE phase='QUEUED'"
                                    " AND kind=? ORDER BY queued, rowid", (kind,))
-        return [(r["id"], r["owner"]) for r in rows]
+        return [(r["id"], r["owner_id"]) for r in rows]
+
+    def ids_of_owner(self, owner: int) -> list[str]:
+        return [r["id"] for r in self.meta.query("SELECT id FROM jobs WHERE owner_id=?",
+                                                 (owner,))]
 
     def ids_in_phase(self, phase: str) -> list[str]:
         return [r["id"] for r in self.meta.query("SELECT id FROM jobs WHERE phase=?", (phase,))]
@@ -124,7 +129,7 @@ def _row(job: Job) -> dict[str, Any]:
     values = _fields({k: getattr(job, k) for k in (
         "kind", "owner", "phase", "run_id", "params", "parts", "workspace", "created",
         "queued", "started", "ended", "quote", "execution_duration", "destruction", "error",
-        "result")})
+        "result", "owner_id")})
     values["id"] = job.id
     return values
 
@@ -143,4 +148,4 @@ def _job(row: sqlite3.Row) -> Job:
                created=row["created"], queued=row["queued"], started=row["started"],
                ended=row["ended"], quote=row["quote"],
                execution_duration=row["execution_duration"], destruction=row["destruction"],
-               error=error, result=result)
+               error=error, result=result, owner_id=row["owner_id"])

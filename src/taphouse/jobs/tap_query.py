@@ -32,7 +32,7 @@ class TapQueryRunner:
             parts[name] = (workdir / info["file"]).read_bytes()
             types[name] = info.get("type", "")
         uploads = service.read_uploads(spec, parts, types)
-        prepared = service.prepare(self.platform.identity_for(job.owner), spec,
+        prepared = service.prepare(self.platform.identity_for(job.owner_id), spec,
                                    workspace=job.workspace, uploads=uploads)
         ext = getattr(prepared.writer, "extension", "") or "dat"
         final = workdir / f"result.{ext}"
@@ -44,7 +44,7 @@ class TapQueryRunner:
         writer = _InfoCapturingWriter(prepared.writer)
         output = dataclasses.replace(prepared, writer=writer)
         stored = None
-        if job.owner is not None and not prepared.spec.dest:
+        if job.owner_id is not None and not prepared.spec.dest:
             # A logged-in user's result is kept as mydb.job_<id>: run the query once,
             # into that table, and write the result document from it.
             stored = self.platform.userspace.store_job_result(job, prepared, cancel)

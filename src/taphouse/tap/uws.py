@@ -39,9 +39,10 @@ def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
     jobs = platform.jobs.of_kind("tap")  # compute jobs are not TAP jobs
     max_bytes = platform.settings.upload_max_bytes
 
-    async def caller(request: Request) -> tuple[Any, str | None]:
+    async def caller(request: Request) -> tuple[Any, int | None]:
+        # Jobs belong to the stable user id, never to a name that can be re-created.
         ctx = await context(request)
-        return ctx, ctx.identity.username
+        return ctx, ctx.identity.user_id
 
     def job_url(ctx: Any, job_id: str) -> str:
         return f"{ctx.base}/async/{job_id}"
@@ -74,7 +75,8 @@ def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
         values = _values(params)
         check_dest_scope(ctx.identity, values)
         job = await run_in_threadpool(jobs.create, owner, values, _parts(params),
-                                      workspace=ctx.workspace)
+                                      workspace=ctx.workspace,
+                                      owner_name=ctx.identity.username)
         if phase is not None and _phase(phase) == "RUN":
             await run_in_threadpool(jobs.run, job.id, owner)
         return see_other(job_url(ctx, job.id))
@@ -231,7 +233,7 @@ def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
         return see_other(job_url(ctx, job_id))
 
 
-async def _change_phase(jobs: Any, job_id: str, owner: str | None, phase: str) -> None:
+async def _change_phase(jobs: Any, job_id: str, owner: int | None, phase: str) -> None:
     value = _phase(phase)
     if value == "RUN":
         await run_in_threadpool(jobs.run, job_id, owner)

@@ -2,6 +2,11 @@
 
 Sharing is per table and read-only. A table shared with a caller makes its schema
 ``user_<owner>`` visible to that caller with just the shared tables in it.
+
+Grantees are kept by their stable id (``grantee_id``): a share made to ``bob`` is a
+share to that account, not to whoever holds the name later. A name that matches no
+account is kept in the list as given but grants nothing (``grantee_id`` NULL), so the
+answer does not tell whether an account of that name exists.
 """
 
 from __future__ import annotations
@@ -12,18 +17,27 @@ from taphouse.userspace.errors import UserSpaceError
 from taphouse.userspace.names import check_identifier
 
 
+def _grantee_clause(identity: Identity) -> tuple[str, list[object]]:
+    groups = sorted(identity.groups)
+    clause = "(s.grantee_kind='user' AND s.grantee_id=?)"
+    args: list[object] = [identity.user_id]
+    if groups:
+        marks = ",".join("?" * len(groups))
+        clause = (f"({clause} OR (s.grantee_kind='group' AND s.grantee_id IN"
+                  f" (SELECT id FROM groups WHERE name IN ({marks}))))")
+        args += groups
+    return clause, args
+
+
 def shared_tables(meta: MetadataDB, identity: Identity) -> set[tuple[str, str]]:
     """``{(schema, table)}`` of other users' tables shared with this caller."""
-    if identity.username is None:
+    if identity.user_id is None:
         return set()
-    groups = sorted(identity.groups)
-    marks = ",".join("?" * len(groups))
-    group_clause = f" OR (s.grantee_kind='group' AND s.grantee IN ({marks}))" if groups else ""
+    clause, args = _grantee_clause(identity)
     rows = meta.query(
         "SELECT DISTINCT d.name AS db, t.name AS tab FROM user_shares s"
         " JOIN tables t ON t.id=s.table_id JOIN databases d ON d.id=t.database_id"
-        " WHERE d.kind='user' AND ((s.grantee_kind='user' AND s.grantee=?)" + group_clause + ")",
-        (identity.username, *groups))
+        " WHERE d.kind='user' AND " + clause, args)
     return {(r["db"], r["tab"]) for r in rows}
 
 
@@ -37,22 +51,32 @@ def get_shares(meta: MetadataDB, table_id: int) -> dict[str, list[str]]:
 
 def set_shares(meta: MetadataDB, table_id: int, users: list[str], groups: list[str],
                *, owner: str) -> dict[str, list[str]]:
-    """Replace the share list of a table; users and groups must exist."""
-    users = sorted({check_identifier(_text(u, "user"), "user") for u in users} - {owner})
-    groups = sorted({_text(g, "group") for g in groups})
-    missing = [u for u in users if not _exists(meta, "users", u)]
-    missing += [f"group {g}" for g in groups if not _exists(meta, "groups", g)]
-    if missing:
-        raise UserSpaceError(f"cannot share with unknown {', '.join(missing)}")
+    """Replace the share list of a table. Names are checked for form only: one that
+    matches no account or group is listed but grants nothing (see the module doc)."""
+    users = sorted({check_identifier(_text(u, "user").lower(), "user") for u in users}
+                   - {owner})
+    groups = sorted({_text(g, "group").lower() for g in groups})
     with meta.transaction() as con:
+        user_ids = _ids(con, "users", users)
+        group_ids = _ids(con, "groups", groups)
         con.execute("DELETE FROM user_shares WHERE table_id=?", (table_id,))
-        con.executemany("INSERT INTO user_shares(table_id, grantee_kind, grantee)"
-                        " VALUES (?,?,?)",
-                        [(table_id, "user", u) for u in users]
-                        + [(table_id, "group", g) for g in groups])
+        con.executemany("INSERT INTO user_shares(table_id, grantee_kind, grantee, grantee_id)"
+                        " VALUES (?,?,?,?)",
+                        [(table_id, "user", u, user_ids.get(u)) for u in users]
+                        + [(table_id, "group", g, group_ids.get(g)) for g in groups])
         # Scopes and TAP_SCHEMA caches compare the catalogue generation.
         con.execute("UPDATE catalogue_generation SET value=value+1 WHERE id=1")
     return get_shares(meta, table_id)
+
+
+def remove_grantee(meta: MetadataDB, user_id: int) -> int:
+    """Remove every share made to the user with id ``user_id`` (the account is being
+    deleted); returns how many."""
+    with meta.transaction() as con:
+        count = con.execute("DELETE FROM user_shares WHERE grantee_kind='user'"
+                            " AND grantee_id=?", (user_id,)).rowcount
+        con.execute("UPDATE catalogue_generation SET value=value+1 WHERE id=1")
+    return count
 
 
 def _text(value: object, what: str) -> str:
@@ -61,23 +85,22 @@ def _text(value: object, what: str) -> str:
     return value.strip()
 
 
-def _exists(meta: MetadataDB, table: str, name: str) -> bool:
-    try:
-        return meta.query_one(f"SELECT 1 FROM {table} WHERE name=?", (name,)) is not None
-    except Exception:  # noqa: BLE001  (accounts not installed: nobody to check against)
-        return True
+def _ids(con: object, table: str, names: list[str]) -> dict[str, int]:
+    if not names:
+        return {}
+    marks = ",".join("?" * len(names))
+    rows = con.execute(f"SELECT name, id FROM {table} WHERE name IN ({marks})",  # type: ignore[attr-defined]
+                       names).fetchall()
+    return {r[0]: r[1] for r in rows}
 
 
 def schema_shared_with(meta: MetadataDB, identity: Identity, schema: str) -> bool:
     """Whether at least one table of ``schema`` is shared with this caller."""
-    if identity.username is None:
+    if identity.user_id is None:
         return False
-    groups = sorted(identity.groups)
-    marks = ",".join("?" * len(groups))
-    group_clause = f" OR (s.grantee_kind='group' AND s.grantee IN ({marks}))" if groups else ""
+    clause, args = _grantee_clause(identity)
     row = meta.query_one(
         "SELECT 1 FROM user_shares s JOIN tables t ON t.id=s.table_id"
-        " JOIN databases d ON d.id=t.database_id WHERE d.name=?"
-        " AND ((s.grantee_kind='user' AND s.grantee=?)" + group_clause + ") LIMIT 1",
-        (schema, identity.username, *groups))
+        " JOIN databases d ON d.id=t.database_id WHERE d.name=? AND " + clause + " LIMIT 1",
+        (schema, *args))
     return row is not None

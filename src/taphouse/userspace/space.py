@@ -105,13 +105,20 @@ class UserSpace:
 
     # --- schemas -------------------------------------------------------------------
     def schema_of(self, identity: Identity) -> str:
-        """The caller's schema name; anonymous callers have none."""
-        if identity.username is None:
+        """The caller's schema name; anonymous callers have none.
+
+        A schema of that name left by a deleted account (another owner id: ids are
+        never reused) is archived first, so a re-created name inherits nothing."""
+        if identity.username is None or identity.user_id is None:
             from taphouse.auth.errors import AuthError
 
             raise AuthError("log in to use a user space (send a token or Basic credentials)")
         check_identifier(identity.username, "user")
-        return user_schema(identity.username)
+        name = user_schema(identity.username)
+        db = self.catalogue.database(name)
+        if db is not None and db.owner_id != identity.user_id:
+            self._archive(db)
+        return name
 
     def ensure_schema(self, identity: Identity) -> DatabaseMeta:
         """The caller's schema, created on first use."""
@@ -122,6 +129,34 @@ class UserSpace:
                 name, f"User space of {identity.username}", kind="user", public=False,
                 owner_id=identity.user_id)
         return db
+
+    def remove_owner(self, owner_id: int, *, archive: bool) -> str | None:
+        """Drop, or archive for the operator, the schema of the user with id
+        ``owner_id`` (the account is being deleted). Returns the archive's name."""
+        archived = None
+        for db in self.catalogue.databases("user"):
+            if db.owner_id != owner_id:
+                continue
+            if archive:
+                archived = self._archive(db)
+            else:
+                self.catalogue.drop_database(db.name)
+        return archived
+
+    def _archive(self, db: DatabaseMeta) -> str:
+        # Readable by administrators only (ReadPolicy), shared with nobody, named so
+        # that no account can ever own it: archived_<name>_<old owner id>.
+        base = f"archived_{db.name[len('user_'):]}_{db.owner_id or 0}"
+        target, n = base, 1
+        while self.catalogue.database(target) is not None:
+            n += 1
+            target = f"{base}_{n}"
+        with self.meta.transaction() as con:
+            con.execute("DELETE FROM user_shares WHERE table_id IN (SELECT t.id FROM tables t"
+                        " WHERE t.database_id=?)", (db.database_id,))
+        self.catalogue.rename_database(db.name, target, kind="archived")
+        log.info("user schema %s archived as %s", db.name, target)
+        return target
 
     # --- reading -------------------------------------------------------------------
     def tables(self, identity: Identity) -> list[TableMeta]:
@@ -294,8 +329,9 @@ class UserSpace:
 
     def _record(self, table: TableMeta, identity: Identity) -> None:
         job = table.name[len(JOB_PREFIX):] if table.name.startswith(JOB_PREFIX) else None
-        self.meta.execute("INSERT OR IGNORE INTO user_tables(table_id, owner, job_id)"
-                          " VALUES (?,?,?)", (table.table_id, identity.username, job))
+        self.meta.execute("INSERT OR IGNORE INTO user_tables(table_id, owner, owner_id, job_id)"
+                          " VALUES (?,?,?,?)", (table.table_id, identity.username,
+                                                identity.user_id, job))
 
     @contextmanager
     def _table_lock(self, schema: str, name: str) -> Iterator[None]:
@@ -453,13 +489,17 @@ class UserSpace:
         return writer, chunks()
 
     # --- async job results ---------------------------------------------------------
-    def drop_job_table(self, username: str | None, job_id: str) -> bool:
-        """Remove ``job_<job_id>`` of ``username`` (the job was destroyed)."""
-        if not username:
+    def drop_job_table(self, owner_id: int | None, job_id: str) -> bool:
+        """Remove ``job_<job_id>`` from the schema of the user with id ``owner_id`` (the
+        job was destroyed)."""
+        if owner_id is None:
             return False
         from taphouse.userspace.names import job_table
 
-        return self.catalogue.drop_table(user_schema(username), job_table(job_id))
+        for db in self.catalogue.databases("user"):
+            if db.owner_id == owner_id:
+                return self.catalogue.drop_table(db.name, job_table(job_id))
+        return False
 
 
 # --- helpers ---------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Workspaces: named sets of databases a user queries together, each with its own TAP
 endpoint ``/ws/<user>/<workspace>/tap`` whose scope is exactly those databases plus the
-user's own schema."""
+user's own schema. Owned by the stable user id (a re-created name inherits none)."""
 
 from __future__ import annotations
 
@@ -41,13 +41,14 @@ class Workspaces:
         self.readable = readable
 
     def list(self, identity: Identity) -> list[Workspace]:
-        rows = self.meta.query("SELECT * FROM workspaces WHERE owner=? ORDER BY name",
+        rows = self.meta.query("SELECT * FROM workspaces WHERE owner_id=? ORDER BY name",
                                (_owner(identity),))
         return [_workspace(r) for r in rows]
 
-    def get(self, owner: str, name: str) -> Workspace | None:
-        row = self.meta.query_one("SELECT * FROM workspaces WHERE owner=? AND name=?",
-                                  (owner, name))
+    def get(self, owner_id: int, name: str) -> Workspace | None:
+        """The workspace ``name`` of the user with id ``owner_id``, or None."""
+        row = self.meta.query_one("SELECT * FROM workspaces WHERE owner_id=? AND name=?",
+                                  (owner_id, name))
         return _workspace(row) if row else None
 
     def get_own(self, identity: Identity, name: str) -> Workspace:
@@ -55,6 +56,11 @@ class Workspaces:
         if ws is None:
             raise UnknownTable(f"unknown workspace {name!r}")
         return ws
+
+    def remove_owner(self, owner_id: int) -> int:
+        """Delete every workspace of the user with id ``owner_id``; returns how many."""
+        return self.meta.execute("DELETE FROM workspaces WHERE owner_id=?",
+                                 (owner_id,)).rowcount
 
     def create(self, identity: Identity, name: Any, databases: Any,
                description: str = "") -> Workspace:
@@ -64,9 +70,10 @@ class Workspaces:
         if self.get(owner, name) is not None:
             raise TableConflict(f"workspace {name!r} already exists")
         try:
-            self.meta.execute("INSERT INTO workspaces(owner, name, databases, description)"
-                              " VALUES (?,?,?,?)", (owner, name, json.dumps(dbs),
-                                                    str(description or "")))
+            self.meta.execute("INSERT INTO workspaces(owner_id, owner, name, databases,"
+                              " description) VALUES (?,?,?,?,?)",
+                              (owner, identity.username, name, json.dumps(dbs),
+                               str(description or "")))
         except Exception as exc:
             if "UNIQUE" in str(exc):
                 raise TableConflict(f"workspace {name!r} already exists") from None
@@ -81,18 +88,19 @@ class Workspaces:
         if description is not None:
             ws.description = str(description)
         target = ws.name
+        owner = _owner(identity)
         if new_name is not None and new_name != ws.name:
             target = check_identifier(new_name, "workspace")
-            if self.get(ws.owner, target) is not None:
+            if self.get(owner, target) is not None:
                 raise TableConflict(f"workspace {target!r} already exists")
         self.meta.execute("UPDATE workspaces SET name=?, databases=?, description=?"
-                          " WHERE owner=? AND name=?",
-                          (target, json.dumps(ws.databases), ws.description, ws.owner, name))
+                          " WHERE owner_id=? AND name=?",
+                          (target, json.dumps(ws.databases), ws.description, owner, name))
         return self.get_own(identity, target)
 
     def delete(self, identity: Identity, name: str) -> None:
         self.get_own(identity, name)
-        self.meta.execute("DELETE FROM workspaces WHERE owner=? AND name=?",
+        self.meta.execute("DELETE FROM workspaces WHERE owner_id=? AND name=?",
                           (_owner(identity), name))
 
     def _check_databases(self, identity: Identity, databases: Any) -> list[str]:
@@ -112,12 +120,12 @@ class Workspaces:
         return out
 
 
-def _owner(identity: Identity) -> str:
-    if identity.username is None:
+def _owner(identity: Identity) -> int:
+    if identity.user_id is None:
         from taphouse.auth.errors import AuthError
 
         raise AuthError("log in to use workspaces")
-    return identity.username
+    return identity.user_id
 
 
 def _workspace(row: Any) -> Workspace:
