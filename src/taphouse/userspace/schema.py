@@ -69,7 +69,8 @@ register_migrations("userspace", [
     );
     INSERT INTO workspaces_by_id(id, owner_id, owner, name, databases, description, created)
         SELECT w.id, u.id, w.owner, w.name, w.databases, w.description, w.created
-        FROM workspaces w JOIN users u ON u.name = w.owner;
+        FROM workspaces w JOIN users u ON u.name = w.owner
+        WHERE CAST(strftime('%s', w.created) AS REAL) >= u.created - 1;
     DROP TABLE workspaces;
     ALTER TABLE workspaces_by_id RENAME TO workspaces
     """,
