@@ -44,6 +44,7 @@ from taphouse.jobs import JobService
 from taphouse.jobs.service import WorkerPool
 from taphouse.jobs.tap_query import TapQueryRunner
 from taphouse.metadata import MetadataDB
+from taphouse.outbound import Outbound, policy_from
 from taphouse.settings import Settings
 from taphouse.tap.errors import TapError
 from taphouse.tap.routes import (
@@ -76,6 +77,8 @@ class Platform:
         self.policy = ReadPolicy(self.meta)
         self.scopes = ScopeBuilder(self.catalogue, self.engine, self.policy)
         self.authenticator = Authenticator(self.meta, settings)
+        # The one way out for server-side fetches (URL uploads; remote services later).
+        self.outbound = Outbound(policy_from(settings))
         self.query_service = QueryService(self)
         # Admission (taphouse.admission): sync queries, downloads and uploads run in slots
         # of sync_slots and threads of their own; TAP_SCHEMA queries in their own.

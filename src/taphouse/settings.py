@@ -48,7 +48,13 @@ class Settings:
     # --- uploads -----------------------------------------------------------------
     upload_max_bytes: int = 200 * 1024 * 1024
     upload_max_rows: int = 2_000_000
-    upload_url_hosts: tuple[str, ...] = ()  # empty: URL uploads disabled
+    # URL uploads (TAP 1.1 upload-http): on, from public addresses only (taphouse.outbound)
+    upload_urls: bool = True
+    upload_url_hosts: tuple[str, ...] = ()  # if set: the only hosts URL uploads may name
+    # --- outbound requests (URL uploads; remote services) ----------------------------
+    # Networks or host names allowed although not public (e.g. 10.1.0.0/16,archive.lan).
+    outbound_allow: tuple[str, ...] = ()
+    outbound_timeout: float = 30.0  # seconds for one fetch, redirects included
     # --- accounts ----------------------------------------------------------------
     anonymous_read: bool = True
     token_lifetime: float = 24 * 3600.0  # seconds

@@ -187,26 +187,19 @@ class QueryService:
         return tables
 
     def _fetch_upload(self, name: str, uri: str) -> tuple[bytes, str | None]:
-        from urllib.parse import urlsplit
+        from taphouse.outbound import OutboundError
 
-        host = urlsplit(uri).hostname or ""
-        if not self.settings.upload_url_hosts:
+        if not self.settings.upload_urls:
             raise TapError(f"UPLOAD {name}: URL uploads are disabled on this service;"
                            " send the table inline (param:NAME)")
-        if host not in self.settings.upload_url_hosts:
-            raise TapError(f"UPLOAD {name}: host {host!r} is not allowed for URL uploads")
-        import urllib.request
-
-        limit = self.settings.upload_max_bytes
         try:
-            with urllib.request.urlopen(uri, timeout=30) as resp:  # noqa: S310 (host allow-listed)
-                data = resp.read(limit + 1)
-                ctype = resp.headers.get("content-type")
-        except OSError as exc:
-            raise TapError(f"UPLOAD {name}: cannot fetch {uri}: {exc}") from None
-        if len(data) > limit:
-            raise TapError(f"UPLOAD {name}: more than {limit} bytes; the limit is {limit}", 413)
-        return data, ctype
+            fetched = self.platform.outbound.fetch(uri)
+        except OutboundError as exc:
+            status = 413 if "limit is" in exc.message else 400
+            raise TapError(f"UPLOAD {name}: {exc.message}", status) from None
+        if fetched.status != 200:
+            raise TapError(f"UPLOAD {name}: {uri} answered HTTP {fetched.status}")
+        return fetched.body, fetched.content_type
 
     def prepare(self, identity: Identity, spec: QuerySpec, *,
                 workspace: Sequence[str] | None = None,

@@ -104,9 +104,10 @@ def capabilities(settings: Settings, base: str, *, extensions: Iterable[str] = (
         out.extend(f"<alias>{escape(a)}</alias>" for a in fmt.aliases)
         out.append("</outputFormat>")
     out.append('<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>')
-    # TAP 1.1 makes HTTP upload mandatory where uploads exist; the method is there, but
-    # each URL must name a host the operator allowed (none by default: no SSRF).
-    out.append('<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-http"/>')
+    # TAP 1.1 makes HTTP upload mandatory where uploads exist: on by default, fetched
+    # through taphouse.outbound (public addresses only); advertised only when on.
+    if settings.upload_urls:
+        out.append('<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-http"/>')
     retention = int(settings.job_retention)
     out += [f"<retentionPeriod><default>{retention}</default><hard>{retention}</hard>"
             "</retentionPeriod>",
