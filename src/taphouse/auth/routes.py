@@ -152,13 +152,14 @@ def auth_router(auth: Authenticator) -> APIRouter:
 
     @router.post("/logout", status_code=204)
     async def logout(request: Request) -> Response:
-        """Revoke the presented token (204; with HTTP Basic there is nothing to revoke)."""
+        """End the login of the presented token: it and every token refreshed from the
+        same login (204; with HTTP Basic there is nothing to revoke)."""
         caller = await _caller(auth, request)
         if caller.token is not None and caller.token.job_id is not None:
             # A job token lives in its own table: end it by its job.
             await run_in_threadpool(auth.tokens.revoke_job, caller.token.job_id)
         elif caller.token is not None:
-            await run_in_threadpool(auth.tokens.revoke, caller.token.id)
+            await run_in_threadpool(auth.tokens.end_session, caller.token)
             auth.audit_log.record("token", username=caller.identity.username,
                                   user_id=caller.identity.user_id,
                                   client=client_address(request),

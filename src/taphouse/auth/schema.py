@@ -76,4 +76,13 @@ register_migrations("auth", [
     );
     CREATE INDEX job_tokens_job ON job_tokens(job_id)
     """,
+    # Session families: a refreshed token names its successor (one per token: concurrent
+    # refreshes of one token give one), and all tokens of one login share a family that
+    # logout ends.
+    """
+    ALTER TABLE tokens ADD COLUMN family INTEGER;
+    ALTER TABLE tokens ADD COLUMN replaced_by INTEGER;
+    UPDATE tokens SET family = id;
+    CREATE INDEX tokens_family ON tokens(family)
+    """,
 ])

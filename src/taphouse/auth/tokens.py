@@ -53,6 +53,8 @@ class TokenRecord:
     revoked: float | None
     #: The job (or sandbox session) a job token belongs to; None for other kinds.
     job_id: str | None = None
+    family: int | None = None  # the first token of the login (session tokens)
+    replaced_by: int | None = None  # the token a refresh gave for this one
 
     def to_json(self) -> dict:
         return {"id": self.id, "kind": self.kind, "name": self.name,
@@ -108,19 +110,30 @@ class TokenService:
         if unknown:
             raise AccountError(f"unknown token scope(s) {sorted(unknown)}; use {list(SCOPES)}")
         now = self.clock()
+        with self.meta.transaction() as con:
+            token_id, secret = self._insert(con, user_id, kind, name, scope_set, now,
+                                            lifetime, session_start, family=None)
+        record = self.get(token_id)
+        assert record is not None
+        return IssuedToken(secret, record)
+
+    def _insert(self, con: sqlite3.Connection, user_id: int, kind: str, name: str,
+                scopes: frozenset[str], now: float, lifetime: float | None,
+                session_start: float | None, *, family: int | None) -> tuple[int, str]:
         if lifetime is None and kind == "session":
             lifetime = self.session_lifetime
         expires = None if lifetime is None else now + lifetime
         secret = PREFIX + secrets.token_urlsafe(32)
         start = now if session_start is None else session_start
-        cur = self.meta.execute(
+        cur = con.execute(
             "INSERT INTO tokens(user_id, digest, kind, name, scopes, issued, expires,"
-            " session_start) VALUES (?,?,?,?,?,?,?,?)",
-            (user_id, token_digest(secret), kind, name, " ".join(sorted(scope_set)), now,
-             expires, start))
-        record = self.get(cur.lastrowid)
-        assert record is not None
-        return IssuedToken(secret, record)
+            " session_start, family) VALUES (?,?,?,?,?,?,?,?,?)",
+            (user_id, token_digest(secret), kind, name, " ".join(sorted(scopes)), now,
+             expires, start, family))
+        token_id = int(cur.lastrowid or 0)
+        if family is None:
+            con.execute("UPDATE tokens SET family=? WHERE id=?", (token_id, token_id))
+        return token_id, secret
 
     def issue_job(self, user_id: int, job_id: str, *, lifetime: float,
                   scopes: Iterable[str] = ("read", "write")) -> IssuedToken:
@@ -188,7 +201,9 @@ class TokenService:
 
     def refresh(self, record: TokenRecord) -> IssuedToken:
         """A new session token for a live session token; the old one stays valid for
-        :data:`REFRESH_GRACE` seconds, then is revoked."""
+        :data:`REFRESH_GRACE` seconds, then is revoked. A token is refreshed once: a
+        second refresh of it (concurrent or later) is refused, so one login never
+        spreads into several live sessions."""
         if record.kind != "session":
             raise AccountError("only session tokens can be refreshed; personal tokens have"
                                " their own lifetime")
@@ -196,11 +211,35 @@ class TokenService:
         if now - record.session_start > self.max_session_age:
             raise AuthError("session too old to refresh: log in again with name and password",
                             bearer_error="invalid_token")
-        new = self.issue(record.user_id, kind="session", scopes=record.scopes,
-                         session_start=record.session_start)
-        self.meta.execute("UPDATE tokens SET revoked=? WHERE id=? AND revoked IS NULL",
-                          (now + REFRESH_GRACE, record.id))
-        return new
+        with self.meta.transaction() as con:
+            row = con.execute("SELECT replaced_by FROM tokens WHERE id=?",
+                              (record.id,)).fetchone()
+            if row is None or row["replaced_by"] is not None:
+                raise AuthError("this session token was already refreshed: use the token"
+                                " that refresh returned, or log in again",
+                                bearer_error="invalid_token")
+            token_id, secret = self._insert(
+                con, record.user_id, "session", "", record.scopes, now, None,
+                record.session_start, family=record.family or record.id)
+            con.execute("UPDATE tokens SET replaced_by=?, revoked=CASE WHEN revoked IS NULL"
+                        " OR revoked > ? THEN ? ELSE revoked END WHERE id=?",
+                        (token_id, now + REFRESH_GRACE, now + REFRESH_GRACE, record.id))
+        new = self.get(token_id)
+        assert new is not None
+        return IssuedToken(secret, new)
+
+    def end_session(self, record: TokenRecord) -> int:
+        """Logout: revoke the presented token and, for a session token, every token of
+        its login (its predecessors still in their grace period and its successors)."""
+        now = self.clock()
+        if record.kind != "session":
+            self.revoke(record.id)
+            return 1
+        cur = self.meta.execute(
+            "UPDATE tokens SET revoked=? WHERE user_id=? AND (family=? OR id=?)"
+            " AND (revoked IS NULL OR revoked > ?)",
+            (now, record.user_id, record.family or record.id, record.id, now))
+        return cur.rowcount
 
     def revoke(self, token_id: int, *, user_id: int | None = None) -> None:
         """Revoke one token (of ``user_id`` only, when given)."""
@@ -245,7 +284,8 @@ def _record(row: sqlite3.Row) -> TokenRecord:
     return TokenRecord(id=row["id"], user_id=row["user_id"], kind=row["kind"], name=row["name"],
                        scopes=frozenset(row["scopes"].split()), issued=row["issued"],
                        expires=row["expires"], session_start=row["session_start"],
-                       last_used=row["last_used"], revoked=row["revoked"])
+                       last_used=row["last_used"], revoked=row["revoked"],
+                       family=row["family"], replaced_by=row["replaced_by"])
 
 
 def _job_record(row: sqlite3.Row) -> TokenRecord:
