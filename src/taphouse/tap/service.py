@@ -18,6 +18,7 @@ from taphouse.adql.scope import Scope, inline_name
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.model import TableMeta, check_name, position_columns
 from taphouse.formats import FormatError, ResultInfo, get_writer, read_upload
+from taphouse.errors import without_paths
 from taphouse.settings import Settings
 from taphouse.tap.errors import TapError
 
@@ -304,6 +305,7 @@ def _engine_error(exc: Exception, cancel: CancelHandle) -> TapError:
     # DuckDB prefixes messages with the error class ("Binder Error: ..."): keep the
     # sentence, drop internal detail after the first line.
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    first = without_paths(first)
     return TapError(f"query failed: {first}", 400)
 
 

@@ -324,7 +324,9 @@ class UserSpace:
                                      " stored") from None
             if isinstance(exc, (UserSpaceError, KeyboardInterrupt, SystemExit)):
                 raise
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            from taphouse.errors import without_paths
+
+            first = without_paths((str(exc).strip().splitlines() or [type(exc).__name__])[0])
             raise UserSpaceError(f"cannot store the table: {first}") from None
 
     def _record(self, table: TableMeta, identity: Identity) -> None:
