@@ -290,7 +290,7 @@ def api_router(platform: Any) -> APIRouter:
             if p not in PHASES:
                 raise JobError(f"unknown phase {p!r}: use one of {', '.join(PHASES)}")
         kind = q.get("kind")
-        listed = await run_in_threadpool(jobs.list, identity.username, phases=phases,
+        listed = await run_in_threadpool(jobs.list, identity.user_id, phases=phases,
                                          last=int(last_text))
         return JSONResponse([job_dict(j) for j in listed if kind is None or j.kind == kind])
 
@@ -306,9 +306,9 @@ def api_router(platform: Any) -> APIRouter:
             phase = (request.query_params.get("phase") or "").strip().upper() or None
             if phase is not None and phase not in ACTIVE_PHASES:
                 phase = None
-            job = await jobs.wait(job_id, identity.username, float(wait), phase=phase)
+            job = await jobs.wait(job_id, identity.user_id, float(wait), phase=phase)
         else:
-            job = await run_in_threadpool(jobs.get, job_id, identity.username)
+            job = await run_in_threadpool(jobs.get, job_id, identity.user_id)
         return JSONResponse(job_dict(job))
 
     @router.post("/jobs/{job_id}/abort")
@@ -317,7 +317,7 @@ def api_router(platform: Any) -> APIRouter:
         identity = await caller(request)
         if not identity.anonymous:
             require_scope(identity, "write")
-        job = await run_in_threadpool(jobs.abort, job_id, identity.username)
+        job = await run_in_threadpool(jobs.abort, job_id, identity.user_id)
         return JSONResponse(job_dict(job))
 
     @router.delete("/jobs/{job_id}")
@@ -325,7 +325,7 @@ def api_router(platform: Any) -> APIRouter:
         identity = await caller(request)
         if not identity.anonymous:
             require_scope(identity, "write")
-        await run_in_threadpool(jobs.delete, job_id, identity.username)
+        await run_in_threadpool(jobs.delete, job_id, identity.user_id)
         return Response(status_code=204)
 
     # --- workspaces -------------------------------------------------------------------
