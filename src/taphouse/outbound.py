@@ -291,7 +291,7 @@ def policy_from(settings: object, **extra: object) -> OutboundPolicy:
     ``upload_max_bytes``, ``outbound_timeout``)."""
     return OutboundPolicy(allow=tuple(getattr(settings, "outbound_allow", ())),
                           hosts=tuple(getattr(settings, "upload_url_hosts", ())),
-                          max_bytes=int(getattr(settings, "upload_max_bytes")),
+                          max_bytes=int(settings.upload_max_bytes),
                           timeout=float(getattr(settings, "outbound_timeout", 30.0)),
                           **extra)  # type: ignore[arg-type]
 

@@ -54,8 +54,8 @@ from taphouse.tap.routes import (
     tap_error_response,
     tap_router,
 )
-from taphouse.tap.vosi import Interface
 from taphouse.tap.service import QueryService
+from taphouse.tap.vosi import Interface
 from taphouse.userspace import UserSpace, Workspaces
 from taphouse.web import add_web_routes
 

@@ -17,7 +17,6 @@ from taphouse.jobs.model import (
 from taphouse.jobs.store import JobStore
 from taphouse.metadata import MetadataDB
 
-
 _IDS = {"alice": 1, "bob": 2}
 
 

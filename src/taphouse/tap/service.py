@@ -17,8 +17,8 @@ from taphouse.adql import AdqlError, translate
 from taphouse.adql.scope import Scope, inline_name
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.model import TableMeta, check_name, position_columns
-from taphouse.formats import FormatError, ResultInfo, get_writer, read_upload
 from taphouse.errors import without_paths
+from taphouse.formats import FormatError, ResultInfo, get_writer, read_upload
 from taphouse.settings import Settings
 from taphouse.tap.errors import TapError
 
