@@ -124,3 +124,16 @@ def test_hashing_gate_caps_concurrency_and_queue():
     with gate:
         assert gate.running == 1
     assert gate.peak == 2
+
+
+def test_ipv6_addresses_count_per_64_and_unchecked_attempts_do_not_count(clock):
+    t = LoginThrottle(per_pair=100, per_address=3, window=60, clock=clock)
+    for i in range(3):  # a new address of one /64 for every guess
+        fail(t, f"user{i}", f"2001:db8:1:2::{i + 1}")
+    with pytest.raises(TooManyAttempts):
+        t.begin("someone", "2001:db8:1:2:ffff::9")
+    t.begin("someone", "2001:db8:1:3::1")  # another /64
+    # a check that did not happen (busy, error) releases without counting
+    u = LoginThrottle(per_pair=1, per_address=100, window=60, clock=clock)
+    u.end(u.begin("alice", "10.0.0.1"), None)
+    u.begin("alice", "10.0.0.1")

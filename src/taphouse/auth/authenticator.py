@@ -255,15 +255,18 @@ class Authenticator:
         :meth:`login_delay` first (without holding a thread).
         """
         attempt = self.throttle.begin(username, client)
-        ok = False
         try:
             try:
                 found = self.accounts.password_hash(check_account_name(username))
             except AccountError:
                 found = None
             ok = self.hashing.verify(found[1] if found else None, password) and found is not None
-        finally:
-            self.throttle.end(attempt, ok)
+        except BaseException:
+            # Not checked (busy server, database error): released, not counted as a
+            # failure, or a flood could get the owner's own attempts counted.
+            self.throttle.end(attempt, None)
+            raise
+        self.throttle.end(attempt, ok)
         if not ok or found is None:
             self.audit_log.record("login_failed", username=found[0].name if found else None,
                                   user_id=found[0].id if found else None, method=method,

@@ -22,6 +22,7 @@ the number of checks running at once is capped in :mod:`taphouse.auth.passwords`
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -79,6 +80,7 @@ class LoginThrottle:
         pair or the address has used up its failures. Every :meth:`begin` must be
         followed by one :meth:`end`."""
         account = normalise(username)
+        address = address_key(address)
         keys = (("pair", account, address), ("address", address))
         limits = (self.per_pair, self.per_address)
         now = self.clock()
@@ -96,9 +98,10 @@ class LoginThrottle:
                 self._prune(now)
         return Attempt(account, address)
 
-    def end(self, attempt: Attempt, ok: bool) -> None:
+    def end(self, attempt: Attempt, ok: bool | None) -> None:
         """Record the outcome of a reserved check: a failure counts for the pair, the
-        address and the account; a success clears the pair's count."""
+        address and the account; a success clears the pair's count; ``None`` (the
+        check did not happen) only releases the reservation."""
         if attempt.done:
             return
         attempt.done = True
@@ -112,6 +115,8 @@ class LoginThrottle:
                     self._in_flight[key] = left
                 else:
                     self._in_flight.pop(key, None)
+            if ok is None:
+                return
             if ok:
                 self._failures.pop(pair, None)
                 return
@@ -158,6 +163,20 @@ def normalise(username: str) -> str:
     """The account a login name means: the same normalisation as the account lookup
     (``check_account_name``), so " Alice " and "ALICE" share alice's counts."""
     return username.strip().lower()
+
+
+def address_key(address: str) -> str:
+    """The client an address stands for: an IPv6 address counts as its /64 (one
+    subscriber's network; rotating addresses within it must not reset the counts)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def _expire(q: deque[float], cutoff: float) -> None:
