@@ -316,20 +316,20 @@ def test_each_kind_has_its_own_pool(tmp_path):
                      pools={"sleep": WorkerPool(1, 1), "fast": WorkerPool(1, 1)})
     svc.start()
     try:
-        blockers = [svc.create("u", {"seconds": "3"}, kind="sleep") for _ in range(2)]
+        blockers = [svc.create(ALICE, {"seconds": "3"}, kind="sleep") for _ in range(2)]
         for b in blockers:
-            svc.run(b.id, "u")
+            svc.run(b.id, ALICE)
         time.sleep(0.3)
-        job = svc.create("u", {"seconds": "0"}, kind="fast")
-        svc.run(job.id, "u")
+        job = svc.create(ALICE, {"seconds": "0"}, kind="fast")
+        svc.run(job.id, ALICE)
         deadline = time.monotonic() + 2
-        while svc.get(job.id, "u").phase != "COMPLETED":
-            assert time.monotonic() < deadline, svc.get(job.id, "u").phase
+        while svc.get(job.id, ALICE).phase != "COMPLETED":
+            assert time.monotonic() < deadline, svc.get(job.id, ALICE).phase
             time.sleep(0.02)
-        assert svc.get(blockers[1].id, "u").phase == QUEUED
-        assert svc.running("sleep") == {"u": 1}
-        assert svc.of_kind("fast").list("u") == [svc.get(job.id, "u")]
+        assert svc.get(blockers[1].id, ALICE).phase == QUEUED
+        assert svc.running("sleep") == {ALICE: 1}
+        assert svc.of_kind("fast").list(ALICE) == [svc.get(job.id, ALICE)]
         with pytest.raises(JobNotFound):
-            svc.of_kind("fast").abort(blockers[0].id, "u")
+            svc.of_kind("fast").abort(blockers[0].id, ALICE)
     finally:
         svc.stop()

@@ -43,11 +43,12 @@ def compute_router(platform: Any, compute: ComputeService) -> APIRouter:
     base = platform.settings.public_url
     limit = platform.settings.upload_max_bytes
 
-    async def reader(request: Request) -> str:
+    async def reader(request: Request) -> int:
+        # Jobs belong to the stable user id (a re-created name inherits none).
         identity = await platform.authenticator.identify_async(request)
         require_scope(identity, "read")
-        assert identity.username is not None
-        return identity.username
+        assert identity.user_id is not None
+        return identity.user_id
 
     def listed(job: Job) -> dict[str, Any]:
         out = job_dict(job)
@@ -79,10 +80,10 @@ def compute_router(platform: Any, compute: ComputeService) -> APIRouter:
         refuse_sandbox(identity, "submit compute jobs")
         compute.require()
         params, files = await _read_submission(request, limit)
-        owner = identity.username
+        owner = identity.user_id
 
         def work() -> Job:
-            job = jobs.create(owner, params, files)
+            job = jobs.create(owner, params, files, owner_name=identity.username)
             jobs.set_execution_duration(job.id, owner, compute.timeout(params))
             return jobs.run(job.id, owner)
 
@@ -113,14 +114,14 @@ def compute_router(platform: Any, compute: ComputeService) -> APIRouter:
     async def abort(request: Request, job_id: str) -> Response:
         identity = await platform.authenticator.identify_async(request)
         require_scope(identity, "write")
-        job = await run_in_threadpool(jobs.abort, job_id, identity.username)
+        job = await run_in_threadpool(jobs.abort, job_id, identity.user_id)
         return JSONResponse(await run_in_threadpool(describe, job))
 
     @router.delete("/{job_id}")
     async def delete(request: Request, job_id: str) -> Response:
         identity = await platform.authenticator.identify_async(request)
         require_scope(identity, "write")
-        await run_in_threadpool(jobs.delete, job_id, identity.username)
+        await run_in_threadpool(jobs.delete, job_id, identity.user_id)
         return Response(status_code=204)
 
     async def stream(request: Request, job_id: str, rel: str, mime: str) -> Response:

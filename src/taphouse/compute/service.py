@@ -191,10 +191,10 @@ class ComputeService:
 
     def run(self, job: Job, cancel: Any, workdir: Path) -> JobResult:
         self.require()
-        if job.owner is None:
+        if job.owner_id is None:
             raise ComputeError("compute jobs need a login")
-        self.auth.identity_for(job.owner)  # refuses a disabled or deleted account
-        user = self.auth.accounts.user(job.owner)
+        self.auth.identity_for(job.owner_id)  # refuses a disabled or deleted account
+        user = self.auth.accounts.user_by_id(job.owner_id)
         uid = self.sandbox.uid_for(user.id)
         gid = self.sandbox.gid
         home = self.home_of(user.id)
@@ -213,7 +213,7 @@ class ComputeService:
         args.write_text(json.dumps(_json_args(job.params.get("args"))))
         for f in (script, args):
             _own(f, 0, gid, 0o640)
-        identity = self.auth.identity_for(job.owner)
+        identity = self.auth.identity_for(job.owner_id)
         before = {t.name: t.version_id for t in self.userspace.tables(identity)}
         used_before = tree_usage(home)
         allowed = max(self.config.home_quota, used_before)
