@@ -177,3 +177,15 @@ def test_admin_input_is_strict(admin_site):
         assert r.status_code == 201 and r.json()["is_admin"] is False
         r = c.put("/api/admin/databases/hipparcos/access", json={"public": True})
         assert r.status_code == 200 and cat.database("hipparcos").public is True
+
+
+def test_bearer_requests_are_not_origin_checked(site):
+    # A browser never sends a bearer token by itself: the web page, reached under
+    # another name than base_url (localhost), keeps working.
+    server, user = site
+    token = httpx.post(server.url + "/auth/token",
+                       data={"username": user, "password": PASSWORD}).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "Origin": "http://localhost:1",
+               "Sec-Fetch-Site": "cross-site"}
+    assert httpx.get(server.url + "/api/usertables", headers=headers).status_code == 200
+    assert httpx.get(server.tap + "/tables", headers=headers).status_code == 200

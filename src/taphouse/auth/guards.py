@@ -12,11 +12,13 @@ send (a form posted to us, an image, a ``fetch`` without CORS). The rules:
   grant no cross-origin requests). An OAuth2 form login at ``POST /auth/token`` carries
   its name and password in the body, not in a header a browser replays, and sets
   nothing a browser replays (no cookies): it stays allowed.
-- everywhere (``/tap`` and ``/ws/.../tap`` included): a request carrying credentials
-  whose ``Origin`` is not this service's own (``Settings.public_url``), or whose
-  ``Sec-Fetch-Site`` is neither ``same-origin`` nor ``none``, is refused (403). TAP
-  clients (pyvo, TOPCAT, STILTS) send neither header, so their form and multipart
-  POSTs, which DALI requires, are unaffected.
+- everywhere (``/tap`` and ``/ws/.../tap`` included): a request carrying HTTP Basic
+  credentials (the kind a browser caches and replays) whose ``Origin`` is not this
+  service's own (``Settings.public_url``), or whose ``Sec-Fetch-Site`` is neither
+  ``same-origin`` nor ``none``, is refused (403). TAP clients (pyvo, TOPCAT, STILTS)
+  send neither header, so their form and multipart POSTs, which DALI requires, are
+  unaffected; a bearer token is never replayed by a browser, so it is not checked (the
+  web page works whatever name the server is reached by).
 
 Every response gets ``X-Content-Type-Options: nosniff``, a ``Content-Security-Policy``
 with ``frame-ancestors`` (``'none'`` unless configured) and ``Referrer-Policy``.
@@ -57,8 +59,12 @@ def origin_of(url: str) -> str:
 
 def cross_site_problem(method: str, path: str, headers: Headers, own_origin: str) -> str | None:
     """Why this request must be refused as a possible cross-site request, or None."""
-    credentials = bool(headers.get("authorization", "").strip())
-    if credentials:
+    authorization = headers.get("authorization", "").strip()
+    credentials = bool(authorization)
+    # A bearer token is never sent by a browser on its own: only Basic (cached by the
+    # browser) can be replayed by another site's page.
+    ambient = credentials and not authorization.lower().startswith("bearer ")
+    if ambient:
         origin = headers.get("origin")
         if origin is not None and (origin == "null" or origin_of(origin) != own_origin):
             return (f"cross-origin request with credentials refused (Origin {origin[:80]};"
