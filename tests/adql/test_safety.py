@@ -53,7 +53,7 @@ FORBIDDEN = {
     "current_setting": "SELECT current_setting('memory_limit') FROM demo.stars",
     "getenv": "SELECT getenv('HOME') FROM demo.stars",
     "unknown_function": "SELECT sha256(name) FROM demo.stars",
-    "internal_udf": "SELECT taphouse_polygon_contains(1, 2, NULL) FROM demo.stars",
+    "internal_udf": "SELECT taphouse_contains(NULL, NULL) FROM demo.stars",
     "window": "SELECT ROW_NUMBER() OVER (ORDER BY id) FROM demo.stars",
     "double_colon_cast": "SELECT id::VARCHAR FROM demo.stars",
     "lambda": "SELECT list_transform([1], x -> x + 1) FROM demo.stars",

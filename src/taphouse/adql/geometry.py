@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from taphouse.adql import sphere
 from taphouse.adql.columns import source_column
 from taphouse.adql.errors import AdqlError
 from taphouse.adql.udf import UDFS
@@ -247,24 +248,11 @@ def _box(args, node, tx) -> Polygon:
         raise AdqlError.at("BOX needs constant arguments; write a POLYGON for other cases",
                            node)
     ra, dec, w, h = values  # type: ignore[misc]
-    corners = []
-    for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
-        corners.append(_deproject(ra, dec, math.radians(sx * w / 2),
-                                  math.radians(sy * h / 2)))
-    return Polygon(vertices=[Point(num(a), num(d)) for a, d in corners])
-
-
-def _deproject(ra0: float, dec0: float, x: float, y: float) -> tuple[float, float]:
-    """Inverse gnomonic projection of tangent-plane (x, y) [rad] about (ra0, dec0)."""
-    r0, d0 = math.radians(ra0), math.radians(dec0)
-    rho = math.hypot(x, y)
-    c = math.atan(rho)
-    if rho == 0:
-        return ra0, dec0
-    dec = math.asin(math.cos(c) * math.sin(d0) + y * math.sin(c) * math.cos(d0) / rho)
-    ra = r0 + math.atan2(x * math.sin(c),
-                         rho * math.cos(d0) * math.cos(c) - y * math.sin(d0) * math.sin(c))
-    return math.degrees(ra) % 360.0, math.degrees(dec)
+    try:
+        poly = sphere.box(ra, dec, w, h)
+    except sphere.RegionError as e:
+        raise AdqlError.at(str(e), node) from None
+    return Polygon(vertices=[Point(num(a), num(d)) for a, d in poly.radec])
 
 
 def _unit(ra: float, dec: float) -> tuple[float, float, float]:
@@ -309,10 +297,10 @@ def area(g: Geometry, node) -> exp.Expression:
                      expression=exp.Paren(this=exp.Sub(
                          this=exp.Literal.number(1), expression=exp.Cos(this=rad(g.radius)))))
         return exp.Mul(this=sr, expression=num((180.0 / math.pi) ** 2))
-    verts = constant_vertices(g)
-    if verts is None:
+    poly = constant_polygon(g, node)
+    if poly is None:
         raise AdqlError.at("AREA of a polygon needs constant vertices", node)
-    return num(_polygon_area(verts))
+    return num(_polygon_area(poly.radec))
 
 
 def _polygon_area(verts: list[tuple[float, float]]) -> float:
@@ -332,23 +320,210 @@ def _polygon_area(verts: list[tuple[float, float]]) -> float:
 
 
 # --- predicates -----------------------------------------------------------------------
+# Each region is tested with linear forms p.w of the position's unit vector p (see
+# taphouse.adql.sphere), written as plain SQL arithmetic that both backends run
+# vectorised. A polygon whose vertices are not constant is tested by the backend's
+# service functions (taphouse_contains / taphouse_intersects on DALI arrays).
+def constant_polygon(g: Polygon, node) -> sphere.Polygon | None:
+    """The validated spherical polygon of a constant POLYGON/BOX, None if it is not
+    constant; :class:`AdqlError` if it cannot be used."""
+    verts = constant_vertices(g)
+    if verts is None:
+        return None
+    try:
+        return sphere.polygon([c for v in verts for c in v])
+    except sphere.RegionError as e:
+        raise AdqlError.at(str(e), node) from None
+
+
+def constant_region(g: Geometry, node) -> sphere.Region | None:
+    """The region of a geometry whose values are all constant, else None."""
+    if isinstance(g, Point):
+        ra, dec = constant(g.ra), constant(g.dec)
+        if ra is None or dec is None:
+            return None
+        try:
+            return sphere.region_of([ra, dec])
+        except sphere.RegionError as e:
+            raise AdqlError.at(str(e), node) from None
+    if isinstance(g, Circle):
+        values = [constant(g.center.ra), constant(g.center.dec), constant(g.radius)]
+        if any(v is None for v in values):
+            return None
+        return sphere.Cap(*values)  # type: ignore[arg-type]
+    return constant_polygon(g, node)
+
+
+def _xyz(pt: Point) -> tuple[exp.Expression, exp.Expression, exp.Expression]:
+    cos_dec = exp.Cos(this=rad(pt.dec))
+    return (exp.Mul(this=cos_dec, expression=exp.Cos(this=rad(pt.ra))),
+            exp.Mul(this=cos_dec.copy(), expression=exp.Sin(this=rad(pt.ra))),
+            exp.Sin(this=rad(pt.dec)))
+
+
+def dot(pt: Point, w) -> exp.Expression:
+    """SQL for ``p.w``: the position's unit vector dotted with a constant vector."""
+    terms: list[exp.Expression] = []
+    for coeff, comp in zip(w, _xyz(pt), strict=True):
+        c = float(coeff)
+        if c != 0.0:
+            terms.append(exp.Mul(this=num(c), expression=comp))
+    if not terms:
+        return exp.Literal.number(0)
+    out = terms[0]
+    for t in terms[1:]:
+        out = exp.Add(this=out, expression=t)
+    return exp.Paren(this=out)
+
+
+def _all(tests: list[exp.Expression]) -> exp.Expression:
+    if not tests:
+        return exp.Boolean(this=True)
+    out = p(tests[0])
+    for t in tests[1:]:
+        out = exp.And(this=out, expression=p(t))
+    return exp.Paren(this=out)
+
+
+def _any(tests: list[exp.Expression]) -> exp.Expression:
+    if not tests:
+        return exp.Boolean(this=False)
+    out = p(tests[0])
+    for t in tests[1:]:
+        out = exp.Or(this=out, expression=p(t))
+    return exp.Paren(this=out)
+
+
+def _ge(e: exp.Expression, value: float | exp.Expression) -> exp.Expression:
+    return exp.GTE(this=e, expression=num(value) if isinstance(value, float | int) else value)
+
+
+def point_in_polygon(pt: Point, poly: sphere.Polygon) -> exp.Expression:
+    """Boolean SQL: the point lies in (or on) the constant polygon."""
+    if poly.convex:
+        return _all([_ge(dot(pt, w), 0.0) for w in poly.halfspaces()])
+    odd = []
+    for ui, uj, l_ in poly.crossings():
+        straddles = exp.NEQ(this=exp.Paren(this=exp.GT(this=dot(pt, ui), expression=num(0))),
+                            expression=exp.Paren(this=exp.GT(this=dot(pt, uj),
+                                                             expression=num(0))))
+        left = exp.LT(this=dot(pt, l_), expression=num(0))
+        odd.append(exp.Case(ifs=[exp.If(this=exp.And(this=straddles, expression=left),
+                                         true=exp.Literal.number(1))],
+                            default=exp.Literal.number(0)))
+    total = odd[0]
+    for o in odd[1:]:
+        total = exp.Add(this=total, expression=o)
+    parity = exp.EQ(this=exp.Mod(this=exp.Paren(this=total), expression=num(2)),
+                    expression=num(1))
+    return _all([exp.GT(this=dot(pt, poly.centre), expression=num(0)), parity])
+
+
+def _cos_radius(radius: exp.Expression) -> exp.Expression:
+    value = constant(radius)
+    if value is not None:
+        return num(math.cos(math.radians(value)))
+    return exp.Cos(this=rad(radius))
+
+
+def _sin_radius(radius: exp.Expression) -> exp.Expression:
+    value = constant(radius)
+    if value is not None:
+        return num(math.sin(math.radians(min(value, 90.0))))
+    return exp.Sin(this=rad(exp.Anonymous(this="LEAST", expressions=[p(radius), num(90)])))
+
+
+def _near_boundary(pt: Point, radius: exp.Expression, poly: sphere.Polygon) -> exp.Expression:
+    """Boolean SQL: the point is within ``radius`` degrees of the polygon's boundary."""
+    cos_r, sin_r = _cos_radius(radius), _sin_radius(radius)
+    tests = []
+    for ed in poly.edges():
+        beside = _all([_ge(dot(pt, ed.ta), 0.0), _ge(dot(pt, ed.tb), 0.0),
+                       exp.LTE(this=exp.Abs(this=dot(pt, ed.w)), expression=sin_r.copy())])
+        tests.append(_any([beside, _ge(dot(pt, ed.a), cos_r.copy()),
+                           _ge(dot(pt, ed.b), cos_r.copy())]))
+    return _any(tests)
+
+
+def _circle_intersects_polygon(c: Circle, poly: sphere.Polygon) -> exp.Expression:
+    return _any([point_in_polygon(c.center, poly), _near_boundary(c.center, c.radius, poly)])
+
+
+def _circle_in_polygon(c: Circle, poly: sphere.Polygon) -> exp.Expression:
+    return _all([exp.LT(this=p(c.radius), expression=num(90)),
+                 point_in_polygon(c.center, poly),
+                 exp.Not(this=_near_boundary(c.center, c.radius, poly))])
+
+
+def _polygon_in_circle(poly: sphere.Polygon, c: Circle) -> exp.Expression:
+    # A cap up to a hemisphere is convex: it holds the polygon when it holds the
+    # vertices. A larger one holds it when the polygon misses the complementary cap.
+    small = _all([_ge(dot(c.center, v), _cos_radius(c.radius)) for v in poly.vertices])
+    opposite = Circle(Point(exp.Add(this=p(c.center.ra), expression=num(180)),
+                            exp.Neg(this=p(c.center.dec))),
+                      exp.Sub(this=num(180), expression=p(c.radius)))
+    large = exp.Not(this=_circle_intersects_polygon(opposite, poly))
+    value = constant(c.radius)
+    if value is not None:
+        return exp.Boolean(this=True) if value >= 180 else small if value <= 90 else large
+    return exp.Case(ifs=[exp.If(this=exp.GTE(this=p(c.radius), expression=num(180)),
+                                true=exp.Boolean(this=True)),
+                         exp.If(this=exp.LTE(this=p(c.radius), expression=num(90)),
+                                true=small)],
+                    default=large)
+
+
+def _service_call(name: str, a: Geometry, b: Geometry) -> exp.Expression:
+    return exp.Anonymous(this=name, expressions=[_array(a), _array(b)])
+
+
+def _array(g: Geometry) -> exp.Expression:
+    # The service functions take any DALI array: 2 numbers a point, 3 a circle.
+    if isinstance(g, Polygon):
+        return g.as_array()
+    items = [g.ra, g.dec] if isinstance(g, Point) else [g.center.ra, g.center.dec, g.radius]
+    return _double_array(items, None)
+
+
 def contains(a: Geometry, b: Geometry, node) -> exp.Expression:
     """Boolean SQL for CONTAINS(a, b): a is inside b."""
-    if isinstance(a, Point) and isinstance(b, Circle):
-        return within(a, b.center, b.radius)
-    if isinstance(a, Point) and isinstance(b, Polygon):
-        return exp.Anonymous(this="taphouse_polygon_contains",
-                             expressions=[a.ra, a.dec, b.as_array()])
-    if isinstance(a, Circle) and isinstance(b, Circle):
-        return exp.LTE(this=exp.Add(this=distance(a.center, b.center), expression=p(a.radius)),
-                       expression=p(b.radius))
-    if isinstance(a, Point) and isinstance(b, Point):
-        return exp.EQ(this=distance(a, b), expression=exp.Literal.number(0))
-    raise AdqlError.at(f"CONTAINS({_kind(a)}, {_kind(b)}) is not supported; supported: "
-                       "point in circle or polygon, circle in circle", node)
+    folded = _fold(sphere.contains, a, b, node)
+    if folded is not None:
+        return folded
+    if isinstance(a, Point):
+        if isinstance(b, Point):
+            return within(a, b, exp.Literal.number(0))
+        if isinstance(b, Circle):
+            return within(a, b.center, b.radius)
+        poly = constant_polygon(b, node)
+        if poly is not None:
+            return point_in_polygon(a, poly)
+        return _service_call("taphouse_contains", a, b)
+    if isinstance(a, Circle):
+        if isinstance(b, Point):
+            return _all([exp.LTE(this=p(a.radius), expression=num(0)),
+                         within(a.center, b, exp.Literal.number(0))])
+        if isinstance(b, Circle):
+            return exp.LTE(this=exp.Add(this=distance(a.center, b.center),
+                                        expression=p(a.radius)), expression=p(b.radius))
+        poly = constant_polygon(b, node)
+        if poly is not None:
+            return _circle_in_polygon(a, poly)
+        return _service_call("taphouse_contains", a, b)
+    if isinstance(b, Point):
+        return exp.Boolean(this=False)  # a polygon has an area; a point has none
+    if isinstance(b, Circle):
+        poly = constant_polygon(a, node)
+        if poly is not None:
+            return _polygon_in_circle(poly, b)
+    return _service_call("taphouse_contains", a, b)
 
 
 def intersects(a: Geometry, b: Geometry, node) -> exp.Expression:
+    """Boolean SQL for INTERSECTS(a, b)."""
+    folded = _fold(sphere.intersects, a, b, node)
+    if folded is not None:
+        return folded
     if isinstance(a, Point):
         return contains(a, b, node)
     if isinstance(b, Point):
@@ -356,9 +531,21 @@ def intersects(a: Geometry, b: Geometry, node) -> exp.Expression:
     if isinstance(a, Circle) and isinstance(b, Circle):
         return exp.LTE(this=distance(a.center, b.center),
                        expression=exp.Add(this=p(a.radius), expression=p(b.radius)))
-    raise AdqlError.at(f"INTERSECTS({_kind(a)}, {_kind(b)}) is not supported; supported: "
-                       "point with anything, circle with circle", node)
+    if isinstance(a, Circle) or isinstance(b, Circle):
+        circle, other = (a, b) if isinstance(a, Circle) else (b, a)
+        assert isinstance(circle, Circle) and isinstance(other, Polygon)
+        poly = constant_polygon(other, node)
+        if poly is not None:
+            return _circle_intersects_polygon(circle, poly)
+    return _service_call("taphouse_intersects", a, b)
 
 
-def _kind(g: Geometry) -> str:
-    return type(g).__name__.lower()
+def _fold(test, a: Geometry, b: Geometry, node) -> exp.Expression | None:
+    """Both regions constant: the answer, now (only where a polygon is involved: the
+    SQL of the other pairs is as cheap and keeps NULL semantics)."""
+    if not (isinstance(a, Polygon) or isinstance(b, Polygon)):
+        return None
+    ra, rb = constant_region(a, node), constant_region(b, node)
+    if ra is None or rb is None:
+        return None
+    return exp.Boolean(this=bool(test(ra, rb)))

@@ -18,7 +18,13 @@
   ``ivo_epoch_prop_pos``, to bring one side to the other's epoch): on the expanded side
   it becomes a column computed once per row, used by the join and the exact test.
 
-Both rewrites only filter rows that the exact predicate would reject anyway, and are
+* Polygon: ``CONTAINS(POINT(ra, dec), POLYGON(...)) = 1`` or ``BOX(...)`` (and
+  INTERSECTS either way round) with constant vertices: the same pre-filter on the index
+  ranges of the polygon's HEALPix coverage (cdshealpix, cells down to a depth matched
+  to the polygon's size); the exact test (linear forms of the position, see
+  :mod:`taphouse.adql.sphere`) stays in place.
+
+All rewrites only filter rows that the exact predicate would reject anyway, and are
 applied only where that is sound (WHERE conjuncts; ON conjuncts of inner joins, or of
 a LEFT JOIN for its right side).
 """
@@ -32,7 +38,9 @@ from functools import lru_cache
 from sqlglot import exp
 
 from taphouse.adql import geometry as geo
+from taphouse.adql import sphere
 from taphouse.adql.columns import annotate, geometry_meta, note, source_column
+from taphouse.adql.errors import AdqlError
 from taphouse.adql.resolve import Frame, Source
 from taphouse.adql.scope import Scope
 from taphouse.adql.udf import UDFS
@@ -47,6 +55,9 @@ MERGE_GAP_ROWS = 5_000
 MAX_RANGES = 8
 #: "or": one scan, ranges OR-ed; "union": a UNION ALL of one scan per range.
 RANGE_FORM = "or"
+#: Polygon coverage goes this many HEALPix orders deeper than the order whose cells
+#: are about the polygon's size (cdshealpix returns it as a MOC: few ranges, tight fit).
+POLYGON_EXTRA_DEPTH = 3
 #: Crossmatch cells are at least this many radii wide, so the 3x3 block around a
 #: position contains the whole circle, whatever the cell's shape.
 XMATCH_CELL_RADII = 4.0
@@ -96,6 +107,15 @@ def _optimise_select(select: exp.Select, frame: Frame, scope: Scope, dialect: st
     coned: set[str] = set()
     xmatched = False
     for conj, place in places:
+        region = _match_polygon(conj)
+        if region is not None:
+            point, poly = region
+            psrc = _single_source(point)
+            if (psrc is not None and psrc in frame.sources and psrc.alias not in coned
+                    and _allowed(place, psrc, all_inner)
+                    and _polygon_filter(psrc, point, poly, notes)):
+                coned.add(psrc.alias)
+            continue
         match = _match(conj)
         if match is None:
             continue
@@ -158,6 +178,37 @@ def _match_predicate(node: exp.Expression) -> _Match | None:
     if point is None or circle is None:
         return None
     return _Match(point, circle[:2], circle[2])
+
+
+def _match_polygon(node: exp.Expression
+                   ) -> tuple[tuple[exp.Expression, exp.Expression], sphere.Polygon] | None:
+    """A position tested against a constant polygon or box: CONTAINS(POINT, POLYGON),
+    INTERSECTS with a point on either side (``= 1`` or as a bare condition)."""
+    if isinstance(node, exp.EQ):
+        for pred, other in ((node.this, node.expression), (node.expression, node.this)):
+            if isinstance(other, exp.Literal) and other.this == "1":
+                return _match_polygon(pred)
+        return None
+    if isinstance(node, exp.Contains):
+        pairs = [(node.this, node.expression)]
+    elif isinstance(node, exp.Anonymous) and len(node.expressions) == 2 \
+            and node.name.lower() in ("contains", "intersects"):
+        a, b = node.expressions
+        pairs = [(a, b)] if node.name.lower() == "contains" else [(a, b), (b, a)]
+    else:
+        return None
+    for a, b in pairs:
+        point = _point_args(a)
+        if point is None or not geo.is_geometry_call(b, ("polygon", "box")):
+            continue
+        try:
+            g = geo.geometry(b, lambda e: e)
+            poly = geo.constant_polygon(g, b) if isinstance(g, geo.Polygon) else None
+        except AdqlError:
+            return None  # the translation reports it
+        if poly is not None:
+            return point, poly
+    return None
 
 
 def _match_distance(dist: exp.Expression, radius: exp.Expression) -> _Match | None:
@@ -271,6 +322,29 @@ def _cone(src: Source, m: _Match, centre: tuple[float, float], radius: float,
                          max(table.nrows, 1))
     if ranges is None:
         return False
+    _range_filter(src, ranges)
+    notes.append(f"cone on {src.alias}: {len(ranges)} HEALPix index range(s)")
+    return True
+
+
+def _polygon_filter(src: Source, point, poly: sphere.Polygon, notes: list[str]) -> bool:
+    if not _is_position(src, point) or not isinstance(src.node, exp.Table):
+        return False
+    table = src.table
+    assert table is not None
+    coords = tuple(c for v in poly.radec for c in v)
+    ranges = polygon_ranges(coords, table.healpix_order, max(table.nrows, 1))
+    if ranges is None:
+        return False
+    _range_filter(src, ranges)
+    notes.append(f"polygon on {src.alias}: {len(ranges)} HEALPix index range(s)")
+    return True
+
+
+def _range_filter(src: Source, ranges: list[tuple[int, int]]) -> None:
+    """Replace a table source by itself filtered on its HEALPix index ranges."""
+    table = src.table
+    assert table is not None and table.healpix_column is not None
     hpx = table.healpix_column
     rel = src.node.copy()
     rel.set("alias", None)
@@ -294,8 +368,6 @@ def _cone(src: Source, m: _Match, centre: tuple[float, float], radius: float,
         this=exp.to_identifier(src.alias, quoted=True)))
     src.node.replace(sub)
     src.node = sub
-    notes.append(f"cone on {src.alias}: {len(ranges)} HEALPix index range(s)")
-    return True
 
 
 def nominal_cell_size(depth: int) -> float:
@@ -318,12 +390,40 @@ def cone_ranges(ra: float, dec: float, radius: float, order: int,
         depth += 1
     ipix, _, _ = nested.cone_search(Longitude(ra * u.deg), Latitude(dec * u.deg),
                                     radius * u.deg, depth, flat=True)
-    shift = 2 * (order - depth)
+    return _merged_ranges([int(c) for c in ipix], [depth] * len(ipix), order, nrows)
+
+
+@lru_cache(maxsize=1024)
+def polygon_ranges(coords: tuple[float, ...], order: int,
+                   nrows: int) -> list[tuple[int, int]] | None:
+    """Inclusive ranges of the order-``order`` nested index covering a polygon whose
+    vertices are ``(ra1, dec1, ra2, dec2, ...)`` in degrees (a valid
+    :func:`taphouse.adql.sphere.polygon`)."""
+    import astropy.units as u
+    from astropy.coordinates import Latitude, Longitude
+    from cdshealpix import nested
+
+    poly = sphere.polygon(coords)
+    depth = 0
+    while depth < order and nominal_cell_size(depth + 1) >= poly.radius:
+        depth += 1
+    depth = min(depth + POLYGON_EXTRA_DEPTH, order)
+    ra, dec = coords[0::2], coords[1::2]
+    ipix, depths, _ = nested.polygon_search(Longitude(list(ra), u.deg),
+                                            Latitude(list(dec), u.deg), depth)
+    return _merged_ranges([int(c) for c in ipix], [int(d) for d in depths], order, nrows)
+
+
+def _merged_ranges(cells: list[int], depths: list[int], order: int,
+                   nrows: int) -> list[tuple[int, int]] | None:
+    """Cells (each at its own depth) as sorted, merged ranges of the order-``order``
+    index: ranges separated by few expected rows are joined, at most MAX_RANGES."""
+    bounds = sorted((c << 2 * (order - d), ((c + 1) << 2 * (order - d)) - 1)
+                    for c, d in zip(cells, depths, strict=True))
     ranges: list[list[int]] = []
-    for cell in sorted(int(c) for c in ipix):
-        lo, hi = cell << shift, ((cell + 1) << shift) - 1
-        if ranges and lo == ranges[-1][1] + 1:
-            ranges[-1][1] = hi
+    for lo, hi in bounds:
+        if ranges and lo <= ranges[-1][1] + 1:
+            ranges[-1][1] = max(hi, ranges[-1][1])
         else:
             ranges.append([lo, hi])
     if not ranges:

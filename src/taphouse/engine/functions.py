@@ -26,12 +26,14 @@ def register_functions(con: Any) -> None:
         ("ivo_hasword", _hasword, ["VARCHAR", "VARCHAR"], "INTEGER"),
         ("ivo_epoch_prop_pos", _epoch_prop_pos, ["DOUBLE"] * 8, "DOUBLE[2]"),
         ("epoch_prop", _epoch_prop, ["DOUBLE"] * 8, "DOUBLE[6]"),
-        ("taphouse_polygon_contains", _polygon_contains,
-         ["DOUBLE", "DOUBLE", "DOUBLE[]"], "BOOLEAN"),
+        ("taphouse_contains", _contains, ["DOUBLE[]", "DOUBLE[]"], "BOOLEAN"),
+        ("taphouse_intersects", _intersects, ["DOUBLE[]", "DOUBLE[]"], "BOOLEAN"),
     ]
     for name, func, params, ret in udfs:
-        # "special": the function sees NULLs itself (missing parallax means 0, not NULL).
-        nulls = "special" if name in ("ivo_epoch_prop_pos", "epoch_prop") else "default"
+        # "special": the function sees NULLs itself (missing parallax means 0, not NULL;
+        # a region with a NULL coordinate gives NULL).
+        nulls = "special" if name in ("ivo_epoch_prop_pos", "epoch_prop", "taphouse_contains",
+                                      "taphouse_intersects") else "default"
         con.create_function(name, func, params, ret, type="arrow", null_handling=nulls,
                             side_effects=False)
 
@@ -177,59 +179,100 @@ def _epoch_prop(ra, dec, parallax, pmra, pmdec, rv, ref_epoch, out_epoch) -> pa.
                                              mask=pa.array(~ok))
 
 
-# --- polygons --------------------------------------------------------------------------
-def _polygon_contains(ra: pa.Array, dec: pa.Array, poly: pa.Array) -> pa.Array:
-    """Point in spherical polygon, by ray casting in the gnomonic projection centred on
-    the polygon's mean vertex (valid for polygons smaller than a hemisphere)."""
-    ok = _valid(ra, dec, poly)
-    ras, decs = _floats(ra), _floats(dec)
-    out = np.zeros(len(ras), dtype=bool)
-    polys = poly.to_pylist()
-    cache: dict[tuple, tuple] = {}
-    for i in np.flatnonzero(ok):
-        verts = polys[i]
-        key = tuple(verts)
-        prepared = cache.get(key)
-        if prepared is None:
-            prepared = cache[key] = _prepare_polygon(np.asarray(verts, dtype=np.float64))
-        out[i] = _inside(prepared, ras[i], decs[i])
+# --- regions held in columns -----------------------------------------------------------
+# CONTAINS / INTERSECTS where a polygon is not constant (the translator writes constant
+# regions as SQL arithmetic). Regions are DALI arrays: 2 numbers a point, 3 a circle, 6
+# or more a polygon. Rows are grouped by region, so each distinct region is prepared
+# once and tested against all its points at once (a table of footprints joined with
+# a catalogue); only pairs of two non-point regions are decided pair by pair.
+def _contains(a: pa.Array, b: pa.Array) -> pa.Array:
+    return _relation(a, b, "contains")
+
+
+def _intersects(a: pa.Array, b: pa.Array) -> pa.Array:
+    return _relation(a, b, "intersects")
+
+
+def _lists(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row starts, lengths and the flat float64 values of a list array (null elements
+    become NaN; null rows are masked by the caller)."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.type != pa.list_(pa.float64()):
+        arr = arr.cast(pa.list_(pa.float64()))
+    offs = np.asarray(arr.offsets, dtype=np.int64)
+    base = int(offs[0])
+    flat = arr.values.slice(base, int(offs[-1]) - base)
+    values = np.asarray(flat.fill_null(float("nan")) if flat.null_count else flat,
+                        dtype=np.float64)
+    return offs[:-1] - base, np.diff(offs), values
+
+
+def _has_nan(starts: np.ndarray, lengths: np.ndarray, values: np.ndarray) -> np.ndarray:
+    counts = np.concatenate([[0], np.cumsum(np.isnan(values))])
+    return counts[starts + lengths] > counts[starts]
+
+
+def _keys(starts: np.ndarray, lengths: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A small integer per row, equal for rows holding equal arrays."""
+    if len(starts) == 0:
+        return np.zeros(0, dtype=np.int64)
+    bounds = np.append(starts, starts[-1] + lengths[-1]) * 8
+    binary = pa.Array.from_buffers(pa.large_binary(), len(starts), [
+        None, pa.py_buffer(bounds.astype(np.int64)),
+        pa.py_buffer(np.ascontiguousarray(values).view(np.uint8))])
+    return np.asarray(pc.dictionary_encode(binary).indices, dtype=np.int64)
+
+
+def _relation(a: pa.Array, b: pa.Array, op: str) -> pa.Array:
+    from taphouse.adql import sphere
+
+    ok = _valid(a, b)
+    out = np.zeros(len(a), dtype=bool)
+    if not ok.any():
+        return pa.array(out, mask=~ok)
+    oa, la, va = _lists(a)
+    ob, lb, vb = _lists(b)
+    ok &= ~_has_nan(oa, la, va) & ~_has_nan(ob, lb, vb)  # a NULL coordinate
+    ka, kb = _keys(oa, la, va), _keys(ob, lb, vb)
+    test = sphere.contains if op == "contains" else sphere.intersects
+
+    def region(offsets, lengths, values, row):
+        start = offsets[row]
+        return sphere.region_of(values[start:start + lengths[row]])
+
+    def points(offsets, values, rows):
+        start = offsets[rows]
+        return sphere.unit(values[start], values[start + 1])
+
+    try:
+        # a point against a region: one pass per distinct region
+        for swapped in (False, True):
+            if op == "contains" and swapped:
+                continue  # a region inside a point: decided pair by pair below
+            p_off, p_len, p_val = (oa, la, va) if not swapped else (ob, lb, vb)
+            r_off, r_len, r_val, r_key = (ob, lb, vb, kb) if not swapped else (oa, la, va, ka)
+            rows = np.flatnonzero(ok & (p_len == 2) & (r_len != 2))
+            for key in np.unique(r_key[rows]):
+                sel = rows[r_key[rows] == key]
+                reg = region(r_off, r_len, r_val, sel[0])
+                pts = points(p_off, p_val, sel)
+                if isinstance(reg, sphere.Polygon):
+                    out[sel] = reg.contains(pts)
+                else:
+                    cos_r = np.cos(np.radians(reg.radius))
+                    out[sel] = pts @ reg.vector >= cos_r if reg.radius < 180 else True
+        handled = (la == 2) & (lb != 2)
+        if op == "intersects":
+            handled |= (lb == 2) & (la != 2)
+        rest = np.flatnonzero(ok & ~handled)
+        pairs = np.unique(np.stack([ka[rest], kb[rest]], axis=1), axis=0) if len(rest) else []
+        for key_a, key_b in pairs:
+            sel = rest[(ka[rest] == key_a) & (kb[rest] == key_b)]
+            out[sel] = test(region(oa, la, va, sel[0]), region(ob, lb, vb, sel[0]))
+    except sphere.RegionError as e:
+        raise ValueError(f"a region in the data cannot be used: {e}") from None
     return pa.array(out, mask=~ok)
-
-
-def _unit(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    r, d = np.radians(ra), np.radians(dec)
-    return np.stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)], axis=-1)
-
-
-def _prepare_polygon(verts: np.ndarray):
-    v = _unit(verts[0::2], verts[1::2])
-    centre = v.sum(axis=0)
-    centre /= np.linalg.norm(centre)
-    east = np.cross([0.0, 0.0, 1.0], centre)
-    if np.linalg.norm(east) < 1e-12:
-        east = np.array([0.0, 1.0, 0.0])
-    east /= np.linalg.norm(east)
-    north = np.cross(centre, east)
-    return centre, east, north, _project(v, centre, east, north)
-
-
-def _project(v, centre, east, north):
-    w = v @ centre
-    return np.stack([(v @ east) / w, (v @ north) / w], axis=-1)
-
-
-def _inside(prepared, ra: float, dec: float) -> bool:
-    centre, east, north, xy = prepared
-    p = _unit(np.array([ra]), np.array([dec]))
-    if float((p @ centre)[0]) <= 0:
-        return False
-    x, y = _project(p, centre, east, north)[0]
-    xs, ys = xy[:, 0], xy[:, 1]
-    xs2, ys2 = np.roll(xs, -1), np.roll(ys, -1)
-    crosses = (ys > y) != (ys2 > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xint = xs + (y - ys) * (xs2 - xs) / (ys2 - ys)
-    return bool(np.count_nonzero(crosses & (x < xint)) % 2)
 
 
 __all__ = ["register_functions", "pc"]

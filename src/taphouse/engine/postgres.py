@@ -2,7 +2,7 @@
 
 SQL from ``taphouse.adql.translate(..., dialect="postgres")`` calls the same service
 functions as on DuckDB (``ivo_healpix_index``, ``taphouse_healpix_neighbours``,
-``taphouse_polygon_contains``, ``ivo_hasword``, ``ivo_epoch_prop_pos``). Here they are
+``taphouse_contains``, ``taphouse_intersects``, ``ivo_hasword``, ``ivo_epoch_prop_pos``). Here they are
 plain SQL and PL/pgSQL (``postgres_functions.sql``), so no extension (pg_sphere, q3c,
 healpix) is needed. A catalogue table is loaded from Arrow with ``COPY``, with its
 HEALPix index column computed by cdshealpix, rows in index order and a B-tree index on

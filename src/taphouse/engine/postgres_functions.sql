@@ -263,6 +263,187 @@ BEGIN
   RETURN inside;
 END $$;
 
+-- Regions as DALI arrays (2 numbers: a point, 3: a circle, 6 or more: a polygon), for
+-- CONTAINS / INTERSECTS where a polygon is not constant (the translator writes constant
+-- regions as plain SQL arithmetic). The same tests as taphouse.adql.sphere.
+
+-- Angular distance in degrees (haversine).
+CREATE OR REPLACE FUNCTION taphouse_angdist(lon1 double precision, lat1 double precision,
+                                            lon2 double precision, lat2 double precision)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  SELECT degrees(2 * asin(least(1.0, sqrt(sind((lat2 - lat1) / 2) ^ 2
+         + cosd(lat1) * cosd(lat2) * sind((lon2 - lon1) / 2) ^ 2))))
+$$;
+
+-- Whether (lon, lat) is within r degrees of the boundary of a polygon.
+CREATE OR REPLACE FUNCTION taphouse_near_boundary(lon double precision, lat double precision,
+                                                  r double precision,
+                                                  poly double precision[])
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  n integer := array_length(poly, 1) / 2;
+  px double precision := cosd(lat) * cosd(lon);
+  py double precision := cosd(lat) * sind(lon);
+  pz double precision := sind(lat);
+  cos_r double precision := cosd(r);
+  sin_r double precision := sind(least(r, 90));
+  ax double precision; ay double precision; az double precision;
+  bx double precision; by_ double precision; bz double precision;
+  wx double precision; wy double precision; wz double precision; norm double precision;
+  j integer;
+BEGIN
+  FOR i IN 1..n LOOP
+    j := i % n + 1;
+    ax := cosd(poly[2 * i]) * cosd(poly[2 * i - 1]);
+    ay := cosd(poly[2 * i]) * sind(poly[2 * i - 1]);
+    az := sind(poly[2 * i]);
+    bx := cosd(poly[2 * j]) * cosd(poly[2 * j - 1]);
+    by_ := cosd(poly[2 * j]) * sind(poly[2 * j - 1]);
+    bz := sind(poly[2 * j]);
+    IF px * ax + py * ay + pz * az >= cos_r OR px * bx + py * by_ + pz * bz >= cos_r THEN
+      RETURN true;
+    END IF;
+    wx := ay * bz - az * by_; wy := az * bx - ax * bz; wz := ax * by_ - ay * bx;
+    norm := sqrt(wx * wx + wy * wy + wz * wz);
+    CONTINUE WHEN norm = 0;
+    wx := wx / norm; wy := wy / norm; wz := wz / norm;
+    -- p projects inside the arc: p.(w x a) >= 0 and p.(b x w) >= 0
+    IF px * (wy * az - wz * ay) + py * (wz * ax - wx * az) + pz * (wx * ay - wy * ax) >= 0
+       AND px * (by_ * wz - bz * wy) + py * (bz * wx - bx * wz) + pz * (bx * wy - by_ * wx) >= 0
+       AND abs(px * wx + py * wy + pz * wz) <= sin_r THEN
+      RETURN true;
+    END IF;
+  END LOOP;
+  RETURN false;
+END $$;
+
+-- Whether an edge of polygon a crosses an edge of polygon b (interiors of both arcs).
+CREATE OR REPLACE FUNCTION taphouse_edges_cross(a double precision[], b double precision[])
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  na integer := array_length(a, 1) / 2;
+  nb integer := array_length(b, 1) / 2;
+  a1 double precision[]; a2 double precision[]; b1 double precision[]; b2 double precision[];
+  wa double precision[]; wb double precision[]; t double precision[];
+  norm double precision; s double precision;
+  j integer; l integer;
+BEGIN
+  FOR i IN 1..na LOOP
+    j := i % na + 1;
+    a1 := ARRAY[cosd(a[2*i]) * cosd(a[2*i-1]), cosd(a[2*i]) * sind(a[2*i-1]), sind(a[2*i])];
+    a2 := ARRAY[cosd(a[2*j]) * cosd(a[2*j-1]), cosd(a[2*j]) * sind(a[2*j-1]), sind(a[2*j])];
+    wa := ARRAY[a1[2]*a2[3] - a1[3]*a2[2], a1[3]*a2[1] - a1[1]*a2[3], a1[1]*a2[2] - a1[2]*a2[1]];
+    FOR k IN 1..nb LOOP
+      l := k % nb + 1;
+      b1 := ARRAY[cosd(b[2*k]) * cosd(b[2*k-1]), cosd(b[2*k]) * sind(b[2*k-1]), sind(b[2*k])];
+      b2 := ARRAY[cosd(b[2*l]) * cosd(b[2*l-1]), cosd(b[2*l]) * sind(b[2*l-1]), sind(b[2*l])];
+      wb := ARRAY[b1[2]*b2[3] - b1[3]*b2[2], b1[3]*b2[1] - b1[1]*b2[3],
+                  b1[1]*b2[2] - b1[2]*b2[1]];
+      t := ARRAY[wa[2]*wb[3] - wa[3]*wb[2], wa[3]*wb[1] - wa[1]*wb[3], wa[1]*wb[2] - wa[2]*wb[1]];
+      norm := sqrt(t[1]*t[1] + t[2]*t[2] + t[3]*t[3]);
+      CONTINUE WHEN norm <= 1e-15;
+      FOREACH s IN ARRAY ARRAY[1.0, -1.0]::double precision[] LOOP
+        -- q = s t strictly inside both arcs: (p1 x q).w > 0 and (q x p2).w > 0
+        IF s * ((a1[2]*t[3] - a1[3]*t[2]) * wa[1] + (a1[3]*t[1] - a1[1]*t[3]) * wa[2]
+                + (a1[1]*t[2] - a1[2]*t[1]) * wa[3]) > 0
+           AND s * ((t[2]*a2[3] - t[3]*a2[2]) * wa[1] + (t[3]*a2[1] - t[1]*a2[3]) * wa[2]
+                    + (t[1]*a2[2] - t[2]*a2[1]) * wa[3]) > 0
+           AND s * ((b1[2]*t[3] - b1[3]*t[2]) * wb[1] + (b1[3]*t[1] - b1[1]*t[3]) * wb[2]
+                    + (b1[1]*t[2] - b1[2]*t[1]) * wb[3]) > 0
+           AND s * ((t[2]*b2[3] - t[3]*b2[2]) * wb[1] + (t[3]*b2[1] - t[1]*b2[3]) * wb[2]
+                    + (t[1]*b2[2] - t[2]*b2[1]) * wb[3]) > 0 THEN
+          RETURN true;
+        END IF;
+      END LOOP;
+    END LOOP;
+  END LOOP;
+  RETURN false;
+END $$;
+
+CREATE OR REPLACE FUNCTION taphouse_all_vertices_in(a double precision[],
+                                                    b double precision[])
+RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  SELECT bool_and(taphouse_polygon_contains(a[2 * i - 1], a[2 * i], b))
+  FROM generate_series(1, array_length(a, 1) / 2) AS i
+$$;
+
+CREATE OR REPLACE FUNCTION taphouse_any_vertex_in(a double precision[], b double precision[])
+RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+  SELECT bool_or(taphouse_polygon_contains(a[2 * i - 1], a[2 * i], b))
+  FROM generate_series(1, array_length(a, 1) / 2) AS i
+$$;
+
+CREATE OR REPLACE FUNCTION taphouse_contains(a double precision[], b double precision[])
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  na integer := coalesce(array_length(a, 1), 0);
+  nb integer := coalesce(array_length(b, 1), 0);
+BEGIN
+  IF array_position(a, NULL) IS NOT NULL OR array_position(b, NULL) IS NOT NULL THEN
+    RETURN NULL;  -- a NULL coordinate
+  END IF;
+  IF (na > 3 AND (na < 6 OR na % 2 = 1)) OR (nb > 3 AND (nb < 6 OR nb % 2 = 1))
+     OR na < 2 OR nb < 2 THEN
+    RAISE EXCEPTION 'CONTAINS: a region in the data cannot be used (a POLYGON needs at least 3 vertices given as pairs of coordinates)';
+  END IF;
+  IF na = 2 THEN
+    IF nb = 2 THEN RETURN taphouse_angdist(a[1], a[2], b[1], b[2]) = 0; END IF;
+    IF nb = 3 THEN RETURN taphouse_angdist(a[1], a[2], b[1], b[2]) <= b[3]; END IF;
+    RETURN taphouse_polygon_contains(a[1], a[2], b);
+  END IF;
+  IF na = 3 THEN
+    IF nb = 2 THEN RETURN a[3] <= 0 AND taphouse_angdist(a[1], a[2], b[1], b[2]) = 0; END IF;
+    IF nb = 3 THEN RETURN taphouse_angdist(a[1], a[2], b[1], b[2]) + a[3] <= b[3]; END IF;
+    RETURN a[3] < 90 AND taphouse_polygon_contains(a[1], a[2], b)
+           AND NOT taphouse_near_boundary(a[1], a[2], a[3], b);
+  END IF;
+  IF nb = 2 THEN RETURN false; END IF;
+  IF nb = 3 THEN
+    IF b[3] >= 180 THEN RETURN true; END IF;
+    IF b[3] <= 90 THEN
+      RETURN (SELECT bool_and(taphouse_angdist(a[2 * i - 1], a[2 * i], b[1], b[2]) <= b[3])
+              FROM generate_series(1, na / 2) AS i);
+    END IF;
+    RETURN NOT taphouse_intersects(ARRAY[b[1] + 180, -b[2], 180 - b[3]], a);
+  END IF;
+  RETURN taphouse_all_vertices_in(a, b) AND NOT taphouse_edges_cross(a, b);
+END $$;
+
+CREATE OR REPLACE FUNCTION taphouse_intersects(a double precision[], b double precision[])
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  na integer := coalesce(array_length(a, 1), 0);
+  nb integer := coalesce(array_length(b, 1), 0);
+BEGIN
+  IF array_position(a, NULL) IS NOT NULL OR array_position(b, NULL) IS NOT NULL THEN
+    RETURN NULL;  -- a NULL coordinate
+  END IF;
+  IF na = 2 THEN RETURN taphouse_contains(a, b); END IF;
+  IF nb = 2 THEN RETURN taphouse_contains(b, a); END IF;
+  IF (na > 3 AND (na < 6 OR na % 2 = 1)) OR (nb > 3 AND (nb < 6 OR nb % 2 = 1))
+     OR na < 2 OR nb < 2 THEN
+    RAISE EXCEPTION 'INTERSECTS: a region in the data cannot be used (a POLYGON needs at least 3 vertices given as pairs of coordinates)';
+  END IF;
+  IF na = 3 AND nb = 3 THEN
+    RETURN taphouse_angdist(a[1], a[2], b[1], b[2]) <= a[3] + b[3];
+  END IF;
+  IF na = 3 THEN
+    RETURN taphouse_polygon_contains(a[1], a[2], b) OR taphouse_near_boundary(a[1], a[2], a[3], b);
+  END IF;
+  IF nb = 3 THEN
+    RETURN taphouse_polygon_contains(b[1], b[2], a) OR taphouse_near_boundary(b[1], b[2], b[3], a);
+  END IF;
+  RETURN taphouse_any_vertex_in(a, b) OR taphouse_any_vertex_in(b, a)
+         OR taphouse_edges_cross(a, b);
+END $$;
+
 -- --- astrometry ---------------------------------------------------------------------------
 -- taphouse_pmsafe: ERFA's pmsafe on plain numbers (starpv, light-time corrected linear
 -- motion, pvstar): position lon/lat [deg], proper motion dRA/dt and dDec/dt [rad/yr],
