@@ -6,7 +6,6 @@ services of :mod:`taphouse.userspace` (errors are mapped to HTTP in ``taphouse.s
 from __future__ import annotations
 
 import dataclasses
-
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 

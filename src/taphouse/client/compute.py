@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from taphouse.client.errors import ClientError, QueryTimeout, ServerError
 from taphouse.client.http import send
@@ -133,7 +134,7 @@ class ComputeJob:
         return r.content.decode("utf-8", "replace")
 
     def file(self, name: str) -> bytes:
-        r = send(self.client.session, "GET", f"{self.url}/files/{name}",
+        r = send(self.client.session, "GET", f"{self.url}/files/{quote(name, safe='/')}",
                  timeout=self.client.timeout)
         return r.content
 

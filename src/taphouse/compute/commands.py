@@ -90,6 +90,21 @@ def _client(args: argparse.Namespace):  # noqa: ANN202
     return connect(url, remember=True, progress=False)
 
 
+def _client_errors(handler):  # noqa: ANN001, ANN202
+    """Errors of the server or the connection as one line, not a traceback."""
+    def run(args: argparse.Namespace) -> int:
+        from taphouse.client.errors import ClientError
+
+        try:
+            return handler(args)
+        except ClientError as exc:
+            print(f"taphouse: error: {exc}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+@_client_errors
 def _jobs_list(args: argparse.Namespace) -> int:
     client = _client(args)
     rows = client.list_jobs(kind=args.kind, phases=args.phase)
@@ -99,6 +114,7 @@ def _jobs_list(args: argparse.Namespace) -> int:
     return 0
 
 
+@_client_errors
 def _jobs_show(args: argparse.Namespace) -> int:
     client = _client(args)
     info = client.job_info(args.job_id)
@@ -111,6 +127,7 @@ def _jobs_show(args: argparse.Namespace) -> int:
     return 0
 
 
+@_client_errors
 def _jobs_abort(args: argparse.Namespace) -> int:
     client = _client(args)
     info = client.abort_job(args.job_id)

@@ -13,6 +13,7 @@ import binascii
 import json
 import os
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -70,7 +71,7 @@ def compute_router(platform: Any, compute: ComputeService) -> APIRouter:
         out["stdout_url"] = url + "/stdout"
         out["stderr_url"] = url + "/stderr"
         for o in out.get("outputs", []):
-            o["url"] = f"{url}/files/{o['name']}"
+            o["url"] = f"{url}/files/{quote(o['name'], safe='/')}"
         return out
 
     @router.post("", status_code=201)
