@@ -246,3 +246,28 @@ print('never')
     assert "never" not in res.stdout
     assert time.monotonic() - t0 < 30
     r.check()
+
+
+def test_deep_directory_chain_and_odd_file_names(user_client):
+    """A directory chain deeper than the server's walk stops the job with a clear error
+    (it cannot hide bytes from the quota there), and the next job can remove it; a file
+    name that is not UTF-8 does not break the job's summary."""
+    deep = """
+import os
+fd = os.open('.', os.O_RDONLY)
+for _ in range(400):
+    os.mkdir('d', dir_fd=fd)
+    nxt = os.open('d', os.O_RDONLY, dir_fd=fd)
+    os.close(fd)
+    fd = nxt
+import time
+time.sleep(5)
+print('not stopped')
+"""
+    with pytest.raises(ComputeError) as err:
+        user_client.run(deep, timeout=60)
+    assert "deeper than 256 levels" in err.value.result.error
+    assert "not stopped" not in err.value.result.stdout
+    odd = "open(b'\\xff-odd.bin', 'wb').write(b'x'); open('fine.txt', 'w').write('ok')"
+    result = user_client.run(odd)
+    assert set(result.outputs) == {"fine.txt"}

@@ -78,3 +78,25 @@ def test_memory_sizes():
     assert parse_memory(1000) == 1000
     with pytest.raises(ValueError):
         parse_memory("lots")
+
+
+def test_walks_survive_deep_trees_and_odd_names(tmp_path):
+    from taphouse.compute.files import MAX_DEPTH, TreeTooDeep
+
+    root = tmp_path / "home"
+    root.mkdir()
+    fd = os.open(root, os.O_RDONLY)
+    for _ in range(MAX_DEPTH + 5):  # deeper than PATH_MAX allows by name: made by fds
+        os.mkdir("d", dir_fd=fd)
+        nxt = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = nxt
+    os.close(fd)
+    with pytest.raises(TreeTooDeep):
+        tree_usage(root)
+    ok = tmp_path / "ok"
+    ok.mkdir()
+    (ok / "x.txt").write_text("x")
+    open(os.path.join(os.fsencode(ok), b"\xff.bin"), "wb").close()
+    names = [n for n, _ in regular_files(ok)]
+    assert "x.txt" in names and len(names) == 2

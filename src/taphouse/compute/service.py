@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from taphouse.compute.files import regular_files, tree_usage
+from taphouse.compute.files import MAX_DEPTH, TreeTooDeep, regular_files, tree_usage
 from taphouse.compute.sandbox import (
     ENV_MOUNT,
     JOB_DIR,
@@ -46,6 +46,8 @@ SUMMARY = "summary.json"
 STDOUT = "stdout.txt"
 STDERR = "stderr.txt"
 TAIL = 2000
+MAX_OUTPUTS = 10_000  # output files listed (and served) per job
+TOO_DEEP = 2**62  # the usage of a tree deeper than the walk goes
 
 
 class ComputeError(ServiceError):
@@ -215,7 +217,7 @@ class ComputeService:
             _own(f, 0, gid, 0o640)
         identity = self.auth.identity_for(job.owner_id)
         before = {t.name: t.version_id for t in self.userspace.tables(identity)}
-        used_before = tree_usage(home)
+        used_before = _usage(home)
         allowed = max(self.config.home_quota, used_before)
         timeout = job.execution_duration
         memory = self.memory(job.params)
@@ -254,7 +256,7 @@ class ComputeService:
         finally:
             self.auth.tokens.revoke_job(job.id)
         elapsed = time.time() - started
-        used_after = tree_usage(home)
+        used_after = _usage(home)
         outputs = self._outputs(work, inputs)
         after = self.userspace.tables(identity)
         written = [f"mydb.{t.name}" for t in after if before.get(t.name) != t.version_id]
@@ -270,6 +272,9 @@ class ComputeService:
             failure = (f"the job's processes used {over_memory // 1024**2} MiB together, more"
                        f" than its memory limit of {memory // 1024**2} MiB: the job was"
                        " stopped (ask for more with memory=...)")
+        elif over_quota is not None and over_quota >= TOO_DEEP:
+            failure = (f"the job nested directories deeper than {MAX_DEPTH} levels in its home"
+                       " or work directory, which the quota cannot measure: it was stopped")
         elif over_quota is not None:
             failure = (f"the home directory grew past its quota ({over_quota} bytes of"
                        f" {allowed} allowed): the job was stopped; delete files to make room")
@@ -312,7 +317,7 @@ class ComputeService:
                     return proc.poll(), None, used_memory
             if now >= next_check:
                 t0 = time.monotonic()
-                used = tree_usage(home) + tree_usage(work)
+                used = _usage(home) + _usage(work)
                 cost = time.monotonic() - t0
                 # Walking a large home is not free: check less often when it is slow.
                 next_check = time.monotonic() + max(period, 20 * cost)
@@ -338,14 +343,32 @@ class ComputeService:
 
     def _outputs(self, work: Path, inputs: dict[str, tuple[int, int]]) -> list[dict[str, Any]]:
         out = []
-        for rel, st in regular_files(work):
-            if inputs.get(rel) == (st.st_size, st.st_mtime_ns):
-                continue
-            out.append({"name": rel, "size": st.st_size})
+        try:
+            for rel, st in regular_files(work):
+                if inputs.get(rel) == (st.st_size, st.st_mtime_ns):
+                    continue
+                try:
+                    rel.encode("utf-8")
+                except UnicodeEncodeError:  # not UTF-8: no name to give it in JSON or a URL
+                    continue
+                out.append({"name": rel, "size": st.st_size})
+                if len(out) >= MAX_OUTPUTS:
+                    break
+        except TreeTooDeep:
+            pass
         return sorted(out, key=lambda o: o["name"])
 
 
 # --- helpers ----------------------------------------------------------------------------
+def _usage(root: Path) -> int:
+    """Bytes under ``root``; a tree deeper than the walk goes counts as a huge one: a job
+    in it is stopped unless the home was already that way (so a job can clean it up)."""
+    try:
+        return tree_usage(root)
+    except TreeTooDeep:
+        return TOO_DEEP
+
+
 def check_file_name(name: str) -> str:
     """An input file name as given (a plain name: no directories, no dot-only names)."""
     if (not name or len(name) > 200 or "/" in name or "\\" in name or name in (".", "..")
