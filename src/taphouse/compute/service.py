@@ -256,6 +256,8 @@ class ComputeService:
         finally:
             self.auth.tokens.revoke_job(job.id)
         elapsed = time.time() - started
+        if not workdir.is_dir():  # deleted while it ran: nothing left to describe
+            raise ComputeError(f"the job was stopped: {cancel.reason or 'it was deleted'}")
         used_after = _usage(home)
         outputs = self._outputs(work, inputs)
         after = self.userspace.tables(identity)
