@@ -113,7 +113,7 @@ n = 0
 try:
     for _ in range(2000):
         if os.fork() == 0:
-            time.sleep(30)
+            time.sleep(120)
             os._exit(0)
         n += 1
 except OSError as exc:
@@ -127,8 +127,8 @@ print("forks", n)
     forks = int(result.stdout.split("forks")[-1])
     assert forks < compute_server.platform.settings.compute_processes
     assert "fork failed" in result.stdout
-    # The sleeping children die with the sandbox: the job does not wait 30 s for them.
-    assert elapsed < 25
+    # The sleeping children die with the sandbox: the job does not wait 120 s for them.
+    assert elapsed < 60
     r.check()
 
 
@@ -202,7 +202,7 @@ def test_wall_time_ends_the_job(user_client, responsive):
     assert res.phase == "ERROR"
     assert "execution duration" in res.error
     assert res.stdout.strip() == "start"
-    assert elapsed < 15
+    assert elapsed < 40  # generous for a loaded machine; the script would sleep 600 s
     r.check()
 
 
@@ -244,7 +244,7 @@ print('never')
     res = err.value.result
     assert "memory limit" in res.error
     assert "never" not in res.stdout
-    assert time.monotonic() - t0 < 30
+    assert time.monotonic() - t0 < 50  # the children would sleep 60 s
     r.check()
 
 
