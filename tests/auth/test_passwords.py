@@ -30,16 +30,18 @@ def test_unknown_user_and_wrong_password_take_similar_time():
     stored = hashing.hash("the right password")
     hashing.verify(None, "warm-up")
 
-    def best(stored_hash):
-        times = []
-        for _ in range(5):
-            t = time.perf_counter()
-            hashing.verify(stored_hash, "a wrong password")
-            times.append(time.perf_counter() - t)
-        return min(times)
+    def timed(stored_hash):
+        t = time.perf_counter()
+        hashing.verify(stored_hash, "a wrong password")
+        return time.perf_counter() - t
 
-    wrong, unknown = best(stored), best(None)
-    assert 0.5 < unknown / wrong < 2.0
+    # Interleaved, best of many: on a machine loaded by other work, the load then falls
+    # on both sides alike (two blocks of 5 measured apart came out 0.43 under load).
+    wrong, unknown = [], []
+    for _ in range(15):
+        wrong.append(timed(stored))
+        unknown.append(timed(None))
+    assert 0.5 < min(unknown) / min(wrong) < 2.0
 
 
 @pytest.mark.parametrize("password,message", [
