@@ -6,14 +6,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import tempfile
 from pathlib import Path
 
+from taphouse.errors import ServiceError
+from taphouse.metadata import schema_state
 from taphouse.settings import Settings
 
 # Packages that contribute sub-commands (module path -> add_commands).
 _COMMAND_MODULES = ["taphouse.catalogue.commands", "taphouse.auth.commands",
-                    "taphouse.compute.commands"]
+                    "taphouse.compute.commands", "taphouse.storage.commands"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="load the demo databases (gaia, hipparcos) on first start")
     serve.add_argument("--workers", type=int, default=None, help="async job workers")
     serve.add_argument("--log-level", default="info")
-    serve.set_defaults(handler=_serve)
+    # The server upgrades an existing store (after backing up its metadata); other
+    # commands refuse one that needs upgrading (store_access "current", the default).
+    serve.set_defaults(handler=_serve, store_access="upgrade")
 
     for name in _COMMAND_MODULES:
         try:
@@ -57,6 +63,9 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     platform = Platform(settings)
+    # Temporary files of libraries (uploads spooled by the web framework ...) go to
+    # this process's area in the data directory's tmp/, not /tmp.
+    tempfile.tempdir = str(platform.scratch.path)
     if settings.demo:
         from taphouse.catalogue.demo import load_demo
 
@@ -83,7 +92,17 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.exit(2, f"taphouse: error: {exc}\n")
-    return int(args.handler(args) or 0)
+    # Everything taphouse creates is private to this account (taphouse.storage.datadir).
+    os.umask(0o077)
+    try:
+        if getattr(args, "store_access", "current") == "current":
+            # A read or a change by an older or newer taphouse than the store's: refused
+            # (only 'serve' and 'migrate' upgrade, after a backup).
+            schema_state(args.settings.meta_path).check_current()
+        return int(args.handler(args) or 0)
+    except ServiceError as exc:
+        print(f"taphouse: error: {exc.message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

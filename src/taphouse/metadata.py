@@ -5,22 +5,138 @@ SQLite in the embedded default. The schema is versioned per *component* (``catal
 migrations with :func:`register_migrations`, and :class:`MetadataDB` applies the ones
 not yet applied when it opens. A migration, once released, is never edited: add a new
 one after it.
+
+A migration is an SQL script or a Python function taking the open
+:class:`sqlite3.Connection` (for data changes SQL cannot express). Each runs in its own
+transaction, so a failing one leaves the store as it was before it.
+
+Opening a store is careful with data that took years to build:
+
+- a store written by a newer taphouse (a component at a version this code does not
+  know, or a component it does not know at all) is refused with
+  :class:`StoreTooNew`, never half-understood;
+- before migrating an existing store, the metadata database is copied (SQLite backup
+  API) to ``backups/`` beside it, and the migrations are logged;
+- ``MetadataDB(path, upgrade=False)`` refuses an existing store that needs migrating
+  (:class:`StoreNeedsUpgrade`), so a read-only command never upgrades a store under a
+  running server of the previous release.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
-_MIGRATIONS: dict[str, list[str]] = {}
+from taphouse.errors import ServiceError
+
+log = logging.getLogger("taphouse.metadata")
+
+#: One migration: an SQL script (statements separated by ``;``) or a function that
+#: changes the store through the connection it is given (inside the migration's
+#: transaction: it must not commit).
+Migration = str | Callable[[sqlite3.Connection], None]
+
+_MIGRATIONS: dict[str, list[Migration]] = {}
 
 
-def register_migrations(component: str, migrations: Sequence[str]) -> None:
-    """Declare the ordered migrations (SQL scripts) of one component."""
+def register_migrations(component: str, migrations: Sequence[Migration]) -> None:
+    """Declare the ordered migrations (SQL scripts or Python functions) of one component."""
     _MIGRATIONS[component] = list(migrations)
+
+
+class SchemaError(ServiceError):
+    """The metadata database cannot be used by this version of taphouse as it is."""
+
+    status = 503
+
+
+class StoreTooNew(SchemaError):
+    """The store was written by a newer taphouse; this code must not touch it."""
+
+
+class StoreNeedsUpgrade(SchemaError):
+    """The store needs migrations that this caller may not apply (``upgrade=False``)."""
+
+
+@dataclass
+class SchemaState:
+    """How a metadata database compares with the migrations this code knows."""
+
+    path: Path
+    exists: bool
+    applied: dict[str, int] = field(default_factory=dict)
+    known: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> dict[str, tuple[int, int]]:
+        """Components to migrate: name -> (applied, known)."""
+        return {c: (self.applied.get(c, 0), n) for c, n in self.known.items()
+                if self.applied.get(c, 0) < n}
+
+    @property
+    def too_new(self) -> dict[str, tuple[int, int]]:
+        """Components ahead of this code: name -> (applied, known; 0 = unknown)."""
+        return {c: (v, self.known.get(c, 0)) for c, v in self.applied.items()
+                if v > self.known.get(c, 0)}
+
+    @property
+    def fresh(self) -> bool:
+        """Nothing applied yet: a new store, created without ceremony."""
+        return not any(self.applied.values())
+
+    def check_not_too_new(self) -> None:
+        if self.too_new:
+            parts = ", ".join(f"{c} {v} (this version knows {k or 'no such component'})"
+                              for c, (v, k) in sorted(self.too_new.items()))
+            raise StoreTooNew(
+                f"the data in {self.path.parent} was written by a newer taphouse (schema"
+                f" {parts}); this version must not use it. Install the newer taphouse"
+                " again, or restore a backup made by this version")
+
+    def check_current(self) -> None:
+        """Raise unless this code can use the store as it is (new stores are fine)."""
+        self.check_not_too_new()
+        if self.pending and not self.fresh:
+            raise StoreNeedsUpgrade(
+                f"the data in {self.path.parent} was made by an earlier taphouse and"
+                f" needs upgrading ({self.describe_pending()}): run 'taphouse migrate'"
+                " (or start the server), which backs up the metadata first")
+
+    def describe_pending(self) -> str:
+        return ", ".join(f"{c} {a} -> {k}" for c, (a, k) in sorted(self.pending.items()))
+
+
+def known_versions() -> dict[str, int]:
+    """Each registered component and the number of migrations this code has for it."""
+    # Importing the packages registers their migrations.
+    from taphouse import _components  # noqa: F401
+
+    return {c: len(m) for c, m in _MIGRATIONS.items()}
+
+
+def schema_state(path: Path | str) -> SchemaState:
+    """Compare the store at ``path`` with this code, without changing anything."""
+    path = Path(path)
+    state = SchemaState(path=path, exists=path.exists(), known=known_versions())
+    if not state.exists:
+        return state
+    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        has_table = con.execute("SELECT 1 FROM sqlite_master WHERE type='table'"
+                                " AND name='schema_version'").fetchone()
+        if has_table:
+            state.applied = {r[0]: int(r[1]) for r in
+                             con.execute("SELECT component, version FROM schema_version")}
+    finally:
+        con.close()
+    return state
 
 
 class MetadataDB:
@@ -28,13 +144,23 @@ class MetadataDB:
 
     Each thread gets its own connection (SQLite connections are not shared across
     threads); WAL mode lets readers run while one writer commits.
+
+    Parameters
+    ----------
+    path
+        The database file; created (mode 0600, in a 0700 directory) if absent.
+    upgrade
+        Apply pending migrations to an existing store (after backing it up). When false,
+        such a store raises :class:`StoreNeedsUpgrade`; a new store is always created.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, upgrade: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.parent.exists():
+            self.path.parent.mkdir(parents=True, mode=0o700)
+        _create_private(self.path)
         self._local = threading.local()
-        self.migrate()
+        self.migrate(upgrade=upgrade)
 
     def connection(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
@@ -70,33 +196,55 @@ class MetadataDB:
     def execute(self, sql: str, params: Sequence | dict = ()) -> sqlite3.Cursor:
         return self.connection().execute(sql, params)
 
-    def migrate(self) -> None:
-        """Apply every registered migration not yet applied, each in its own transaction."""
-        # Importing the packages registers their migrations.
-        from taphouse import _components  # noqa: F401
+    def migrate(self, *, upgrade: bool = True) -> list[str]:
+        """Apply every registered migration not yet applied, each in its own transaction.
 
+        Returns the names of the migrations applied (``component N``). Raises
+        :class:`StoreTooNew` for a store of a newer taphouse and, with ``upgrade`` false,
+        :class:`StoreNeedsUpgrade` for an existing store with pending migrations.
+        """
+        state = schema_state(self.path)
+        if not upgrade:
+            state.check_current()
+        state.check_not_too_new()
+        if not state.pending:
+            return []
+        if not state.fresh:
+            copy = backup_before_migration(self.path, state)
+            log.warning("upgrading the metadata of %s (%s); a copy of it from before is"
+                        " in %s", self.path.parent, state.describe_pending(), copy)
         con = self.connection()
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version ("
-            " component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-        )
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version ("
+                    " component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+        applied: list[str] = []
         for component, migrations in _MIGRATIONS.items():
-            row = con.execute("SELECT version FROM schema_version WHERE component=?",
-                              (component,)).fetchone()
-            done = row[0] if row else 0
-            for number, script in enumerate(migrations[done:], start=done + 1):
+            for number, step in enumerate(migrations, start=1):
+                if state.applied.get(component, 0) >= number:
+                    continue
                 con.execute("BEGIN IMMEDIATE")
                 try:
-                    for statement in _split_sql(script):
-                        con.execute(statement)
+                    # Read under the write lock: another process may be migrating too.
+                    row = con.execute("SELECT version FROM schema_version WHERE component=?",
+                                      (component,)).fetchone()
+                    if (row[0] if row else 0) >= number:
+                        con.execute("ROLLBACK")
+                        continue
+                    if callable(step):
+                        step(con)
+                    else:
+                        for statement in _split_sql(step):
+                            con.execute(statement)
                     con.execute(
                         "INSERT INTO schema_version(component, version) VALUES (?, ?)"
                         " ON CONFLICT(component) DO UPDATE SET version=excluded.version",
                         (component, number))
                 except BaseException:
-                    con.execute("ROLLBACK")
+                    if con.in_transaction:
+                        con.execute("ROLLBACK")
                     raise
                 con.execute("COMMIT")
+                applied.append(f"{component} {number}")
+        return applied
 
     def schema_versions(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.query("SELECT component, version FROM schema_version")}
@@ -106,6 +254,60 @@ class MetadataDB:
         if con is not None:
             con.close()
             self._local.con = None
+
+
+def backup_before_migration(path: Path, state: SchemaState) -> Path:
+    """Copy the metadata database (SQLite backup API: consistent while others use it)
+    to ``backups/meta-<time>-before-<versions>.sqlite`` beside it; returns the copy."""
+    folder = path.parent / "backups"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    versions = "-".join(f"{c}{v}" for c, v in sorted(state.applied.items()))
+    target = folder / f"meta-{stamp}-before-upgrade-{versions}.sqlite"
+    n = 1
+    while target.exists():
+        n += 1
+        target = folder / f"meta-{stamp}-before-upgrade-{versions}-{n}.sqlite"
+    copy_database(path, target)
+    return target
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """A consistent copy of the SQLite database ``source`` at ``target`` (mode 0600),
+    written under a temporary name and renamed when complete."""
+    partial = target.with_name(target.name + ".part")
+    partial.unlink(missing_ok=True)
+    _create_private(partial)
+    src = sqlite3.connect(f"{Path(source).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+    dst = sqlite3.connect(partial)
+    try:
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        dst.close()
+        src.close()
+    with open(partial, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(partial, target)
+    _fsync_dir(target.parent)
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if it does not exist (SQLite gives its
+    -wal and -shm files the database file's mode)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _split_sql(script: str) -> list[str]:
