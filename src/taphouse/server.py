@@ -7,12 +7,15 @@ layer on top. Errors of every package are mapped to HTTP here, and only here.
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
 from typing import Any
 
+import duckdb
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
@@ -36,7 +39,7 @@ from taphouse.auth.guards import RequestGuard
 from taphouse.auth.identity import Identity
 from taphouse.auth.policy import ReadPolicy
 from taphouse.auth.routes import admin_router, auth_router
-from taphouse.catalogue.store import CatalogueStore
+from taphouse.catalogue.store import CatalogueStore, Retention
 from taphouse.compute.service import ComputeService
 from taphouse.engine.duckdb import DuckDBEngine
 from taphouse.errors import ServiceError
@@ -46,6 +49,7 @@ from taphouse.jobs.tap_query import TapQueryRunner
 from taphouse.metadata import MetadataDB
 from taphouse.outbound import Outbound, policy_from
 from taphouse.settings import Settings
+from taphouse.storage import StorageFull, datadir, is_disk_full
 from taphouse.tap.errors import TapError
 from taphouse.tap.routes import (
     Endpoint,
@@ -67,12 +71,21 @@ class Platform:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Storage first (taphouse.storage): private files, the metadata upgraded (after
+        # a backup) or refused if newer than this code, permissions checked, what
+        # crashed processes left in tmp/ removed, then this process's own tmp/ area.
+        os.umask(0o077)
+        datadir.prepare(settings.data_dir)
         self.meta = MetadataDB(settings.meta_path)
-        self.catalogue = CatalogueStore(self.meta, settings.tables_dir)
+        datadir.enforce_permissions(settings.data_dir)
+        datadir.clean_tmp(settings.tmp_dir)
+        self.scratch = datadir.TmpArea(settings.tmp_dir)
+        self.catalogue = CatalogueStore(self.meta, settings.tables_dir, Retention(
+            grace=settings.maintenance_grace, catalogue=settings.version_retention,
+            user=settings.user_version_retention))
         self.engine = DuckDBEngine(settings.tables_dir, threads=settings.engine_threads,
                                    memory_limit=settings.engine_memory_limit,
-                                   temp_dir=settings.data_dir / "tmp",
+                                   temp_dir=self.scratch.path,
                                    temp_limit=settings.engine_temp_limit)
         self.policy = ReadPolicy(self.meta)
         self.scopes = ScopeBuilder(self.catalogue, self.engine, self.policy)
@@ -125,6 +138,24 @@ class Platform:
         groups); raises AuthError when the account was disabled or deleted since."""
         return self.authenticator.identity_for(user_id)
 
+    def audit_start(self, prepared: Any) -> None:
+        """Before a query runs: a read of a restricted database is recorded now, and
+        refused (:class:`StorageFull`, 507) if the audit log cannot be written. Other
+        reads are recorded when they end (:meth:`audit`), in the server log if need be."""
+        restricted = sorted({t.database for t in prepared.tables
+                             if t.kind == "catalogue" and not self._public(t.database)})
+        if not restricted:
+            return
+        ident = prepared.identity
+        prepared.audit_id = self.authenticator.audit_log.record(
+            "query", username=ident.username, user_id=ident.user_id, method=ident.method,
+            duration=None, rows=None, outcome="running", detail=prepared.spec.query,
+            required=True)
+
+    def _public(self, database: str) -> bool:
+        db = self.catalogue.database(database)
+        return db is None or db.public
+
     def audit(self, prepared: Any, seconds: float, cancel: Any,
               error: BaseException | None = None) -> None:
         """Record one executed query (who, what, how long, how many rows, outcome) in the
@@ -143,6 +174,11 @@ class Platform:
         ident = prepared.identity
         log.info("query user=%s rows=%d seconds=%.3f outcome=%s",
                  ident.username or "-", cancel.rows, seconds, outcome)
+        audit_id = getattr(prepared, "audit_id", None)
+        if audit_id is not None:
+            self.authenticator.audit_log.update(audit_id, duration=seconds, rows=cancel.rows,
+                                                outcome=outcome)
+            return
         self.authenticator.audit_log.record(
             "query", username=ident.username, user_id=ident.user_id, method=ident.method,
             duration=seconds, rows=cancel.rows, outcome=outcome, detail=prepared.spec.query)
@@ -188,19 +224,26 @@ class Platform:
             stopping.set()
         self.jobs.stop()
         self.meta.close()
+        self.scratch.close()
 
-    def _maintain(self, period: float = 60.0, grace: float = 600.0) -> None:
-        """Detach replaced table versions and delete their files once no query can
-        still be reading them (``grace`` seconds after they were retired)."""
-        while not self._stopping.wait(period):
+    def maintain(self) -> int:
+        """One maintenance round: detach retired table versions once the grace period
+        is over and delete the files whose time is up (see
+        :meth:`CatalogueStore.collect_garbage`). Returns the number of files removed."""
+        # A request that resolved a table just before it was replaced may still start
+        # its query on the old version: detach only after the grace period.
+        grace = self.settings.maintenance_grace
+        for version_id in self.catalogue.retired_version_ids(older_than=grace):
+            self.engine.forget(version_id)
+        removed = self.catalogue.collect_garbage()
+        if removed:
+            log.info("removed %d retired table files", removed)
+        return removed
+
+    def _maintain(self) -> None:
+        while not self._stopping.wait(self.settings.maintenance_interval):
             try:
-                # A request that resolved a table just before it was replaced may still
-                # start its query on the old version: detach only after the grace period.
-                for version_id in self.catalogue.retired_version_ids(older_than=grace):
-                    self.engine.forget(version_id)
-                removed = self.catalogue.collect_garbage(older_than=grace)
-                if removed:
-                    log.info("removed %d retired table files", removed)
+                self.maintain()
             except Exception:  # keep serving; the next round tries again
                 log.exception("maintenance failed")
 
@@ -434,6 +477,9 @@ def _add_error_handlers(app: FastAPI, platform: Platform) -> None:
     async def _service_error(request: Request, exc: ServiceError) -> Response:
         # Catalogue, job and user-space errors: a DALI error document on TAP endpoints
         # (where a quota refusal is a plain 400), JSON elsewhere.
+        if isinstance(exc, StorageFull):
+            log.error("disk full: %s %s refused with 507 (free space in %s)", request.method,
+                      request.url.path, platform.settings.data_dir)
         if _wants_votable(request):
             status = 400 if exc.status == 413 else exc.status
             return tap_error_response(TapError(exc.message, status))
@@ -457,8 +503,26 @@ def _add_error_handlers(app: FastAPI, platform: Platform) -> None:
             resp.headers.update(exc.headers)
         return resp
 
+    async def _storage_error(request: Request, exc: Exception) -> Response:
+        # Anything that hit a full disk (a job's parameters, a login's token, a schema
+        # created on first use): 507, and the operator is told. Handled here rather than
+        # by the catch-all below, which would also drop the client's connection.
+        if is_disk_full(exc):
+            return await _service_error(request, StorageFull())
+        log.error("internal error on %s %s", request.method, request.url.path,
+                  exc_info=exc)
+        msg = "internal server error; the operator can find details in the server log"
+        if _wants_votable(request):
+            return tap_error_response(TapError(msg, 500))
+        return JSONResponse({"error": msg}, status_code=500)
+
+    for storage_error in (OSError, sqlite3.Error, duckdb.IOException):
+        app.add_exception_handler(storage_error, _storage_error)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        if is_disk_full(exc):
+            return await _service_error(request, StorageFull())
         log.exception("internal error on %s %s", request.method, request.url.path)
         msg = "internal server error; the operator can find details in the server log"
         if _wants_votable(request):

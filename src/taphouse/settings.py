@@ -22,6 +22,15 @@ class Settings:
 
     # --- storage -----------------------------------------------------------------
     data_dir: Path = Path("taphouse-data")
+    # Seconds a replaced or dropped table version stays on disk after the switch:
+    # queries that resolved the table just before it may still start on it.
+    maintenance_grace: float = 600.0
+    # Seconds between maintenance rounds (detaching and deleting retired versions).
+    maintenance_interval: float = 60.0
+    # Seconds replaced versions of catalogue tables are kept (for rollback).
+    version_retention: float = 7 * 24 * 3600.0
+    # The same for user tables; they count against their owner's quota while kept.
+    user_version_retention: float = 0.0
     # --- HTTP --------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = 8000
@@ -121,6 +130,11 @@ class Settings:
     @property
     def jobs_dir(self) -> Path:
         return self.data_dir / "jobs"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Temporary files (one private area per process; see taphouse.storage.datadir)."""
+        return self.data_dir / "tmp"
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

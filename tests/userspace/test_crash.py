@@ -41,11 +41,11 @@ def test_kill_during_dest_write(tmp_path):
             target=lambda: _ignore(lambda: sync(c, big, DEST="mydb.t", DEST_MODE="replace",
                                                 MAXREC="1")), daemon=True)
         thread.start()
-        folder = data / "tables" / "user_crash" / "t"
+        # Versions are written in the server's tmp/ area and moved in when complete.
         deadline = time.time() + 60
-        while time.time() < deadline and not list(folder.glob("*.tmp")):
+        while time.time() < deadline and not list(data.glob("tmp/a-*/w-*.duckdb")):
             time.sleep(0.02)
-        assert list(folder.glob("*.tmp")), "the write never started"
+        assert list(data.glob("tmp/a-*/w-*.duckdb")), "the write never started"
         time.sleep(0.3)
         server.kill()
         thread.join(timeout=30)

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -253,9 +252,12 @@ def load_demo(store: CatalogueStore, *, force: bool = False,
             continue
         import pyarrow.parquet as pq
 
-        with tempfile.TemporaryDirectory(prefix="taphouse-demo-") as work:
-            parquet = Path(work) / f"{name}.parquet"
+        from taphouse.storage.datadir import TmpArea
+
+        # Staged in the data directory's tmp/ (its disk, its clean-up after a crash).
+        with TmpArea(store.root / "tmp") as area:
+            parquet = area.path / f"{name}.parquet"
             pq.write_table(read(), parquet)
             tables.append(ingest_files(store, [parquet], database, name, meta_file=meta,
-                                       progress=progress))
+                                       progress=progress, work_dir=area.path))
     return tables

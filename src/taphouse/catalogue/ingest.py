@@ -45,6 +45,7 @@ be ICRS degrees: RA in 0..360, Dec in -90..90.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -77,7 +78,7 @@ from taphouse.catalogue.model import (
     votable_type_for_arrow,
 )
 from taphouse.catalogue.readers import FieldInfo, FileTable, open_table
-from taphouse.catalogue.store import CatalogueStore
+from taphouse.catalogue.store import CatalogueStore, install_version_file
 from taphouse.catalogue.units import check_unit
 
 _RA_NAMES = ("ra", "ra_icrs", "raj2000", "ra_j2000", "radeg", "ra_deg", "ra_d", "alpha",
@@ -589,8 +590,8 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
                  ra: str | None = None, dec: str | None = None,
                  meta_file: Path | MetaFile | None = None, description: str | None = None,
                  progress: bool = False, engine_memory_limit: str = "1GB",
-                 allow_bad_units: bool = False, epoch: float | str | None = None
-                 ) -> TableMeta:
+                 allow_bad_units: bool = False, epoch: float | str | None = None,
+                 work_dir: Path | None = None) -> TableMeta:
     """Ingest table files as the new current version of ``database.table``.
 
     Parameters
@@ -620,6 +621,9 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
     epoch
         Julian year of the positions (``2016.0`` or ``"J2016.0"``); overrides the
         metadata file and the source file.
+    work_dir
+        Directory for the sort's spill files and the version being written (default: a
+        private area of this process in the data directory's ``tmp/``, removed after).
 
     Returns
     -------
@@ -631,6 +635,8 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
     CatalogueError
         One message naming the file and the problem; the previous version of the table,
         if any, stays current.
+    StorageFull
+        The disk filled up; nothing was stored, the previous version stays current.
     """
     files = [Path(f) for f in files]
     if not files:
@@ -651,7 +657,7 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
                 raise CatalogueError(f"{path}: no rows")
         plan = _plan(readers, ra, dec, meta, meta_file, allow_bad_units)
         final = store.new_version_path(dbname, tname)
-        nrows = _write_version(readers, plan, final, store.tables_dir, progress,
+        nrows = _write_version(readers, plan, final, store, work_dir, progress,
                                engine_memory_limit)
     finally:
         for reader in readers:
@@ -669,18 +675,41 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
         elif meta.database_description:
             store.create_database(dbname, meta.database_description)
         return store.publish(table_meta, final)
-    except BaseException:
+    except BaseException as exc:
         final.unlink(missing_ok=True)
+        _raise_if_disk_full(exc, f"{dbname}.{tname}")
         raise
 
 
-def _write_version(readers: list[FileTable], plan: _Plan, final: Path, tables_dir: Path,
-                   progress: bool, memory_limit: str) -> int:
+def _raise_if_disk_full(exc: BaseException, table: str) -> None:
+    from taphouse.storage import StorageFull, is_disk_full
+
+    if is_disk_full(exc) and not isinstance(exc, StorageFull):
+        raise StorageFull(what=f"the ingest of {table} stored nothing; the table is as it"
+                          " was") from exc
+
+
+def _write_version(readers: list[FileTable], plan: _Plan, final: Path,
+                   store: CatalogueStore, work_dir: Path | None, progress: bool,
+                   memory_limit: str) -> int:
     """Stream all rows through DuckDB's sort into ``final``; returns the row count."""
+    with contextlib.ExitStack() as stack:
+        if work_dir is None:
+            from taphouse.storage.datadir import TmpArea
+
+            work_dir = stack.enter_context(TmpArea(store.root / "tmp")).path
+        try:
+            return _write_in(readers, plan, final, work_dir, progress, memory_limit)
+        except BaseException as exc:
+            _raise_if_disk_full(exc, f"{final.parent.parent.name}.{final.parent.name}")
+            raise
+
+
+def _write_in(readers: list[FileTable], plan: _Plan, final: Path, work_dir: Path,
+              progress: bool, memory_limit: str) -> int:
     import duckdb
     from tqdm import tqdm
 
-    tmp = final.with_name(final.name + ".tmp")
     total = sum(r.nrows for r in readers) if all(r.nrows is not None for r in readers) \
         else None
     failure: list[BaseException] = []
@@ -709,12 +738,13 @@ def _write_version(readers: list[FileTable], plan: _Plan, final: Path, tables_di
             failure.append(exc)
             raise
 
-    # Spill files live in the tables directory (same disk as the result) under a name
-    # the store's garbage collector does not claim while the ingest runs.
-    with tempfile.TemporaryDirectory(dir=tables_dir, prefix=".ingest-") as work:
+    # Spill files and the file being written live in the work directory (tmp/, same
+    # disk as the tables); the finished file is moved into the tables directory.
+    with tempfile.TemporaryDirectory(dir=work_dir, prefix="ingest-") as work:
+        tmp = Path(work) / "version.duckdb"
         con = duckdb.connect(":memory:", config={
             "threads": max(1, min(4, os.cpu_count() or 1)), "memory_limit": memory_limit,
-            "temp_directory": work, "preserve_insertion_order": True,
+            "temp_directory": str(Path(work) / "spill"), "preserve_insertion_order": True,
             "autoinstall_known_extensions": False, "autoload_known_extensions": False})
         try:
             stream = pa.RecordBatchReader.from_batches(_with_healpix(plan), prepared_batches())
@@ -734,14 +764,10 @@ def _write_version(readers: list[FileTable], plan: _Plan, final: Path, tables_di
             if written[0][0] != counted[0]:
                 raise CatalogueError(f"internal error: wrote {written[0][0]} of "
                                      f"{counted[0]} rows")
-        except BaseException:
+        finally:
             con.close()
             bar.close()
-            tmp.unlink(missing_ok=True)
-            Path(str(tmp) + ".wal").unlink(missing_ok=True)
-            raise
-        con.close()
-    tmp.rename(final)
+        install_version_file(tmp, final)
     return counted[0]
 
 

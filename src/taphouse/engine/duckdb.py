@@ -9,6 +9,7 @@ so a query can be cancelled on its own (``interrupt``).
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -35,6 +36,10 @@ class DuckDBEngine:
                  temp_dir: Path | None = None, temp_limit: str = "10GB") -> None:
         self.tables_dir = Path(tables_dir).resolve()
         self.tables_dir.mkdir(parents=True, exist_ok=True)
+        # Sort spills and table versions being written go to temp_dir (the process's
+        # tmp/ area on the data directory's disk); versions are moved into tables_dir
+        # when complete.
+        self.temp_dir = Path(temp_dir).resolve() if temp_dir is not None else None
         config: dict[str, Any] = {
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
@@ -42,11 +47,14 @@ class DuckDBEngine:
             "memory_limit": memory_limit,
         }
         self._con = duckdb.connect(":memory:", config=config)
-        if temp_dir is not None:
-            Path(temp_dir).mkdir(parents=True, exist_ok=True)
-            self._con.execute(f"SET temp_directory='{_sql_str(str(Path(temp_dir).resolve()))}'")
+        allowed = [self.tables_dir]
+        if self.temp_dir is not None:
+            self.temp_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._con.execute(f"SET temp_directory='{_sql_str(str(self.temp_dir))}'")
             self._con.execute(f"SET max_temp_directory_size='{_sql_str(temp_limit)}'")
-        self._con.execute(f"SET allowed_directories=['{_sql_str(str(self.tables_dir))}/']")
+            allowed.append(self.temp_dir)
+        dirs = ", ".join(f"'{_sql_str(str(d))}/'" for d in allowed)
+        self._con.execute(f"SET allowed_directories=[{dirs}]")
         self._con.execute("SET enable_external_access=false")
         self._register_functions()
         self._con.execute("SET lock_configuration=true")
@@ -104,33 +112,102 @@ class DuckDBEngine:
         return cur.sql(sql).to_arrow_reader(batch_rows)
 
     def write_table(self, sql: str, path: Path, *, order_by: str | None = None,
-                    inline: dict[str, Any] | None = None, cursor: Any = None) -> int:
+                    inline: dict[str, Any] | None = None, cursor: Any = None,
+                    max_bytes: int | None = None) -> int:
         """Run ``sql`` and store all its rows as a new version file at ``path``.
 
-        The file is written under a temporary name and renamed when complete, so a
-        crash leaves no file that looks finished. Returns the number of rows.
+        The file is written in the temporary directory (beside ``path`` without one) and
+        moved to ``path`` when complete, so a crash leaves no file that looks finished.
+        With ``max_bytes``, a file growing past it stops the write
+        (:class:`WriteLimitExceeded`, nothing kept). Returns the number of rows.
         """
+        from taphouse.catalogue.store import install_version_file, remove_version_file
+
         path = Path(path).resolve()
         if self.tables_dir not in path.parents:
             raise EngineError("table file outside the tables directory")
-        tmp = path.with_name(path.name + ".tmp")
-        alias = "w_" + path.stem.replace("-", "_")
+        if self.temp_dir is not None:
+            tmp = self.temp_dir / f"w-{secrets.token_hex(8)}.duckdb"
+        else:
+            tmp = path.with_name(path.name + ".tmp")
+        alias = "w_" + secrets.token_hex(8)
         ordered = f"SELECT * FROM ({sql}) AS q ORDER BY {order_by}" if order_by else sql
         # A caller-supplied cursor lets it interrupt the write (cancel, time limit).
         ctx = self.cursor(inline) if cursor is None else nullcontext(cursor)
-        with ctx as cur:
-            cur.execute(f"ATTACH '{_sql_str(str(tmp))}' AS {alias}")
-            try:
-                cur.execute(f"CREATE TABLE {alias}.main.data AS {ordered}")
-                nrows = cur.execute(f"SELECT count(*) FROM {alias}.main.data").fetchone()[0]
-            except BaseException:
-                cur.execute(f"DETACH {alias}")
-                for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-                    leftover.unlink(missing_ok=True)
-                raise
-            cur.execute(f"DETACH {alias}")
-        tmp.rename(path)
+        watch: _SizeWatch | None = None
+        try:
+            with ctx as cur:
+                watch = _SizeWatch(cur, tmp, max_bytes) if max_bytes is not None else None
+                cur.execute(f"ATTACH '{_sql_str(str(tmp))}' AS {alias}")
+                try:
+                    try:
+                        cur.execute(f"CREATE TABLE {alias}.main.data AS {ordered}")
+                        nrows = cur.execute(
+                            f"SELECT count(*) FROM {alias}.main.data").fetchone()[0]
+                    finally:
+                        if watch is not None:
+                            watch.stop()
+                finally:
+                    cur.execute(f"DETACH {alias}")
+            if watch is not None:
+                watch.check_final()
+            install_version_file(tmp, path)
+        except BaseException as exc:
+            remove_version_file(tmp)
+            if watch is not None and watch.exceeded and not isinstance(exc, WriteLimitExceeded):
+                raise WriteLimitExceeded(watch.limit) from None
+            raise
         return int(nrows)
+
+
+class WriteLimitExceeded(EngineError):
+    """A table version being written grew past its byte limit; nothing was kept."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the table file grew past {limit} bytes")
+        self.limit = limit
+
+
+class _SizeWatch:
+    """Interrupts a write whose file grows past a limit, checked every few milliseconds:
+    a write never overshoots by more than what DuckDB writes in that time.
+
+    Only the database file counts, not its write-ahead log: DuckDB logs small writes
+    uncompressed (several times their final size) and folds the log into the file when
+    it checkpoints (at 16 MB of log, and when the file is detached), so counting the log
+    would refuse tables whose stored size fits; the log's own size is bounded by that
+    threshold.
+    """
+
+    def __init__(self, cursor: Any, path: Path, limit: int, period: float = 0.02) -> None:
+        self.cursor, self.path, self.limit, self.period = cursor, path, limit, period
+        self.exceeded = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="write-size-watch",
+                                        daemon=True)
+        self._thread.start()
+
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            if self.size() > self.limit:
+                self.exceeded = True
+                self.cursor.interrupt()
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def check_final(self) -> None:
+        if self.exceeded or self.size() > self.limit:
+            self.exceeded = True
+            raise WriteLimitExceeded(self.limit)
 
 
 def _sql_str(text: str) -> str:
