@@ -6,12 +6,19 @@ table: every write goes to a new immutable version file (written under a tempora
 name, renamed when complete) and is switched in with one metadata transaction. A crash
 or a refused write therefore leaves the previous version, never half a table.
 
-Quotas (``Settings.quota_rows`` / ``quota_bytes``) count the current version of every
-table in the schema, **including the ``job_<jobid>`` tables** that keep async results:
-they occupy the same disk. A job whose result would not fit is still completed; only its
-``job_<id>`` table is not kept (the job's result document is unaffected). The row quota is
-enforced while writing (the write stops one row past what fits); the byte quota is
-checked on the finished file before anything is published.
+Quotas (``Settings.quota_rows`` / ``quota_bytes``) count every table in the schema,
+**including the ``job_<jobid>`` tables** that keep async results: they occupy the same
+disk. The row quota counts the current versions; the byte quota counts every version
+still on disk, so a replaced or dropped version counts until its file is deleted (after
+the maintenance grace period, or the retention period for replaced versions). Both are
+enforced *while writing*: the write stops one row past what fits, or as soon as its file
+grows past the bytes left, and leaves nothing; the publishing transaction checks them
+again, so concurrent writes cannot add up past the quota. A job whose result would not
+fit is still completed; only its ``job_<id>`` table is not kept (the job's result
+document is unaffected).
+
+A full disk fails a write with :class:`~taphouse.storage.StorageFull` (HTTP 507),
+leaving the previous version.
 
 Concurrent writes to one table are serialised by a per-table lock: a second writer gets
 :class:`~taphouse.userspace.errors.TableConflict` at once rather than waiting, and a
@@ -41,8 +48,10 @@ from taphouse.catalogue.model import (
     TableMeta,
     position_columns,
 )
-from taphouse.catalogue.store import CatalogueStore, remove_version_file
+from taphouse.catalogue.store import CatalogueStore, DatabaseFull, Holding, remove_version_file
+from taphouse.engine.duckdb import WriteLimitExceeded
 from taphouse.metadata import MetadataDB
+from taphouse.storage import StorageFull, is_disk_full
 from taphouse.userspace.errors import (
     QuotaExceeded,
     TableConflict,
@@ -74,8 +83,12 @@ class Usage:
     bytes_used: int
     bytes_limit: int
     tables: int
+    #: Of ``bytes_used``: replaced or dropped versions still on disk.
+    bytes_retained: int = 0
+    #: When the next of those may be deleted (ISO time), if any.
+    retained_until: str | None = None
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
@@ -172,17 +185,13 @@ class UserSpace:
         return t
 
     def usage(self, identity: Identity) -> Usage:
-        """The caller's usage and limits (current versions of all their tables)."""
-        rows, nbytes, count = self._used(self.schema_of(identity))
-        return Usage(rows_used=rows, rows_limit=self.quota_rows, bytes_used=nbytes,
-                     bytes_limit=self.quota_bytes, tables=count)
-
-    def _used(self, schema: str) -> tuple[int, int, int]:
-        row = self.meta.query_one(
-            "SELECT COALESCE(SUM(v.nrows), 0), COALESCE(SUM(v.nbytes), 0), COUNT(t.id)"
-            " FROM tables t JOIN databases d ON d.id=t.database_id"
-            " JOIN table_versions v ON v.id=t.current_version_id WHERE d.name=?", (schema,))
-        return int(row[0]), int(row[1]), int(row[2])
+        """The caller's usage and limits: rows of their tables, bytes of every version
+        still on disk (replaced and dropped ones until deleted)."""
+        held = self.catalogue.holding(self.schema_of(identity))
+        return Usage(rows_used=held.rows - held.retained_rows, rows_limit=self.quota_rows,
+                     bytes_used=held.nbytes, bytes_limit=self.quota_bytes,
+                     tables=held.tables, bytes_retained=held.retained_bytes,
+                     retained_until=held.next_release)
 
     # --- writing -------------------------------------------------------------------
     def write(self, identity: Identity, name: str, sql: str, columns: list[ColumnMeta], *,
@@ -255,27 +264,35 @@ class UserSpace:
                     f" ({', '.join(c.name for c in stored)})")
             query = f"SELECT * FROM {self.engine.relation(existing)} UNION ALL {query}"
             stored = existing.columns
-        # Rows and bytes the schema holds without the version this write replaces.
-        rows_used, bytes_used, _ = self._used(schema)
+        # Rows of the schema's tables without the version this write replaces; bytes of
+        # everything on disk, that version included (it is retained after the switch).
+        held = self.catalogue.holding(schema)
+        rows_used = held.rows - held.retained_rows
         base_rows = rows_used - (existing.nrows if existing is not None else 0)
-        base_bytes = bytes_used - (existing.nbytes if existing is not None else 0)
         room = max(self.quota_rows - base_rows, 0)
+        room_bytes = max(self.quota_bytes - held.nbytes, 0)
         query = f"SELECT * FROM ({query}) AS lim LIMIT {room + 1}"
         order_by = HEALPIX_COLUMN if (ra and dec and not keep_order) else None
         path = self.catalogue.new_version_path(schema, name)
-        nrows = self._run_write(query, path, order_by, inline, cancel)
+
+        def over_bytes(needed: str) -> QuotaExceeded:
+            return QuotaExceeded(
+                f"quota exceeded: {held.nbytes} of {self.quota_bytes} used (bytes)"
+                f"{_retained_note(held)}; {schema}.{name} would need {needed}. Nothing was"
+                " stored; drop tables (or use a smaller result) to make room")
+
+        def over_rows(needed: str, used: int = rows_used) -> QuotaExceeded:
+            return QuotaExceeded(
+                f"quota exceeded: {used} of {self.quota_rows} used (rows); "
+                f"{schema}.{name} would need {needed}. Nothing was stored; drop tables (or"
+                " use a smaller result) to make room")
+
+        nrows = self._run_write(query, path, order_by, inline, cancel, room_bytes,
+                                lambda: over_bytes(f"more than the {room_bytes} bytes left"))
         try:
             if nrows > room:
-                raise QuotaExceeded(
-                    f"quota exceeded: {rows_used} of {self.quota_rows} used (rows); "
-                    f"{schema}.{name} would need more than {room} rows. Nothing was"
-                    " stored; drop tables (or use a smaller result) to make room")
+                raise over_rows(f"more than {room} rows")
             size = path.stat().st_size
-            if base_bytes + size > self.quota_bytes:
-                raise QuotaExceeded(
-                    f"quota exceeded: {bytes_used} of {self.quota_bytes} used (bytes); "
-                    f"{schema}.{name} would need {size} bytes. Nothing was stored; drop"
-                    " tables (or use a smaller result) to make room")
             prov = dict(provenance or {})
             prov.setdefault("created", _now())
             prov["mode"] = mode
@@ -295,45 +312,61 @@ class UserSpace:
                 old = existing.extra or {}
                 meta.extra = {"provenance": prov,
                               "history": [*old.get("history", []), old.get("provenance")]}
+            job = name[len(JOB_PREFIX):] if name.startswith(JOB_PREFIX) else None
+
+            def record(con: Any, table_id: int) -> None:
+                con.execute("INSERT OR IGNORE INTO user_tables(table_id, owner, owner_id,"
+                            " job_id) VALUES (?,?,?,?)",
+                            (table_id, identity.username, identity.user_id, job))
+
             try:
-                published = self.catalogue.publish(meta, path, replace=(mode != "create"))
+                published = self.catalogue.publish(
+                    meta, path, replace=(mode != "create"), max_rows=self.quota_rows,
+                    max_bytes=self.quota_bytes, also=record)
+            except DatabaseFull as exc:
+                # Another write of this user was published meanwhile.
+                if exc.unit == "rows":
+                    raise over_rows(f"{exc.adding} rows", exc.used) from None
+                raise over_bytes(f"{size} bytes") from None
             except CatalogueError as exc:
                 raise TableConflict(f"{exc}; nothing was stored") from None
-        except BaseException:
+        except BaseException as exc:
             remove_version_file(path)
+            if is_disk_full(exc) and not isinstance(exc, StorageFull):
+                raise StorageFull(what=f"{schema}.{name} was not stored; the table is as"
+                                  " it was") from None
             raise
-        self._record(published, identity)
         return published
 
     def _run_write(self, query: str, path: Path, order_by: str | None,
-                   inline: dict[str, Any] | None, cancel: Any) -> int:
+                   inline: dict[str, Any] | None, cancel: Any, max_bytes: int,
+                   too_big: Any) -> int:
         try:
             with self.engine.cursor(inline) as cur:
                 if cancel is not None:
                     cancel.attach(cur)
                 try:
-                    return self.engine.write_table(query, path, order_by=order_by, cursor=cur)
+                    return self.engine.write_table(query, path, order_by=order_by, cursor=cur,
+                                                   max_bytes=max_bytes)
                 finally:
                     if cancel is not None:
                         cancel.detach()
         except BaseException as exc:
-            remove_version_file(path.with_name(path.name + ".tmp"))
             remove_version_file(path)
             if cancel is not None and cancel.reason:
                 raise UserSpaceError(f"write cancelled: {cancel.reason}; nothing was"
                                      " stored") from None
+            if isinstance(exc, WriteLimitExceeded):
+                raise too_big() from None
             if isinstance(exc, (UserSpaceError, KeyboardInterrupt, SystemExit)):
                 raise
+            if is_disk_full(exc):
+                raise StorageFull(what=f"{path.parent.name} was not stored; the table is"
+                                  " as it was") from None
             from taphouse.errors import without_paths
 
             first = without_paths((str(exc).strip().splitlines() or [type(exc).__name__])[0])
             raise UserSpaceError(f"cannot store the table: {first}") from None
-
-    def _record(self, table: TableMeta, identity: Identity) -> None:
-        job = table.name[len(JOB_PREFIX):] if table.name.startswith(JOB_PREFIX) else None
-        self.meta.execute("INSERT OR IGNORE INTO user_tables(table_id, owner, owner_id, job_id)"
-                          " VALUES (?,?,?,?)", (table.table_id, identity.username,
-                                                identity.user_id, job))
 
     @contextmanager
     def _table_lock(self, schema: str, name: str) -> Iterator[None]:
@@ -485,7 +518,8 @@ class UserSpace:
         def chunks() -> Iterator[bytes]:
             with self.engine.cursor() as cur:
                 reader = self.engine.stream(cur, f"SELECT * FROM {relation}")
-                info = ResultInfo(query=None, limit=None, table_name=table.name)
+                info = ResultInfo(query=None, limit=None, table_name=table.name,
+                                  spool_dir=self.engine.temp_dir)
                 yield from writer.write(reader, table.columns, info)
 
         return writer, chunks()
@@ -520,6 +554,13 @@ def _regular_columns(columns: list[ColumnMeta]) -> list[ColumnMeta]:
         seen.add(name)
         out.append(dataclasses.replace(c, name=name, std=False))
     return out
+
+
+def _retained_note(held: Holding) -> str:
+    if not held.retained_bytes:
+        return ""
+    return (f", of which {held.retained_bytes} by replaced or dropped versions kept until"
+            f" {held.next_release} or later")
 
 
 def _quote(name: str) -> str:

@@ -1,0 +1,125 @@
+"""The byte quota is enforced while writing (a big DEST stops early and leaves nothing),
+replaced versions count until their files are deleted, and concurrent writes cannot add
+up past the quota."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from userspace_helpers import client_for, csv_table, new_user, sync, table_of
+
+BIG = ("SELECT a.id AS id, b.id AS id2, a.ra AS ra, a.dec AS dec FROM mydb.src AS a"
+       " JOIN mydb.src AS b ON MOD(a.id, 2) = MOD(b.id, 2)")  # 2000 x 1000 = 2M rows
+
+
+def _disk(server, user: str) -> int:
+    folder = server.platform.settings.tables_dir / f"user_{user}"
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _watch_tmp(server, stop: threading.Event, peak: list[int]) -> None:
+    tmp = server.platform.settings.tmp_dir
+    while not stop.is_set():
+        size = 0
+        for p in tmp.rglob("w-*"):
+            try:
+                size += p.stat().st_size
+            except FileNotFoundError:
+                pass
+        peak[0] = max(peak[0], size)
+        time.sleep(0.005)
+
+
+def test_dest_over_byte_quota_stops_while_writing(start_server):
+    quota = 4 * 1024 * 1024
+    server = start_server(quota_bytes=quota)
+    user = new_user(server)
+    c = client_for(server, user)
+    assert c.put("/api/usertables/src?format=csv", content=csv_table(2000)).status_code == 201
+    before = c.get("/api/quota").json()
+    files_before = _disk(server, user)
+    stop, peak = threading.Event(), [0]
+    watcher = threading.Thread(target=_watch_tmp, args=(server, stop, peak))
+    watcher.start()
+    try:
+        started = time.monotonic()
+        r = sync(c, BIG, DEST="mydb.huge", MAXREC="1")
+        seconds = time.monotonic() - started
+    finally:
+        stop.set()
+        watcher.join()
+    assert r.status_code == 400, r.text
+    assert "quota exceeded" in r.text and "(bytes)" in r.text and "Nothing was stored" in r.text
+    # Stopped near the limit: the whole result is ~50 MB.
+    assert 0 < peak[0] < quota + 16 * 1024 * 1024, peak[0]
+    assert c.get("/api/quota").json() == before
+    assert _disk(server, user) == files_before
+    assert list(server.platform.settings.tmp_dir.rglob("w-*")) == []
+    assert {t["name"] for t in c.get("/api/usertables").json()} == {"src"}
+    assert seconds < 60
+    # The same through an upload: refused, nothing kept.
+    r = c.put("/api/usertables/up?format=csv", content=csv_table(600_000))
+    assert r.status_code == 413 and "(bytes)" in r.json()["error"], r.text
+    assert c.get("/api/quota").json() == before
+
+
+def test_replaced_versions_count_until_deleted(start_server):
+    # Measure one version of the table, then allow three of them.
+    probe = start_server()
+    u0 = new_user(probe)
+    c0 = client_for(probe, u0)
+    size = c0.put("/api/usertables/t?format=csv", content=csv_table(30_000)).json()["nbytes"]
+    server = start_server(quota_bytes=3 * size + size // 2, user_version_retention=0.0)
+    user = new_user(server)
+    c = client_for(server, user)
+    assert c.put("/api/usertables/t?format=csv", content=csv_table(30_000)).status_code == 201
+    for _ in range(2):
+        r = c.put("/api/usertables/t?format=csv&mode=replace", content=csv_table(30_000))
+        assert r.status_code == 201, r.text
+    usage = c.get("/api/quota").json()
+    assert usage["tables"] == 1 and usage["bytes_used"] == 3 * size
+    assert usage["bytes_retained"] == 2 * size and usage["retained_until"]
+    # A fourth copy would not fit while the replaced ones are on disk.
+    r = c.put("/api/usertables/t?format=csv&mode=replace", content=csv_table(30_000))
+    assert r.status_code == 413
+    error = r.json()["error"]
+    assert "by replaced or dropped versions kept until" in error
+    r = sync(c, "SELECT * FROM mydb.t", DEST="mydb.t", DEST_MODE="replace")
+    assert r.status_code == 400 and "quota exceeded" in r.text
+    assert _disk(server, user) <= 3 * size
+    # Dropping does not free the disk at once either (queries may still read it).
+    assert c.delete("/api/usertables/t").status_code == 204
+    assert c.get("/api/quota").json()["bytes_used"] == 3 * size
+    # Once maintenance deleted the retired files, the space is back.
+    server.platform.catalogue.retention = type(server.platform.catalogue.retention)(grace=0.0)
+    assert server.platform.maintain() == 3
+    assert c.get("/api/quota").json()["bytes_used"] == 0
+    assert c.put("/api/usertables/t?format=csv", content=csv_table(30_000)).status_code == 201
+
+
+def test_concurrent_writes_cannot_add_up_past_the_quota(start_server):
+    probe = start_server()
+    u0 = new_user(probe)
+    size = client_for(probe, u0).put("/api/usertables/t?format=csv",
+                                     content=csv_table(60_000)).json()["nbytes"]
+    server = start_server(quota_bytes=int(size * 1.5))
+    user = new_user(server)
+    results: list[int] = []
+
+    def write(name: str) -> None:
+        with client_for(server, user) as c:
+            results.append(c.put(f"/api/usertables/{name}?format=csv",
+                                 content=csv_table(60_000)).status_code)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [201, 413]
+    c = client_for(server, user)
+    assert c.get("/api/quota").json()["bytes_used"] <= int(size * 1.5)
+    n = table_of(sync(c, "SELECT COUNT(*) AS n FROM mydb." + (
+        "a" if {t["name"] for t in c.get("/api/usertables").json()} == {"a"} else "b")))["n"][0]
+    assert int(n) == 60_000
