@@ -2,10 +2,18 @@
 
 Records hold who, when, how long, how many rows, the outcome and a detail (the query
 text, or what happened to an account). Never a password or a token.
+
+When the metadata database cannot be written (a full disk), a record goes to the server
+log instead (logger ``taphouse.audit``, level WARNING, every field) and the request
+goes on: reading public data must not stop because the audit table is full. A caller
+for whom the record is a condition of the request (reads of restricted databases) asks
+for ``required=True`` and gets :class:`~taphouse.storage.StorageFull` instead.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +22,8 @@ from taphouse.auth.tokens import iso_time
 from taphouse.metadata import MetadataDB
 
 MAX_DETAIL = 20_000  # characters of query text kept
+
+log = logging.getLogger("taphouse.audit")
 
 
 class AuditLog:
@@ -26,14 +36,51 @@ class AuditLog:
     def record(self, event: str, *, username: str | None = None, user_id: int | None = None,
                method: str | None = None, client: str | None = None,
                duration: float | None = None, rows: int | None = None,
-               outcome: str = "ok", detail: str = "", at: float | None = None) -> None:
+               outcome: str = "ok", detail: str = "", at: float | None = None,
+               required: bool = False) -> int | None:
         """Append one record (``event``: query, login, login_failed, token, password,
-        admin ...)."""
-        self.meta.execute(
-            "INSERT INTO audit_log(at, event, user_id, username, method, client, duration,"
-            " rows, outcome, detail) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (self.clock() if at is None else at, event, user_id, username, method, client,
-             duration, rows, outcome[:2000], detail[:MAX_DETAIL]))
+        admin ...); returns its id, or None when it went to the server log instead
+        (the database cannot be written). With ``required``, that raises
+        :class:`~taphouse.storage.StorageFull` (or the database error) instead."""
+        values = (self.clock() if at is None else at, event, user_id, username, method, client,
+                  duration, rows, outcome[:2000], detail[:MAX_DETAIL])
+        try:
+            cur = self.meta.execute(
+                "INSERT INTO audit_log(at, event, user_id, username, method, client, duration,"
+                " rows, outcome, detail) VALUES (?,?,?,?,?,?,?,?,?,?)", values)
+        except sqlite3.Error as exc:
+            self._fallback(exc, values)
+            if required:
+                from taphouse.storage import StorageFull, is_disk_full
+
+                if is_disk_full(exc):
+                    raise StorageFull(
+                        "reads of this database are recorded in the audit log, which cannot"
+                        " be written now (the server's disk is full); try again later; the"
+                        " operator has been told in the server log") from None
+                raise
+            return None
+        return cur.lastrowid
+
+    def update(self, record_id: int, *, duration: float | None, rows: int | None,
+               outcome: str) -> bool:
+        """Complete a record written when a request started (False: it went to the
+        server log instead)."""
+        try:
+            self.meta.execute("UPDATE audit_log SET duration=?, rows=?, outcome=? WHERE id=?",
+                              (duration, rows, outcome[:2000], record_id))
+        except sqlite3.Error as exc:
+            log.warning("audit record %d not completed (%s): duration=%s rows=%s outcome=%s",
+                        record_id, exc, duration, rows, outcome[:2000])
+            return False
+        return True
+
+    @staticmethod
+    def _fallback(exc: BaseException, values: tuple) -> None:
+        at, event, user_id, username, method, client, duration, rows, outcome, detail = values
+        log.warning("audit record not stored (%s): at=%.3f event=%s user=%s user_id=%s"
+                    " method=%s client=%s duration=%s rows=%s outcome=%s detail=%r", exc, at,
+                    event, username, user_id, method, client, duration, rows, outcome, detail)
 
     def entries(self, *, username: str | None = None, event: str | None = None,
                 since: float | None = None, limit: int = 100) -> list[dict[str, Any]]:

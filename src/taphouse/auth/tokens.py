@@ -183,7 +183,10 @@ class TokenService:
                             " (session tokens can be refreshed before they expire at"
                             " POST /auth/refresh)", bearer_error="invalid_token")
         if record.last_used is None or now - record.last_used > LAST_USED_RESOLUTION:
-            self.meta.execute("UPDATE tokens SET last_used=? WHERE id=?", (now, record.id))
+            try:
+                self.meta.execute("UPDATE tokens SET last_used=? WHERE id=?", (now, record.id))
+            except sqlite3.Error:
+                pass  # bookkeeping only: a full disk must not stop reads
         return record
 
     def _validate_job(self, digest: str) -> TokenRecord:

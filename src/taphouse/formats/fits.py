@@ -67,7 +67,7 @@ class FitsWriter:
         fields = [field_for(c) for c in columns]
         schema = pa.schema([pa.field(c.name, f.arrow_type) for c, f in zip(columns, fields, strict=True)])
         widths = [0] * len(fields)  # longest string (bytes) or array per column
-        with tempfile.TemporaryDirectory(prefix="taphouse-fits-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="fits-", dir=info.spool_dir) as tmp:
             spool = os.path.join(tmp, "rows.arrow")
             try:
                 with pa.OSFile(spool, "wb") as sink, pa.ipc.new_file(sink, schema) as ipc:

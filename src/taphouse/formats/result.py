@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyarrow as pa
 
@@ -26,6 +27,9 @@ class ResultInfo:
         metadata where they have room), e.g. ``("DEST", "mydb.t1")``.
     table_name
         Name of the result table (VOTable ``TABLE name``).
+    spool_dir
+        Where a writer that spools (FITS) puts its temporary files: the data directory's
+        ``tmp/`` on a server; ``None``, the system's temporary directory.
 
     After the writer's iterator is exhausted, :attr:`rows` holds the number of rows
     written, :attr:`overflow` whether MAXREC cut the result, and :attr:`error` the message
@@ -37,6 +41,7 @@ class ResultInfo:
     limit: int | None = None
     infos: list[tuple[str, str]] = field(default_factory=list)
     table_name: str = "result"
+    spool_dir: Path | str | None = None
     rows: int = 0
     overflow: bool = False
     error: str | None = None

@@ -45,6 +45,7 @@ from taphouse.jobs.model import (
 from taphouse.jobs.store import JobStore
 from taphouse.metadata import MetadataDB
 from taphouse.settings import Settings
+from taphouse.storage import StorageFull, is_disk_full
 
 if TYPE_CHECKING:
     from taphouse.tap.service import CancelHandle
@@ -414,11 +415,9 @@ class JobService:
             result = self._runner(job.kind).run(job, handle, workdir)
         except Exception as exc:
             failure = self._failure(job, exc, handle)
-            self.store.update(job.id, from_phases=[EXECUTING], phase=ERROR, ended=now(),
-                              error=failure)
+            self._end(job.id, phase=ERROR, ended=now(), error=failure)
         else:
-            if not self.store.update(job.id, from_phases=[EXECUTING], phase=COMPLETED,
-                                     ended=now(), result=result):
+            if not self._end(job.id, phase=COMPLETED, ended=now(), result=result):
                 # Aborted or deleted meanwhile: its result must not outlive that.
                 (workdir / result.file).unlink(missing_ok=True)
         finally:
@@ -430,10 +429,28 @@ class JobService:
             self._after_destroyed(job.owner_id, job.id)
         self._notify(job.id)
 
+    def _end(self, job_id: str, **changes: Any) -> bool:
+        """Record how an executing job ended. On a full disk, retry (with back-off)
+        until there is room or the service stops: the job must not stay EXECUTING
+        while its run is over (after a stop, start-up recovery ends it)."""
+        delay = 0.5
+        while True:
+            try:
+                return self.store.update(job_id, from_phases=[EXECUTING], **changes)
+            except Exception as exc:
+                if not is_disk_full(exc) or self._stop_event.wait(delay):
+                    raise
+                log.error("job %s: cannot record its end, the disk is full; retrying",
+                          job_id)
+                delay = min(delay * 2, 30.0)
+
     def _failure(self, job: Job, exc: Exception, handle: CancelHandle) -> JobFailure:
         if handle.reason == STOP_MESSAGE:
             return JobFailure(STOP_MESSAGE)
         message = getattr(exc, "message", None)
+        if not message and is_disk_full(exc):
+            log.error("job %s failed: the disk is full (%s)", job.id, exc)
+            return JobFailure(StorageFull(what="the job's result was not kept").message)
         if isinstance(message, str) and message:
             return JobFailure(message, line=getattr(exc, "line", None),
                               column=getattr(exc, "column", None),

@@ -155,6 +155,8 @@ class PreparedQuery:
     limit: int
     inline: dict[str, Any]
     writer: Any
+    #: The audit record written before the query ran (restricted databases), if any.
+    audit_id: int | None = None
 
 
 class QueryService:
@@ -245,6 +247,7 @@ class QueryService:
         """
         engine = self.platform.engine
         cancel = cancel or CancelHandle()
+        self.platform.audit_start(prepared)  # reads of restricted data: recorded first
         started = time.monotonic()
         sql, inline, infos = prepared.sql, prepared.inline, list(infos or [])
         if prepared.spec.dest:
@@ -261,7 +264,7 @@ class QueryService:
                 except Exception as exc:
                     raise _engine_error(exc, cancel) from None
                 info = ResultInfo(query=prepared.spec.query, limit=prepared.limit,
-                                  infos=infos)
+                                  infos=infos, spool_dir=self.platform.scratch.path)
                 stream = prepared.writer.write(_batches(reader, cancel), prepared.columns, info)
                 try:
                     yield from stream
