@@ -160,6 +160,10 @@ class Quota(Record):
     bytes_used: int = 0
     bytes_limit: int | None = None
     tables: int = 0
+    #: Of bytes_used: replaced or dropped versions still on disk, deleted at
+    #: retained_until at the earliest.
+    bytes_retained: int = 0
+    retained_until: str | None = None
 
     def __repr__(self) -> str:
         def part(used: int, limit: int | None, what: str) -> str:
