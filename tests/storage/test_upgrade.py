@@ -78,9 +78,9 @@ def test_previous_release_store_opens_and_upgrades(tmp_path):
     assert dict(con.execute("SELECT component, version FROM schema_version")) == {
         "auth": 1, "catalogue": 1, "jobs": 1, "userspace": 1}
     con.close()
-    # Private now: directories 0700, files 0600.
+    # Private now: files 0600, directories 0700 (the group may only traverse them).
     for path in [data, *data.rglob("*")]:
         mode = stat.S_IMODE(path.lstat().st_mode)
-        assert mode & 0o077 == 0, (path, oct(mode))
+        assert mode & (0o067 if path.is_dir() else 0o077) == 0, (path, oct(mode))
     # And the CLI is happy with it again.
     assert "survey.stars\t300 rows" in taphouse(data, "tables", "survey").stdout

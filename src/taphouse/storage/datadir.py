@@ -12,7 +12,10 @@ Layout (see :class:`~taphouse.settings.Settings`)::
 Everything is private to the account running taphouse: directories 0700, files 0600,
 set when created (the server and the command line also set the umask to 077) and
 checked at start-up, where anything others could read is made private again (logged)
-and anything owned by another account is refused (:func:`enforce_permissions`).
+and anything owned by another account is refused (:func:`enforce_permissions`). Two
+exceptions serve the compute sandbox: its group may *traverse* directories (mode 0710,
+never list or read), and ``compute/`` and the job folders of sandboxed runs keep the
+owners and modes the compute package gives them.
 
 Temporary files (sort spills, FITS spooling, uploads in flight, table versions being
 written) live under ``tmp/``, on the data directory's disk, never in ``/tmp``. Each
@@ -150,33 +153,52 @@ def prepare(data_dir: Path) -> None:
         make_private_dir(data_dir / sub if sub else data_dir)
 
 
-def enforce_permissions(data_dir: Path) -> list[str]:
-    """Make everything under the data directory private to this account, as taphouse
-    creates it (directories 0700, files 0600): group and other permissions are removed
-    (logged as a warning: a store of an earlier release, or a directory an operator
-    made with ``mkdir``). Returns the paths changed.
+#: Subtrees whose permissions their package manages: ``compute/`` (the sandbox group
+#: reads the client package and binds homes owned by per-user uids).
+MANAGED = ("compute",)
+#: Subtrees where paths may belong to other accounts: ``jobs/`` (work directories of
+#: sandboxed compute jobs belong to the job owner's uid).
+OTHER_OWNERS_OK = ("jobs",)
 
-    Raises :class:`PermissionsError` when something there belongs to another account:
-    this account could not keep it private (nor, usually, read it), so nothing is
-    served from it until the operator fixes the ownership.
+
+def enforce_permissions(data_dir: Path, *, managed: tuple[str, ...] = MANAGED,
+                        other_owners_ok: tuple[str, ...] = OTHER_OWNERS_OK) -> list[str]:
+    """Make everything under the data directory private to this account, as taphouse
+    creates it: files 0600, directories 0700. Group and other permissions are removed
+    (logged as a warning: a store of an earlier release, or a directory an operator
+    made with ``mkdir``), except the group's *search* bit on directories, which lets the
+    compute sandbox's group traverse (never list or read) the way to its socket.
+    Returns the paths changed.
+
+    Raises :class:`PermissionsError` when something there belongs to another account
+    (except where that is by design, ``other_owners_ok``): this account could not keep
+    it private (nor, usually, read it), so nothing is served from it until the operator
+    fixes the ownership. Subtrees in ``managed`` are left to their package.
     """
     data_dir = Path(data_dir)
     uid = os.geteuid()
     foreign: list[str] = []
     changed: list[str] = []
 
-    def visit(path: Path, st: os.stat_result) -> None:
+    def visit(path: Path, st: os.stat_result, others_ok: bool) -> None:
         if st.st_uid != uid:
-            foreign.append(f"{path} (uid {st.st_uid})")
-        elif st.st_mode & 0o077:
-            os.chmod(path, stat.S_IMODE(st.st_mode) & 0o700)
+            if not others_ok:
+                foreign.append(f"{path} (uid {st.st_uid})")
+            return
+        loose = st.st_mode & (0o067 if stat.S_ISDIR(st.st_mode) else 0o077)
+        if loose:
+            os.chmod(path, stat.S_IMODE(st.st_mode) & ~loose)
             changed.append(str(path))
 
     try:
-        visit(data_dir, data_dir.stat())  # the directory itself may be a symlink
+        visit(data_dir, data_dir.stat(), False)  # the directory itself may be a symlink
     except FileNotFoundError:
         return changed
     for folder, dirs, files in os.walk(data_dir):
+        top = Path(folder).relative_to(data_dir).parts[:1]
+        if not top:
+            dirs[:] = [d for d in dirs if d not in managed]
+        others_ok = bool(top) and top[0] in other_owners_ok
         for name in dirs + files:
             path = Path(folder) / name
             try:
@@ -184,7 +206,7 @@ def enforce_permissions(data_dir: Path) -> list[str]:
             except FileNotFoundError:
                 continue
             if not stat.S_ISLNK(st.st_mode):  # a link's own mode means nothing
-                visit(path, st)
+                visit(path, st, others_ok)
     if foreign:
         listed = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
         raise PermissionsError(
