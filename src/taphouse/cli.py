@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -92,8 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.exit(2, f"taphouse: error: {exc}\n")
-    # Everything taphouse creates is private to this account (taphouse.storage.datadir).
-    os.umask(0o077)
     try:
         if getattr(args, "store_access", "current") == "current":
             # A read or a change by an older or newer taphouse than the store's: refused

@@ -7,7 +7,6 @@ layer on top. Errors of every package are mapped to HTTP here, and only here.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import sys
 import threading
@@ -74,7 +73,6 @@ class Platform:
         # Storage first (taphouse.storage): private files, the metadata upgraded (after
         # a backup) or refused if newer than this code, permissions checked, what
         # crashed processes left in tmp/ removed, then this process's own tmp/ area.
-        os.umask(0o077)
         datadir.prepare(settings.data_dir)
         self.meta = MetadataDB(settings.meta_path)
         datadir.enforce_permissions(settings.data_dir)

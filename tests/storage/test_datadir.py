@@ -52,6 +52,8 @@ def test_enforce_permissions(tmp_path):
     data = tmp_path / "data"
     for sub in ("tables/db/t", "jobs/j1", "compute/lib"):
         (data / sub).mkdir(parents=True)
+    for path in [data, *data.rglob("*")]:
+        os.chmod(path, 0o700)
     loose = data / "tables" / "db" / "t" / "v1_0123456789ab.duckdb"
     loose.write_text("x")
     os.chmod(loose, 0o644)
@@ -64,9 +66,12 @@ def test_enforce_permissions(tmp_path):
     assert _mode(data) == 0o710 and _mode(loose) == 0o600
     assert _mode(data / "jobs") == 0o710
     assert _mode(data / "compute" / "lib" / "client.py") == 0o640
-    # Another account's files: fine in a sandboxed job's folder, refused elsewhere.
+    # Another account's files: fine in a sandboxed job's folder (only others' bits go
+    # there: the sandbox group's are compute's business), refused elsewhere.
     os.chown(data / "jobs" / "j1", 2_000_001, 2_000_001)
-    assert enforce_permissions(data) == []
+    os.chmod(data / "jobs" / "j1", 0o755)
+    assert enforce_permissions(data) == [str(data / "jobs" / "j1")]
+    assert _mode(data / "jobs" / "j1") == 0o750
     os.chown(loose, 65534, 65534)
     with pytest.raises(PermissionsError, match=r"belong to another account.*v1_0123456789ab"):
         enforce_permissions(data)

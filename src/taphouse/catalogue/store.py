@@ -199,7 +199,8 @@ class CatalogueStore:
         is complete: a file under this name is always whole.
         """
         folder = self.tables_dir / database.lower() / table.lower()
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for level in (folder.parent, folder):
+            level.mkdir(exist_ok=True, mode=0o700)
         return folder / f"v{int(time.time())}_{secrets.token_hex(6)}.duckdb"
 
     def stored_path(self, path: Path | str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import shutil
 import threading
@@ -135,7 +136,7 @@ class JobService:
         self._runner(kind).validate(params)
         job_id = "j" + secrets.token_hex(8)
         workdir = self.jobs_dir / job_id
-        workdir.mkdir(parents=True)
+        workdir.mkdir(parents=True, mode=0o700)  # private (taphouse.storage.datadir)
         created = now()
         try:
             saved = _save_parts(workdir, parts or {}, {})
@@ -408,7 +409,7 @@ class JobService:
         if job is None or job.phase != EXECUTING:
             return
         workdir = self.jobs_dir / job.id
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         limit = job.execution_duration
         handle.deadline(limit, f"the execution duration limit of {limit:g} s was reached")
         try:
@@ -550,7 +551,9 @@ def _save_parts(workdir: Path, parts: Mapping[str, tuple[bytes, str]],
     for name, (data, ctype) in parts.items():
         fname = f"upload-{n}"
         n += 1
-        (workdir / fname).write_bytes(data)
+        with open(os.open(workdir / fname, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                  "wb") as f:
+            f.write(data)
         saved[name] = {"file": fname, "type": ctype or ""}
     return saved
 

@@ -51,7 +51,8 @@ class TapQueryRunner:
             if stored is not None:
                 output = dataclasses.replace(output, sql=stored[1], inline={})
         try:
-            with open(partial, "wb") as out:
+            with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                      "wb") as out:
                 for chunk in service.execute(output, cancel=cancel):
                     out.write(chunk)
                 # Writers that can say so (VOTable, JSON) end the document with the error

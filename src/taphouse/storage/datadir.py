@@ -10,12 +10,13 @@ Layout (see :class:`~taphouse.settings.Settings`)::
       backups/           copies of meta.sqlite made before each upgrade
 
 Everything is private to the account running taphouse: directories 0700, files 0600,
-set when created (the server and the command line also set the umask to 077) and
-checked at start-up, where anything others could read is made private again (logged)
-and anything owned by another account is refused (:func:`enforce_permissions`). Two
-exceptions serve the compute sandbox: its group may *traverse* directories (mode 0710,
-never list or read), and ``compute/`` and the job folders of sandboxed runs keep the
-owners and modes the compute package gives them.
+set explicitly when created (not through the umask: the compute sandbox needs the
+process's default) and checked at start-up, where anything others could read is made
+private again (logged) and anything owned by another account is refused
+(:func:`enforce_permissions`). The compute sandbox's layout is respected: its group may
+*traverse* directories (mode 0710, never list or read), ``compute/`` keeps the modes
+and owners the compute package gives it, and in ``jobs/`` (where sandboxed runs have
+files of their own uid and group) only permissions for *others* are removed.
 
 Temporary files (sort spills, FITS spooling, uploads in flight, table versions being
 written) live under ``tmp/``, on the data directory's disk, never in ``/tmp``. Each
@@ -138,54 +139,68 @@ def _in_use(area: Path) -> bool:
 
 
 def make_private_dir(path: Path) -> None:
-    """Create ``path`` (and missing parents) with mode 0700; an existing directory
-    keeps its mode (:func:`check_permissions` reports it)."""
-    path = Path(path)
-    if not path.is_dir():
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask
+    """Create ``path`` and its missing parents with mode 0700 (inside a data directory
+    or a backup, where every level is private); an existing directory keeps its mode
+    (:func:`enforce_permissions` reports it)."""
+    missing = []
+    level = Path(path)
+    while not level.is_dir():
+        missing.append(level)
+        level = level.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(folder, 0o700)  # in case the umask took owner bits
 
 
 def prepare(data_dir: Path) -> None:
-    """Create the data directory's layout, private (0700) where new."""
+    """Create the data directory's layout, private (0700) where new. Its parents get the
+    default mode (the compute sandbox must be able to traverse them)."""
     data_dir = Path(data_dir)
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
     for sub in ("", "tables", "jobs", "tmp"):
         make_private_dir(data_dir / sub if sub else data_dir)
 
 
-#: Subtrees whose permissions their package manages: ``compute/`` (the sandbox group
-#: reads the client package and binds homes owned by per-user uids).
-MANAGED = ("compute",)
-#: Subtrees where paths may belong to other accounts: ``jobs/`` (work directories of
-#: sandboxed compute jobs belong to the job owner's uid).
-OTHER_OWNERS_OK = ("jobs",)
+#: Top-level entries whose contents their package manages: ``compute/`` (the sandbox
+#: group reads the client package; homes belong to per-user uids) and ``tmp/`` (private
+#: areas of running processes, emptied at start-up).
+MANAGED = ("compute", "tmp")
+#: Top-level entries where contents may belong to other accounts and to the sandbox
+#: group: ``jobs/`` (work directories of sandboxed compute jobs); only permissions for
+#: others are removed there.
+SHARED_WITH_SANDBOX = ("jobs",)
 
 
 def enforce_permissions(data_dir: Path, *, managed: tuple[str, ...] = MANAGED,
-                        other_owners_ok: tuple[str, ...] = OTHER_OWNERS_OK) -> list[str]:
+                        sandboxed: tuple[str, ...] = SHARED_WITH_SANDBOX) -> list[str]:
     """Make everything under the data directory private to this account, as taphouse
     creates it: files 0600, directories 0700. Group and other permissions are removed
     (logged as a warning: a store of an earlier release, or a directory an operator
-    made with ``mkdir``), except the group's *search* bit on directories, which lets the
-    compute sandbox's group traverse (never list or read) the way to its socket.
-    Returns the paths changed.
+    made with ``mkdir``), except the group's *search* bit on directories (the compute
+    sandbox's group traverses, never lists or reads, the way to its socket); see the
+    module docstring for ``managed`` and ``sandboxed`` subtrees. Returns the paths
+    changed.
 
-    Raises :class:`PermissionsError` when something there belongs to another account
-    (except where that is by design, ``other_owners_ok``): this account could not keep
-    it private (nor, usually, read it), so nothing is served from it until the operator
-    fixes the ownership. Subtrees in ``managed`` are left to their package.
+    Raises :class:`PermissionsError` when something belongs to another account outside
+    the ``sandboxed`` subtrees: this account could not keep it private (nor, usually,
+    read it), so nothing is served from it until the operator fixes the ownership.
     """
     data_dir = Path(data_dir)
     uid = os.geteuid()
     foreign: list[str] = []
     changed: list[str] = []
 
-    def visit(path: Path, st: os.stat_result, others_ok: bool) -> None:
-        if st.st_uid != uid:
-            if not others_ok:
-                foreign.append(f"{path} (uid {st.st_uid})")
+    def visit(path: Path, st: os.stat_result, in_sandboxed: bool) -> None:
+        if st.st_uid != uid and not in_sandboxed:
+            foreign.append(f"{path} (uid {st.st_uid})")
             return
-        loose = st.st_mode & (0o067 if stat.S_ISDIR(st.st_mode) else 0o077)
+        if in_sandboxed:
+            loose = st.st_mode & 0o007
+        else:
+            loose = st.st_mode & (0o067 if stat.S_ISDIR(st.st_mode) else 0o077)
         if loose:
             os.chmod(path, stat.S_IMODE(st.st_mode) & ~loose)
             changed.append(str(path))
@@ -196,9 +211,7 @@ def enforce_permissions(data_dir: Path, *, managed: tuple[str, ...] = MANAGED,
         return changed
     for folder, dirs, files in os.walk(data_dir):
         top = Path(folder).relative_to(data_dir).parts[:1]
-        if not top:
-            dirs[:] = [d for d in dirs if d not in managed]
-        others_ok = bool(top) and top[0] in other_owners_ok
+        in_sandboxed = bool(top) and top[0] in sandboxed
         for name in dirs + files:
             path = Path(folder) / name
             try:
@@ -206,7 +219,9 @@ def enforce_permissions(data_dir: Path, *, managed: tuple[str, ...] = MANAGED,
             except FileNotFoundError:
                 continue
             if not stat.S_ISLNK(st.st_mode):  # a link's own mode means nothing
-                visit(path, st, others_ok)
+                visit(path, st, in_sandboxed)
+        if not top:
+            dirs[:] = [d for d in dirs if d not in managed]
     if foreign:
         listed = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
         raise PermissionsError(
