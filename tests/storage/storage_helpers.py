@@ -48,8 +48,9 @@ def add_user(data_dir: Path, name: str, groups: tuple[str, ...] = ()) -> None:
 
 
 def client(url: str, user: str | None = None, timeout: float = 120) -> httpx.Client:
+    # X-Taphouse: state-changing /api requests with Basic credentials need it (CSRF guard).
     return httpx.Client(base_url=url, auth=(user, PASSWORD) if user else None,
-                        timeout=timeout)
+                        timeout=timeout, headers={"X-Taphouse": "tests"})
 
 
 def sync(c: httpx.Client, query: str, **params: str) -> httpx.Response:
