@@ -156,8 +156,9 @@ class MetadataDB:
 
     def __init__(self, path: Path | str, *, upgrade: bool = True) -> None:
         self.path = Path(path)
-        if not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, mode=0o700)
+        if not self.path.parent.is_dir():
+            # resolve(): the directory may be a symlink to one not made yet.
+            self.path.parent.resolve().mkdir(parents=True, mode=0o700)
         _create_private(self.path)
         self._local = threading.local()
         self.migrate(upgrade=upgrade)

@@ -11,13 +11,14 @@ import pytest
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
-    """``small_disk(bytes)``: a size-limited tmpfs mounted for this test (needs root, as
-    in CI; skipped with the reason where mounting is impossible)."""
+    """``small_disk(bytes, at=None)``: a size-limited tmpfs mounted for this test (at
+    ``at``, or a new directory; needs root, as in CI; skipped with the reason where
+    mounting is impossible)."""
     mounts: list[Path] = []
 
-    def mount(size: int) -> Path:
-        path = tmp_path / f"disk{len(mounts)}"
-        path.mkdir()
+    def mount(size: int, at: Path | None = None) -> Path:
+        path = at or tmp_path / f"disk{len(mounts)}"
+        path.mkdir(mode=0o700, exist_ok=True)
         proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700",
                                "tmpfs", str(path)], capture_output=True, text=True)
         if proc.returncode != 0:

@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 from storage_helpers import csv_rows, taphouse
 
+from servers import start_live
 from taphouse.storage.datadir import (
     PermissionsError,
     TmpArea,
     clean_tmp,
     enforce_permissions,
 )
-
-from servers import start_live
 
 
 def _mode(path: Path) -> int:

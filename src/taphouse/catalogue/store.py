@@ -210,8 +210,10 @@ class CatalogueStore:
         """
         resolved = Path(path).resolve()
         if self.tables_dir not in resolved.parents:
-            raise CatalogueError(f"version file {path} is outside the tables directory"
-                                 f" {self.tables_dir}")
+            raise CatalogueError(
+                f"version file {path} is outside the tables directory {self.tables_dir}"
+                " (through a symbolic link?): every table file stays under it, where the"
+                " engine may read and backups look; to use another disk, mount it there")
         return resolved.relative_to(self.root).as_posix()
 
     def resolve(self, stored: str) -> Path:

@@ -91,8 +91,9 @@ def backup(settings: Settings, dest: Path, *, jobs: bool = True) -> BackupReport
         _fsync_tree(partial)
         os.rename(partial, dest)
         _fsync(dest.parent)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(partial, ignore_errors=True)
+        _explain(exc, f"no backup was made in {dest}")
         raise
     finally:
         meta.close()
@@ -285,11 +286,25 @@ def restore(backup_dir: Path, data_dir: Path) -> BackupReport:
             data_dir.rmdir()
         os.rename(partial, data_dir)
         _fsync(data_dir.parent)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(partial, ignore_errors=True)
+        _explain(exc, f"nothing was restored to {data_dir}")
         raise
     report.seconds = time.monotonic() - started
     return report
+
+
+def _explain(exc: BaseException, outcome: str) -> None:
+    """Turn a full disk or a file-system error into a :class:`BackupError` an operator
+    can act on."""
+    from taphouse.storage.errors import is_disk_full
+
+    name = getattr(exc, "filename", None)
+    where = f" ({name})" if name else ""
+    if is_disk_full(exc):
+        raise BackupError(f"the disk is full{where}: {outcome}") from None
+    if isinstance(exc, OSError):
+        raise BackupError(f"{exc.strerror or exc}{where}: {outcome}") from None
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -143,7 +143,7 @@ def make_private_dir(path: Path) -> None:
     or a backup, where every level is private); an existing directory keeps its mode
     (:func:`enforce_permissions` reports it)."""
     missing = []
-    level = Path(path)
+    level = Path(path).resolve()  # a symlink to a directory not made yet: make that
     while not level.is_dir():
         missing.append(level)
         level = level.parent
@@ -158,7 +158,7 @@ def make_private_dir(path: Path) -> None:
 def prepare(data_dir: Path) -> None:
     """Create the data directory's layout, private (0700) where new. Its parents get the
     default mode (the compute sandbox must be able to traverse them)."""
-    data_dir = Path(data_dir)
+    data_dir = Path(data_dir).resolve()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     for sub in ("", "tables", "jobs", "tmp"):
         make_private_dir(data_dir / sub if sub else data_dir)
