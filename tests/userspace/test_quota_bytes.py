@@ -123,3 +123,46 @@ def test_concurrent_writes_cannot_add_up_past_the_quota(start_server):
     n = table_of(sync(c, "SELECT COUNT(*) AS n FROM mydb." + (
         "a" if {t["name"] for t in c.get("/api/usertables").json()} == {"a"} else "b")))["n"][0]
     assert int(n) == 60_000
+
+
+def test_finishing_an_async_result_table_never_fails_the_job(start_server):
+    """A job's result table is rewritten once the result document is written (sorted by
+    HEALPix index, cut to MAXREC); while the first version counts against the quota the
+    rewrite may not fit: the job still completes, with its result document."""
+    from lxml import etree
+
+    ns = {"uws": "http://www.ivoa.net/xml/UWS/v1.0"}
+    probe = start_server()
+    size = client_for(probe, new_user(probe)).put(
+        "/api/usertables/src?format=csv", content=csv_table(30_000)).json()["nbytes"]
+    server = start_server(quota_bytes=int(size * 2.5))
+    user = new_user(server)
+    c = client_for(server, user)
+    assert c.put("/api/usertables/src?format=csv", content=csv_table(30_000)).status_code == 201
+    for maxrec, rows in (("100000", 30_000), ("10", 10)):
+        r = c.post("/tap/async", data={"LANG": "ADQL", "PHASE": "RUN", "MAXREC": maxrec,
+                                       "QUERY": "SELECT * FROM mydb.src",
+                                       "RESPONSEFORMAT": "csv"})
+        assert r.status_code == 303, r.text
+        job = r.headers["location"]
+        deadline = time.time() + 120
+        phase = None
+        while time.time() < deadline:
+            doc = etree.fromstring(c.get(job, params={"WAIT": "10"}).content)
+            phase = doc.findtext("uws:phase", namespaces=ns)
+            if phase in ("COMPLETED", "ERROR"):
+                break
+        assert phase == "COMPLETED", c.get(job + "/error").text
+        result = c.get(job + "/results/result")
+        assert result.status_code == 200
+        assert result.text.count("\n") == rows + 1
+        job_id = job.rsplit("/", 1)[1]
+        tables = {t["name"]: t for t in c.get("/api/usertables").json()}
+        if f"job_{job_id}" in tables:  # kept only in its final form
+            assert tables[f"job_{job_id}"]["nrows"] == rows
+        assert c.get("/api/quota").json()["bytes_used"] <= int(size * 2.5)
+        # Make room for the next job.
+        c.delete(f"/api/usertables/job_{job_id}")
+        server.platform.catalogue.retention = type(server.platform.catalogue.retention)(
+            grace=0.0)
+        server.platform.maintain()

@@ -482,9 +482,21 @@ class UserSpace:
         sql = response_sql(table, prepared.columns, self.engine.relation(table), limit=None)
         if table.nrows > limit:
             sql += f" LIMIT {limit}"
-        return self.write(prepared.identity, table.name, sql, prepared.columns,
-                          mode="replace", provenance=(table.extra or {}).get("provenance"),
-                          keep_order=not resort, description=table.description)
+        try:
+            return self.write(prepared.identity, table.name, sql, prepared.columns,
+                              mode="replace", provenance=(table.extra or {}).get("provenance"),
+                              keep_order=not resort, description=table.description)
+        except (QuotaExceeded, StorageFull) as exc:
+            # The first version counts until it is deleted, so the rewrite may not fit;
+            # the job's result document is written already: never fail the job for it.
+            # An unsorted table is kept; one with a row past MAXREC is not.
+            if table.nrows > limit:
+                self.catalogue.drop_table(table.database, table.name)
+                log.warning("job %s: result table not kept (cutting it to MAXREC: %s)",
+                            job.id, exc.message)
+            else:
+                log.warning("job %s: result table kept unsorted (%s)", job.id, exc.message)
+            return table
 
     # --- uploads and downloads -----------------------------------------------------
     def store_upload(self, identity: Identity, name: str, data: bytes, *,
