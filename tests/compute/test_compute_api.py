@@ -17,7 +17,10 @@ pytestmark = pytest.mark.slow
 
 
 def _token(server, name: str) -> dict[str, str]:
-    r = httpx.post(server.url + "/auth/token", data={"username": name, "password": PASSWORD})
+    # A login runs argon2 behind a concurrency cap: on a loaded machine it takes longer
+    # than httpx's default 5 s (a landing failed on that at load 12 on 2 cores).
+    r = httpx.post(server.url + "/auth/token", data={"username": name, "password": PASSWORD},
+                   timeout=60)
     return {"Authorization": "Bearer " + r.json()["access_token"]}
 
 
@@ -39,7 +42,7 @@ def test_submit_as_json_like_curl(compute_server):
     body = {"script": "import sys, taphouse.client as c\nprint('args', c.job_args())\n"
                       "open('result.txt', 'w').write(open('in.txt').read().upper())",
             "args": [1, "two"], "files": {"in.txt": base64.b64encode(b"hello").decode()}}
-    r = httpx.post(compute_server.url + "/api/compute", json=body, headers=h)
+    r = httpx.post(compute_server.url + "/api/compute", json=body, headers=h, timeout=60)
     assert r.status_code == 201, r.text
     assert r.headers["location"].endswith(r.json()["id"])
     info = _wait(compute_server, h, r.json()["id"])
