@@ -56,9 +56,15 @@ def site(start_server, tmp_path):
     return make_site(start_server(), tmp_path)
 
 
+#: For requests that run argon2 (login, password change): httpx's default 5 s is not
+#: enough on a loaded 2-core machine (a landing failed at load 13).
+ARGON2_TIMEOUT = 60
+
+
 def login(url: str, user: tuple[str, str], **extra) -> dict:
     r = httpx.post(url + "/auth/token", data={"username": user[0], "password": user[1],
-                                              "grant_type": "password", **extra})
+                                              "grant_type": "password", **extra},
+                   timeout=ARGON2_TIMEOUT)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -394,9 +400,11 @@ def test_no_secret_in_server_log_and_no_credentials_over_plain_http(tmp_path):
         body = login(url, ALICE)
         secrets_seen.append(body["access_token"])
         httpx.post(url + "/auth/token", data={"username": "alice",
-                                              "password": "wrong-password-77"})
-        httpx.get(url + "/tap/tables", auth=ALICE)
-        httpx.get(url + "/tap/tables", auth=("alice", "wrong-password-77"))
+                                              "password": "wrong-password-77"},
+                   timeout=ARGON2_TIMEOUT)
+        httpx.get(url + "/tap/tables", auth=ALICE, timeout=ARGON2_TIMEOUT)
+        httpx.get(url + "/tap/tables", auth=("alice", "wrong-password-77"),
+                  timeout=ARGON2_TIMEOUT)
         r = httpx.post(url + "/auth/refresh", headers=bearer(body["access_token"]))
         secrets_seen.append(r.json()["access_token"])
         r = httpx.post(url + "/auth/tokens", headers=bearer(r.json()["access_token"]),
@@ -407,14 +415,15 @@ def test_no_secret_in_server_log_and_no_credentials_over_plain_http(tmp_path):
         httpx.get(url + "/tap/tables", headers=bearer("th_bogus-token-value-123"))
         secrets_seen.append("th_bogus-token-value-123")
         r = httpx.post(url + "/auth/password", headers=bearer(personal),
-                       json={"current_password": ALICE[1], "new_password": secrets_seen[1]})
+                       json={"current_password": ALICE[1], "new_password": secrets_seen[1]},
+                       timeout=ARGON2_TIMEOUT)
         assert r.status_code == 200, r.text
         secrets_seen.append(r.json()["access_token"])
         httpx.post(url + "/auth/logout", headers=bearer(r.json()["access_token"]))
 
         assert httpx.post(url + "/auth/token", data={"username": "alice",
-                                                     "password": secrets_seen[1]}
-                          ).status_code == 200
+                                                     "password": secrets_seen[1]},
+                          timeout=ARGON2_TIMEOUT).status_code == 200
     finally:
         server.stop()
     log = server.log_text()
