@@ -31,6 +31,7 @@ from taphouse.admission import (
     TrustedProxies,
 )
 from taphouse.admission.limits import ThreadLane
+from taphouse.admission.memory import use_mmap_for_large_blocks
 from taphouse.auth.authenticator import Authenticator
 from taphouse.auth.challenges import challenge_headers
 from taphouse.auth.errors import AuthError
@@ -74,6 +75,8 @@ class Platform:
         # a backup) or refused if newer than this code, permissions checked, what
         # crashed processes left in tmp/ removed, then this process's own tmp/ area.
         datadir.prepare(settings.data_dir)
+        # Large result slices go back to the system when freed (admission/memory.py).
+        use_mmap_for_large_blocks()
         self.meta = MetadataDB(settings.meta_path)
         datadir.enforce_permissions(settings.data_dir)
         datadir.clean_tmp(settings.tmp_dir)
@@ -215,6 +218,8 @@ class Platform:
         self._maintenance = threading.Thread(target=self._maintain, name="maintenance",
                                              daemon=True)
         self._maintenance.start()
+        threading.Thread(target=self._release_memory, name="memory-release",
+                         daemon=True).start()
 
     def stop(self) -> None:
         stopping = getattr(self, "_stopping", None)
@@ -237,6 +242,14 @@ class Platform:
         if removed:
             log.info("removed %d retired table files", removed)
         return removed
+
+    def _release_memory(self, period: float = 5.0) -> None:
+        """Return memory freed by finished queries to the system every few seconds
+        (queries also do it as they end, but their last bytes are freed after)."""
+        from taphouse.admission.memory import release_memory
+
+        while not self._stopping.wait(period):
+            release_memory(0.0)
 
     def _maintain(self) -> None:
         while not self._stopping.wait(self.settings.maintenance_interval):

@@ -224,6 +224,8 @@ def _translate_special(node: exp.Expression, tx, dialect: str) -> exp.Expression
                         default=exp.Literal.number(0))
     if isinstance(node, exp.Anonymous):
         return _translate_call(node, tx, dialect)
+    if isinstance(node, exp.DPipe) and dialect == "duckdb":
+        return _concat_chain(node, tx)
     if isinstance(node, exp.Log) and node.args.get("expression") is None:
         return exp.Ln(this=tx(node.this))  # ADQL LOG is the natural logarithm
     if isinstance(node, exp.Literal) and not node.is_string and dialect == "duckdb" \
@@ -237,6 +239,30 @@ def _translate_special(node: exp.Expression, tx, dialect: str) -> exp.Expression
     if dialect == "postgres":
         return _postgres_special(node, tx)
     return None
+
+
+def _concat_chain(node: exp.DPipe, tx) -> exp.Expression | None:
+    """``a || b || c ...`` as one ``concat`` (NULL when any part is NULL, as ``||``):
+    DuckDB keeps every intermediate string of a chain of ``||`` for a whole vector of
+    rows, so 100 parts of 100 characters took GBs; one call builds each row once."""
+    parts: list[exp.Expression] = []
+
+    def collect(e: exp.Expression) -> None:
+        while isinstance(e, exp.Paren):
+            e = e.this
+        if isinstance(e, exp.DPipe):
+            collect(e.this)
+            collect(e.expression)
+        else:
+            parts.append(e)
+
+    collect(node)
+    if len(parts) <= 2:
+        return None
+    parts = [tx(p) for p in parts]
+    any_null = exp.or_(*[exp.Is(this=p.copy(), expression=exp.Null()) for p in parts])
+    return exp.Paren(this=exp.Case(ifs=[exp.If(this=any_null, true=exp.Null())],
+                                   default=exp.Anonymous(this="concat", expressions=parts)))
 
 
 _PG_TYPES = {"short": "SMALLINT", "int": "INT", "long": "BIGINT", "float": "REAL",

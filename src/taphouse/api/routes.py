@@ -6,6 +6,7 @@ services of :mod:`taphouse.userspace` (errors are mapped to HTTP in ``taphouse.s
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -207,7 +208,9 @@ def api_router(platform: Any) -> APIRouter:
         slot, lane = platform.sync.admit(identity, request)
         try:
             t = await lane.run(space.table, identity, name)
-            writer_, chunks = await lane.run(space.download, t, fmt)
+            writer_, chunks = await lane.run(
+                functools.partial(space.download, t, fmt,
+                                  max_bytes=settings.result_max_bytes))
             first = await lane.run(next, chunks, None)
         except BaseException:
             slot.release()

@@ -8,7 +8,9 @@ conventions STIL uses). Nulls: integers use ``TNULLn`` (the type's smallest valu
 for unsignedByte), floats NaN, booleans the FITS undefined logical (0), strings empty.
 Variable-length arrays go to the heap (``PD(max)`` and friends). Text is written as
 UTF-8 bytes. MAXREC overflow is recorded as ``QSTATUS = 'OVERFLOW'`` in the extension
-header. Any error is raised before the first byte leaves.
+header. Any error is raised before the first byte leaves, including
+``ResultTooLarge`` when the file would exceed ``ResultInfo.max_bytes`` (checked while
+spooling, so a result that cannot be sent is not spooled whole).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pyarrow.compute as pc
 from taphouse.catalogue.model import ColumnMeta
 from taphouse.formats.binary2 import _NUMPY, _fixed_array, _fixed_string, _numbers
 from taphouse.formats.columns import STRING_TYPES, Field, check_columns, field_for, normalise
-from taphouse.formats.result import ResultInfo, limit_batches
+from taphouse.formats.result import BATCH_BYTES, ByteCap, ResultInfo, limit_batches
 
 _BLOCK = 2880
 _TFORM = {"boolean": "L", "unsignedByte": "B", "short": "I", "int": "J", "long": "K",
@@ -67,6 +69,7 @@ class FitsWriter:
         fields = [field_for(c) for c in columns]
         schema = pa.schema([pa.field(c.name, f.arrow_type) for c, f in zip(columns, fields, strict=True)])
         widths = [0] * len(fields)  # longest string (bytes) or array per column
+        cap = ByteCap(info, reserve=0)
         with tempfile.TemporaryDirectory(prefix="fits-", dir=info.spool_dir) as tmp:
             spool = os.path.join(tmp, "rows.arrow")
             try:
@@ -76,40 +79,62 @@ class FitsWriter:
                         arrays = [normalise(a, f) for a, f in zip(batch.columns, fields, strict=True)]
                         for j, (array, fld) in enumerate(zip(arrays, fields, strict=True)):
                             widths[j] = max(widths[j], _width(array, fld))
+                        # The file holds at least these bytes (strings are padded to the
+                        # longest): refuse before spooling a result that cannot be sent.
+                        if not cap.take(sum(_least_bytes(a, f) for a, f in
+                                            zip(arrays, fields, strict=True))):
+                            raise cap.too_large()
                         ipc.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
             except Exception as e:
-                info.error = str(e) or type(e).__name__
+                if info.error is None:
+                    info.error = str(e) or type(e).__name__
                 raise
-            yield from self._emit(spool, os.path.join(tmp, "heap"), fields, widths, info)
+            yield from self._emit(spool, os.path.join(tmp, "heap"), fields, widths, info,
+                                  cap)
 
     def _emit(self, spool: str, heap_path: str, fields: list[Field], widths: list[int],
-              info: ResultInfo) -> Iterator[bytes]:
+              info: ResultInfo, cap: ByteCap) -> Iterator[bytes]:
         forms, sizes = [], []
         for fld, width in zip(fields, widths, strict=True):
             form, size = _tform(fld, width)
             forms.append(form)
             sizes.append(size)
+        row_size = sum(sizes)
+        # The padded table is known in size before it is written: refuse it before a
+        # byte of it reaches the disk or the client.
+        if info.max_bytes is not None and row_size * info.rows > info.max_bytes:
+            raise cap.too_large()
+        # Rows are encoded in slices of at most BATCH_BYTES of padded rows: one long
+        # string pads every row of its column, so a batch can grow many times over.
+        step = max(1, BATCH_BYTES // max(row_size, 1))
         table_path = heap_path + ".rows"
         heap_size = 0
-        with pa.memory_map(spool) as source, open(table_path, "wb") as rows, \
+        # Read with plain file reads, not a memory map: mapped pages of a large spool
+        # would count in the server's RSS.
+        with pa.OSFile(spool, "rb") as source, open(table_path, "wb") as rows, \
                 open(heap_path, "wb") as heap:
             reader = pa.ipc.open_file(source)
             for i in range(reader.num_record_batches):
-                batch = reader.get_batch(i)
-                parts = []
-                for array, fld, width in zip(batch.columns, fields, widths, strict=True):
-                    cell, data = _encode(array, fld, width, heap_size)
-                    parts.append(cell)
-                    if data is not None:
-                        heap.write(data)
-                        heap_size += len(data)
-                if parts:
-                    rows.write(np.hstack(parts).tobytes())
+                whole = reader.get_batch(i)
+                for start in range(0, whole.num_rows, step):
+                    batch = whole.slice(start, step)
+                    parts = []
+                    for array, fld, width in zip(batch.columns, fields, widths, strict=True):
+                        cell, data = _encode(array, fld, width, heap_size)
+                        parts.append(cell)
+                        if data is not None:
+                            heap.write(data)
+                            heap_size += len(data)
+                    if parts:
+                        rows.write(np.hstack(parts).tobytes())
         # Both headers are built before the first byte leaves, so any failure is an error
         # response rather than a truncated file.
         primary = _header_bytes([("SIMPLE", True, "conforms to FITS"), ("BITPIX", 8, ""),
                                  ("NAXIS", 0, ""), ("EXTEND", True, "")])
         extension = _header_bytes(self._cards(fields, forms, sizes, widths, info, heap_size))
+        total = len(primary) + len(extension) + row_size * info.rows + heap_size
+        if info.max_bytes is not None and total + len(_pad(total)) > info.max_bytes:
+            raise cap.too_large()
         yield primary + extension
         written = 0
         for path in (table_path, heap_path):
@@ -147,6 +172,20 @@ class FitsWriter:
             # No comment: with one, a 68-character value overflows the card (astropy warns).
             cards.append(("QUERY", info.query.replace("\n", " ")[:68], ""))
         return cards
+
+
+def _least_bytes(array: pa.Array, fld: Field) -> int:
+    """Bytes a column of these rows takes in the FITS file at least (strings before
+    padding to the longest, arrays' elements in the heap)."""
+    n = len(array)
+    if fld.datatype in STRING_TYPES:
+        return int(pc.sum(pc.binary_length(array)).as_py() or 0) if n else 0
+    item = 1 if fld.datatype == "boolean" else _NUMPY[fld.datatype].itemsize
+    if fld.is_array:
+        if fld.count is None:
+            return n * 8 + int(pc.sum(pc.list_value_length(array)).as_py() or 0) * item
+        return n * fld.count * item
+    return n * item
 
 
 def _width(array: pa.Array, fld: Field) -> int:

@@ -6,7 +6,8 @@
      "data": [[1.5, "abc", null, [1.0, 2.0]], ...],
      "rows": 2, "overflow": false, "status": "OK"}
 
-``status`` is ``OK``, ``OVERFLOW`` (MAXREC cut the rows, ``overflow`` is true) or
+``status`` is ``OK``, ``OVERFLOW`` (MAXREC or the size limit per result cut the rows,
+``overflow`` is true; for the size limit ``warning`` says so) or
 ``ERROR`` (the rows failed part way; ``error`` holds the message and ``data`` is
 incomplete). NaN and infinities are ``null``, as JSON has no such numbers.
 """
@@ -28,7 +29,7 @@ from taphouse.formats.columns import (
     field_for,
     normalise,
 )
-from taphouse.formats.result import ResultInfo, started_batches
+from taphouse.formats.result import ByteCap, ResultInfo, started_batches
 
 _META_KEYS = ("name", "datatype", "arraysize", "xtype", "unit", "ucd", "utype", "description")
 
@@ -81,24 +82,40 @@ class JsonWriter:
         rows = started_batches(batches, info)
         head = {"query": info.query, "infos": dict(info.infos),
                 "metadata": [{k: getattr(c, k) for k in _META_KEYS} for c in columns]}
-        yield (json.dumps(head, ensure_ascii=False)[:-1] + ',\n"data": [\n').encode()
+        start = (json.dumps(head, ensure_ascii=False)[:-1] + ',\n"data": [\n').encode()
+        cap = ByteCap(info)
+        cap.take(len(start))
+        yield start
         sep = b""
+
+        def encode(batch: pa.RecordBatch) -> bytes:
+            pieces: list[pa.Array | str] = ["["]
+            for j, (array, fld) in enumerate(zip(batch.columns, fields, strict=True)):
+                if j:
+                    pieces.append(",")
+                pieces.append(json_cells(normalise(array, fld), fld))
+            pieces.append("],\n")
+            return concat_values(pc.binary_join_element_wise(*pieces, ""))
+
         try:
             for batch in rows:
                 check_columns(columns, batch.schema)
-                pieces: list[pa.Array | str] = ["["]
-                for j, (array, fld) in enumerate(zip(batch.columns, fields, strict=True)):
-                    if j:
-                        pieces.append(",")
-                    pieces.append(json_cells(normalise(array, fld), fld))
-                pieces.append("],\n")
-                rows = concat_values(pc.binary_join_element_wise(*pieces, ""))
-                yield sep + rows[:-2]
+                text = encode(batch)
+                if not cap.take(len(text)):
+                    text, n = cap.fit(batch, len(text), encode)
+                    cap.cut(batch.num_rows - n)
+                    if text is not None:
+                        yield sep + text[:-2]
+                    break
+                yield sep + text[:-2]
                 sep = b",\n"
         except Exception as e:  # noqa: BLE001 - the document reports it
             info.error = str(e) or type(e).__name__
-        tail = {"rows": info.rows, "overflow": info.overflow, "status": info.status}
+        tail: dict[str, object] = {"rows": info.rows, "overflow": info.overflow,
+                                   "status": info.status}
         if info.error is not None:
             tail["error"] = info.error
+        elif info.size_limited:
+            tail["warning"] = info.size_note
         yield ("\n], " + json.dumps(tail, ensure_ascii=False)[1:] + "\n").encode()
 

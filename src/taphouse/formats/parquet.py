@@ -5,7 +5,8 @@ The file's key-value metadata holds ``IVOA.VOTable-Parquet.version = "1.0"`` and
 and no DATA (astropy reads it with ``Table.read(f, format="parquet.votable")``). Both
 are written into the footer when the rows are done, so the embedded document ends with
 ``INFO QUERY_STATUS=OVERFLOW`` when MAXREC cut the result; ``taphouse.query_status``
-carries the same status as plain text. Each batch becomes one row group and leaves as
+carries the same status as plain text (OVERFLOW also when the size limit per result
+cut the rows, ``ResultInfo.max_bytes``). Each batch becomes one row group and leaves as
 soon as it is written. An error part way is re-raised: the file then has no footer and
 no reader will take it for a complete result.
 """
@@ -19,7 +20,7 @@ import pyarrow.parquet as pq
 
 from taphouse.catalogue.model import ColumnMeta
 from taphouse.formats.columns import check_columns, field_for, normalise
-from taphouse.formats.result import ResultInfo, limit_batches
+from taphouse.formats.result import ByteCap, ResultInfo, limit_batches
 from taphouse.formats.votable import table_header, trailer
 
 VERSION_KEY = "IVOA.VOTable-Parquet.version"
@@ -62,7 +63,8 @@ def votable_metadata(columns: list[ColumnMeta], info: ResultInfo) -> dict[str, s
     """The VO-Parquet key-value metadata for a result (call when the rows are done)."""
     fields = [field_for(c) for c in columns]
     return {VERSION_KEY: "1.0",
-            CONTENT_KEY: table_header(fields, info) + trailer(info),
+            CONTENT_KEY: table_header(fields, info)
+            + trailer(info, [info.size_note] if info.size_limited else []),
             STATUS_KEY: info.status}
 
 
@@ -88,11 +90,23 @@ class ParquetWriter:
                 if pa.types.is_string(f.arrow_type)]
         writer = pq.ParquetWriter(sink, schema, compression=self.compression,
                                   use_dictionary=text or False)
+        cap = ByteCap(info, reserve=64 * 1024 + 16 * len(columns) * 1024)
         try:
             for batch in limit_batches(iter(batches), info):
                 check_columns(columns, batch.schema)
                 arrays = [normalise(a, f) for a, f in zip(batch.columns, fields, strict=True)]
-                writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
+                out = pa.RecordBatch.from_arrays(arrays, schema=schema)
+                # A row group cannot be taken back once written: count its Arrow size
+                # (an upper bound of its encoded size, as a rule) before writing it.
+                if cap.limit is not None and sink.pos + out.nbytes > cap.limit:
+                    room = max(cap.limit - sink.pos, 0)
+                    n = min(out.num_rows - 1, out.num_rows * room // max(out.nbytes, 1))
+                    cap.cut(batch.num_rows - max(n, 0))
+                    if n > 0:
+                        writer.write_batch(out.slice(0, n))
+                        yield sink.take()
+                    break
+                writer.write_batch(out)
                 yield sink.take()
         except Exception as e:
             info.error = str(e) or type(e).__name__

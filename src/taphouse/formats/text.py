@@ -4,7 +4,8 @@ text/tab-separated-values: no quoting; tabs and line breaks inside values become
 Cells are formatted as in TABLEDATA (NaN, +Inf/-Inf, booleans true/false, arrays as
 space-separated values); nulls are empty. Neither format can say that a result was cut
 by MAXREC or failed: an error after the first chunk is re-raised, and the caller must
-drop the connection.
+drop the connection. A result over ``ResultInfo.max_bytes`` raises ``ResultTooLarge``
+(before the first chunk when the header alone is too large, otherwise part way).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from taphouse.formats.columns import (
     field_for,
     normalise,
 )
-from taphouse.formats.result import ResultInfo, started_batches
+from taphouse.formats.result import ByteCap, ResultInfo, started_batches
 from taphouse.formats.tabledata import cell_text
 
 
@@ -57,7 +58,11 @@ class DelimitedWriter:
         fields = [field_for(c) for c in columns]
         rows = started_batches(batches, info)
         names = self._escape(pa.array([c.name for c in columns], pa.string()))
-        yield (self.delimiter.join(names.to_pylist()) + self._eol).encode()
+        header = (self.delimiter.join(names.to_pylist()) + self._eol).encode()
+        cap = ByteCap(info, reserve=0)
+        if not cap.take(len(header)):
+            raise cap.too_large()
+        yield header
         try:
             for batch in rows:
                 check_columns(columns, batch.schema)
@@ -68,7 +73,11 @@ class DelimitedWriter:
                     text = cell_text(normalise(array, fld), fld, booleans=("true", "false"))
                     pieces.append(self._escape(text) if fld.datatype in STRING_TYPES else text)
                 pieces.append(self._eol)
-                yield concat_values(pc.binary_join_element_wise(*pieces, ""))
+                chunk = concat_values(pc.binary_join_element_wise(*pieces, ""))
+                if not cap.take(len(chunk)):
+                    raise cap.too_large()
+                yield chunk
         except Exception as e:
-            info.error = str(e) or type(e).__name__
+            if info.error is None:
+                info.error = str(e) or type(e).__name__
             raise

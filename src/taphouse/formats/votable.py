@@ -28,7 +28,7 @@ import pyarrow as pa
 from taphouse.catalogue.model import ColumnMeta, CoordSys, TimeSys
 from taphouse.formats.binary2 import Binary2Encoder
 from taphouse.formats.columns import Field, check_columns, field_for, promote_unicode
-from taphouse.formats.result import ResultInfo, limit_batches
+from taphouse.formats.result import ByteCap, ResultInfo, limit_batches
 from taphouse.formats.tabledata import TabledataEncoder
 
 VOTABLE_NS = "http://www.ivoa.net/xml/VOTable/v1.3"
@@ -230,14 +230,24 @@ class VOTableWriter:
             rows = itertools.chain([first], rows)
         fields = promote_unicode(fields, first)
         head = table_header(fields, info)
+        cap = ByteCap(info)
         warnings: list[str] = []
         if self.serialization == "BINARY2":
-            yield (head + '<DATA><BINARY2><STREAM encoding="base64">\n').encode()
+            start = (head + '<DATA><BINARY2><STREAM encoding="base64">\n').encode()
+            cap.take(len(start))
+            yield start
             encoder = Binary2Encoder(fields)
             stream = _Base64Stream()
             try:
                 for batch in rows:
-                    chunk = stream.add(encoder.encode(batch))
+                    raw = encoder.encode(batch)
+                    if not cap.take(_b64(raw)):
+                        raw, n = cap.fit(batch, _b64(raw), encoder.encode, _b64)
+                        cap.cut(batch.num_rows - n)
+                        if raw is not None:
+                            yield stream.add(raw) or b""
+                        break
+                    chunk = stream.add(raw)
                     if chunk:
                         yield chunk
             except Exception as e:  # noqa: BLE001 - the document reports it
@@ -246,15 +256,32 @@ class VOTableWriter:
             warnings = [f"non-ASCII characters in char column {c!r} were written as '?'"
                         for c in encoder.replaced]
         else:
-            yield (head + "<DATA><TABLEDATA>\n").encode()
+            start = (head + "<DATA><TABLEDATA>\n").encode()
+            cap.take(len(start))
+            yield start
             encoder = TabledataEncoder(fields)
             try:
                 for batch in rows:
-                    yield encoder.encode(batch)
+                    chunk = encoder.encode(batch)
+                    if not cap.take(len(chunk)):
+                        chunk, n = cap.fit(batch, len(chunk), encoder.encode)
+                        cap.cut(batch.num_rows - n)
+                        if chunk is not None:
+                            yield chunk
+                        break
+                    yield chunk
             except Exception as e:  # noqa: BLE001 - the document reports it
                 info.error = str(e) or type(e).__name__
             yield b"</TABLEDATA></DATA>\n"
+        if info.size_limited:
+            warnings.append(info.size_note)
         yield trailer(info, warnings).encode()
+
+
+def _b64(raw: bytes | memoryview) -> int:
+    """Length of ``raw`` in base64 (what it costs against the size cap)."""
+    size = raw.nbytes if isinstance(raw, memoryview) else len(raw)  # (a 2-D view's len
+    return (size + 2) // 3 * 4 + 1                                   # counts rows)
 
 
 class _Base64Stream:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from taphouse.tap.service import (
 )
 
 XML = "text/xml; charset=utf-8"
+log = logging.getLogger("taphouse.tap")
 
 
 @dataclass
@@ -281,15 +283,26 @@ def _next_chunks(gen: Iterator[bytes]) -> Any:
 async def _stream(first: Any, gen: Iterator[bytes], cancel: CancelHandle, slot: Any,
                   lane: Any) -> AsyncIterator[bytes]:
     finished = False
+    sent = 0
+    reason = "client disconnected"
     try:
         chunk = first
         while chunk is not _DONE:
             yield chunk
-            chunk = await lane.run(_next_chunks, gen)
+            sent += len(chunk)
+            try:
+                chunk = await lane.run(_next_chunks, gen)
+            except Exception as exc:
+                # Headers are gone: the only way left to say "incomplete" is to end the
+                # chunked stream without its last chunk (clients then raise).
+                reason = "result stream aborted"
+                log.warning("sync result aborted after %d bytes: %s", sent,
+                            getattr(exc, "message", None) or exc)
+                raise
         finished = True
     finally:
         if not finished:
-            cancel.cancel("client disconnected")
+            cancel.cancel(reason)
             # Close the query's cursor now rather than when the garbage collector gets to
             # the generator: the slot released below must not outlive it.
             try:

@@ -13,12 +13,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from taphouse.admission.memory import release_memory
 from taphouse.adql import AdqlError, translate
 from taphouse.adql.scope import Scope, inline_name
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.model import TableMeta, check_name, position_columns
 from taphouse.errors import without_paths
 from taphouse.formats import FormatError, ResultInfo, get_writer, read_upload
+from taphouse.formats.result import BATCH_BYTES
 from taphouse.settings import Settings
 from taphouse.tap.errors import TapError
 
@@ -239,11 +241,14 @@ class QueryService:
 
     # --- execution ---------------------------------------------------------------
     def execute(self, prepared: PreparedQuery, *, cancel: CancelHandle | None = None,
-                infos: list[tuple[str, str]] | None = None) -> Iterator[bytes]:
+                infos: list[tuple[str, str]] | None = None,
+                max_bytes: int | None = None) -> Iterator[bytes]:
         """Run the query and stream the formatted result.
 
         The query runs (and fails, with a TapError) before the first chunk is yielded,
         so a caller that pulls the first chunk before answering can still send a 400.
+        The document is at most ``max_bytes`` long (default: the ``result_max_bytes``
+        setting); see :mod:`taphouse.formats.result` for how each format ends early.
         """
         engine = self.platform.engine
         cancel = cancel or CancelHandle()
@@ -260,11 +265,13 @@ class QueryService:
                 if cancel.reason:
                     raise TapError(f"query cancelled: {cancel.reason}", 400)
                 try:
-                    reader = engine.stream(cur, sql, BATCH_ROWS)
+                    reader = engine.stream(cur, sql, BATCH_ROWS, BATCH_BYTES)
                 except Exception as exc:
                     raise _engine_error(exc, cancel) from None
+                cap = self.settings.result_max_bytes if max_bytes is None else max_bytes
                 info = ResultInfo(query=prepared.spec.query, limit=prepared.limit,
-                                  infos=infos, spool_dir=self.platform.scratch.path)
+                                  infos=infos, spool_dir=self.platform.scratch.path,
+                                  max_bytes=cap)
                 stream = prepared.writer.write(_batches(reader, cancel), prepared.columns, info)
                 try:
                     yield from stream
@@ -275,6 +282,7 @@ class QueryService:
             finally:
                 cancel.detach()
                 self.platform.audit(prepared, time.monotonic() - started, cancel)
+                release_memory()  # at most once a second
 
 
     def _store_dest(self, prepared: PreparedQuery, cancel: CancelHandle,

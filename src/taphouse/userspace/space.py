@@ -517,9 +517,12 @@ class UserSpace:
                           mode=mode, inline={"_userspace_upload": arrow}, provenance=prov,
                           description=description)
 
-    def download(self, table: TableMeta, fmt: str) -> tuple[Any, Iterator[bytes]]:
-        """A writer for ``fmt`` (any TAP RESPONSEFORMAT) and the chunks of the table in it."""
+    def download(self, table: TableMeta, fmt: str, *,
+                 max_bytes: int | None = None) -> tuple[Any, Iterator[bytes]]:
+        """A writer for ``fmt`` (any TAP RESPONSEFORMAT) and the chunks of the table in it
+        (at most ``max_bytes`` of them, as for a query result)."""
         from taphouse.formats import FormatError, ResultInfo, get_writer
+        from taphouse.formats.result import BATCH_BYTES
 
         try:
             writer = get_writer(fmt)
@@ -529,9 +532,10 @@ class UserSpace:
 
         def chunks() -> Iterator[bytes]:
             with self.engine.cursor() as cur:
-                reader = self.engine.stream(cur, f"SELECT * FROM {relation}")
+                reader = self.engine.stream(cur, f"SELECT * FROM {relation}",
+                                            batch_bytes=BATCH_BYTES)
                 info = ResultInfo(query=None, limit=None, table_name=table.name,
-                                  spool_dir=self.engine.temp_dir)
+                                  spool_dir=self.engine.temp_dir, max_bytes=max_bytes)
                 yield from writer.write(reader, table.columns, info)
 
         return writer, chunks()
