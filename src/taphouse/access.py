@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from taphouse.adql.scope import Scope
 from taphouse.auth.identity import Identity
@@ -56,8 +56,11 @@ class ScopeBuilder:
         return result
 
     def build(self, identity: Identity, workspace: Sequence[str] | None = None,
-              uploads: dict[str, tuple[object, TableMeta]] | None = None) -> Scope:
-        """The scope for one query: visible tables, TAP_SCHEMA, TAP_UPLOAD tables."""
+              uploads: dict[str, tuple[object, TableMeta]] | None = None, *,
+              relation: Callable[[TableMeta], str] | None = None) -> Scope:
+        """The scope for one query: visible tables, TAP_SCHEMA, TAP_UPLOAD tables.
+        ``relation`` gives the backend relation of a stored table (a request's
+        :class:`~taphouse.engine.duckdb.VersionLease`; default: the engine's, unheld)."""
         from taphouse.tap.tap_schema import tap_schema_meta, tap_schema_tables
 
         stored = self.visible_tables(identity, workspace)
@@ -86,5 +89,6 @@ class ScopeBuilder:
         # Unqualified names resolve when exactly one searched schema has the table.
         search = [t.database for t in stored]
         search = sorted(set(search), key=lambda s: (s.startswith("user_"), s))
-        return Scope(tables=tables, relation=self.engine.relation, schema_aliases=aliases,
+        return Scope(tables=tables, relation=relation or self.engine.relation,
+                     schema_aliases=aliases,
                      search_path=search, inline=inline)

@@ -87,7 +87,9 @@ class Platform:
         self.engine = DuckDBEngine(settings.tables_dir, threads=settings.engine_threads,
                                    memory_limit=settings.engine_memory_limit,
                                    temp_dir=self.scratch.path,
-                                   temp_limit=settings.engine_temp_limit)
+                                   temp_limit=settings.engine_temp_limit,
+                                   max_attached=settings.engine_max_attached,
+                                   idle_detach=settings.engine_idle_detach)
         self.policy = ReadPolicy(self.meta)
         self.scopes = ScopeBuilder(self.catalogue, self.engine, self.policy)
         self.authenticator = Authenticator(self.meta, settings)
@@ -244,11 +246,16 @@ class Platform:
         return removed
 
     def _release_memory(self, period: float = 5.0) -> None:
-        """Return memory freed by finished queries to the system every few seconds
-        (queries also do it as they end, but their last bytes are freed after)."""
+        """Every few seconds: detach table versions idle for ``engine_idle_detach``, and
+        return memory freed by finished queries to the system (queries also do it as
+        they end, but their last bytes are freed after)."""
         from taphouse.admission.memory import release_memory
 
         while not self._stopping.wait(period):
+            try:
+                self.engine.detach_idle()
+            except Exception:  # keep going; the next round tries again
+                log.exception("detaching idle table versions failed")
             release_memory(0.0)
 
     def _maintain(self) -> None:

@@ -2,15 +2,17 @@
 
 One in-process DuckDB instance per server, locked down at start: no file access
 outside the tables directory, no extension install or auto-load, configuration locked,
-bounded memory, threads and temp space. Table versions are attached read-only on first
-use under an alias derived from their version id; each query runs on its own cursor,
-so a query can be cancelled on its own (``interrupt``).
+bounded memory, threads and temp space. Table versions are attached read-only when a
+request uses them (a :class:`VersionLease`), under an alias derived from their version
+id, and detached when idle; each query runs on its own cursor, so a query can be
+cancelled on its own (``interrupt``).
 """
 
 from __future__ import annotations
 
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -29,11 +31,61 @@ class QueryCancelled(EngineError):
     """The query was cancelled (abort, time limit or client gone)."""
 
 
+class _Attached:
+    __slots__ = ("alias", "refs", "used", "retired")
+
+    def __init__(self, alias: str) -> None:
+        self.alias, self.refs, self.used, self.retired = alias, 0, time.monotonic(), False
+
+
+class VersionLease:
+    """The table versions one request uses, attached while it runs.
+
+    :meth:`relation` attaches a version on first use (like the engine's) and holds it:
+    a held version is never detached, so a query translated against it can still run
+    later in the request. :meth:`release` (or leaving a ``with`` block) lets go of all
+    of them; idle versions are then detached when more than ``max_attached`` are
+    attached, or after ``idle_detach`` seconds (:meth:`DuckDBEngine.detach_idle`).
+    """
+
+    def __init__(self, engine: DuckDBEngine) -> None:
+        self._engine = engine
+        self._held: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def relation(self, table: TableMeta) -> str:
+        """SQL relation of a stored table version, held until :meth:`release`."""
+        with self._lock:
+            alias = self._held.get(table.version_id)  # type: ignore[arg-type]
+            if alias is None:
+                alias = self._engine._acquire(table)
+                self._held[table.version_id] = alias  # type: ignore[index]
+        return f"{alias}.main.data"
+
+    def release(self) -> None:
+        with self._lock:
+            held, self._held = self._held, {}
+        for version_id in held:
+            self._engine._release(version_id)
+
+    def __enter__(self) -> VersionLease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class DuckDBEngine:
-    """Runs SQL produced by :mod:`taphouse.adql` on attached table version files."""
+    """Runs SQL produced by :mod:`taphouse.adql` on attached table version files.
+
+    Table versions are attached on use and detached when idle: at most
+    ``max_attached`` stay attached once no request holds them (each costs an open file
+    and about 1 MB), and none longer than ``idle_detach`` seconds unused.
+    """
 
     def __init__(self, tables_dir: Path, *, threads: int = 2, memory_limit: str = "4GB",
-                 temp_dir: Path | None = None, temp_limit: str = "10GB") -> None:
+                 temp_dir: Path | None = None, temp_limit: str = "10GB",
+                 max_attached: int = 64, idle_detach: float = 60.0) -> None:
         self.tables_dir = Path(tables_dir).resolve()
         self.tables_dir.mkdir(parents=True, exist_ok=True)
         # Sort spills and table versions being written go to temp_dir (the process's
@@ -62,7 +114,9 @@ class DuckDBEngine:
         self._con.execute("SET enable_external_access=false")
         self._register_functions()
         self._con.execute("SET lock_configuration=true")
-        self._attached: dict[int, str] = {}
+        self.max_attached = max_attached
+        self.idle_detach = idle_detach
+        self._attached: dict[int, _Attached] = {}
         self._lock = threading.Lock()
 
     def _register_functions(self) -> None:
@@ -72,30 +126,85 @@ class DuckDBEngine:
         register_functions(self._con)
 
     # --- relations -------------------------------------------------------------------
+    def lease(self) -> VersionLease:
+        """A lease for the versions one request uses: each is attached on first use and
+        stays attached until the lease is released (see :class:`VersionLease`)."""
+        return VersionLease(self)
+
     def relation(self, table: TableMeta) -> str:
-        """SQL relation of a stored table version, attaching its file on first use."""
+        """SQL relation of a stored version, attached without a lease: for tools and
+        tests that query it at once (an idle version may be detached any time after)."""
+        alias = self._acquire(table)
+        self._release(table.version_id)  # type: ignore[arg-type]
+        return f"{alias}.main.data"
+
+    def forget(self, version_id: int) -> None:
+        """Detach a retired version now, or as soon as no lease holds it."""
+        with self._lock:
+            att = self._attached.get(version_id)
+            if att is None:
+                return
+            att.retired = True
+            if att.refs == 0:
+                self._detach(version_id)
+
+    def detach_idle(self, idle_seconds: float | None = None) -> int:
+        """Detach versions no lease holds that were last used ``idle_seconds`` ago
+        (default: the engine's ``idle_detach``); returns how many."""
+        idle = self.idle_detach if idle_seconds is None else idle_seconds
+        cutoff = time.monotonic() - idle
+        with self._lock:
+            old = [v for v, a in self._attached.items() if a.refs == 0 and a.used <= cutoff]
+            return sum(self._detach(v) for v in old)
+
+    def attached(self) -> dict[int, int]:
+        """Attached versions and how many leases hold each (for monitoring and tests)."""
+        with self._lock:
+            return {v: a.refs for v, a in self._attached.items()}
+
+    def _acquire(self, table: TableMeta) -> str:
         if table.path is None or table.version_id is None:
             raise EngineError(f"table {table.database}.{table.name} has no stored version")
         with self._lock:
-            alias = self._attached.get(table.version_id)
-            if alias is None:
+            att = self._attached.get(table.version_id)
+            if att is None:
                 alias = f"v{table.version_id}"
                 path = Path(table.path).resolve()
                 if self.tables_dir not in path.parents:
                     raise EngineError("table file outside the tables directory")
                 self._con.execute(f"ATTACH '{_sql_str(str(path))}' AS {alias} (READ_ONLY)")
-                self._attached[table.version_id] = alias
-        return f"{alias}.main.data"
+                att = self._attached[table.version_id] = _Attached(alias)
+            att.refs += 1
+            att.used = time.monotonic()
+            return att.alias
 
-    def forget(self, version_id: int) -> None:
-        """Detach a retired version (best effort: a running query may still hold it)."""
+    def _release(self, version_id: int) -> None:
         with self._lock:
-            alias = self._attached.pop(version_id, None)
-            if alias is not None:
-                try:
-                    self._con.execute(f"DETACH {alias}")
-                except duckdb.Error:
-                    self._attached[version_id] = alias
+            att = self._attached.get(version_id)
+            if att is None:
+                return
+            att.refs -= 1
+            att.used = time.monotonic()
+            if att.refs > 0:
+                return
+            if att.retired:
+                self._detach(version_id)
+            # Over the bound: detach the least recently used versions nobody holds.
+            excess = len(self._attached) - self.max_attached
+            if excess > 0:
+                idle = sorted((a.used, v) for v, a in self._attached.items() if a.refs == 0)
+                for _, v in idle[:excess]:
+                    self._detach(v)
+
+    def _detach(self, version_id: int) -> bool:
+        # Called with the lock held, for a version no lease holds.
+        att = self._attached.pop(version_id)
+        try:
+            self._con.execute(f"DETACH {att.alias}")
+        except duckdb.Error:  # still in use after all: keep it, try again later
+            self._attached[version_id] = att
+            return False
+        return True
 
     # --- execution -------------------------------------------------------------------
     @contextmanager

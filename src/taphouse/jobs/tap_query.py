@@ -34,6 +34,14 @@ class TapQueryRunner:
         uploads = service.read_uploads(spec, parts, types)
         prepared = service.prepare(self.platform.identity_for(job.owner_id), spec,
                                    workspace=job.workspace, uploads=uploads)
+        try:
+            return self._run(job, cancel, workdir, spec, prepared)
+        finally:
+            prepared.close()  # (execute lets go of the tables too; this covers errors)
+
+    def _run(self, job: Job, cancel: CancelHandle, workdir: Path, spec: Any,
+             prepared: Any) -> JobResult:
+        service = self.platform.query_service
         ext = getattr(prepared.writer, "extension", "") or "dat"
         final = workdir / f"result.{ext}"
         partial = workdir / f".result.{ext}.part"

@@ -159,6 +159,17 @@ class PreparedQuery:
     writer: Any
     #: The audit record written before the query ran (restricted databases), if any.
     audit_id: int | None = None
+    lease: Any = None  # the table versions the query holds attached (engine VersionLease)
+
+    def relation(self, table: TableMeta) -> str:
+        """Backend relation of a stored table, held as long as this query's versions."""
+        return self.lease.relation(table)
+
+    def close(self) -> None:
+        """Let go of the table versions (after the last query of the request; safe to
+        call more than once)."""
+        if self.lease is not None:
+            self.lease.release()
 
 
 class QueryService:
@@ -209,13 +220,19 @@ class QueryService:
     def prepare(self, identity: Identity, spec: QuerySpec, *,
                 workspace: Sequence[str] | None = None,
                 uploads: dict[str, tuple[Any, TableMeta]] | None = None) -> PreparedQuery:
-        """Build the scope and translate; raises TapError with the ADQL position."""
-        scope = self.platform.scopes.build(identity, workspace, uploads)
+        """Build the scope and translate; raises TapError with the ADQL position.
+
+        The tables the query reads stay attached until :meth:`execute` ends (or the
+        caller calls ``prepared.close()`` if it does not execute it)."""
+        lease = self.platform.engine.lease()
         try:
+            scope = self.platform.scopes.build(identity, workspace, uploads,
+                                               relation=lease.relation)
             # DEST stores every row (userspace): MAXREC limits only the response, which
             # is read back from the stored table.
             tr = translate(spec.query, scope, maxrec=None if spec.dest else spec.maxrec)
         except AdqlError as exc:
+            lease.release()
             message = str(exc.message)
             if identity.anonymous and message.startswith("unknown table"):
                 # TOPCAT and STILTS send credentials only when challenged, which this
@@ -227,6 +244,9 @@ class QueryService:
             error = TapError(message, line=exc.line, column=exc.column, query=spec.query)
             self.platform.audit_rejected(identity, spec.query, error)
             raise error from None
+        except BaseException:
+            lease.release()
+            raise
         inline = {}
         for t in tr.tables:
             key = (t.database, t.name)
@@ -237,7 +257,7 @@ class QueryService:
         limit = spec.maxrec if tr.limit is None else min(tr.limit, spec.maxrec)
         return PreparedQuery(spec=spec, identity=identity, scope=scope, sql=tr.sql,
                              columns=tr.columns, tables=tr.tables, limit=limit,
-                             inline=inline, writer=writer)
+                             inline=inline, writer=writer, lease=lease)
 
     # --- execution ---------------------------------------------------------------
     def execute(self, prepared: PreparedQuery, *, cancel: CancelHandle | None = None,
@@ -250,6 +270,14 @@ class QueryService:
         The document is at most ``max_bytes`` long (default: the ``result_max_bytes``
         setting); see :mod:`taphouse.formats.result` for how each format ends early.
         """
+        try:
+            yield from self._execute(prepared, cancel, infos, max_bytes)
+        finally:
+            prepared.close()
+
+    def _execute(self, prepared: PreparedQuery, cancel: CancelHandle | None,
+                 infos: list[tuple[str, str]] | None,
+                 max_bytes: int | None) -> Iterator[bytes]:
         engine = self.platform.engine
         cancel = cancel or CancelHandle()
         self.platform.audit_start(prepared)  # reads of restricted data: recorded first

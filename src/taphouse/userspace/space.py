@@ -229,16 +229,16 @@ class UserSpace:
             raise UserSpaceError(f"mode must be create, replace or append, not {mode!r}")
         name = check_table_name(name)
         schema = self.ensure_schema(identity).name
-        with self._table_lock(schema, name):
+        with self._table_lock(schema, name), self.engine.lease() as lease:
             return self._write_locked(identity, schema, name, sql, columns, mode=mode,
                                       inline=inline, cancel=cancel,
                                       provenance=provenance, description=description,
-                                      keep_order=keep_order, epoch=epoch)
+                                      keep_order=keep_order, epoch=epoch, lease=lease)
 
     def _write_locked(self, identity: Identity, schema: str, name: str, sql: str,
                       columns: list[ColumnMeta], *, mode: str, inline: Any, cancel: Any,
                       provenance: dict[str, Any] | None, description: str | None,
-                      keep_order: bool, epoch: float | None) -> TableMeta:
+                      keep_order: bool, epoch: float | None, lease: Any) -> TableMeta:
         existing = self.catalogue.table(schema, name)
         if existing is not None and mode == "create":
             raise TableConflict(f"table {schema}.{name} already exists; choose another name"
@@ -262,7 +262,7 @@ class UserSpace:
                     f"cannot append to {schema}.{name}: its columns are"
                     f" ({', '.join(old_names)}), the new rows have"
                     f" ({', '.join(c.name for c in stored)})")
-            query = f"SELECT * FROM {self.engine.relation(existing)} UNION ALL {query}"
+            query = f"SELECT * FROM {lease.relation(existing)} UNION ALL {query}"
             stored = existing.columns
         # Rows of the schema's tables without the version this write replaces; bytes of
         # everything on disk, that version included (it is retained after the switch).
@@ -438,7 +438,7 @@ class UserSpace:
                            provenance=provenance_of(prepared),
                            keep_order=has_order_by(spec.query) or spec.dest_mode == "append")
         added = int(table.extra.get("provenance", {}).get("rows_added", table.nrows))
-        sql = response_sql(table, prepared.columns, self.engine.relation(table),
+        sql = response_sql(table, prepared.columns, prepared.relation(table),
                            limit=prepared.limit, offset=table.nrows - added)
         return table, added, sql
 
@@ -468,7 +468,7 @@ class UserSpace:
         except QuotaExceeded as exc:
             log.warning("job %s: result table not kept: %s", job.id, exc.message)
             return None
-        return table, response_sql(table, prepared.columns, self.engine.relation(table),
+        return table, response_sql(table, prepared.columns, prepared.relation(table),
                                    limit=prepared.limit)
 
     def finish_job_result(self, job: Any, prepared: Any, table: TableMeta) -> TableMeta:
@@ -479,24 +479,26 @@ class UserSpace:
         resort = table.healpix_column is not None and not has_order_by(prepared.spec.query)
         if table.nrows <= limit and not resort:
             return table
-        sql = response_sql(table, prepared.columns, self.engine.relation(table), limit=None)
-        if table.nrows > limit:
-            sql += f" LIMIT {limit}"
-        try:
-            return self.write(prepared.identity, table.name, sql, prepared.columns,
-                              mode="replace", provenance=(table.extra or {}).get("provenance"),
-                              keep_order=not resort, description=table.description)
-        except (QuotaExceeded, StorageFull) as exc:
-            # The first version counts until it is deleted, so the rewrite may not fit;
-            # the job's result document is written already: never fail the job for it.
-            # An unsorted table is kept; one with a row past MAXREC is not.
+        with self.engine.lease() as lease:  # the version read while writing the next
+            sql = response_sql(table, prepared.columns, lease.relation(table), limit=None)
             if table.nrows > limit:
-                self.catalogue.drop_table(table.database, table.name)
-                log.warning("job %s: result table not kept (cutting it to MAXREC: %s)",
-                            job.id, exc.message)
-            else:
-                log.warning("job %s: result table kept unsorted (%s)", job.id, exc.message)
-            return table
+                sql += f" LIMIT {limit}"
+            try:
+                return self.write(prepared.identity, table.name, sql, prepared.columns,
+                                  mode="replace",
+                                  provenance=(table.extra or {}).get("provenance"),
+                                  keep_order=not resort, description=table.description)
+            except (QuotaExceeded, StorageFull) as exc:
+                # The first version counts until it is deleted, so the rewrite may not fit;
+                # the job's result document is written already: never fail the job for it.
+                # An unsorted table is kept; one with a row past MAXREC is not.
+                if table.nrows > limit:
+                    self.catalogue.drop_table(table.database, table.name)
+                    log.warning("job %s: result table not kept (cutting it to MAXREC: %s)",
+                                job.id, exc.message)
+                else:
+                    log.warning("job %s: result table kept unsorted (%s)", job.id, exc.message)
+                return table
 
     # --- uploads and downloads -----------------------------------------------------
     def store_upload(self, identity: Identity, name: str, data: bytes, *,
@@ -528,11 +530,11 @@ class UserSpace:
             writer = get_writer(fmt)
         except FormatError as exc:
             raise UserSpaceError(str(exc)) from None
-        relation = self.engine.relation(table)
-
         def chunks() -> Iterator[bytes]:
-            with self.engine.cursor() as cur:
-                reader = self.engine.stream(cur, f"SELECT * FROM {relation}",
+            # The lease is taken when the first chunk is asked for and let go when the
+            # stream ends or is closed (a generator never started holds nothing).
+            with self.engine.lease() as lease, self.engine.cursor() as cur:
+                reader = self.engine.stream(cur, f"SELECT * FROM {lease.relation(table)}",
                                             batch_bytes=BATCH_BYTES)
                 info = ResultInfo(query=None, limit=None, table_name=table.name,
                                   spool_dir=self.engine.temp_dir, max_bytes=max_bytes)
