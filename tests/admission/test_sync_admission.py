@@ -128,7 +128,7 @@ def test_caller_keys():
     assert address_key("::ffff:192.0.2.1") == "192.0.2.1"
     assert address_key("192.0.2.1") == "192.0.2.1"
     assert caller_key(ANONYMOUS, "192.0.2.1") == "addr:192.0.2.1"
-    assert caller_key(Identity(username="ada", user_id=3), "192.0.2.1") == "user:ada"
+    assert caller_key(Identity(username="ada", user_id=3), "192.0.2.1") == "user:3"
 
 
 def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget(start_server, held):

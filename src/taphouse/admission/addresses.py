@@ -48,11 +48,12 @@ def address_key(host: str | None) -> str:
 
 
 def caller_key(identity: Any, host: str | None) -> str:
-    """The key a caller is budgeted under: its account when logged in, otherwise its
-    address (:func:`address_key`)."""
+    """The key a caller is budgeted under: its account (``user:<user id>``, stable when
+    names are re-used) when logged in, otherwise its address (:func:`address_key`)."""
     username = getattr(identity, "username", None)
     if username is not None:
-        return "user:" + username
+        user_id = getattr(identity, "user_id", None)
+        return f"user:{user_id if user_id is not None else username}"
     return "addr:" + address_key(host)
 
 

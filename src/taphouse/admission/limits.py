@@ -137,9 +137,10 @@ class ByteBudget:
             if self._held[key] <= 0:
                 del self._held[key]
 
-    def held(self, key: str) -> int:
+    def held(self, key: str | None = None) -> int:
+        """Bytes held by ``key`` (or by everyone)."""
         with self._lock:
-            return self._held.get(key, 0)
+            return sum(self._held.values()) if key is None else self._held.get(key, 0)
 
 
 T = TypeVar("T")

@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from taphouse.admission import caller_key
 from taphouse.auth.authenticator import require_scope
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.model import ColumnMeta, TableMeta
 from taphouse.jobs.model import ACTIVE_PHASES, PHASES, Job, JobError, format_time, now
+from taphouse.tap.params import spool_dir
 from taphouse.userspace.errors import UnknownTable, UserSpaceError
 from taphouse.userspace.names import MYDB
 from taphouse.userspace.shares import get_shares, set_shares
@@ -187,17 +192,25 @@ def api_router(platform: Any) -> APIRouter:
         description = request.query_params.get("description")
         # Reading and storing a table is query-sized work: it runs in a sync slot.
         slot, lane = platform.sync.admit(identity, request)
+        key = caller_key(identity, request.client.host if request.client else None)
+        path: Path | None = None
+        held = 0
         try:
-            data = await _read_body(request, settings.upload_max_bytes)
+            path, held = await _spool_body(request, settings.upload_max_bytes,
+                                           spool_dir(settings), platform.upload_bytes, key)
 
             def work() -> dict[str, Any]:
-                t = space.store_upload(identity, name, data, content_type=ctype, mode=mode,
+                t = space.store_upload(identity, name, path, content_type=ctype, mode=mode,
                                        max_rows=settings.upload_max_rows,
                                        description=description)
                 return user_table_dict(t, columns=True)
 
             return JSONResponse(await lane.run(work), status_code=201)
         finally:
+            if path is not None:
+                path.unlink(missing_ok=True)
+            if held:
+                platform.upload_bytes.give_back(key, held)
             slot.release()
 
     @router.get("/usertables/{name}/data")
@@ -377,20 +390,34 @@ def api_router(platform: Any) -> APIRouter:
     return router
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _spool_body(request: Request, limit: int, directory: Path, budget: Any,
+                      key: str) -> tuple[Path, int]:
+    """Write the request body to a file under ``directory`` as it arrives (at most
+    ``limit`` bytes, counted against the caller's upload bytes in flight): the file and
+    the bytes held in ``budget`` (the caller gives them back)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise UserSpaceError(f"upload of {declared} bytes; the limit is {limit}", 413)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise UserSpaceError(f"upload larger than the limit of {limit} bytes", 413)
-        chunks.append(chunk)
-    data = b"".join(chunks)
-    if not data:
-        raise UserSpaceError("empty upload: send the table file as the request body")
-    return data
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="upload-", dir=directory)
+    path, held = Path(name), 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in request.stream():
+                if held + len(chunk) > limit:
+                    raise UserSpaceError(f"upload larger than the limit of {limit} bytes",
+                                         413)
+                budget.take(key, len(chunk))
+                held += len(chunk)
+                out.write(chunk)
+        if not held:
+            raise UserSpaceError("empty upload: send the table file as the request body")
+    except BaseException:
+        path.unlink(missing_ok=True)
+        if held:
+            budget.give_back(key, held)
+        raise
+    return path, held
 
 
 async def _json_object(request: Request) -> dict[str, Any]:

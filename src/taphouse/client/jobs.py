@@ -235,7 +235,12 @@ class Job:
         finally:
             bar.close()
         if phase == "ERROR":
-            raise self.error()  # type: ignore[misc]
+            error = self.error()
+            if deadline is not None and "execution duration limit" in str(error):
+                # The server holds the job to the EXECUTIONDURATION sent with timeout=.
+                raise QueryTimeout(f"job {self.id} did not finish within {timeout:g} s and"
+                                   " was stopped by the server") from error
+            raise error  # type: ignore[misc]
         if phase == "ABORTED":
             raise QueryAborted(f"job {self.id} was aborted")
         return self

@@ -10,6 +10,7 @@ prefix. Two columns ending up with the same name is an error that names both.
 from __future__ import annotations
 
 import io
+import os
 import re
 import warnings
 from typing import IO, Any
@@ -130,13 +131,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _votable(data: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
+def _votable(data: Any, head: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
     from astropy.io.votable import parse
     from astropy.io.votable.exceptions import VOWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", VOWarning)
-        vot = parse(io.BytesIO(data), verify="ignore")
+        vot = parse(data, verify="ignore")
         try:
             vtable = vot.get_first_table()
         except IndexError:
@@ -178,10 +179,10 @@ def _votable_systems(vot: Any) -> dict[str, CoordSys | TimeSys]:
     return out
 
 
-def _fits(data: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
+def _fits(data: Any, head: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
     from astropy.table import Table
 
-    table = Table.read(io.BytesIO(data), format="fits")
+    table = Table.read(data, format="fits")
     arrow, metas = _from_astropy(table)
     for n, meta in enumerate(metas, start=1):  # the TUCDn/TCOMMn convention of STIL
         meta.ucd = meta.ucd or table.meta.get(f"TUCD{n}")
@@ -189,12 +190,12 @@ def _fits(data: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
     return arrow, metas
 
 
-def _parquet(data: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
+def _parquet(data: Any, head: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
     import pyarrow.parquet as pq
 
     from taphouse.formats.parquet import CONTENT_KEY
 
-    source = pq.ParquetFile(io.BytesIO(data))
+    source = pq.ParquetFile(data)
     arrow = source.read().replace_schema_metadata(None)
     metas = columns_from_schema(arrow.schema)
     content = (source.metadata.metadata or {}).get(CONTENT_KEY.encode())
@@ -215,25 +216,27 @@ def _parquet(data: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
     return arrow, metas
 
 
-def _csv(data: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
+def _csv(data: Any, head: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
     import pyarrow.csv as pacsv
 
-    delimiter = "\t" if b"\t" in data.split(b"\n", 1)[0] else ","
-    arrow = pacsv.read_csv(io.BytesIO(data), parse_options=pacsv.ParseOptions(delimiter=delimiter))
+    delimiter = "\t" if b"\t" in head.split(b"\n", 1)[0] else ","
+    arrow = pacsv.read_csv(data, parse_options=pacsv.ParseOptions(delimiter=delimiter))
     return arrow, columns_from_schema(arrow.schema)
 
 
 _READERS = {"votable": _votable, "fits": _fits, "parquet": _parquet, "csv": _csv}
 
 
-def read_upload(data: bytes | IO[bytes], *, content_type: str | None, name: str,
+def read_upload(data: bytes | IO[bytes] | str | os.PathLike, *, content_type: str | None,
+                name: str,
                 max_rows: int) -> tuple[pa.Table, list[ColumnMeta]]:
     """Read one uploaded table.
 
     Parameters
     ----------
     data
-        The uploaded bytes (or a binary file object).
+        The uploaded bytes, a binary file object, or the path of a file holding them
+        (read from there, not loaded whole first).
     content_type
         The part's declared content type; the bytes themselves decide where they are
         unambiguous (Parquet, FITS, XML), the content type picks CSV otherwise.
@@ -252,12 +255,20 @@ def read_upload(data: bytes | IO[bytes], *, content_type: str | None, name: str,
     FormatError
         Unreadable data, clashing column names, or too many rows.
     """
-    if not isinstance(data, bytes | bytearray | memoryview):
-        data = data.read()
-    data = bytes(data)
-    kind = _kind(data, content_type)
+    source: Any
+    if isinstance(data, str | os.PathLike):
+        # A file (an upload spooled to disk): the readers stream it from there.
+        source = os.fspath(data)
+        with open(source, "rb") as f:
+            head = f.read(64 * 1024)
+    else:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            data = data.read()
+        head = bytes(data[:64 * 1024])
+        source = io.BytesIO(data)
+    kind = _kind(head, content_type)
     try:
-        arrow, metas = _READERS[kind](data)
+        arrow, metas = _READERS[kind](source, head)
     except FormatError:
         raise
     except Exception as e:  # noqa: BLE001 - any parser failure is the upload's fault

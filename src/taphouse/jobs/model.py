@@ -87,10 +87,32 @@ class Job:
     error: JobFailure | None = None
     result: JobResult | None = None
     owner_id: int | None = None
+    #: What the job is budgeted under: ``user:<owner id>``, or ``addr:<client address
+    #: key>`` for an anonymous job (fairness and budgets only, never access).
+    budget_key: str | None = None
+    #: Bytes of the job's files (uploaded parts and result), counted against its owner.
+    files_bytes: int = 0
+
+    @property
+    def key(self) -> str:
+        """:attr:`budget_key`, or the owner's when the job has none."""
+        return self.budget_key or owner_key(self.owner_id)
 
     @property
     def results(self) -> list[JobResult]:
         return [self.result] if self.result is not None else []
+
+
+def owner_key(owner_id: int | None) -> str:
+    """The budget key of a job of the user ``owner_id`` created without a client address
+    (see :func:`taphouse.admission.caller_key`)."""
+    return "addr:-" if owner_id is None else f"user:{owner_id}"
+
+
+class JobQuotaExceeded(JobError):
+    """The owner (an anonymous address) keeps too many jobs or job files (HTTP 403)."""
+
+    status = 403
 
 
 def now() -> float:

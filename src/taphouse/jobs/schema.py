@@ -41,4 +41,15 @@ register_migrations("jobs", [
         0) WHERE owner IS NOT NULL;
     CREATE INDEX jobs_owner_id_created ON jobs(owner_id, created)
     """,
+    # Admission (issue 11): the key a job is budgeted under (its owner's account, or
+    # the client address of an anonymous job; never used to reach a job) and the
+    # bytes of its files (uploaded parts and result).
+    """
+    ALTER TABLE jobs ADD COLUMN budget_key TEXT;
+    ALTER TABLE jobs ADD COLUMN files_bytes INTEGER NOT NULL DEFAULT 0;
+    UPDATE jobs SET budget_key = CASE WHEN owner_id IS NULL THEN 'addr:-'
+                                      ELSE 'user:' || owner_id END;
+    UPDATE jobs SET files_bytes = COALESCE(result_size, 0);
+    CREATE INDEX jobs_budget_key ON jobs(budget_key)
+    """,
 ])

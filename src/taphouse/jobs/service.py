@@ -7,14 +7,19 @@ a :class:`JobRunner` chosen by the job's ``kind`` (``"tap"``: an ADQL query).
 Threads: each job kind has its own pool (:class:`WorkerPool`: ``settings.workers``
 workers and ``max_jobs_per_user`` for ``"tap"``), so one kind never takes another's
 workers; a pool's workers take QUEUED jobs of their kind in the order the pool's
-:class:`~taphouse.jobs.fairness.FairScheduler` picks, at most ``max_per_user`` per owner at
-a time. One reaper removes jobs past their destruction time. Clients waiting
+:class:`~taphouse.jobs.fairness.FairScheduler` picks: at most ``max_per_user`` per owner at
+a time (kept below the pool's number of workers) and, for anonymous jobs (budgeted per
+client address), at most ``anonymous_job_share`` of the workers together. One reaper
+removes jobs past their destruction time. Each key (owner, or anonymous address) keeps
+at most ``jobs_max_kept`` jobs and ``job_files_max_bytes`` of job files (uploads and
+results; smaller ``_anonymous`` budgets for anonymous addresses). Clients waiting
 for a phase change (UWS ``WAIT``) wait on an asyncio event, holding no thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import secrets
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from taphouse.jobs.fairness import FairScheduler
+from taphouse.jobs.fairness import ANONYMOUS_PREFIX, FairScheduler
 from taphouse.jobs.model import (
     ABORTED,
     ACTIVE_PHASES,
@@ -37,11 +42,14 @@ from taphouse.jobs.model import (
     PENDING,
     QUEUED,
     Job,
+    JobError,
     JobFailure,
     JobNotFound,
+    JobQuotaExceeded,
     JobResult,
     JobStateError,
     now,
+    owner_key,
 )
 from taphouse.jobs.store import JobStore
 from taphouse.metadata import MetadataDB
@@ -111,8 +119,9 @@ class JobService:
         default = WorkerPool(settings.workers, settings.max_jobs_per_user)
         self.pools = {kind: (pools or {}).get(kind, default) for kind in self.runners}
         self._cond = threading.Condition()
-        self._schedulers = {kind: FairScheduler(pool.max_per_user)
+        self._schedulers = {kind: _scheduler(pool, settings.anonymous_job_share)
                             for kind, pool in self.pools.items()}
+        self._create_lock = threading.Lock()
         self._handles: dict[str, CancelHandle] = {}
         self._threads: list[threading.Thread] = []
         self._stopping = False
@@ -125,32 +134,87 @@ class JobService:
 
     # --- creating and changing jobs ---------------------------------------------------
     def create(self, owner: int | None, params: Mapping[str, str],
-               parts: Mapping[str, tuple[bytes, str]] | None = None, *,
+               parts: Mapping[str, tuple[bytes | Path, str]] | None = None, *,
                workspace: list[str] | None = None, kind: str = "tap",
-               owner_name: str | None = None) -> Job:
+               owner_name: str | None = None, budget_key: str | None = None) -> Job:
         """A new PENDING job of the user with id ``owner`` (named ``owner_name``);
         ``params`` keyed lower-case, ``parts`` the uploaded request parts by name as
-        (content, content type), saved beside the job."""
+        (content or spooled file, content type), moved beside the job. ``budget_key``
+        is what the job counts against (default: its owner's account; for anonymous
+        callers their address key, from the HTTP layer).
+
+        ``EXECUTIONDURATION`` and ``DESTRUCTION`` given here set the job's run-time
+        limit (up to the service's) and destruction time, as if set afterwards.
+
+        Raises
+        ------
+        JobQuotaExceeded
+            The key keeps ``jobs_max_kept`` jobs already, or the parts would take its
+            job files over ``job_files_max_bytes`` (the ``_anonymous`` variants for
+            anonymous keys).
+        """
         _check_owner(owner)
         params = {k.lower(): v for k, v in params.items() if k.lower() != "phase"}
+        created = now()
+        duration = self._duration(params.pop("executionduration", None))
+        destruction = created + self.settings.job_retention
+        if params.get("destruction"):
+            destruction = min(_when(params.pop("destruction")), destruction)
+        params.pop("destruction", None)
         self._runner(kind).validate(params)
+        key = budget_key or owner_key(owner)
         job_id = "j" + secrets.token_hex(8)
         workdir = self.jobs_dir / job_id
-        workdir.mkdir(parents=True, mode=0o700)  # private (taphouse.storage.datadir)
-        created = now()
-        try:
-            saved = _save_parts(workdir, parts or {}, {})
-            job = Job(id=job_id, kind=kind, owner=owner_name, owner_id=owner,
-                      phase=PENDING, params=params,
-                      run_id=params.get("runid"), parts=saved,
-                      workspace=None if workspace is None else list(workspace),
-                      created=created, execution_duration=self.settings.exec_duration_default,
-                      destruction=created + self.settings.job_retention)
-            self.store.insert(job)
-        except BaseException:
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise
+        with self._create_lock:  # count and insert as one step per service
+            count, held = self.store.kept(key)
+            max_jobs, max_bytes = self._limits(key)
+            if count >= max_jobs:
+                raise JobQuotaExceeded(
+                    f"you keep {count} jobs, the most {_who(key)} may keep; delete jobs you"
+                    " no longer need (DELETE /async/<id>) before creating more")
+            incoming = _parts_size(parts or {})
+            if held + incoming > max_bytes:
+                raise JobQuotaExceeded(
+                    f"your jobs keep {held} bytes of files and this one brings {incoming};"
+                    f" {_who(key)} may keep at most {max_bytes}: delete jobs you no longer"
+                    " need")
+            workdir.mkdir(parents=True, mode=0o700)  # private (taphouse.storage.datadir)
+            try:
+                saved = _save_parts(workdir, parts or {}, {})
+                job = Job(id=job_id, kind=kind, owner=owner_name, owner_id=owner,
+                          phase=PENDING, params=params,
+                          run_id=params.get("runid"), parts=saved,
+                          workspace=None if workspace is None else list(workspace),
+                          created=created, execution_duration=duration,
+                          destruction=destruction, budget_key=key, files_bytes=incoming)
+                self.store.insert(job)
+            except BaseException:
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise
         return job
+
+    def _limits(self, key: str) -> tuple[int, int]:
+        s = self.settings
+        if key.startswith(ANONYMOUS_PREFIX):
+            return s.jobs_max_kept_anonymous, s.job_files_max_bytes_anonymous
+        return s.jobs_max_kept, s.job_files_max_bytes
+
+    def file_room(self, job: Job) -> int:
+        """Bytes the job's result may still take within its key's job-file budget."""
+        _, held = self.store.kept(job.key)
+        return max(self._limits(job.key)[1] - held, 0)
+
+    def _duration(self, value: str | float | None) -> float:
+        """A run-time limit as asked (0, negative or over the limit: the limit)."""
+        limit = self.settings.exec_duration_limit
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return min(self.settings.exec_duration_default, limit)
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise JobError(f"EXECUTIONDURATION must be a number of seconds, not"
+                           f" {str(value)[:40]!r}") from None
+        return limit if seconds <= 0 or seconds > limit else seconds
 
     def get(self, job_id: str, owner: int | None) -> Job:
         _check_owner(owner)
@@ -180,10 +244,25 @@ class JobService:
                 merged[name] = _merge_uploads(merged["upload"], value)
             else:
                 merged[name] = value
+        duration = merged.pop("executionduration", None)
+        if duration is not None:
+            self.set_execution_duration(job.id, owner, self._duration(duration))
+        when = merged.pop("destruction", None)
+        if when:
+            self.set_destruction(job.id, owner, _when(when))
         self._runner(job.kind).validate(merged)
+        incoming = _parts_size(parts or {})
+        if incoming:
+            _, held = self.store.kept(job.key)
+            limit = self._limits(job.key)[1]
+            if held + incoming > limit:
+                raise JobQuotaExceeded(
+                    f"your jobs keep {held} bytes of files and these uploads bring"
+                    f" {incoming}; {_who(job.key)} may keep at most {limit}")
         saved = _save_parts(self.jobs_dir / job.id, parts or {}, job.parts)
         if not self.store.update(job.id, from_phases=[PENDING], params=merged, parts=saved,
-                                 run_id=merged.get("runid")):
+                                 run_id=merged.get("runid"),
+                                 files_bytes=job.files_bytes + incoming):
             raise JobStateError(f"job {job.id} is no longer PENDING; its parameters are fixed")
         return self.get(job_id, owner)
 
@@ -215,7 +294,9 @@ class JobService:
                 self.store.update(job.id, from_phases=[PENDING], phase=QUEUED, queued=now())
                 self._cond.notify_all()
             self._notify(job.id)
-        return self.get(job_id, owner)
+        current = self.store.get(job_id)
+        # (A worker may have run it and someone deleted it meanwhile: report it queued.)
+        return current if current is not None else dataclasses.replace(job, phase=QUEUED)
 
     def abort(self, job_id: str, owner: int | None) -> Job:
         """PHASE=ABORT: the job ends as ABORTED; a running query is cancelled."""
@@ -375,7 +456,7 @@ class JobService:
                     claim = self._claim(kind, scheduler)
                     if claim is None:
                         self._cond.wait(timeout=5.0)
-            job_id, owner, handle = claim
+            job_id, key, handle = claim
             try:
                 self._execute(job_id, handle)
             except Exception:
@@ -383,26 +464,26 @@ class JobService:
             finally:
                 with self._cond:
                     self._handles.pop(job_id, None)
-                    scheduler.finished(owner)
+                    scheduler.finished(key)
                     self._cond.notify_all()
 
     def _claim(self, kind: str, scheduler: FairScheduler
-               ) -> tuple[str, int | None, CancelHandle] | None:
+               ) -> tuple[str, str, CancelHandle] | None:
         # Called with self._cond held; the DB update guards against a concurrent abort.
         while True:
             choice = scheduler.choose(self.store.queued(kind))
             if choice is None:
                 return None
-            job_id, owner = choice
+            job_id, key = choice
             if self.store.update(job_id, from_phases=[QUEUED], phase=EXECUTING,
                                  started=now()):
                 from taphouse.tap.service import CancelHandle
 
                 handle = CancelHandle()
                 self._handles[job_id] = handle
-                scheduler.started(owner)
+                scheduler.started(key)
                 self._notify(job_id)
-                return job_id, owner, handle
+                return job_id, key, handle
 
     def _execute(self, job_id: str, handle: CancelHandle) -> None:
         job = self.store.get(job_id)
@@ -418,7 +499,8 @@ class JobService:
             failure = self._failure(job, exc, handle)
             self._end(job.id, phase=ERROR, ended=now(), error=failure)
         else:
-            if not self._end(job.id, phase=COMPLETED, ended=now(), result=result):
+            if not self._end(job.id, phase=COMPLETED, ended=now(), result=result,
+                             files_bytes=job.files_bytes + result.size):
                 # Aborted or deleted meanwhile: its result must not outlive that.
                 (workdir / result.file).unlink(missing_ok=True)
         finally:
@@ -507,7 +589,8 @@ class JobsOfKind:
         return [j for j in self.service.list(owner, **kwargs) if j.kind == self.kind]
 
     def create(self, owner: int | None, params: Mapping[str, str],
-               parts: Mapping[str, tuple[bytes, str]] | None = None, **kwargs: Any) -> Job:
+               parts: Mapping[str, tuple[bytes | Path, str]] | None = None,
+               **kwargs: Any) -> Job:
         return self.service.create(owner, params, parts, kind=self.kind, **kwargs)
 
     async def wait(self, job_id: str, owner: int | None, timeout: float,
@@ -543,19 +626,51 @@ def _plausible_id(job_id: str) -> bool:
     return 1 < len(job_id) <= 64 and job_id.isascii() and job_id.isalnum()
 
 
-def _save_parts(workdir: Path, parts: Mapping[str, tuple[bytes, str]],
+def _scheduler(pool: WorkerPool, anonymous_share: float) -> FairScheduler:
+    """The fair scheduler of one pool: one owner never holds every worker, so another
+    owner's job can always start; anonymous jobs (budgeted per address) together hold at
+    most their share, one address at most one less than that."""
+    workers = max(1, pool.workers)
+    per_owner = pool.max_per_user if workers == 1 else \
+        max(1, min(pool.max_per_user, workers - 1))
+    anonymous = max(1, int(workers * anonymous_share))
+    return FairScheduler(per_owner, anonymous_total=anonymous,
+                         max_per_anonymous=1 if anonymous <= 1 else min(per_owner,
+                                                                        anonymous - 1))
+
+
+def _save_parts(workdir: Path, parts: Mapping[str, tuple[bytes | Path, str]],
                 existing: Mapping[str, dict[str, str]]) -> dict[str, dict[str, str]]:
-    # Part names come from the client: files get our own names.
+    # Part names come from the client: files get our own names. A part spooled to disk
+    # (under the data directory's tmp/, the same file system) is moved, not copied.
     saved = {k: dict(v) for k, v in existing.items()}
     n = len(list(workdir.glob("upload-*")))
     for name, (data, ctype) in parts.items():
         fname = f"upload-{n}"
         n += 1
-        with open(os.open(workdir / fname, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-                  "wb") as f:
-            f.write(data)
+        if isinstance(data, Path):
+            shutil.move(str(data), workdir / fname)
+            os.chmod(workdir / fname, 0o600)
+        else:
+            with open(os.open(workdir / fname, os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                              0o600), "wb") as f:
+                f.write(data)
         saved[name] = {"file": fname, "type": ctype or ""}
     return saved
+
+
+def _parts_size(parts: Mapping[str, tuple[bytes | Path, str]]) -> int:
+    return sum(d.stat().st_size if isinstance(d, Path) else len(d) for d, _ in parts.values())
+
+
+def _who(key: str) -> str:
+    return "an anonymous caller" if key.startswith(ANONYMOUS_PREFIX) else "one user"
+
+
+def _when(text: str) -> float:
+    from taphouse.jobs.model import parse_time
+
+    return parse_time(text)
 
 
 def _merge_uploads(old: str, new: str) -> str:

@@ -13,13 +13,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from taphouse.jobs.model import Job, JobFailure, JobResult
+from taphouse.jobs.model import Job, JobFailure, JobResult, owner_key
 from taphouse.metadata import MetadataDB
 
 _COLUMNS = ("id", "kind", "owner", "phase", "run_id", "params", "parts", "workspace",
             "created", "queued", "started", "ended", "quote", "execution_duration",
             "destruction", "error", "result_file", "result_mime", "result_size",
-            "result_rows", "result_overflow", "owner_id")
+            "result_rows", "result_overflow", "owner_id", "budget_key", "files_bytes")
 
 
 class JobStore:
@@ -52,16 +52,22 @@ class JobStore:
             sql += " ORDER BY created, rowid"
         return [_job(r) for r in self.meta.query(sql, args)]
 
-    def queued(self, kind: str | None = None) -> list[tuple[str, int | None]]:
-        """(id, owner's user id) of every QUEUED job (of ``kind``, when given), in queue
+    def queued(self, kind: str | None = None) -> list[tuple[str, str]]:
+        """(id, budget key) of every QUEUED job (of ``kind``, when given), in queue
         order."""
-        if kind is None:
-            rows = self.meta.query("SELECT id, owner_id FROM jobs WHERE phase='QUEUED'"
-                                   " ORDER BY queued, rowid")
-        else:
-            rows = self.meta.query("SELECT id, owner_id FROM jobs WHERE phase='QUEUED'"
-                                   " AND kind=? ORDER BY queued, rowid", (kind,))
-        return [(r["id"], r["owner_id"]) for r in rows]
+        sql = "SELECT id, owner_id, budget_key FROM jobs WHERE phase='QUEUED'"
+        args: tuple[str, ...] = ()
+        if kind is not None:
+            sql += " AND kind=?"
+            args = (kind,)
+        rows = self.meta.query(sql + " ORDER BY queued, rowid", args)
+        return [(r["id"], r["budget_key"] or owner_key(r["owner_id"])) for r in rows]
+
+    def kept(self, key: str) -> tuple[int, int]:
+        """How many jobs, and how many bytes of job files, ``key`` keeps."""
+        row = self.meta.query_one("SELECT COUNT(*), COALESCE(SUM(files_bytes), 0) FROM jobs"
+                                  " WHERE budget_key=?", (key,))
+        return int(row[0]), int(row[1])
 
     def ids_of_owner(self, owner: int) -> list[str]:
         return [r["id"] for r in self.meta.query("SELECT id FROM jobs WHERE owner_id=?",
@@ -129,7 +135,7 @@ def _row(job: Job) -> dict[str, Any]:
     values = _fields({k: getattr(job, k) for k in (
         "kind", "owner", "phase", "run_id", "params", "parts", "workspace", "created",
         "queued", "started", "ended", "quote", "execution_duration", "destruction", "error",
-        "result", "owner_id")})
+        "result", "owner_id", "budget_key", "files_bytes")})
     values["id"] = job.id
     return values
 
@@ -148,4 +154,5 @@ def _job(row: sqlite3.Row) -> Job:
                created=row["created"], queued=row["queued"], started=row["started"],
                ended=row["ended"], quote=row["quote"],
                execution_duration=row["execution_duration"], destruction=row["destruction"],
-               error=error, result=result, owner_id=row["owner_id"])
+               error=error, result=result, owner_id=row["owner_id"],
+               budget_key=row["budget_key"], files_bytes=row["files_bytes"] or 0)

@@ -26,10 +26,10 @@ class TapQueryRunner:
     def run(self, job: Job, cancel: CancelHandle, workdir: Path) -> JobResult:
         service = self.platform.query_service
         spec = parse_query_spec(job.params, self.platform.settings)
-        parts: dict[str, bytes] = {}
+        parts: dict[str, Path] = {}
         types: dict[str, str] = {}
         for name, info in job.parts.items():
-            parts[name] = (workdir / info["file"]).read_bytes()
+            parts[name] = workdir / info["file"]
             types[name] = info.get("type", "")
         uploads = service.read_uploads(spec, parts, types)
         prepared = service.prepare(self.platform.identity_for(job.owner_id), spec,
@@ -59,9 +59,12 @@ class TapQueryRunner:
             if stored is not None:
                 output = dataclasses.replace(output, sql=stored[1], inline={})
         try:
+            # The result counts against the owner's job files: it may take what is left.
+            max_bytes = min(self.platform.settings.result_max_bytes,
+                            self.platform.jobs.file_room(job))
             with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
                       "wb") as out:
-                for chunk in service.execute(output, cancel=cancel):
+                for chunk in service.execute(output, cancel=cancel, max_bytes=max_bytes):
                     out.write(chunk)
                 # Writers that can say so (VOTable, JSON) end the document with the error
                 # of a query failing mid-stream instead of raising: still a failed job.

@@ -17,7 +17,7 @@ from taphouse.admission import caller_key
 from taphouse.auth.identity import Identity
 from taphouse.tap import vosi
 from taphouse.tap.errors import NotFound, TapError
-from taphouse.tap.params import read_params
+from taphouse.tap.params import read_params, spool_dir
 from taphouse.tap.service import (
     CancelHandle,
     check_dest_scope,
@@ -70,13 +70,20 @@ def tap_router(platform: Any, context: ContextFactory, describe: EndpointFactory
     @router.api_route("/sync", methods=["GET", "POST"])
     async def sync(request: Request) -> Response:
         ctx = await context(request)
-        params = await read_params(request, max_bytes=settings.upload_max_bytes)
-        spec = parse_query_spec(params.flat(), settings)
-        if spec.dest and request.method != "POST":
-            # GET must be safe (a link or an image can make a browser send it).
-            raise TapError("DEST writes a table: send it with POST, not GET")
-        check_dest_scope(ctx.identity, {"dest": spec.dest or ""})
-        return await platform.sync.respond(ctx, spec, params, request)
+        params = await read_params(request, max_bytes=settings.upload_max_bytes,
+                                   spool_dir=spool_dir(settings),
+                                   budget=platform.upload_bytes,
+                                   key=caller_key(ctx.identity, _host(request)))
+        try:
+            spec = parse_query_spec(params.flat(), settings)
+            if spec.dest and request.method != "POST":
+                # GET must be safe (a link or an image can make a browser send it).
+                raise TapError("DEST writes a table: send it with POST, not GET")
+            check_dest_scope(ctx.identity, {"dest": spec.dest or ""})
+            # The uploads are read into the query before the first byte is answered.
+            return await platform.sync.respond(ctx, spec, params, request)
+        finally:
+            params.close()
 
     # Public (VOSI 1.1, TAP 1.1): clients read how to log in here. GET and HEAD, as
     # AuthVO's clients probe with HEAD; a 200 to an anonymous caller carries the login
@@ -136,6 +143,10 @@ def _login_headers(endpoint: Endpoint) -> dict[str, str]:
     if endpoint.username is not None:
         return {"X-VO-Authenticated": endpoint.username}
     return challenge_headers() if endpoint.challenge else {}
+
+
+def _host(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def _table_names(t: Any) -> set[str]:

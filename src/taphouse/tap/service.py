@@ -180,8 +180,10 @@ class QueryService:
         self.settings: Settings = platform.settings
 
     # --- preparation -------------------------------------------------------------
-    def read_uploads(self, spec: QuerySpec, parts: dict[str, bytes],
+    def read_uploads(self, spec: QuerySpec, parts: dict[str, Any],
                      part_types: dict[str, str]) -> dict[str, tuple[Any, TableMeta]]:
+        """The TAP_UPLOAD tables of a request; ``parts`` maps part names to their files
+        (or bytes)."""
         tables: dict[str, tuple[Any, TableMeta]] = {}
         for name, uri in spec.uploads:
             if uri.startswith("param:"):

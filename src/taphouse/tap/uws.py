@@ -7,8 +7,10 @@ case-insensitive (DALI); so are the PHASE and ACTION values.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -16,9 +18,10 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, RedirectResponse, Response
 
+from taphouse.admission import caller_key
 from taphouse.jobs import PHASES, Job, JobNotFound, format_time, parse_time
 from taphouse.tap.errors import TapError
-from taphouse.tap.params import TapParams, read_params
+from taphouse.tap.params import TapParams, read_params, spool_dir
 from taphouse.tap.service import check_dest_scope
 
 UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
@@ -37,12 +40,25 @@ _INT_MAX = 2**31 - 1
 def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
     """Add the UWS job routes to a TAP router (``context(request)`` -> TapContext)."""
     jobs = platform.jobs.of_kind("tap")  # compute jobs are not TAP jobs
-    max_bytes = platform.settings.upload_max_bytes
+    settings = platform.settings
 
     async def caller(request: Request) -> tuple[Any, int | None]:
         # Jobs belong to the stable user id, never to a name that can be re-created.
         ctx = await context(request)
         return ctx, ctx.identity.user_id
+
+    async def body(request: Request, ctx: Any | None = None) -> TapParams:
+        """The request's parameters; with ``ctx``, upload parts too (streamed to the
+        data directory's tmp/, counted against the caller's upload bytes in flight);
+        without, a file part is refused."""
+        if ctx is None:
+            return await read_params(request, max_bytes=0)
+        return await read_params(request, max_bytes=settings.upload_max_bytes,
+                                 spool_dir=spool_dir(settings), budget=platform.upload_bytes,
+                                 key=budget_key(ctx, request))
+
+    def budget_key(ctx: Any, request: Request) -> str:
+        return caller_key(ctx.identity, request.client.host if request.client else None)
 
     def job_url(ctx: Any, job_id: str) -> str:
         return f"{ctx.base}/async/{job_id}"
@@ -53,7 +69,7 @@ def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
     @router.get("/async")
     async def job_list(request: Request) -> Response:
         ctx, owner = await caller(request)
-        params = await read_params(request, max_bytes=max_bytes)
+        params = await body(request)
         phases = [_phase(p) for p in params.getall("phase")]
         after = params.get("after")
         last = params.get("last")
@@ -70,13 +86,18 @@ def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
     @router.post("/async")
     async def create(request: Request) -> Response:
         ctx, owner = await caller(request)
-        params = await read_params(request, max_bytes=max_bytes)
-        phase = params.get("phase")
-        values = _values(params)
-        check_dest_scope(ctx.identity, values)
-        job = await run_in_threadpool(jobs.create, owner, values, _parts(params),
-                                      workspace=ctx.workspace,
-                                      owner_name=ctx.identity.username)
+        params = await body(request, ctx)
+        try:
+            phase = params.get("phase")
+            values = _values(params)
+            check_dest_scope(ctx.identity, values)
+            job = await run_in_threadpool(
+                functools.partial(jobs.create, owner, values, _parts(params),
+                                  workspace=ctx.workspace,
+                                  owner_name=ctx.identity.username,
+                                  budget_key=budget_key(ctx, request)))
+        finally:
+            params.close()
         if phase is not None and _phase(phase) == "RUN":
             await run_in_threadpool(jobs.run, job.id, owner)
         return see_other(job_url(ctx, job.id))
@@ -97,21 +118,25 @@ def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
     @router.post("/async/{job_id}")
     async def job_post(request: Request, job_id: str) -> Response:
         ctx, owner = await caller(request)
-        params = await read_params(request, max_bytes=max_bytes)
-        action = (params.get("action") or "").strip().upper()
-        if action == "DELETE":
-            await run_in_threadpool(jobs.delete, job_id, owner)
-            return see_other(f"{ctx.base}/async")
-        if action:
-            raise TapError(f"unknown ACTION {action!r}: only ACTION=DELETE is supported")
-        values = _values(params)
-        values.pop("phase", None)
-        check_dest_scope(ctx.identity, values)
-        if values or params.parts:
-            await run_in_threadpool(jobs.update_parameters, job_id, owner, values,
-                                    _parts(params))
-        else:
-            await run_in_threadpool(jobs.get, job_id, owner)
+        params = await body(request, ctx)
+        try:
+            action = (params.get("action") or "").strip().upper()
+            if action == "DELETE":
+                await run_in_threadpool(jobs.delete, job_id, owner)
+                return see_other(f"{ctx.base}/async")
+            if action:
+                raise TapError(f"unknown ACTION {action!r}: only ACTION=DELETE is"
+                               " supported")
+            values = _values(params)
+            values.pop("phase", None)
+            check_dest_scope(ctx.identity, values)
+            if values or params.parts:
+                await run_in_threadpool(jobs.update_parameters, job_id, owner, values,
+                                        _parts(params))
+            else:
+                await run_in_threadpool(jobs.get, job_id, owner)
+        finally:
+            params.close()
         if params.get("phase"):
             await _change_phase(jobs, job_id, owner, params.get("phase") or "")
         return see_other(job_url(ctx, job_id))
@@ -131,7 +156,7 @@ def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
     @router.post("/async/{job_id}/phase")
     async def phase_post(request: Request, job_id: str) -> Response:
         ctx, owner = await caller(request)
-        params = await read_params(request, max_bytes=max_bytes)
+        params = await body(request)
         phase = params.get("phase")
         if not phase:
             raise TapError("missing parameter PHASE (RUN or ABORT)")
@@ -147,7 +172,7 @@ def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
     @router.post("/async/{job_id}/executionduration")
     async def duration_post(request: Request, job_id: str) -> Response:
         ctx, owner = await caller(request)
-        params = await read_params(request, max_bytes=max_bytes)
+        params = await body(request)
         value = params.get("executionduration")
         if value is None:
             raise TapError("missing parameter EXECUTIONDURATION (seconds)")
@@ -164,7 +189,7 @@ def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
     @router.post("/async/{job_id}/destruction")
     async def destruction_post(request: Request, job_id: str) -> Response:
         ctx, owner = await caller(request)
-        params = await read_params(request, max_bytes=max_bytes)
+        params = await body(request)
         value = params.get("destruction")
         if not value:
             raise TapError("missing parameter DESTRUCTION (an ISO 8601 date-time)")
@@ -223,11 +248,15 @@ def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
     @router.post("/async/{job_id}/parameters")
     async def parameters_post(request: Request, job_id: str) -> Response:
         ctx, owner = await caller(request)
-        params = await read_params(request, max_bytes=max_bytes)
-        values = _values(params)
-        phase = values.pop("phase", None)
-        check_dest_scope(ctx.identity, values)
-        await run_in_threadpool(jobs.update_parameters, job_id, owner, values, _parts(params))
+        params = await body(request, ctx)
+        try:
+            values = _values(params)
+            phase = values.pop("phase", None)
+            check_dest_scope(ctx.identity, values)
+            await run_in_threadpool(jobs.update_parameters, job_id, owner, values,
+                                    _parts(params))
+        finally:
+            params.close()
         if phase:
             await _change_phase(jobs, job_id, owner, phase)
         return see_other(job_url(ctx, job_id))
@@ -334,8 +363,10 @@ def _values(params: TapParams) -> dict[str, str]:
     return out
 
 
-def _parts(params: TapParams) -> dict[str, tuple[bytes, str]]:
-    return {name: (data, params.part_types.get(name, "")) for name, data in params.parts.items()}
+def _parts(params: TapParams) -> dict[str, tuple[Path, str]]:
+    """The upload parts as (file, content type); the job service moves the files."""
+    return {name: (path, params.part_types.get(name, ""))
+            for name, path in params.parts.items()}
 
 
 def _ci(request: Request, name: str) -> str | None:

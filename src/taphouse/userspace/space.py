@@ -501,10 +501,11 @@ class UserSpace:
                 return table
 
     # --- uploads and downloads -----------------------------------------------------
-    def store_upload(self, identity: Identity, name: str, data: bytes, *,
+    def store_upload(self, identity: Identity, name: str, data: bytes | Path, *,
                      content_type: str | None, mode: str = "create", max_rows: int,
                      description: str | None = None) -> TableMeta:
-        """Store an uploaded table file (VOTable, CSV, Parquet or FITS) as ``name``."""
+        """Store an uploaded table file (VOTable, CSV, Parquet or FITS; its bytes or the
+        file they were spooled to) as ``name``."""
         from taphouse.formats import FormatError, read_upload
 
         name = check_table_name(name)
@@ -514,7 +515,8 @@ class UserSpace:
         except FormatError as exc:
             raise UserSpaceError(str(exc)) from None
         prov = {"created": _now(), "uploaded": {"content_type": content_type or "",
-                                                "bytes": len(data)}}
+                                                "bytes": data.stat().st_size
+                                                if isinstance(data, Path) else len(data)}}
         return self.write(identity, name, "SELECT * FROM _userspace_upload", columns,
                           mode=mode, inline={"_userspace_upload": arrow}, provenance=prov,
                           description=description)
