@@ -327,7 +327,7 @@ def test_each_kind_has_its_own_pool(tmp_path):
             assert time.monotonic() < deadline, svc.get(job.id, ALICE).phase
             time.sleep(0.02)
         assert svc.get(blockers[1].id, ALICE).phase == QUEUED
-        assert svc.running("sleep") == {ALICE: 1}
+        assert svc.running("sleep") == {f"user:{ALICE}": 1}  # (budget keys: user:<id>)
         assert svc.of_kind("fast").list(ALICE) == [svc.get(job.id, ALICE)]
         with pytest.raises(JobNotFound):
             svc.of_kind("fast").abort(blockers[0].id, ALICE)
