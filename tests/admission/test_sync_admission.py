@@ -185,3 +185,23 @@ def test_the_retired_tls_proxy_setting_stops_start_up():
         Settings.from_env({"TAPHOUSE_BEHIND_TLS_PROXY": "1"})
     assert Settings.from_env({"TAPHOUSE_TRUSTED_PROXIES": "10.0.0.1, 10.2.0.0/16"}
                              ).trusted_proxies == ("10.0.0.1", "10.2.0.0/16")
+
+
+def test_a_long_query_over_the_cap_is_refused_without_reading_its_body(start_server, held):
+    import socket
+    from urllib.parse import urlsplit
+
+    server = _server(start_server, sync_max_per_caller=1, sync_timeout=60)
+    held(server.url, SLOW)
+    _running(server, "addr:127.0.0.1", 1)
+    parts = urlsplit(server.url)
+    sock = socket.create_connection((parts.hostname, parts.port))
+    sock.settimeout(10)
+    try:
+        # Headers only: a 200 kB body is announced but never sent; the 503 comes anyway.
+        sock.sendall(b"POST /tap/sync HTTP/1.1\r\nHost: x\r\nContent-Type:"
+                     b" application/x-www-form-urlencoded\r\nContent-Length: 200000\r\n\r\n")
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+    finally:
+        sock.close()

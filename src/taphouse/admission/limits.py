@@ -78,24 +78,32 @@ class SlotPool:
     def acquire(self, key: str, *, grouped: bool = False) -> Slot:
         """A slot for ``key``, or :class:`Overloaded` when a cap is full."""
         with self._lock:
-            if self._running.get(key, 0) >= self.per_key:
-                raise Overloaded(
-                    f"you already have {self.per_key} {self.what} running, the most one"
-                    " caller may run at once; wait for one to finish (or use the async"
-                    " endpoint for long queries)", self.retry_after)
-            if self._count >= self.total:
-                raise Overloaded(f"the service is running as many {self.what} as it can"
-                                 f" ({self.total}); try again shortly", self.retry_after)
-            if grouped and self.group_total is not None and self._group >= self.group_total:
-                raise Overloaded(
-                    f"anonymous callers together are running as many {self.what} as they"
-                    f" may ({self.group_total}); try again shortly, or log in",
-                    self.retry_after)
+            self._check(key, grouped)
             self._running[key] += 1
             self._count += 1
             if grouped:
                 self._group += 1
         return Slot(self, key, grouped)
+
+    def check(self, key: str, *, grouped: bool = False) -> None:
+        """Raise :class:`Overloaded` if :meth:`acquire` would now (takes nothing)."""
+        with self._lock:
+            self._check(key, grouped)
+
+    def _check(self, key: str, grouped: bool) -> None:
+        if self._running.get(key, 0) >= self.per_key:
+            raise Overloaded(
+                f"you already have {self.per_key} {self.what} running, the most one"
+                " caller may run at once; wait for one to finish (or use the async"
+                " endpoint for long queries)", self.retry_after)
+        if self._count >= self.total:
+            raise Overloaded(f"the service is running as many {self.what} as it can"
+                             f" ({self.total}); try again shortly", self.retry_after)
+        if grouped and self.group_total is not None and self._group >= self.group_total:
+            raise Overloaded(
+                f"anonymous callers together are running as many {self.what} as they"
+                f" may ({self.group_total}); try again shortly, or log in",
+                self.retry_after)
 
     def _release(self, key: str, grouped: bool) -> None:
         with self._lock:

@@ -70,6 +70,11 @@ def tap_router(platform: Any, context: ContextFactory, describe: EndpointFactory
     @router.api_route("/sync", methods=["GET", "POST"])
     async def sync(request: Request) -> Response:
         ctx = await context(request)
+        if _large_request(request):
+            # Too long to be a TAP_SCHEMA query, which alone could still be admitted:
+            # refuse before reading the body when a query would be refused anyway (a
+            # flood of refused 100 kB queries must cost little).
+            platform.sync.check(ctx.identity, request)
         params = await read_params(request, max_bytes=settings.upload_max_bytes,
                                    spool_dir=spool_dir(settings),
                                    budget=platform.upload_bytes,
@@ -145,6 +150,12 @@ def _login_headers(endpoint: Endpoint) -> dict[str, str]:
     return challenge_headers() if endpoint.challenge else {}
 
 
+def _large_request(request: Request) -> bool:
+    length = request.headers.get("content-length", "")
+    return (length.isdigit() and int(length) > 8192) or \
+        len(request.scope.get("query_string", b"")) > 8192
+
+
 def _host(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -187,6 +198,12 @@ class SyncResponder:
 
     def __init__(self, platform: Any) -> None:
         self.platform = platform
+
+    def check(self, identity: Any, request: Request | None) -> None:
+        """Raise :class:`~taphouse.admission.Overloaded` if a (data) query of this caller
+        would be refused now."""
+        self.platform.sync_slots.check(caller_key(identity, _host(request) if request
+                                                  else None), grouped=identity.anonymous)
 
     def admit(self, identity: Any, request: Request | None, *, metadata: bool = False) -> Any:
         """A slot (and the thread lane to run in) for one unit of work of ``identity``,
