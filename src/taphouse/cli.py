@@ -55,12 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from taphouse.admission.connections import uvicorn_options
+    from taphouse.admission.connections import raise_open_file_limit, uvicorn_options
     from taphouse.server import Platform, create_app
 
     settings: Settings = args.settings
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    raise_open_file_limit()
     platform = Platform(settings)
     # Temporary files of libraries (uploads spooled by the web framework ...) go to
     # this process's area in the data directory's tmp/, not /tmp.

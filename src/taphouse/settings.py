@@ -94,6 +94,7 @@ class Settings:
     header_timeout: float = 10.0  # seconds to send a request's headers
     body_timeout: float = 30.0  # seconds a request body may pause
     connections_per_address: int = 32  # open connections per client address
+    max_connections: int = 1000  # open connections in all (each is an open file)
     # --- compute (sandboxed user code; see taphouse.compute) ------------------------
     # auto: on when a job environment exists and a sandbox works; on: the server does
     # not start without a working sandbox; off: never.

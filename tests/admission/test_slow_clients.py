@@ -93,3 +93,23 @@ def test_connections_per_address_are_capped(start_server):
     wait_for(fresh_ok, timeout=10, what="a connection after one was closed")
     for sock in idle:
         sock.close()
+
+
+def test_connections_in_all_are_capped(start_server):
+    server = start_server(max_connections=3, connections_per_address=10, header_timeout=60)
+    idle = [_connect(server.url, f"127.0.0.{2 + i}") for i in range(3)]
+    extra = _connect(server.url, "127.0.0.9")
+    answer = _read_until_closed(extra)
+    assert answer.startswith(b"HTTP/1.1 503"), answer
+    extra.close()
+    for sock in idle:
+        sock.close()
+
+    def fresh_ok() -> bool:
+        try:
+            with httpx.Client(base_url=server.url, timeout=5) as c:
+                return c.get("/tap/availability").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(fresh_ok, timeout=10, what="a connection once the others closed")

@@ -5,8 +5,10 @@ connection that sends nothing counts too), or whose body stalls (less than
 :data:`MIN_BODY_RATE` bytes per second over any ``Settings.body_timeout`` period while
 the server is reading it), is closed: half-sent requests cannot hold a connection and
 the request's task for minutes. A client address (IPv6: its /64) may hold at most
-``Settings.connections_per_address`` connections; one more gets a 503 and is closed.
-Connections from a trusted proxy are not counted (they carry many clients).
+``Settings.connections_per_address`` connections, and the server at most
+``Settings.max_connections`` in all (each is an open file); one more gets a 503 and is
+closed. Connections from a trusted proxy count only in the total (they carry many
+clients).
 
 uvicorn knows nothing of this on its own: :func:`uvicorn_options` gives ``uvicorn.run``
 or ``uvicorn.Config`` the guarded protocol and the forwarded-header trust from
@@ -35,26 +37,36 @@ MIN_BODY_RATE = 1024
 
 
 class ConnectionCounts:
-    """Open connections per address key (thread-safe: several servers may share it in
-    tests; one event loop in production)."""
+    """Open connections per address key and in all (thread-safe: several servers may
+    share it in tests; one event loop in production)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, total_limit: int = 0) -> None:
         self.limit = limit
+        self.total_limit = total_limit
         self._counts: Counter[str] = Counter()
+        self._total = 0
         self._lock = threading.Lock()
 
-    def add(self, key: str) -> bool:
+    def add(self, key: str | None) -> bool:
+        """Count a new connection (``key`` None: a trusted proxy's, counted only in the
+        total); False when a cap is full."""
         with self._lock:
-            if self.limit > 0 and self._counts[key] >= self.limit:
+            if self.total_limit > 0 and self._total >= self.total_limit:
                 return False
-            self._counts[key] += 1
+            if key is not None:
+                if self.limit > 0 and self._counts[key] >= self.limit:
+                    return False
+                self._counts[key] += 1
+            self._total += 1
             return True
 
-    def remove(self, key: str) -> None:
+    def remove(self, key: str | None) -> None:
         with self._lock:
-            self._counts[key] -= 1
-            if self._counts[key] <= 0:
-                del self._counts[key]
+            self._total -= 1
+            if key is not None:
+                self._counts[key] -= 1
+                if self._counts[key] <= 0:
+                    del self._counts[key]
 
     def count(self, key: str) -> int:
         with self._lock:
@@ -66,7 +78,8 @@ def guarded_protocol(settings: Settings, counts: ConnectionCounts | None = None
     """An uvicorn HTTP/1.1 protocol class with the header/body timeouts and the
     per-address connection cap of ``settings``."""
     trusted = TrustedProxies(settings.trusted_proxies)
-    counts = counts or ConnectionCounts(settings.connections_per_address)
+    counts = counts or ConnectionCounts(settings.connections_per_address,
+                                        settings.max_connections)
     header_timeout = settings.header_timeout
     body_period = settings.body_timeout
     refusal = _plain_response(503, "Service Unavailable",
@@ -77,6 +90,7 @@ def guarded_protocol(settings: Settings, counts: ConnectionCounts | None = None
 
     class GuardedH11Protocol(H11Protocol):
         _key: str | None = None
+        _counted = False
         _head_timer: asyncio.TimerHandle | None = None
         _body_timer: asyncio.TimerHandle | None = None
         _body_bytes = 0
@@ -84,21 +98,19 @@ def guarded_protocol(settings: Settings, counts: ConnectionCounts | None = None
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(transport)
             host = self.client[0] if self.client else None
-            if host is not None and host not in trusted:
-                key = address_key(host)
-                if not counts.add(key):
-                    log.warning("refused a connection from %s: %d open already", key,
-                                counts.limit)
-                    transport.write(refusal)
-                    transport.close()
-                    return
-                self._key = key
+            key = None if host is None or host in trusted else address_key(host)
+            if not counts.add(key):
+                log.warning("refused a connection from %s: too many open", key or host)
+                transport.write(refusal)
+                transport.close()
+                return
+            self._key, self._counted = key, True
             self._arm_head()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            if self._key is not None:
+            if self._counted:
                 counts.remove(self._key)
-                self._key = None
+                self._key, self._counted = None, False
             self._cancel_head()
             self._cancel_body()
             super().connection_lost(exc)
@@ -172,6 +184,21 @@ def _plain_response(status: int, reason: str, text: str, *,
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
+def raise_open_file_limit() -> int:
+    """Raise this process's soft limit on open files to its hard limit (Debian's soft
+    default, 1024, is below ``max_connections`` plus the table files); returns it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run`` / ``uvicorn.Config``: the guarded protocol
     and forwarded-header trust exactly as ``settings.trusted_proxies`` says."""
@@ -181,4 +208,5 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
             "forwarded_allow_ips": trusted, "timeout_keep_alive": 5}
 
 
-__all__ = ["MIN_BODY_RATE", "ConnectionCounts", "guarded_protocol", "uvicorn_options"]
+__all__ = ["MIN_BODY_RATE", "ConnectionCounts", "guarded_protocol", "raise_open_file_limit",
+           "uvicorn_options"]
