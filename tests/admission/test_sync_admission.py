@@ -205,3 +205,21 @@ def test_a_long_query_over_the_cap_is_refused_without_reading_its_body(start_ser
         assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
     finally:
         sock.close()
+
+
+def test_a_heavy_tap_schema_query_cannot_hold_a_metadata_slot_for_long(start_server,
+                                                                      monkeypatch):
+    import time
+
+    import taphouse.tap.routes as routes
+
+    monkeypatch.setattr(routes, "METADATA_TIMEOUT", 1.0)
+    server = _server(start_server, sync_timeout=600)
+    joins = " ".join(f"JOIN tap_schema.columns AS c{i} ON 1=1" for i in range(6))
+    query = f"SELECT COUNT(*) AS n FROM tap_schema.columns AS c {joins}"
+    t0 = time.monotonic()
+    with httpx.Client(base_url=server.url, timeout=120) as anon:
+        r = _sync(anon, query)
+    assert r.status_code == 400 and b"time limit of 1 s" in r.content, r.content[:300]
+    assert time.monotonic() - t0 < 60
+    assert server.platform.metadata_slots.running() == 0

@@ -27,6 +27,8 @@ from taphouse.tap.service import (
 
 XML = "text/xml; charset=utf-8"
 log = logging.getLogger("taphouse.tap")
+#: Time limit (seconds) of a sync query that reads only TAP_SCHEMA.
+METADATA_TIMEOUT = 30.0
 
 
 @dataclass
@@ -230,7 +232,12 @@ class SyncResponder:
         # chunk: a small result is answered without further thread hops. Meanwhile a
         # client that goes away cancels the query (once the response streams, Starlette
         # watches for that itself).
-        work = asyncio.ensure_future(lane.run(self._start, ctx, spec, params, cancel))
+        # Metadata queries have slots of their own; a short time limit keeps a heavy
+        # one (a join of TAP_SCHEMA tables) from holding them.
+        limit = self.platform.settings.sync_timeout
+        if lane is self.platform.metadata_lane:
+            limit = min(limit, METADATA_TIMEOUT)
+        work = asyncio.ensure_future(lane.run(self._start, ctx, spec, params, cancel, limit))
         watch = asyncio.ensure_future(_watch_disconnect(request, cancel)) if request else None
         try:
             prepared, gen, first = await work
@@ -245,13 +252,12 @@ class SyncResponder:
                                  media_type=prepared.writer.mime,
                                  headers=_disposition(prepared))
 
-    def _start(self, ctx: TapContext, spec: Any, params: Any,
-               cancel: CancelHandle) -> tuple[Any, Iterator[bytes], Any]:
+    def _start(self, ctx: TapContext, spec: Any, params: Any, cancel: CancelHandle,
+               limit: float) -> tuple[Any, Iterator[bytes], Any]:
         service = self.platform.query_service
         uploads = service.read_uploads(spec, params.parts, params.part_types)
         prepared = service.prepare(ctx.identity, spec, workspace=ctx.workspace,
                                    uploads=uploads)
-        limit = self.platform.settings.sync_timeout
         cancel.deadline(limit, f"the synchronous time limit of {limit:g} s was reached;"
                                " use the async endpoint for long queries")
         gen = service.execute(prepared, cancel=cancel)
