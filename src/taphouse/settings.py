@@ -79,9 +79,9 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     sync_max_concurrent: int = 24  # sync queries, downloads and uploads at once, in all
     sync_max_per_caller: int = 4  # ... per account (per address when anonymous)
-    anonymous_sync_share: float = 0.25  # of sync_max_concurrent, all anonymous together
+    anonymous_sync_share: float = 0.125  # of sync_max_concurrent, all anonymous together
     metadata_max_concurrent: int = 8  # TAP_SCHEMA queries at once (their own threads)
-    anonymous_job_share: float = 0.5  # of the job workers, all anonymous jobs together
+    anonymous_job_share: float = 0.25  # of the job workers, all anonymous jobs together
     retry_after: int = 5  # seconds, in a 503 when a cap is full
     result_max_bytes: int = 2 * 1024**3  # one result document (sync or async)
     upload_max_bytes_per_caller: int = 400 * 1024**2  # upload bytes in flight per caller
