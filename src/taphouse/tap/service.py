@@ -101,8 +101,9 @@ def reads_only_metadata(spec: QuerySpec) -> bool:
     DEST): such queries are admitted apart from data queries, so that browsing the
     metadata never waits behind them. Decided from the parsed query (cheap for the short
     texts clients send; longer ones count as data queries)."""
-    if spec.uploads or spec.dest or len(spec.query) > _METADATA_QUERY_CHARS:
-        return False
+    if spec.uploads or spec.dest or len(spec.query) > _METADATA_QUERY_CHARS \
+            or "tap_schema" not in spec.query.lower():
+        return False  # (decided without parsing: this runs on the event loop)
     from sqlglot import exp
 
     from taphouse.adql import parse
