@@ -230,7 +230,8 @@ def test_uploads_stream_to_the_data_dir_and_count_per_caller_in_flight(start_ser
 
 def test_user_table_upload_over_the_limit_is_refused_and_leaves_nothing(start_server):
     server = _server(start_server, upload_max_bytes=50_000)
-    with httpx.Client(base_url=server.url, auth=("alice", PASSWORD), timeout=60) as alice:
+    with httpx.Client(base_url=server.url, auth=("alice", PASSWORD), timeout=60,
+                      headers={"X-Taphouse": "1"}) as alice:  # (Basic on /api: see api.md)
         big = "id\n" + "1\n" * 60_000
         r = alice.put("/api/usertables/big?format=csv", content=big)
         assert r.status_code == 413
