@@ -172,7 +172,7 @@ def test_upload_over_the_request_limit_is_refused(start_server, endpoint):
                                                 "QUERY": "SELECT COUNT(*) FROM TAP_UPLOAD.t"},
                    files={"t": ("t.csv", big, "text/csv")}, timeout=60)
     assert r.status_code == 413 and b"50000" in r.content and b"QUERY_STATUS" in r.content
-    assert not list((server.data_dir / "tmp").glob("upload-*"))
+    assert not list((server.data_dir / "tmp").rglob("upload-*"))
 
 
 def test_uploads_stream_to_the_data_dir_and_count_per_caller_in_flight(start_server):
@@ -199,7 +199,7 @@ def test_uploads_stream_to_the_data_dir_and_count_per_caller_in_flight(start_ser
         sock.sendall(head + body[:130_000])
         spool = server.data_dir / "tmp"
         # The part is on disk under the data directory's tmp/ as it arrives.
-        wait_for(lambda: any(p.stat().st_size > 100_000 for p in spool.glob("upload-*")),
+        wait_for(lambda: any(p.stat().st_size > 100_000 for p in spool.rglob("upload-*")),
                  what="the upload spooled to tmp/")
         # The same caller's second upload would take it over its bytes in flight.
         r = httpx.post(server.tap + "/sync", data={"LANG": "ADQL", "UPLOAD": "t,param:t",
@@ -224,7 +224,7 @@ def test_uploads_stream_to_the_data_dir_and_count_per_caller_in_flight(start_ser
         assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"n\r\n30000\r\n")
     finally:
         sock.close()
-    wait_for(lambda: not list(spool.glob("upload-*")), what="tmp/ emptied")
+    wait_for(lambda: not list(spool.rglob("upload-*")), what="tmp/ emptied")
     assert server.platform.upload_bytes.held("addr:127.0.0.1") == 0
 
 
@@ -241,5 +241,5 @@ def test_user_table_upload_over_the_limit_is_refused_and_leaves_nothing(start_se
         assert r.status_code == 413
         r = alice.put("/api/usertables/small?format=csv", content="id\n1\n2\n")
         assert r.status_code == 201 and r.json()["nrows"] == 2
-    assert not list((server.data_dir / "tmp").glob("upload-*"))
+    assert not list((server.data_dir / "tmp").rglob("upload-*"))
     assert server.platform.upload_bytes.held() == 0

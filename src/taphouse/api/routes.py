@@ -22,7 +22,6 @@ from taphouse.auth.authenticator import require_scope
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.model import ColumnMeta, TableMeta
 from taphouse.jobs.model import ACTIVE_PHASES, PHASES, Job, JobError, format_time, now
-from taphouse.tap.params import spool_dir
 from taphouse.userspace.errors import UnknownTable, UserSpaceError
 from taphouse.userspace.names import MYDB
 from taphouse.userspace.shares import get_shares, set_shares
@@ -197,7 +196,7 @@ def api_router(platform: Any) -> APIRouter:
         held = 0
         try:
             path, held = await _spool_body(request, settings.upload_max_bytes,
-                                           spool_dir(settings), platform.upload_bytes, key)
+                                           platform.scratch.path, platform.upload_bytes, key)
 
             def work() -> dict[str, Any]:
                 t = space.store_upload(identity, name, path, content_type=ctype, mode=mode,

@@ -83,8 +83,9 @@ async def read_params(request: Request, *, max_bytes: int, spool_dir: Path | Non
     max_bytes
         Most bytes of file parts in the request (HTTP 413 beyond).
     spool_dir
-        Where file parts are written (the data directory's ``tmp/``); the system's
-        temporary directory when None.
+        Where file parts are written (the server process's area under the data
+        directory's ``tmp/``, ``Platform.scratch``); the system's temporary directory
+        when None.
     budget, key
         The caller's upload bytes in flight, and the caller's key in it.
     """
@@ -117,10 +118,6 @@ async def read_params(request: Request, *, max_bytes: int, spool_dir: Path | Non
         raise
     return params
 
-
-def spool_dir(settings: Any) -> Path:
-    """Where request uploads are written: the data directory's ``tmp/``."""
-    return getattr(settings, "tmp_dir", None) or settings.data_dir / "tmp"
 
 
 class _BodyReader:

@@ -17,7 +17,7 @@ from taphouse.admission import caller_key
 from taphouse.auth.identity import Identity
 from taphouse.tap import vosi
 from taphouse.tap.errors import NotFound, TapError
-from taphouse.tap.params import read_params, spool_dir
+from taphouse.tap.params import read_params
 from taphouse.tap.service import (
     CancelHandle,
     check_dest_scope,
@@ -78,7 +78,7 @@ def tap_router(platform: Any, context: ContextFactory, describe: EndpointFactory
             # flood of refused 100 kB queries must cost little).
             platform.sync.check(ctx.identity, request)
         params = await read_params(request, max_bytes=settings.upload_max_bytes,
-                                   spool_dir=spool_dir(settings),
+                                   spool_dir=platform.scratch.path,
                                    budget=platform.upload_bytes,
                                    key=caller_key(ctx.identity, _host(request)))
         try:

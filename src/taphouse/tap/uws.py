@@ -21,7 +21,7 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from taphouse.admission import caller_key
 from taphouse.jobs import PHASES, Job, JobNotFound, format_time, parse_time
 from taphouse.tap.errors import TapError
-from taphouse.tap.params import TapParams, read_params, spool_dir
+from taphouse.tap.params import TapParams, read_params
 from taphouse.tap.service import check_dest_scope
 
 UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
@@ -54,7 +54,7 @@ def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
         if ctx is None:
             return await read_params(request, max_bytes=0)
         return await read_params(request, max_bytes=settings.upload_max_bytes,
-                                 spool_dir=spool_dir(settings), budget=platform.upload_bytes,
+                                 spool_dir=platform.scratch.path, budget=platform.upload_bytes,
                                  key=budget_key(ctx, request))
 
     def budget_key(ctx: Any, request: Request) -> str:
