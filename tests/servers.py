@@ -136,3 +136,42 @@ class ServerProcess:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def publish_tiny_tables(store: Any, database: str, count: int, seed_dir: Path, *,
+                        description: str = "", prefix: str = "t") -> list[str]:
+    """Publish ``count`` one-row tables ``<prefix>00000``... in ``database`` through the
+    catalogue store, fast: every version file is a hard link to one small DuckDB file
+    (in ``seed_dir``, on the data directory's file system), so 10,000 tables cost
+    seconds and no disk. Each table has an id, a position and a magnitude with units,
+    UCDs and descriptions; its description says which field it covers."""
+    import duckdb
+
+    from taphouse.catalogue.model import ColumnMeta, TableMeta
+
+    seed = Path(seed_dir) / "tiny-table.duckdb"
+    if not seed.exists():
+        con = duckdb.connect(str(seed))
+        con.execute("CREATE TABLE data AS SELECT 1::BIGINT AS id, 56.75::DOUBLE AS ra,"
+                    " 24.12::DOUBLE AS dec, 12.5::FLOAT AS mag")
+        con.close()
+    columns = [
+        ColumnMeta("id", "long", ucd="meta.id;meta.main", description="Source identifier"),
+        ColumnMeta("ra", "double", unit="deg", ucd="pos.eq.ra;meta.main",
+                   description="Right ascension (ICRS)"),
+        ColumnMeta("dec", "double", unit="deg", ucd="pos.eq.dec;meta.main",
+                   description="Declination (ICRS)"),
+        ColumnMeta("mag", "float", unit="mag", ucd="phot.mag;em.opt.V",
+                   description="V magnitude"),
+    ]
+    store.create_database(database, description or f"{count:,} generated tables")
+    names = []
+    for i in range(count):
+        name = f"{prefix}{i:05d}"
+        path = store.new_version_path(database, name)
+        os.link(seed, path)
+        store.publish(TableMeta(database=database, name=name, columns=columns, nrows=1,
+                                ra_column="ra", dec_column="dec", epoch=2000.0,
+                                description=f"Field {i} of {database}"), path)
+        names.append(name)
+    return names

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from taphouse.adql.scope import Scope
 from taphouse.auth.identity import Identity
 from taphouse.auth.policy import ReadPolicy
-from taphouse.catalogue.model import DatabaseMeta, TableMeta
+from taphouse.catalogue.model import DatabaseMeta, TableMeta, TableSummary
 from taphouse.catalogue.store import CatalogueStore
 from taphouse.engine.duckdb import DuckDBEngine
 
@@ -54,6 +54,55 @@ class ScopeBuilder:
                     continue
             result.append(t)
         return result
+
+    def visible_summaries(self, identity: Identity, databases: Sequence[str] | None = None,
+                          *, search: str | None = None, offset: int = 0,
+                          limit: int | None = None) -> list[TableSummary]:
+        """Summaries (no columns) of the tables :meth:`visible_tables` would give, of
+        all visible databases or of those named: cheap with many thousands of tables."""
+        whole, pairs = self._readable(identity, databases)
+        return self.catalogue.table_summaries(whole, tables=pairs, search=search,
+                                              offset=offset, limit=limit)
+
+    def visible_counts(self, identity: Identity) -> list[tuple[DatabaseMeta, int]]:
+        """The visible databases with the number of tables the caller sees in each."""
+        dbs = self.visible_databases(identity)
+        whole, pairs = self._readable(identity, None, dbs)
+        counts = self.catalogue.table_counts(whole)
+        for d, _ in pairs:
+            counts[d] = counts.get(d, 0) + 1
+        return [(db, counts.get(db.name, 0)) for db in dbs]
+
+    def _readable(self, identity: Identity, databases: Sequence[str] | None,
+                  visible: list[DatabaseMeta] | None = None,
+                  ) -> tuple[list[str], list[tuple[str, str]]]:
+        """(databases the caller sees whole, (database, table) pairs shared with them in
+        other users' schemas), among ``databases`` if given."""
+        from taphouse.userspace.shares import shared_tables
+
+        whole, partial = [], set()
+        for db in self.visible_databases(identity) if visible is None else visible:
+            if databases is not None and db.name not in databases:
+                continue
+            if db.kind == "user" and db.name != identity.user_schema:
+                partial.add(db.name)
+            else:
+                whole.append(db.name)
+        pairs = [(d, t) for d, t in shared_tables(self.policy.meta, identity)
+                 if d in partial] if partial else []
+        return whole, pairs
+
+    def visible_table(self, identity: Identity, database: str, name: str) -> TableMeta | None:
+        """One table with its columns if the caller may see it, else None."""
+        from taphouse.userspace.shares import shared_tables
+
+        db = self.catalogue.database(database)
+        if db is None or not self.policy.can_read(identity, db):
+            return None
+        if db.kind == "user" and db.name != identity.user_schema and \
+                (db.name, name.lower()) not in shared_tables(self.policy.meta, identity):
+            return None
+        return self.catalogue.table(db.name, name)
 
     def build(self, identity: Identity, workspace: Sequence[str] | None = None,
               uploads: dict[str, tuple[object, TableMeta]] | None = None, *,

@@ -237,6 +237,33 @@ class TableMeta:
         }
 
 
+@dataclass(frozen=True)
+class TableSummary:
+    """A table without its columns: what a listing of many tables needs (read without
+    parsing each version's column metadata, so listing 10,000 tables stays cheap).
+    ``matched_columns``: in a search, the columns whose name or description matched."""
+
+    database: str
+    name: str
+    description: str
+    kind: str
+    nrows: int
+    nbytes: int
+    created: str | None
+    ra_column: str | None
+    dec_column: str | None
+    epoch: float | None
+    ncolumns: int
+    matched_columns: tuple[str, ...] = ()
+
+    @property
+    def qualified_name(self) -> str:
+        """``schema.table`` as written in ADQL (each part quoted where needed)."""
+        from taphouse.adql.reserved import adql_identifier
+
+        return f"{adql_identifier(self.database)}.{adql_identifier(self.name)}"
+
+
 @dataclass
 class DatabaseMeta:
     name: str
