@@ -40,8 +40,10 @@ export function replace(parent: Node, ...children: Child[]): void {
   append(parent, children);
 }
 
+const COUNT = new Intl.NumberFormat("en-US");
+
 export function formatCount(n: number): string {
-  return n.toLocaleString("en-US");
+  return COUNT.format(n);  // (one formatter: toLocaleString builds one per call)
 }
 
 export function formatSeconds(s: number): string {
@@ -62,5 +64,6 @@ export function formatTime(iso: string | null): string {
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MB`;
+  return `${(n / 1024 ** 3).toFixed(1)} GB`;
 }

@@ -1,8 +1,8 @@
 // The ADQL editor: CodeMirror 6 with the SQL language in an ADQL dialect, completion of
 // schemas, tables, columns and functions from the service, errors at line and column.
 
-import { autocompletion, closeBrackets, closeBracketsKeymap, completionKeymap,
-  type Completion, type CompletionContext, type CompletionResult } from "@codemirror/autocomplete";
+import { autocompletion, closeBrackets, closeBracketsKeymap, completionKeymap, completionStatus,
+  startCompletion, type Completion, type CompletionContext, type CompletionResult } from "@codemirror/autocomplete";
 import { defaultKeymap, history, historyKeymap } from "@codemirror/commands";
 import { sql, type SQLNamespace } from "@codemirror/lang-sql";
 import { bracketMatching, defaultHighlightStyle, indentOnInput, syntaxHighlighting } from "@codemirror/language";
@@ -13,12 +13,14 @@ import { drawSelection, EditorView, highlightActiveLine, highlightActiveLineGutt
 
 import { ADQL, referencedTables } from "./adql";
 import type { Catalog, ColumnInfo, TableInfo } from "./catalog";
-import { h } from "./dom";
+import { formatCount, h } from "./dom";
 
 export interface QueryEditor {
   view: EditorView;
   text(): string;
   setText(text: string): void;
+  /** Put ``text`` where the cursor is (in place of the selection). */
+  insert(text: string): void;
   showError(message: string, line: number | null, column: number | null): void;
   clearError(): void;
   focus(): void;
@@ -27,7 +29,7 @@ export interface QueryEditor {
 function tableInfo(t: TableInfo): () => Node {
   return () => h("div", { class: "cm-info" },
     h("div", { class: "cm-info-title" }, t.qualified_name),
-    t.nrows !== null ? h("div", { class: "cm-info-meta" }, `${t.nrows.toLocaleString("en-US")} rows`) : null,
+    t.nrows !== null ? h("div", { class: "cm-info-meta" }, `${formatCount(t.nrows)} rows`) : null,
     t.description ? h("div", null, t.description) : null);
 }
 
@@ -57,7 +59,7 @@ function namespace(catalog: Catalog): SQLNamespace {
     const schema = ns[t.database];
     if (!schema) continue;
     schema.children[t.name] = {
-      self: { label: t.name, type: "type", detail: t.nrows !== null ? `${t.nrows.toLocaleString("en-US")} rows` : undefined,
+      self: { label: t.name, type: "type", detail: t.nrows !== null ? `${formatCount(t.nrows)} rows` : undefined,
         info: tableInfo(t) },
       children: (t.columns || []).map((c) => columnCompletion(t, c)),
     };
@@ -123,6 +125,7 @@ export function createEditor(parent: HTMLElement, catalog: Catalog, onRun: () =>
         EditorView.updateListener.of((update) => {
           if (!update.docChanged) return;
           if (errorShown) window.setTimeout(() => editor.clearError(), 0);
+          loadSchemaBeforeCursor();
           // Columns of the tables the query names, loaded shortly after typing stops.
           window.clearTimeout(timer);
           timer = window.setTimeout(() => {
@@ -132,7 +135,37 @@ export function createEditor(parent: HTMLElement, catalog: Catalog, onRun: () =>
       ],
     }),
   });
-  catalog.onChange(() => view.dispatch({ effects: language.reconfigure(config()) }));
+  // The completion's namespace follows the catalogue, rebuilt at most once per burst of
+  // changes (a database's list arrives a page at a time).
+  let pending: number | undefined;
+  const refresh = () => {
+    window.clearTimeout(pending);
+    pending = undefined;
+    view.dispatch({ effects: language.reconfigure(config()) });
+  };
+  catalog.onChange(() => {
+    if (pending === undefined) pending = window.setTimeout(refresh, 30);
+  });
+
+  // Tables are listed per database when first needed: typing "schema." loads that
+  // database's tables, then the completion opens again with them.
+  function schemaBeforeCursor(): string | null {
+    const head = view.state.selection.main.head;
+    const line = view.state.doc.lineAt(head);
+    const m = /([A-Za-z_][\w]*)\.[\w]*$/.exec(line.text.slice(0, head - line.from));
+    return m ? m[1].toLowerCase() : null;
+  }
+
+  function loadSchemaBeforeCursor(): void {
+    const schema = schemaBeforeCursor();
+    if (!schema || !catalog.database(schema) || catalog.listed(schema).complete) return;
+    void catalog.ensureTables(schema).then(() => {
+      if (view.hasFocus && schemaBeforeCursor() === schema && completionStatus(view.state) !== "active") {
+        refresh();
+        startCompletion(view);
+      }
+    }).catch(() => undefined);
+  }
 
   const editor: QueryEditor = {
     view,
@@ -156,6 +189,14 @@ export function createEditor(parent: HTMLElement, catalog: Catalog, onRun: () =>
     clearError() {
       errorShown = false;
       view.dispatch(setDiagnostics(view.state, []));
+    },
+    insert(text: string) {
+      const range = view.state.selection.main;
+      // A name typed right after another word gets a space between them.
+      if (/[\w*)"]$/.test(view.state.sliceDoc(Math.max(0, range.from - 1), range.from))) text = " " + text;
+      view.dispatch({ changes: { from: range.from, to: range.to, insert: text },
+        selection: { anchor: range.from + text.length }, scrollIntoView: true });
+      view.focus();
     },
     focus: () => view.focus(),
   };

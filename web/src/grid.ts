@@ -59,6 +59,8 @@ export class ResultGrid {
   private table: ResultTable | null = null;
   private order: Uint32Array = new Uint32Array(0);
   private sort: SortState = null;
+  /** The row a plot pointed at (marked), or -1. */
+  private picked = -1;
   private first = -1;
   /** The row position each pool slot shows (-1: none). */
   private slots: number[] = [];
@@ -86,6 +88,7 @@ export class ResultGrid {
   /** Show a result (null: nothing). */
   setData(table: ResultTable | null): void {
     this.table = table;
+    this.picked = -1;
     this.empty.hidden = table !== null;
     this.scroller.hidden = table === null;
     this.pager.hidden = table === null;
@@ -173,6 +176,16 @@ export class ResultGrid {
     return Math.floor(this.scroller.scrollTop / ROW_HEIGHT);
   }
 
+  /** Scroll to the result's row ``index`` (in the current order) and mark it. */
+  showRow(index: number): void {
+    this.picked = index;
+    const position = this.order.indexOf(index);
+    if (position < 0) return;
+    const rows = Math.floor(this.scroller.clientHeight / ROW_HEIGHT);
+    this.scroller.scrollTop = Math.max(0, position - Math.floor(rows / 2) + 1) * ROW_HEIGHT;
+    this.render(true);
+  }
+
   scrollToRow(row: number): void {
     if (!Number.isFinite(row)) row = this.order.length;
     this.scroller.scrollTop = Math.max(0, row) * ROW_HEIGHT;
@@ -232,6 +245,7 @@ export class ResultGrid {
   private fill(row: HTMLElement, position: number, table: ResultTable): void {
     const index = this.order[position];
     row.hidden = false;
+    row.classList.toggle("picked", index === this.picked);
     row.style.transform = `translateY(${position * ROW_HEIGHT}px)`;
     const cells = row.children;
     cells[0].textContent = String(index + 1);

@@ -5,21 +5,27 @@ import "./styles.css";
 
 import { ApiError, currentUser, login, logout, onSessionChange, serviceUrl } from "./api";
 import { hasTopOrWhere, referencedTables } from "./adql";
+import { TableBrowser } from "./browser";
 import { Catalog } from "./catalog";
+import { Chart } from "./chart";
+import { ask } from "./dialogs";
 import { formatBytes, formatCount, formatSeconds, h, replace } from "./dom";
 import { createEditor } from "./editor";
 import { examplesPanel } from "./examples";
 import { ResultGrid } from "./grid";
 import { JobHistory } from "./history";
 import { abortJob, ACTIVE, downloadResult, fetchResult, follow, type JobInfo, submitJob } from "./jobs";
+import { MyTables } from "./mytables";
+import { SkyPlot } from "./sky";
 import type { ResultTable } from "./table";
+import { Workspaces } from "./workspaces";
 
 /** Tables with more rows than this get a warning before a query with neither TOP nor WHERE. */
 const BIG_TABLE_ROWS = 1_000_000;
 /** Results larger than this (as JSON) are offered for download instead of shown. */
 const MAX_SHOWN_BYTES = 150 * 1024 * 1024;
 
-/** A panel of the side bar (the table browser, my tables and workspaces go here too). */
+/** A panel of the side bar. */
 interface Panel { id: string; title: string; element: HTMLElement; shown?: () => void }
 
 const catalog = new Catalog();
@@ -72,8 +78,24 @@ const errorBox = h("div", { class: "error-box", role: "alert", hidden: true });
 const runbar = h("div", { class: "runbar" }, runButton, abortButton,
   h("label", { class: "small muted" }, "rows ≤ ", maxrec), jobStatus);
 
-// --- results ----------------------------------------------------------------------
+// --- results: the table, the sky plot and charts -----------------------------------
 const grid = new ResultGrid();
+type ResultView = "table" | "sky" | "chart";
+const pickRow = (row: number) => { showView("table"); grid.showRow(row); };
+const sky = new SkyPlot(pickRow);
+const chart = new Chart(pickRow);
+const viewTabs = h("div", { class: "view-tabs", role: "tablist", "aria-label": "show the result as", hidden: true },
+  ...([["table", "Table"], ["sky", "Sky"], ["chart", "Chart"]] as const).map(([id, label]) =>
+    h("button", { type: "button", role: "tab", "data-view": id, onclick: () => showView(id) }, label)));
+
+function showView(view: ResultView): void {
+  for (const b of Array.from(viewTabs.children)) b.setAttribute("aria-selected", String((b as HTMLElement).dataset.view === view));
+  grid.element.hidden = view !== "table";
+  sky.element.hidden = view !== "sky";
+  chart.element.hidden = view !== "chart";
+  if (view === "sky") sky.show(); else sky.hide();
+  if (view === "chart") chart.show(); else chart.hide();
+}
 const resultTitle = h("span", { class: "result-title" }, "No result yet");
 const downloads = h("div", { class: "downloads" },
   ...([["votable", "VOTable", "vot"], ["csv", "CSV", "csv"], ["fits", "FITS", "fits"], ["parquet", "Parquet", "parquet"]] as const)
@@ -83,7 +105,8 @@ const keepButton = h("button", { type: "button", id: "keep", class: "small", onc
 const resultActions = h("div", { class: "result-actions", hidden: true }, downloads, keepButton);
 const resultNote = h("div", { class: "result-note small muted" });
 const results = h("section", { class: "results", "aria-label": "result" },
-  h("div", { class: "results-head" }, resultTitle, resultActions), resultNote, grid.element);
+  h("div", { class: "results-head" }, viewTabs, resultTitle, resultActions), resultNote, grid.element,
+  sky.element, chart.element);
 
 // --- side bar -----------------------------------------------------------------------
 const history = new JobHistory({
@@ -93,7 +116,15 @@ const history = new JobHistory({
   deleted: (job) => { if (shownJob && shownJob.id === job.id) clearResult(); },
 });
 const examples = examplesPanel((query) => { editor.setText(query); editor.focus(); });
+const setQuery = (query: string) => { editor.setText(query); editor.focus(); };
+const browser = new TableBrowser(catalog, { query: setQuery, insert: (text) => editor.insert(text) });
+const tablesChanged = () => void catalog.load().catch(() => undefined);
+const myTables = new MyTables({ query: setQuery, changed: tablesChanged });
+const workspaces = new Workspaces(catalog);
 const panels: Panel[] = [
+  { id: "tables", title: "Tables", element: browser.element },
+  { id: "mytables", title: "My tables", element: myTables.element, shown: () => void myTables.reload() },
+  { id: "workspaces", title: "Workspaces", element: workspaces.element, shown: () => void workspaces.reload() },
   { id: "examples", title: "Examples", element: examples.element },
   { id: "history", title: "History", element: history.element, shown: () => void history.reload() },
 ];
@@ -110,25 +141,6 @@ function showPanel(id: string): void {
 for (const p of panels) {
   tabs.appendChild(h("button", { type: "button", role: "tab", "data-panel": p.id, onclick: () => showPanel(p.id) }, p.title));
   tabBody.appendChild(p.element);
-}
-
-// --- dialogs ------------------------------------------------------------------------
-function ask(title: string, text: string, confirm: string, input?: HTMLInputElement): Promise<boolean> {
-  return new Promise((resolve) => {
-    const dialog = h("dialog", { class: "dialog" });
-    const done = (answer: boolean) => { dialog.close(); dialog.remove(); resolve(answer); };
-    const ok = h("button", { type: "submit", class: "primary", id: "dialog-ok" }, confirm);
-    const formEl = h("form", { method: "dialog" },
-      h("h3", null, title), h("p", null, text), input || null,
-      h("div", { class: "dialog-buttons" },
-        h("button", { type: "button", id: "dialog-cancel", onclick: () => done(false) }, "Cancel"), ok));
-    formEl.addEventListener("submit", (e) => { e.preventDefault(); done(true); });
-    dialog.addEventListener("cancel", () => done(false));
-    dialog.appendChild(formEl);
-    document.body.appendChild(dialog);
-    dialog.showModal();
-    (input || ok).focus();
-  });
 }
 
 // --- running queries ----------------------------------------------------------------
@@ -173,7 +185,9 @@ async function run(query = editor.text()): Promise<void> {
     return;
   }
   const names = referencedTables(query);
-  const big = names.map((n) => catalog.table(n)).filter((t) => t && t.nrows !== null && t.nrows > BIG_TABLE_ROWS);
+  // (Tables are listed per database when needed: ask for the ones the query names.)
+  const known = hasTopOrWhere(query) ? [] : await Promise.all(names.map((n) => catalog.table(n) || catalog.describe(n)));
+  const big = known.filter((t) => t && t.nrows !== null && t.nrows > BIG_TABLE_ROWS);
   if (big.length && !hasTopOrWhere(query)) {
     const t = big[0]!;
     const go = await ask("A big query",
@@ -219,7 +233,7 @@ async function abort(): Promise<void> {
 
 function clearResult(): void {
   shownJob = null;
-  grid.setData(null);
+  setResult(null);
   resultActions.hidden = true;
   resultTitle.textContent = "No result yet";
   resultNote.textContent = "";
@@ -265,7 +279,7 @@ async function show(job: JobInfo): Promise<void> {
     return;
   }
   shownJob = job;
-  grid.setData(table);
+  setResult(table);
   replace(resultTitle, h("strong", null, `${formatCount(table.length)} rows`),
     ` · ${table.columns.length} columns · job ${job.id}`);
   const notes: string[] = [];
@@ -274,6 +288,15 @@ async function show(job: JobInfo): Promise<void> {
   resultNote.textContent = notes.join(" ");
   resultActions.hidden = false;
   keepButton.hidden = !currentUser();
+}
+
+/** Show a result in the grid, the sky plot and the charts (whichever is in view). */
+function setResult(table: ResultTable | null): void {
+  grid.setData(table);
+  sky.setData(table);
+  chart.setData(table);
+  viewTabs.hidden = table === null;
+  if (table === null) showView("table");
 }
 
 async function download(format: string, ext: string): Promise<void> {
@@ -296,7 +319,7 @@ async function keep(): Promise<void> {
     pattern: "[A-Za-z][A-Za-z0-9_]*", maxlength: 63, required: true });
   const ok = await ask("Keep as a table",
     "Run the query again and store all its rows in your user space as mydb.<name>; later queries can read it.",
-    "Keep", input);
+    "Keep", { fields: [input] });
   const name = input.value.trim();
   if (!ok || !name) return;
   if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(name)) {
@@ -321,6 +344,7 @@ async function keep(): Promise<void> {
         `(${formatCount(Number(info.DEST_ROWS || 0))} rows): query it as mydb.${name}.`;
     }
     await catalog.load();
+    void myTables.reload();
   } catch (e) {
     resultNote.textContent = "";
     showError((e as Error).message);
@@ -342,12 +366,19 @@ onSessionChange(() => {
   clearResult();
   showError(null);
   history.clear();
+  myTables.clear();
+  workspaces.clear();
   void history.reload();
+  void myTables.reload();
+  void workspaces.reload();
   void catalog.load().catch((e: ApiError) => showError(`Could not load the tables: ${e.message}`));
 });
 
 renderUser();
-showPanel("examples");
+showPanel("tables");
+showView("table");
+void myTables.reload();
+void workspaces.reload();
 void examples.load();
 void catalog.load().catch((e: ApiError) => showError(`Could not load the tables: ${e.message}`));
 void catalog.loadFunctions().catch(() => undefined);
