@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import re
-import uuid
-from typing import Any
 
 import httpx
 import numpy as np
@@ -19,97 +17,31 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from astropy.table import Table
-from web_helpers import report
-
-PASSWORD = "browser-test-password"
-CONE = ("SELECT source_id, ra, dec, phot_g_mean_mag FROM gaia.dr3_bright WHERE phot_g_mean_mag"
-        " < 9 AND 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 56.75, 24.12, 3))")
-SLOW = ("SELECT COUNT(*) AS n FROM hipparcos.hip2 AS h, gaia.dr3_bright AS g"
-        " WHERE SIN(h.ra + g.ra) > 0.9999999")
-XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+from web_helpers import (
+    CONE,
+    PASSWORD,
+    SLOW,
+    XSS,
+    check_safe,
+    log_in,
+    new_user,
+    open_page,
+    query_text,
+    report,
+    set_query,
+    tap_count,
+    wait_phase,
+    wait_rows,
+)
 
 pytestmark = pytest.mark.slow
 
 
-def _user(server: Any) -> str:
-    name = f"w{uuid.uuid4().hex[:8]}"
-    server.platform.authenticator.accounts.add_user(name, PASSWORD)
-    return name
-
-
-def _open(page: Any, server: Any) -> None:
-    page.goto(server.url + "/")
-    page.wait_for_selector("html[data-ready] .cm-content")
-
-
-def _login(page: Any, name: str) -> None:
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("#login")
-    page.wait_for_selector("#logout")
-
-
-def _set_query(page: Any, text: str) -> None:
-    page.click(".cm-content")
-    page.keyboard.press("Control+a")
-    page.keyboard.press("Delete")
-    page.keyboard.insert_text(text)
-    page.keyboard.press("Escape")  # close a completion list the text may have opened
-
-
-def _query_text(page: Any) -> str:
-    return page.evaluate(
-        "[...document.querySelectorAll('.cm-line')].map(l => l.textContent).join('\\n')")
-
-
-def _wait_phase(page: Any, phase: str, timeout: float = 60_000) -> None:
-    """Wait until the run bar shows ``phase`` or a final phase, which must be ``phase``."""
-    page.wait_for_function(
-        "p => [p, 'COMPLETED', 'ERROR', 'ABORTED'].includes("
-        "document.querySelector('.job-status .phase')?.textContent)", arg=phase, timeout=timeout)
-    shown = page.inner_text(".job-status .phase")
-    assert shown == phase, f"{shown}: {page.inner_text('.error-box')}"
-
-
-def _wait_rows(page: Any, n: int) -> None:
-    page.wait_for_function(
-        "t => document.querySelector('.result-title')?.textContent.startsWith(t)",
-        arg=f"{n:,} rows")
-
-
-def _tap_count(server: Any, query: str) -> int:
-    r = httpx.post(server.url + "/tap/sync", data={"LANG": "ADQL", "QUERY": query,
-                                                   "RESPONSEFORMAT": "json"}, timeout=60)
-    return int(r.json()["rows"])
-
-
-def _safe(watch: Any, page: Any) -> None:
-    """No script ran that the page did not ship, the token stayed in memory, and the page
-    fetched nothing from anywhere but its server (it works offline)."""
-    origin = "/".join(page.url.split("/", 3)[:3]) + "/"
-    assert all(r.url.startswith((origin, "blob:", "data:")) for r in watch.requests)
-    assert watch.errors == []
-    assert watch.dialogs == []
-    assert watch.csp_violations() == []
-    assert page.evaluate("window.__xss") is None
-    assert page.evaluate("localStorage.length + sessionStorage.length") == 0
-    assert page.evaluate("document.cookie") == ""
-    for token in watch.tokens:
-        assert all(token not in r.url for r in watch.requests)
-    for r in watch.requests:
-        path = httpx.URL(r.url).path
-        # (A redirect's follow-up is sent with the same headers; Playwright does not
-        # show them, so only the requests the page made itself are checked.)
-        if (r.resource_type == "fetch" and r.redirected_from is None
-                and path.startswith(("/api", "/auth", "/tap"))):
-            assert r.headers.get("x-taphouse") == "1", r.url
-
-
 def test_astronomer_session(demo_server, new_page, artefacts, tmp_path):
     server = demo_server
-    name = _user(server)
+    name = new_user(server)
     page, watch = new_page()
-    _open(page, server)
+    open_page(page, server)
 
     # Targets: bytes of the first page and time until the editor takes input.
     timing = page.evaluate("""() => {
@@ -126,10 +58,10 @@ def test_astronomer_session(demo_server, new_page, artefacts, tmp_path):
     report(f"interactive after {timing['interactive']:.0f} ms; target <= 1000 ms")
     print(timing["nav"])
     assert 0 < timing["bytes"] <= 300 * 1024
-    page.wait_for_selector(".example")
+    page.wait_for_selector(".db-row[data-db=gaia]")  # the table browser is the first panel
     page.screenshot(path=str(artefacts / "01-start.png"))
 
-    _login(page, name)
+    log_in(page, name)
     assert page.inner_text(".whoami") == f"Logged in as {name}"
 
     # A cone query written with completion: the table, then a column.
@@ -147,14 +79,14 @@ def test_astronomer_session(demo_server, new_page, artefacts, tmp_path):
     page.screenshot(path=str(artefacts / "03-completion-column.png"))
     page.keyboard.press("Enter")
     page.keyboard.type(" < 9 AND 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 56.75, 24.12, 3))")
-    assert _query_text(page) == CONE
+    assert query_text(page) == CONE
 
     # Run it (Ctrl-Enter): phase, elapsed and rows, then the grid.
     page.keyboard.press("Control+Enter")
-    _wait_phase(page, "COMPLETED")
-    expected = _tap_count(server, CONE)
+    wait_phase(page, "COMPLETED")
+    expected = tap_count(server, CONE)
     assert expected > 50
-    _wait_rows(page, expected)
+    wait_rows(page, expected)
     assert f"{expected:,} rows" in page.inner_text(".job-status")
     headers = page.eval_on_selector_all(".grid-head .grid-col", "els => els.map(e => e.innerText)")
     assert headers == ["source_id", "ra\ndeg", "dec\ndeg", "phot_g_mean_mag\nmag"]
@@ -214,23 +146,23 @@ def test_astronomer_session(demo_server, new_page, artefacts, tmp_path):
     assert all(CONE in i.inner_text() for i in items)
     assert "COMPLETED" in items[1].inner_text() and f"{expected:,} rows" in items[1].inner_text()
     page.screenshot(path=str(artefacts / "06-history.png"))
-    _set_query(page, "")
+    set_query(page, "")
     items[1].query_selector("text=Edit").click()
-    assert _query_text(page) == CONE
+    assert query_text(page) == CONE
     items[1].query_selector("text=Re-run").click()
     page.wait_for_function("() => document.querySelectorAll('.history-item').length === 3")
-    _wait_phase(page, "COMPLETED")
-    _wait_rows(page, expected)
+    wait_phase(page, "COMPLETED")
+    wait_rows(page, expected)
 
     # A careless click: nothing to run.
-    _set_query(page, "   ")
+    set_query(page, "   ")
     page.click("#run")
     assert "Write a query first" in page.inner_text(".error-box")
 
     # An error shows where it is: line 2, at the unknown column.
-    _set_query(page, "SELECT TOP 5 ra,\n  dex FROM gaia.dr3_bright")
+    set_query(page, "SELECT TOP 5 ra,\n  dex FROM gaia.dr3_bright")
     page.click("#run")
-    _wait_phase(page, "ERROR")
+    wait_phase(page, "ERROR")
     assert "dex" in page.inner_text(".error-box")
     marked = page.wait_for_selector(".cm-lintRange-error")
     assert marked.inner_text() == "dex"
@@ -239,11 +171,11 @@ def test_astronomer_session(demo_server, new_page, artefacts, tmp_path):
     page.screenshot(path=str(artefacts / "07-error.png"))
 
     # A long query can be aborted.
-    _set_query(page, SLOW)
+    set_query(page, SLOW)
     page.click("#run")
-    _wait_phase(page, "EXECUTING")
+    wait_phase(page, "EXECUTING")
     page.click("#abort")
-    _wait_phase(page, "ABORTED")
+    wait_phase(page, "ABORTED")
 
     # Delete from the history.
     page.wait_for_selector(".history-item")
@@ -260,20 +192,20 @@ def test_astronomer_session(demo_server, new_page, artefacts, tmp_path):
     assert page.query_selector_all(".history-item") == []
     assert page.inner_text(".result-title") == "No result yet"
     page.screenshot(path=str(artefacts / "08-logged-out.png"))
-    _safe(watch, page)
+    check_safe(watch, page)
 
 
 def test_scroll_100k_rows(demo_server, new_page, artefacts):
     page, watch = new_page()
-    _open(page, demo_server)
-    _set_query(page, "SELECT TOP 100000 source_id, ra, dec, phot_g_mean_mag, phot_bp_mean_mag,"
+    open_page(page, demo_server)
+    set_query(page, "SELECT TOP 100000 source_id, ra, dec, phot_g_mean_mag, phot_bp_mean_mag,"
                      " phot_rp_mean_mag, hip FROM gaia.dr3_bright")
     page.evaluate("""() => { window.__long = [];
         new PerformanceObserver(l => window.__long.push(...l.getEntries().map(e => e.duration)))
             .observe({type: 'longtask'}); }""")
     page.keyboard.press("Control+Enter")
-    _wait_phase(page, "COMPLETED", timeout=120_000)
-    _wait_rows(page, 100_000)
+    wait_phase(page, "COMPLETED", timeout=120_000)
+    wait_rows(page, 100_000)
     longest = page.evaluate("Math.max(0, ...window.__long)")
     report(f"100,000 rows loaded (fetched and parsed in a worker): longest main-thread task"
            f" {longest:.0f} ms")
@@ -310,7 +242,7 @@ def test_scroll_100k_rows(demo_server, new_page, artefacts):
     page.click("button[title='next page']")
     status = page.inner_text(".grid-status")
     assert not status.startswith("rows 1–"), status
-    _safe(watch, page)
+    check_safe(watch, page)
 
 
 @pytest.fixture(scope="module")
@@ -332,8 +264,8 @@ def hostile_server(tmp_path_factory):
 
 def test_warning_before_unbounded_query_on_big_table(hostile_server, new_page, artefacts):
     page, watch = new_page()
-    _open(page, hostile_server)
-    _set_query(page, "SELECT * FROM big.numbers")
+    open_page(page, hostile_server)
+    set_query(page, "SELECT * FROM big.numbers")
     page.keyboard.press("Control+Enter")
     dialog = page.wait_for_selector("dialog[open]")
     assert "1,100,000 rows" in dialog.inner_text()
@@ -342,16 +274,16 @@ def test_warning_before_unbounded_query_on_big_table(hostile_server, new_page, a
     page.click("#dialog-cancel")
     assert page.query_selector("dialog[open]") is None
     assert page.inner_text(".job-status") == ""  # nothing ran
-    _set_query(page, "SELECT TOP 3 n FROM big.numbers ORDER BY n")
+    set_query(page, "SELECT TOP 3 n FROM big.numbers ORDER BY n")
     page.keyboard.press("Control+Enter")
-    _wait_rows(page, 3)
+    wait_rows(page, 3)
     assert page.query_selector("dialog[open]") is None
-    _safe(watch, page)
+    check_safe(watch, page)
 
 
 def test_hostile_metadata_and_values_stay_text(hostile_server, new_page, artefacts):
     server = hostile_server
-    name = _user(server)
+    name = new_user(server)
     t = Table({"v": [XSS, "plain"], "k": [1, 2]})
     t["v"].description = XSS
     buf = io.BytesIO()
@@ -363,8 +295,8 @@ def test_hostile_metadata_and_values_stay_text(hostile_server, new_page, artefac
         assert r.status_code == 201, r.text
 
     page, watch = new_page()
-    _open(page, server)
-    _login(page, name)
+    open_page(page, server)
+    log_in(page, name)
 
     # Descriptions in completion: a catalogue table's and a user table's.
     page.click(".cm-content")
@@ -372,7 +304,7 @@ def test_hostile_metadata_and_values_stay_text(hostile_server, new_page, artefac
     page.wait_for_selector(".cm-completionInfo")
     assert XSS in page.inner_text(".cm-completionInfo")
     page.keyboard.press("Escape")
-    _set_query(page, "")
+    set_query(page, "")
     page.keyboard.type("SELECT * FROM mydb.xs")
     page.wait_for_selector(".cm-completionInfo")
     assert XSS in page.inner_text(".cm-completionInfo")
@@ -381,9 +313,9 @@ def test_hostile_metadata_and_values_stay_text(hostile_server, new_page, artefac
 
     # A value and a column description in the grid, the query text in the history.
     query = f"SELECT v, k FROM mydb.xss WHERE v <> '{XSS}' OR k = 1"
-    _set_query(page, query)
+    set_query(page, query)
     page.keyboard.press("Control+Enter")
-    _wait_rows(page, 2)
+    wait_rows(page, 2)
     cells = page.eval_on_selector_all(".grid-canvas .grid-row:not([hidden])",
                                       "rows => rows.map(r => r.children[1].textContent)")
     assert XSS in cells
@@ -395,16 +327,16 @@ def test_hostile_metadata_and_values_stay_text(hostile_server, new_page, artefac
     assert query in page.inner_text(".history-item")
 
     # An error message that repeats hostile text.
-    _set_query(page, 'SELECT "<img src=x onerror=window.__xss=3>" FROM mydb.xss')
+    set_query(page, 'SELECT "<img src=x onerror=window.__xss=3>" FROM mydb.xss')
     page.keyboard.press("Control+Enter")
-    _wait_phase(page, "ERROR")
+    wait_phase(page, "ERROR")
     assert "<img" in page.inner_text(".error-box")
     page.screenshot(path=str(artefacts / "12-xss-error.png"))
 
     # Nothing was parsed as markup: the page has no image, frame or inline script.
     assert page.evaluate("document.querySelectorAll('img, iframe, object, embed,"
                          " script:not([src])').length") == 0
-    _safe(watch, page)
+    check_safe(watch, page)
 
 
 def _first_token(watch, page) -> str:
@@ -425,19 +357,19 @@ def test_login_outlives_its_first_token(start_server, new_page):
     """A page left open past the token's lifetime trades it for a new one in time
     (POST /auth/refresh at the server's refresh_before), so the user stays logged in."""
     server = start_server(token_lifetime=8.0)
-    name = _user(server)
+    name = new_user(server)
     page, watch = new_page()
-    _open(page, server)
-    _login(page, name)
+    open_page(page, server)
+    log_in(page, name)
     first = _first_token(watch, page)
     page.wait_for_timeout(10_000)  # past the first token's expiry (events keep coming)
     refreshes = [r for r in watch.requests if r.url.endswith("/auth/refresh")]
     assert refreshes, "the page did not refresh its token"
-    _set_query(page, "SELECT TOP 2 table_name FROM tap_schema.tables")
+    set_query(page, "SELECT TOP 2 table_name FROM tap_schema.tables")
     page.keyboard.press("Control+Enter")
-    _wait_rows(page, 2)
+    wait_rows(page, 2)
     assert page.inner_text(".whoami") == f"Logged in as {name}"
     with httpx.Client(base_url=server.url, timeout=30) as api:
         r = api.get("/auth/whoami", headers={"Authorization": f"Bearer {first}"})
         assert r.status_code == 401  # the first token has expired
-    _safe(watch, page)
+    check_safe(watch, page)

@@ -14,6 +14,10 @@ export interface BrowserActions {
 }
 
 const SEARCH_DELAY_MS = 250;
+/** Tables put into a database's node at once when it opens (more than a screenful)... */
+const FIRST_TABLES = 150;
+/** ...and then per animation frame. */
+const TABLES_PER_FRAME = 300;
 
 /** The name a database goes by in the list (``mydb`` for the user's own). */
 function schemaLabel(catalog: Catalog, d: DatabaseInfo): string {
@@ -107,8 +111,9 @@ export class TableBrowser {
     replace(children, h("li", { class: "muted small tree-loading" }, "Loading tables…"));
     try {
       if (!this.catalog.listed(d.name).tables.length) await this.catalog.moreTables(d.name);
-      this.fillTables(d, children);
-      // Measured until the rows are drawn (the browser tests print it).
+      this.fillTables(d, children, 0);
+      // Measured until the first rows are drawn; "expand-all" when every row of the
+      // page is in (the browser tests print both).
       await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
       performance.measure(`expand:${d.name}`, mark);
     } catch (e) {
@@ -117,28 +122,48 @@ export class TableBrowser {
     }
   }
 
-  private fillTables(d: DatabaseInfo, children: HTMLElement): void {
+  /** Put a database's listed tables from ``from`` on into its node: the first screenful
+   *  at once, the rest a chunk per animation frame (the list is usable meanwhile). */
+  private fillTables(d: DatabaseInfo, children: HTMLElement, from: number): void {
     const { tables, complete } = this.catalog.listed(d.name);
-    const nodes: HTMLElement[] = tables.map((t) => this.tableNode(t));
-    if (!tables.length) nodes.push(h("li", { class: "muted small tree-loading" }, "No tables."));
-    if (!complete) {
-      const left = Math.max(0, d.tables - tables.length);
-      const more = h("button", { type: "button", class: "small tree-more" },
-        `Show more (${formatCount(left)} left)`);
-      more.addEventListener("click", async () => {
-        more.disabled = true;
-        more.textContent = "Loading…";
-        try {
-          await this.catalog.moreTables(d.name);
-          this.fillTables(d, children);
-        } catch (e) {
-          more.disabled = false;
-          more.textContent = `Could not load more: ${(e as Error).message}`;
-        }
-      });
-      nodes.push(h("li", null, more));
-    }
-    replace(children, ...nodes);
+    const fill = String(Number(children.dataset.fill || 0) + 1);
+    children.dataset.fill = fill;
+    if (from === 0) replace(children);
+    children.querySelector(":scope > .tree-more-item")?.remove();
+    if (!tables.length) children.appendChild(h("li", { class: "muted small tree-loading" }, "No tables."));
+    let next = from;
+    const chunk = (size: number) => {
+      if (children.dataset.fill !== fill) return;  // filled anew meanwhile
+      const part = document.createDocumentFragment();
+      const end = Math.min(tables.length, next + size);
+      for (; next < end; next++) part.appendChild(this.tableNode(tables[next]));
+      children.appendChild(part);
+      if (next < tables.length) {
+        requestAnimationFrame(() => chunk(TABLES_PER_FRAME));
+      } else {
+        if (!complete) children.appendChild(this.moreButton(d, children));
+        if (from === 0) performance.measure(`expand-all:${d.name}`, `expand-start:${d.name}`);
+      }
+    };
+    chunk(FIRST_TABLES);
+  }
+
+  private moreButton(d: DatabaseInfo, children: HTMLElement): HTMLElement {
+    const left = Math.max(0, d.tables - this.catalog.listed(d.name).tables.length);
+    const more = h("button", { type: "button", class: "small tree-more" }, `Show more (${formatCount(left)} left)`);
+    more.addEventListener("click", async () => {
+      more.disabled = true;
+      more.textContent = "Loading…";
+      const from = this.catalog.listed(d.name).tables.length;
+      try {
+        await this.catalog.moreTables(d.name);
+        this.fillTables(d, children, from);
+      } catch (e) {
+        more.disabled = false;
+        more.textContent = `Could not load more: ${(e as Error).message}`;
+      }
+    });
+    return h("li", { class: "tree-more-item" }, more);
   }
 
   /** One table's node. Lists hold thousands: nodes are clones of one prototype, and
@@ -149,7 +174,6 @@ export class TableBrowser {
     const toggle = line.firstChild as HTMLElement;
     const name = queryName(this.catalog, t);
     toggle.title = `${name}: show the columns`;
-    toggle.dataset.table = t.qualified_name;
     (toggle.childNodes[1] as HTMLElement).textContent = matched ? name : t.name;
     const count = toggle.childNodes[2] as HTMLElement;
     if (t.nrows !== null && t.nrows !== undefined) count.textContent = plural(t.nrows, "row");

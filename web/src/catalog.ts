@@ -155,11 +155,17 @@ export class Catalog {
     if (known?.columns) return Promise.resolve(known);
     let p = this.described.get(key);
     if (!p) {
-      const dot = key.indexOf(".");
-      if (dot < 0) return Promise.resolve(null);
-      const [db, name] = [key.slice(0, dot), key.slice(dot + 1)].map((s) => s.replace(/^"|"$/g, ""));
-      // A name not in a database whose whole list is here (e.g. half typed): none such.
-      if (!known && (this.listed(db).complete || !this.database(db))) return Promise.resolve(null);
+      let db: string;
+      let name: string;
+      if (known) {
+        [db, name] = [known.database, known.name];
+      } else {
+        const dot = key.indexOf(".");
+        if (dot < 0) return Promise.resolve(null);
+        [db, name] = [key.slice(0, dot), key.slice(dot + 1)].map((s) => s.replace(/^"|"$/g, ""));
+        // A name not in a database whose whole list is here (e.g. half typed): none such.
+        if (this.listed(db).complete || !this.database(db)) return Promise.resolve(null);
+      }
       const generation = this.generation;
       p = getJSON<TableInfo>(`api/tables/${encodeURIComponent(db)}/${encodeURIComponent(name)}`)
         .then((full) => {

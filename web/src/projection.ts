@@ -1,15 +1,16 @@
-// All-sky projections (Aitoff, Mollweide) of positions rotated so that a chosen point
-// of the sky is at the centre. Projected coordinates are in the projection's own
-// units; x grows to the west (so that east is to the left, as on the sky).
+// All-sky equal-area projections (Hammer-Aitoff, the FITS "AIT"; Mollweide, "MOL") of
+// positions rotated so that a chosen point of the sky is at the centre. Projected
+// coordinates are in units of the sphere's radius; x grows to the west (so that east
+// is to the left, as on the sky).
 
-export type ProjectionName = "aitoff" | "mollweide";
+export type ProjectionName = "hammer" | "mollweide";
 
 const DEG = Math.PI / 180;
 const SQRT2 = Math.SQRT2;
 
-/** Half width and half height of the projected sphere. */
-export function extent(p: ProjectionName): [number, number] {
-  return p === "aitoff" ? [Math.PI, Math.PI / 2] : [2 * SQRT2, SQRT2];
+/** Half width and half height of the projected sphere (the same for both). */
+export function extent(_p: ProjectionName): [number, number] {
+  return [2 * SQRT2, SQRT2];
 }
 
 /** Rotation taking (ra0, dec0) to (0, 0): ``rotate`` gives (lon, lat) in radians. */
@@ -56,13 +57,11 @@ export class Rotation {
 
 /** Project rotated (lon, lat) in radians; writes (x, y) with x positive to the west. */
 export function project(p: ProjectionName, lon: number, lat: number, out: Float64Array): void {
-  if (p === "aitoff") {
+  if (p === "hammer") {
     const c = Math.cos(lat);
-    const half = lon / 2;
-    const alpha = Math.acos(Math.max(-1, Math.min(1, c * Math.cos(half))));
-    const sinc = alpha < 1e-9 ? 1 : Math.sin(alpha) / alpha;
-    out[0] = -(2 * c * Math.sin(half)) / sinc;
-    out[1] = Math.sin(lat) / sinc;
+    const z = Math.sqrt(1 + c * Math.cos(lon / 2));
+    out[0] = -(2 * SQRT2 * c * Math.sin(lon / 2)) / z;
+    out[1] = (SQRT2 * Math.sin(lat)) / z;
     return;
   }
   // Mollweide: solve t + sin t = pi sin(lat) for t = 2 theta (Newton).
@@ -75,12 +74,29 @@ export function project(p: ProjectionName, lon: number, lat: number, out: Float6
     for (let i = 0; i < 30; i++) {
       const step = (t + Math.sin(t) - target) / (1 + Math.cos(t));
       t -= step;
-      if (Math.abs(step) < 1e-10) break;
+      if (Math.abs(step) < 1e-12) break;
     }
   }
   const theta = t / 2;
   out[0] = -(2 * SQRT2 / Math.PI) * lon * Math.cos(theta);
   out[1] = SQRT2 * Math.sin(theta);
+}
+
+/** The rotated (lon, lat) in radians of projected (x, y); false outside the sphere. */
+export function unproject(p: ProjectionName, x: number, y: number, out: Float64Array): boolean {
+  const u = -x;
+  if ((u / (2 * SQRT2)) ** 2 + (y / SQRT2) ** 2 > 1) return false;
+  if (p === "hammer") {
+    const z = Math.sqrt(1 - (u / 4) ** 2 - (y / 2) ** 2);
+    out[0] = 2 * Math.atan2(z * u, 2 * (2 * z * z - 1));
+    out[1] = Math.asin(Math.max(-1, Math.min(1, z * y)));
+    return true;
+  }
+  const theta = Math.asin(Math.max(-1, Math.min(1, y / SQRT2)));
+  const c = Math.cos(theta);
+  out[0] = c > 1e-12 ? Math.PI * u / (2 * SQRT2 * c) : 0;
+  out[1] = Math.asin(Math.max(-1, Math.min(1, (2 * theta + Math.sin(2 * theta)) / Math.PI)));
+  return Math.abs(out[0]) <= Math.PI + 1e-9;
 }
 
 /** Project many positions: ``x``/``y`` get the projected coordinates of ``ra[i]``,

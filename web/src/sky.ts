@@ -1,12 +1,12 @@
-// The sky plot of a result: its RA/Dec columns in an all-sky projection (Aitoff or
-// Mollweide) drawn on a canvas, centred on the data, with a coordinate grid; wheel or
+// The sky plot of a result: its RA/Dec columns in an all-sky equal-area projection
+// (Hammer-Aitoff or Mollweide) drawn on a canvas, centred on the data, with a coordinate grid; wheel or
 // buttons zoom, dragging pans, the mouse over a point shows its row, a click shows the
 // row in the table. Big results are plotted from a random sample.
 
 import { h, replace } from "./dom";
 import { columnData, columnSelect, MAX_POINTS, numericColumns, PlotCanvas, PointIndex, PointLayer,
   pointSize, rgba, robustRange, RowTip, sampleNote, sampleRows, viridis } from "./plot";
-import { extent, project, type ProjectionName, projectAll, Rotation } from "./projection";
+import { extent, project, type ProjectionName, projectAll, Rotation, unproject } from "./projection";
 import type { ResultTable } from "./table";
 
 const DEG = Math.PI / 180;
@@ -55,7 +55,7 @@ export class SkyPlot {
   private ra = -1;
   private dec = -1;
   private colour = -1;
-  private projection: ProjectionName = "aitoff";
+  private projection: ProjectionName = "hammer";
   private rotation = new Rotation(0, 0);
   private rows = new Uint32Array(0);
   private ux = new Float32Array(0);
@@ -115,7 +115,7 @@ export class SkyPlot {
     const dec = columnSelect("Dec column", table, numeric, this.dec);
     const colour = columnSelect("colour by", table, numeric, -1, "one colour");
     const projection = h("select", { "aria-label": "projection" },
-      h("option", { value: "aitoff", selected: this.projection === "aitoff" }, "Aitoff"),
+      h("option", { value: "hammer", selected: this.projection === "hammer" }, "Hammer-Aitoff"),
       h("option", { value: "mollweide", selected: this.projection === "mollweide" }, "Mollweide"));
     ra.addEventListener("change", () => { this.ra = Number(ra.value); this.redraw(true); });
     dec.addEventListener("change", () => { this.dec = Number(dec.value); this.redraw(true); });
@@ -365,27 +365,26 @@ export class SkyPlot {
     return labels;
   }
 
-  /** RA and Dec ranges (degrees) that cover the screen, from a grid of screen points
-   *  taken back to the sky (near the centre both projections are close to linear). */
+  /** RA and Dec ranges (degrees) that cover the screen: a grid of screen points (and
+   *  a margin around it) taken back to the sky. */
   private visibleRange(): [number, number, number, number] {
     const v = this.view as View;
     const W = this.plot.width, H = this.plot.height;
-    const [kx, ky] = this.projection === "aitoff" ? [1, 1] : [2 * Math.SQRT2 / Math.PI, Math.SQRT2 * Math.PI / 4];
-    const sky = new Float64Array(2);
-    let dmin = 90, dmax = -90, amin = 360, amax = -360;
-    for (let i = 0; i <= 8; i++) {
-      for (let j = 0; j <= 8; j++) {
-        const X = -0.5 * W + (i / 8) * 2 * W;
-        const Y = -0.5 * H + (j / 8) * 2 * H;
-        const lon = -((X - v.cx) / v.scale) / kx;
-        const lat = ((v.cy - Y) / v.scale) / ky;
-        this.rotation.unrotate(Math.max(-Math.PI, Math.min(Math.PI, lon)), Math.max(-Math.PI / 2, Math.min(Math.PI / 2, lat)), sky);
-        let a = sky[0] - this.rotation.ra0;
-        a = ((a + 540) % 360) - 180;
+    const rot = new Float64Array(2), sky = new Float64Array(2);
+    let dmin = 90, dmax = -90, amin = 360, amax = -360, any = false;
+    for (let i = 0; i <= 10; i++) {
+      for (let j = 0; j <= 10; j++) {
+        const X = -0.25 * W + (i / 10) * 1.5 * W;
+        const Y = -0.25 * H + (j / 10) * 1.5 * H;
+        if (!unproject(this.projection, (X - v.cx) / v.scale, (v.cy - Y) / v.scale, rot)) continue;
+        any = true;
+        this.rotation.unrotate(rot[0], rot[1], sky);
+        const a = ((sky[0] - this.rotation.ra0 + 540) % 360) - 180;
         amin = Math.min(amin, a); amax = Math.max(amax, a);
         dmin = Math.min(dmin, sky[1]); dmax = Math.max(dmax, sky[1]);
       }
     }
+    if (!any) return [0, 0, 0, 0];
     if (dmax > 89 || dmin < -89 || amax - amin > 300) return [0, 360, Math.max(-90, dmin), Math.min(90, dmax)];
     return [this.rotation.ra0 + amin, this.rotation.ra0 + amax, dmin, dmax];
   }
@@ -394,6 +393,9 @@ export class SkyPlot {
     ctx.font = "11px system-ui, sans-serif";
     ctx.textBaseline = "bottom";
     ctx.fillStyle = LABEL;
+    ctx.strokeStyle = "rgba(12, 26, 51, 0.9)";
+    ctx.lineWidth = 3;
+    ctx.lineJoin = "round";
     const placed: Array<[number, number, number]> = [];
     for (const l of labels) {
       const w = ctx.measureText(l.text).width;
@@ -402,6 +404,7 @@ export class SkyPlot {
       if (placed.some(([x, y, pw]) => Math.abs(y - l.y) < 12 && x0 < x + pw + 6 && x < x0 + w + 6)) continue;
       placed.push([x0, l.y, w]);
       ctx.textAlign = l.align;
+      ctx.strokeText(l.text, l.x, l.y);  // a halo: readable over dense points
       ctx.fillText(l.text, l.x, l.y);
     }
   }
