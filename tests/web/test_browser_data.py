@@ -264,10 +264,12 @@ def test_share_a_table_and_see_it_as_the_other_user(demo_server, new_page, artef
     _panel(page, "mytables")
     item = page.locator(".mytable[data-table=shared_stars]")
     item.locator("[data-action=share]").click()
-    page.fill("#share-users", f"{reader}, nosuchuser")
+    page.fill("#share-users", f"{reader}; Not-A-Name")
     page.click("#dialog-ok")
     page.wait_for_selector(".mytables-message.bad")
-    assert "nosuchuser" in page.inner_text(".mytables-message")  # nothing shared
+    assert "invalid user name 'not-a-name'" in page.inner_text(".mytables-message")
+    with _api(server, owner) as api:
+        assert api.get("/api/usertables/shared_stars/shares").json()["users"] == []
     item.locator("[data-action=share]").click()
     page.fill("#share-users", reader)
     page.click("#dialog-ok")
