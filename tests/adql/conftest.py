@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from taphouse.adql import Scope, inline_name, translate
-from taphouse.catalogue.model import ColumnMeta, TableMeta
+from taphouse.catalogue.model import HEALPIX_COLUMN, ColumnMeta, TableMeta
 from taphouse.catalogue.store import CatalogueStore
 from taphouse.engine import DuckDBEngine
 from taphouse.metadata import MetadataDB
@@ -22,7 +22,6 @@ STAR_COLUMNS = [
     ColumnMeta("mag", "double", unit="mag", ucd="phot.mag", description="G magnitude"),
     ColumnMeta("parallax", "double", unit="mas", ucd="pos.parallax"),
     ColumnMeta("name", "char", arraysize="*", ucd="meta.id"),
-    ColumnMeta("healpix_index", "long", ucd="pos.healpix"),
 ]
 
 # (id, ra, dec, mag, parallax, name): near RA 0/360, both poles, and ordinary places.
@@ -75,10 +74,10 @@ class Env:
         stars_sql = (
             "SELECT id::INTEGER AS id, ra::DOUBLE AS ra, dec::DOUBLE AS dec, mag::DOUBLE AS "
             "mag, parallax::DOUBLE AS parallax, name::VARCHAR AS name, "
-            "ivo_healpix_index(29, ra, dec) AS healpix_index FROM ("
+            'ivo_healpix_index(29, ra, dec) AS "_healpix_29" FROM ('
             + _values_sql(STARS, ["id", "ra", "dec", "mag", "parallax", "name"]) + ")")
         self.stars = self._publish("stars", stars_sql, STAR_COLUMNS, len(STARS),
-                                   order_by="healpix_index", positions=True)
+                                   order_by='"_healpix_29"', positions=True)
         obs_sql = ("SELECT obs_id::INTEGER AS obs_id, id::INTEGER AS id, band::VARCHAR AS band,"
                    " flux::DOUBLE AS flux, size::DOUBLE AS size FROM ("
                    + _values_sql(OBS, ["obs_id", "id", "band", "flux", "size"]) + ")")
@@ -102,7 +101,7 @@ class Env:
         table = TableMeta("demo", name, columns, nrows=nrows)
         if positions:
             table.ra_column, table.dec_column = "ra", "dec"
-            table.healpix_column = "healpix_index"
+            table.healpix_column = HEALPIX_COLUMN
         return self.store.publish(table, path)
 
     def scope(self, **kw) -> Scope:

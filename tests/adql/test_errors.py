@@ -61,7 +61,7 @@ def test_postgres_output(env):
                       dialect="postgres")
     assert "ARRAY[" in t.sql and "DOUBLE PRECISION[2]" in t.sql
     assert "LN(" in t.sql and "ILIKE" in t.sql and "LIMIT 5" in t.sql
-    assert '"healpix_index" BETWEEN' in t.sql
+    assert '"_healpix_29" BETWEEN' in t.sql
     with pytest.raises(ValueError):
         env.translate("SELECT 1 FROM demo.stars", dialect="oracle")
 

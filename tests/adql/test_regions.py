@@ -176,11 +176,10 @@ def field() -> pa.Table:
 def duck(env, field) -> Backend:
     path = env.store.new_version_path("demo", "field")
     env.engine.write_table(
-        "SELECT k, ra, dec, ivo_healpix_index(29, ra, dec) AS healpix_index FROM f",
-        path, order_by="healpix_index", inline={"f": field})
-    meta = TableMeta("demo", "field", [*FIELD_COLUMNS, ColumnMeta("healpix_index", "long")],
-                     nrows=field.num_rows, ra_column="ra", dec_column="dec",
-                     healpix_column="healpix_index")
+        'SELECT k, ra, dec, ivo_healpix_index(29, ra, dec) AS "_healpix_29" FROM f',
+        path, order_by='"_healpix_29"', inline={"f": field})
+    meta = TableMeta("demo", "field", FIELD_COLUMNS, nrows=field.num_rows, ra_column="ra",
+                     dec_column="dec", healpix_column="_healpix_29")
     meta = env.store.publish(meta, path)
 
     def run(adql, tables, inline, **kw):
@@ -203,9 +202,8 @@ def pg(pg_server, field) -> Backend:
     conn = psycopg.connect(pg_server.dsn, autocommit=True)
     install_postgres_functions(conn)
     load_table(conn, "demo", "field", field, ra_column="ra", dec_column="dec")
-    meta = TableMeta("demo", "field", [*FIELD_COLUMNS, ColumnMeta("healpix_index", "long")],
-                     nrows=field.num_rows, ra_column="ra", dec_column="dec",
-                     healpix_column="healpix_index")
+    meta = TableMeta("demo", "field", FIELD_COLUMNS, nrows=field.num_rows, ra_column="ra",
+                     dec_column="dec", healpix_column="_healpix_29")
     loaded: set = set()
 
     def run(adql, tables, inline, **kw):

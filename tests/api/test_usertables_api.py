@@ -67,7 +67,8 @@ def test_upload_describe_download(api, fmt):
     assert d["schema"] == f"user_{user}" and d["nrows"] == 25
     assert d["qualified_name"] == f"user_{user}.stars_{fmt}"
     cols = {col["name"]: col for col in d["columns"]}
-    assert "healpix_index" in cols                 # positions found: index built
+    assert d["ra_column"] and d["dec_column"]      # positions found: index built ...
+    assert "_healpix_29" not in cols and "healpix_index" not in cols  # ... internal
     if fmt in ("votable", "fits"):
         assert cols["flux"]["unit"] == "mJy"       # metadata kept from the file
     assert d["provenance"]["uploaded"]["bytes"] > 0

@@ -36,12 +36,12 @@ def test_synth_ingest_list(run, tmp_path):
     assert status == 0 and out_file.exists() and "300 synthetic rows" in out
     status, out, _ = run("ingest", str(out_file), "--database", "bench", "--table", "synth",
                          "--quiet")
-    assert status == 0 and out.strip() == ("bench.synth: 300 rows, 9 columns, "
+    assert status == 0 and out.strip() == ("bench.synth: 300 rows, 8 columns, "
                                            "positions ra/dec")
     status, out, _ = run("databases")
     assert status == 0 and out.startswith("bench\t1 tables")
     status, out, _ = run("tables", "bench")
-    assert status == 0 and out.startswith("bench.synth\t300 rows\t9 columns")
+    assert status == 0 and out.startswith("bench.synth\t300 rows\t8 columns")
 
 
 def test_ingest_with_meta_and_description(run, tmp_path):

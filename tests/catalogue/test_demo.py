@@ -81,8 +81,7 @@ def test_gaia_columns_and_values(demo):
     gaia = tables["gaia.dr3_bright"]
     assert [c.name for c in gaia.columns] == [
         "source_id", "ra", "dec", "phot_g_mean_mag", "phot_bp_mean_mag", "phot_rp_mean_mag",
-        "from_hipparcos", "hip",
-        HEALPIX_COLUMN]
+        "from_hipparcos", "hip"]  # the HEALPix index is internal
     assert gaia.column("from_hipparcos").datatype == "boolean"
     assert gaia.column("phot_bp_mean_mag").unit == "mag" and gaia.column("ra").unit == "deg"
     # the first record of the package's file (epsilon UMa)

@@ -361,7 +361,8 @@ def _describe_call(node: exp.Anonymous) -> ColumnMeta:
 def result_name(node: exp.Expression) -> str:
     """The ADQL name of an unaliased select item: the column name, else the function's."""
     if isinstance(node, exp.Column):
-        return node.name
+        col = source_column(node)  # an internal column may be stored under another name
+        return col.name if col is not None and col.name else node.name
     if isinstance(node, exp.Paren):
         return result_name(node.this)
     if isinstance(node, exp.Anonymous):

@@ -31,12 +31,23 @@ class Source:
     node: exp.Expression
     table: TableMeta | None = None
     inline: bool = False
+    #: Internal columns (not in ``columns``, so not in ``*``) a query may name:
+    #: ADQL name -> (name in the relation, metadata).
+    internal: dict[str, tuple[str, ColumnMeta]] = field(default_factory=dict)
 
     def column(self, name: str) -> ColumnMeta | None:
         for c in self.columns:
             if c.name == name:
                 return c
         return None
+
+    def named(self, name: str) -> tuple[ColumnMeta, str] | None:
+        """A column a query may name (listed or internal) and its name in the relation."""
+        col = self.column(name)
+        if col is not None:
+            return col, col.name
+        hidden = self.internal.get(name)
+        return (hidden[1], hidden[0]) if hidden is not None else None
 
     @property
     def label(self) -> str:
@@ -235,7 +246,8 @@ class Resolver:
             refs = {(user_alias,)}
         else:
             refs = {(table.name,), (table.database, table.name)}
-        return Source(alias, refs, list(table.columns), rel, table, inline)
+        return Source(alias, refs, list(table.columns), rel, table, inline,
+                      table.internal_columns())
 
     def _lookup(self, node: exp.Table, schema: str | None, name: str) -> TableMeta:
         tables = self.scope.tables
@@ -312,12 +324,12 @@ class Resolver:
             for frame in frames:
                 for src in frame.sources:
                     if qual in src.refs:
-                        col = src.column(name)
-                        if col is None:
+                        found = src.named(name)
+                        if found is None:
                             raise AdqlError.at(
                                 f"unknown column {name} in {src.label}"
                                 + _suggest(name, [c.name for c in src.columns]), node)
-                        _bind(node, src, col)
+                        _bind(node, src, *found)
                         return
             known = [".".join(r) for f in frames for s in f.sources for r in s.refs]
             raise AdqlError.at(f"unknown table {'.'.join(qual)} in column reference "
@@ -328,12 +340,17 @@ class Resolver:
                 node.set("this", exp.to_identifier(name, quoted=True))
                 annotate(node, col=hits[0][1])
                 return
+            if not hits:  # an internal column, if no listed column has the name
+                hits = [(s, s.internal[name][1]) for s in frame.sources if name in s.internal]
             if len(hits) > 1:
                 raise AdqlError.at(
                     f"column {name} is ambiguous: write "
                     + " or ".join(f"{s.alias}.{name}" for s, _ in hits), node)
             if hits:
-                _bind(node, *hits[0])
+                src = hits[0][0]
+                found = src.named(name)
+                assert found is not None
+                _bind(node, src, *found)
                 return
         if aliases and name in aliases:
             node.set("this", exp.to_identifier(name, quoted=True))
@@ -343,8 +360,8 @@ class Resolver:
         raise AdqlError.at(f"unknown column {name}" + _suggest(name, known), node)
 
 
-def _bind(node: exp.Column, src: Source, col: ColumnMeta) -> None:
-    node.set("this", exp.to_identifier(col.name, quoted=True))
+def _bind(node: exp.Column, src: Source, col: ColumnMeta, stored: str | None = None) -> None:
+    node.set("this", exp.to_identifier(stored or col.name, quoted=True))
     node.set("table", exp.to_identifier(src.alias, quoted=True))
     node.set("db", None)
     node.set("catalog", None)

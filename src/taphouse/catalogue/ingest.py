@@ -10,8 +10,10 @@ untouched. Memory is bounded by the batch size and the DuckDB ``memory_limit`` (
 spills to a temporary directory beside the tables).
 
 Floating-point NaN is stored as NULL. Column names are stored lower-case; characters other than letters, digits and ``_`` are
-replaced by ``_`` (``B-V`` becomes ``b_v``). A source column named ``healpix_index`` is
-replaced by the recomputed index when the table has positions.
+replaced by ``_`` (``B-V`` becomes ``b_v``). A source column named ``_healpix_29`` (HATS)
+or ``healpix_index`` (older taphouse exports) is replaced by the recomputed index when
+the table has positions. The index is an internal column: not listed with the table's
+columns, not in ``SELECT *``, named ``"_healpix_29"`` in ADQL.
 
 Metadata file
 -------------
@@ -64,6 +66,7 @@ from taphouse.catalogue.model import (
     FRAMES,
     HEALPIX_COLUMN,
     HEALPIX_ORDER,
+    LEGACY_HEALPIX_COLUMN,
     REFPOSITIONS,
     TIMESCALES,
     CatalogueError,
@@ -101,11 +104,6 @@ _PAIR_KEYS = {"lon", "lat", "frame", "epoch", "equinox", "refposition"}
 #: may be in; FK5 (J2000) differs from ICRS by less than 0.1 arcsec.
 _INDEX_FRAMES = ("ICRS", "FK5")
 
-_HEALPIX_META = ColumnMeta(
-    name=HEALPIX_COLUMN, datatype="long", ucd="pos.healpix",
-    description=(f"HEALPix index (nested scheme, order {HEALPIX_ORDER}) of the position;"
-                 " the rows are stored in this order"),
-    indexed=True)
 
 
 # --- metadata file --------------------------------------------------------------------
@@ -412,11 +410,11 @@ def _plan(readers: list[FileTable], ra: str | None, dec: str | None, meta: MetaF
         for cm in columns:
             if cm.name in (ra_col, dec_col):
                 cm.coosys = frame
-        if HEALPIX_COLUMN in names:
-            drop.add(source_of[HEALPIX_COLUMN])
-            columns = [c for c in columns if c.name != HEALPIX_COLUMN]
-            names.remove(HEALPIX_COLUMN)
-        columns.append(dataclasses.replace(_HEALPIX_META))
+        for stored in [n for n in names if n == LEGACY_HEALPIX_COLUMN
+                       or source_of[n].strip().lower() == HEALPIX_COLUMN]:
+            drop.add(source_of[stored])
+            columns = [c for c in columns if c.name != stored]
+            names.remove(stored)
     for pair in meta.positions:
         _set_pair_frame(columns, pair, renames[0], first, meta_path)
     for cm in columns:
@@ -749,7 +747,7 @@ def _write_in(readers: list[FileTable], plan: _Plan, final: Path, work_dir: Path
         try:
             stream = pa.RecordBatchReader.from_batches(_with_healpix(plan), prepared_batches())
             con.register("source_rows", stream)
-            order = f" ORDER BY {HEALPIX_COLUMN}" if plan.positions else ""
+            order = f' ORDER BY "{HEALPIX_COLUMN}"' if plan.positions else ""
             con.execute(f"ATTACH '{_sql_str(str(tmp))}' AS version_file"
                         f" (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
             try:

@@ -14,10 +14,20 @@ from typing import Any
 
 from taphouse.errors import ServiceError
 
-#: Name of the HEALPix (nested) index column added to tables with positions.
-HEALPIX_COLUMN = "healpix_index"
 #: Order of the stored HEALPix index (29 is the deepest that fits in an int64).
 HEALPIX_ORDER = 29
+#: Name of the HEALPix (nested, order 29) index column added to tables with positions:
+#: an internal column, absent from SELECT *, TAP_SCHEMA and /tables, that ADQL can
+#: name as the delimited identifier "_healpix_29" (the name HATS gives the same value).
+HEALPIX_COLUMN = "_healpix_29"
+#: What versions written before the index became internal call it in their files; it
+#: reads as HEALPIX_COLUMN in ADQL (stored files are immutable, so it is aliased).
+LEGACY_HEALPIX_COLUMN = "healpix_index"
+#: The metadata of the internal index column as a query that names it sees it.
+HEALPIX_META_DESCRIPTION = (
+    f"HEALPix index (nested scheme, order {HEALPIX_ORDER}) of the position; the rows are"
+    " stored in this order. An internal column: not in SELECT * or the table's metadata,"
+    f' named "{HEALPIX_COLUMN}" (with the quotes) in ADQL')
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED_DATABASES = ("mydb", "tap_schema", "tap_upload")
@@ -199,6 +209,11 @@ class TableMeta:
     extra: dict[str, Any] = field(default_factory=dict)  # provenance, credits, ...
 
     def __post_init__(self) -> None:
+        # The HEALPix index is internal: never one of the listed columns (versions
+        # written before it was list it there).
+        if self.healpix_column is not None and any(
+                c.name == self.healpix_column for c in self.columns):
+            self.columns = [c for c in self.columns if c.name != self.healpix_column]
         # Tables ingested before frames were recorded: their positions are ICRS (the
         # only frame ingest accepted) at the table's epoch. Filled in as they are read.
         if self.ra_column is None or self.dec_column is None:
@@ -216,6 +231,15 @@ class TableMeta:
         from taphouse.adql.reserved import adql_identifier
 
         return f"{adql_identifier(self.database)}.{adql_identifier(self.name)}"
+
+    def internal_columns(self) -> dict[str, tuple[str, ColumnMeta]]:
+        """Columns a query may name but SELECT * does not show: ADQL name -> (name in
+        the stored file, metadata)."""
+        if self.healpix_column is None:
+            return {}
+        meta = ColumnMeta(HEALPIX_COLUMN, "long", ucd="pos.healpix",
+                          description=HEALPIX_META_DESCRIPTION, indexed=True)
+        return {HEALPIX_COLUMN: (self.healpix_column, meta)}
 
     def column(self, name: str) -> ColumnMeta | None:
         lname = name.lower()

@@ -96,6 +96,15 @@ def capabilities(settings: Settings, base: str, *, extensions: Iterable[str] = (
                " is the MAXREC-limited result with INFO DEST_TABLE and DEST_ROWS. Async"
                " results are also kept as mydb.job_&lt;jobid&gt; until the job is"
                " destroyed.</description></feature></languageFeatures>")
+    # taphouse extension: the internal HEALPix index column of tables with positions.
+    out.append('<languageFeatures type="ivo://taphouse/TAP#healpix">'
+               '<feature><form>"_healpix_29"</form><description>taphouse extension: every'
+               " table with positions has an internal column, the nested HEALPix index at"
+               " order 29 of its position (the rows are stored in this order; the name and"
+               " value are those of HATS). It is not in SELECT *, TAP_SCHEMA or /tables;"
+               ' name it as the delimited identifier "_healpix_29", e.g. for ranges of'
+               " cells (the order-n cell c holds the values c * 4^(29-n) to"
+               " (c + 1) * 4^(29-n) - 1).</description></feature></languageFeatures>")
     out.append("</language>")
     for fmt in FORMATS:
         ivoid = _FORMAT_IVOIDS.get(fmt.aliases[0] if fmt.aliases else "")

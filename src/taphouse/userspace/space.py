@@ -68,12 +68,6 @@ from taphouse.userspace.names import (
 
 MODES = ("create", "replace", "append")
 
-_HEALPIX_META = ColumnMeta(
-    name=HEALPIX_COLUMN, datatype="long", ucd="pos.healpix",
-    description=f"HEALPix index (nested scheme, order {HEALPIX_ORDER}) of the position",
-    indexed=True)
-
-
 @dataclass(frozen=True)
 class Usage:
     """What a user's schema holds, against their quota."""
@@ -245,24 +239,26 @@ class UserSpace:
                                 " or use mode replace (DEST_MODE=replace) or append")
         cols = _regular_columns(columns)
         ra, dec = position_columns(cols)
-        body = [c for c in cols if not (ra and c.name == HEALPIX_COLUMN)]
+        stored = cols
         inner = ", ".join(_quote(c.name) for c in cols)
-        select = ", ".join(f"q.{_quote(c.name)}" for c in body)
-        if ra and dec:
+        select = ", ".join(f"q.{_quote(c.name)}" for c in stored)
+        if ra and dec:  # the internal HEALPix index (not one of the listed columns)
             select += (f", ivo_healpix_index({HEALPIX_ORDER}, q.{_quote(ra)}, q.{_quote(dec)})"
-                       f" AS {HEALPIX_COLUMN}")
-            stored = body + [_HEALPIX_META]
-        else:
-            stored = body
+                       f" AS {_quote(HEALPIX_COLUMN)}")
         query = f"SELECT {select} FROM ({sql}) AS q({inner})"
         if existing is not None and mode == "append":
             old_names = [c.name for c in existing.columns]
-            if old_names != [c.name for c in stored]:
+            if old_names != [c.name for c in stored] or (
+                    (existing.healpix_column is None) != (not (ra and dec))):
                 raise UserSpaceError(
                     f"cannot append to {schema}.{name}: its columns are"
                     f" ({', '.join(old_names)}), the new rows have"
                     f" ({', '.join(c.name for c in stored)})")
-            query = f"SELECT * FROM {lease.relation(existing)} UNION ALL {query}"
+            old_select = ", ".join(_quote(c.name) for c in existing.columns)
+            if existing.healpix_column is not None:
+                old_select += f", {_quote(existing.healpix_column)}"
+            query = (f"SELECT {old_select} FROM {lease.relation(existing)}"
+                     f" UNION ALL {query}")
             stored = existing.columns
         # Rows of the schema's tables without the version this write replaces; bytes of
         # everything on disk, that version included (it is retained after the switch).
@@ -272,7 +268,7 @@ class UserSpace:
         room = max(self.quota_rows - base_rows, 0)
         room_bytes = max(self.quota_bytes - held.nbytes, 0)
         query = f"SELECT * FROM ({query}) AS lim LIMIT {room + 1}"
-        order_by = HEALPIX_COLUMN if (ra and dec and not keep_order) else None
+        order_by = _quote(HEALPIX_COLUMN) if (ra and dec and not keep_order) else None
         path = self.catalogue.new_version_path(schema, name)
 
         def over_bytes(needed: str) -> QuotaExceeded:
@@ -536,7 +532,8 @@ class UserSpace:
             # The lease is taken when the first chunk is asked for and let go when the
             # stream ends or is closed (a generator never started holds nothing).
             with self.engine.lease() as lease, self.engine.cursor() as cur:
-                reader = self.engine.stream(cur, f"SELECT * FROM {lease.relation(table)}",
+                names = ", ".join(_quote(c.name) for c in table.columns)
+                reader = self.engine.stream(cur, f"SELECT {names} FROM {lease.relation(table)}",
                                             batch_bytes=BATCH_BYTES)
                 info = ResultInfo(query=None, limit=None, table_name=table.name,
                                   spool_dir=self.engine.temp_dir, max_bytes=max_bytes)
