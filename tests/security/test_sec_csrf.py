@@ -145,7 +145,8 @@ def test_api_docs_work_offline(site):
 
 def test_admin_input_is_strict(admin_site):
     server = admin_site
-    token = httpx.post(server.url + "/auth/token",
+    # (argon2 behind its concurrency cap takes seconds on a loaded machine)
+    token = httpx.post(server.url + "/auth/token", timeout=60,
                        data={"username": "root", "password": PASSWORD}).json()["access_token"]
     acc = server.platform.authenticator.accounts
     cat = server.platform.catalogue
