@@ -43,6 +43,7 @@ from taphouse.catalogue.store import CatalogueStore, Retention
 from taphouse.compute.service import ComputeService
 from taphouse.engine.duckdb import DuckDBEngine
 from taphouse.errors import ServiceError
+from taphouse.hub.link import HubForwarding, HubLink, service_token_path
 from taphouse.jobs import JobService
 from taphouse.jobs.service import WorkerPool
 from taphouse.jobs.tap_query import TapQueryRunner
@@ -127,6 +128,8 @@ class Platform:
         self.workspaces = Workspaces(
             self.meta, lambda ident: {d.name for d in self.scopes.visible_databases(ident)})
         self.jobs.on_destroyed = self.userspace.drop_job_table
+        # The platform's JupyterHub: its service token (written by `taphouse hub`).
+        self.hub_link = HubLink(service_token_path(settings.data_dir))
 
     def delete_account(self, name: str, archive: bool, by: str | None = None) -> dict[str, Any]:
         """Delete an account and everything it owns (see :mod:`taphouse.lifecycle`)."""
@@ -290,6 +293,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app = FastAPI(title="taphouse", version=_version(), docs_url=None,
                   openapi_url="/api/openapi.json", redoc_url=None, lifespan=lifespan)
     app.state.platform = platform
+    # The hub's logins count against the browser's address it forwards (taphouse.hub).
+    app.add_middleware(HubForwarding, link=platform.hub_link, refuse=_refusal)
     app.add_middleware(ForwardedHeaders, trusted=TrustedProxies(settings.trusted_proxies))
     app.add_middleware(RequestGuard, public_url=settings.public_url, refuse=_refusal,
                        frame_ancestors=settings.frame_ancestors)
@@ -377,11 +382,13 @@ def _add_userspace_routes(app: FastAPI, platform: Platform) -> None:
     /ws/<user>/<workspace>/tap."""
     from taphouse.api.routes import api_router
     from taphouse.compute.routes import compute_router
+    from taphouse.hub.routes import hub_router
     from taphouse.tap.errors import NotFound
 
     settings = platform.settings
     app.include_router(api_router(platform), prefix="/api")
     app.include_router(compute_router(platform, platform.compute), prefix="/api/compute")
+    app.include_router(hub_router(platform), prefix="/api/hub")
 
     def workspace_base(request: Request) -> tuple[str, str, str]:
         user = request.path_params.get("user", "")

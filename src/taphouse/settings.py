@@ -112,12 +112,25 @@ class Settings:
     compute_processes: int = 64  # per user (RLIMIT_NPROC counts per uid)
     compute_open_files: int = 256
     compute_file_size: int = 1024**3
+    # --- JupyterHub (taphouse hub; see taphouse.hub) ---------------------------------
+    hub_host: str = "127.0.0.1"  # where the hub's proxy listens (put TLS in front)
+    hub_port: int = 8001
+    hub_base_url: str = ""  # the hub's public URL; empty: http://{hub_host}:{hub_port}
+    hub_env: str = ""  # Python environment of users' Jupyter servers; empty: <data_dir>/hub/env
+    hub_allowed_groups: tuple[str, ...] = ()  # if set: only members of these groups
+    hub_notebook_token_lifetime: float = 7 * 24 * 3600.0  # seconds; revoked at server stop
+    hub_proxy: str = "configurable-http-proxy"  # the proxy's command
     # --- demo --------------------------------------------------------------------
     demo: bool = False
 
     @property
     def public_url(self) -> str:
         return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def hub_url(self) -> str:
+        """The hub's public base URL."""
+        return (self.hub_base_url or f"http://{self.hub_host}:{self.hub_port}").rstrip("/")
 
     @property
     def meta_path(self) -> Path:

@@ -10,7 +10,7 @@ from nbclient import NotebookClient
 
 import taphouse
 
-NOTEBOOK = Path(__file__).parents[2] / "examples" / "hipparcos_gaia_crossmatch.ipynb"
+NOTEBOOK = Path(__file__).parents[2] / "src" / "taphouse" / "hub" / "examples" / "hipparcos_gaia_crossmatch.ipynb"
 
 
 @pytest.mark.slow

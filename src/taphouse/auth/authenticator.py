@@ -49,6 +49,13 @@ LISTENER = "taphouse.listener"
 SANDBOX_LISTENER = "sandbox"
 #: ``Identity.method`` of a request made with a job token from inside a sandbox.
 SANDBOX_METHOD = "sandbox"
+#: ... with a notebook token (a job token minted for a Jupyter kernel of the hub): it
+#: may also submit compute jobs, and nothing else a job token may not do.
+NOTEBOOK_METHOD = "notebook"
+#: Job ids of notebook tokens start with this (see taphouse.hub.link).
+NOTEBOOK_JOB_PREFIX = "nb-"
+#: ASGI scope key: the real peer of a request whose client address the hub forwarded.
+PEER_SCOPE = "taphouse.peer"
 
 
 @dataclass(frozen=True)
@@ -183,7 +190,9 @@ class Authenticator:
             return
         # Through a trusted proxy the peer is the proxy: only its X-Forwarded-Proto
         # (already applied to the scheme above) can vouch for the client's transport.
-        if not came_via_proxy(request.scope) and is_loopback(client_address(request)):
+        # The hub forwards its browser's address: its own hop is what travelled here.
+        peer = request.scope.get(PEER_SCOPE) or client_address(request)
+        if not came_via_proxy(request.scope) and is_loopback(peer):
             return
         raise InsecureTransport(
             "credentials over plain HTTP are refused: use https (operators running behind"
@@ -199,7 +208,10 @@ class Authenticator:
         if user is None or user.disabled:
             raise AuthError("invalid token: the account is disabled or deleted",
                             bearer_error="invalid_token")
-        method = SANDBOX_METHOD if record.kind == JOB_KIND else "bearer"
+        method = "bearer"
+        if record.kind == JOB_KIND:
+            notebook = (record.job_id or "").startswith(NOTEBOOK_JOB_PREFIX)
+            method = NOTEBOOK_METHOD if notebook else SANDBOX_METHOD
         return Caller(self.identity_of(user, method, record.scopes), record)
 
     def _basic(self, credentials: str, client: str) -> Caller:
@@ -359,9 +371,11 @@ def is_sandbox_request(request: Request) -> bool:
     return request.scope.get(LISTENER) == SANDBOX_LISTENER
 
 
-def refuse_sandbox(identity: Identity, action: str) -> None:
-    """Raise :class:`Forbidden` for a job token (inside a sandbox) trying ``action``."""
-    if identity.method == SANDBOX_METHOD:
+def refuse_sandbox(identity: Identity, action: str, *, allow_notebook: bool = False) -> None:
+    """Raise :class:`Forbidden` for a job token (inside a sandbox) trying ``action``;
+    with ``allow_notebook``, a notebook kernel's token may."""
+    if identity.method == SANDBOX_METHOD or (identity.method == NOTEBOOK_METHOD
+                                             and not allow_notebook):
         raise Forbidden(f"a job token cannot {action}; do it from outside the job")
 
 

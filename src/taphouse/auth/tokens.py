@@ -157,10 +157,24 @@ class TokenService:
                           (now, job_id))
         self.meta.execute("DELETE FROM job_tokens WHERE expires < ?", (now - 7 * 86400.0,))
 
-    def revoke_all_jobs(self) -> None:
-        """End every job token (at start-up: no job of an earlier run is still running)."""
-        self.meta.execute("UPDATE job_tokens SET revoked=? WHERE revoked IS NULL",
-                          (self.clock(),))
+    def revoke_all_jobs(self, *, keep_prefix: str | None = None) -> None:
+        """End every job token (at start-up: no job of an earlier run is still running);
+        those whose job id starts with ``keep_prefix`` are kept (notebook servers live
+        in the hub, not in this server)."""
+        if keep_prefix is None:
+            self.meta.execute("UPDATE job_tokens SET revoked=? WHERE revoked IS NULL",
+                              (self.clock(),))
+            return
+        self.meta.execute("UPDATE job_tokens SET revoked=? WHERE revoked IS NULL"
+                          " AND substr(job_id, 1, ?) != ?",
+                          (self.clock(), len(keep_prefix), keep_prefix))
+
+    def revoke_jobs_like(self, prefix: str) -> int:
+        """End every live job token whose job id starts with ``prefix``."""
+        cur = self.meta.execute("UPDATE job_tokens SET revoked=? WHERE revoked IS NULL"
+                                " AND substr(job_id, 1, ?) = ?",
+                                (self.clock(), len(prefix), prefix))
+        return cur.rowcount
 
     def validate(self, secret: str) -> TokenRecord:
         """The record of a live token, or :class:`AuthError` saying why not."""

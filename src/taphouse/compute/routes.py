@@ -78,7 +78,7 @@ def compute_router(platform: Any, compute: ComputeService) -> APIRouter:
     async def submit(request: Request) -> Response:
         identity = await platform.authenticator.identify_async(request)
         require_scope(identity, "write")
-        refuse_sandbox(identity, "submit compute jobs")
+        refuse_sandbox(identity, "submit compute jobs", allow_notebook=True)
         compute.require()
         params, files = await _read_submission(request, limit)
         owner = identity.user_id

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from taphouse.auth.authenticator import NOTEBOOK_JOB_PREFIX
 from taphouse.compute.files import MAX_DEPTH, TreeTooDeep, regular_files, tree_usage
 from taphouse.compute.sandbox import (
     ENV_MOUNT,
@@ -143,7 +144,8 @@ class ComputeService:
             self.socket = bind_socket(self.socket_path, self.sandbox.gid)
             self.sandbox.check_paths()
             self.sandbox.kill_leftovers()
-            self.auth.tokens.revoke_all_jobs()
+            # Notebook tokens belong to the hub's servers, which outlive this server.
+            self.auth.tokens.revoke_all_jobs(keep_prefix=NOTEBOOK_JOB_PREFIX)
             probe = self.run_dir / "probe"
             shutil.rmtree(probe, ignore_errors=True)
             self.sandbox.probe(probe / "work", probe / "home")
@@ -191,6 +193,18 @@ class ComputeService:
     def home_of(self, user_id: int) -> Path:
         return self.homes / str(user_id)
 
+    def ensure_home(self, user_id: int) -> tuple[Path, bool]:
+        """The user's home (the same for compute jobs and notebooks), owned by the user's
+        uid, mode 0700; and whether it was created just now."""
+        uid = self.sandbox.uid_for(user_id)
+        home = self.home_of(user_id)
+        created = False
+        if not home.is_dir():
+            home.mkdir(parents=True)
+            created = True
+        _own(home, uid, uid, 0o700)
+        return home, created
+
     def run(self, job: Job, cancel: Any, workdir: Path) -> JobResult:
         self.require()
         if job.owner_id is None:
@@ -199,10 +213,7 @@ class ComputeService:
         user = self.auth.accounts.user_by_id(job.owner_id)
         uid = self.sandbox.uid_for(user.id)
         gid = self.sandbox.gid
-        home = self.home_of(user.id)
-        if not home.is_dir():
-            home.mkdir(parents=True)
-        _own(home, uid, uid, 0o700)
+        home, _created = self.ensure_home(user.id)
         _own(workdir, 0, gid, 0o710)
         work = workdir / "work"
         shutil.rmtree(work, ignore_errors=True)
