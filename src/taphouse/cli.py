@@ -16,7 +16,8 @@ from taphouse.settings import Settings
 
 # Packages that contribute sub-commands (module path -> add_commands).
 _COMMAND_MODULES = ["taphouse.catalogue.commands", "taphouse.auth.commands",
-                    "taphouse.compute.commands", "taphouse.storage.commands"]
+                    "taphouse.compute.commands", "taphouse.storage.commands",
+                    "taphouse.hub.commands"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="load the demo databases (gaia, hipparcos) on first start")
     serve.add_argument("--workers", type=int, default=None, help="async job workers")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--hub", action="store_true",
+                       help="also run the platform's JupyterHub (see `taphouse hub`)")
     # The server upgrades an existing store (after backing up its metadata); other
     # commands refuse one that needs upgrading (store_access "current", the default).
     serve.set_defaults(handler=_serve, store_access="upgrade")
@@ -73,8 +76,18 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(settings, platform)
     print(f"taphouse serving {settings.public_url}/tap (data in {settings.data_dir})",
           file=sys.stderr)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
-                access_log=False, **uvicorn_options(settings))
+    hub = None
+    if getattr(args, "hub", False):
+        from taphouse.hub.commands import HubProcess
+
+        hub = HubProcess(settings)
+        hub.start_when_up()
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
+                    access_log=False, **uvicorn_options(settings))
+    finally:
+        if hub is not None:
+            hub.stop()
     return 0
 
 

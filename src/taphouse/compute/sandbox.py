@@ -73,7 +73,7 @@ class SandboxRun:
     uid: int
     username: str
     home: Path
-    workdir: Path
+    workdir: Path | None
     argv: Sequence[str]
     env: Mapping[str, str]
     stdout: Path
@@ -81,6 +81,16 @@ class SandboxRun:
     limits: Limits
     #: Extra read-only files: path inside the sandbox -> host path.
     files: Mapping[str, Path] = field(default_factory=dict)
+    #: Extra writable directories: path inside the sandbox -> host path.
+    binds: Mapping[str, Path] = field(default_factory=dict)
+    #: The current directory inside (default: the work directory).
+    cwd: str = WORK_MOUNT
+    #: Share the host's network (a user's Jupyter server, which the hub's proxy must
+    #: reach; never user code).
+    network: bool = False
+    #: Let the sandbox create namespaces of its own (a Jupyter server starting its
+    #: kernels in nested sandboxes; never user code).
+    nested: bool = False
 
 
 class Sandbox:
@@ -198,14 +208,16 @@ class Sandbox:
         return [self.env_dir, self.lib_dir, self.socket_path.parent]
 
     # --- running ------------------------------------------------------------------------
-    def start(self, run: SandboxRun, name: str) -> SandboxProcess:
+    def start(self, run: SandboxRun, name: str, *, switch_user: bool = True) -> SandboxProcess:
         """Start ``run``; the returned process is the outer bubblewrap (its death takes
-        the whole sandbox with it)."""
+        the whole sandbox with it). ``switch_user=False``: the caller already is the
+        user (a kernel started from inside the user's own Jupyter server sandbox)."""
         if self._filter is None:
             self._filter = build_filter()
+        program = build_filter(nested=True) if run.nested else self._filter
         fds: list[int] = []
         try:
-            seccomp_fd = _memfd("seccomp", self._filter)
+            seccomp_fd = _memfd("seccomp", program)
             fds.append(seccomp_fd)
             data = {
                 "/etc/passwd": f"{run.username}:x:{run.uid}:{run.uid}::/home/{run.username}:"
@@ -229,11 +241,13 @@ class Sandbox:
                     f"--cpu={lim.cpu_seconds}", f"--nproc={lim.processes}",
                     f"--nofile={lim.open_files}", f"--fsize={lim.file_size}",
                     f"--data={lim.memory}", "--core=0", "--"]
+                who: dict = {}
+                if switch_user:
+                    who = {"user": run.uid, "group": run.uid, "extra_groups": [self.gid]}
                 proc = subprocess.Popen(
                     [*wrapper, *argv], stdin=subprocess.DEVNULL, stdout=stdout,
                     stderr=stderr, pass_fds=tuple(fds), env=dict(run.env), close_fds=True,
-                    user=run.uid, group=run.uid, extra_groups=[self.gid],
-                    start_new_session=True, cwd="/")
+                    start_new_session=True, cwd="/", **who)
             finally:
                 stdout.close()
                 stderr.close()
@@ -245,10 +259,13 @@ class Sandbox:
         return sp
 
     def _argv(self, run: SandboxRun, seccomp_fd: int, data_fds: Mapping[str, int]) -> list[str]:
-        a = [self.bwrap, "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net",
-             "--unshare-uts", "--unshare-cgroup-try", "--disable-userns",
-             "--die-with-parent", "--new-session", "--hostname", HOSTNAME,
-             "--uid", str(run.uid), "--gid", str(run.uid)]
+        a = [self.bwrap, "--unshare-user", "--unshare-ipc", "--unshare-pid"]
+        if not run.network:
+            a += ["--unshare-net", "--unshare-uts", "--hostname", HOSTNAME]
+        a += ["--unshare-cgroup-try"]
+        if not run.nested:
+            a += ["--disable-userns"]
+        a += ["--die-with-parent", "--new-session", "--uid", str(run.uid), "--gid", str(run.uid)]
         for d in SYSTEM_DIRS:
             if os.path.islink(d):
                 a += ["--symlink", os.readlink(d), d]
@@ -268,11 +285,14 @@ class Sandbox:
             a += ["--ro-bind", str(base), str(base)]
         a += ["--ro-bind", str(self.lib_dir), LIB_MOUNT,
               "--ro-bind", str(self.socket_path), SOCKET_MOUNT,
-              "--bind", str(run.home), f"/home/{run.username}",
-              "--bind", str(run.workdir), WORK_MOUNT]
+              "--bind", str(run.home), f"/home/{run.username}"]
+        if run.workdir is not None:
+            a += ["--bind", str(run.workdir), WORK_MOUNT]
+        for dest, src in run.binds.items():
+            a += ["--bind", str(src), dest]
         for dest, src in run.files.items():
             a += ["--ro-bind", str(src), dest]
-        a += ["--remount-ro", "/", "--chdir", WORK_MOUNT, "--seccomp", str(seccomp_fd),
+        a += ["--remount-ro", "/", "--chdir", run.cwd, "--seccomp", str(seccomp_fd),
               "--", *run.argv]
         return a
 

@@ -62,14 +62,23 @@ def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k)
 
 
-def build_filter(machine: str | None = None) -> bytes:
+#: What a sandbox that starts nested sandboxes (a user's Jupyter server starting its
+#: kernels with bubblewrap) must still be allowed; user code never gets this filter.
+NESTING = ("mount", "umount2", "pivot_root", "unshare", "chroot", "fsopen", "fsconfig",
+           "fsmount", "fspick", "open_tree", "move_mount", "mount_setattr")
+
+
+def build_filter(machine: str | None = None, *, nested: bool = False) -> bytes:
     """The filter program (``struct sock_filter`` array) for ``machine`` (default: this
-    one); raises :class:`SeccompUnsupported` for an architecture without a table."""
+    one); raises :class:`SeccompUnsupported` for an architecture without a table.
+    ``nested``: namespaces and mounts allowed, for :data:`NESTING`."""
     machine = machine or platform.machine()
     if machine not in ("x86_64", "amd64", "AMD64"):
         raise SeccompUnsupported(f"no seccomp filter for the {machine} architecture"
                                  " (only x86_64); compute jobs cannot be sandboxed here")
-    denied = sorted(set(X86_64_DENIED.values()))
+    denied = sorted({nr for name, nr in X86_64_DENIED.items()
+                     if not (nested and name in NESTING)})
+    namespaces = 0 if nested else _CLONE_NAMESPACES
     # Layout: [arch check][nr load][x32][clone3][clone][denied...][allow]
     #         [clone flags check][enosys][eperm]
     body: list[tuple[int, str | int, str | int, int]] = [
@@ -86,7 +95,7 @@ def build_filter(machine: str | None = None) -> bytes:
     labels = {"clone": len(body)}
     body += [
         (_LD_W_ABS, 0, 0, 16),                                 # A = low word of args[0]
-        (_JSET_K, "eperm", 0, _CLONE_NAMESPACES),
+        (_JSET_K, "eperm", 0, namespaces),
         (_RET_K, 0, 0, _RET_ALLOW),
     ]
     labels["enosys"] = len(body)
