@@ -59,5 +59,25 @@ mkdir -p "$(dirname "$TAPHOUSE_TEST_JOB_ENV")"
     fi
 ) 9>"$(dirname "$TAPHOUSE_TEST_JOB_ENV")/.lock"
 
+# The hub tests: configurable-http-proxy (npm) in front of a real JupyterHub; the users'
+# Jupyter servers' environment (`taphouse hub setup`) and the kernels' (the compute job
+# environment with ipykernel and matplotlib), built once per machine like the one above.
+command -v configurable-http-proxy >/dev/null 2>&1 || npm install -g -s configurable-http-proxy@5
+export TAPHOUSE_TEST_HUB_ENV=${TAPHOUSE_TEST_HUB_ENV:-/var/cache/taphouse-test/hubenv}
+export TAPHOUSE_TEST_KERNEL_ENV=${TAPHOUSE_TEST_KERNEL_ENV:-/var/cache/taphouse-test/kernelenv}
+hubstamp=$("$VENV/bin/python" -c 'from taphouse.compute.commands import JOB_PACKAGES; from taphouse.hub.commands import hub_packages, KERNEL_PACKAGES; print(*JOB_PACKAGES, *KERNEL_PACKAGES, *hub_packages())')
+(
+    flock 9
+    if [ "$(cat "$TAPHOUSE_TEST_HUB_ENV/.taphouse-packages" 2>/dev/null)" != "$hubstamp" ] \
+        || [ "$(cat "$TAPHOUSE_TEST_KERNEL_ENV/.taphouse-packages" 2>/dev/null)" != "$hubstamp" ]; then
+        rm -rf "$TAPHOUSE_TEST_HUB_ENV" "$TAPHOUSE_TEST_KERNEL_ENV"
+        "$VENV/bin/taphouse" compute setup --env "$TAPHOUSE_TEST_KERNEL_ENV" --python /usr/bin/python3
+        "$VENV/bin/taphouse" hub setup --env "$TAPHOUSE_TEST_HUB_ENV" --python /usr/bin/python3 \
+            --job-env "$TAPHOUSE_TEST_KERNEL_ENV"
+        echo "$hubstamp" > "$TAPHOUSE_TEST_HUB_ENV/.taphouse-packages"
+        echo "$hubstamp" > "$TAPHOUSE_TEST_KERNEL_ENV/.taphouse-packages"
+    fi
+) 9>"$(dirname "$TAPHOUSE_TEST_HUB_ENV")/.hub-lock"
+
 export PATH="$PWD/$VENV/bin:$PATH"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -120,6 +120,8 @@ class Settings:
     hub_allowed_groups: tuple[str, ...] = ()  # if set: only members of these groups
     hub_notebook_token_lifetime: float = 7 * 24 * 3600.0  # seconds; revoked at server stop
     hub_proxy: str = "configurable-http-proxy"  # the proxy's command
+    # seconds: a disabled or deleted account is logged out and its server stopped within
+    hub_check_interval: int = 60
     # --- demo --------------------------------------------------------------------
     demo: bool = False
 

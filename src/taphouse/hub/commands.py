@@ -30,6 +30,10 @@ def hub_packages() -> list[str]:
     return [pinned, "jupyter_server", "jupyterlab"]
 
 
+#: What kernels need in the compute job environment besides JOB_PACKAGES.
+KERNEL_PACKAGES = ("ipykernel", "matplotlib")
+
+
 class HubUnavailable(RuntimeError):
     """The hub cannot start here; the message says what to install or run."""
 
@@ -52,6 +56,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     " server (default: <data dir>/hub/env). Kernels run in the compute job"
                     " environment (`taphouse compute setup`).")
     setup.add_argument("--env", type=Path, default=None)
+    setup.add_argument("--job-env", type=Path, default=None,
+                       help="the compute job environment, where kernels run and get"
+                            " ipykernel and matplotlib (default: the server's)")
     setup.add_argument("--python", default=None,
                        help="base interpreter (default /usr/bin/python3 when this one is"
                             " not reachable by sandboxed users)")
@@ -72,6 +79,16 @@ def _setup(args: argparse.Namespace) -> int:
                     "--disable-pip-version-check", *hub_packages()], check=True)
     os.chmod(env, 0o755)
     print(f"hub environment ready: {env}")
+    from taphouse.compute.service import ComputeSettings
+
+    job_env = Path(args.job_env or ComputeSettings.from_settings(args.settings).env_dir)
+    if not (job_env / "bin" / "python").exists():
+        print(f"no compute job environment at {job_env}: run `taphouse compute setup`, then"
+              " this again (kernels run there)", file=sys.stderr)
+        return 1
+    subprocess.run([str(job_env / "bin" / "python"), "-m", "pip", "install", "-q",
+                    "--disable-pip-version-check", *KERNEL_PACKAGES], check=True)
+    print(f"kernels ready in the job environment {job_env}")
     return 0
 
 

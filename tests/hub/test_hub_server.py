@@ -1,0 +1,156 @@
+"""A user's server and kernel on the real hub: taphouse with no arguments, mydb, and
+what neither the kernel nor the Jupyter API may reach. One server and kernel are shared
+by this module (``running``)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import httpx
+import pytest
+from hub_helpers import PASSWORD
+
+import taphouse
+from taphouse.auth.errors import AuthError
+
+pytestmark = pytest.mark.slow
+
+
+def _client(platform, name: str) -> taphouse.client.Client:
+    c = taphouse.connect(platform.server.url, interactive=False, progress=False)
+    return c.login(name, PASSWORD)
+
+
+def test_server_and_kernel_run_as_the_users_own_uid(platform, running):
+    name, _browser, _server, kernel = running
+    user = platform.server.platform.authenticator.accounts.user(name)
+    got = kernel.value("import os, json; print(json.dumps([os.getuid(), os.getcwd(),"
+                       " os.environ.get('HOME'), sorted(os.environ)]))")
+    uid, cwd, home, keys = got
+    assert uid == platform.server.platform.settings.compute_uid_base + user.id
+    assert cwd == home == f"/home/{name}"
+    # The kernel gets its taphouse token and nothing of its server's secrets.
+    assert "TAPHOUSE_TOKEN" in keys
+    assert not [k for k in keys if k.startswith("JUPYTERHUB")]
+
+
+def test_connect_without_arguments_queries_gaia(running):
+    _name, _browser, _server, kernel = running
+    got = kernel.value(textwrap.dedent("""
+        import json, taphouse
+        client = taphouse.connect()
+        t = client.query("SELECT TOP 5 source_id, ra, dec FROM gaia.dr3_bright ORDER BY source_id")
+        print(json.dumps([client.username, len(t), [int(x) for x in t["source_id"]]]))
+    """))
+    name, rows, ids = got
+    assert name == running[0] and rows == 5 and ids == sorted(ids)
+
+
+def test_result_stored_in_mydb_is_read_back_from_taphouse(platform, running):
+    name, _browser, _server, kernel = running
+    kernel.value(textwrap.dedent("""
+        import json, taphouse
+        client = taphouse.connect()
+        client.query("SELECT TOP 17 source_id, phot_g_mean_mag FROM gaia.dr3_bright"
+                     " ORDER BY phot_g_mean_mag", into="bright17")
+        print(json.dumps(True))
+    """))
+    with _client(platform, name) as client:
+        assert client.mydb.describe("bright17").nrows == 17
+        t = client.query("SELECT COUNT(*) AS n FROM mydb.bright17")
+        assert int(t["n"][0]) == 17
+
+
+ESCAPES = """
+import json, os, socket
+found = {}
+def probe(name, fn):
+    try:
+        fn()
+        found[name] = "ESCAPED"
+    except Exception as exc:
+        found[name] = type(exc).__name__
+def tcp(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=3); s.close()
+probe("tcp_taphouse", lambda: tcp(TAPHOUSE_PORT))
+probe("tcp_hub", lambda: tcp(HUB_PORT))
+probe("tcp_hub_api", lambda: tcp(HUB_PORT + 1))
+probe("tcp_proxy_api", lambda: tcp(HUB_PORT + 2))
+probe("dns", lambda: socket.getaddrinfo("pypi.org", 443))
+probe("data_dir", lambda: os.listdir(DATA_DIR))
+probe("meta_db", lambda: open(DATA_DIR + "/meta.sqlite", "rb").read(16))
+probe("hub_secrets", lambda: open(DATA_DIR + "/hub/crypt-key").read())
+probe("homes", lambda: os.listdir(DATA_DIR + "/compute/homes"))
+probe("server_process", lambda: [1 / 0 for p in os.listdir("/proc") if p.isdigit()
+    and b"singleuser" in open(f"/proc/{p}/cmdline", "rb").read()])
+probe("write_usr", lambda: open("/usr/taphouse-probe", "w"))
+print(json.dumps(found))
+"""
+
+
+def test_kernel_reaches_neither_network_nor_data_dir(platform, running):
+    _name, _browser, _server, kernel = running
+    settings = platform.server.platform.settings
+    code = (ESCAPES.replace("TAPHOUSE_PORT", str(settings.port))
+            .replace("HUB_PORT", str(settings.hub_port))
+            .replace("DATA_DIR", json.dumps(str(settings.data_dir.resolve()))))
+    found = kernel.value(code)
+    escaped = {k: v for k, v in found.items() if v == "ESCAPED"}
+    assert not escaped, found
+
+
+def test_no_terminals(platform, running):
+    _name, _browser, server, _kernel = running
+    assert server.http.post(f"{server.prefix}/api/terminals").status_code == 404
+    assert server.http.get(f"{server.prefix}/api/terminals").status_code == 404
+    assert server.http.get(f"{server.prefix}/terminals/1").status_code in (404, 302)
+
+
+def test_contents_api_stays_in_the_home(platform, running):
+    _name, _browser, server, kernel = running
+    kernel.value(textwrap.dedent("""
+        import json, os
+        for link, target in [("passwd_link", "/etc/passwd"), ("root_link", "/"),
+                             ("env_link", "/proc/self/environ"), ("up_link", "..")]:
+            if not os.path.lexists(link):
+                os.symlink(target, link)
+        open("mine.txt", "w").write("mine")
+        print(json.dumps(True))
+    """))
+    api = f"{server.prefix}/api/contents"
+    assert server.http.get(f"{api}/mine.txt").json()["content"] == "mine"
+    for path in ("passwd_link", "root_link/etc/passwd", "env_link", "up_link",
+                 "../../etc/passwd", "%2E%2E/%2E%2E/etc/passwd", "root_link"):
+        r = server.http.get(f"{api}/{path}")
+        assert r.status_code in (400, 404), (path, r.status_code, r.text[:200])
+        r = server.http.get(f"{server.prefix}/files/{path}")
+        assert r.status_code in (400, 403, 404), (path, r.status_code, r.text[:200])
+    # Writing through a link is refused as well; the listing works and hides the links.
+    r = server.http.put(f"{api}/root_link/tmp/x.txt",
+                        json={"type": "file", "format": "text", "content": "x"})
+    assert r.status_code in (400, 404)
+    listing = server.http.get(api)
+    assert listing.status_code == 200
+    names = {e["name"] for e in listing.json()["content"]}
+    assert "mine.txt" in names and not names & {"passwd_link", "root_link", "env_link"}
+    # The example notebooks were copied into the new home.
+    assert "hipparcos_gaia_crossmatch.ipynb" in names
+
+
+def test_another_users_server_is_not_reachable(platform, running, hub_user):
+    owner, _browser, server, _kernel = running
+    _other, other_browser, other = hub_user
+    # With the other user's API token, and with their browser cookies.
+    for http in (other.http, other_browser):
+        for url in (f"/user/{owner}/api/contents", f"/user/{owner}/api/kernels",
+                    f"/hub/api/users/{owner}"):
+            r = http.get(url)
+            assert r.status_code in (302, 403, 404), (url, r.status_code)
+            assert r.status_code == 302 or "hipparcos" not in r.text
+        r = http.post(f"/hub/api/users/{owner}/server")
+        assert r.status_code in (403, 404)
+        r = http.delete(f"/hub/api/users/{owner}/server")
+        assert r.status_code in (403, 404)
+    # The owner's server works all along.
+    assert server.http.get(f"{server.prefix}/api/contents").status_code == 200
