@@ -92,6 +92,8 @@ class HubProcess:
     log: Path
 
     def stop(self) -> None:
+        # Kept for a look after the data directory is gone.
+        shutil.copyfile(self.log, Path(tempfile.gettempdir()) / "taphouse-hub-tests.log")
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -147,7 +149,7 @@ def browser(hub_url: str, source: str | None = None) -> httpx.Client:
 def login_form(client: httpx.Client, name: str, password: str = PASSWORD,
                headers: dict | None = None) -> httpx.Response:
     """Log in through the hub's login page, as a browser does (its _xsrf field)."""
-    page = client.get("/hub/login")
+    page = client.get("/hub/login", headers=headers or {})
     assert page.status_code == 200, page.text[:300]
     match = re.search(r'name="_xsrf" value="([^"]+)"', page.text)
     form = {"username": name, "password": password}

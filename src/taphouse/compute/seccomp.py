@@ -65,7 +65,8 @@ def _insn(code: int, jt: int, jf: int, k: int) -> bytes:
 #: What a sandbox that starts nested sandboxes (a user's Jupyter server starting its
 #: kernels with bubblewrap) must still be allowed; user code never gets this filter.
 NESTING = ("mount", "umount2", "pivot_root", "unshare", "chroot", "fsopen", "fsconfig",
-           "fsmount", "fspick", "open_tree", "move_mount", "mount_setattr")
+           "fsmount", "fspick", "open_tree", "move_mount", "mount_setattr", "sethostname",
+           "setdomainname")
 
 
 def build_filter(machine: str | None = None, *, nested: bool = False) -> bytes:

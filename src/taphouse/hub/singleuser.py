@@ -115,6 +115,19 @@ class SandboxProvisioner(LocalProvisioner):  # type: ignore[misc]
     connection file and ``ipc`` sockets in a directory bound into both."""
 
     kernel_dir: Path | None = None
+    exit_status: int | None = None
+
+    async def poll(self) -> int | None:
+        status = await super().poll()
+        if status is not None:
+            self.exit_status = status
+        return status
+
+    async def wait(self) -> int | None:
+        if self.process is not None:
+            self.exit_status = await super().wait()
+            return self.exit_status
+        return await super().wait()
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         km = self.parent
@@ -143,6 +156,7 @@ class SandboxProvisioner(LocalProvisioner):  # type: ignore[misc]
                           socket_path=Path(SOCKET_MOUNT), run_dir=self.kernel_dir,
                           uid_base=int(os.environ.get("TAPHOUSE_SANDBOX_GID", "2000000")))
         log = self.kernel_dir / "kernel.log"
+        log.write_bytes(b"")
         run = SandboxRun(uid=os.getuid(), username=os.environ.get("USER", "user"),
                          home=Path(home), workdir=None, argv=cmd, env=env, stdout=log,
                          stderr=log, limits=limits,
@@ -159,7 +173,15 @@ class SandboxProvisioner(LocalProvisioner):  # type: ignore[misc]
 
     async def cleanup(self, restart: bool = False) -> None:
         await super().cleanup(restart=restart)
-        if not restart and self.kernel_dir is not None:
+        if self.kernel_dir is None:
+            return
+        log = self.kernel_dir / "kernel.log"
+        if self.exit_status not in (None, 0) and log.exists():
+            # The kernel's own output (and bubblewrap's complaints) into the server's log.
+            tail = log.read_bytes()[-3000:].decode("utf-8", "replace")
+            self.log.warning("kernel %s ended with status %s:\n%s", self.kernel_id,
+                             self.exit_status, tail)
+        if not restart:
             shutil.rmtree(self.kernel_dir, ignore_errors=True)
 
 
