@@ -14,10 +14,11 @@ from astropy.table import Table
 from formats_helpers import batches_then, expected_rows, sample_batch, sample_columns, stilts_csv
 
 from taphouse.catalogue.model import ColumnMeta
-from taphouse.formats import ResultInfo, get_writer, write_error
+from taphouse.formats import ResultInfo, columns_from_schema, get_writer, write_error
 
 NS = "{http://www.ivoa.net/xml/VOTable/v1.3}"
-SERIALIZATIONS = ["votable", "votable/td"]
+SERIALIZATIONS = ["votable", "votable/b2", "votable/td"]
+TAGS = {"votable": "BINARY", "votable/b2": "BINARY2", "votable/td": "TABLEDATA"}
 
 STILTS_EXPECTED = '''\
 id,small,mag,ra,flag,name,city,pos,poly
@@ -77,12 +78,12 @@ def test_round_trip_through_astropy(fmt):
     want = normalised_expected()
     for g, w in zip(got, want, strict=True):
         want_pos, got_pos = w.pop("pos"), g.pop("pos")
-        if want_pos is None:  # null flag (BINARY2) or NaN NaN (TABLEDATA)
+        if want_pos is None:  # null flag (BINARY2) or NaN NaN (BINARY, TABLEDATA)
             assert got_pos is None
         else:
             assert got_pos == want_pos
-        if fmt == "votable/td" and w["poly"] is None:
-            w["poly"] = []  # TABLEDATA has one spelling for a null and an empty array
+        if fmt != "votable/b2" and w["poly"] is None:
+            w["poly"] = []  # TABLEDATA and BINARY: one spelling for a null and an empty array
         assert g == w
 
 
@@ -90,9 +91,9 @@ def test_round_trip_through_astropy(fmt):
 def test_round_trip_through_stilts(fmt, tmp_path):
     path = tmp_path / "r.vot"
     path.write_bytes(render(fmt, [sample_batch()], sample_columns()))
-    # A null fixed-size array: BINARY2 carries the null flag, TABLEDATA writes NaNs
-    # (votlint rejects an empty cell there).
-    pos3 = "" if fmt == "votable" else '"(NaN, NaN)"'
+    # A null fixed-size array: BINARY2 carries the null flag, TABLEDATA and BINARY write
+    # NaNs (votlint rejects an empty cell there).
+    pos3 = "" if fmt == "votable/b2" else '"(NaN, NaN)"'
     assert stilts_csv(path, "votable") == STILTS_EXPECTED.format(pos3=pos3)
     lint = subprocess.run(["stilts", "votlint", str(path)], capture_output=True, text=True)
     assert lint.stdout.strip() == "" and lint.returncode == 0, lint.stdout
@@ -116,8 +117,7 @@ def test_metadata_and_leading_status(fmt):
     assert fields["city"].get("datatype") == "unicodeChar"  # promoted: non-ASCII text
     assert fields["name"].get("datatype") == "char"
     assert info.rows == 5 and info.status == "OK"
-    serialization = "BINARY2" if fmt == "votable" else "TABLEDATA"
-    assert resource.find(f"{NS}TABLE/{NS}DATA/{NS}{serialization}") is not None
+    assert resource.find(f"{NS}TABLE/{NS}DATA/{NS}{TAGS[fmt]}") is not None
 
 
 def trailing_status(data: bytes) -> tuple[str | None, str | None]:
@@ -259,3 +259,73 @@ def test_error_document_escapes_anything():
     data = write_error('bad <"&"> \x00 thing')
     text = ET.fromstring(data).find(f"{NS}RESOURCE/{NS}INFO").text
     assert text == 'bad <"&"> \ufffd thing'
+
+
+def _int_nulls_batch() -> tuple[pa.RecordBatch, list[ColumnMeta]]:
+    batch = pa.record_batch({
+        "b": pa.array([0, None, 254], pa.uint8()),
+        "s": pa.array([None, -32767, 32767], pa.int16()),
+        "i": pa.array([-2147483647, None, 2147483647], pa.int32()),
+        "l": pa.array([None, 2**63 - 1, -(2**63) + 1], pa.int64()),
+        "t": pa.array([True, None, False]),
+        "f": pa.array([None, 1.5, float("nan")], pa.float32()),
+        "ia": pa.array([[1, None], None, [3, 4]], pa.list_(pa.int32())),
+        "s2": pa.array(["x", None, ""], pa.string()),
+    })
+    columns = columns_from_schema(batch.schema)
+    next(c for c in columns if c.name == "ia").arraysize = "2"
+    return batch, columns
+
+
+def test_binary_nulls_round_trip_through_astropy_and_stilts(tmp_path):
+    batch, columns = _int_nulls_batch()
+    data = render("votable", [batch], columns)
+    assert b"<BINARY>" in data and b"<BINARY2>" not in data
+    fields = {f.get("name"): f for f in ET.fromstring(data).iter(f"{NS}FIELD")}
+    # integer columns (also integer arrays) declare their null value; others do not need one
+    assert fields["b"].find(f"{NS}VALUES").get("null") == "255"
+    assert fields["s"].find(f"{NS}VALUES").get("null") == "-32768"
+    assert fields["i"].find(f"{NS}VALUES").get("null") == "-2147483648"
+    assert fields["l"].find(f"{NS}VALUES").get("null") == "-9223372036854775808"
+    assert fields["ia"].find(f"{NS}VALUES").get("null") == "-2147483648"
+    assert fields["f"].find(f"{NS}VALUES") is None and fields["t"].find(f"{NS}VALUES") is None
+    got = astropy_rows(data)
+    assert [r["b"] for r in got] == [0, None, 254]
+    assert [r["s"] for r in got] == [None, -32767, 32767]
+    assert [r["i"] for r in got] == [-2147483647, None, 2147483647]
+    assert [r["l"] for r in got] == [None, 2**63 - 1, -(2**63) + 1]
+    assert [r["t"] for r in got] == [True, None, False]
+    assert [r["f"] for r in got] == [None, 1.5, None]
+    assert got[0]["ia"] == [1, None] and got[1]["ia"] is None and got[2]["ia"] == [3, 4]
+    assert [r["s2"] for r in got] == ["x", "", ""]
+    path = tmp_path / "b.vot"
+    path.write_bytes(data)
+    lines = stilts_csv(path, "votable").splitlines()
+    # (STIL applies VALUES null to scalars only: array elements show the value itself)
+    assert lines[1:] == ['0,,-2147483647,,true,,"(1, -2147483648)",x',
+                         ',-32767,,9223372036854775807,,1.5,"(-2147483648, -2147483648)",',
+                         '254,32767,2147483647,-9223372036854775807,false,,"(3, 4)",']
+    lint = subprocess.run(["stilts", "votlint", str(path)], capture_output=True, text=True)
+    assert lint.stdout.strip() == "" and lint.returncode == 0, lint.stdout
+
+
+def test_binary_value_equal_to_the_null_value_is_reported():
+    batch = pa.record_batch({"l": pa.array([1, -(2**63)], pa.int64()),
+                             "i": pa.array([1, 2], pa.int32())})
+    data = render("votable", [batch], columns_from_schema(batch.schema))
+    resource = ET.fromstring(data).find(f"{NS}RESOURCE")
+    warns = [i.get("value") for i in resource.findall(f"{NS}INFO") if i.get("name") == "WARNING"]
+    assert len(warns) == 1 and "'l'" in warns[0] and "votable/b2" in warns[0]
+    # BINARY2 has null flags: the same value is no null there, and nothing is reported
+    data2 = render("votable/b2", [batch], columns_from_schema(batch.schema))
+    assert astropy_rows(data2)[1]["l"] == -(2**63) and b"WARNING" not in data2
+
+
+@pytest.mark.parametrize("fmt", SERIALIZATIONS)
+def test_every_serialization_reads_the_same_in_astropy(fmt):
+    batch, columns = _int_nulls_batch()
+    reference = astropy_rows(render("votable/b2", [batch], columns))
+    got = astropy_rows(render(fmt, [batch], columns))
+    for row in got + reference:  # null elements inside integer arrays: only BINARY (VALUES
+        del row["ia"]            # null) has them; BINARY2 writes 0, TABLEDATA an empty cell
+    assert got == reference

@@ -42,7 +42,7 @@ def service(demo_server: Any) -> pyvo.dal.TAPService:
 
 @pytest.fixture(scope="module")
 def reference(service: pyvo.dal.TAPService) -> Table:
-    """The rows of ROWS_QUERY in the default format (VOTable BINARY2), read by pyvo."""
+    """The rows of ROWS_QUERY in the default format (VOTable BINARY), read by pyvo."""
     table = service.run_sync(ROWS_QUERY).to_table()
     hip = table["hip"]
     # The comparisons below are only meaningful with NULLs and values in each column.
@@ -265,11 +265,34 @@ def _compare(t: Table, reference: Table, *, units: bool = True, ucds: bool = Fal
             assert got.meta.get("ucd") == UCDS[name], name
 
 
+def test_format_votable_binary_is_the_default(demo_server: Any, reference: Table) -> None:
+    for fmt in ("votable", "votable/b", "application/x-votable+xml",
+                "application/x-votable+xml;serialization=BINARY"):
+        r = _fetch(demo_server, fmt)
+        assert r.headers["content-type"].startswith("application/x-votable+xml")
+        assert b"<BINARY>" in r.content and b"<BINARY2>" not in r.content
+        _compare(parse_single_table(io.BytesIO(r.content)).to_table(), reference, ucds=True)
+    # without RESPONSEFORMAT as well
+    r = httpx.post(demo_server.tap + "/sync", timeout=60,
+                   data={"LANG": "ADQL", "QUERY": ROWS_QUERY})
+    assert b"<BINARY>" in r.content
+
+
 def test_format_votable_binary2(demo_server: Any, reference: Table) -> None:
-    r = _fetch(demo_server, "votable")
-    assert r.headers["content-type"].startswith("application/x-votable+xml")
-    assert b"<BINARY2>" in r.content
-    _compare(parse_single_table(io.BytesIO(r.content)).to_table(), reference, ucds=True)
+    for fmt in ("votable/b2", "application/x-votable+xml;serialization=BINARY2"):
+        r = _fetch(demo_server, fmt)
+        assert r.headers["content-type"].startswith("application/x-votable+xml")
+        assert b"<BINARY2>" in r.content
+        _compare(parse_single_table(io.BytesIO(r.content)).to_table(), reference, ucds=True)
+
+
+def test_capabilities_name_each_serialization(demo_server: Any) -> None:
+    caps = etree.fromstring(httpx.get(demo_server.tap + "/capabilities").content)
+    formats = {f.findtext("mime"): f.get("ivo-id") for f in caps.iter("outputFormat")}
+    rx = "ivo://ivoa.net/std/TAPRegExt#output-votable-"
+    assert formats["application/x-votable+xml"] == rx + "binary"
+    assert formats["application/x-votable+xml;serialization=BINARY2"] == rx + "binary2"
+    assert formats["application/x-votable+xml;serialization=TABLEDATA"] == rx + "td"
 
 
 def test_format_votable_tabledata(demo_server: Any, reference: Table) -> None:

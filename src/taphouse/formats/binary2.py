@@ -1,7 +1,9 @@
-"""Vectorised VOTable BINARY2 row encoding (VOTable 1.4, section 5.5).
+"""Vectorised VOTable BINARY2 and BINARY row encoding (VOTable 1.4, sections 5.4-5.5).
 
-A row is a null-flag bitmap (one bit per column, most significant bit first) followed by
-each cell: fixed-size values big-endian, variable-size ones (``arraysize="*"``) as a
+A BINARY2 row is a null-flag bitmap (one bit per column, most significant bit first)
+followed by each cell; a BINARY row is the cells alone, nulls written in the cell itself
+(:data:`INT_NULLS` for integers, declared as ``VALUES null``; NaN for floats; ``?`` for
+booleans; an empty string or array for the variable-size ones). Cells: fixed-size values big-endian, variable-size ones (``arraysize="*"``) as a
 4-byte big-endian element count followed by the elements. ``char`` is one byte per
 character, ``unicodeChar`` two (UTF-16BE), ``boolean`` one byte ``T``/``F``.
 
@@ -30,22 +32,32 @@ _NUMPY = {
 }
 _NON_ASCII = "[^\\x00-\\x7f]"
 
+#: The value that stands for a null integer in BINARY (``<VALUES null="..."/>``): the
+#: type's most negative value (255 for unsignedByte). A real value equal to it reads as
+#: null; the writer says so in a trailing INFO when that happens.
+INT_NULLS = {"unsignedByte": 255, "short": -(2**15), "int": -(2**31), "long": -(2**63)}
 
-def _fill(values: pa.Array, datatype: str) -> pa.Array:
+
+def _fill(values: pa.Array, datatype: str, binary1: bool = False) -> pa.Array:
     if values.null_count == 0:
         return values
     if datatype in ("float", "double"):
         return values.fill_null(float("nan"))
     if datatype == "boolean":
         return values.fill_null(False)
-    return values.fill_null(0)
+    return values.fill_null(INT_NULLS[datatype] if binary1 else 0)
 
 
-def _numbers(values: pa.Array, datatype: str) -> np.ndarray:
-    """Big-endian bytes of a flat numeric (or boolean) array, one row per value."""
-    values = _fill(values, datatype)
+def _numbers(values: pa.Array, datatype: str, binary1: bool = False) -> np.ndarray:
+    """Big-endian bytes of a flat numeric (or boolean) array, one row per value (BINARY:
+    nulls as the null value of the type, ``?`` for booleans)."""
+    nulls = values.null_count
+    mask = values.is_null().to_numpy(zero_copy_only=False) if nulls and binary1 else None
+    values = _fill(values, datatype, binary1)
     if datatype == "boolean":
         raw = np.where(values.to_numpy(zero_copy_only=False), 84, 70).astype(np.uint8)
+        if mask is not None:
+            raw[mask] = 63
         return raw.reshape(-1, 1)
     dtype = _NUMPY[datatype]
     arr = values.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
@@ -56,7 +68,7 @@ def _counts(array: pa.Array) -> np.ndarray:
     return pc.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False)
 
 
-def _fixed_array(array: pa.Array, fld: Field) -> np.ndarray:
+def _fixed_array(array: pa.Array, fld: Field, binary1: bool = False) -> np.ndarray:
     n = fld.count or 0
     counts = _counts(array)
     valid = ~array.is_null().to_numpy(zero_copy_only=False)
@@ -68,13 +80,14 @@ def _fixed_array(array: pa.Array, fld: Field) -> np.ndarray:
     if array.null_count:
         filler = pa.scalar([None] * n, array.type)
         array = array.fill_null(filler)
-    flat = _numbers(pc.list_flatten(array), fld.datatype)
+    flat = _numbers(pc.list_flatten(array), fld.datatype, binary1)
     return flat.reshape(len(array), n * flat.shape[1])
 
 
-def _var_array(array: pa.Array, fld: Field) -> tuple[np.ndarray, pa.Array]:
+def _var_array(array: pa.Array, fld: Field,
+               binary1: bool = False) -> tuple[np.ndarray, pa.Array]:
     counts = _counts(array)
-    flat = _numbers(pc.list_flatten(array), fld.datatype)
+    flat = _numbers(pc.list_flatten(array), fld.datatype, binary1)
     width = flat.shape[1] if flat.ndim == 2 else _NUMPY[fld.datatype].itemsize
     offsets = np.zeros(len(counts) + 1, dtype=np.int32)
     np.cumsum(counts * width, out=offsets[1:])
@@ -106,22 +119,36 @@ def _fixed_string(text: pa.Array, fld: Field) -> np.ndarray:
 
 
 class Binary2Encoder:
-    """Encodes record batches of one result into BINARY2 row bytes.
+    """Encodes record batches of one result into BINARY2 row bytes (``binary1=True``:
+    BINARY rows, without the null flags).
 
     ``replaced`` lists the ``char`` columns in which non-ASCII characters had to be
-    replaced by ``?``.
+    replaced by ``?``; ``clashes`` (BINARY) the integer columns holding a real value
+    equal to their null value (it reads back as null).
     """
 
-    def __init__(self, fields: list[Field]):
+    def __init__(self, fields: list[Field], binary1: bool = False):
         self.fields = fields
-        self.flag_bytes = (len(fields) + 7) // 8
+        self.binary1 = binary1
+        self.flag_bytes = 0 if binary1 else (len(fields) + 7) // 8
         self.replaced: list[str] = []
+        self.clashes: list[str] = []
+
+    def _check_null_value(self, array: pa.Array, fld: Field) -> None:
+        null = INT_NULLS.get(fld.datatype)
+        if null is None or fld.meta.name in self.clashes:
+            return
+        values = pc.list_flatten(array) if fld.is_array else array
+        if pc.any(pc.equal(values, null)).as_py():
+            self.clashes.append(fld.meta.name)
 
     def _cell(self, array: pa.Array, fld: Field) -> np.ndarray | tuple[np.ndarray, pa.Array]:
+        if self.binary1:
+            self._check_null_value(array, fld)
         if fld.is_array:
             if fld.count is None:
-                return _var_array(array, fld)
-            return _fixed_array(array, fld)
+                return _var_array(array, fld, self.binary1)
+            return _fixed_array(array, fld, self.binary1)
         if fld.datatype == "char" or fld.datatype == "unicodeChar":
             text = array.fill_null("") if array.null_count else array
             if fld.datatype == "char" and pc.all(pc.string_is_ascii(text)).as_py() is False:
@@ -134,7 +161,7 @@ class Binary2Encoder:
                 return _utf16(text)
             payload = text.cast(pa.binary())
             return _prefix(pc.binary_length(payload).to_numpy(zero_copy_only=False)), payload
-        return _numbers(array, fld.datatype)
+        return _numbers(array, fld.datatype, self.binary1)
 
     def _flags(self, arrays: list[pa.Array], n: int) -> np.ndarray:
         flags = np.zeros((n, self.flag_bytes), dtype=np.uint8)
@@ -148,7 +175,7 @@ class Binary2Encoder:
         """The BINARY2 bytes of every row of ``batch``."""
         n = batch.num_rows
         arrays = [normalise(a, f) for a, f in zip(batch.columns, self.fields, strict=True)]
-        parts: list[np.ndarray | pa.Array] = [self._flags(arrays, n)]
+        parts: list[np.ndarray | pa.Array] = [] if self.binary1 else [self._flags(arrays, n)]
         for array, fld in zip(arrays, self.fields, strict=True):
             cell = self._cell(array, fld)
             if isinstance(cell, tuple):

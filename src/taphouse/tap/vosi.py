@@ -46,7 +46,8 @@ class Interface:
         return "".join(out)
 
 _FORMAT_IVOIDS = {
-    "votable": "ivo://ivoa.net/std/TAPRegExt#output-votable-binary2",
+    "votable": "ivo://ivoa.net/std/TAPRegExt#output-votable-binary",
+    "votable/b2": "ivo://ivoa.net/std/TAPRegExt#output-votable-binary2",
     "votable/td": "ivo://ivoa.net/std/TAPRegExt#output-votable-td",
 }
 
