@@ -202,12 +202,27 @@ def api_router(platform: Any) -> APIRouter:
 
         return JSONResponse(await run_in_threadpool(work))
 
+    def readable_user_table(identity: Identity, name: str) -> TableMeta:
+        """The caller's table ``name`` (or ``mydb.name``), or ``user_x.name`` when that
+        user shared it with the caller (read-only uses: describe, download)."""
+        schema, dot, bare = name.partition(".")
+        if not dot:
+            return space.table(identity, name)
+        schema = schema.lower()
+        if schema in {MYDB, identity.user_schema}:
+            return space.table(identity, bare)
+        found = platform.scopes.visible_table(identity, schema, bare)
+        db = platform.catalogue.database(schema) if found is not None else None
+        if found is None or db is None or db.kind != "user":
+            raise UnknownTable(f"unknown table {name}: not yours and not shared with you")
+        return found
+
     @router.get("/usertables/{name}")
     async def user_table(request: Request, name: str) -> Response:
         identity = await reader(request)
 
         def work() -> dict[str, Any]:
-            return user_table_dict(space.table(identity, name), columns=True)
+            return user_table_dict(readable_user_table(identity, name), columns=True)
 
         return JSONResponse(await run_in_threadpool(work))
 
@@ -250,7 +265,7 @@ def api_router(platform: Any) -> APIRouter:
             "responseformat") or "votable"
         slot, lane = platform.sync.admit(identity, request)
         try:
-            t = await lane.run(space.table, identity, name)
+            t = await lane.run(readable_user_table, identity, name)
             writer_, chunks = await lane.run(
                 functools.partial(space.download, t, fmt,
                                   max_bytes=settings.result_max_bytes))

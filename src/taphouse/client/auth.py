@@ -73,6 +73,11 @@ class TokenAuth(AuthBase):
         self.source: str | None = None  # "login", "env", "store", "token"
         self.expires: float | None = None  # local clock
         self.lifetime: float | None = None
+        # Why the last login can no longer be used (expired, revoked): set, every request
+        # raises AuthError (or asks for the password again when a person can answer)
+        # until the user logs in or chooses anonymous access (never a silent downgrade).
+        self.lost: str | None = None
+        self.lost_user: str | None = None
         self._lock = threading.RLock()
 
     # --- state -----------------------------------------------------------------------
@@ -80,13 +85,16 @@ class TokenAuth(AuthBase):
                   expires: float | None = None) -> None:
         with self._lock:
             self.token, self.source, self.username = token, source, username
+            self.lost = self.lost_user = None
             self.expires = expires
             self.lifetime = None if expires is None else max(expires - self.clock(), 0.0)
 
     def clear(self) -> None:
+        """Forget the token: from now on requests are anonymous (a deliberate choice)."""
         with self._lock:
             self.token = self.username = self.source = None
             self.expires = self.lifetime = None
+            self.lost = self.lost_user = None
 
     def _can_prompt(self) -> bool:
         return is_interactive() if self.interactive is None else self.interactive
@@ -170,12 +178,28 @@ class TokenAuth(AuthBase):
                 hint = "log in with client.login(username)"
             if self.store is not None:
                 self.store.forget(self.url)
+            username = self.username
             self.clear()
-            raise AuthError(f"{reason}{who}: {hint}", status=401)
+            message = (f"{reason}{who}: {hint}, or choose anonymous access with"
+                       " client.use_anonymous()")
+            self.lost, self.lost_user = message, username
+            raise AuthError(message, status=401)
+
+    def _check_not_lost(self) -> None:
+        """Raise while the login is lost (or log in again when a person can answer)."""
+        with self._lock:
+            if self.lost is None or self.token is not None:
+                return
+            if self.lost_user and self._can_prompt():
+                self.login(self.lost_user)
+                return
+            raise AuthError(f"not sent: {self.lost}", status=401)
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         if self.token is None:
-            return r
+            self._check_not_lost()
+            if self.token is None:
+                return r
         if self._due():
             self.recover("the session token is about to expire and could not be refreshed")
         r.headers["Authorization"] = f"Bearer {self.token}"

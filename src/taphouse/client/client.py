@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -16,10 +17,10 @@ from taphouse.client.models import (
     Column,
     Database,
     Listing,
+    PersonalToken,
     Quota,
     TableInfo,
     build,
-    column_from,
 )
 from taphouse.client.tap import TapEndpoint
 from taphouse.client.tokens import TokenStore
@@ -120,8 +121,20 @@ class Client(TapEndpoint):
         self.auth.logout()
         self._whoami = None
 
+    def use_anonymous(self) -> Client:
+        """Carry on without logging in: requests are anonymous (public data only).
+
+        After a login can no longer be used (expired, revoked) every request raises
+        :class:`AuthError` until you log in again or call this: the client never
+        falls back to anonymous access by itself.
+        """
+        self.auth.clear()
+        self._whoami = None
+        return self
+
     @property
     def logged_in(self) -> bool:
+        """True while requests carry a token (False when anonymous or the login is lost)."""
         return self.auth.token is not None
 
     def whoami(self) -> dict[str, Any]:
@@ -138,6 +151,58 @@ class Client(TapEndpoint):
         if self.auth.username is None and self.auth.token is not None:
             self.whoami()
         return self.auth.username
+
+    # --- personal tokens ------------------------------------------------------------------
+    def create_token(self, name: str, scopes: list[str] | tuple[str, ...] | str = ("read",),
+                     expires: float | timedelta | None = 30) -> PersonalToken:
+        """Create a personal token for a script or notebook (needs a login, not a
+        personal token).
+
+        Parameters
+        ----------
+        name
+            What the token is for (shown in :meth:`tokens`), e.g. ``"nightly-crossmatch"``.
+        scopes
+            ``"read"`` (query, read your tables), ``"write"`` (also store, change and drop
+            tables, run compute jobs); at most what your login has.
+        expires
+            Days until it expires (a number or a :class:`datetime.timedelta`), or None for
+            a token that lasts until revoked.
+
+        Returns
+        -------
+        PersonalToken
+            ``.token`` holds the secret, shown this once: hand it to the script as
+            ``TAPHOUSE_TOKEN`` (with ``TAPHOUSE_URL``), and :func:`connect` uses it.
+        """
+        if isinstance(scopes, str):
+            scopes = scopes.split()
+        days: float | None
+        if isinstance(expires, timedelta):
+            days = expires.total_seconds() / 86400.0
+        else:
+            days = None if expires is None else float(expires)
+        r = send(self.session, "POST", self.url + "/auth/tokens", timeout=self.timeout,
+                 json={"name": name, "scopes": list(scopes), "expires_in_days": days})
+        body = r.json()
+        return build(PersonalToken, {"id": body.get("token_id"), "name": body.get("name", name),
+                                     "kind": body.get("kind", "personal"),
+                                     "scopes": (body.get("scope") or "").split(),
+                                     "issued_at": body.get("issued_at"),
+                                     "expires_at": body.get("expires_at"),
+                                     "token": body.get("access_token")})
+
+    def tokens(self) -> Listing:
+        """Your tokens that are still valid (sessions and personal ones; ``current`` marks
+        the one this client uses)."""
+        body = self._get("/auth/tokens")
+        return Listing([build(PersonalToken, t) for t in body.get("tokens", [])],
+                       PersonalToken, title="tokens")
+
+    def revoke_token(self, token: int | PersonalToken) -> None:
+        """Revoke one of your tokens by its id (it stops working at once)."""
+        token_id = token.id if isinstance(token, PersonalToken) else int(token)
+        send(self.session, "DELETE", f"{self.url}/auth/tokens/{token_id}", timeout=self.timeout)
 
     # --- discovery -----------------------------------------------------------------------
     def _get(self, path: str, **kwargs: Any) -> Any:
@@ -164,11 +229,9 @@ class Client(TapEndpoint):
             raise ClientError(f"give the table as 'database.table', not {qualified!r}")
         db, name = qualified.split(".", 1)
         if db == "mydb" or db.startswith("user_"):
-            return self.mydb.describe(name)
+            return self.mydb.describe(qualified if db.startswith("user_") else name)
         body = self._get(f"/api/tables/{quote(db, safe='')}/{quote(name, safe='')}")
-        info = build(TableInfo, body)
-        info.columns = [column_from(c) for c in body.get("columns") or []]
-        return info
+        return build(TableInfo, body)
 
     def columns(self, table: str | TableInfo) -> Listing:
         """The columns of a table with units, UCDs and descriptions."""
@@ -297,6 +360,8 @@ class Client(TapEndpoint):
 
     def __repr__(self) -> str:
         who = self.auth.username or ("token" if self.auth.token else "anonymous")
+        if self.auth.lost is not None:
+            who = f"{self.auth.lost_user or 'token'} (login lost: log in again)"
         return f"<taphouse.Client {self.url} as {who}>"
 
 

@@ -43,7 +43,7 @@ class Job:
         The job's UWS URL.
     """
 
-    _show = ("id", "phase", "created", "runid")
+    _show = ("id", "phase", "created", "rows", "query")
 
     def __init__(self, endpoint: TapEndpoint, job_id: str, *, url: str | None = None,
                  summary: Any = None) -> None:
@@ -52,6 +52,17 @@ class Job:
         self.url = url or f"{endpoint.tap_url}/async/{job_id}"
         self._summary = summary
         self._query: str | None = None
+        #: Rows of the result, when known from a listing (``client.jobs()``).
+        self.rows: int | None = None
+
+    @classmethod
+    def from_listing(cls, endpoint: TapEndpoint, data: dict[str, Any]) -> Job:
+        """A job from one entry of the JSON jobs API (``GET /api/jobs``): its phase,
+        times, rows and ADQL text are known without fetching the UWS document."""
+        job = cls(endpoint, str(data["id"]), summary=_Listed(data))
+        job._query = data.get("query")
+        job.rows = data.get("rows")
+        return job
 
     # --- state -----------------------------------------------------------------------
     @property
@@ -325,8 +336,8 @@ class Job:
     def _row(self) -> list[str]:
         phase = self._summary.phase if self._summary is not None else "?"
         created = self.created
-        runid = getattr(self._summary, "runid", None) if self._summary is not None else None
-        return [self.id, phase or "", "" if created is None else str(created), runid or ""]
+        return [self.id, phase or "", "" if created is None else str(created),
+                "" if self.rows is None else str(self.rows), self._query or ""]
 
     def __repr__(self) -> str:
         phase = self._summary.phase if self._summary is not None else "unknown phase"
@@ -337,6 +348,17 @@ class Job:
         return ("<p><b>Job</b> " + html.escape(row[0]) + " <code>" + html.escape(row[1])
                 + "</code> " + html.escape(row[2]) + "<br><code>"
                 + html.escape(self._query or "") + "</code></p>")
+
+
+class _Listed:
+    """The part of a UWS job summary a JSON listing entry gives (no parameters, so
+    anything more fetches the job document)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.jobid = data.get("id")
+        self.phase = data.get("phase")
+        self.runid = data.get("run_id")
+        self.creationtime = data.get("created")
 
 
 __all__ = ["Job", "FINAL"]

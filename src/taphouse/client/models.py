@@ -175,6 +175,34 @@ class Quota(Record):
                 f"{part(self.bytes_used, self.bytes_limit, 'bytes')}, {self.tables} tables>")
 
 
+@dataclass(repr=False)
+class PersonalToken(Record):
+    """A personal token: for a script or notebook, with its own name, scopes and expiry
+    (``client.create_token``). ``token`` (the secret) is known only right after
+    creation: keep it then, e.g. as ``TAPHOUSE_TOKEN``; it is never shown again."""
+
+    id: int
+    name: str = ""
+    kind: str = "personal"
+    scopes: list[str] = field(default_factory=list)
+    issued_at: str | None = None
+    expires_at: str | None = None
+    last_used: str | None = None
+    revoked: bool = False
+    current: bool = False
+    token: str | None = None
+    _show: ClassVar[tuple[str, ...]] = ("id", "name", "kind", "scopes", "issued_at",
+                                        "expires_at", "last_used")
+
+    def __repr__(self) -> str:
+        # The secret is never part of a printout (notebooks are shared and saved).
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._pairs() if k != "token")
+        return f"<PersonalToken {inner}>"
+
+    def _pairs(self) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in super()._pairs() if k != "token"]
+
+
 class Listing(list):
     """A list of tidy objects that prints as a table."""
 
@@ -220,6 +248,10 @@ def build(kind: type, data: dict[str, Any], **extra: Any) -> Any:
     for key in ("description", "unit", "ucd", "datatype"):
         if key in names and values.get(key) is None and key in data:
             values[key] = ""
+    if "columns" in values:
+        # The JSON columns as Column objects (printing a table shows them as rows).
+        values["columns"] = [c if isinstance(c, Column) else column_from(c)
+                             for c in values["columns"] or [] if isinstance(c, (dict, Column))]
     return kind(**values)
 
 
@@ -230,5 +262,6 @@ def column_from(data: dict[str, Any]) -> Column:
     return col
 
 
-__all__ = ["Database", "Column", "TableInfo", "UserTable", "Quota", "Listing", "Record",
+__all__ = ["Database", "Column", "TableInfo", "UserTable", "Quota", "PersonalToken",
+           "Listing", "Record",
            "build", "column_from", "text_table", "html_table"]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from pyvo.dal.query import UploadList
-from pyvo.io.uws import parse_job, parse_job_list
+from pyvo.io.uws import parse_job
 
 from taphouse.client.errors import ClientError, QueryError, QueryTimeout
 from taphouse.client.http import send
@@ -147,21 +147,22 @@ class TapEndpoint:
 
     # --- jobs ----------------------------------------------------------------------------
     def jobs(self, *, phase: str | list[str] | None = None, last: int | None = None) -> Listing:
-        """Your jobs on this service (newest last), as a printable listing of :class:`Job`."""
-        params: list[tuple[str, str]] = []
+        """Your query jobs, newest first (the ``last`` newest with ``last``), as a
+        printable listing of :class:`Job` with phase, creation time, rows and ADQL text.
+
+        Every TAP job of yours is listed, whichever endpoint (main or workspace) ran it.
+        """
+        if self.client.auth.token is None and self.client.auth.lost is None:
+            # Anonymous: no job is anybody's (as in the UWS job list).
+            return Listing([], Job, title=f"jobs at {self.tap_url} (anonymous: none listed)")
+        params: list[tuple[str, str]] = [("kind", "tap")]
         for p in [phase] if isinstance(phase, str) else (phase or []):
-            params.append(("PHASE", p.upper()))
+            params.append(("phase", p.upper()))
         if last is not None:
-            params.append(("LAST", str(int(last))))
-        r = send(self.client.session, "GET", self.tap_url + "/async", params=params,
+            params.append(("last", str(int(last))))
+        r = send(self.client.session, "GET", self.client.url + "/api/jobs", params=params,
                  timeout=self.client.timeout)
-        refs = parse_job_list(io.BytesIO(r.content))
-        out = []
-        for ref in refs:
-            href = getattr(ref, "href", None)
-            url = urljoin(self.tap_url + "/async/", href) if href else None
-            job = Job(self, ref.jobid, url=url, summary=ref)
-            out.append(job)
+        out = [Job.from_listing(self, entry) for entry in r.json()]
         return Listing(out, Job, title=f"jobs at {self.tap_url}")
 
     def job(self, job_id: str) -> Job:

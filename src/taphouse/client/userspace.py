@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from taphouse.client.http import send
-from taphouse.client.models import Listing, UserTable, build, column_from
+from taphouse.client.models import Listing, UserTable, build
 from taphouse.client.output import as_table, check_output, convert, parse_votable
 
 if TYPE_CHECKING:
@@ -40,6 +40,14 @@ class UserSpace:
     def _url(self, name: Any, suffix: str = "") -> str:
         return f"{self.client.url}/api/usertables/{quote(table_name(name), safe='')}{suffix}"
 
+    def _read_url(self, name: Any, suffix: str = "") -> str:
+        # Reading also reaches a table another user shared with you, by its full name
+        # ("user_ada.t"); "mydb.t" and "t" are your own.
+        text = name.qualified_name or name.name if isinstance(name, UserTable) else str(name)
+        if "." not in text or text.split(".", 1)[0].lower() == "mydb":
+            return self._url(name, suffix)
+        return f"{self.client.url}/api/usertables/{quote(text, safe='')}{suffix}"
+
     def _send(self, method: str, url: str, **kwargs: Any) -> Any:
         kwargs.setdefault("timeout", self.client.timeout)
         return send(self.client.session, method, url, **kwargs)
@@ -59,11 +67,9 @@ class UserSpace:
         return self.list()._repr_html_()
 
     def describe(self, name: Any) -> UserTable:
-        """One table with its columns."""
-        body = self._send("GET", self._url(name)).json()
-        table = build(UserTable, body)
-        table.columns = [column_from(c) for c in body.get("columns") or []]
-        return table
+        """One table with its columns (yours, or ``"user_x.t"`` shared with you)."""
+        body = self._send("GET", self._read_url(name)).json()
+        return build(UserTable, body)
 
     def upload(self, name: str, data: Any, *, mode: str = "create", format: str | None = None,
                description: str | None = None) -> UserTable:
@@ -99,17 +105,18 @@ class UserSpace:
 
     def download(self, name: Any, *, output: str = "astropy", path: str | os.PathLike | None = None,
                  format: str = "votable") -> Any:
-        """A table's rows as an astropy Table (or ``output``), or written to ``path`` in
+        """A table's rows (yours, or ``"user_x.t"`` shared with you) as an astropy Table
+        (or ``output``), or written to ``path`` in
         ``format`` (any TAP RESPONSEFORMAT the server offers); returns the path then."""
         if path is not None:
-            r = self._send("GET", self._url(name, "/data"), params={"format": format},
+            r = self._send("GET", self._read_url(name, "/data"), params={"format": format},
                            stream=True)
             with open(path, "wb") as f:
                 for chunk in r.iter_content(1 << 20):
                     f.write(chunk)
             return Path(path)
         check_output(output)
-        r = self._send("GET", self._url(name, "/data"), params={"format": "votable"})
+        r = self._send("GET", self._read_url(name, "/data"), params={"format": "votable"})
         table, _, _ = parse_votable(r.content)
         if table is None:
             from astropy.table import Table
