@@ -2,6 +2,11 @@
 an Arrow table plus column metadata (units, UCDs, descriptions kept where the format
 has them).
 
+Rows are decoded column by column, never cell by cell in Python: VOTable rows by
+:mod:`taphouse.formats.votable_read` (astropy reads the metadata; documents that module
+does not cover fall back to astropy's parser), CSV and Parquet by pyarrow, FITS by astropy
+(numpy columns).
+
 Column names become lower-case ADQL regular identifiers: characters other than letters,
 digits and ``_`` become ``_``, and a name not starting with a letter gets a ``col_``
 prefix. Two columns ending up with the same name is an error that names both.
@@ -135,6 +140,15 @@ def _votable(data: Any, head: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
     from astropy.io.votable import parse
     from astropy.io.votable.exceptions import VOWarning
 
+    if isinstance(data, io.BytesIO):
+        raw = data.getvalue()
+    else:
+        with open(data, "rb") as f:
+            raw = f.read()
+    fast = _votable_vectorised(raw)
+    if fast is not None:
+        return fast
+    data = io.BytesIO(raw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", VOWarning)
         vot = parse(data, verify="ignore")
@@ -148,6 +162,47 @@ def _votable(data: Any, head: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
     for meta, fld in zip(metas, vtable.fields, strict=True):
         meta.ucd = fld.ucd or meta.ucd
         meta.utype = fld.utype or meta.utype
+        meta.xtype = fld.xtype or meta.xtype
+        if fld.datatype == "unicodeChar":
+            meta.datatype = "unicodeChar"
+        system = systems.get(fld.ref) if fld.ref else None
+        if isinstance(system, CoordSys):
+            meta.coosys = system
+        elif isinstance(system, TimeSys):
+            meta.timesys = system
+    return arrow, metas
+
+
+def _votable_vectorised(raw: bytes) -> tuple[pa.Table, list[ColumnMeta]] | None:
+    """The upload read by :mod:`taphouse.formats.votable_read` (astropy parses only the
+    metadata); None when that module does not cover the document."""
+    from astropy.io.votable import parse
+
+    from taphouse.formats import votable_read
+
+    parts = votable_read.split(raw)
+    if parts is None:
+        return None
+    header, serialization, payload = parts
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            vot = parse(io.BytesIO(header), verify="ignore")
+            vtable = vot.get_first_table()
+        except Exception:  # noqa: BLE001 - astropy's parser will say what is wrong
+            return None
+    fields = list(vtable.fields)
+    columns = votable_read.read_rows(fields, serialization, payload)
+    if columns is None:
+        return None
+    names = [f.name or f.ID or f"col{i + 1}" for i, f in enumerate(fields)]
+    arrow = pa.Table.from_arrays(columns, names=names)
+    metas = columns_from_schema(arrow.schema)
+    systems = _votable_systems(vot)
+    for meta, fld in zip(metas, fields, strict=True):
+        set_unit(meta, fld.unit)
+        meta.description = fld.description or None
+        meta.ucd, meta.utype = fld.ucd or None, fld.utype or None
         meta.xtype = fld.xtype or meta.xtype
         if fld.datatype == "unicodeChar":
             meta.datatype = "unicodeChar"
