@@ -21,7 +21,13 @@ from taphouse.client.errors import (
     ServerError,
 )
 from taphouse.client.http import query_error, send, votable_infos
-from taphouse.client.output import convert, parse_votable, user_stacklevel
+from taphouse.client.output import (
+    arrow_output,
+    convert,
+    parse_votable,
+    read_parquet,
+    user_stacklevel,
+)
 from taphouse.client.progress import Progress
 
 if TYPE_CHECKING:
@@ -274,14 +280,11 @@ class Job:
         if phase != "COMPLETED":
             raise ClientError(f"job {self.id} is {phase}, not COMPLETED: call job.wait() first")
         content = self._download(timeout)
-        arrow = None
+        arrow = header = None
         if content[:4] == b"PAR1":
             # VO-Parquet: the rows as Arrow, the INFOs in the embedded VOTable header.
-            import pyarrow.parquet as pq
-
-            arrow = pq.read_table(io.BytesIO(content))
-            header = (arrow.schema.metadata or {}).get(b"IVOA.VOTable-Parquet.content", b"")
-            table, infos, message = parse_votable(header) if header else (None, {}, "")
+            arrow, header, infos, message = read_parquet(content)
+            table = None
         else:
             table, infos, message = parse_votable(content)
         status = infos.get("QUERY_STATUS", "OK")
@@ -296,24 +299,19 @@ class Job:
                 f"the result was truncated at {rows:,} rows: {said} was hit."
                 " Pass a larger maxrec=... to get more rows (the service may cap it)."),
                 stacklevel=user_stacklevel())
-        if arrow is not None and output != "astropy":
-            if output == "pyarrow":
-                return arrow
-            if output == "pandas":
-                return arrow.to_pandas()
-            import polars as pl
-
-            return pl.from_arrow(arrow)
+        meta = {"job_id": self.id}
+        if self.query:
+            meta["query"] = self.query
+        for key in ("DEST_TABLE", "DEST_ROWS"):
+            if key in infos:
+                meta[key.lower()] = infos[key]
+        if arrow is not None:
+            return arrow_output(arrow, output, header, meta)
         if table is None:
             from astropy.table import Table
 
             table = Table()
-        table.meta["job_id"] = self.id
-        if self.query:
-            table.meta["query"] = self.query
-        for key in ("DEST_TABLE", "DEST_ROWS"):
-            if key in infos:
-                table.meta[key.lower()] = infos[key]
+        table.meta.update(meta)
         return convert(table, output)
 
     def _download(self, timeout: float | None) -> bytes:

@@ -18,7 +18,7 @@ from taphouse.client.errors import ClientError, QueryError, QueryTimeout
 from taphouse.client.http import send
 from taphouse.client.jobs import Job
 from taphouse.client.models import Listing
-from taphouse.client.output import as_table, check_output
+from taphouse.client.output import as_table, result_format
 
 if TYPE_CHECKING:
     from taphouse.client.client import Client
@@ -128,11 +128,10 @@ class TapEndpoint:
         KeyboardInterrupt
             Interrupting the wait aborts the job on the server first.
         """
-        check_output(output)
         start = time.monotonic()
-        # Tables for pandas/polars/pyarrow come as Parquet when pyarrow is there: parsing a
-        # VOTable costs ~10x more than the rest of a large query.
-        fmt = "parquet" if output != "astropy" and _has_pyarrow() else "votable"
+        # VO-Parquet when pyarrow is there, for every output (astropy included): reading
+        # a VOTable costs ~30x more than reading Parquet and converting it (output.py).
+        fmt = result_format(output)
         job = self.submit(adql, maxrec=maxrec, into=into, mode=mode, uploads=uploads,
                           timeout=timeout, responseformat=fmt)
         job.wait(timeout=timeout, progress=progress)
@@ -170,12 +169,6 @@ class TapEndpoint:
         job = Job(self, job_id)
         job.refresh()
         return job
-
-
-def _has_pyarrow() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("pyarrow") is not None
 
 
 def _upload_content(value: Any) -> Any:

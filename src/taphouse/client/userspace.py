@@ -11,7 +11,14 @@ from urllib.parse import quote
 
 from taphouse.client.http import send
 from taphouse.client.models import Listing, UserTable, build
-from taphouse.client.output import as_table, check_output, convert, parse_votable
+from taphouse.client.output import (
+    arrow_output,
+    as_table,
+    convert,
+    parse_votable,
+    read_parquet,
+    result_format,
+)
 
 if TYPE_CHECKING:
     from taphouse.client.client import Client
@@ -115,8 +122,11 @@ class UserSpace:
                 for chunk in r.iter_content(1 << 20):
                     f.write(chunk)
             return Path(path)
-        check_output(output)
-        r = self._send("GET", self._read_url(name, "/data"), params={"format": "votable"})
+        fmt = result_format(output)
+        r = self._send("GET", self._read_url(name, "/data"), params={"format": fmt})
+        if r.content[:4] == b"PAR1":
+            arrow, header, _, _ = read_parquet(r.content)
+            return arrow_output(arrow, output, header, {})
         table, _, _ = parse_votable(r.content)
         if table is None:
             from astropy.table import Table
