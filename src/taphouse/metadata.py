@@ -24,6 +24,7 @@ Opening a store is careful with data that took years to build:
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sqlite3
@@ -158,10 +159,19 @@ class MetadataDB:
         self.path = Path(path)
         if not self.path.parent.is_dir():
             # resolve(): the directory may be a symlink to one not made yet.
-            self.path.parent.resolve().mkdir(parents=True, mode=0o700)
+            self.path.parent.resolve().mkdir(parents=True, mode=0o700, exist_ok=True)
         _create_private(self.path)
         self._local = threading.local()
-        self.migrate(upgrade=upgrade)
+        # One opener at a time decides and migrates (other processes, other threads):
+        # a second opener of a store being created must not take it for an old store
+        # half-way through its migrations (it would back it up and migrate it too).
+        lock = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self.migrate(upgrade=upgrade)
+        finally:
+            os.close(fd)
 
     def connection(self) -> sqlite3.Connection:
         con = getattr(self._local, "con", None)
