@@ -71,3 +71,41 @@ def test_overflow_is_warned_from_parquet_results(client):
     with warnings.catch_warnings():
         warnings.simplefilter("error", MaxrecWarning)
         client.query("SELECT TOP 4 hip FROM hipparcos.hip2", maxrec=4, output="pandas")
+
+
+def test_uploaded_tables_travel_as_parquet_and_keep_their_metadata(client):
+    from astropy.table import MaskedColumn, Table
+
+    from taphouse.client.output import upload_format
+    from taphouse.client.tap import _upload_content
+
+    assert upload_format() == "parquet"
+    t = Table()
+    t["ra"] = MaskedColumn([10.5, 20.25, 30.0], mask=[False, True, False], unit="deg")
+    t["ra"].meta["ucd"] = "pos.eq.ra"
+    t["ra"].description = "where it is"
+    t["name"] = np.array(["a", "bé", "東京"], dtype=object)
+    t["n"] = np.array([1, 2, 3], dtype=np.int16)
+    assert _upload_content(t).read(4) == b"PAR1"
+    got = client.query("SELECT * FROM TAP_UPLOAD.mine ORDER BY n", uploads={"mine": t})
+    assert list(got["name"]) == ["a", "bé", "東京"] and list(got["n"]) == [1, 2, 3]
+    assert list(np.ma.getmaskarray(got["ra"])) == [False, True, False]
+    assert got["ra"][0] == 10.5 and got["ra"].unit == u.deg
+    assert got["ra"].meta.get("ucd") == "pos.eq.ra" and got["ra"].description == "where it is"
+    # a DataFrame and a Parquet file too
+    frame = t.to_pandas()
+    assert client.query("SELECT COUNT(*) AS c FROM TAP_UPLOAD.df",
+                        uploads={"df": frame})["c"][0] == 3
+
+
+def test_a_parquet_file_is_uploaded_as_it_is(client, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from taphouse.client.tap import _upload_content
+
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"x": [1.5, None, 3.0]}), path)
+    assert _upload_content(path).read() == path.read_bytes()
+    got = client.query("SELECT COUNT(x) AS c FROM TAP_UPLOAD.f", uploads={"f": path})
+    assert got["c"][0] == 2
