@@ -65,6 +65,16 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     raise_open_file_limit()
+    with_hub = getattr(args, "hub", False)
+    if with_hub:
+        from taphouse.hub.commands import HubUnavailable, check_machine, ensure_environments
+
+        try:  # before the server starts: compute finds its environment at start
+            check_machine(settings)
+            ensure_environments(settings)
+        except HubUnavailable as exc:
+            print(f"taphouse serve --hub: no hub: {exc}", file=sys.stderr)
+            with_hub = False
     platform = Platform(settings)
     # Temporary files of libraries (uploads spooled by the web framework ...) go to
     # this process's area in the data directory's tmp/, not /tmp.
@@ -77,7 +87,7 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"taphouse serving {settings.public_url}/tap (data in {settings.data_dir})",
           file=sys.stderr)
     hub = None
-    if getattr(args, "hub", False):
+    if with_hub:
         from taphouse.hub.commands import HubProcess
 
         hub = HubProcess(settings)

@@ -10,10 +10,9 @@ from types import SimpleNamespace
 import pytest
 from tornado.httputil import HTTPHeaders
 
+from servers import start_live
 from taphouse.hub.authenticator import TaphouseAuthenticator, browser_address
 from taphouse.hub.link import service_token_path, write_secret
-
-from servers import start_live
 
 PASSWORD = "hub unit password"
 

@@ -4,13 +4,13 @@ server."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 import time
 
 import httpx
 import pytest
-from hub_helpers import CHECK_INTERVAL
+from hub_helpers import CHECK_INTERVAL, login_form
+from hub_helpers import browser as new_browser
 
 pytestmark = pytest.mark.slow
 
@@ -123,3 +123,25 @@ def test_files_planted_in_the_home_never_run_in_the_server(platform, hub_user):
                         "os.path.expanduser('~/PWNED'))))") is False
     kernel.close()
     server.stop()
+
+
+def test_logout_stops_the_server_and_ends_every_taphouse_token(platform, hub_user):
+    """A notebook token stolen from a kernel, or the taphouse login behind the hub,
+    must not outlive the hub's logout; a second login's token replaces the first."""
+    name, browser, server = hub_user
+    auth = platform.server.platform.authenticator
+    user_id = auth.accounts.user(name).id
+    with new_browser(platform.hub_url) as second:  # the same user in another browser
+        assert login_form(second, name).status_code == 302
+    server.start()
+    kernel = server.new_kernel()
+    token = _notebook_token(kernel)
+    kernel.close()
+    assert _socket_whoami(platform, token) == 200
+    assert len(auth.tokens.list(user_id, kind="session")) == 1  # the first login's ended
+    r = browser.get("/hub/logout")
+    assert r.status_code == 302
+    assert _socket_whoami(platform, token) == 401
+    assert auth.tokens.list(user_id) == []  # no live token of any kind
+    assert not server.http.get(f"/hub/api/users/{name}").json().get("servers")
+    assert browser.get("/hub/home").status_code == 302  # to the login page

@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import textwrap
 
-import httpx
 import pytest
 from hub_helpers import PASSWORD
 
 import taphouse
-from taphouse.auth.errors import AuthError
 
 pytestmark = pytest.mark.slow
 
@@ -81,6 +79,9 @@ probe("dns", lambda: socket.getaddrinfo("pypi.org", 443))
 probe("data_dir", lambda: os.listdir(DATA_DIR))
 probe("meta_db", lambda: open(DATA_DIR + "/meta.sqlite", "rb").read(16))
 probe("hub_secrets", lambda: open(DATA_DIR + "/hub/crypt-key").read())
+probe("hub_service_token", lambda: open(DATA_DIR + "/hub/service-token").read())
+probe("hub_database", lambda: open(DATA_DIR + "/hub/jupyterhub.sqlite", "rb").read(16))
+probe("ipv6_loopback", lambda: socket.create_connection(("::1", TAPHOUSE_PORT), timeout=3))
 probe("homes", lambda: os.listdir(DATA_DIR + "/compute/homes"))
 probe("server_process", lambda: [1 / 0 for p in os.listdir("/proc") if p.isdigit()
     and b"singleuser" in open(f"/proc/{p}/cmdline", "rb").read()])
@@ -154,3 +155,35 @@ def test_another_users_server_is_not_reachable(platform, running, hub_user):
         assert r.status_code in (403, 404)
     # The owner's server works all along.
     assert server.http.get(f"{server.prefix}/api/contents").status_code == 200
+
+
+def test_the_server_runs_nothing_for_the_user(running):
+    """The server shares the host's network: JupyterLab must not pip-install or build
+    extensions for the user (pip and npm would fetch and run code with that network)."""
+    _name, _browser, server, _kernel = running
+    lab = f"{server.prefix}/lab/api"
+    r = server.http.post(f"{lab}/extensions",
+                         json={"cmd": "install", "extension_name": "jupyterlab-spellchecker"})
+    assert r.status_code >= 400 and "blocked" in r.text, (r.status_code, r.text[:300])
+    page = server.http.get(f"{server.prefix}/lab")
+    assert page.status_code == 200
+    assert '"can_install": false' in page.text
+    assert server.http.post(f"{lab}/build", json={}).status_code >= 400
+
+
+def test_nbconvert_ignores_templates_planted_in_the_home(running):
+    """nbconvert reads Jinja templates (code, for Jinja) from the working directory: a
+    kernel's file in the home must never be rendered by the server."""
+    _name, _browser, server, kernel = running
+    kernel.value(textwrap.dedent("""
+        import json, os
+        for d in ("lab", "classic", "basic"):
+            os.makedirs(d, exist_ok=True)
+            open(f"{d}/index.html.j2", "w").write("PLANTED-TEMPLATE {{ 6 * 7 }}")
+            open(f"{d}/conf.json", "w").write('{"base_template": "planted"}')
+        print(json.dumps(True))
+    """))
+    r = server.http.get(f"{server.prefix}/nbconvert/html/compute_job.ipynb",
+                        params={"download": "false"})
+    assert r.status_code == 200, r.text[:300]
+    assert "compute_job" in r.text and "PLANTED" not in r.text

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from jupyterhub.auth import Authenticator
+from jupyterhub.handlers.login import LoginHandler, LogoutHandler
 from traitlets import List, Unicode
 
 from taphouse.hub.api import TaphouseAPI, TaphouseError
@@ -34,6 +35,24 @@ def browser_address(request: Any, trusted: set[str]) -> str:
         if hop not in trusted:
             return hop
     return peer
+
+
+class TaphouseLogoutHandler(LogoutHandler):
+    """Logging out of the hub ends the taphouse login behind it: the servers stop (with
+    ``shutdown_on_logout``, which revokes their notebook tokens) and the session token
+    kept in ``auth_state`` is revoked and forgotten, so neither outlives the logout."""
+
+    async def handle_logout(self) -> None:
+        user = self.current_user
+        if user is None:
+            return
+        state = await user.get_auth_state()
+        if state and state.get("token"):
+            try:
+                await self.authenticator.api.logout(state["token"])
+            except TaphouseError as exc:
+                self.log.error("could not end %s's taphouse login: %s", user.name, exc)
+        await user.save_auth_state(None)
 
 
 class TaphouseAuthenticator(Authenticator):
@@ -55,6 +74,9 @@ class TaphouseAuthenticator(Authenticator):
     @property
     def api(self) -> TaphouseAPI:
         return TaphouseAPI(self.taphouse_url, self.service_token_file)
+
+    def get_handlers(self, app: Any) -> list[tuple[str, Any]]:
+        return [("/login", LoginHandler), ("/logout", TaphouseLogoutHandler)]
 
     def _allowed_by_groups(self, groups: list[str]) -> bool:
         return not self.taphouse_groups or bool(set(groups) & set(self.taphouse_groups))
@@ -80,9 +102,25 @@ class TaphouseAuthenticator(Authenticator):
                              list(self.taphouse_groups))
             await self.api.logout(token)
             return None
+        await self._end_previous_login(handler, answer["username"], token)
         return {"name": answer["username"],
                 "auth_state": {"token": token, "refresh_before": answer.get("refresh_before"),
                                "groups": who.get("groups", []), "checked": time.time()}}
+
+    async def _end_previous_login(self, handler: Any, name: str, token: str) -> None:
+        """A new login replaces the taphouse token in ``auth_state``: the one it replaces
+        is revoked, not left alive and unused until it expires."""
+        find_user = getattr(handler, "find_user", None)
+        user = find_user(name) if find_user is not None else None
+        if user is None:
+            return
+        state = await user.get_auth_state()
+        old = (state or {}).get("token")
+        if old and old != token:
+            try:
+                await self.api.logout(old)
+            except TaphouseError as exc:
+                self.log.warning("could not end %s's previous taphouse login: %s", name, exc)
 
     async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> Any:
         """Re-check the account (and refresh the taphouse token when due); False logs the

@@ -109,11 +109,9 @@ def _hub(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
-def prepare(settings: Any) -> tuple[list[str], dict[str, str], Path]:
-    """Check what the hub needs, write its files and say how to start it:
-    (command, environment, working directory)."""
-    from taphouse.hub.config import hub_env_dir, internal_url, write_files
-
+def check_machine(settings: Any) -> str:
+    """What the hub needs from the machine (not the Python environments); returns the
+    proxy's command, or raises :class:`HubUnavailable` saying what to install."""
     try:
         import jupyterhub  # noqa: F401
     except ImportError:
@@ -128,6 +126,44 @@ def prepare(settings: Any) -> tuple[list[str], dict[str, str], Path]:
                              " run it as root")
     if shutil.which("bwrap") is None:
         raise HubUnavailable("bubblewrap is not installed: apt-get install bubblewrap")
+    return proxy
+
+
+def ensure_environments(settings: Any) -> None:
+    """For ``taphouse serve --hub``: build what is missing of the compute job environment
+    (where kernels run) and the hub environment (the users' Jupyter servers), as
+    ``taphouse compute setup`` and ``taphouse hub setup`` would. Only the first start
+    takes minutes (pip); later starts find both ready."""
+    from taphouse.compute import commands as compute_commands
+    from taphouse.compute.service import ComputeSettings
+    from taphouse.hub.config import hub_env_dir
+
+    job_env = ComputeSettings.from_settings(settings).env_dir
+    if not (job_env / "bin" / "python").exists():
+        print(f"taphouse serve --hub: building the compute job environment {job_env}"
+              " (first start only; a few minutes)", file=sys.stderr, flush=True)
+        if compute_commands._setup(argparse.Namespace(
+                settings=settings, env=job_env, python=None, packages=[])) != 0:
+            raise HubUnavailable(f"the compute job environment {job_env} could not be built")
+    if not (hub_env_dir(settings) / "bin" / "python").exists() or not _has(job_env,
+                                                                           "ipykernel"):
+        print(f"taphouse serve --hub: building the hub environment {hub_env_dir(settings)}"
+              " (first start only; a few minutes)", file=sys.stderr, flush=True)
+        if _setup(argparse.Namespace(settings=settings, env=None, job_env=job_env,
+                                     python=None)) != 0:
+            raise HubUnavailable("the hub environment could not be built")
+
+
+def _has(env: Path, package: str) -> bool:
+    return any(env.glob(f"lib/python3*/site-packages/{package}/__init__.py"))
+
+
+def prepare(settings: Any) -> tuple[list[str], dict[str, str], Path]:
+    """Check what the hub needs, write its files and say how to start it:
+    (command, environment, working directory)."""
+    from taphouse.hub.config import hub_env_dir, internal_url, write_files
+
+    proxy = check_machine(settings)
     hub_env = hub_env_dir(settings)
     if not (hub_env / "bin" / "python").exists():
         raise HubUnavailable(f"no hub environment at {hub_env}: run `taphouse hub setup`"

@@ -20,11 +20,13 @@ could plant one:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import glob
 import json
 import os
 import shutil
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -156,7 +158,10 @@ class SandboxProvisioner(LocalProvisioner):  # type: ignore[misc]
                           socket_path=Path(SOCKET_MOUNT), run_dir=self.kernel_dir,
                           uid_base=int(os.environ.get("TAPHOUSE_SANDBOX_GID", "2000000")))
         log = self.kernel_dir / "kernel.log"
-        log.write_bytes(b"")
+        # The directory is the kernel's too (a restarted kernel's was): never follow a link.
+        with contextlib.suppress(FileNotFoundError):
+            log.unlink()
+        os.close(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
         run = SandboxRun(uid=os.getuid(), username=os.environ.get("USER", "user"),
                          home=Path(home), workdir=None, argv=cmd, env=env, stdout=log,
                          stderr=log, limits=limits,
@@ -175,14 +180,28 @@ class SandboxProvisioner(LocalProvisioner):  # type: ignore[misc]
         await super().cleanup(restart=restart)
         if self.kernel_dir is None:
             return
-        log = self.kernel_dir / "kernel.log"
-        if self.exit_status not in (None, 0) and log.exists():
-            # The kernel's own output (and bubblewrap's complaints) into the server's log.
-            tail = log.read_bytes()[-3000:].decode("utf-8", "replace")
+        if self.exit_status not in (None, 0):
+            # The kernel's own output (and bubblewrap's complaints) into the server's log;
+            # never through a link the kernel left (to the server's secrets, say).
+            tail = _tail(self.kernel_dir / "kernel.log", 3000)
             self.log.warning("kernel %s ended with status %s:\n%s", self.kernel_id,
                              self.exit_status, tail)
         if not restart:
             shutil.rmtree(self.kernel_dir, ignore_errors=True)
+
+
+def _tail(path: Path, size: int) -> str:
+    """The end of a regular file, not followed if it is a link ('' when unreadable)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        end = f.seek(0, os.SEEK_END)
+        f.seek(max(0, end - size))
+        return f.read(size).decode("utf-8", "replace")
 
 
 def _installed_extensions() -> set[str]:
@@ -217,6 +236,12 @@ def configure(c: Any) -> None:
     c.MappingKernelManager.default_kernel_name = KERNEL_NAME
     c.ServerApp.jpserver_extensions = {
         name: False for name in _installed_extensions() - ALLOWED_EXTENSIONS}
+    # No process from the server, which shares the host's network: JupyterLab's
+    # extension manager would pip-install (and build) packages from PyPI, and
+    # nbconvert reads Jinja templates from the working directory (see main(): not the
+    # home, where a kernel could plant one).
+    c.LabApp.extension_manager = "readonly"
+    c.TemplateExporter.extra_template_basedirs = []
     # JupyterLab keeps its settings beside the home's files, not in the read-only config.
     c.LabApp.user_settings_dir = f"{home}/.jupyter/lab/user-settings"
     c.LabApp.workspaces_dir = f"{home}/.jupyter/lab/workspaces"
@@ -226,7 +251,9 @@ def main() -> None:
     """Start the single-user server (the sandbox's command)."""
     for d in (RUNTIME_DIR, KERNELS_DIR, DATA_DIR):
         os.makedirs(d, mode=0o700, exist_ok=True)
-    os.chdir(os.environ["HOME"])
+    # Not the home: what a kernel writes there must never be read as the server's own
+    # files (nbconvert's templates come from the working directory, for one).
+    os.chdir(RUNTIME_DIR)
     from jupyterhub.singleuser import main as singleuser_main
 
     sys.exit(singleuser_main())
