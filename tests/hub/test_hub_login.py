@@ -126,3 +126,26 @@ def test_notebook_tokens_need_the_hubs_service_token(platform):
     assert httpx.get(server.url + "/api/hub/accounts/" + name).status_code == 403
     account = httpx.get(server.url + "/api/hub/accounts/" + name, headers=hub).json()
     assert account["username"] == name and account["disabled"] is False
+
+
+def test_hub_secrets_are_private_and_every_port_is_on_loopback(platform):
+    import stat
+
+    import psutil
+
+    root = platform.server.data_dir / "hub"
+    assert stat.S_IMODE(root.stat().st_mode) == 0o710
+    secrets = {}
+    for name in ("service-token", "crypt-key", "cookie-secret", "proxy-token",
+                 "jupyterhub.sqlite", "jupyterhub_config.py"):
+        st = (root / name).stat()
+        assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == 0, name
+        if name not in ("jupyterhub.sqlite", "jupyterhub_config.py"):
+            secrets[name] = (root / name).read_text().strip()
+            assert len(secrets[name]) >= 32, name
+    config = (root / "jupyterhub_config.py").read_text()
+    assert not [n for n, v in secrets.items() if v in config]
+    port = platform.server.platform.settings.hub_port
+    listening = {c.laddr.port: c.laddr.ip for c in psutil.net_connections("tcp")
+                 if c.status == psutil.CONN_LISTEN and port <= c.laddr.port <= port + 2}
+    assert listening == {port: "127.0.0.1", port + 1: "127.0.0.1", port + 2: "127.0.0.1"}
