@@ -108,3 +108,17 @@ def test_refresh_swaps_the_token_and_a_disabled_account_is_logged_out(hub_side):
     assert auth.tokens.validate(fresh["auth_state"]["token"]).kind == "session"
     auth.set_disabled("dan", True)
     assert asyncio.run(hub.refresh_user(_User("dan", fresh["auth_state"]))) is False
+
+
+def test_the_hubs_process_needs_only_the_hub_extra():
+    """`pip install taphouse[hub]` has JupyterHub but no Jupyter server or kernel
+    packages: the hub's process must import its classes without them."""
+    import subprocess
+    import sys
+
+    blocked = ("jupyter_client", "jupyter_server", "ipykernel", "jupyterlab")
+    code = ("import sys\n"
+            f"for m in {blocked!r}: sys.modules[m] = None\n"
+            "import taphouse.hub.spawner, taphouse.hub.authenticator, taphouse.hub.config\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -76,7 +76,8 @@ class ComputeSettings:
 
     @classmethod
     def from_settings(cls, s: Any) -> ComputeSettings:
-        env = Path(s.compute_env) if s.compute_env else s.data_dir / "compute" / "env"
+        # Absolute: bubblewrap binds it from "/" (the default data dir is relative).
+        env = (Path(s.compute_env) if s.compute_env else s.data_dir / "compute" / "env").absolute()
         return cls(mode=s.compute.lower(), env_dir=env, uid_base=s.compute_uid_base,
                    timeout_default=s.compute_timeout_default,
                    timeout_limit=s.compute_timeout_limit,
@@ -104,7 +105,7 @@ class ComputeService:
         self.config = ComputeSettings.from_settings(settings)
         self.auth = authenticator
         self.userspace = userspace
-        self.data_dir = Path(settings.data_dir)
+        self.data_dir = Path(settings.data_dir).absolute()  # bubblewrap binds from "/"
         self.root = self.data_dir / "compute"
         self.homes = self.root / "homes"
         self.run_dir = self.root / "run"

@@ -44,15 +44,8 @@ from taphouse.compute.sandbox import (
     Sandbox,
     SandboxRun,
 )
+from taphouse.hub.mounts import DATA_DIR, HUB_CONFIG_MOUNT, KERNELS_DIR, RUNTIME_DIR
 
-#: Where the hub's pieces are inside the server sandbox.
-HUB_ENV_MOUNT = "/opt/taphouse/hub/env"
-HUB_LIB_MOUNT = "/opt/taphouse/hub/lib"
-HUB_CONFIG_MOUNT = "/opt/taphouse/hub/config"
-#: Jupyter's runtime files and each kernel's directory (connection file, ipc sockets).
-RUNTIME_DIR = "/tmp/jupyter/runtime"
-KERNELS_DIR = "/tmp/jupyter/kernels"
-DATA_DIR = "/tmp/jupyter/data"
 PROVISIONER = "taphouse-sandbox"
 KERNEL_NAME = "python3"
 #: Server extensions that may load: they serve pages and files, none runs a process.

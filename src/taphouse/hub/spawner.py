@@ -26,7 +26,7 @@ from traitlets import Unicode
 
 from taphouse.compute.sandbox import Limits, Sandbox, SandboxProcess, SandboxRun, _venv_home
 from taphouse.hub.api import TaphouseAPI, TaphouseError
-from taphouse.hub.singleuser import (
+from taphouse.hub.mounts import (
     HUB_CONFIG_MOUNT,
     HUB_ENV_MOUNT,
     HUB_LIB_MOUNT,
