@@ -149,3 +149,20 @@ def test_hub_secrets_are_private_and_every_port_is_on_loopback(platform):
     listening = {c.laddr.port: c.laddr.ip for c in psutil.net_connections("tcp")
                  if c.status == psutil.CONN_LISTEN and port <= c.laddr.port <= port + 2}
     assert listening == {port: "127.0.0.1", port + 1: "127.0.0.1", port + 2: "127.0.0.1"}
+
+
+def test_a_server_restart_leaves_the_hubs_files_readable_by_the_sandboxes(platform):
+    """The server makes its data directory private at each start; the hub's library,
+    configuration and environment must stay readable by the sandbox group (a restarted
+    server once made them 0700 and no user's server could start again)."""
+    import stat
+
+    from taphouse.storage import datadir
+
+    root = platform.server.data_dir / "hub"
+    before = {p: stat.S_IMODE(p.stat().st_mode) for p in root.rglob("*")
+              if not p.is_symlink()}
+    changed = datadir.enforce_permissions(platform.server.data_dir)
+    assert not [c for c in changed if c.startswith(str(root))]
+    assert stat.S_IMODE((root / "lib").stat().st_mode) == 0o750
+    assert {p: stat.S_IMODE(p.stat().st_mode) for p in before} == before

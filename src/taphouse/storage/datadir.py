@@ -165,9 +165,11 @@ def prepare(data_dir: Path) -> None:
 
 
 #: Top-level entries whose contents their package manages: ``compute/`` (the sandbox
-#: group reads the client package; homes belong to per-user uids) and ``tmp/`` (private
-#: areas of running processes, emptied at start-up).
-MANAGED = ("compute", "tmp")
+#: group reads the client package; homes belong to per-user uids), ``hub/`` (the users'
+#: Jupyter servers read its library, configuration and environment; its secrets are
+#: 0600, see taphouse.hub.config) and ``tmp/`` (private areas of running processes,
+#: emptied at start-up).
+MANAGED = ("compute", "hub", "tmp")
 #: Top-level entries where contents may belong to other accounts and to the sandbox
 #: group: ``jobs/`` (work directories of sandboxed compute jobs); only permissions for
 #: others are removed there.
