@@ -122,3 +122,22 @@ def test_the_hubs_process_needs_only_the_hub_extra():
             "import taphouse.hub.spawner, taphouse.hub.authenticator, taphouse.hub.config\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_sandbox_paths_are_absolute_with_the_default_relative_data_dir(tmp_path, monkeypatch):
+    """bubblewrap binds paths from "/": the default data directory ("taphouse-data",
+    relative) once gave it "taphouse-data/hub/env" and no server could start."""
+    from taphouse.compute.service import ComputeSettings
+    from taphouse.hub.config import HubFiles, hub_env_dir, render_config
+    from taphouse.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({})
+    assert not settings.data_dir.is_absolute()
+    assert hub_env_dir(settings) == tmp_path / "taphouse-data" / "hub" / "env"
+    assert ComputeSettings.from_settings(settings).env_dir.is_absolute()
+    config = render_config(settings, HubFiles.of(settings.data_dir), "/usr/bin/chp")
+    paths = [line.split(" = ", 1)[1].strip("'") for line in config.splitlines()
+             if line.startswith(("c.SandboxSpawner.hub", "c.SandboxSpawner.jupyter",
+                                 "c.SandboxSpawner.run_dir"))]
+    assert len(paths) == 4 and all(p.startswith(str(tmp_path)) for p in paths), paths

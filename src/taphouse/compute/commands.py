@@ -71,7 +71,7 @@ def _setup(args: argparse.Namespace) -> int:
         return 1
     os.chmod(env, 0o755)
     print(f"job environment ready: {env}")
-    if env != settings.data_dir / "compute" / "env" and not settings.compute_env:
+    if env != (settings.data_dir / "compute" / "env").absolute() and not settings.compute_env:
         print(f"start the server with TAPHOUSE_COMPUTE_ENV={env} to use it")
     return 0
 

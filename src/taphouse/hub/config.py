@@ -68,7 +68,10 @@ def internal_url(settings: Any) -> str:
 
 
 def hub_env_dir(settings: Any) -> Path:
-    return Path(settings.hub_env) if settings.hub_env else settings.data_dir / "hub" / "env"
+    """The users' servers' environment, absolute (bubblewrap binds it from "/"; the
+    default data directory is relative)."""
+    env = Path(settings.hub_env) if settings.hub_env else settings.data_dir / "hub" / "env"
+    return env.absolute()
 
 
 def write_files(settings: Any, *, sandbox_gid: int, proxy: str) -> tuple[HubFiles, dict]:
