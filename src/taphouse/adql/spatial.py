@@ -32,6 +32,7 @@ a LEFT JOIN for its right side).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -53,6 +54,8 @@ POS_COLUMN = "_th_pos"
 MERGE_GAP_ROWS = 5_000
 #: Most ranges a cone query gets.
 MAX_RANGES = 8
+#: A row count that makes range merging keep ranges apart (for partition choice).
+_UNMERGED = 10**15
 #: "or": one scan, ranges OR-ed; "union": a UNION ALL of one scan per range.
 RANGE_FORM = "or"
 #: Polygon coverage goes this many HEALPix orders deeper than the order whose cells
@@ -322,7 +325,10 @@ def _cone(src: Source, m: _Match, centre: tuple[float, float], radius: float,
                          max(table.nrows, 1))
     if ranges is None:
         return False
-    _range_filter(src, ranges)
+    # Partitions are chosen by the coverage's own ranges (as if the table were huge:
+    # only ranges very close in the index merged).
+    _range_filter(src, ranges, lambda: cone_ranges(centre[0], centre[1], radius,
+                                                   table.healpix_order, _UNMERGED))
     notes.append(f"cone on {src.alias}: {len(ranges)} HEALPix index range(s)")
     return True
 
@@ -336,13 +342,17 @@ def _polygon_filter(src: Source, point, poly: sphere.Polygon, notes: list[str]) 
     ranges = polygon_ranges(coords, table.healpix_order, max(table.nrows, 1))
     if ranges is None:
         return False
-    _range_filter(src, ranges)
+    _range_filter(src, ranges, lambda: polygon_ranges(coords, table.healpix_order,
+                                                      _UNMERGED))
     notes.append(f"polygon on {src.alias}: {len(ranges)} HEALPix index range(s)")
     return True
 
 
-def _range_filter(src: Source, ranges: list[tuple[int, int]]) -> None:
-    """Replace a table source by itself filtered on its HEALPix index ranges."""
+def _range_filter(src: Source, ranges: list[tuple[int, int]],
+                  coverage: Callable[[], list[tuple[int, int]] | None] | None = None,
+                  ) -> None:
+    """Replace a table source by itself filtered on its HEALPix index ranges (and, for a
+    partitioned version, on the files of the partitions ``coverage()`` touches)."""
     table = src.table
     assert table is not None and table.healpix_column is not None
     hpx = table.healpix_column
@@ -351,10 +361,13 @@ def _range_filter(src: Source, ranges: list[tuple[int, int]]) -> None:
     tests = [exp.Between(this=exp.column(exp.to_identifier(hpx, quoted=True)),
                          low=exp.Literal.number(lo), high=exp.Literal.number(hi))
              for lo, hi in ranges]
+    files = _partition_condition(table, (coverage() if coverage else None) or ranges)
     query: exp.Expression
     if RANGE_FORM == "union":
         branches = [exp.Select(expressions=[exp.Star()], from_=exp.From(this=rel.copy()),
-                               where=exp.Where(this=t)) for t in tests]
+                               where=exp.Where(this=t if files is None
+                                               else exp.and_(files.copy(), t)))
+                    for t in tests]
         query = branches[0]
         for b in branches[1:]:
             query = exp.Union(this=query, expression=b, distinct=False)
@@ -362,12 +375,27 @@ def _range_filter(src: Source, ranges: list[tuple[int, int]]) -> None:
         cond: exp.Expression = tests[0]
         for t in tests[1:]:
             cond = exp.Or(this=cond, expression=t)
+        if files is not None:  # a partitioned version: read only the partitions touched
+            cond = exp.and_(files, exp.Paren(this=cond))
         query = exp.Select(expressions=[exp.Star()], from_=exp.From(this=rel),
                            where=exp.Where(this=cond))
     sub = exp.Subquery(this=query, alias=exp.TableAlias(
         this=exp.to_identifier(src.alias, quoted=True)))
     src.node.replace(sub)
     src.node = sub
+
+
+def _partition_condition(table, ranges: list[tuple[int, int]]) -> exp.Expression | None:
+    """For a partitioned (HATS) version: a condition on the file column of the engine's
+    view that keeps only the partitions the ranges touch (the engine skips other files
+    unopened); None for any other table."""
+    from taphouse.catalogue.hats import FILE_COLUMN, is_version_dir, partition_files
+
+    if not is_version_dir(table.path):
+        return None
+    files = partition_files(table.path, ranges)
+    return exp.column(exp.to_identifier(FILE_COLUMN, quoted=True)).isin(
+        *[exp.Literal.string(f) for f in files])
 
 
 def nominal_cell_size(depth: int) -> float:

@@ -22,7 +22,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "ingest", help="ingest table files as a catalogue table",
         description="Ingest Parquet, FITS, VOTable or CSV/ECSV files (same columns) as one "
                     "catalogue table; an existing table is replaced atomically.")
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                   help="table files, or directories of them")
     p.add_argument("--database", "-d", required=True, help="database (ADQL schema)")
     p.add_argument("--table", "-t", required=True, help="table name")
     p.add_argument("--ra", help="RA column (default: from UCDs or common names)")
@@ -38,6 +39,18 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-bad-units", action="store_true",
                    help="keep units that are not valid VOUnits as given (flagged) instead "
                         "of refusing the file")
+    part = p.add_argument_group(
+        "partitioned (HATS) layout",
+        "HEALPix-partitioned Parquet with a margin catalogue, readable by LSDB and hats;"
+        " a cone reads only the partitions it touches (for tables of many millions of rows)")
+    part.add_argument("--partitioned", action="store_true",
+                      help="write the table in the HATS layout instead of one file")
+    part.add_argument("--partition-rows", type=int, default=None, metavar="N",
+                      help="most rows per partition (default 1,000,000)")
+    part.add_argument("--highest-order", type=int, default=None, metavar="K",
+                      help="deepest HEALPix order of a partition (default 10)")
+    part.add_argument("--margin", type=float, default=None, metavar="ARCSEC",
+                      help="margin catalogue threshold in arcsec (default 10)")
     p.set_defaults(handler=_handler(_ingest))
 
     p = subparsers.add_parser("databases", help="list the catalogue databases")
@@ -85,9 +98,14 @@ def _ingest(args: argparse.Namespace) -> int:
     table = ingest_files(_store(args), args.files, args.database, args.table, ra=args.ra,
                          dec=args.dec, meta_file=args.meta, description=args.description,
                          progress=not args.quiet, engine_memory_limit=args.memory_limit,
-                         allow_bad_units=args.allow_bad_units, epoch=args.epoch)
+                         allow_bad_units=args.allow_bad_units, epoch=args.epoch,
+                         partitioned=_partition_options(args))
     where = (f", positions {table.ra_column}/{table.dec_column}" if table.ra_column
              else ", no positions")
+    if args.partitioned:
+        from taphouse.catalogue.hats import partitions
+
+        where += f", {len(partitions(table.path).files)} partitions (HATS layout)"
     print(f"{table.qualified_name}: {table.nrows:,} rows, {len(table.columns)} columns{where}")
     if table.ra_column and table.epoch is None:
         print(f"warning: the positions of {table.qualified_name} have no epoch, so results "
@@ -98,6 +116,19 @@ def _ingest(args: argparse.Namespace) -> int:
             print(f"warning: column {c.name}: unit {c.unit!r} kept as given; it is not a "
                   "valid VOUnit", file=sys.stderr)
     return 0
+
+
+def _partition_options(args: argparse.Namespace):
+    from taphouse.catalogue.hats import PartitionOptions
+
+    given = {"max_rows": args.partition_rows, "highest_order": args.highest_order,
+             "margin_arcsec": args.margin}
+    if not args.partitioned:
+        if any(v is not None for v in given.values()):
+            raise CatalogueError("--partition-rows, --highest-order and --margin need"
+                                 " --partitioned")
+        return None
+    return PartitionOptions(**{k: v for k, v in given.items() if v is not None})
 
 
 def _databases(args: argparse.Namespace) -> int:

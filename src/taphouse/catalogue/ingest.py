@@ -61,6 +61,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from taphouse.catalogue.hats import (
+    RESERVED_COLUMNS,
+    VERSION_SUFFIX,
+    PartitionOptions,
+    write_collection,
+)
 from taphouse.catalogue.healpix import healpix_index
 from taphouse.catalogue.model import (
     FRAMES,
@@ -80,8 +86,12 @@ from taphouse.catalogue.model import (
     frame_name,
     votable_type_for_arrow,
 )
-from taphouse.catalogue.readers import FieldInfo, FileTable, open_table
-from taphouse.catalogue.store import CatalogueStore, install_version_file
+from taphouse.catalogue.readers import FieldInfo, FileTable, file_format, open_table
+from taphouse.catalogue.store import (
+    CatalogueStore,
+    install_version_file,
+    remove_version_file,
+)
 from taphouse.catalogue.units import check_unit
 
 _RA_NAMES = ("ra", "ra_icrs", "raj2000", "ra_j2000", "radeg", "ra_deg", "ra_d", "alpha",
@@ -589,7 +599,8 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
                  meta_file: Path | MetaFile | None = None, description: str | None = None,
                  progress: bool = False, engine_memory_limit: str = "1GB",
                  allow_bad_units: bool = False, epoch: float | str | None = None,
-                 work_dir: Path | None = None) -> TableMeta:
+                 work_dir: Path | None = None,
+                 partitioned: PartitionOptions | None = None) -> TableMeta:
     """Ingest table files as the new current version of ``database.table``.
 
     Parameters
@@ -622,6 +633,10 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
     work_dir
         Directory for the sort's spill files and the version being written (default: a
         private area of this process in the data directory's ``tmp/``, removed after).
+    partitioned
+        Write the version in the HATS layout (HEALPix-partitioned Parquet with a margin
+        catalogue, a directory; see :mod:`taphouse.catalogue.hats`) instead of one
+        DuckDB file. The table needs positions.
 
     Returns
     -------
@@ -636,7 +651,9 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
     StorageFull
         The disk filled up; nothing was stored, the previous version stays current.
     """
-    files = [Path(f) for f in files]
+    files = expand_inputs([Path(f) for f in files])
+    if partitioned is not None:
+        partitioned.check()
     if not files:
         raise CatalogueError("no input files given")
     dbname = check_database_name(database)
@@ -654,9 +671,13 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
             if readers[-1].nrows == 0:
                 raise CatalogueError(f"{path}: no rows")
         plan = _plan(readers, ra, dec, meta, meta_file, allow_bad_units)
-        final = store.new_version_path(dbname, tname)
+        if partitioned is not None:
+            _check_partitionable(plan, readers[0].path)
+        final = store.new_version_path(
+            dbname, tname, suffix=VERSION_SUFFIX if partitioned is not None else ".duckdb")
         nrows = _write_version(readers, plan, final, store, work_dir, progress,
-                               engine_memory_limit)
+                               engine_memory_limit, partitioned,
+                               f"{dbname}.{tname}")
     finally:
         for reader in readers:
             reader.close()
@@ -674,9 +695,43 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
             store.create_database(dbname, meta.database_description)
         return store.publish(table_meta, final)
     except BaseException as exc:
-        final.unlink(missing_ok=True)
+        remove_version_file(final)
         _raise_if_disk_full(exc, f"{dbname}.{tname}")
         raise
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """Input files, with each directory replaced by the table files in it (those whose
+    extension names a known format), in name order; sub-directories are not entered."""
+    out: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            out.append(path)
+            continue
+        found = sorted(p for p in path.iterdir() if p.is_file() and _known_format(p))
+        if not found:
+            raise CatalogueError(f"{path}: a directory with no table files (Parquet, FITS,"
+                                 " VOTable, CSV or ECSV, by extension)")
+        out.extend(found)
+    return out
+
+
+def _known_format(path: Path) -> bool:
+    try:
+        file_format(path)
+    except CatalogueError:
+        return False
+    return True
+
+
+def _check_partitionable(plan: _Plan, path: Path) -> None:
+    if not plan.positions:
+        raise CatalogueError(f"{path}: a partitioned table needs positions (RA and Dec"
+                             " columns; name them with --ra and --dec)")
+    clash = sorted(set(plan.names) & set(RESERVED_COLUMNS))
+    if clash:
+        raise CatalogueError(f"{path}: column(s) {clash} are reserved in the partitioned"
+                             " (HATS) layout; rename them, or ingest without --partitioned")
 
 
 def _raise_if_disk_full(exc: BaseException, table: str) -> None:
@@ -689,15 +744,32 @@ def _raise_if_disk_full(exc: BaseException, table: str) -> None:
 
 def _write_version(readers: list[FileTable], plan: _Plan, final: Path,
                    store: CatalogueStore, work_dir: Path | None, progress: bool,
-                   memory_limit: str) -> int:
-    """Stream all rows through DuckDB's sort into ``final``; returns the row count."""
+                   memory_limit: str, partitioned: PartitionOptions | None = None,
+                   name: str = "") -> int:
+    """Stream all rows through DuckDB's sort into ``final``; returns the row count.
+
+    Partitioned: the sorted file is written in the work directory, then cut into the
+    HATS layout there, and the finished directory is moved to ``final``."""
     with contextlib.ExitStack() as stack:
         if work_dir is None:
             from taphouse.storage.datadir import TmpArea
 
             work_dir = stack.enter_context(TmpArea(store.root / "tmp")).path
         try:
-            return _write_in(readers, plan, final, work_dir, progress, memory_limit)
+            if partitioned is None:
+                return _write_in(readers, plan, final, work_dir, progress, memory_limit)
+            work = Path(stack.enter_context(
+                tempfile.TemporaryDirectory(dir=work_dir, prefix="hats-")))
+            staged = work / "sorted.duckdb"
+            nrows = _write_in(readers, plan, staged, work, progress, memory_limit)
+            assert plan.ra is not None and plan.dec is not None
+            written = work / ("version" + VERSION_SUFFIX)
+            write_collection(staged, written, name=name, ra=plan.ra, dec=plan.dec,
+                             options=partitioned, memory_limit=memory_limit,
+                             work_dir=work, progress=progress)
+            remove_version_file(staged)
+            install_version_file(written, final)
+            return nrows
         except BaseException as exc:
             _raise_if_disk_full(exc, f"{final.parent.parent.name}.{final.parent.name}")
             raise

@@ -1,7 +1,8 @@
 """The catalogue store: databases, tables and their immutable version files.
 
-Every table version is one DuckDB file (table ``data``) under ``tables_dir``, written
-once and never modified. Publishing a version is one metadata transaction, so readers
+Every table version is one DuckDB file (table ``data``) under ``tables_dir``, or a
+directory in the HATS layout (HEALPix-partitioned Parquet, :mod:`taphouse.catalogue.hats`),
+written once and never modified. Publishing a version is one metadata transaction, so readers
 see either the old table or the new one, never half of either.
 
 Version files are recorded by their path *relative to the data directory* (the parent
@@ -52,7 +53,7 @@ log = logging.getLogger("taphouse.catalogue")
 
 #: Names of version files (``new_version_path``); only such files are ever removed as
 #: orphans, never anything else an operator may have put into the tables directory.
-VERSION_FILE = re.compile(r"^v\d+_[0-9a-f]{12}\.duckdb(\.tmp)?(\.wal)?$")
+VERSION_FILE = re.compile(r"^v\d+_[0-9a-f]{12}\.(duckdb|hats)(\.tmp)?(\.wal)?$")
 
 
 @dataclass(frozen=True)
@@ -194,8 +195,9 @@ class CatalogueStore:
             self._bump(con)
 
     # --- tables --------------------------------------------------------------------
-    def new_version_path(self, database: str, table: str) -> Path:
-        """A fresh, unused path for a new version file of ``database.table``.
+    def new_version_path(self, database: str, table: str, suffix: str = ".duckdb") -> Path:
+        """A fresh, unused path for a new version file of ``database.table`` (with
+        ``suffix=".hats"``: a version directory in the HATS layout).
 
         Write the file elsewhere (the process's ``tmp/`` area) and move it here when it
         is complete: a file under this name is always whole.
@@ -203,7 +205,9 @@ class CatalogueStore:
         folder = self.tables_dir / database.lower() / table.lower()
         for level in (folder.parent, folder):
             level.mkdir(exist_ok=True, mode=0o700)
-        return folder / f"v{int(time.time())}_{secrets.token_hex(6)}.duckdb"
+        if suffix not in (".duckdb", ".hats"):
+            raise ValueError(f"unknown version suffix {suffix!r}")
+        return folder / f"v{int(time.time())}_{secrets.token_hex(6)}{suffix}"
 
     def stored_path(self, path: Path | str) -> str:
         """How a version file at ``path`` is recorded: relative to the data directory.
@@ -250,7 +254,7 @@ class CatalogueStore:
         tname = check_name(table.name, "table")
         path = Path(path)
         stored = self.stored_path(path)
-        nbytes = path.stat().st_size if path.exists() else 0
+        nbytes = _version_bytes(path)
         desc = table.description if description is None else description
         with self.meta.transaction() as con:
             db = con.execute("SELECT id FROM databases WHERE name=?", (dbname,)).fetchone()
@@ -447,7 +451,7 @@ class CatalogueStore:
                 current=current, nrows=v["nrows"], nbytes=v["nbytes"], created=v["created"],
                 retired=v["retired"],
                 expires=None if v["retired"] is None else _iso(_epoch(v["retired"]) + keep),
-                path=path, exists=path.is_file()))
+                path=path, exists=_present(path)))
         return result
 
     def restore_version(self, database: str, table: str, version_id: int) -> TableMeta:
@@ -472,7 +476,7 @@ class CatalogueStore:
             if v is None:
                 raise CatalogueError(f"{dbname}.{tname} has no retained version {version_id};"
                                      " list them with versions()")
-            if not self.resolve(v["path"]).is_file():
+            if not _present(self.resolve(v["path"])):
                 raise CatalogueError(f"the file of version {version_id} of {dbname}.{tname}"
                                      f" is missing ({v['path']}); it cannot be restored")
             con.execute("UPDATE table_versions SET retired=strftime('%Y-%m-%dT%H:%M:%fZ',"
@@ -600,9 +604,10 @@ class CatalogueStore:
         return removed
 
     def _deletable(self, path: Path) -> bool:
-        # Only a regular file that really lies in the tables directory; a recorded path
-        # that resolves elsewhere (symlink, hostile metadata) is never followed.
-        if path.is_symlink() or not path.is_file():
+        # Only a regular file (or version directory) that really lies in the tables
+        # directory; a recorded path that resolves elsewhere (symlink, hostile metadata)
+        # is never followed.
+        if path.is_symlink() or not _present(path):
             return False
         return self.tables_dir in _real(path).parents
 
@@ -610,7 +615,7 @@ class CatalogueStore:
         referenced = self.referenced_files()
         missing = [r["path"] for r in self.meta.query(
             "SELECT v.path FROM tables t JOIN table_versions v ON v.id=t.current_version_id")
-            if not self.resolve(r["path"]).is_file()]
+            if not _present(self.resolve(r["path"]))]
         if missing:
             log.error("%d current table version file(s) are missing (first: %s): the"
                       " metadata database and %s disagree, so no unreferenced file is"
@@ -619,8 +624,10 @@ class CatalogueStore:
             return 0
         removed = 0
         for folder, dirs, files in os.walk(self.tables_dir):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            for name in files:
+            # Version directories are candidates themselves; their contents are not.
+            versions = [d for d in dirs if VERSION_FILE.match(d)]
+            dirs[:] = [d for d in dirs if not d.startswith(".") and d not in versions]
+            for name in files + versions:
                 if not VERSION_FILE.match(name):
                     continue
                 path = Path(folder) / name
@@ -635,7 +642,7 @@ class CatalogueStore:
                 age = now - max(st.st_mtime, st.st_ctime)
                 if age <= max(grace, self.orphan_age) or not self._deletable(path):
                     continue
-                path.unlink(missing_ok=True)
+                remove_version_file(path)
                 removed += 1
                 log.warning("removed %s: no table version names it (an interrupted"
                             " write?)", path.relative_to(self.root).as_posix())
@@ -693,13 +700,13 @@ def _check_room(con: sqlite3.Connection, database_id: int, table_id: int | None,
 
 
 def install_version_file(written: Path, final: Path) -> None:
-    """Move a completely written version file into place under its final name
-    (from :meth:`CatalogueStore.new_version_path`), durably: mode 0600, data synced,
-    renamed, directory synced. Across file systems (``tmp/`` mounted elsewhere) it is
-    copied to a temporary name beside ``final`` first, so ``final`` is always whole."""
+    """Move a completely written version file (or version directory) into place under
+    its final name (from :meth:`CatalogueStore.new_version_path`), durably: mode 0600
+    (directories 0700), data synced, renamed, directory synced. Across file systems
+    (``tmp/`` mounted elsewhere) it is copied to a temporary name beside ``final``
+    first, so ``final`` is always whole."""
     written, final = Path(written), Path(final)
-    os.chmod(written, 0o600)
-    _fsync_file(written)
+    _private_synced(written)
     try:
         os.replace(written, final)
     except OSError as exc:
@@ -707,15 +714,43 @@ def install_version_file(written: Path, final: Path) -> None:
             raise
         partial = final.with_name(final.name + ".tmp")
         try:
-            shutil.copyfile(written, partial)
-            os.chmod(partial, 0o600)
-            _fsync_file(partial)
+            if written.is_dir():
+                shutil.copytree(written, partial, symlinks=True)
+            else:
+                shutil.copyfile(written, partial)
+            _private_synced(partial)
             os.replace(partial, final)
         except BaseException:
-            partial.unlink(missing_ok=True)
+            remove_version_file(partial)
             raise
-        written.unlink(missing_ok=True)
+        remove_version_file(written)
     _fsync_dir(final.parent)
+
+
+def _private_synced(path: Path) -> None:
+    if not path.is_dir():
+        os.chmod(path, 0o600)
+        _fsync_file(path)
+        return
+    for folder, _, files in os.walk(path):
+        os.chmod(folder, 0o700)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o600)
+            _fsync_file(Path(folder) / name)
+    for folder, _, _ in os.walk(path, topdown=False):
+        _fsync_dir(Path(folder))
+
+
+def _present(path: Path) -> bool:
+    return path.is_file() or path.is_dir()
+
+
+def _version_bytes(path: Path) -> int:
+    if path.is_dir():
+        from taphouse.catalogue.hats import directory_size
+
+        return directory_size(path)
+    return path.stat().st_size if path.exists() else 0
 
 
 def _fsync_file(path: Path) -> None:
@@ -735,8 +770,13 @@ def _fsync_dir(path: Path) -> None:
 
 
 def remove_version_file(path: Path) -> None:
-    """Delete a version file and its write-ahead log, if they exist."""
-    for p in (Path(path), Path(str(path) + ".wal")):
+    """Delete a version file and its write-ahead log, or a version directory, if they
+    exist (a symbolic link is removed itself, never followed)."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for p in (path, Path(str(path) + ".wal")):
         try:
             os.unlink(p)
         except FileNotFoundError:

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from taphouse.catalogue.hats import duckdb_view_sql, is_version_dir
 from taphouse.catalogue.model import TableMeta
 
 
@@ -32,10 +33,16 @@ class QueryCancelled(EngineError):
 
 
 class _Attached:
-    __slots__ = ("alias", "refs", "used", "retired")
+    __slots__ = ("alias", "refs", "used", "retired", "view")
 
-    def __init__(self, alias: str) -> None:
+    def __init__(self, alias: str, view: bool = False) -> None:
         self.alias, self.refs, self.used, self.retired = alias, 0, time.monotonic(), False
+        # A partitioned (HATS) version is a view over its Parquet files, not a database.
+        self.view = view
+
+    @property
+    def relation(self) -> str:
+        return f"memory.main.{self.alias}" if self.view else f"{self.alias}.main.data"
 
 
 class VersionLease:
@@ -60,7 +67,7 @@ class VersionLease:
             if alias is None:
                 alias = self._engine._acquire(table)
                 self._held[table.version_id] = alias  # type: ignore[index]
-        return f"{alias}.main.data"
+        return alias
 
     def release(self) -> None:
         with self._lock:
@@ -134,9 +141,9 @@ class DuckDBEngine:
     def relation(self, table: TableMeta) -> str:
         """SQL relation of a stored version, attached without a lease: for tools and
         tests that query it at once (an idle version may be detached any time after)."""
-        alias = self._acquire(table)
+        relation = self._acquire(table)
         self._release(table.version_id)  # type: ignore[arg-type]
-        return f"{alias}.main.data"
+        return relation
 
     def forget(self, version_id: int) -> None:
         """Detach a retired version now, or as soon as no lease holds it."""
@@ -172,11 +179,17 @@ class DuckDBEngine:
                 path = Path(table.path).resolve()
                 if self.tables_dir not in path.parents:
                     raise EngineError("table file outside the tables directory")
-                self._con.execute(f"ATTACH '{_sql_str(str(path))}' AS {alias} (READ_ONLY)")
-                att = self._attached[table.version_id] = _Attached(alias)
+                if is_version_dir(path):
+                    alias = f"p{table.version_id}"
+                    self._con.execute(duckdb_view_sql(path, f"memory.main.{alias}"))
+                    att = _Attached(alias, view=True)
+                else:
+                    self._con.execute(f"ATTACH '{_sql_str(str(path))}' AS {alias} (READ_ONLY)")
+                    att = _Attached(alias)
+                self._attached[table.version_id] = att
             att.refs += 1
             att.used = time.monotonic()
-            return att.alias
+            return att.relation
 
     def _release(self, version_id: int) -> None:
         with self._lock:
@@ -200,7 +213,10 @@ class DuckDBEngine:
         # Called with the lock held, for a version no lease holds.
         att = self._attached.pop(version_id)
         try:
-            self._con.execute(f"DETACH {att.alias}")
+            if att.view:
+                self._con.execute(f"DROP VIEW IF EXISTS memory.main.{att.alias}")
+            else:
+                self._con.execute(f"DETACH {att.alias}")
         except duckdb.Error:  # still in use after all: keep it, try again later
             self._attached[version_id] = att
             return False

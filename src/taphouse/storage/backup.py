@@ -117,7 +117,8 @@ def _copy_versions(store, partial: Path, report: BackupReport) -> list[dict]:
             if stored in copied:
                 continue
             if (PurePosixPath(stored).is_absolute() or ".." in PurePosixPath(stored).parts
-                    or not _inside(source, store.tables_dir) or not source.is_file()):
+                    or not _inside(source, store.tables_dir)
+                    or not (source.is_file() or source.is_dir()) or source.is_symlink()):
                 if retired is None:
                     raise BackupError(
                         f"the file of table version {version_id} ({stored}) is missing or"
@@ -128,11 +129,14 @@ def _copy_versions(store, partial: Path, report: BackupReport) -> list[dict]:
                 report.dropped_versions.append(version_id)
                 continue
             target = partial.joinpath(*PurePosixPath(stored).parts)
-            entry = _copy_file(source, target, stored)
-            copied[stored] = entry
-            files.append(entry)
-            report.files += 1
-            report.bytes += entry["bytes"]
+            # A partitioned (HATS) version is a directory: each of its files is copied
+            # and listed (links inside it are never followed).
+            entries = (_copy_tree(source, target, stored) if source.is_dir()
+                       else [_copy_file(source, target, stored)])
+            copied[stored] = entries[0] if entries else {}
+            files.extend(entries)
+            report.files += len(entries)
+            report.bytes += sum(e["bytes"] for e in entries)
             if current:
                 report.tables += 1
     finally:
@@ -195,6 +199,21 @@ def _copy_file(source: Path, target: Path, rel: str) -> dict:
         dst.flush()
         os.fsync(dst.fileno())
     return {"path": rel, "bytes": size, "sha256": digest.hexdigest()}
+
+
+def _copy_tree(source: Path, target: Path, rel: str) -> list[dict]:
+    entries = []
+    make_private_dir(target)
+    for folder, dirs, names in os.walk(source):
+        dirs.sort()
+        here = Path(folder).relative_to(source)
+        for name in sorted(names):
+            path = Path(folder) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            inner = (here / name).as_posix()
+            entries.append(_copy_file(path, target / here / name, f"{rel}/{inner}"))
+    return entries
 
 
 def _write_manifest(partial: Path, files: list[dict], settings: Settings) -> None:

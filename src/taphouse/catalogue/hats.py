@@ -1,0 +1,411 @@
+"""Catalogue versions in the HATS layout: HEALPix-partitioned Parquet with a margin cache.
+
+A partitioned table version is a directory (``v<time>_<hex>.hats``) holding a HATS
+*collection* that LSDB and the ``hats`` package open as they are::
+
+    v1700000000_0123456789ab.hats/
+        collection.properties         primary catalogue "catalog", default margin
+        catalog/
+            properties, hats.properties, partition_info.csv
+            dataset/_metadata, dataset/_common_metadata
+            dataset/Norder=K/Dir=D/Npix=N.parquet     (Dir = 10000 * (N // 10000))
+        margin_10arcs/                 same layout; dataproduct_type=margin
+
+Partitions are adaptive: a HEALPix cell is split into its four children while it holds
+more than ``max_rows`` rows and is shallower than ``highest_order``. Rows in each file
+are sorted by ``_healpix_29`` (the nested order-29 index every positioned table has),
+in row groups of :data:`ROW_GROUP_ROWS`, so a range filter on it skips row groups by
+their statistics. Rows without a position (NULL index) go to the first partition.
+
+The *margin* of a partition holds the rows of the other partitions that lie near its
+border: every row within ``margin_arcsec`` of it (and some up to one cell of order
+:func:`margin_order` further), so a crossmatch of radius up to the threshold can be done
+partition by partition. The threshold may be at most the size of a cell of the
+deepest partition order (:func:`max_margin_arcsec`).
+
+Reading (:func:`duckdb_view_sql`, :func:`partition_files`): the engine exposes a version
+as a view over its partition files; a cone or polygon, whose HEALPix coverage is a list
+of index ranges, reads only the files of the partitions those ranges touch.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from taphouse.catalogue.model import HEALPIX_COLUMN, HEALPIX_ORDER, CatalogueError
+
+#: Suffix of a version directory in the HATS layout.
+VERSION_SUFFIX = ".hats"
+#: The collection's primary catalogue directory.
+CATALOG_DIR = "catalog"
+#: Rows per Parquet row group. Parquet has no finer skipping than the row group (DuckDB
+#: files have zone maps per 2,048-row vector), so groups are smaller than DuckDB's
+#: 122,880 rows: a cone reads a few thousand rows, not a hundred thousand.
+ROW_GROUP_ROWS = 16_384
+#: Default most rows per partition (what hats-import uses).
+DEFAULT_MAX_ROWS = 1_000_000
+#: Default deepest partition order (cells of 3.4 arcmin).
+DEFAULT_HIGHEST_ORDER = 10
+#: Default margin threshold, arcseconds.
+DEFAULT_MARGIN_ARCSEC = 10.0
+#: Name of the column the engine's view adds: the file a row comes from (for pruning).
+FILE_COLUMN = "_th_file"
+#: Column names HATS and the partition files reserve (the layout's directory keys).
+RESERVED_COLUMNS = ("norder", "dir", "npix", FILE_COLUMN)
+
+
+@dataclass(frozen=True)
+class PartitionOptions:
+    """How ``taphouse ingest --partitioned`` partitions a table."""
+
+    max_rows: int = DEFAULT_MAX_ROWS
+    highest_order: int = DEFAULT_HIGHEST_ORDER
+    margin_arcsec: float = DEFAULT_MARGIN_ARCSEC
+
+    def check(self) -> None:
+        if self.max_rows < 1:
+            raise CatalogueError("--partition-rows must be at least 1")
+        if not 0 <= self.highest_order <= 19:
+            raise CatalogueError("--highest-order must be between 0 and 19")
+        limit = max_margin_arcsec(self.highest_order)
+        if not 0 < self.margin_arcsec <= limit:
+            raise CatalogueError(
+                f"--margin must be more than 0 and at most {limit:.1f} arcsec (the size of"
+                f" a cell of the deepest partition order {self.highest_order}); give a"
+                " smaller margin or a lower --highest-order")
+
+
+def cell_size_arcsec(order: int) -> float:
+    """Square root of the area of a HEALPix cell of ``order``, arcseconds."""
+    return math.degrees(math.sqrt(4 * math.pi / (12 * 4**order))) * 3600.0
+
+
+def max_margin_arcsec(highest_order: int) -> float:
+    """Largest margin threshold for partitions down to ``highest_order``."""
+    return cell_size_arcsec(highest_order) / 2
+
+
+def margin_order(margin_arcsec: float, highest_order: int) -> int:
+    """Order of the cells that make up margins: the deepest whose cells are at least
+    twice the threshold wide (so the ring of cells around a partition holds every row
+    within the threshold, whatever the cells' shapes), and not above ``highest_order``."""
+    order = highest_order
+    while order < HEALPIX_ORDER and cell_size_arcsec(order + 1) >= 2 * margin_arcsec:
+        order += 1
+    return order
+
+
+def pixel_range(order: int, pixel: int) -> tuple[int, int]:
+    """Inclusive range of ``_healpix_29`` values inside a cell."""
+    shift = 2 * (HEALPIX_ORDER - order)
+    return pixel << shift, ((pixel + 1) << shift) - 1
+
+
+def partition_path(order: int, pixel: int) -> str:
+    """A partition's file, relative to the catalogue's ``dataset/`` directory."""
+    return f"Norder={order}/Dir={pixel // 10000 * 10000}/Npix={pixel}.parquet"
+
+
+def alignment(pixels: np.ndarray, counts: np.ndarray, histogram_order: int,
+              max_rows: int) -> list[tuple[int, int, int]]:
+    """Adaptive partitions of a histogram: ``(order, pixel, rows)`` of each.
+
+    ``pixels`` are the non-empty cells of ``histogram_order`` (sorted), ``counts`` their
+    rows. A cell is split into its children while it holds more than ``max_rows`` rows
+    and is shallower than ``histogram_order``.
+    """
+    pixels = np.asarray(pixels, dtype=np.int64)
+    cumulative = np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))])
+    out: list[tuple[int, int, int]] = []
+    stack = [(0, p) for p in range(11, -1, -1)]
+    while stack:
+        order, pixel = stack.pop()
+        shift = 2 * (histogram_order - order)
+        lo = int(np.searchsorted(pixels, pixel << shift, side="left"))
+        hi = int(np.searchsorted(pixels, (pixel + 1) << shift, side="left"))
+        rows = int(cumulative[hi] - cumulative[lo])
+        if rows == 0:
+            continue
+        if rows > max_rows and order < histogram_order:
+            stack.extend((order + 1, 4 * pixel + k) for k in range(3, -1, -1))
+        else:
+            out.append((order, pixel, rows))
+    return out
+
+
+# --- writing --------------------------------------------------------------------------
+def write_collection(staged: Path, out: Path, *, name: str, ra: str, dec: str,
+                     options: PartitionOptions, memory_limit: str = "1GB",
+                     work_dir: Path | None = None, progress: bool = False) -> int:
+    """Write the HATS collection of a sorted staged version file.
+
+    Parameters
+    ----------
+    staged
+        A DuckDB file with table ``data`` sorted by ``_healpix_29`` (what a single-file
+        ingest writes).
+    out
+        The version directory to create (must not exist).
+    name
+        The collection's name (``database.table``).
+    ra, dec
+        Position columns.
+    options
+        Partition sizes and the margin threshold.
+
+    Returns the number of partitions.
+    """
+    import duckdb
+    from tqdm import tqdm
+
+    options.check()
+    out.mkdir(mode=0o700)
+    catalog = out / CATALOG_DIR
+    margin_name = f"margin_{options.margin_arcsec:g}arcs".replace(".", "_")
+    margin = out / margin_name
+    config = {"threads": max(1, min(4, os.cpu_count() or 1)), "memory_limit": memory_limit,
+              "preserve_insertion_order": True, "autoinstall_known_extensions": False,
+              "autoload_known_extensions": False}
+    if work_dir is not None:
+        config["temp_directory"] = str(Path(work_dir) / "spill")
+    con = duckdb.connect(":memory:", config=config)
+    try:
+        con.execute(f"ATTACH '{_sql_str(str(staged))}' AS staged (READ_ONLY)")
+        src = "staged.main.data"
+        nrows = con.execute(f"SELECT count(*) FROM {src}").fetchone()[0]
+        order = options.highest_order
+        shift = 2 * (HEALPIX_ORDER - order)
+        hist = con.execute(
+            f'SELECT "{HEALPIX_COLUMN}" >> {shift} AS p, count(*) FROM {src}'
+            f' WHERE "{HEALPIX_COLUMN}" IS NOT NULL GROUP BY p ORDER BY p').fetchnumpy()
+        parts = alignment(hist["p"], hist["count_star()"], order, options.max_rows)
+        if not parts:  # no row has a position: one partition holds them all
+            parts = [(0, 0, nrows)]
+        bar = tqdm(total=len(parts), unit="partitions", disable=not progress,
+                   desc="writing partitions", file=sys.stderr)
+        dataset = catalog / "dataset"
+        for i, (k, n, _) in enumerate(parts):
+            lo, hi = pixel_range(k, n)
+            cond = f'"{HEALPIX_COLUMN}" BETWEEN {lo} AND {hi}'
+            if i == 0:
+                cond += f' OR "{HEALPIX_COLUMN}" IS NULL'
+            _copy(con, f"SELECT * FROM {src} WHERE {cond}", dataset / partition_path(k, n))
+            bar.update(1)
+        bar.close()
+        counts = _finish_catalog(catalog, [(k, n) for k, n, _ in parts], name=name,
+                                 ra=ra, dec=dec, kind="object", max_rows=options.max_rows)
+        if counts != nrows:
+            raise CatalogueError(f"internal error: partitions hold {counts} of {nrows} rows")
+        if progress:
+            print(f"writing the {options.margin_arcsec:g} arcsec margin ...",
+                  file=sys.stderr, flush=True)
+        _write_margin(con, src, parts, margin, options)
+        _finish_catalog(margin, _written(margin / "dataset"), name=f"{name} margin",
+                        ra=ra, dec=dec, kind="margin", max_rows=None,
+                        extra={"hats_primary_table_url": CATALOG_DIR,
+                               "hats_margin_threshold": f"{options.margin_arcsec:g}"})
+    finally:
+        con.close()
+    _write_properties(out / "collection.properties", {
+        "obs_collection": name, "hats_primary_table_url": CATALOG_DIR,
+        "all_margins": margin_name, "default_margin": margin_name})
+    return len(parts)
+
+
+def _copy(con, query: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    con.execute(f'COPY ({query} ORDER BY "{HEALPIX_COLUMN}") TO'
+                f" '{_sql_str(str(target))}' (FORMAT parquet, COMPRESSION zstd,"
+                f" ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
+
+
+def _write_margin(con, src: str, parts: list[tuple[int, int, int]], margin: Path,
+                  options: PartitionOptions) -> None:
+    """Each partition's margin: the rows outside it whose cell of the margin order
+    touches it (see :func:`margin_order`)."""
+    import pyarrow as pa
+    from cdshealpix.nested import external_neighbours
+
+    m = margin_order(options.margin_arcsec, options.highest_order)
+    cells: list[np.ndarray] = []
+    owners: list[np.ndarray] = []
+    for i, (k, n, _) in enumerate(parts):
+        border, corners = external_neighbours(np.array([n], dtype=np.uint64), k, m - k)
+        ring = np.concatenate([np.ravel(border), np.ravel(corners)]).astype(np.int64)
+        ring = np.unique(ring[ring >= 0])
+        cells.append(ring)
+        owners.append(np.full(len(ring), i, dtype=np.int32))
+    ring_table = pa.table({"cell": np.concatenate(cells), "part": np.concatenate(owners)})
+    con.register("margin_ring", ring_table)
+    shift = 2 * (HEALPIX_ORDER - m)
+    con.execute("CREATE TEMP TABLE margin_rows AS SELECT d.*, r.part AS _th_part"
+                f' FROM {src} d JOIN margin_ring r ON d."{HEALPIX_COLUMN}" >> {shift}'
+                " = r.cell")
+    con.unregister("margin_ring")
+    present = {int(p) for (p,) in con.execute(
+        "SELECT DISTINCT _th_part FROM margin_rows").fetchall()}
+    for i, (k, n, _) in enumerate(parts):
+        if i in present:
+            _copy(con, f"SELECT * EXCLUDE (_th_part) FROM margin_rows WHERE _th_part = {i}",
+                  margin / "dataset" / partition_path(k, n))
+    (margin / "dataset").mkdir(parents=True, exist_ok=True, mode=0o700)
+    con.execute("DROP TABLE margin_rows")
+
+
+def _written(dataset: Path) -> list[tuple[int, int]]:
+    found = []
+    for path in dataset.glob("Norder=*/Dir=*/Npix=*.parquet"):
+        order = int(path.parent.parent.name.split("=")[1])
+        found.append((order, int(path.name.split("=")[1].split(".")[0])))
+    return sorted(found, key=lambda p: pixel_range(*p))
+
+
+def _finish_catalog(catalog: Path, parts: list[tuple[int, int]], *, name: str, ra: str,
+                    dec: str, kind: str, max_rows: int | None,
+                    extra: dict[str, str] | None = None) -> int:
+    """Write a catalogue's ``partition_info.csv``, ``dataset/_metadata``,
+    ``dataset/_common_metadata`` and ``properties``; returns its rows."""
+    import pyarrow.parquet as pq
+
+    dataset = catalog / "dataset"
+    dataset.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(catalog / "partition_info.csv", "w", encoding="ascii") as f:
+        f.write("Norder,Npix\n")
+        for k, n in parts:
+            f.write(f"{k},{n}\n")
+    combined = None
+    rows = 0
+    nbytes = 0
+    for k, n in parts:
+        rel = partition_path(k, n)
+        md = pq.read_metadata(dataset / rel)
+        md.set_file_path(rel)
+        if combined is None:
+            combined = md
+        else:
+            combined.append_row_groups(md)
+        rows += md.num_rows
+        nbytes += (dataset / rel).stat().st_size
+    if combined is not None:
+        pq.write_metadata(combined.schema.to_arrow_schema(), dataset / "_common_metadata")
+        combined.write_metadata_file(str(dataset / "_metadata"))
+    orders = [k for k, _ in parts]
+    props = {
+        "obs_collection": name, "dataproduct_type": kind, "hats_nrows": str(rows),
+        "hats_col_ra": ra, "hats_col_dec": dec, "hats_col_healpix": HEALPIX_COLUMN,
+        "hats_col_healpix_order": str(HEALPIX_ORDER), "hats_npix_suffix": ".parquet",
+        **({"hats_max_rows": str(max_rows)} if max_rows is not None else {}),
+        **(extra or {}),
+        "hats_order": str(max(orders) if orders else 0),
+        "moc_sky_fraction": f"{sum(4.0**-k for k in orders) / 12:.5f}",
+        "hats_builder": "taphouse",
+        "hats_creation_date": time.strftime("%Y-%m-%dT%H:%M%Z", time.gmtime()),
+        "hats_estsize": str(nbytes // 1024),
+        "hats_version": "v0.1",
+    }
+    _write_properties(catalog / "properties", props)
+    _write_properties(catalog / "hats.properties", props)
+    return rows
+
+
+def _write_properties(path: Path, values: dict[str, str]) -> None:
+    # Java-style properties: one key=value a line; values here are plain text.
+    lines = ["#HATS catalog (written by taphouse)"]
+    for key, value in values.items():
+        text = str(value).replace("\\", "\\\\").replace("\n", " ")
+        lines.append(f"{key}={text}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# --- reading --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Partitions:
+    """The partitions of a version: sorted ``_healpix_29`` ranges and their files."""
+
+    lows: np.ndarray
+    highs: np.ndarray
+    files: tuple[str, ...]  # absolute paths, same order
+
+
+@functools.lru_cache(maxsize=256)
+def partitions(version_dir: Path) -> Partitions:
+    """The partitions of a version directory, from its ``partition_info.csv`` (read once:
+    a version never changes)."""
+    catalog = Path(version_dir) / CATALOG_DIR
+    try:
+        text = (catalog / "partition_info.csv").read_text(encoding="ascii")
+    except OSError as exc:
+        raise CatalogueError(f"{version_dir}: not a partitioned table version:"
+                             f" {exc.strerror}") from None
+    parts = []
+    for line in text.splitlines()[1:]:
+        if line.strip():
+            k, n = (int(x) for x in line.split(",")[:2])
+            parts.append((k, n))
+    parts.sort(key=lambda p: pixel_range(*p))
+    ranges = [pixel_range(k, n) for k, n in parts]
+    dataset = catalog / "dataset"
+    return Partitions(np.array([r[0] for r in ranges], dtype=np.int64),
+                      np.array([r[1] for r in ranges], dtype=np.int64),
+                      tuple(str(dataset / partition_path(k, n)) for k, n in parts))
+
+
+def partition_files(version_dir: Path, ranges: Iterable[Sequence[int]]) -> list[str]:
+    """The files of the partitions of ``version_dir`` that hold rows whose
+    ``_healpix_29`` lies in one of the inclusive ``ranges``; never empty (with no such
+    partition, the first file, which a range filter then reads nothing from)."""
+    parts = partitions(Path(version_dir))
+    chosen: set[int] = set()
+    for lo, hi in ranges:
+        # partitions are disjoint and sorted: those with low <= hi and high >= lo
+        first = int(np.searchsorted(parts.highs, lo, side="left"))
+        last = int(np.searchsorted(parts.lows, hi, side="right"))
+        chosen.update(range(first, last))
+    if not chosen:
+        return [parts.files[0]]
+    return [parts.files[i] for i in sorted(chosen)]
+
+
+def duckdb_view_sql(version_dir: Path, view: str) -> str:
+    """SQL creating ``view`` over all partition files of a version, with the column
+    :data:`FILE_COLUMN` naming each row's file (a filter on it skips whole files)."""
+    files = ", ".join(f"'{_sql_str(f)}'" for f in partitions(Path(version_dir)).files)
+    return (f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet([{files}],"
+            f" hive_partitioning=false, filename='{FILE_COLUMN}')")
+
+
+def is_version_dir(path: Path | None) -> bool:
+    """Whether a version path names a partitioned (HATS) version."""
+    return path is not None and Path(path).suffix == VERSION_SUFFIX
+
+
+def directory_size(path: Path) -> int:
+    """Bytes of the regular files under ``path`` (symbolic links not followed)."""
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(folder, name))
+            except FileNotFoundError:
+                continue
+            total += st.st_size
+    return total
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a version directory (never following symbolic links)."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _sql_str(text: str) -> str:
+    return text.replace("'", "''")
