@@ -2,33 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
-import pytest
-
-from taphouse.catalogue.commands import add_commands
-from taphouse.settings import Settings
-
-
-@pytest.fixture
-def run(tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="taphouse")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_commands(sub)
-    settings = Settings(data_dir=tmp_path / "data")
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        args = parser.parse_args(list(argv))
-        args.settings = settings
-        try:
-            status = args.handler(args)
-        except SystemExit as exc:
-            status = exc.code
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run
-
 
 def test_synth_ingest_list(run, tmp_path):
     out_file = tmp_path / "s.parquet"

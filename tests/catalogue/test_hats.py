@@ -5,7 +5,6 @@ endpoint serving a partitioned and a single-file table with the same answers."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -17,7 +16,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from taphouse.catalogue.commands import add_commands
 from taphouse.catalogue.hats import (
     CATALOG_DIR,
     PartitionOptions,
@@ -31,29 +29,8 @@ from taphouse.catalogue.ingest import ingest_files
 from taphouse.catalogue.model import HEALPIX_COLUMN, CatalogueError
 from taphouse.catalogue.store import CatalogueStore, Retention
 from taphouse.catalogue.synth import write_synthetic
-from taphouse.settings import Settings
 
 OPTIONS = PartitionOptions(max_rows=400, highest_order=7, margin_arcsec=10)
-
-
-@pytest.fixture
-def run(tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="taphouse")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_commands(sub)
-    settings = Settings(data_dir=tmp_path / "data")
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        args = parser.parse_args(list(argv))
-        args.settings = settings
-        try:
-            status = args.handler(args)
-        except SystemExit as exc:
-            status = exc.code
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return run
 
 
 @pytest.fixture(scope="module")
