@@ -15,7 +15,6 @@ from test_geometry import CONE_SPELLINGS, CONES
 from test_joins import CORPUS as JOIN_CORPUS
 from test_select import CORPUS as SELECT_CORPUS
 
-from conftest import Env
 from taphouse.catalogue.hats import (
     FILE_COLUMN,
     PartitionOptions,
@@ -26,16 +25,20 @@ from taphouse.catalogue.hats import (
 from taphouse.catalogue.model import HEALPIX_COLUMN, ColumnMeta, TableMeta
 
 
-class PartitionedEnv(Env):
-    """The test tables of :class:`Env`, positioned ones as HATS version directories, one
-    star per partition where cells allow."""
+def partitioned_env(env_class: type, root):
+    """The test tables of the ``env`` fixture's class, positioned ones as HATS version
+    directories, one star per partition where cells allow. (The class comes from the
+    fixture: ``conftest`` is not importable by name beside other test directories.)"""
 
-    def _publish(self, name, sql, columns, nrows, order_by=None, positions=False):
-        table = super()._publish(name, sql, columns, nrows, order_by, positions)
-        if not positions:
-            return table
-        return publish_partitioned(self.store, table, PartitionOptions(
-            max_rows=1, highest_order=12, margin_arcsec=10))
+    class PartitionedEnv(env_class):
+        def _publish(self, name, sql, columns, nrows, order_by=None, positions=False):
+            table = super()._publish(name, sql, columns, nrows, order_by, positions)
+            if not positions:
+                return table
+            return publish_partitioned(self.store, table, PartitionOptions(
+                max_rows=1, highest_order=12, margin_arcsec=10))
+
+    return PartitionedEnv(root)
 
 
 def publish_partitioned(store, table: TableMeta, options: PartitionOptions) -> TableMeta:
@@ -49,8 +52,8 @@ def publish_partitioned(store, table: TableMeta, options: PartitionOptions) -> T
 
 
 @pytest.fixture(scope="module")
-def penv(tmp_path_factory) -> PartitionedEnv:
-    return PartitionedEnv(tmp_path_factory.mktemp("hats"))
+def penv(env, tmp_path_factory):
+    return partitioned_env(type(env), tmp_path_factory.mktemp("hats"))
 
 
 def _key(r):
@@ -93,6 +96,15 @@ def test_select_star_hides_file_column(penv):
     assert sorted(r[0] for r in rows) == [1, 2]
 
 
+@pytest.mark.parametrize("column", [FILE_COLUMN, "filename", "norder", "npix", "dir"])
+def test_file_column_is_not_reachable(penv, column):
+    """The view's file column (a server path) is no column of the table in ADQL."""
+    from taphouse.adql import AdqlError
+
+    with pytest.raises(AdqlError, match="unknown column|not found|no column"):
+        penv.run(f'SELECT "{column}" FROM demo.stars')
+
+
 # --- a larger sky: pruning, seams, poles, crossmatch -----------------------------------
 def _sky(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
@@ -117,8 +129,8 @@ SKY_COLUMNS = [ColumnMeta("id", "long", ucd="meta.id;meta.main"),
 
 
 class Sky:
-    def __init__(self, root):
-        self.env = Env(root)
+    def __init__(self, env_class: type, root):
+        self.env = env_class(root)
         self.ra, self.dec = _sky(40_000, 7)
         rows = pa.table({"id": np.arange(len(self.ra), dtype=np.int64), "ra": self.ra,
                          "dec": self.dec})
@@ -159,8 +171,8 @@ def _angdist(ra1, dec1, ra2, dec2):
 
 
 @pytest.fixture(scope="module")
-def sky(tmp_path_factory) -> Sky:
-    return Sky(tmp_path_factory.mktemp("sky"))
+def sky(env, tmp_path_factory) -> Sky:
+    return Sky(type(env), tmp_path_factory.mktemp("sky"))
 
 
 def test_adaptive_partitions(sky):
