@@ -109,3 +109,24 @@ def test_a_parquet_file_is_uploaded_as_it_is(client, tmp_path):
     assert _upload_content(path).read() == path.read_bytes()
     got = client.query("SELECT COUNT(x) AS c FROM TAP_UPLOAD.f", uploads={"f": path})
     assert got["c"][0] == 2
+
+
+def test_user_tables_are_stored_from_parquet_with_their_metadata(client):
+    from astropy.table import MaskedColumn, Table
+
+    t = Table()
+    t["ra"] = MaskedColumn([1.25, 2.5, 3.75], mask=[False, False, True], unit="deg")
+    t["ra"].meta["ucd"] = "pos.eq.ra"
+    t["ra"].description = "stored from Parquet"
+    t["name"] = np.array(["x", "ÿ", "z"], dtype=object)
+    from taphouse.client.userspace import _payload
+
+    assert _payload(t, None)[1] == "parquet"
+    client.mydb.upload("fromparquet", t)
+    got = client.mydb.download("fromparquet")
+    assert list(got["name"]) == ["x", "ÿ", "z"]
+    assert list(np.ma.getmaskarray(got["ra"])) == [False, False, True]
+    assert got["ra"].unit == u.deg and got["ra"].meta.get("ucd") == "pos.eq.ra"
+    assert got["ra"].description == "stored from Parquet"
+    frame = client.mydb.download("fromparquet", output="pandas")
+    assert frame.attrs["columns"]["ra"]["unit"] == "deg"

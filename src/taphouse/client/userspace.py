@@ -18,6 +18,8 @@ from taphouse.client.output import (
     parse_votable,
     read_parquet,
     result_format,
+    upload_format,
+    upload_parquet,
 )
 
 if TYPE_CHECKING:
@@ -172,6 +174,11 @@ def _payload(data: Any, fmt: str | None) -> tuple[Any, str]:
             raise ValueError("pass format='votable'|'csv'|'parquet'|'fits' with raw data")
         return data, fmt
     table = as_table(data)
+    if upload_format() == "parquet":  # see client/output.py: far faster both ends
+        try:
+            return upload_parquet(table).getvalue(), "parquet"
+        except Exception:  # noqa: BLE001 - columns Arrow cannot hold (mixins): VOTable
+            pass
     buf = io.BytesIO()
     table.write(buf, format="votable", tabledata_format="binary2")
     return buf.getvalue(), "votable"
