@@ -136,7 +136,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _votable(data: Any, head: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
+def _votable(data: Any, head: bytes,
+             max_rows: int | None = None) -> tuple[pa.Table, list[ColumnMeta]]:
     from astropy.io.votable import parse
     from astropy.io.votable.exceptions import VOWarning
 
@@ -145,7 +146,7 @@ def _votable(data: Any, head: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
     else:
         with open(data, "rb") as f:
             raw = f.read()
-    fast = _votable_vectorised(raw)
+    fast = _votable_vectorised(raw, max_rows)
     if fast is not None:
         return fast
     data = io.BytesIO(raw)
@@ -173,7 +174,8 @@ def _votable(data: Any, head: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
     return arrow, metas
 
 
-def _votable_vectorised(raw: bytes) -> tuple[pa.Table, list[ColumnMeta]] | None:
+def _votable_vectorised(raw: bytes, max_rows: int | None = None
+                        ) -> tuple[pa.Table, list[ColumnMeta]] | None:
     """The upload read by :mod:`taphouse.formats.votable_read` (astropy parses only the
     metadata); None when that module does not cover the document."""
     from astropy.io.votable import parse
@@ -192,7 +194,7 @@ def _votable_vectorised(raw: bytes) -> tuple[pa.Table, list[ColumnMeta]] | None:
         except Exception:  # noqa: BLE001 - astropy's parser will say what is wrong
             return None
     fields = list(vtable.fields)
-    columns = votable_read.read_rows(fields, serialization, payload)
+    columns = votable_read.read_rows(fields, serialization, payload, max_rows)
     if columns is None:
         return None
     names = [f.name or f.ID or f"col{i + 1}" for i, f in enumerate(fields)]
@@ -322,10 +324,18 @@ def read_upload(data: bytes | IO[bytes] | str | os.PathLike, *, content_type: st
         head = bytes(data[:64 * 1024])
         source = io.BytesIO(data)
     kind = _kind(head, content_type)
+    from taphouse.formats.votable_read import TooManyRows
+
     try:
-        arrow, metas = _READERS[kind](source, head)
+        if kind == "votable":  # (stops reading once past the limit)
+            arrow, metas = _votable(source, head, max_rows)
+        else:
+            arrow, metas = _READERS[kind](source, head)
     except FormatError:
         raise
+    except TooManyRows:
+        raise FormatError(f"upload {name} has more than {max_rows} rows; the limit is"
+                          f" {max_rows}") from None
     except Exception as e:  # noqa: BLE001 - any parser failure is the upload's fault
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise FormatError(f"upload {name}: cannot read it as {kind}: {first}") from None

@@ -7,12 +7,13 @@ column by column:
 
 - TABLEDATA: one regular expression finds every ``<TD>`` (C speed), each column is the
   strided slice of the cells, converted with Arrow's string kernels;
-- BINARY / BINARY2 with fixed-size columns only: the decoded stream is one numpy
-  structured array (null flags of BINARY2 unpacked with ``np.unpackbits``; BINARY nulls
-  from ``VALUES null`` for integers, NaN for floats).
+- BINARY / BINARY2: with fixed-size columns only, the decoded stream is an ``(n, row)``
+  byte matrix; with variable-size text columns, one Python step per row reads only their
+  4-byte counts, then every column is gathered with numpy (null flags of BINARY2 unpacked
+  with ``np.unpackbits``; BINARY nulls from ``VALUES null`` for integers, NaN for floats).
 
 What this does not cover returns ``None`` and the caller falls back to astropy: numeric
-arrays (``bit`` arrays too), complex types, variable-size columns in a binary stream, CDATA,
+arrays (``bit`` arrays too), complex types, CDATA,
 comments or ``encoding`` inside TABLEDATA, namespaced tags, ragged rows, values Arrow
 cannot read (e.g. hexadecimal integers). Nulls follow astropy's reading: an empty cell,
 the ``VALUES null`` value of an integer column and NaN are null.
@@ -99,13 +100,17 @@ def _null_value(field: Any) -> Any:
     return None if values is None else values.null
 
 
-def read_rows(fields: list[Any], serialization: str, payload: bytes) -> list[pa.Array] | None:
-    """The columns of the rows in ``payload``, or None when astropy must do it."""
+def read_rows(fields: list[Any], serialization: str, payload: bytes,
+              max_rows: int | None = None) -> list[pa.Array] | None:
+    """The columns of the rows in ``payload``, or None when astropy must do it.
+
+    Raises :class:`TooManyRows` as soon as a binary stream is seen to hold more than
+    ``max_rows`` rows (TABLEDATA rows are counted before anything is converted)."""
     try:
         kinds = [_kind(f) for f in fields]
         if serialization == "TABLEDATA":
             return _tabledata(fields, kinds, payload)
-        return _binary(fields, kinds, payload, serialization == "BINARY2")
+        return _binary(fields, kinds, payload, serialization == "BINARY2", max_rows)
     except (Unsupported, pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError,
             UnicodeDecodeError, OverflowError):
         return None
@@ -160,27 +165,34 @@ def _xml_strings(text: pa.Array) -> pa.Array:
 
 
 def _binary(fields: list[Any], kinds: list[tuple[str, int | None]], payload: bytes,
-            binary2: bool) -> list[pa.Array]:
-    if any(width is None for _, width in kinds):
-        raise Unsupported("variable-size column in a binary stream")
+            binary2: bool, max_rows: int | None = None) -> list[pa.Array]:
     raw = base64.b64decode(payload)
     nf = len(fields)
     flag_bytes = (nf + 7) // 8 if binary2 else 0
-    row = flag_bytes + sum(width or 0 for _, width in kinds)
-    if nf == 0 or row == 0 or len(raw) % row:
-        raise Unsupported("stream length")
-    n = len(raw) // row
-    matrix = np.frombuffer(raw, dtype=np.uint8).reshape(n, row)
+    data = np.frombuffer(raw, dtype=np.uint8)
+    if all(width is not None for _, width in kinds):
+        row = flag_bytes + sum(width or 0 for _, width in kinds)
+        if nf == 0 or row == 0 or len(raw) % row:
+            raise Unsupported("stream length")
+        n = len(raw) // row
+        if max_rows is not None and n > max_rows:
+            raise TooManyRows(n)
+        row_starts = np.arange(n, dtype=np.int64) * row
+        starts, lengths = _fixed_layout(kinds, flag_bytes, row_starts)
+    else:
+        row_starts, starts, lengths = _walk_rows(raw, kinds, flag_bytes, max_rows)
+        n = len(row_starts)
     flags = None
     if binary2:
-        flags = np.unpackbits(matrix[:, :flag_bytes], axis=1)[:, :nf].astype(bool)
+        bits = _gather(data, row_starts + 0, flag_bytes)
+        flags = np.unpackbits(bits, axis=1)[:, :nf].astype(bool)
     out = []
-    pos = flag_bytes
     for j, (field, (datatype, width)) in enumerate(zip(fields, kinds, strict=True)):
-        assert width is not None
-        cell = np.ascontiguousarray(matrix[:, pos:pos + width])
-        pos += width
         mask = flags[:, j].copy() if flags is not None else np.zeros(n, dtype=bool)
+        if width is None:
+            out.append(_variable_text(data, starts[j], lengths[j], datatype, mask))
+            continue
+        cell = _gather(data, starts[j], width)
         if datatype == "char":
             values = cell.view(f"S{width}").ravel()
             text = pa.array(values, pa.binary()).cast(pa.string())
@@ -214,3 +226,117 @@ def _binary(fields: list[Any], kinds: list[tuple[str, int | None]], payload: byt
                 mask |= values == int(null)
         out.append(pa.array(values, mask=mask if mask.any() else None))
     return out
+
+
+class TooManyRows(Exception):
+    """The stream holds more rows than the caller accepts (``args[0]``: how many were
+    seen)."""
+
+
+def _gather(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """The ``width`` bytes at each start, as an ``(n, width)`` matrix."""
+    if len(starts) > 1 and np.all(np.diff(starts) == starts[1] - starts[0]) and \
+            starts[1] - starts[0] >= width:
+        # rows of equal size: a strided view, no index arrays
+        step = int(starts[1] - starts[0])
+        view = np.lib.stride_tricks.as_strided(data[int(starts[0]):], shape=(len(starts), width),
+                                               strides=(step, 1))
+        return np.ascontiguousarray(view)
+    return data[starts[:, None] + np.arange(width)]
+
+
+def _fixed_layout(kinds: list[tuple[str, int | None]], flag_bytes: int,
+                  row_starts: np.ndarray) -> tuple[list[np.ndarray], list[None]]:
+    starts = []
+    pos = flag_bytes
+    for _, width in kinds:
+        starts.append(row_starts + pos)
+        pos += width or 0
+    return starts, [None] * len(kinds)
+
+
+def _walk_rows(raw: bytes, kinds: list[tuple[str, int | None]], flag_bytes: int,
+               max_rows: int | None) -> tuple[np.ndarray, list[np.ndarray], list[Any]]:
+    """Row and cell positions of a stream with variable-size (text) columns: one Python
+    step per row and variable column, reading only the 4-byte counts; the cells are then
+    taken column by column with numpy."""
+    import struct
+
+    # Segments: fixed bytes before each variable column (since the row start or the end of
+    # the previous variable column), then the fixed bytes after the last one.
+    anchors: list[tuple[int, int]] = []  # per column: (variable column it follows, offset)
+    gaps: list[int] = []
+    per_char: list[int] = []
+    pos, anchor = flag_bytes, -1
+    for datatype, width in kinds:
+        if width is None:
+            anchors.append((-2, len(gaps)))  # marker: variable column number len(gaps)
+            gaps.append(pos)
+            per_char.append(1 if datatype == "char" else 2)
+            pos, anchor = 0, len(gaps) - 1
+        else:
+            anchors.append((anchor, pos))
+            pos += width
+    tail = pos
+    count = struct.Struct(">I").unpack_from
+    total = len(raw)
+    row_starts: list[int] = []
+    var_starts: list[list[int]] = [[] for _ in gaps]
+    var_lengths: list[list[int]] = [[] for _ in gaps]
+    segments = list(zip(gaps, per_char, var_starts, var_lengths, strict=True))
+    p = 0
+    try:
+        while p < total:
+            row_starts.append(p)
+            if max_rows is not None and len(row_starts) > max_rows:
+                raise TooManyRows(len(row_starts))
+            for gap, per, at, sizes in segments:
+                p += gap
+                n = count(raw, p)[0] * per
+                p += 4
+                at.append(p)
+                sizes.append(n)
+                p += n
+            p += tail
+    except struct.error:
+        raise Unsupported("stream ends inside a row") from None
+    if p != total:
+        raise Unsupported("stream ends inside a row")
+    rows = np.array(row_starts, dtype=np.int64)
+    var_at = [np.array(a, dtype=np.int64) for a in var_starts]
+    var_n = [np.array(a, dtype=np.int64) for a in var_lengths]
+    starts: list[np.ndarray] = []
+    lengths: list[Any] = []
+    for anchor, offset in anchors:
+        if anchor == -2:
+            starts.append(var_at[offset])
+            lengths.append(var_n[offset])
+        elif anchor == -1:
+            starts.append(rows + offset)
+            lengths.append(None)
+        else:
+            starts.append(var_at[anchor] + var_n[anchor] + offset)
+            lengths.append(None)
+    return rows, starts, lengths
+
+
+def _variable_text(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, datatype: str,
+                   mask: np.ndarray) -> pa.Array:
+    total = int(lengths.sum())
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    index = np.repeat(starts - offsets[:-1], lengths) + np.arange(total, dtype=np.int64)
+    values = data[index]
+    if datatype == "char":
+        array = pa.Array.from_buffers(pa.large_binary(), len(lengths), [
+            None, pa.py_buffer(offsets), pa.py_buffer(values)])
+        text = array.cast(pa.large_string()).cast(pa.string())
+        text = pc.utf8_rtrim(text, characters="\x00")
+    else:
+        blob = values.tobytes()
+        text = pa.array([blob[a:b].decode("utf-16-be") for a, b in
+                         zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)],
+                        pa.string())
+    if mask.any():
+        text = pc.if_else(pa.array(mask), pa.scalar(None, pa.string()), text)
+    return text
