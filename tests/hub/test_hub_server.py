@@ -139,6 +139,10 @@ def test_contents_api_stays_in_the_home(platform, running):
         assert r.status_code in (400, 403, 404) or elsewhere, (path, r.status_code,
                                                                r.text[:200])
         assert "root:x:" not in r.text
+    # Copying from outside (the copy_from of the contents API) is refused too.
+    for source in ("root_link/etc/passwd", "../../etc/passwd", "/etc/passwd", "passwd_link"):
+        r = server.http.post(api, json={"copy_from": source})
+        assert r.status_code in (400, 404), (source, r.status_code, r.text[:200])
     # Writing through a link is refused as well; the listing works and hides the links.
     r = server.http.put(f"{api}/root_link/tmp/x.txt",
                         json={"type": "file", "format": "text", "content": "x"})

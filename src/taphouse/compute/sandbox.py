@@ -45,7 +45,7 @@ HOSTNAME = "taphouse-job"
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 #: Files and directories of /etc a Python analysis needs; nothing else of /etc is seen.
 ETC_ENTRIES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime",
-               "/etc/alternatives", "/etc/mime.types")
+               "/etc/alternatives", "/etc/mime.types", "/etc/fonts")
 
 
 class SandboxUnavailable(ServiceError):

@@ -51,6 +51,11 @@ KERNEL_NAME = "python3"
 #: Server extensions that may load: they serve pages and files, none runs a process.
 ALLOWED_EXTENSIONS = frozenset({"jupyterlab", "notebook_shim", "jupyterhub",
                                 "jupyterhub.singleuser", "nbclassic", "notebook"})
+#: Run at kernel start: the taphouse client (pyvo, astropy: seconds on a loaded machine)
+#: is imported in the background while the user reads the notebook, so the first
+#: ``taphouse.connect()`` finds it loaded (an import of it meanwhile waits for this one).
+WARM_UP = ("import threading, importlib; threading.Thread(target=importlib.import_module,"
+           " args=('taphouse.client',), name='taphouse-warm-up', daemon=True).start()")
 #: The environment variables a kernel gets from its server (nothing else passes).
 KERNEL_ENV_KEEP = ("TAPHOUSE_URL", "TAPHOUSE_TOKEN", "TAPHOUSE_SOCKET", "HOME", "USER",
                    "LOGNAME", "LANG", "TZ")
@@ -85,7 +90,7 @@ class SandboxKernelSpecManager(KernelSpecManager):
     def _spec(self) -> KernelSpec:
         return KernelSpec(
             argv=[f"{ENV_MOUNT}/bin/python", "-m", "ipykernel_launcher", "-f",
-                  "{connection_file}"],
+                  "{connection_file}", f"--IPKernelApp.exec_lines={[WARM_UP]!r}"],
             display_name="Python 3 (taphouse)", language="python",
             interrupt_mode="message", env={},
             metadata={"kernel_provisioner": {"provisioner_name": PROVISIONER},
