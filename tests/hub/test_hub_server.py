@@ -222,3 +222,47 @@ def test_example_notebooks_run_in_the_hub(platform, running, notebook):
     table = "hip_gaia" if notebook.startswith("hipparcos") else "red_stars"
     with _client(platform, name) as client:
         assert client.mydb.describe(table).nrows > 0
+
+
+NOTEBOOK_TOKEN_LIMITS = """
+import http.client, json, os, socket
+
+class Unix(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(os.environ["TAPHOUSE_SOCKET"])
+
+def call(method, path, body=None, **headers):
+    conn = Unix("taphouse", timeout=30)
+    headers = {"Authorization": "Bearer " + os.environ["TAPHOUSE_TOKEN"],
+               "Content-Type": "application/json", **headers}
+    conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                 headers=headers)
+    r = conn.getresponse()
+    r.read()
+    return r.status
+
+name = os.environ["USER"]
+print(json.dumps({
+    "whoami": call("GET", "/auth/whoami"),
+    "mint": call("POST", "/api/hub/notebook-tokens", {}),
+    "mint_guessed_hub": call("POST", "/api/hub/notebook-tokens", {},
+                             **{"X-Taphouse-Hub": "guessed"}),
+    "account": call("GET", "/api/hub/accounts/" + name),
+    "revoke_all": call("POST", "/api/hub/notebook-tokens/revoke-all", {}),
+    "personal_token": call("POST", "/auth/tokens", {"name": "stolen"}),
+    "password": call("POST", "/auth/password", {"old_password": "x", "new_password": "y" * 16}),
+    "admin_users": call("GET", "/api/admin/users"),
+    "admin_disable": call("POST", "/api/admin/users/" + name + "/disable", {}),
+}))
+"""
+
+
+def test_the_notebook_token_reaches_only_the_users_own_api(running):
+    """A notebook token (the kernel's, or one stolen from it) works for the user's data
+    through the socket, but never for the hub's API, new tokens, the password or the
+    operator API."""
+    _name, _browser, _server, kernel = running
+    got = kernel.value(NOTEBOOK_TOKEN_LIMITS)
+    assert got.pop("whoami") == 200
+    assert all(status in (401, 403) for status in got.values()), got
