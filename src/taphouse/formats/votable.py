@@ -309,9 +309,10 @@ class _Base64Stream:
         self.pending: list[bytes] = []
         self.size = 0
 
-    def add(self, raw: bytes) -> bytes | None:
+    def add(self, raw: bytes | memoryview) -> bytes | None:
         self.pending.append(raw)
-        self.size += len(raw)
+        # bytes, not len(): the encoder hands out 2-D views, whose len() counts rows
+        self.size += raw.nbytes if isinstance(raw, memoryview) else len(raw)
         if self.size < _CHUNK:
             return None
         data = b"".join(self.pending)
