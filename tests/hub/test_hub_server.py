@@ -8,7 +8,7 @@ import json
 import textwrap
 
 import pytest
-from hub_helpers import PASSWORD
+from hub_helpers import PASSWORD, Kernel
 
 import taphouse
 
@@ -266,3 +266,22 @@ def test_the_notebook_token_reaches_only_the_users_own_api(running):
     got = kernel.value(NOTEBOOK_TOKEN_LIMITS)
     assert got.pop("whoami") == 200
     assert all(status in (401, 403) for status in got.values()), got
+
+
+def test_a_kernel_restarts_in_a_fresh_sandbox(running):
+    """Restarting reuses the kernel's directory (the kernel's own, so nothing in it is
+    trusted): the new kernel starts, in a new sandbox with an empty /tmp."""
+    _name, _browser, server, _kernel = running
+    kernel = server.new_kernel()
+    try:
+        assert kernel.value("import json; open('/tmp/mark', 'w').write('x');"
+                            " print(json.dumps(1))") == 1
+        r = server.http.post(f"{server.prefix}/api/kernels/{kernel.id}/restart")
+        assert r.status_code == 200, r.text[:300]
+        kernel.close()
+        kernel = Kernel(server, kernel.id)
+        assert kernel.value("import json, os; print(json.dumps(os.path.exists('/tmp/mark')))"
+                            ) is False
+    finally:
+        kernel.close()
+        server.http.delete(f"{server.prefix}/api/kernels/{kernel.id}")

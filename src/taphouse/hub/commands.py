@@ -137,7 +137,13 @@ def ensure_environments(settings: Any) -> None:
     from taphouse.compute import commands as compute_commands
     from taphouse.compute.service import ComputeSettings
     from taphouse.hub.config import hub_env_dir
+    from taphouse.storage import datadir
 
+    # Private from the start, as the server makes them (their packages set the modes the
+    # sandboxes need); else the server's first start warns that they were readable.
+    datadir.prepare(settings.data_dir)
+    for sub in ("compute", "hub"):
+        datadir.make_private_dir(Path(settings.data_dir) / sub)
     job_env = ComputeSettings.from_settings(settings).env_dir
     if not (job_env / "bin" / "python").exists():
         print(f"taphouse serve --hub: building the compute job environment {job_env}"
