@@ -283,18 +283,46 @@ def test_crossmatch_across_partition_boundaries(sky):
     t, rows = sky.run(adql, {("demo", "moved"): moved})
     assert any("crossmatch" in note for note in t.notes), t.notes
     expected = set()
+    # every pair: a star within r of a position is within r of it in Dec, so only the
+    # stars of that Dec band are measured
+    order = np.argsort(sky.dec)
+    decs = sky.dec[order]
     for j in range(n):
-        d = _angdist(sky.ra, sky.dec, ra2[j], dec2[j])
-        expected.update((int(i), j) for i in np.flatnonzero(d <= r_deg))
+        band = order[np.searchsorted(decs, dec2[j] - r_deg):
+                     np.searchsorted(decs, dec2[j] + r_deg, side="right")]
+        d = _angdist(sky.ra[band], sky.dec[band], ra2[j], dec2[j])
+        expected.update((int(i), j) for i in band[d <= r_deg])
     assert set(rows) == expected
     assert len(expected) > n / 2
-    crossing = sum(1 for i, j in expected
-                   if _part_of(sky, sky.ra[i], sky.dec[i]) != _part_of(sky, ra2[j], dec2[j]))
-    assert crossing > 0  # some pairs do straddle partition boundaries
+    pairs = np.array(sorted(expected))
+    crossing = _part_of(sky, sky.ra[pairs[:, 0]], sky.dec[pairs[:, 0]]) != _part_of(
+        sky, ra2[pairs[:, 1]], dec2[pairs[:, 1]])
+    assert crossing.sum() > 0  # some pairs do straddle partition boundaries
 
 
-def _part_of(sky, ra, dec):
+def _part_of(sky, ra, dec) -> np.ndarray:
+    """The partition (its index in the sorted partitions) of each position."""
     from taphouse.catalogue.healpix import healpix_index
 
-    idx, _ = healpix_index(np.array([ra]), np.array([dec]))
-    return partition_files(sky.part.path, [(int(idx[0]), int(idx[0]))])[0]
+    idx, _ = healpix_index(np.asarray(ra), np.asarray(dec))
+    return np.searchsorted(partitions(sky.part.path).highs, idx, side="left")
+
+
+def test_partition_files_chooses_the_partitions_ranges_touch(sky):
+    path = sky.part.path
+    parts = partitions(path)
+    lo = int(parts.lows[3])
+    assert partition_files(path, [(lo + 1, lo + 2)]) == [parts.files[3]]
+    assert partition_files(path, [(int(parts.highs[2]), int(parts.lows[4]))]) == list(
+        parts.files[2:5])
+    assert partition_files(path, [(lo, lo), (int(parts.lows[7]), int(parts.lows[7]))]) == [
+        parts.files[3], parts.files[7]]
+    # a range in no partition (an empty cell): one file, which the range filter then
+    # reads nothing from (a relation over no file would be an error)
+    gaps = [i for i in range(len(parts.files) - 1) if parts.lows[i + 1] > parts.highs[i] + 1]
+    if gaps:
+        g = int(parts.highs[gaps[0]]) + 1
+        assert len(partition_files(path, [(g, g)])) == 1
+    before = int(parts.lows[0]) - 1
+    if before >= 0:
+        assert partition_files(path, [(0, before)]) == [parts.files[0]]

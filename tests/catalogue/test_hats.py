@@ -149,6 +149,7 @@ def test_hats_opens_our_output_with_the_same_rows(written, inputs):
     assert _by_id(rows) == _by_id(_source(inputs))
 
 
+@pytest.mark.slow
 def test_lsdb_opens_our_output_with_the_same_rows(written, inputs):
     import lsdb
 
@@ -170,6 +171,7 @@ def test_lsdb_opens_our_output_with_the_same_rows(written, inputs):
     assert len(cone) == int((d <= 8).sum()) > 0
 
 
+@pytest.mark.slow
 def test_margin_holds_every_row_near_a_partition(written):
     """Brute force: for each partition, every row of another partition within the
     threshold of it is in its margin file (checked with cdshealpix cone coverage)."""
