@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
@@ -46,9 +45,11 @@ from taphouse.errors import ServiceError
 from taphouse.hub.link import HubForwarding, HubLink, service_token_path
 from taphouse.jobs import JobService
 from taphouse.jobs.service import WorkerPool
-from taphouse.jobs.tap_query import TapQueryRunner
 from taphouse.metadata import MetadataDB
 from taphouse.outbound import Outbound, policy_from
+from taphouse.query.audit import QueryAudit
+from taphouse.query.job import TapQueryRunner
+from taphouse.query.service import QueryService
 from taphouse.settings import Settings
 from taphouse.storage import StorageFull, datadir, is_disk_full
 from taphouse.tap.errors import TapError
@@ -56,10 +57,10 @@ from taphouse.tap.routes import (
     Endpoint,
     SyncResponder,
     TapContext,
+    TapServices,
     tap_error_response,
     tap_router,
 )
-from taphouse.tap.service import QueryService
 from taphouse.tap.vosi import Interface
 from taphouse.userspace import UserSpace, Workspaces
 from taphouse.web import add_web_routes
@@ -96,7 +97,15 @@ class Platform:
         self.authenticator = Authenticator(self.meta, settings)
         # The one way out for server-side fetches (URL uploads; remote services later).
         self.outbound = Outbound(policy_from(settings))
-        self.query_service = QueryService(self)
+        # User space (userspace): schemas user_<name>, DEST, job_<id> tables, workspaces.
+        self.userspace = UserSpace(self.meta, self.catalogue, self.engine,
+                                   quota_rows=settings.quota_rows,
+                                   quota_bytes=settings.quota_bytes)
+        # The query path (taphouse.query): every collaborator passed explicitly.
+        self.query_audit = QueryAudit(self.authenticator.audit_log, self.catalogue)
+        self.query_service = QueryService(
+            settings, engine=self.engine, scopes=self.scopes, userspace=self.userspace,
+            audit=self.query_audit, outbound=self.outbound, scratch_dir=self.scratch.path)
         # Admission (taphouse.admission): sync queries, downloads and uploads run in slots
         # of sync_slots and threads of their own; TAP_SCHEMA queries in their own.
         share = settings.anonymous_sync_share
@@ -113,15 +122,18 @@ class Platform:
         self.query_lane = ThreadLane(settings.sync_max_concurrent)
         self.metadata_lane = ThreadLane(settings.metadata_max_concurrent)
         self.upload_bytes = ByteBudget(settings.upload_max_bytes_per_caller)
-        self.sync = SyncResponder(self)
-        # User space (userspace): schemas user_<name>, DEST, job_<id> tables, workspaces.
-        self.userspace = UserSpace(self.meta, self.catalogue, self.engine,
-                                   quota_rows=settings.quota_rows,
-                                   quota_bytes=settings.quota_bytes)
+        self.sync = SyncResponder(self.query_service, settings, sync_slots=self.sync_slots,
+                                  query_lane=self.query_lane,
+                                  metadata_slots=self.metadata_slots,
+                                  metadata_lane=self.metadata_lane)
         # Sandboxed user code (compute): its own job kind with its own worker pool.
         self.compute = ComputeService(settings, self.authenticator, self.userspace)
+        tap_jobs = TapQueryRunner(self.query_service, settings,
+                                  identity_for=self.authenticator.identity_for,
+                                  userspace=self.userspace,
+                                  file_room=lambda job: self.jobs.file_room(job))
         self.jobs = JobService(
-            self.meta, settings, {"tap": TapQueryRunner(self), "compute": self.compute},
+            self.meta, settings, {"tap": tap_jobs, "compute": self.compute},
             pools={"tap": WorkerPool(settings.workers, settings.max_jobs_per_user),
                    "compute": WorkerPool(settings.compute_workers,
                                          settings.compute_max_jobs_per_user)})
@@ -143,60 +155,6 @@ class Platform:
         """The identity a background job runs as (its owner, by user id, with current
         groups); raises AuthError when the account was disabled or deleted since."""
         return self.authenticator.identity_for(user_id)
-
-    def audit_start(self, prepared: Any) -> None:
-        """Before a query runs: a read of a restricted database is recorded now, and
-        refused (:class:`StorageFull`, 507) if the audit log cannot be written. Other
-        reads are recorded when they end (:meth:`audit`), in the server log if need be."""
-        restricted = sorted({t.database for t in prepared.tables
-                             if t.kind == "catalogue" and not self._public(t.database)})
-        if not restricted:
-            return
-        ident = prepared.identity
-        prepared.audit_id = self.authenticator.audit_log.record(
-            "query", username=ident.username, user_id=ident.user_id, method=ident.method,
-            duration=None, rows=None, outcome="running", detail=prepared.spec.query,
-            required=True)
-
-    def _public(self, database: str) -> bool:
-        db = self.catalogue.database(database)
-        return db is None or db.public
-
-    def audit(self, prepared: Any, seconds: float, cancel: Any,
-              error: BaseException | None = None) -> None:
-        """Record one executed query (who, what, how long, how many rows, outcome) in the
-        audit log. Called from a ``finally`` block: without ``error``, the exception
-        being propagated (if any) is the outcome."""
-        if error is None:
-            error = sys.exc_info()[1]
-        if cancel.reason:
-            outcome = "cancelled: " + cancel.reason
-        elif isinstance(error, GeneratorExit):
-            outcome = "aborted: result not fully read"
-        elif error is not None:
-            outcome = "error: " + (getattr(error, "message", None) or str(error))
-        else:
-            outcome = "ok"
-        ident = prepared.identity
-        log.info("query user=%s rows=%d seconds=%.3f outcome=%s",
-                 ident.username or "-", cancel.rows, seconds, outcome)
-        audit_id = getattr(prepared, "audit_id", None)
-        if audit_id is not None:
-            self.authenticator.audit_log.update(audit_id, duration=seconds, rows=cancel.rows,
-                                                outcome=outcome)
-            return
-        self.authenticator.audit_log.record(
-            "query", username=ident.username, user_id=ident.user_id, method=ident.method,
-            duration=seconds, rows=cancel.rows, outcome=outcome, detail=prepared.spec.query)
-
-    def audit_rejected(self, identity: Identity, query: str, error: BaseException) -> None:
-        """Record a query refused before it ran (ADQL error, unknown table...)."""
-        outcome = "rejected: " + (getattr(error, "message", None) or str(error))
-        log.info("query user=%s rows=0 seconds=0 outcome=%s", identity.username or "-",
-                 outcome)
-        self.authenticator.audit_log.record(
-            "query", username=identity.username, user_id=identity.user_id,
-            method=identity.method, duration=0.0, rows=0, outcome=outcome, detail=query)
 
     def health(self) -> tuple[bool, str]:
         """Whether the service can answer queries, with a note for VOSI availability: the
@@ -344,6 +302,12 @@ def _login_required() -> AuthError:
                      " STILTS send them when challenged) or a bearer token")
 
 
+def _tap_services(platform: Platform) -> TapServices:
+    return TapServices(settings=platform.settings, sync=platform.sync, scopes=platform.scopes,
+                       jobs=platform.jobs.of_kind("tap"), scratch_dir=platform.scratch.path,
+                       upload_bytes=platform.upload_bytes, health=platform.health)
+
+
 def _add_tap_routes(app: FastAPI, platform: Platform) -> None:
     """The main TAP service /tap and its login endpoint /tap/auth."""
     auth = platform.authenticator
@@ -372,9 +336,10 @@ def _add_tap_routes(app: FastAPI, platform: Platform) -> None:
             raise _login_required()
         return Endpoint(base + LOGIN_SUFFIX, interfaces[1:], username=identity.username)
 
-    app.include_router(tap_router(platform, login_context, login_endpoint),
+    services = _tap_services(platform)
+    app.include_router(tap_router(services, login_context, login_endpoint),
                        prefix="/tap" + LOGIN_SUFFIX)
-    app.include_router(tap_router(platform, main_context, main_endpoint), prefix="/tap")
+    app.include_router(tap_router(services, main_context, main_endpoint), prefix="/tap")
 
 
 def _add_userspace_routes(app: FastAPI, platform: Platform) -> None:
@@ -433,9 +398,10 @@ def _add_userspace_routes(app: FastAPI, platform: Platform) -> None:
     async def login_endpoint(request: Request) -> Endpoint:
         return await workspace_endpoint(request, login=True)
 
-    app.include_router(tap_router(platform, login_context, login_endpoint),
+    services = _tap_services(platform)
+    app.include_router(tap_router(services, login_context, login_endpoint),
                        prefix="/ws/{user}/{workspace}/tap" + LOGIN_SUFFIX)
-    app.include_router(tap_router(platform, workspace_context, workspace_endpoint),
+    app.include_router(tap_router(services, workspace_context, workspace_endpoint),
                        prefix="/ws/{user}/{workspace}/tap")
 
     @app.api_route("/ws/{rest:path}", methods=["GET", "POST", "PUT", "DELETE"],

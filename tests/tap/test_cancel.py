@@ -4,7 +4,7 @@ import time
 
 import duckdb
 
-from taphouse.tap.service import CancelHandle
+from taphouse.query.cancel import CancelHandle
 
 
 def test_deadline_still_runs_after_a_cursor_is_detached():

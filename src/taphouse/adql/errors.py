@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from taphouse.errors import ServiceError
 
-class AdqlError(Exception):
+
+class AdqlError(ServiceError):
     """An ADQL query cannot be accepted: syntax, an unknown name, a refused construct.
 
     Parameters
@@ -16,8 +18,7 @@ class AdqlError(Exception):
 
     def __init__(self, message: str, line: int | None = None,
                  column: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, 400)
         self.line = line
         self.column = column
 

@@ -376,7 +376,7 @@ class SandboxProcess:
         return total
 
     def interrupt(self) -> None:
-        """What :class:`~taphouse.tap.service.CancelHandle` calls on abort or time-out."""
+        """What :class:`~taphouse.query.cancel.CancelHandle` calls on abort or time-out."""
         self.kill()
 
     def forget(self) -> None:

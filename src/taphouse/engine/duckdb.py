@@ -22,9 +22,10 @@ import duckdb
 
 from taphouse.catalogue.hats import duckdb_view_sql, is_version_dir
 from taphouse.catalogue.model import TableMeta
+from taphouse.errors import ServiceError
 
 
-class EngineError(Exception):
+class EngineError(ServiceError):
     """The backend failed to run a query; the message is safe to show a user."""
 
 

@@ -20,11 +20,12 @@ import numpy as np
 import pyarrow as pa
 
 from taphouse.catalogue.model import HEALPIX_COLUMN, HEALPIX_ORDER
+from taphouse.errors import ServiceError
 
 FUNCTIONS_SQL = "postgres_functions.sql"
 
 
-class PostgresError(Exception):
+class PostgresError(ServiceError):
     """Loading into PostgreSQL failed; the message says what to change."""
 
 

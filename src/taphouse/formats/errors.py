@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from taphouse.errors import ServiceError
 
-class FormatError(Exception):
+
+class FormatError(ServiceError):
     """A result could not be written or an upload could not be read; the message says why."""
 
 

@@ -1,7 +1,7 @@
 """UWS jobs: a persistent job store and a worker pool with fair queueing.
 
 :class:`JobService` is the entry point (created by the platform, started and stopped
-with it); :class:`taphouse.jobs.tap_query.TapQueryRunner` runs the ``"tap"`` job kind (TAP async
+with it); :class:`taphouse.query.job.TapQueryRunner` runs the ``"tap"`` job kind (TAP async
 queries); it is imported from there, keeping this package light to import.
 """
 

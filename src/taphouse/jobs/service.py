@@ -57,7 +57,7 @@ from taphouse.settings import Settings
 from taphouse.storage import StorageFull, is_disk_full
 
 if TYPE_CHECKING:
-    from taphouse.tap.service import CancelHandle
+    from taphouse.query.cancel import CancelHandle
 
 log = logging.getLogger("taphouse.jobs")
 
@@ -477,7 +477,7 @@ class JobService:
             job_id, key = choice
             if self.store.update(job_id, from_phases=[QUEUED], phase=EXECUTING,
                                  started=now()):
-                from taphouse.tap.service import CancelHandle
+                from taphouse.query.cancel import CancelHandle
 
                 handle = CancelHandle()
                 self._handles[job_id] = handle

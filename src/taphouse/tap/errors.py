@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from taphouse.errors import ServiceError
+from taphouse.query.errors import QueryError
 
-
-class TapError(ServiceError):
-    """A request the service cannot answer; ``status`` is the HTTP status for sync."""
-
-    def __init__(self, message: str, status: int = 400, *, line: int | None = None,
-                 column: int | None = None, query: str | None = None) -> None:
-        super().__init__(message, status)
-        self.line = line
-        self.column = column
-        self.query = query
+#: A request the service cannot answer; ``status`` is the HTTP status for sync. The
+#: query path raises it as :class:`~taphouse.query.errors.QueryError` (the same class).
+TapError = QueryError
 
 
 class NotFound(TapError):

@@ -7,23 +7,31 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response, StreamingResponse
 
-from taphouse.admission import caller_key
+from taphouse.access import ScopeBuilder
+from taphouse.admission import ByteBudget, SlotPool, caller_key
+from taphouse.admission.limits import Slot, ThreadLane
 from taphouse.auth.identity import Identity
-from taphouse.tap import vosi
-from taphouse.tap.errors import NotFound, TapError
-from taphouse.tap.params import read_params
-from taphouse.tap.service import (
-    CancelHandle,
+from taphouse.catalogue.model import DatabaseMeta, TableMeta
+from taphouse.jobs.service import JobsOfKind
+from taphouse.query.cancel import CancelHandle
+from taphouse.query.request import (
+    QuerySpec,
     check_dest_scope,
     parse_query_spec,
     reads_only_metadata,
 )
+from taphouse.query.service import PreparedQuery, QueryService
+from taphouse.settings import Settings
+from taphouse.tap import vosi
+from taphouse.tap.errors import NotFound, TapError
+from taphouse.tap.params import TapParams, read_params
 
 XML = "text/xml; charset=utf-8"
 log = logging.getLogger("taphouse.tap")
@@ -59,7 +67,24 @@ class Endpoint:
 EndpointFactory = Callable[[Request], Awaitable[Endpoint]]
 
 
-def tap_router(platform: Any, context: ContextFactory, describe: EndpointFactory) -> APIRouter:
+@dataclass(frozen=True)
+class TapServices:
+    """What the TAP endpoints of every service (main, login, workspaces) work with."""
+
+    settings: Settings
+    sync: SyncResponder
+    scopes: ScopeBuilder
+    jobs: JobsOfKind
+    #: Where request bodies are spooled (the data directory's tmp/ area).
+    scratch_dir: Path
+    #: Upload bytes in flight, per caller.
+    upload_bytes: ByteBudget
+    #: Whether the service can answer queries, and a note (VOSI availability).
+    health: Callable[[], tuple[bool, str]]
+
+
+def tap_router(services: TapServices, context: ContextFactory,
+               describe: EndpointFactory) -> APIRouter:
     """All TAP endpoints of one service (main, login endpoint or a workspace).
 
     ``context(request)`` establishes who calls and what they may see (raising for an
@@ -67,7 +92,7 @@ def tap_router(platform: Any, context: ContextFactory, describe: EndpointFactory
     capabilities and availability without that (it may still refuse bad credentials,
     and a login endpoint refuses anonymous callers)."""
     router = APIRouter()
-    settings = platform.settings
+    settings = services.settings
 
     @router.api_route("/sync", methods=["GET", "POST"])
     async def sync(request: Request) -> Response:
@@ -76,10 +101,10 @@ def tap_router(platform: Any, context: ContextFactory, describe: EndpointFactory
             # Too long to be a TAP_SCHEMA query, which alone could still be admitted:
             # refuse before reading the body when a query would be refused anyway (a
             # flood of refused 100 kB queries must cost little).
-            platform.sync.check(ctx.identity, request)
+            services.sync.check(ctx.identity, request)
         params = await read_params(request, max_bytes=settings.upload_max_bytes,
-                                   spool_dir=platform.scratch.path,
-                                   budget=platform.upload_bytes,
+                                   spool_dir=services.scratch_dir,
+                                   budget=services.upload_bytes,
                                    key=caller_key(ctx.identity, _host(request)))
         try:
             spec = parse_query_spec(params.flat(), settings)
@@ -88,7 +113,7 @@ def tap_router(platform: Any, context: ContextFactory, describe: EndpointFactory
                 raise TapError("DEST writes a table: send it with POST, not GET")
             check_dest_scope(ctx.identity, {"dest": spec.dest or ""})
             # The uploads are read into the query before the first byte is answered.
-            return await platform.sync.respond(ctx, spec, params, request)
+            return await services.sync.respond(ctx, spec, params, request)
         finally:
             params.close()
 
@@ -104,7 +129,7 @@ def tap_router(platform: Any, context: ContextFactory, describe: EndpointFactory
     @router.api_route("/availability", methods=["GET", "HEAD"])
     async def availability(request: Request) -> Response:
         endpoint = await describe(request)
-        up, note = await run_in_threadpool(platform.health)
+        up, note = await run_in_threadpool(services.health)
         return Response(vosi.availability(note, available=up), media_type=XML,
                         headers=_login_headers(endpoint))
 
@@ -112,7 +137,7 @@ def tap_router(platform: Any, context: ContextFactory, describe: EndpointFactory
     async def tables(request: Request) -> Response:
         ctx = await context(request)
         detail = (request.query_params.get("detail") or "max").lower()
-        dbs, tabs = await run_in_threadpool(_visible, platform, ctx)
+        dbs, tabs = await run_in_threadpool(_visible, services.scopes, ctx)
         wanted = request.query_params.get("tables")
         if wanted:
             # TAP+ extension (astroquery's TapPlus.load_table): only the named tables.
@@ -124,7 +149,7 @@ def tap_router(platform: Any, context: ContextFactory, describe: EndpointFactory
     @router.get("/tables/{name}")
     async def table(request: Request, name: str) -> Response:
         ctx = await context(request)
-        _, tabs = await run_in_threadpool(_visible, platform, ctx)
+        _, tabs = await run_in_threadpool(_visible, services.scopes, ctx)
         for t in tabs:
             if name.lower() in _table_names(t):
                 return Response(vosi.single_table(t, tapplus=_is_tapplus(request)),
@@ -140,7 +165,7 @@ def tap_router(platform: Any, context: ContextFactory, describe: EndpointFactory
 
     from taphouse.tap.uws import add_uws_routes
 
-    add_uws_routes(router, platform, context)
+    add_uws_routes(router, services, context)
     return router
 
 
@@ -162,7 +187,7 @@ def _host(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _table_names(t: Any) -> set[str]:
+def _table_names(t: TableMeta) -> set[str]:
     return {t.qualified_name.lower(), f"{t.database}.{t.name}".lower()}
 
 
@@ -173,15 +198,14 @@ def _is_tapplus(request: Request) -> bool:
     return agent is None or agent.startswith("astroquery/")
 
 
-def _visible(platform: Any, ctx: TapContext):
+def _visible(scopes: ScopeBuilder, ctx: TapContext
+             ) -> tuple[list[DatabaseMeta], list[TableMeta]]:
     from taphouse.tap.tap_schema import tap_schema_meta
 
-    dbs = platform.scopes.visible_databases(ctx.identity, ctx.workspace)
+    dbs = scopes.visible_databases(ctx.identity, ctx.workspace)
     # visible_tables, not every table of the visible databases: in another user's
     # schema only the tables shared with the caller exist (userspace).
-    tabs = platform.scopes.visible_tables(ctx.identity, ctx.workspace)
-    from taphouse.catalogue.model import DatabaseMeta
-
+    tabs = scopes.visible_tables(ctx.identity, ctx.workspace)
     own = tap_schema_meta()
     dbs = dbs + [DatabaseMeta(name="tap_schema", description="TAP 1.1 metadata tables")]
     return dbs, tabs + own
@@ -193,30 +217,38 @@ class SyncResponder:
 
     Admission first: a query is admitted only while the caller (account, or address
     when anonymous), all anonymous callers together and the whole service are under
-    their caps (``Platform.sync_slots``), otherwise it is refused at once with a 503.
-    Queries reading only TAP_SCHEMA have caps and worker threads of their own
-    (``Platform.metadata_slots``), so browsing metadata never waits behind queries.
+    their caps (``sync_slots``), otherwise it is refused at once with a 503. Queries
+    reading only TAP_SCHEMA have caps and worker threads of their own
+    (``metadata_slots``, ``metadata_lane``), so browsing metadata never waits behind
+    queries.
     """
 
-    def __init__(self, platform: Any) -> None:
-        self.platform = platform
+    def __init__(self, service: QueryService, settings: Settings, *, sync_slots: SlotPool,
+                 query_lane: ThreadLane, metadata_slots: SlotPool,
+                 metadata_lane: ThreadLane) -> None:
+        self.service = service
+        self.settings = settings
+        self.sync_slots = sync_slots
+        self.query_lane = query_lane
+        self.metadata_slots = metadata_slots
+        self.metadata_lane = metadata_lane
 
-    def check(self, identity: Any, request: Request | None) -> None:
+    def check(self, identity: Identity, request: Request | None) -> None:
         """Raise :class:`~taphouse.admission.Overloaded` if a (data) query of this caller
         would be refused now."""
-        self.platform.sync_slots.check(caller_key(identity, _host(request) if request
-                                                  else None), grouped=identity.anonymous)
+        self.sync_slots.check(caller_key(identity, _host(request) if request else None),
+                              grouped=identity.anonymous)
 
-    def admit(self, identity: Any, request: Request | None, *, metadata: bool = False) -> Any:
+    def admit(self, identity: Identity, request: Request | None, *,
+              metadata: bool = False) -> tuple[Slot, ThreadLane]:
         """A slot (and the thread lane to run in) for one unit of work of ``identity``,
         or :class:`~taphouse.admission.Overloaded`."""
-        p = self.platform
         host = request.client.host if request is not None and request.client else None
-        slots, lane = (p.metadata_slots, p.metadata_lane) if metadata else \
-            (p.sync_slots, p.query_lane)
+        slots, lane = (self.metadata_slots, self.metadata_lane) if metadata else \
+            (self.sync_slots, self.query_lane)
         return slots.acquire(caller_key(identity, host), grouped=identity.anonymous), lane
 
-    async def respond(self, ctx: TapContext, spec: Any, params: Any,
+    async def respond(self, ctx: TapContext, spec: QuerySpec, params: TapParams,
                       request: Request | None = None) -> Response:
         slot, lane = self.admit(ctx.identity, request, metadata=reads_only_metadata(spec))
         try:
@@ -225,8 +257,8 @@ class SyncResponder:
             slot.release()
             raise
 
-    async def _respond(self, ctx: TapContext, spec: Any, params: Any, request: Request | None,
-                       slot: Any, lane: Any) -> Response:
+    async def _respond(self, ctx: TapContext, spec: QuerySpec, params: TapParams,
+                       request: Request | None, slot: Slot, lane: ThreadLane) -> Response:
         cancel = CancelHandle()
         # One trip to a worker thread for uploads, translation, execution and the first
         # chunk: a small result is answered without further thread hops. Meanwhile a
@@ -234,8 +266,8 @@ class SyncResponder:
         # watches for that itself).
         # Metadata queries have slots of their own; a short time limit keeps a heavy
         # one (a join of TAP_SCHEMA tables) from holding them.
-        limit = self.platform.settings.sync_timeout
-        if lane is self.platform.metadata_lane:
+        limit = self.settings.sync_timeout
+        if lane is self.metadata_lane:
             limit = min(limit, METADATA_TIMEOUT)
         work = asyncio.ensure_future(lane.run(self._start, ctx, spec, params, cancel, limit))
         watch = asyncio.ensure_future(_watch_disconnect(request, cancel)) if request else None
@@ -252,9 +284,10 @@ class SyncResponder:
                                  media_type=prepared.writer.mime,
                                  headers=_disposition(prepared))
 
-    def _start(self, ctx: TapContext, spec: Any, params: Any, cancel: CancelHandle,
-               limit: float) -> tuple[Any, Iterator[bytes], Any]:
-        service = self.platform.query_service
+    def _start(self, ctx: TapContext, spec: QuerySpec, params: TapParams,
+               cancel: CancelHandle, limit: float
+               ) -> tuple[PreparedQuery, Iterator[bytes], Any]:
+        service = self.service
         uploads = service.read_uploads(spec, params.parts, params.part_types)
         prepared = service.prepare(ctx.identity, spec, workspace=ctx.workspace,
                                    uploads=uploads)
@@ -284,7 +317,7 @@ async def _watch_disconnect(request: Request, cancel: CancelHandle) -> None:
             return
 
 
-def _disposition(prepared: Any) -> dict[str, str]:
+def _disposition(prepared: PreparedQuery) -> dict[str, str]:
     ext = getattr(prepared.writer, "extension", "")
     return {"Content-Disposition": f'inline; filename="result.{ext}"'} if ext else {}
 
@@ -314,8 +347,8 @@ def _next_chunks(gen: Iterator[bytes]) -> Any:
     return b"".join(parts) if parts else _DONE
 
 
-async def _stream(first: Any, gen: Iterator[bytes], cancel: CancelHandle, slot: Any,
-                  lane: Any) -> AsyncIterator[bytes]:
+async def _stream(first: Any, gen: Iterator[bytes], cancel: CancelHandle, slot: Slot,
+                  lane: ThreadLane) -> AsyncIterator[bytes]:
     finished = False
     sent = 0
     reason = "client disconnected"
@@ -356,5 +389,5 @@ def tap_error_response(exc: TapError) -> Response:
                     media_type="application/x-votable+xml")
 
 
-__all__ = ["tap_router", "TapContext", "Endpoint", "SyncResponder", "tap_error_response",
-           "TapError"]
+__all__ = ["tap_router", "TapContext", "TapServices", "Endpoint", "SyncResponder",
+           "tap_error_response", "TapError"]

@@ -11,7 +11,7 @@ import functools
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
 from fastapi import APIRouter, Request
@@ -22,7 +22,10 @@ from taphouse.admission import caller_key
 from taphouse.jobs import PHASES, Job, JobNotFound, format_time, parse_time
 from taphouse.tap.errors import TapError
 from taphouse.tap.params import TapParams, read_params
-from taphouse.tap.service import check_dest_scope
+
+if TYPE_CHECKING:
+    from taphouse.tap.routes import ContextFactory, TapServices
+from taphouse.query.request import check_dest_scope
 
 UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -37,10 +40,10 @@ _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-
 _INT_MAX = 2**31 - 1
 
 
-def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
+def add_uws_routes(router: APIRouter, services: TapServices, context: ContextFactory) -> None:
     """Add the UWS job routes to a TAP router (``context(request)`` -> TapContext)."""
-    jobs = platform.jobs.of_kind("tap")  # compute jobs are not TAP jobs
-    settings = platform.settings
+    jobs = services.jobs  # the "tap" kind: compute jobs are not TAP jobs
+    settings = services.settings
 
     async def caller(request: Request) -> tuple[Any, int | None]:
         # Jobs belong to the stable user id, never to a name that can be re-created.
@@ -54,7 +57,7 @@ def add_uws_routes(router: APIRouter, platform: Any, context: Any) -> None:
         if ctx is None:
             return await read_params(request, max_bytes=0)
         return await read_params(request, max_bytes=settings.upload_max_bytes,
-                                 spool_dir=platform.scratch.path, budget=platform.upload_bytes,
+                                 spool_dir=services.scratch_dir, budget=services.upload_bytes,
                                  key=budget_key(ctx, request))
 
     def budget_key(ctx: Any, request: Request) -> str:

@@ -208,7 +208,7 @@ class UserSpace:
             ``create`` (the table must not exist), ``replace`` or ``append`` (same
             column names required).
         cancel
-            A :class:`~taphouse.tap.service.CancelHandle` that may interrupt the write.
+            A :class:`~taphouse.query.cancel.CancelHandle` that may interrupt the write.
         keep_order
             Keep the rows in the query's order (it has an ORDER BY); otherwise tables
             with positions are stored sorted by their HEALPix index.

@@ -1,0 +1,258 @@
+"""Running one query, shared by sync requests and async jobs: prepare (scope built,
+uploads read, ADQL translated) and execute (stream the formatted result, DEST stored
+first). Nothing here knows about HTTP; every collaborator is passed in."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from taphouse.access import ScopeBuilder
+from taphouse.admission.memory import release_memory
+from taphouse.adql import AdqlError, translate
+from taphouse.adql.scope import Scope, inline_name
+from taphouse.auth.identity import Identity
+from taphouse.catalogue.model import ColumnMeta, TableMeta, position_columns
+from taphouse.engine.duckdb import DuckDBEngine, VersionLease
+from taphouse.errors import without_paths
+from taphouse.formats import FormatError, ResultInfo, get_writer, read_upload
+from taphouse.formats.registry import Writer
+from taphouse.formats.result import BATCH_BYTES
+from taphouse.outbound import Outbound
+from taphouse.query.audit import QueryAudit
+from taphouse.query.cancel import CancelHandle
+from taphouse.query.errors import QueryError
+from taphouse.query.request import QuerySpec
+from taphouse.settings import Settings
+from taphouse.userspace import UserSpace
+
+BATCH_ROWS = 65536
+
+
+@dataclass
+class PreparedQuery:
+    """A translated query with everything needed to run it."""
+
+    spec: QuerySpec
+    identity: Identity
+    scope: Scope
+    sql: str
+    columns: list[ColumnMeta]
+    tables: list[TableMeta]
+    limit: int
+    inline: dict[str, Any]
+    writer: Writer
+    #: The audit record written before the query ran (restricted databases), if any.
+    audit_id: int | None = None
+    #: The table versions the query holds attached.
+    lease: VersionLease | None = None
+
+    def relation(self, table: TableMeta) -> str:
+        """Backend relation of a stored table, held as long as this query's versions."""
+        if self.lease is None:
+            raise RuntimeError("this prepared query holds no table versions")
+        return self.lease.relation(table)
+
+    def close(self) -> None:
+        """Let go of the table versions (after the last query of the request; safe to
+        call more than once)."""
+        if self.lease is not None:
+            self.lease.release()
+
+
+class QueryService:
+    """Prepares and runs queries on one engine, in the scope each caller may see."""
+
+    def __init__(self, settings: Settings, *, engine: DuckDBEngine, scopes: ScopeBuilder,
+                 userspace: UserSpace, audit: QueryAudit, outbound: Outbound,
+                 scratch_dir: Path) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.scopes = scopes
+        self.userspace = userspace
+        self.audit = audit
+        self.outbound = outbound
+        self.scratch_dir = scratch_dir
+
+    # --- preparation -------------------------------------------------------------
+    def read_uploads(self, spec: QuerySpec, parts: Mapping[str, bytes | Path],
+                     part_types: dict[str, str]) -> dict[str, tuple[pa.Table, TableMeta]]:
+        """The TAP_UPLOAD tables of a request; ``parts`` maps part names to their files
+        (or bytes)."""
+        tables: dict[str, tuple[pa.Table, TableMeta]] = {}
+        for name, uri in spec.uploads:
+            if uri.startswith("param:"):
+                part = uri[len("param:"):]
+                if part not in parts:
+                    raise QueryError(f"UPLOAD {name}: no request part named {part!r}")
+                data = parts[part]
+                ctype = part_types.get(part)
+            elif uri.startswith(("http:", "https:")):
+                data, ctype = self._fetch_upload(name, uri)
+            else:
+                raise QueryError(f"UPLOAD {name}: unsupported URI {uri!r} (use param:NAME)")
+            try:
+                arrow, columns = read_upload(data, content_type=ctype, name=name,
+                                             max_rows=self.settings.upload_max_rows)
+            except FormatError as exc:
+                raise QueryError(str(exc)) from None
+            tables[name] = (arrow, _upload_meta(name, columns, arrow.num_rows))
+        return tables
+
+    def _fetch_upload(self, name: str, uri: str) -> tuple[bytes, str | None]:
+        from taphouse.outbound import OutboundError
+
+        if not self.settings.upload_urls:
+            raise QueryError(f"UPLOAD {name}: URL uploads are disabled on this service;"
+                           " send the table inline (param:NAME)")
+        try:
+            fetched = self.outbound.fetch(uri)
+        except OutboundError as exc:
+            status = 413 if "limit is" in exc.message else 400
+            raise QueryError(f"UPLOAD {name}: {exc.message}", status) from None
+        if fetched.status != 200:
+            raise QueryError(f"UPLOAD {name}: {uri} answered HTTP {fetched.status}")
+        return fetched.body, fetched.content_type
+
+    def prepare(self, identity: Identity, spec: QuerySpec, *,
+                workspace: Sequence[str] | None = None,
+                uploads: dict[str, tuple[pa.Table, TableMeta]] | None = None) -> PreparedQuery:
+        """Build the scope and translate; raises QueryError with the ADQL position.
+
+        The tables the query reads stay attached until :meth:`execute` ends (or the
+        caller calls ``prepared.close()`` if it does not execute it)."""
+        lease = self.engine.lease()
+        try:
+            scope = self.scopes.build(identity, workspace, uploads,
+                                               relation=lease.relation)
+            # DEST stores every row (userspace): MAXREC limits only the response, which
+            # is read back from the stored table.
+            tr = translate(spec.query, scope, maxrec=None if spec.dest else spec.maxrec)
+        except AdqlError as exc:
+            lease.release()
+            message = str(exc.message)
+            if identity.anonymous and message.startswith("unknown table"):
+                # TOPCAT and STILTS send credentials only when challenged, which this
+                # service never does while anonymous reading is on.
+                message += ("; if it is one of your own tables (mydb) or in a database"
+                            " that needs a login, log in: send credentials, or use the"
+                            f" login endpoint {self.settings.public_url}/tap/auth as the"
+                            " TAP URL (TOPCAT, STILTS)")
+            error = QueryError(message, line=exc.line, column=exc.column, query=spec.query)
+            self.audit.rejected(identity, spec.query, error)
+            raise error from None
+        except BaseException:
+            lease.release()
+            raise
+        inline = {}
+        for t in tr.tables:
+            key = (t.database, t.name)
+            if key in scope.inline:
+                data = scope.inline[key]
+                inline[inline_name(t)] = data() if callable(data) else data
+        writer = get_writer(spec.responseformat)
+        limit = spec.maxrec if tr.limit is None else min(tr.limit, spec.maxrec)
+        return PreparedQuery(spec=spec, identity=identity, scope=scope, sql=tr.sql,
+                             columns=tr.columns, tables=tr.tables, limit=limit,
+                             inline=inline, writer=writer, lease=lease)
+
+    # --- execution ---------------------------------------------------------------
+    def execute(self, prepared: PreparedQuery, *, cancel: CancelHandle | None = None,
+                infos: list[tuple[str, str]] | None = None,
+                max_bytes: int | None = None) -> Iterator[bytes]:
+        """Run the query and stream the formatted result.
+
+        The query runs (and fails, with a QueryError) before the first chunk is yielded,
+        so a caller that pulls the first chunk before answering can still send a 400.
+        The document is at most ``max_bytes`` long (default: the ``result_max_bytes``
+        setting); see :mod:`taphouse.formats.result` for how each format ends early.
+        """
+        try:
+            yield from self._execute(prepared, cancel, infos, max_bytes)
+        finally:
+            prepared.close()
+
+    def _execute(self, prepared: PreparedQuery, cancel: CancelHandle | None,
+                 infos: list[tuple[str, str]] | None,
+                 max_bytes: int | None) -> Iterator[bytes]:
+        engine = self.engine
+        cancel = cancel or CancelHandle()
+        self.audit.start(prepared)  # reads of restricted data: recorded first
+        started = time.monotonic()
+        sql, inline, infos = prepared.sql, prepared.inline, list(infos or [])
+        if prepared.spec.dest:
+            # taphouse extension DEST: all rows go to the user table first (quota and
+            # conflicts fail here, before any byte); the response is read back from it.
+            sql, inline, infos = self._store_dest(prepared, cancel, infos)
+        with engine.cursor(inline) as cur:
+            cancel.attach(cur)
+            try:
+                if cancel.reason:
+                    raise QueryError(f"query cancelled: {cancel.reason}", 400)
+                try:
+                    reader = engine.stream(cur, sql, BATCH_ROWS, BATCH_BYTES)
+                except Exception as exc:
+                    raise _engine_error(exc, cancel) from None
+                cap = self.settings.result_max_bytes if max_bytes is None else max_bytes
+                info = ResultInfo(query=prepared.spec.query, limit=prepared.limit,
+                                  infos=infos, spool_dir=self.scratch_dir,
+                                  max_bytes=cap)
+                stream = prepared.writer.write(_batches(reader, cancel), prepared.columns, info)
+                try:
+                    yield from stream
+                except FormatError as exc:
+                    # A value the format cannot hold (SUM overflowing a long, a row value):
+                    # the caller's error, 400 when no byte has been sent yet.
+                    raise QueryError(str(exc), 400, query=prepared.spec.query) from None
+            finally:
+                cancel.detach()
+                self.audit.finish(prepared, time.monotonic() - started, cancel)
+                release_memory()  # at most once a second
+
+
+    def _store_dest(self, prepared: PreparedQuery, cancel: CancelHandle,
+                    infos: list[tuple[str, str]]
+                    ) -> tuple[str, dict[str, Any], list[tuple[str, str]]]:
+        from taphouse.userspace import UserSpaceError
+
+        try:
+            table, added, sql = self.userspace.store_query(prepared, cancel)
+        except UserSpaceError as exc:
+            status = 400 if exc.status == 413 else exc.status
+            raise QueryError(exc.message, status, query=prepared.spec.query) from None
+        infos = infos + [("DEST_TABLE", f"{table.database}.{table.name}"),
+                         ("DEST_ROWS", str(added))]
+        return sql, {}, infos
+
+
+def _batches(reader: Iterable[pa.RecordBatch], cancel: CancelHandle
+             ) -> Iterator[pa.RecordBatch]:
+    try:
+        for batch in reader:
+            cancel.rows += batch.num_rows
+            yield batch
+    except Exception as exc:
+        raise _engine_error(exc, cancel) from None
+
+
+def _engine_error(exc: Exception, cancel: CancelHandle) -> QueryError:
+    if cancel.reason:
+        return QueryError(f"query cancelled: {cancel.reason}", 400)
+    text = str(exc)
+    # DuckDB prefixes messages with the error class ("Binder Error: ..."): keep the
+    # sentence, drop internal detail after the first line.
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    first = without_paths(first)
+    return QueryError(f"query failed: {first}", 400)
+
+
+def _upload_meta(name: str, columns: list[ColumnMeta], nrows: int) -> TableMeta:
+    ra, dec = position_columns(columns)
+    return TableMeta(database="tap_upload", name=name, columns=columns, kind="upload",
+                     description=f"table uploaded with this request as {name}",
+                     ra_column=ra, dec_column=dec, nrows=nrows)
