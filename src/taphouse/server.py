@@ -63,6 +63,7 @@ from taphouse.tap.routes import (
 )
 from taphouse.tap.vosi import Interface
 from taphouse.userspace import UserSpace, Workspaces
+from taphouse.userspace.shares import Shares
 from taphouse.web import add_web_routes
 
 log = logging.getLogger("taphouse")
@@ -93,7 +94,8 @@ class Platform:
                                    max_attached=settings.engine_max_attached,
                                    idle_detach=settings.engine_idle_detach)
         self.policy = ReadPolicy(self.meta)
-        self.scopes = ScopeBuilder(self.catalogue, self.engine, self.policy)
+        self.scopes = ScopeBuilder(self.catalogue, self.engine, self.policy,
+                                   Shares(self.meta, self.catalogue))
         self.authenticator = Authenticator(self.meta, settings)
         # The one way out for server-side fetches (URL uploads; remote services later).
         self.outbound = Outbound(policy_from(settings))
@@ -195,7 +197,8 @@ class Platform:
     def maintain(self) -> int:
         """One maintenance round: detach retired table versions once the grace period
         is over and delete the files whose time is up (see
-        :meth:`CatalogueStore.collect_garbage`). Returns the number of files removed."""
+        :meth:`CatalogueStore.collect_garbage`), and purge the records of tokens dead
+        for a week (:meth:`TokenService.purge`). Returns the number of files removed."""
         # A request that resolved a table just before it was replaced may still start
         # its query on the old version: detach only after the grace period.
         grace = self.settings.maintenance_grace
@@ -204,6 +207,10 @@ class Platform:
         removed = self.catalogue.collect_garbage()
         if removed:
             log.info("removed %d retired table files", removed)
+        # Records of tokens expired or revoked long ago (a week) serve nobody.
+        purged = self.authenticator.tokens.purge()
+        if purged:
+            log.info("purged %d dead token records", purged)
         return removed
 
     def _release_memory(self, period: float = 5.0) -> None:

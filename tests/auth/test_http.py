@@ -469,3 +469,22 @@ def test_credentials_over_plain_http_from_the_network_are_refused(tmp_path):
         r = proxy.post("/auth/token", data={"username": "alice", "password": ALICE[1]},
                        headers={"X-Forwarded-For": "198.51.100.7"})
         assert r.status_code == 403 and "plain HTTP" in r.json()["error"]
+
+
+def test_maintenance_purges_tokens_dead_for_a_week(site):
+    # Logged out (revoked) today, then the same a week and a day ago: the server's
+    # maintenance round forgets the old record and keeps the recent one (and live ones).
+    live = login(site.url, ALICE)["access_token"]
+    old, recent = (login(site.url, ALICE)["access_token"] for _ in range(2))
+    for token in (old, recent):
+        assert httpx.post(site.url + "/auth/logout", headers=bearer(token)).status_code == 204
+    meta = site.platform.meta
+    before = meta.query_one("SELECT COUNT(*) FROM tokens")[0]
+    newest = meta.query_one("SELECT MAX(revoked) FROM tokens")[0]
+    aged = meta.execute("UPDATE tokens SET revoked=revoked - 8 * 86400 WHERE revoked IS NOT"
+                        " NULL AND revoked < ?", (newest,)).rowcount
+    assert aged >= 1
+    site.platform.maintain()
+    assert meta.query_one("SELECT COUNT(*) FROM tokens")[0] == before - aged
+    r = httpx.get(site.url + "/api/quota", headers=bearer(live))
+    assert r.status_code == 200, r.text

@@ -250,31 +250,33 @@ class Resolver:
                       table.internal_columns())
 
     def _lookup(self, node: exp.Table, schema: str | None, name: str) -> TableMeta:
-        tables = self.scope.tables
+        scope = self.scope
         if schema is not None:
-            real = self.scope.schema_aliases.get(schema, schema)
-            table = tables.get((real, name))
+            real = scope.schema_aliases.get(schema, schema)
+            table = scope.table(real, name)
             if table is None:
-                known = [f"{s}.{t}" for s, t in tables]
+                known = [f"{s}.{t}" for s, t in scope.names()]
                 raise AdqlError.at(
                     f"unknown table {schema}.{name}"
-                    + _suggest(f"{real}.{name}", known + list(self.scope.schema_aliases)),
+                    + _suggest(f"{real}.{name}", known + list(scope.schema_aliases)),
                     node)
             return table
-        for s in self.scope.search_path:
-            real = self.scope.schema_aliases.get(s, s)
-            if (real, name) in tables:
-                return tables[(real, name)]
-        found = [t for (s, n), t in tables.items() if n == name]
+        named = scope.named(name)
+        for s in scope.search_path:
+            real = scope.schema_aliases.get(s, s)
+            if (real, name) in named:
+                return named[(real, name)]
+        found = list(named.values())
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
             raise AdqlError.at(
                 f"table name {name} is ambiguous: write "
                 + " or ".join(sorted(t.qualified_name for t in found)), node)
+        names = scope.names()
         raise AdqlError.at(f"unknown table {name}"
-                           + _suggest(name, [n for _, n in tables]
-                                      + [f"{s}.{n}" for s, n in tables]), node)
+                           + _suggest(name, [n for _, n in names]
+                                      + [f"{s}.{n}" for s, n in names]), node)
 
     def _star(self, item: exp.Expression, frame: Frame) -> list[tuple[exp.Expression, str]]:
         if isinstance(item, exp.Column):

@@ -24,7 +24,7 @@ from taphouse.catalogue.model import ColumnMeta, TableMeta, TableSummary
 from taphouse.jobs.model import ACTIVE_PHASES, PHASES, Job, JobError, format_time, now
 from taphouse.userspace.errors import UnknownTable, UserSpaceError
 from taphouse.userspace.names import MYDB
-from taphouse.userspace.shares import get_shares, set_shares
+from taphouse.userspace.shares import get_shares, set_shares, shares_of
 
 #: ``format=`` of an upload -> a content type ``read_upload`` understands.
 _UPLOAD_TYPES = {
@@ -119,12 +119,14 @@ def api_router(platform: Any) -> APIRouter:
         require_scope(identity, "write")
         return identity
 
-    def user_table_dict(t: TableMeta, *, columns: bool = False) -> dict[str, Any]:
+    def user_table_dict(t: TableMeta, *, columns: bool = False,
+                        shares: dict[str, list[str]] | None = None) -> dict[str, Any]:
         extra = t.extra or {}
         out = {"name": t.name, "schema": t.database, "qualified_name": t.qualified_name,
                "description": t.description, "nrows": t.nrows, "nbytes": t.nbytes,
                "created": t.created, "provenance": extra.get("provenance") or {},
-               "shared_with": get_shares(platform.meta, t.table_id),
+               "shared_with": shares if shares is not None
+               else get_shares(platform.meta, t.table_id),
                "job_id": (extra.get("provenance") or {}).get("job_id")
                if t.name.startswith("job_") else None,
                "ra_column": t.ra_column, "dec_column": t.dec_column, "epoch": t.epoch}
@@ -198,7 +200,10 @@ def api_router(platform: Any) -> APIRouter:
         identity = await reader(request)
 
         def work() -> list[dict[str, Any]]:
-            return [user_table_dict(t) for t in space.tables(identity)]
+            tables = space.tables(identity)
+            shares = shares_of(platform.meta,
+                               [t.table_id for t in tables if t.table_id is not None])
+            return [user_table_dict(t, shares=shares.get(t.table_id or 0)) for t in tables]
 
         return JSONResponse(await run_in_threadpool(work))
 

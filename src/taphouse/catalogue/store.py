@@ -152,7 +152,6 @@ class CatalogueStore:
                 con.execute(
                     "INSERT INTO databases(name, description, kind, public, owner_id)"
                     " VALUES (?,?,?,?,?)", (lname, description, kind, int(public), owner_id))
-            self._bump(con)
         db = self.database(lname)
         assert db is not None
         return db
@@ -171,7 +170,6 @@ class CatalogueStore:
     def set_public(self, name: str, public: bool) -> None:
         with self.meta.transaction() as con:
             con.execute("UPDATE databases SET public=? WHERE name=?", (int(public), name.lower()))
-            self._bump(con)
 
     def rename_database(self, name: str, new_name: str, *, kind: str | None = None) -> None:
         """Give a database another name (and kind); its version files stay where they
@@ -183,7 +181,6 @@ class CatalogueStore:
             else:
                 con.execute("UPDATE databases SET name=?, kind=? WHERE name=?",
                             (new_name.lower(), kind, name.lower()))
-            self._bump(con)
 
     def drop_database(self, name: str) -> None:
         with self.meta.transaction() as con:
@@ -192,7 +189,6 @@ class CatalogueStore:
                 " WHERE retired IS NULL AND table_id IN (SELECT t.id FROM tables t"
                 " JOIN databases d ON d.id=t.database_id WHERE d.name=?)", (name.lower(),))
             con.execute("DELETE FROM databases WHERE name=?", (name.lower(),))
-            self._bump(con)
 
     # --- tables --------------------------------------------------------------------
     def new_version_path(self, database: str, table: str, suffix: str = ".duckdb") -> Path:
@@ -287,7 +283,6 @@ class CatalogueStore:
                         (cur.lastrowid, table_id))
             if also is not None:
                 also(con, table_id)
-            self._bump(con)
         result = self.table(dbname, tname)
         assert result is not None
         return result
@@ -394,6 +389,45 @@ class CatalogueStore:
             f" AND d.name IN ({','.join('?' * len(names))}) GROUP BY d.name", names)
         return {r["name"]: int(r["n"]) for r in rows}
 
+    def tables_named(self, name: str, databases: Iterable[str]) -> list[TableMeta]:
+        """The current tables called ``name`` in any of ``databases``."""
+        names = sorted({d.lower() for d in databases})
+        out: list[TableMeta] = []
+        for start in range(0, len(names), 500):
+            chunk = names[start:start + 500]
+            rows = self.meta.query(_TABLE_SQL + " WHERE t.name=? AND d.name IN"
+                                   f" ({','.join('?' * len(chunk))})",
+                                   (name.lower(), *chunk))
+            out.extend(self._table(r) for r in rows)
+        return out
+
+    def table_names(self, table_ids: Iterable[int]) -> dict[int, tuple[str, str, str]]:
+        """``{table id: (database, table, database kind)}`` of the current tables among
+        ``table_ids`` (others' records, e.g. shares, name tables by id)."""
+        ids = sorted(set(table_ids))
+        out: dict[int, tuple[str, str, str]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.meta.query(
+                "SELECT t.id AS id, d.name AS db, t.name AS name, d.kind AS kind"
+                " FROM tables t JOIN databases d ON d.id=t.database_id"
+                f" WHERE t.current_version_id IS NOT NULL AND t.id IN ({marks})", chunk)
+            out.update({r["id"]: (r["db"], r["name"], r["kind"]) for r in rows})
+        return out
+
+    def table_ids(self, database: str) -> list[int]:
+        """Ids of every table of ``database`` (current or not)."""
+        return [r[0] for r in self.meta.query(
+            "SELECT t.id FROM tables t JOIN databases d ON d.id=t.database_id WHERE d.name=?",
+            (database.lower(),))]
+
+    def set_table_description(self, database: str, name: str, description: str) -> None:
+        """Change the description of a table (all its versions)."""
+        self.meta.execute("UPDATE tables SET description=? WHERE name=? AND database_id="
+                          "(SELECT id FROM databases WHERE name=?)",
+                          (str(description), name.lower(), database.lower()))
+
     def rename_table(self, database: str, old: str, new: str) -> TableMeta:
         new = check_name(new, "table")
         with self.meta.transaction() as con:
@@ -408,7 +442,6 @@ class CatalogueStore:
                               (new, db["id"], old.lower()))
             if cur.rowcount == 0:
                 raise CatalogueError(f"unknown table {database}.{old}")
-            self._bump(con)
         result = self.table(database, new)
         assert result is not None
         return result
@@ -425,7 +458,6 @@ class CatalogueStore:
                         "strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE table_id=? AND retired IS NULL",
                         (row["id"],))
             con.execute("DELETE FROM tables WHERE id=?", (row["id"],))
-            self._bump(con)
         return True
 
     # --- versions: listing, restoring, accounting -------------------------------------
@@ -484,7 +516,6 @@ class CatalogueStore:
             con.execute("UPDATE table_versions SET retired=NULL WHERE id=?", (version_id,))
             con.execute("UPDATE tables SET current_version_id=? WHERE id=?",
                         (version_id, row["id"]))
-            self._bump(con)
         result = self.table(dbname, tname)
         assert result is not None
         return result
@@ -523,15 +554,7 @@ class CatalogueStore:
             out.setdefault(_real(self.resolve(r["path"])), []).append(r["id"])
         return out
 
-    # --- change tracking and clean-up -------------------------------------------------
-    def generation(self) -> int:
-        """A number that grows with every change; caches compare it to stay fresh."""
-        row = self.meta.query_one("SELECT value FROM catalogue_generation WHERE id=1")
-        return int(row[0]) if row else 0
-
-    def _bump(self, con) -> None:
-        con.execute("UPDATE catalogue_generation SET value=value+1 WHERE id=1")
-
+    # --- clean-up ----------------------------------------------------------------------
     def retired_version_ids(self, older_than: float = 0.0) -> list[int]:
         """Ids of versions replaced or dropped more than ``older_than`` seconds ago
         (queries planned before the switch are over: they may be detached)."""

@@ -11,7 +11,10 @@ answer does not tell whether an account of that name exists.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from taphouse.auth.identity import Identity
+from taphouse.catalogue.store import CatalogueStore
 from taphouse.metadata import MetadataDB
 from taphouse.userspace.errors import UserSpaceError
 from taphouse.userspace.names import check_identifier
@@ -29,24 +32,63 @@ def _grantee_clause(identity: Identity) -> tuple[str, list[object]]:
     return clause, args
 
 
-def shared_tables(meta: MetadataDB, identity: Identity) -> set[tuple[str, str]]:
-    """``{(schema, table)}`` of other users' tables shared with this caller."""
+def shared_table_ids(meta: MetadataDB, identity: Identity) -> set[int]:
+    """Ids of the tables shared with this caller (by name or through a group)."""
     if identity.user_id is None:
         return set()
     clause, args = _grantee_clause(identity)
-    rows = meta.query(
-        "SELECT DISTINCT d.name AS db, t.name AS tab FROM user_shares s"
-        " JOIN tables t ON t.id=s.table_id JOIN databases d ON d.id=t.database_id"
-        " WHERE d.kind='user' AND " + clause, args)
-    return {(r["db"], r["tab"]) for r in rows}
+    rows = meta.query("SELECT DISTINCT s.table_id FROM user_shares s WHERE " + clause, args)
+    return {r[0] for r in rows}
+
+
+def shared_tables(meta: MetadataDB, catalogue: CatalogueStore,
+                  identity: Identity) -> set[tuple[str, str]]:
+    """``{(schema, table)}`` of other users' tables shared with this caller (the
+    catalogue names the tables)."""
+    ids = shared_table_ids(meta, identity)
+    if not ids:
+        return set()
+    return {(db, name) for db, name, kind in catalogue.table_names(ids).values()
+            if kind == "user"}
+
+
+class Shares:
+    """The shares of one platform, as the scope builder asks for them."""
+
+    def __init__(self, meta: MetadataDB, catalogue: CatalogueStore) -> None:
+        self.meta = meta
+        self.catalogue = catalogue
+
+    def tables(self, identity: Identity) -> set[tuple[str, str]]:
+        """``{(schema, table)}`` of other users' tables shared with this caller."""
+        return shared_tables(self.meta, self.catalogue, identity)
 
 
 def get_shares(meta: MetadataDB, table_id: int) -> dict[str, list[str]]:
     """``{"users": [...], "groups": [...]}`` a table is shared with."""
-    rows = meta.query("SELECT grantee_kind, grantee FROM user_shares WHERE table_id=?"
-                      " ORDER BY grantee", (table_id,))
-    return {"users": [r["grantee"] for r in rows if r["grantee_kind"] == "user"],
-            "groups": [r["grantee"] for r in rows if r["grantee_kind"] == "group"]}
+    return shares_of(meta, [table_id])[table_id]
+
+
+def shares_of(meta: MetadataDB, table_ids: Iterable[int]) -> dict[int, dict[str, list[str]]]:
+    """:func:`get_shares` of many tables in one query."""
+    ids = sorted(set(table_ids))
+    out: dict[int, dict[str, list[str]]] = {i: {"users": [], "groups": []} for i in ids}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        rows = meta.query("SELECT table_id, grantee_kind, grantee FROM user_shares WHERE"
+                          f" table_id IN ({','.join('?' * len(chunk))}) ORDER BY grantee",
+                          chunk)
+        for r in rows:
+            kind = "users" if r["grantee_kind"] == "user" else "groups"
+            out[r["table_id"]][kind].append(r["grantee"])
+    return out
+
+
+def remove_table_shares(meta: MetadataDB, table_ids: Iterable[int]) -> None:
+    """Forget every share of these tables (their schema is being archived)."""
+    ids = list(table_ids)
+    with meta.transaction() as con:
+        con.executemany("DELETE FROM user_shares WHERE table_id=?", [(i,) for i in ids])
 
 
 def set_shares(meta: MetadataDB, table_id: int, users: list[str], groups: list[str],
@@ -64,8 +106,6 @@ def set_shares(meta: MetadataDB, table_id: int, users: list[str], groups: list[s
                         " VALUES (?,?,?,?)",
                         [(table_id, "user", u, user_ids.get(u)) for u in users]
                         + [(table_id, "group", g, group_ids.get(g)) for g in groups])
-        # Scopes and TAP_SCHEMA caches compare the catalogue generation.
-        con.execute("UPDATE catalogue_generation SET value=value+1 WHERE id=1")
     return get_shares(meta, table_id)
 
 
@@ -75,7 +115,6 @@ def remove_grantee(meta: MetadataDB, user_id: int) -> int:
     with meta.transaction() as con:
         count = con.execute("DELETE FROM user_shares WHERE grantee_kind='user'"
                             " AND grantee_id=?", (user_id,)).rowcount
-        con.execute("UPDATE catalogue_generation SET value=value+1 WHERE id=1")
     return count
 
 
@@ -92,15 +131,3 @@ def _ids(con: object, table: str, names: list[str]) -> dict[str, int]:
     rows = con.execute(f"SELECT name, id FROM {table} WHERE name IN ({marks})",  # type: ignore[attr-defined]
                        names).fetchall()
     return {r[0]: r[1] for r in rows}
-
-
-def schema_shared_with(meta: MetadataDB, identity: Identity, schema: str) -> bool:
-    """Whether at least one table of ``schema`` is shared with this caller."""
-    if identity.user_id is None:
-        return False
-    clause, args = _grantee_clause(identity)
-    row = meta.query_one(
-        "SELECT 1 FROM user_shares s JOIN tables t ON t.id=s.table_id"
-        " JOIN databases d ON d.id=t.database_id WHERE d.name=? AND " + clause + " LIMIT 1",
-        (schema, *args))
-    return row is not None

@@ -65,6 +65,7 @@ from taphouse.userspace.names import (
     parse_dest,
     user_schema,
 )
+from taphouse.userspace.shares import remove_table_shares
 
 MODES = ("create", "replace", "append")
 
@@ -158,9 +159,7 @@ class UserSpace:
         while self.catalogue.database(target) is not None:
             n += 1
             target = f"{base}_{n}"
-        with self.meta.transaction() as con:
-            con.execute("DELETE FROM user_shares WHERE table_id IN (SELECT t.id FROM tables t"
-                        " WHERE t.database_id=?)", (db.database_id,))
+        remove_table_shares(self.meta, self.catalogue.table_ids(db.name))
         self.catalogue.rename_database(db.name, target, kind="archived")
         log.info("user schema %s archived as %s", db.name, target)
         return target
@@ -398,11 +397,7 @@ class UserSpace:
 
     def set_description(self, identity: Identity, name: str, description: str) -> TableMeta:
         t = self.table(identity, name)
-        with self.meta.transaction() as con:
-            con.execute("UPDATE tables SET description=? WHERE id=?",
-                        (str(description), t.table_id))
-            # Caches of the catalogue (TAP_SCHEMA) compare this generation number.
-            con.execute("UPDATE catalogue_generation SET value=value+1 WHERE id=1")
+        self.catalogue.set_table_description(t.database, t.name, str(description))
         return self.table(identity, name)
 
     def drop(self, identity: Identity, name: str) -> None:
@@ -425,7 +420,7 @@ class UserSpace:
             from taphouse.auth.errors import AuthError
 
             raise AuthError("DEST stores results in your own schema: log in first")
-        visible = {s for s, _ in prepared.scope.tables}
+        visible = set(prepared.scope.schemas())
         catalogues = {d.name for d in self.catalogue.databases("catalogue")}
         name = parse_dest(spec.dest, identity.username, visible=visible,
                           catalogues=catalogues)
