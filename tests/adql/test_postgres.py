@@ -438,6 +438,73 @@ def test_crossmatch_with_propagated_position(pg):
     assert sorted(fast) == sorted(slow) == [(2, 4), (3, 9)]
 
 
+#: Inputs for every service function (a function added to the registry needs some here).
+SERVICE_INPUTS = {
+    "ivo_healpix_index": [(7, 10.5, -20.25), (29, 359.9999, 89.9), (0, 180.0, 0.0),
+                          (12, None, 3.0)],
+    "taphouse_healpix_neighbours": [(7, 10.5, -20.25), (3, 0.0, 90.0), (0, 45.0, 0.001)],
+    "ivo_hasword": [("The big world", "BIG"), ("bigger", "big"), ("a-b", "b"),
+                    (None, "x")],
+    "ivo_epoch_prop_pos": [(10.0, 20.0, 5.0, 100.0, -50.0, 10.0, 2016.0, 1991.25),
+                           (10.0, 20.0, None, 100.0, -50.0, None, 2016.0, 2000.0),
+                           (359.99, -89.9, 50.0, 800.0, 300.0, 0.0, 2016.0, 2116.0)],
+    "epoch_prop": [(10.0, 20.0, 5.0, 100.0, -50.0, 10.0, 2016.0, 1991.25),
+                   (10.0, 20.0, None, 100.0, -50.0, None, 2016.0, 2000.0)],
+    "taphouse_contains": [([10.0, 20.0], [10.0, 20.5, 1.0]), ([10.0, 20.0], [0.0, 0.0, 1.0]),
+                          ([1.0, 1.0], [0.0, 0.0, 2.0, 0.0, 2.0, 2.0, 0.0, 2.0]),
+                          ([10.0, 20.0, 0.1], [10.0, 20.0, 1.0]), (None, [1.0, 1.0, 1.0])],
+    "taphouse_intersects": [([10.0, 20.0, 1.0], [11.0, 20.0, 0.5]),
+                            ([0.0, 0.0, 1.0], [5.0, 5.0, 1.0]),
+                            ([0.0, 0.0, 2.0, 0.0, 2.0, 2.0], [1.0, 1.0, 0.5])],
+}
+_PG_TYPES = {"INTEGER": "integer", "DOUBLE": "double precision", "VARCHAR": "text",
+             "DOUBLE[]": "double precision[]"}
+
+
+def _same_value(a, b) -> bool:
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9) or (math.isnan(a)
+                                                                   and math.isnan(b))
+    return a == b
+
+
+def test_every_service_function_on_both_backends(pg, sky):
+    """The one registry of service functions: each backend has each one, and both give
+    the same answers on the same inputs."""
+    from taphouse.engine.backend import Backend
+    from taphouse.engine.functions import service_functions
+
+    engine = pg.duck.engine
+    assert isinstance(engine, Backend)
+    functions = engine.functions()
+    assert {f.name for f in functions} == set(SERVICE_INPUTS)
+    assert functions == service_functions()
+    in_pg = {r[0] for r in pg.conn.execute("SELECT proname FROM pg_proc").fetchall()}
+    with engine.cursor() as cur:
+        in_duck = {r[0] for r in cur.execute("SELECT function_name FROM duckdb_functions()"
+                                             " WHERE function_type = 'scalar'").fetchall()}
+    for f in functions:
+        assert f.name in in_pg and f.name in in_duck, f.name
+        for args in SERVICE_INPUTS[f.name]:
+            duck_sql = f"SELECT {f.name}({', '.join(f'?::{t}' for t in f.params)})"
+            pg_sql = f"SELECT {f.name}({', '.join(f'%s::{_PG_TYPES[t]}' for t in f.params)})"
+            with engine.cursor() as cur:
+                want = cur.execute(duck_sql, list(args)).fetchone()[0]
+            got = pg.conn.execute(pg_sql, list(args)).fetchone()[0]
+            if f.name == "taphouse_healpix_neighbours":
+                want, got = sorted(want), sorted(got)
+            if f.name in ("ivo_epoch_prop_pos", "epoch_prop") and want is not None:
+                # positions compared on the sky (RA near a pole means little)
+                _, angdist = sky
+                assert angdist(got[0], got[1], want[0], want[1]) * 3.6e6 < 0.01, args  # mas
+                assert all(math.isclose(g, w, rel_tol=1e-6, abs_tol=1e-9)
+                           for g, w in zip(got[2:], want[2:], strict=True)), (got, want)
+                continue
+            assert _same_value(got, want), (f.name, args, got, want)
+
+
 def test_functions_install_twice(pg):
     install_postgres_functions(pg.conn)
     assert pg.conn.execute("SELECT ivo_hasword('a b', 'B')").fetchone() == (1,)

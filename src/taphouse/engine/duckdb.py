@@ -16,13 +16,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from taphouse.catalogue.hats import duckdb_view_sql, is_version_dir
 from taphouse.catalogue.model import TableMeta
 from taphouse.errors import ServiceError
+
+if TYPE_CHECKING:
+    from taphouse.engine.functions import ServiceFunction
 
 
 class EngineError(ServiceError):
@@ -91,6 +94,8 @@ class DuckDBEngine:
     and about 1 MB), and none longer than ``idle_detach`` seconds unused.
     """
 
+    dialect = "duckdb"
+
     def __init__(self, tables_dir: Path, *, threads: int = 2, memory_limit: str = "4GB",
                  temp_dir: Path | None = None, temp_limit: str = "10GB",
                  max_attached: int = 64, idle_detach: float = 60.0) -> None:
@@ -132,6 +137,12 @@ class DuckDBEngine:
         from taphouse.engine.functions import register_functions
 
         register_functions(self._con)
+
+    def functions(self) -> tuple[ServiceFunction, ...]:
+        """The service functions registered on this engine's connection."""
+        from taphouse.engine.functions import service_functions
+
+        return service_functions()
 
     # --- relations -------------------------------------------------------------------
     def lease(self) -> VersionLease:

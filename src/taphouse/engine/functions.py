@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,24 +19,55 @@ import pyarrow.compute as pc
 _MAX_DEPTH = 29
 
 
+@dataclass(frozen=True)
+class ServiceFunction:
+    """A function the translated SQL may call, which every backend must provide with
+    the same answers (DuckDB: the Arrow UDF ``impl``; PostgreSQL: the PL/pgSQL function
+    of the same name in ``postgres_functions.sql``).
+
+    ``params`` and ``returns`` are DuckDB type names; with ``sees_nulls`` the function
+    is called for rows with NULL arguments too (a missing parallax means 0)."""
+
+    name: str
+    params: tuple[str, ...]
+    returns: str
+    description: str
+    impl: Callable[..., pa.Array] = field(repr=False, compare=False)
+    sees_nulls: bool = False
+
+
+def service_functions() -> tuple[ServiceFunction, ...]:
+    """The one registry of service functions (what a backend must implement)."""
+    return (
+        ServiceFunction("ivo_healpix_index", ("INTEGER", "DOUBLE", "DOUBLE"), "BIGINT",
+                        "nested HEALPix index of a position at an order",
+                        _healpix_index),
+        ServiceFunction("taphouse_healpix_neighbours", ("INTEGER", "DOUBLE", "DOUBLE"),
+                        "BIGINT[]", "the cell of a position and its neighbours",
+                        _healpix_neighbours),
+        ServiceFunction("ivo_hasword", ("VARCHAR", "VARCHAR"), "INTEGER",
+                        "1 if the second text is a word of the first (case-insensitive)",
+                        _hasword),
+        ServiceFunction("ivo_epoch_prop_pos", ("DOUBLE",) * 8, "DOUBLE[2]",
+                        "a position propagated to another epoch", _epoch_prop_pos,
+                        sees_nulls=True),
+        ServiceFunction("epoch_prop", ("DOUBLE",) * 8, "DOUBLE[6]",
+                        "the six astrometric parameters propagated to another epoch",
+                        _epoch_prop, sees_nulls=True),
+        ServiceFunction("taphouse_contains", ("DOUBLE[]", "DOUBLE[]"), "BOOLEAN",
+                        "whether the first geometry (DALI array) lies in the second",
+                        _contains, sees_nulls=True),
+        ServiceFunction("taphouse_intersects", ("DOUBLE[]", "DOUBLE[]"), "BOOLEAN",
+                        "whether two geometries (DALI arrays) overlap", _intersects,
+                        sees_nulls=True),
+    )
+
+
 def register_functions(con: Any) -> None:
-    """Register the UDFs the translated SQL may call on a DuckDB connection."""
-    udfs = [
-        ("ivo_healpix_index", _healpix_index, ["INTEGER", "DOUBLE", "DOUBLE"], "BIGINT"),
-        ("taphouse_healpix_neighbours", _healpix_neighbours,
-         ["INTEGER", "DOUBLE", "DOUBLE"], "BIGINT[]"),
-        ("ivo_hasword", _hasword, ["VARCHAR", "VARCHAR"], "INTEGER"),
-        ("ivo_epoch_prop_pos", _epoch_prop_pos, ["DOUBLE"] * 8, "DOUBLE[2]"),
-        ("epoch_prop", _epoch_prop, ["DOUBLE"] * 8, "DOUBLE[6]"),
-        ("taphouse_contains", _contains, ["DOUBLE[]", "DOUBLE[]"], "BOOLEAN"),
-        ("taphouse_intersects", _intersects, ["DOUBLE[]", "DOUBLE[]"], "BOOLEAN"),
-    ]
-    for name, func, params, ret in udfs:
-        # "special": the function sees NULLs itself (missing parallax means 0, not NULL;
-        # a region with a NULL coordinate gives NULL).
-        nulls = "special" if name in ("ivo_epoch_prop_pos", "epoch_prop", "taphouse_contains",
-                                      "taphouse_intersects") else "default"
-        con.create_function(name, func, params, ret, type="arrow", null_handling=nulls,
+    """Register the service functions on a DuckDB connection."""
+    for f in service_functions():
+        con.create_function(f.name, f.impl, list(f.params), f.returns, type="arrow",
+                            null_handling="special" if f.sees_nulls else "default",
                             side_effects=False)
 
 

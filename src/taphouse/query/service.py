@@ -18,7 +18,7 @@ from taphouse.adql import AdqlError, translate
 from taphouse.adql.scope import Scope, inline_name
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.model import ColumnMeta, TableMeta, position_columns
-from taphouse.engine.duckdb import DuckDBEngine, VersionLease
+from taphouse.engine.backend import Backend, Lease
 from taphouse.errors import without_paths
 from taphouse.formats import FormatError, ResultInfo, get_writer, read_upload
 from taphouse.formats.registry import Writer
@@ -50,7 +50,7 @@ class PreparedQuery:
     #: The audit record written before the query ran (restricted databases), if any.
     audit_id: int | None = None
     #: The table versions the query holds attached.
-    lease: VersionLease | None = None
+    lease: Lease | None = None
 
     def relation(self, table: TableMeta) -> str:
         """Backend relation of a stored table, held as long as this query's versions."""
@@ -68,7 +68,7 @@ class PreparedQuery:
 class QueryService:
     """Prepares and runs queries on one engine, in the scope each caller may see."""
 
-    def __init__(self, settings: Settings, *, engine: DuckDBEngine, scopes: ScopeBuilder,
+    def __init__(self, settings: Settings, *, engine: Backend, scopes: ScopeBuilder,
                  userspace: UserSpace, audit: QueryAudit, outbound: Outbound,
                  scratch_dir: Path) -> None:
         self.settings = settings
