@@ -98,6 +98,40 @@ def test_kill_during_ingest(tmp_path):
     assert "survey.stars\t10 rows" in taphouse(data, "tables", "survey").stdout
 
 
+def test_kill_during_partitioned_ingest(tmp_path):
+    """SIGKILL while the HATS partitions are written: no version directory appears in
+    tables/, the table keeps its version, start-up removes the dead area, and the table
+    can be ingested partitioned again."""
+    data = tmp_path / "data"
+    _prepare(data, tmp_path)
+    (tmp_path / "big.csv").write_text(csv_rows(2_000_000, seed=5))
+    before = _table_files(data)
+    proc = subprocess.Popen([sys.executable, "-m", "taphouse.cli", "--data-dir", str(data),
+                             "ingest", str(tmp_path / "big.csv"), "-d", "survey", "-t",
+                             "stars", "-q", "--partitioned", "--partition-rows", "20000"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _writing(data, "tmp/a-*/hats-*/version.hats/catalog/dataset/*/*/*.parquet",
+                 timeout=240)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert _table_files(data) == before
+    assert not list((data / "tables").rglob("*.hats"))
+    server = ServerProcess(data).start()
+    try:
+        _only_own_area(data, server)
+        with client(server.url) as c:
+            assert count(c, "survey.stars") == 3000
+    finally:
+        server.stop()
+    (tmp_path / "small.csv").write_text(csv_rows(500))
+    taphouse(data, "ingest", str(tmp_path / "small.csv"), "-d", "survey", "-t", "stars",
+             "-q", "--partitioned", "--partition-rows", "100")
+    assert "survey.stars\t500 rows" in taphouse(data, "tables", "survey").stdout
+    assert len(list((data / "tables").rglob("*.hats"))) == 1
+
+
 @pytest.mark.parametrize("how", ["dest", "upload", "async"])
 def test_kill_during_a_server_write(tmp_path, how):
     data = tmp_path / "data"
