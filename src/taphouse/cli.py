@@ -17,7 +17,8 @@ from taphouse.settings import Settings
 # Packages that contribute sub-commands (module path -> add_commands).
 _COMMAND_MODULES = ["taphouse.catalogue.commands", "taphouse.auth.commands",
                     "taphouse.compute.commands", "taphouse.storage.commands",
-                    "taphouse.hub.commands", "taphouse.client.commands"]
+                    "taphouse.hub.commands", "taphouse.client.commands",
+                    "taphouse.remotes.commands"]
 
 
 def build_parser() -> argparse.ArgumentParser:

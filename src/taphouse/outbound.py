@@ -45,6 +45,9 @@ class OutboundError(ServiceError):
     """A server-side fetch refused or failed; the message says which URL and why."""
 
     status = 400
+    #: True when the request failed to connect or the connection broke (refused, reset,
+    #: closed without an answer): worth retrying later. Timeouts and refusals are not.
+    retryable = False
 
 
 @dataclass(frozen=True)
@@ -239,7 +242,9 @@ class Outbound:
         except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
             reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(
                 exc).__name__
-            raise OutboundError(f"cannot fetch {_show(parts.geturl())}: {reason}") from None
+            error = OutboundError(f"cannot fetch {_show(parts.geturl())}: {reason}")
+            error.retryable = isinstance(exc, ConnectionError)
+            raise error from None
         finally:
             conn.close()
 
@@ -259,6 +264,12 @@ def _read(response: http.client.HTTPResponse, limit: int, deadline: float, url: 
             raise OutboundError(f"cannot fetch {_show(url)}: timed out")
         chunk = response.read1(65536)
         if not chunk:
+            missing = response.length  # bytes still due by Content-Length (None: unknown)
+            if missing:
+                error = OutboundError(f"cannot fetch {_show(url)}: the connection closed"
+                                      f" after {size} bytes, {missing} bytes short")
+                error.retryable = True
+                raise error
             return b"".join(chunks)
         size += len(chunk)
         if size > limit:

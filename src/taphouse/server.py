@@ -50,6 +50,8 @@ from taphouse.outbound import Outbound, policy_from
 from taphouse.query.audit import QueryAudit
 from taphouse.query.job import TapQueryRunner
 from taphouse.query.service import QueryService
+from taphouse.remotes.registry import RemoteConfig, RemoteRegistry
+from taphouse.remotes.routes import admin_remotes_router, remotes_router
 from taphouse.settings import Settings
 from taphouse.storage import StorageFull, datadir, is_disk_full
 from taphouse.tap.errors import TapError
@@ -142,6 +144,10 @@ class Platform:
         self.workspaces = Workspaces(
             self.meta, lambda ident: {d.name for d in self.scopes.visible_databases(ident)})
         self.jobs.on_destroyed = self.userspace.drop_job_table
+        # Remote TAP services (remotes): registrations, cached metadata, health.
+        self.remotes = RemoteRegistry(
+            self.meta, RemoteConfig.from_settings(settings),
+            local_database=lambda name: self.catalogue.database(name) is not None)
         # The platform's JupyterHub: its service token (written by `taphouse hub`).
         self.hub_link = HubLink(service_token_path(settings.data_dir))
 
@@ -185,6 +191,18 @@ class Platform:
         self._maintenance.start()
         threading.Thread(target=self._release_memory, name="memory-release",
                          daemon=True).start()
+        threading.Thread(target=self._refresh_remotes, name="remote-refresh",
+                         daemon=True).start()
+
+    def _refresh_remotes(self, period: float = 60.0) -> None:
+        """Refresh the metadata of remotes whose ``remote_refresh_interval`` has passed."""
+        while not self._stopping.wait(period):
+            try:
+                for name, error in self.remotes.refresh_due().items():
+                    if error:
+                        log.warning("remote %s: refresh failed: %s", name, error)
+            except Exception:  # keep going; the next round tries again
+                log.exception("refreshing remotes failed")
 
     def stop(self) -> None:
         stopping = getattr(self, "_stopping", None)
@@ -268,6 +286,11 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.include_router(auth_router(platform.authenticator), prefix="/auth")
     app.include_router(admin_router(platform.authenticator, platform.catalogue,
                                     platform.delete_account), prefix="/api/admin")
+    app.include_router(admin_remotes_router(platform.authenticator, platform.remotes),
+                       prefix="/api/admin/remotes")
+    app.include_router(remotes_router(platform.authenticator, platform.remotes,
+                                      user_registration=settings.remote_user_registration),
+                       prefix="/api/remotes")
     _add_userspace_routes(app, platform)
     _add_error_handlers(app, platform)
 

@@ -64,6 +64,13 @@ class Settings:
     # Networks or host names allowed although not public (e.g. 10.1.0.0/16,archive.lan).
     outbound_allow: tuple[str, ...] = ()
     outbound_timeout: float = 30.0  # seconds for one fetch, redirects included
+    # --- remote TAP services (taphouse.remotes) ------------------------------------------
+    remote_timeout: float = 60.0  # seconds for one request to a remote (default per remote)
+    remote_query_timeout: float = 600.0  # seconds one async query on a remote may take
+    remote_max_bytes: int = 200 * 1024 * 1024  # one result document from a remote
+    remote_refresh_interval: float = 24 * 3600.0  # seconds between metadata refreshes
+    remote_retries: int = 3  # attempts of a request whose connection failed
+    remote_user_registration: bool = False  # users may register remotes for themselves
     # --- accounts ----------------------------------------------------------------
     anonymous_read: bool = True
     token_lifetime: float = 24 * 3600.0  # seconds

@@ -256,6 +256,17 @@ def auth_router(auth: Authenticator) -> APIRouter:
     return router
 
 
+async def require_admin(auth: Authenticator, request: Request) -> str:
+    """The name of the administrator making an operator API request; raises otherwise."""
+    # Tokens only: a browser replays cached Basic credentials by itself (CSRF).
+    caller = await _caller(auth, request, allow_basic=False)
+    refuse_sandbox(caller.identity, "use the operator API")
+    if not caller.identity.is_admin:
+        raise Forbidden("this is the operator API: it needs an administrator account"
+                        " (and a token with the 'admin' scope)")
+    return caller.identity.username or ""
+
+
 def admin_router(auth: Authenticator, catalogue: Any,
                  delete_account: Callable[[str, bool, str], dict[str, Any]]) -> APIRouter:
     """The operator API: users, groups, database access, audit log (administrators).
@@ -266,13 +277,7 @@ def admin_router(auth: Authenticator, catalogue: Any,
     access = DatabaseAccess(auth.meta, catalogue)
 
     async def admin(request: Request) -> str:
-        # Tokens only: a browser replays cached Basic credentials by itself (CSRF).
-        caller = await _caller(auth, request, allow_basic=False)
-        refuse_sandbox(caller.identity, "use the operator API")
-        if not caller.identity.is_admin:
-            raise Forbidden("this is the operator API: it needs an administrator account"
-                            " (and a token with the 'admin' scope)")
-        return caller.identity.username or ""
+        return await require_admin(auth, request)
 
     @router.get("/users")
     async def users(request: Request) -> JSONResponse:
@@ -410,4 +415,4 @@ def admin_router(auth: Authenticator, catalogue: Any,
     return router
 
 
-__all__ = ["auth_router", "admin_router", "token_response"]
+__all__ = ["auth_router", "admin_router", "token_response", "require_admin"]

@@ -153,6 +153,16 @@ def _votable(data: Any, head: bytes,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", VOWarning)
         vot = parse(data, verify="ignore")
+    return votable_to_arrow(vot)
+
+
+def votable_to_arrow(vot: Any) -> tuple[pa.Table, list[ColumnMeta]]:
+    """The first TABLE of a parsed VOTable (astropy ``VOTableFile``) as Arrow plus column
+    metadata (units, UCDs, frames kept; names not yet made ADQL identifiers)."""
+    from astropy.io.votable.exceptions import VOWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", VOWarning)
         try:
             vtable = vot.get_first_table()
         except IndexError:

@@ -1,0 +1,165 @@
+"""A remote's answer to a query (VOTable in any serialisation, or VO-Parquet) as Arrow,
+with its QUERY_STATUS: an OVERFLOW is kept, never dropped, and an error document
+becomes :class:`RemoteQueryFailed` quoting the remote's message."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from taphouse.catalogue.model import ColumnMeta
+from taphouse.remotes.errors import RemoteOverflow, RemoteQueryFailed, RemoteUnavailable
+from taphouse.remotes.vosi import clean
+
+#: The prolog of an XML document may hold a DOCTYPE; remote answers may not.
+_PROLOG_BYTES = 4096
+
+
+@dataclass
+class RemoteAnswer:
+    """The rows a remote returned for one query.
+
+    ``overflow`` is True when the remote says it cut the result (MAXREC or its hard
+    limit): the rows are then *not* the complete answer. ``adql`` is the exact query
+    sent, ``remote`` the service's name, ``nbytes`` the size of the document received.
+    """
+
+    remote: str
+    adql: str
+    table: pa.Table
+    columns: list[ColumnMeta]
+    overflow: bool = False
+    nbytes: int = 0
+    seconds: float = 0.0
+    mode: str = "sync"
+    job_url: str | None = None
+    infos: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return self.table.num_rows
+
+    def require_complete(self) -> RemoteAnswer:
+        """Self, or :class:`RemoteOverflow` when the remote cut the result."""
+        if self.overflow:
+            raise RemoteOverflow(
+                f"remote {self.remote!r} truncated its answer at {self.rows} rows (its"
+                " QUERY_STATUS is OVERFLOW): the result would be incomplete; ask for"
+                " fewer rows (TOP, a narrower WHERE) or raise MAXREC within the remote's"
+                " limit")
+        return self
+
+    def batches(self, max_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """The rows as record batches of at most ``max_rows`` rows."""
+        yield from self.table.to_batches(max_chunksize=max_rows)
+
+
+def refuse_doctype(body: bytes, what: str) -> None:
+    """Raise when an XML document declares a DTD (entities, external references)."""
+    head = body[:_PROLOG_BYTES]
+    root = head.find(b"<VOTABLE")
+    prolog = head if root < 0 else head[:root]
+    if b"<!DOCTYPE" in prolog.upper() or b"<!ENTITY" in prolog.upper():
+        raise RemoteUnavailable(f"{what} declares a DTD: refused (remote documents may"
+                                " not)")
+
+
+def read_answer(remote: str, adql: str, body: bytes, content_type: str | None,
+                what: str) -> RemoteAnswer:
+    """Decode one result document (``what`` names it in errors)."""
+    head = body[:8].lstrip()
+    if head.startswith(b"PAR1"):
+        table, columns, infos = _parquet(body, what)
+    elif head.startswith(b"<"):
+        table, columns, infos = _votable(body, what)
+    else:
+        ctype = (content_type or "?").split(";")[0]
+        raise RemoteUnavailable(f"{what} is neither a VOTable nor Parquet (content type"
+                                f" {clean(ctype, 80)!r})")
+    statuses = [(value or "").upper() for name, value, _ in infos if name == "QUERY_STATUS"]
+    if "ERROR" in statuses:
+        message = next((text or value for name, value, text in infos
+                        if name == "QUERY_STATUS" and (value or "").upper() == "ERROR"), "")
+        raise RemoteQueryFailed(f"remote {remote!r} reported an error: "
+                                f"{clean(message, 2000) or '(no message)'}")
+    if table is None:
+        raise RemoteUnavailable(f"{what} holds no table and no error message")
+    return RemoteAnswer(remote=remote, adql=adql, table=table, columns=columns,
+                        overflow="OVERFLOW" in statuses, nbytes=len(body),
+                        infos=[(n, v or "") for n, v, _ in infos])
+
+
+def _infos(vot: Any) -> list[tuple[str, str, str | None]]:
+    out = [(i.name, i.value, i.content) for i in vot.infos]
+    for resource in vot.resources:
+        out += [(i.name, i.value, i.content) for i in resource.infos]
+    return out
+
+
+def _parse_votable(body: bytes, what: str) -> Any:
+    from astropy.io.votable import parse
+    from astropy.io.votable.exceptions import VOWarning
+
+    refuse_doctype(body, what)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", VOWarning)
+            return parse(io.BytesIO(body), verify="ignore")
+    except Exception as exc:  # noqa: BLE001  (astropy raises many kinds for bad input)
+        raise RemoteUnavailable(f"{what} is not a readable VOTable ({clean(str(exc), 300)})"
+                                ) from None
+
+
+def _votable(body: bytes, what: str) -> tuple[pa.Table | None, list[ColumnMeta],
+                                                list[tuple[str, str, str | None]]]:
+    from taphouse.formats.upload import votable_to_arrow
+
+    vot = _parse_votable(body, what)
+    infos = _infos(vot)
+    if not any(r.tables for r in vot.resources):
+        return None, [], infos
+    try:
+        table, columns = votable_to_arrow(vot)
+    except Exception as exc:  # noqa: BLE001
+        raise RemoteUnavailable(f"{what}: its table cannot be read ({clean(str(exc), 300)})"
+                                ) from None
+    return table, columns, infos
+
+
+def _parquet(body: bytes, what: str) -> tuple[pa.Table, list[ColumnMeta],
+                                               list[tuple[str, str, str | None]]]:
+    import pyarrow.parquet as pq
+
+    from taphouse.formats.columns import columns_from_schema
+    from taphouse.formats.parquet import CONTENT_KEY
+
+    try:
+        source = pq.ParquetFile(io.BytesIO(body))
+        table = source.read().replace_schema_metadata(None)
+    except Exception as exc:  # noqa: BLE001
+        raise RemoteUnavailable(f"{what} is not readable Parquet ({clean(str(exc), 300)})"
+                                ) from None
+    columns = columns_from_schema(table.schema)
+    content = (source.metadata.metadata or {}).get(CONTENT_KEY.encode())
+    infos: list[tuple[str, str, str | None]] = []
+    if content:
+        vot = _parse_votable(content, what + " (its VOTable metadata)")
+        infos = _infos(vot)
+        try:
+            fields = {f.name: f for f in vot.get_first_table().fields}
+        except IndexError:
+            fields = {}
+        for meta in columns:
+            fld = fields.get(meta.name)
+            if fld is not None:
+                meta.unit = str(fld.unit) if fld.unit is not None else None
+                meta.ucd, meta.description = fld.ucd, fld.description or None
+    return table, columns, infos
+
+
+__all__ = ["RemoteAnswer", "read_answer", "refuse_doctype"]

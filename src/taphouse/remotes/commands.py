@@ -1,0 +1,147 @@
+"""``taphouse remote ...``: register, list, show, refresh and remove remote TAP services."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from taphouse.remotes.errors import RemoteError
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``remote`` sub-command."""
+    remote = subparsers.add_parser("remote", help="remote TAP services queried through"
+                                   " this platform")
+    rsub = remote.add_subparsers(dest="remote_command", metavar="ACTION")
+    rsub.required = True
+
+    p = rsub.add_parser("add", help="register a remote TAP service (its capabilities and"
+                        " tables are read now)")
+    p.add_argument("name", help="the name queries use: NAME.schema.table")
+    p.add_argument("url", help="the service's base URL (http or https), e.g."
+                   " https://example.org/tap")
+    p.add_argument("--auth", choices=["none", "basic", "bearer"], default="none",
+                   help="how to authenticate to the remote (only 'none' in this version)")
+    p.add_argument("--groups", default="",
+                   help="comma-separated groups that may query it (default: everybody)")
+    p.add_argument("--timeout", type=float, default=None,
+                   help="seconds for one request to this remote")
+    p.set_defaults(handler=_add)
+
+    p = rsub.add_parser("list", help="registered remotes with their health")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_list)
+
+    p = rsub.add_parser("show", help="one remote: capabilities and tables")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_show)
+
+    p = rsub.add_parser("refresh", help="read the capabilities and tables again (all"
+                        " remotes when no name is given)")
+    p.add_argument("name", nargs="?")
+    p.set_defaults(handler=_refresh)
+
+    p = rsub.add_parser("remove", help="forget a remote and its cached metadata")
+    p.add_argument("name")
+    p.set_defaults(handler=_remove)
+
+
+def _registry(args: argparse.Namespace) -> Any:
+    from taphouse.catalogue.store import CatalogueStore
+    from taphouse.metadata import MetadataDB
+    from taphouse.remotes.registry import RemoteConfig, RemoteRegistry
+
+    settings = args.settings
+    meta = MetadataDB(settings.meta_path, upgrade=False)
+    catalogue = CatalogueStore(meta, settings.tables_dir)
+    return meta, RemoteRegistry(meta, RemoteConfig.from_settings(settings),
+                                local_database=lambda n: catalogue.database(n) is not None)
+
+
+def _run(args: argparse.Namespace, body: Any) -> int:
+    meta, registry = _registry(args)
+    try:
+        return int(body(registry) or 0)
+    except RemoteError as exc:
+        print(f"taphouse: error: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        meta.close()
+
+
+def _add(args: argparse.Namespace) -> int:
+    def body(registry: Any) -> None:
+        groups = tuple(g.strip() for g in args.groups.split(",") if g.strip())
+        remote = registry.add(args.name, args.url, auth=args.auth, by="cli", groups=groups,
+                              timeout=args.timeout)
+        print(f"remote {remote.name} registered: {remote.table_count} tables (from"
+              f" {remote.metadata_source}); query them as {remote.name}.<schema>.<table>")
+
+    return _run(args, body)
+
+
+def _list(args: argparse.Namespace) -> int:
+    def body(registry: Any) -> None:
+        remotes = registry.remotes()
+        if args.json:
+            print(json.dumps([r.to_json(admin=True) for r in remotes], indent=2))
+            return
+        if not remotes:
+            print("no remotes registered (taphouse remote add NAME URL)")
+        for r in remotes:
+            health = r.state + (f": {r.last_error}" if r.last_error else "")
+            groups = f" groups={','.join(r.groups)}" if r.groups else ""
+            print(f"{r.name:20} {r.url}  {r.table_count} tables, checked {r.checked_at},"
+                  f" {health}{groups}")
+
+    return _run(args, body)
+
+
+def _show(args: argparse.Namespace) -> int:
+    def body(registry: Any) -> None:
+        remote = registry.require(args.name)
+        tables = registry.tables(remote)
+        if args.json:
+            out = remote.to_json(admin=True) | {"tables": [
+                {"name": t.adql_name(remote.name), "description": t.description,
+                 "columns": [c.to_dict() for c in t.columns]} for t in tables]}
+            print(json.dumps(out, indent=2))
+            return
+        caps = remote.capabilities
+        print(f"{remote.name}: {remote.url} ({remote.state})")
+        print(f"  languages: {', '.join(caps.languages) or '-'}")
+        print(f"  MAXREC default {caps.maxrec_default}, hard limit {caps.maxrec_hard}")
+        print(f"  uploads: {', '.join(m.rsplit('#', 1)[-1] for m in caps.upload_methods) or 'no'}")
+        for t in tables:
+            print(f"  {t.adql_name(remote.name)} ({len(t.columns)} columns)")
+
+    return _run(args, body)
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    def body(registry: Any) -> int:
+        names = [args.name] if args.name else [r.name for r in registry.remotes()]
+        failed = 0
+        for name in names:
+            try:
+                remote = registry.refresh(name)
+                print(f"remote {name}: {remote.table_count} tables")
+            except RemoteError as exc:
+                if args.name:
+                    raise
+                failed += 1
+                print(f"taphouse: error: {exc.message}", file=sys.stderr)
+        return 1 if failed else 0
+
+    return _run(args, body)
+
+
+def _remove(args: argparse.Namespace) -> int:
+    def body(registry: Any) -> None:
+        registry.remove(args.name)
+        print(f"remote {args.name} removed")
+
+    return _run(args, body)

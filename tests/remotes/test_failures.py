@@ -1,0 +1,272 @@
+"""The client and the registry against a TAP service that misbehaves: overflow, slow,
+dropped connections, error documents, hostile metadata, job links elsewhere."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from fake_tap import (
+    VOT,
+    XML,
+    FakeTap,
+    Seen,
+    error_document,
+    job_document,
+    slow,
+    votable,
+)
+from remote_helpers import LOOPBACK
+
+from taphouse.outbound import Outbound, OutboundPolicy
+from taphouse.remotes import (
+    RemoteError,
+    RemoteQueryFailed,
+    RemoteTap,
+    RemoteUnavailable,
+    RetryPolicy,
+)
+
+
+def client(fake: FakeTap, timeout: float = 10, **kw) -> RemoteTap:  # noqa: ANN003
+    sleeps: list[float] = []
+    kw.setdefault("retry", RetryPolicy(3, 0.05))
+    tap = RemoteTap("odd", fake.url, Outbound(OutboundPolicy(allow=LOOPBACK, timeout=timeout)),
+                    sleep=lambda s: (sleeps.append(s), time.sleep(s))[1], **kw)
+    tap.sleeps = sleeps  # type: ignore[attr-defined]
+    return tap
+
+
+def test_overflow_after_the_table_is_reported(fake_tap: FakeTap) -> None:
+    fake_tap.routes["/tap/sync"] = lambda s: (200, VOT, votable(
+        [(1, 1.5), (2, 2.5)], status="OK", trailing="OVERFLOW"))
+    answer = client(fake_tap).query_sync("SELECT id, raj2000 FROM cat.stars", maxrec=2)
+    assert answer.overflow and answer.rows == 2
+    assert fake_tap.seen[-1].form["MAXREC"] == "2"
+    assert fake_tap.seen[-1].form["QUERY"] == "SELECT id, raj2000 FROM cat.stars"
+
+
+def test_slow_remote_times_out_clearly(fake_tap: FakeTap) -> None:
+    fake_tap.routes["/tap/sync"] = slow(5, (200, VOT, votable([])))
+    start = time.monotonic()
+    with pytest.raises(RemoteUnavailable) as err:
+        client(fake_tap, timeout=1).query_sync("SELECT 1")
+    assert time.monotonic() - start < 4
+    assert "remote 'odd'" in err.value.message and "timed out" in err.value.message
+    assert len(fake_tap.paths("POST")) == 1  # a timeout is not retried
+
+
+@pytest.mark.parametrize("how", ["drop", "reset"])
+def test_dropped_connection_is_retried_then_reported(fake_tap: FakeTap, how: str) -> None:
+    fake_tap.routes["/tap/sync"] = lambda s: how
+    tap = client(fake_tap)
+    with pytest.raises(RemoteUnavailable) as err:
+        tap.query_sync("SELECT 1")
+    assert "after 3 attempts" in err.value.message and "'odd'" in err.value.message
+    assert len(fake_tap.paths("POST")) == 3
+    assert tap.sleeps == [0.05, 0.1]  # type: ignore[attr-defined]
+
+
+def test_a_retry_that_works_gives_the_answer(fake_tap: FakeTap) -> None:
+    calls: list[int] = []
+
+    def flaky(seen: Seen):  # noqa: ANN202
+        calls.append(1)
+        return "drop" if len(calls) == 1 else (200, VOT, votable([(7, 1.0)]))
+
+    fake_tap.routes["/tap/sync"] = flaky
+    assert client(fake_tap).query_sync("SELECT 1").table.column("id").to_pylist() == [7]
+
+
+def test_connection_refused_is_retried_with_backoff() -> None:
+    fake = FakeTap().start()
+    fake.stop()  # nothing listens on its port any more
+    tap = client(fake)
+    with pytest.raises(RemoteUnavailable, match="after 3 attempts"):
+        tap.capabilities()
+    assert tap.sleeps == [0.05, 0.1]  # type: ignore[attr-defined]
+
+
+def test_error_document_is_quoted_as_text(fake_tap: FakeTap) -> None:
+    fake_tap.routes["/tap/sync"] = lambda s: (400, VOT, error_document(
+        "Unknown table <b>cat.nope</b>"))
+    with pytest.raises(RemoteQueryFailed) as err:
+        client(fake_tap).query_sync("SELECT * FROM cat.nope")
+    assert err.value.message == ("remote 'odd' reported an error: Unknown table"
+                                 " <b>cat.nope</b>")
+    # An HTTP error without a VOTable: the status and a plain-text excerpt.
+    fake_tap.routes["/tap/sync"] = lambda s: (503, {"Content-Type": "text/html"},
+                                              b"<html><h1>Down for maintenance</h1></html>")
+    with pytest.raises(RemoteQueryFailed, match="HTTP 503: Down for maintenance"):
+        client(fake_tap).query_sync("SELECT 1")
+
+
+def test_answer_with_a_doctype_is_refused(fake_tap: FakeTap) -> None:
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE VOTABLE [<!ENTITY a "aaaaaaaaaa">'
+            b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>' + votable([])[21:])
+    fake_tap.routes["/tap/sync"] = lambda s: (200, VOT, bomb)
+    with pytest.raises(RemoteUnavailable, match="declares a DTD"):
+        client(fake_tap).query_sync("SELECT 1")
+
+
+def test_async_error_phase_quotes_the_summary(fake_tap: FakeTap) -> None:
+    job = fake_tap.url + "/async/j1"
+    fake_tap.routes["/tap/async"] = lambda s: (303, {"Location": job}, b"")
+    fake_tap.routes["/tap/async/j1"] = lambda s: (200, XML, job_document(
+        "j1", "ERROR", error="division by zero in remote"))
+    fake_tap.routes["/tap/async/j1/error"] = lambda s: (404, {}, b"")
+    with pytest.raises(RemoteQueryFailed, match="'odd' reported an error: division by zero"):
+        client(fake_tap).query_async("SELECT 1/0")
+    # The job is deleted afterwards.
+    assert any(s.path == "/tap/async/j1" and s.form.get("ACTION") == "DELETE"
+               for s in fake_tap.seen)
+
+
+def test_async_timeout_deletes_the_job(fake_tap: FakeTap) -> None:
+    job = fake_tap.url + "/async/j2"
+    fake_tap.routes["/tap/async"] = lambda s: (303, {"Location": job}, b"")
+    fake_tap.routes["/tap/async/j2"] = slow(0.3, (200, XML, job_document("j2", "EXECUTING")))
+    with pytest.raises(RemoteUnavailable, match="did not finish the query within 1 seconds"):
+        client(fake_tap).query_async("SELECT 1", timeout=1, poll=1)
+    assert fake_tap.seen[-1].form.get("ACTION") == "DELETE"
+
+
+def test_credentials_go_only_to_the_registered_origin(fake_tap: FakeTap) -> None:
+    # The job's result link names the same server under another host name: another
+    # origin, so it is fetched (through the guard) without the credentials.
+    job = fake_tap.url + "/async/j3"
+    elsewhere = f"http://localhost:{fake_tap.port}/results/j3"
+    fake_tap.routes["/tap/async"] = lambda s: (303, {"Location": job}, b"")
+    fake_tap.routes["/tap/async/j3"] = lambda s: (200, XML, job_document(
+        "j3", "COMPLETED", result_href=elsewhere))
+    fake_tap.routes["/results/j3"] = lambda s: (200, VOT, votable([(1, 2.0)]))
+    tap = client(fake_tap, credentials={"Authorization": "Bearer s3cret"})
+    assert "s3cret" not in repr(tap)
+    answer = tap.query_async("SELECT 1")
+    assert answer.rows == 1
+    by_path = {(s.method, s.path): s for s in fake_tap.seen}
+    assert by_path[("POST", "/tap/async")].headers.get("authorization") == "Bearer s3cret"
+    assert by_path[("GET", "/tap/async/j3")].headers.get("authorization") == "Bearer s3cret"
+    result = by_path[("GET", "/results/j3")]
+    assert result.host.startswith("localhost") and "authorization" not in result.headers
+
+
+def test_job_link_to_a_private_address_is_refused(fake_tap: FakeTap) -> None:
+    job = fake_tap.url + "/async/j4"
+    fake_tap.routes["/tap/async"] = lambda s: (303, {"Location": job}, b"")
+    fake_tap.routes["/tap/async/j4"] = lambda s: (200, XML, job_document(
+        "j4", "COMPLETED", result_href="http://169.254.169.254/latest/meta-data/"))
+    with pytest.raises(RemoteUnavailable, match="169.254.169.254.*non-public"):
+        client(fake_tap).query_async("SELECT 1")
+
+
+# --- registration against misbehaving services -----------------------------------------
+def test_hostile_metadata_is_kept_as_plain_text(registry, fake_tap: FakeTap) -> None:  # noqa: ANN001
+    remote = registry.add("odd", fake_tap.url)
+    assert remote.metadata_source == "vosi" and remote.capabilities.maxrec_hard == 100
+    (table,) = registry.tables(remote)
+    assert (table.schema, table.name) == ("cat", "stars")
+    assert table.description == "Stars <script>alert(1)</script> with control"
+    assert [c.name for c in table.columns] == ["id", "RAJ2000"]
+    assert table.columns[1].unit == "deg" and table.columns[0].indexed
+    assert registry.table(remote, "CAT", "STARS") is not None  # ADQL regular identifiers
+
+
+def test_entity_bomb_in_metadata_is_refused(registry, fake_tap: FakeTap) -> None:  # noqa: ANN001
+    bomb = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+            b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+            b'<tableset><schema><name>&lol2;</name></schema></tableset>')
+    fake_tap.routes["/tap/tables"] = lambda s: (200, XML, bomb)
+    fake_tap.routes["/tap/sync"] = lambda s: (400, VOT, error_document("no TAP_SCHEMA"))
+    with pytest.raises(RemoteError) as err:
+        registry.add("odd", fake_tap.url)
+    assert "DTD" in err.value.message and err.value.status == 400
+    assert registry.get("odd") is None
+
+
+def test_too_many_tables_are_refused(registry, fake_tap: FakeTap) -> None:  # noqa: ANN001
+    from dataclasses import replace
+
+    from taphouse.remotes.vosi import MetadataLimits
+
+    registry.config = replace(registry.config, limits=MetadataLimits(max_tables=0))
+    with pytest.raises(RemoteError, match="more than 0 tables"):
+        registry.add("odd", fake_tap.url)
+
+
+def test_not_a_tap_service(registry, fake_tap: FakeTap) -> None:  # noqa: ANN001
+    fake_tap.routes["/tap/capabilities"] = lambda s: (200, XML, (
+        b'<capabilities><capability standardID="ivo://ivoa.net/std/ConeSearch"/>'
+        b"</capabilities>"))
+    with pytest.raises(RemoteError, match="advertises no TAP capability"):
+        registry.add("odd", fake_tap.url)
+    del fake_tap.routes["/tap/capabilities"]
+    with pytest.raises(RemoteError, match="GET capabilities answered HTTP 404"):
+        registry.add("odd", fake_tap.url)
+    assert registry.remotes() == []
+
+
+def test_tap_schema_is_used_when_vosi_lists_no_columns(registry, fake_tap: FakeTap) -> None:  # noqa: ANN001
+    fake_tap.routes["/tap/tables"] = lambda s: (200, XML, (
+        b"<tableset><schema><name>cat</name><table><name>cat.stars</name></table>"
+        b"</schema></tableset>"))
+
+    def sync(seen: Seen):  # noqa: ANN202
+        from fake_tap import votable as _  # noqa: F401
+
+        if "TAP_SCHEMA.tables" in seen.form["QUERY"]:
+            body = _doc(["schema_name", "table_name", "table_type", "description"],
+                        [["cat", "cat.stars", "table", "Stars"]])
+        else:
+            body = _doc(["table_name", "column_name", "datatype", "unit", "ucd",
+                         "description", "principal", "indexed", "std"],
+                        [["cat.stars", "id", "long", "", "meta.id", "Identifier", "1", "1",
+                          "0"],
+                         ["cat.stars", "mag", "float", "mag", "phot.mag", "Mag", "0", "0",
+                          "0"]])
+        return (200, VOT, body)
+
+    fake_tap.routes["/tap/sync"] = sync
+    remote = registry.add("odd", fake_tap.url)
+    assert remote.metadata_source == "tap_schema"
+    (table,) = registry.tables(remote)
+    assert [(c.name, c.unit, c.principal) for c in table.columns] == [
+        ("id", None, True), ("mag", "mag", False)]
+
+
+def _doc(names: list[str], rows: list[list[str]]) -> bytes:
+    from xml.sax.saxutils import escape
+
+    fields = "".join(f'<FIELD name="{n}" datatype="char" arraysize="*"/>' for n in names)
+    trs = "".join("<TR>" + "".join(f"<TD>{escape(v)}</TD>" for v in r) + "</TR>"
+                  for r in rows)
+    return (f'<?xml version="1.0"?><VOTABLE version="1.4"'
+            f' xmlns="http://www.ivoa.net/xml/VOTable/v1.3"><RESOURCE type="results">'
+            f'<INFO name="QUERY_STATUS" value="OK"/><TABLE>{fields}<DATA><TABLEDATA>{trs}'
+            "</TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>").encode()
+
+
+def test_health_when_a_remote_goes_down(registry, fake_tap: FakeTap) -> None:  # noqa: ANN001
+    registry.add("odd", fake_tap.url)
+    fake_tap.routes["/tap/capabilities"] = lambda s: "reset"
+    with pytest.raises(RemoteUnavailable):
+        registry.refresh("odd")
+    remote = registry.require("odd")
+    assert remote.state == "failing" and "after 3 attempts" in (remote.last_error or "")
+    assert remote.table_count == 1  # the cached metadata stays
+    # The next refresh that works makes it healthy again.
+    from fake_tap import CAPABILITIES
+
+    fake_tap.routes["/tap/capabilities"] = lambda s: (200, XML, CAPABILITIES)
+    assert registry.refresh("odd").state == "ok"
+    assert registry.require("odd").last_error is None
+
+
+def test_refresh_due_follows_the_interval(registry, fake_tap: FakeTap) -> None:  # noqa: ANN001
+    registry.add("odd", fake_tap.url)
+    count = len(fake_tap.paths())
+    assert registry.refresh_due() == {}
+    assert len(fake_tap.paths()) == count
+    later = time.time() + registry.config.refresh_interval + 1
+    assert registry.refresh_due(now=later) == {"odd": None}
+    assert len(fake_tap.paths()) > count

@@ -1,0 +1,201 @@
+"""Registering remotes through the operator API and the CLI of a real platform server,
+and how users see them (/api/remotes): a second real taphouse is the remote."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from remote_helpers import LOOPBACK, REMOTE_MAXREC_HARD
+
+from servers import free_port
+
+PASSWORD = "correct-horse-battery"
+
+
+def token(server: Any, user: str) -> str:
+    r = httpx.post(server.url + "/auth/token", timeout=60,
+                   data={"username": user, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+def api(server: Any, user: str) -> httpx.Client:
+    return httpx.Client(base_url=server.url, timeout=120, headers={
+        "Authorization": f"Bearer {token(server, user)}", "X-Taphouse": "tests"})
+
+
+@pytest.fixture
+def platform(start_server) -> Any:  # noqa: ANN001
+    server = start_server(outbound_allow=LOOPBACK, remote_user_registration=True)
+    accounts = server.platform.authenticator.accounts
+    accounts.add_user("root", PASSWORD, is_admin=True)
+    for user in ("alice", "bob"):
+        accounts.add_user(user, PASSWORD)
+    server.platform.catalogue.create_database("localdb", "a local database")
+    return server
+
+
+def test_admin_registers_lists_refreshes_and_removes(platform, remote_server) -> None:  # noqa: ANN001
+    with api(platform, "root") as admin:
+        r = admin.post("/api/admin/remotes", json={"name": "far", "url": remote_server.tap})
+        assert r.status_code == 201, r.text
+        body = r.json()
+        assert body["name"] == "far" and body["state"] == "ok" and body["tables"] >= 2
+        assert body["capabilities"]["maxrec_hard"] == REMOTE_MAXREC_HARD
+        assert "2.1" in body["capabilities"]["adql_versions"]
+        assert body["created_by"] == "root" and body["auth"] == "none"
+
+        listed = admin.get("/api/admin/remotes").json()["remotes"]
+        assert [r["name"] for r in listed] == ["far"]
+
+        detail = admin.get("/api/admin/remotes/far").json()
+        tables = {t["name"]: t for t in detail["tables"]}
+        hip = tables["far.hipparcos.hip2"]
+        assert hip["schema"] == "far.hipparcos"
+        ra = next(c for c in hip["columns"] if c["name"] == "ra")
+        assert ra["unit"] == "deg" and ra["ucd"].startswith("pos.eq.ra")
+        assert hip["description"]
+
+        before = detail["checked_at"]
+        r = admin.post("/api/admin/remotes/far/refresh")
+        assert r.status_code == 200 and r.json()["state"] == "ok"
+        assert r.json()["checked_at"] >= before
+
+        assert admin.delete("/api/admin/remotes/far").json() == {"removed": "far"}
+        assert admin.get("/api/admin/remotes").json()["remotes"] == []
+        assert admin.get("/api/admin/remotes/far").status_code == 404
+        # The audit log has both changes.
+        events = [e["detail"] for e in admin.get("/api/admin/audit",
+                                                 params={"event": "admin"}).json()["entries"]]
+        assert any("remote far registered" in (d or "") for d in events)
+        assert any("remote far removed" in (d or "") for d in events)
+
+
+@pytest.mark.parametrize(("payload", "status", "message"), [
+    ({"name": "tap_schema"}, 400, "reserved"),
+    ({"name": "ivoa"}, 400, "reserved"),
+    ({"name": "mydb"}, 400, "reserved"),
+    ({"name": "user_alice"}, 400, "reserved"),
+    ({"name": "localdb"}, 400, "is a local database"),
+    ({"name": "Far"}, 400, "bad remote name"),
+    ({"name": "far; drop"}, 400, "bad remote name"),
+    ({"url": "ftp://127.0.0.1/tap"}, 400, "not an http(s) URL"),
+    ({"url": "http://u:p@127.0.0.1/tap"}, 400, "no credentials in the URL"),
+    ({"auth": "basic"}, 400, "secrets module"),
+    ({"auth": "kerberos"}, 400, "--auth must be one of"),
+    ({"colour": "red"}, 400, "unknown field 'colour'"),
+    ({"groups": "survey"}, 400, "field 'groups' has the wrong type"),
+    ({"timeout": True}, 400, "field 'timeout' has the wrong type"),
+])
+def test_bad_registrations_are_clear_errors(platform, remote_server, payload: dict,  # noqa: ANN001
+                                            status: int, message: str) -> None:
+    with api(platform, "root") as admin:
+        r = admin.post("/api/admin/remotes", json={"name": "far", "url": remote_server.tap}
+                       | payload)
+        assert r.status_code == status and message in r.json()["error"], r.text
+        assert admin.get("/api/admin/remotes").json()["remotes"] == []
+
+
+def test_unreachable_duplicate_and_not_tap(platform, remote_server) -> None:  # noqa: ANN001
+    with api(platform, "root") as admin:
+        nowhere = f"http://127.0.0.1:{free_port()}/tap"
+        r = admin.post("/api/admin/remotes", json={"name": "gone", "url": nowhere})
+        assert r.status_code == 400
+        assert "cannot register 'gone'" in r.json()["error"]
+        assert "Connection refused" in r.json()["error"]
+        # The platform's own API is no TAP service.
+        r = admin.post("/api/admin/remotes", json={"name": "api",
+                                                   "url": remote_server.url + "/api"})
+        assert r.status_code == 400 and "GET capabilities answered HTTP" in r.json()["error"]
+        assert admin.post("/api/admin/remotes", json={
+            "name": "far", "url": remote_server.tap}).status_code == 201
+        r = admin.post("/api/admin/remotes", json={"name": "far", "url": remote_server.tap})
+        assert r.status_code == 400 and "already registered" in r.json()["error"]
+
+
+def test_loopback_needs_the_allow_list(start_server, remote_server) -> None:  # noqa: ANN001
+    server = start_server()  # no TAPHOUSE_OUTBOUND_ALLOW
+    server.platform.authenticator.accounts.add_user("root", PASSWORD, is_admin=True)
+    with api(server, "root") as admin:
+        r = admin.post("/api/admin/remotes", json={"name": "far", "url": remote_server.tap})
+    assert r.status_code == 400
+    assert "non-public address" in r.json()["error"]
+    assert "TAPHOUSE_OUTBOUND_ALLOW" in r.json()["error"]
+
+
+def test_operator_api_needs_an_administrator(platform) -> None:  # noqa: ANN001
+    assert httpx.get(platform.url + "/api/admin/remotes").status_code == 401
+    with api(platform, "alice") as alice:
+        r = alice.post("/api/admin/remotes", json={"name": "x", "url": "http://e.org/tap"})
+        assert r.status_code == 403
+
+
+def test_users_see_remotes_by_group_and_their_own(platform, remote_server) -> None:  # noqa: ANN001
+    auth = platform.platform.authenticator
+    auth.accounts.add_group("survey")
+    auth.accounts.add_member("survey", "alice")
+    with api(platform, "root") as admin:
+        assert admin.post("/api/admin/remotes", json={
+            "name": "open", "url": remote_server.tap}).status_code == 201
+        assert admin.post("/api/admin/remotes", json={
+            "name": "closed", "url": remote_server.tap, "groups": ["survey"]}
+        ).status_code == 201
+    anonymous = httpx.get(platform.url + "/api/remotes").json()
+    assert [r["name"] for r in anonymous["remotes"]] == ["open"]
+    assert "auth" not in anonymous["remotes"][0] and "groups" not in anonymous["remotes"][0]
+    with api(platform, "alice") as alice, api(platform, "bob") as bob:
+        assert [r["name"] for r in alice.get("/api/remotes").json()["remotes"]] == [
+            "closed", "open"]
+        assert [r["name"] for r in bob.get("/api/remotes").json()["remotes"]] == ["open"]
+        assert bob.get("/api/remotes/closed").status_code == 404
+        tables = alice.get("/api/remotes/closed").json()["tables"]
+        assert "closed.hipparcos.hip2" in {t["name"] for t in tables}
+
+        # Users register their own (the setting is on): invisible to others.
+        r = bob.post("/api/remotes", json={"name": "mine", "url": remote_server.tap})
+        assert r.status_code == 201 and r.json()["own"] is True
+        assert "mine" in [x["name"] for x in bob.get("/api/remotes").json()["remotes"]]
+        assert "mine" not in [x["name"] for x in alice.get("/api/remotes").json()["remotes"]]
+        assert alice.get("/api/remotes/mine").status_code == 404
+        assert alice.delete("/api/remotes/mine").status_code == 404
+        # ... and may not take the operator's names.
+        r = alice.post("/api/remotes", json={"name": "open", "url": remote_server.tap})
+        assert r.status_code == 400 and "already registered" in r.json()["error"]
+        assert bob.post("/api/remotes/mine/refresh").status_code == 200
+        assert bob.delete("/api/remotes/mine").json() == {"removed": "mine"}
+
+
+def test_user_registration_is_off_by_default(start_server, remote_server) -> None:  # noqa: ANN001
+    server = start_server(outbound_allow=LOOPBACK)
+    server.platform.authenticator.accounts.add_user("carol", PASSWORD)
+    with api(server, "carol") as carol:
+        r = carol.post("/api/remotes", json={"name": "mine", "url": remote_server.tap})
+    assert r.status_code == 403 and "TAPHOUSE_REMOTE_USER_REGISTRATION" in r.json()["error"]
+    assert httpx.get(server.url + "/api/remotes").json()["user_registration"] is False
+
+
+def test_cli_add_list_show_refresh_remove(tmp_path, remote_server, monkeypatch, capsys  # noqa: ANN001
+                                          ) -> None:
+    from taphouse.cli import main
+
+    monkeypatch.setenv("TAPHOUSE_OUTBOUND_ALLOW", ",".join(LOOPBACK))
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert main([*data, "remote", "add", "far", remote_server.tap]) == 0
+    assert "query them as far.<schema>.<table>" in capsys.readouterr().out
+    assert main([*data, "remote", "list", "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["name"] == "far" and listed["state"] == "ok"
+    assert main([*data, "remote", "show", "far"]) == 0
+    out = capsys.readouterr().out
+    assert "far.hipparcos.hip2" in out and f"hard limit {REMOTE_MAXREC_HARD}" in out
+    assert main([*data, "remote", "refresh"]) == 0
+    assert main([*data, "remote", "add", "far", remote_server.tap]) == 1
+    assert "already registered" in capsys.readouterr().err
+    assert main([*data, "remote", "add", "hipparcos2", "gopher://x"]) == 1
+    assert "not an http(s) URL" in capsys.readouterr().err
+    assert main([*data, "remote", "remove", "far"]) == 0
+    assert main([*data, "remote", "remove", "far"]) == 1
+    assert "no remote named 'far'" in capsys.readouterr().err
