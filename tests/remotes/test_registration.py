@@ -81,6 +81,7 @@ def test_admin_registers_lists_refreshes_and_removes(platform, remote_server) ->
     ({"name": "user_alice"}, 400, "reserved"),
     ({"name": "localdb"}, 400, "is a local database"),
     ({"name": "Far"}, 400, "bad remote name"),
+    ({"name": "inner"}, 400, "ADQL reserved word"),
     ({"name": "far; drop"}, 400, "bad remote name"),
     ({"url": "ftp://127.0.0.1/tap"}, 400, "not an http(s) URL"),
     ({"url": "http://u:p@127.0.0.1/tap"}, 400, "no credentials in the URL"),

@@ -132,6 +132,11 @@ class RemoteRegistry:
         if name in RESERVED_NAMES or name.startswith(RESERVED_PREFIXES):
             raise RemoteError(f"the name {name!r} is reserved for the platform's own schemas"
                               f" ({', '.join(RESERVED_NAMES)}, {'*, '.join(RESERVED_PREFIXES)}*)")
+        from taphouse.adql.reserved import is_reserved
+
+        if is_reserved(name):
+            raise RemoteError(f"{name!r} is an ADQL reserved word: queries could not name"
+                              " the remote's tables; choose another name")
         if self.local_database(name):
             raise RemoteError(f"{name!r} is a local database: a remote cannot take its name")
         if owner_id is None:  # the operator's names are everybody's: no user may hold one

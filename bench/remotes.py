@@ -1,0 +1,145 @@
+"""Remote TAP services: what going through the platform costs.
+
+    python bench/remotes.py [--cones 100] [--tables 1000]
+
+Starts a second taphouse (``taphouse serve`` in a subprocess) as the remote, on a data
+directory with the demo databases and ``--tables`` generated one-row tables, and
+measures from this process, through :mod:`taphouse.remotes` (the outbound guard
+allowing 127.0.0.1):
+
+- a cone (r = 0.1 deg, TOP 100) on ``hipparcos.hip2``: the remote's own sync answer
+  (one POST with httpx) against the same query pushed down by the platform's client,
+  sync and async (UWS job: create, wait, fetch, delete), p50 and the difference;
+  target: at most 20 ms more than the remote's own cone;
+- registering and refreshing the metadata of the remote with ``--tables`` tables;
+  target: a refresh of a 1,000-table remote within 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))  # servers.publish_tiny_tables
+
+
+def prepare(folder: Path, tables: int) -> Path:
+    from servers import publish_tiny_tables
+
+    from taphouse.catalogue.demo import load_demo
+    from taphouse.catalogue.store import CatalogueStore
+    from taphouse.metadata import MetadataDB
+
+    data = folder / "remote"
+    meta = MetadataDB(data / "meta.sqlite")
+    store = CatalogueStore(meta, data / "tables")
+    load_demo(store)
+    publish_tiny_tables(store, "many", tables, data)
+    meta.close()
+    return data
+
+
+def cone(ra: float, dec: float, prefix: str = "") -> str:
+    return (f"SELECT TOP 100 hip, ra, dec, hpmag FROM {prefix}hipparcos.hip2 WHERE"
+            f" 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra!r}, {dec!r}, 0.1))")
+
+
+def p50(times: list[float]) -> float:
+    return statistics.median(times) * 1000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cones", type=int, default=100)
+    ap.add_argument("--tables", type=int, default=1000)
+    args = ap.parse_args()
+
+    from taphouse.adql.translator import parse
+    from taphouse.auth.identity import Identity
+    from taphouse.metadata import MetadataDB
+    from taphouse.remotes import RemoteConfig, RemoteRegistry
+    from taphouse.remotes.pushdown import plan_remote, run_remote
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        data = prepare(folder, args.tables)
+        port = _free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "taphouse.cli", "--data-dir", str(data),
+                                 "serve", "--port", str(port), "--log-level", "warning"],
+                                env={**os.environ, "TAPHOUSE_WORKERS": "2"})
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(600):
+                try:
+                    if httpx.get(base + "/tap/availability", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            meta = MetadataDB(folder / "platform.sqlite")
+            registry = RemoteRegistry(meta, RemoteConfig(allow=("127.0.0.0/8", "::1")))
+            t0 = time.perf_counter()
+            registry.add("far", base + "/tap")
+            added = time.perf_counter() - t0
+            refreshes = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                remote = registry.refresh("far")
+                refreshes.append(time.perf_counter() - t0)
+            print(f"metadata of a {remote.table_count}-table remote ({remote.metadata_source}):"
+                  f" register {added:.2f} s, refresh median {statistics.median(refreshes):.2f} s"
+                  " (target <= 5 s)")
+
+            rng = np.random.default_rng(5)
+            points = [(float(rng.uniform(0, 360)), float(np.degrees(np.arcsin(
+                rng.uniform(-1, 1))))) for _ in range(args.cones)]
+            anyone = Identity()
+            direct, sync_t, async_t, rows = [], [], [], 0
+            with httpx.Client(timeout=60) as client:
+                for ra, dec in points[:5]:  # warm up
+                    client.post(base + "/tap/sync", data={"LANG": "ADQL", "QUERY": cone(ra, dec)})
+                for ra, dec in points:
+                    t0 = time.perf_counter()
+                    r = client.post(base + "/tap/sync", data={
+                        "LANG": "ADQL", "QUERY": cone(ra, dec),
+                        "RESPONSEFORMAT": remote.capabilities.preferred_format()})
+                    r.raise_for_status()
+                    direct.append(time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    plan = plan_remote(parse(cone(ra, dec, "far.")), anyone, registry)
+                    answer = run_remote(plan, registry, mode="sync")
+                    sync_t.append(time.perf_counter() - t0)
+                    rows += answer.rows
+                    t0 = time.perf_counter()
+                    run_remote(plan, registry)
+                    async_t.append(time.perf_counter() - t0)
+            print(f"cone r=0.1 deg TOP 100 on the remote ({len(points)} positions, {rows} rows):"
+                  f" remote's own sync p50 {p50(direct):.1f} ms; through the platform: sync"
+                  f" p50 {p50(sync_t):.1f} ms (+{p50(sync_t) - p50(direct):.1f} ms), async"
+                  f" p50 {p50(async_t):.1f} ms (+{p50(async_t) - p50(direct):.1f} ms)"
+                  " (target: +20 ms at most)")
+            meta.close()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+if __name__ == "__main__":
+    main()
