@@ -35,7 +35,6 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # servers.publish_tiny_tables
 
 def prepare(folder: Path, tables: int) -> Path:
     from servers import publish_tiny_tables
-
     from taphouse.catalogue.demo import load_demo
     from taphouse.catalogue.store import CatalogueStore
     from taphouse.metadata import MetadataDB

@@ -106,3 +106,17 @@ def test_adql_text_is_generated_not_copied() -> None:
     nested = parse("SELECT TOP 2 q.a FROM (SELECT TOP 5 a FROM s.t ORDER BY a) AS q")
     assert to_adql(nested) == ("SELECT TOP 2 q.a FROM (SELECT TOP 5 a FROM s.t ORDER BY a)"
                                " AS q")
+
+
+@pytest.mark.parametrize("adql", [
+    "SELECT COUNT(*) FROM nosuchcatalog.hipparcos.hip2",
+    "SELECT nosuchcatalog.hipparcos.hip2.hip FROM hipparcos.hip2",
+])
+def test_a_mistyped_remote_never_reads_local_data(remote_server, adql: str) -> None:  # noqa: ANN001
+    # The three-part name used to be read as hipparcos.hip2: local rows for a typo.
+    import httpx
+
+    r = httpx.post(remote_server.tap + "/sync", data={"LANG": "ADQL", "QUERY": adql},
+                   timeout=60)
+    assert r.status_code == 400
+    assert b"'nosuchcatalog' is not a remote service" in r.content

@@ -140,20 +140,20 @@ def test_users_see_remotes_by_group_and_their_own(platform, remote_server) -> No
     auth.accounts.add_member("survey", "alice")
     with api(platform, "root") as admin:
         assert admin.post("/api/admin/remotes", json={
-            "name": "open", "url": remote_server.tap}).status_code == 201
+            "name": "pub", "url": remote_server.tap}).status_code == 201
         assert admin.post("/api/admin/remotes", json={
-            "name": "closed", "url": remote_server.tap, "groups": ["survey"]}
+            "name": "vault", "url": remote_server.tap, "groups": ["survey"]}
         ).status_code == 201
     anonymous = httpx.get(platform.url + "/api/remotes").json()
-    assert [r["name"] for r in anonymous["remotes"]] == ["open"]
+    assert [r["name"] for r in anonymous["remotes"]] == ["pub"]
     assert "auth" not in anonymous["remotes"][0] and "groups" not in anonymous["remotes"][0]
     with api(platform, "alice") as alice, api(platform, "bob") as bob:
         assert [r["name"] for r in alice.get("/api/remotes").json()["remotes"]] == [
-            "closed", "open"]
-        assert [r["name"] for r in bob.get("/api/remotes").json()["remotes"]] == ["open"]
-        assert bob.get("/api/remotes/closed").status_code == 404
-        tables = alice.get("/api/remotes/closed").json()["tables"]
-        assert "closed.hipparcos.hip2" in {t["name"] for t in tables}
+            "pub", "vault"]
+        assert [r["name"] for r in bob.get("/api/remotes").json()["remotes"]] == ["pub"]
+        assert bob.get("/api/remotes/vault").status_code == 404
+        tables = alice.get("/api/remotes/vault").json()["tables"]
+        assert "vault.hipparcos.hip2" in {t["name"] for t in tables}
 
         # Users register their own (the setting is on): invisible to others.
         r = bob.post("/api/remotes", json={"name": "mine", "url": remote_server.tap})
@@ -163,7 +163,7 @@ def test_users_see_remotes_by_group_and_their_own(platform, remote_server) -> No
         assert alice.get("/api/remotes/mine").status_code == 404
         assert alice.delete("/api/remotes/mine").status_code == 404
         # ... and may not take the operator's names.
-        r = alice.post("/api/remotes", json={"name": "open", "url": remote_server.tap})
+        r = alice.post("/api/remotes", json={"name": "pub", "url": remote_server.tap})
         assert r.status_code == 400 and "already registered" in r.json()["error"]
         assert bob.post("/api/remotes/mine/refresh").status_code == 200
         assert bob.delete("/api/remotes/mine").json() == {"removed": "mine"}

@@ -224,6 +224,11 @@ class Resolver:
             raise AdqlError.at(f"{node.sql()[:40]!r} is not a table", node)
         name = node.name
         schema = node.db or None
+        if node.catalog:  # REMOTE.schema.table is planned by taphouse.remotes, not here
+            raise AdqlError.at(
+                f"{node.catalog}.{schema}.{name}: {node.catalog!r} is not a remote service"
+                " this query can use (remote tables are named REMOTE.schema.table; GET"
+                " /api/remotes lists them)", node)
         if schema is None and name in ctes:
             alias = user_alias or name
             node.set("this", exp.to_identifier(name, quoted=True))
@@ -371,6 +376,9 @@ def _bind(node: exp.Column, src: Source, col: ColumnMeta, stored: str | None = N
 
 
 def _qualifier(node: exp.Column, scope: Scope) -> tuple[str, ...]:
+    if node.args.get("catalog") is not None:
+        raise AdqlError.at(f"{node.sql()}: {node.catalog!r} is not a remote service this"
+                           " query can use", node)
     parts = [p for p in (node.args.get("db"), node.args.get("table")) if p is not None]
     names = [p.name for p in parts]
     if len(names) == 2:

@@ -123,15 +123,18 @@ def plan_remote(tree: exp.Expression, identity: Identity, registry: RemoteRegist
                       tables=list(tables.values()))
 
 
-def run_remote(plan: RemotePlan, registry: RemoteRegistry, *,
+def run_remote(plan: RemotePlan, registry: RemoteRegistry, *, mode: str = "async",
                cancelled: Callable[[], bool] | None = None,
                max_bytes: int | None = None) -> RemoteAnswer:
-    """Run a plan as an async job on its remote, asking for its preferred format; the
-    answer keeps the remote's OVERFLOW status."""
+    """Run a plan on its remote (as an async job by default; ``mode="sync"`` for one
+    request), asking for its preferred format; the answer keeps the remote's OVERFLOW
+    status."""
     client = registry.client(plan.remote)
-    return client.query_async(plan.adql, maxrec=plan.maxrec,
-                              fmt=plan.remote.capabilities.preferred_format(),
-                              cancelled=cancelled, max_bytes=max_bytes)
+    fmt = plan.remote.capabilities.preferred_format()
+    if mode == "sync":
+        return client.query_sync(plan.adql, maxrec=plan.maxrec, fmt=fmt, max_bytes=max_bytes)
+    return client.query_async(plan.adql, maxrec=plan.maxrec, fmt=fmt, cancelled=cancelled,
+                              max_bytes=max_bytes)
 
 
 def _identifier(name: str) -> exp.Identifier:
