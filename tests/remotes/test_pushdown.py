@@ -39,7 +39,8 @@ def test_cone_with_top_is_pushed_down_whole(far, remote_server) -> None:  # noqa
     assert plan.maxrec == 10
     answer = run_remote(plan, far)
     assert received(remote_server) == plan.adql
-    assert answer.rows == 10 and not answer.overflow and answer.mode == "async"
+    assert answer.rows == 10 and not answer.overflow and answer.mode == "sync"  # TOP 10
+    assert run_remote(plan, far, mode="async").table == answer.table
     # The same as asking the remote directly; only these 10 rows crossed the wire.
     direct = far.client("far").query_sync(plan.adql)
     assert answer.table.to_pylist() == direct.table.to_pylist()

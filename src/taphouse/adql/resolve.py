@@ -224,7 +224,7 @@ class Resolver:
             raise AdqlError.at(f"{node.sql()[:40]!r} is not a table", node)
         name = node.name
         schema = node.db or None
-        if node.catalog:  # REMOTE.schema.table is planned by taphouse.remotes, not here
+        if node.catalog and schema:  # REMOTE.schema.table: planned by taphouse.remotes
             raise AdqlError.at(
                 f"{node.catalog}.{schema}.{name}: {node.catalog!r} is not a remote service"
                 " this query can use (remote tables are named REMOTE.schema.table; GET"

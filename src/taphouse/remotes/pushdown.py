@@ -123,14 +123,23 @@ def plan_remote(tree: exp.Expression, identity: Identity, registry: RemoteRegist
                       tables=list(tables.values()))
 
 
-def run_remote(plan: RemotePlan, registry: RemoteRegistry, *, mode: str = "async",
+#: Results of at most this many rows (TOP, MAXREC) are asked for with one sync request:
+#: a UWS job costs four more round trips (create, wait, result, delete).
+SYNC_MAX_ROWS = 10_000
+
+
+def run_remote(plan: RemotePlan, registry: RemoteRegistry, *, mode: str = "auto",
                cancelled: Callable[[], bool] | None = None,
                max_bytes: int | None = None) -> RemoteAnswer:
-    """Run a plan on its remote (as an async job by default; ``mode="sync"`` for one
-    request), asking for its preferred format; the answer keeps the remote's OVERFLOW
-    status."""
+    """Run a plan on its remote, asking for its preferred format; the answer keeps the
+    remote's OVERFLOW status. ``mode``: ``async`` (a UWS job), ``sync`` (one request,
+    within the remote's request timeout), ``auto`` (sync when at most
+    :data:`SYNC_MAX_ROWS` rows can come back, else async)."""
     client = registry.client(plan.remote)
     fmt = plan.remote.capabilities.preferred_format()
+    if mode == "auto":
+        small = plan.maxrec is not None and plan.maxrec <= SYNC_MAX_ROWS
+        mode = "sync" if small else "async"
     if mode == "sync":
         return client.query_sync(plan.adql, maxrec=plan.maxrec, fmt=fmt, max_bytes=max_bytes)
     return client.query_async(plan.adql, maxrec=plan.maxrec, fmt=fmt, cancelled=cancelled,
