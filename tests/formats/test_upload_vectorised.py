@@ -163,6 +163,22 @@ def test_hostile_tabledata_takes_linear_time():
     assert time.process_time() - start < 5
 
 
+def test_cell_tags_that_never_close_take_linear_time():
+    import time
+
+    # "<TD<TD<TD...": no ">" anywhere, so a start tag's attributes may not run on to the
+    # end of the stream (it was quadratic: these 60 kB took ~30 s, 200 MB would never end)
+    doc = (b'<VOTABLE version="1.4"><RESOURCE><TABLE><FIELD name="a" datatype="int"/>'
+           b"<DATA><TABLEDATA>" + b"<TD" * 20_000
+           + b"</TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>")
+    start = time.process_time()
+    header, serialization, payload = votable_read.split(doc)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fields = parse(io.BytesIO(header), verify="ignore").get_first_table().fields
+    votable_read.read_rows(fields, serialization, payload)
+    assert time.process_time() - start < 5
+
 
 @pytest.mark.parametrize("fmt", ["votable", "votable/b2"])
 def test_variable_size_text_in_binary_streams(fmt):

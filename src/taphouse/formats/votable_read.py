@@ -30,10 +30,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# Cell text cannot hold "<" (CDATA and comments are refused first), so "[^<]*" keeps the
-# search linear whatever the input; a cell with markup inside fails to match, the cell
-# count then differs from rows x fields and astropy reads the document.
-_TD = re.compile(rb"<TD\b[^>]*?(?:/>|>([^<]*)</TD\s*>)")
+# Cell text cannot hold "<" (CDATA and comments are refused first), nor can attribute
+# values, so "[^<]*" and "[^<>]*" keep the search linear whatever the input (with "[^>]*"
+# for the attributes, "<TD<TD<TD..." rescanned to the end from every tag: quadratic); a
+# cell with markup inside fails to match, the cell count then differs from rows x fields
+# and astropy reads the document.
+_TD = re.compile(rb"<TD\b[^<>]*?(?:/>|>([^<]*)</TD\s*>)")
 _TR_ATTRS = re.compile(rb"<TR\s")
 _SCALARS = {"boolean": 1, "bit": 1, "unsignedByte": 1, "short": 2, "int": 4, "long": 8, "float": 4,
             "double": 8}
