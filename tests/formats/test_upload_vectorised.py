@@ -221,6 +221,18 @@ def test_many_rows_with_text_are_read_column_by_column():
         read_upload(data, content_type=None, name="u", max_rows=100)
 
 
+def test_tabledata_past_the_row_limit_is_refused_before_its_cells_are_read():
+    data = document(Table({"n": np.arange(50, dtype=np.int64)}), "tabledata")
+    header, serialization, payload = votable_read.split(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fields = parse(io.BytesIO(header), verify="ignore").get_first_table().fields
+    with pytest.raises(votable_read.TooManyRows):
+        votable_read.read_rows(fields, serialization, payload, max_rows=10)
+    with pytest.raises(FormatError, match="upload u has more than 10 rows; the limit is 10"):
+        read_upload(data, content_type=None, name="u", max_rows=10)
+
+
 def test_a_stream_cut_inside_a_row_is_left_to_astropy():
     batch = pa.record_batch({"s": pa.array(["abc", "defgh"]), "n": pa.array([1, 2])})
     columns = [ColumnMeta("s", "char", "*"), ColumnMeta("n", "long")]

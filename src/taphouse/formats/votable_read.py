@@ -111,7 +111,7 @@ def read_rows(fields: list[Any], serialization: str, payload: bytes,
     try:
         kinds = [_kind(f) for f in fields]
         if serialization == "TABLEDATA":
-            return _tabledata(fields, kinds, payload)
+            return _tabledata(fields, kinds, payload, max_rows)
         return _binary(fields, kinds, payload, serialization == "BINARY2", max_rows)
     except (Unsupported, pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError,
             UnicodeDecodeError, OverflowError):
@@ -119,10 +119,12 @@ def read_rows(fields: list[Any], serialization: str, payload: bytes,
 
 
 def _tabledata(fields: list[Any], kinds: list[tuple[str, int | None]],
-               payload: bytes) -> list[pa.Array]:
+               payload: bytes, max_rows: int | None = None) -> list[pa.Array]:
     if b"<![CDATA[" in payload or b"<!--" in payload or b"encoding" in payload:
         raise Unsupported("TABLEDATA markup")
     rows = payload.count(b"<TR>") + len(_TR_ATTRS.findall(payload))
+    if max_rows is not None and rows > max_rows:
+        raise TooManyRows(rows)  # before a Python object is made for each cell
     cells = _TD.findall(payload)
     nf = len(fields)
     if nf == 0 or len(cells) != rows * nf:
