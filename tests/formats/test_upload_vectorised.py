@@ -246,3 +246,52 @@ def test_a_stream_cut_inside_a_row_is_left_to_astropy():
     # astropy's verdict stands: it keeps the complete rows
     got, _ = read_upload(broken, content_type=None, name="u", max_rows=10)
     assert got["s"].to_pylist() == ["abc"] and got["n"].to_pylist() == [1]
+
+
+def _linked(href: bytes, element: bytes = b"BINARY", prefix: bytes = b"") -> bytes:
+    p = prefix + b":" if prefix else b""
+    ns = b"xmlns:" + prefix if prefix else b"xmlns"
+    return (b'<?xml version="1.0"?><' + p + b'VOTABLE version="1.4" ' + ns
+            + b'="http://www.ivoa.net/xml/VOTable/v1.3"><' + p + b"RESOURCE><" + p
+            + b'TABLE><' + p + b'FIELD name="n" datatype="int"/><' + p + b"DATA><" + p
+            + element + b"><" + p + b'STREAM href="' + href + b'"/></' + p + element
+            + b"></" + p + b"DATA></" + p + b"TABLE></" + p + b"RESOURCE></" + p
+            + b"VOTABLE>")
+
+
+@pytest.mark.parametrize("case", ["binary", "binary2", "fits", "prefixed", "utf-16",
+                                  "second table", "parquet header"])
+def test_an_upload_never_makes_the_server_open_a_link(tmp_path, case):
+    # astropy opens a STREAM's href itself: file: read the server's files back as rows
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"\x00\x00\x00\x2a" * 4)
+    href = secret.as_uri().encode()
+    if case == "binary2":
+        doc = _linked(href, b"BINARY2")
+    elif case == "fits":
+        doc = _linked(href, b"FITS")
+    elif case == "prefixed":
+        doc = _linked(href, prefix=b"v")
+    elif case == "utf-16":
+        doc = _linked(href).decode().replace('version="1.0"?>', 'version="1.0" encoding='
+                                             '"UTF-16"?>').encode("utf-16-le")
+    elif case == "second table":  # the vectorised path parses what is around the 1st DATA
+        inline = document(Table({"m": np.arange(2, dtype=np.int32)}), "binary")
+        second = _linked(href).split(b"<TABLE>", 1)[1].split(b"</RESOURCE>")[0]
+        doc = inline.replace(b"</TABLE>", b"</TABLE><TABLE>" + second, 1)
+        assert votable_read.split(doc) is not None
+    else:
+        doc = _linked(href)
+    if case == "parquet header":
+        import pyarrow.parquet as pq
+
+        from taphouse.formats.parquet import CONTENT_KEY
+
+        table = pa.table({"n": pa.array([1], pa.int32())}).replace_schema_metadata(
+            {CONTENT_KEY: doc})
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        doc = buf.getvalue()
+    with pytest.raises(FormatError, match="href"):
+        got, _ = read_upload(doc, content_type=None, name="u", max_rows=100)
+        assert 42 not in got.column(0).to_pylist()

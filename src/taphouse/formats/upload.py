@@ -136,9 +136,28 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _parse_votable(data: bytes) -> Any:
+    """astropy's VOTable tree of uploaded bytes, after refusing any STREAM that names its
+    data by ``href``: astropy opens such a link itself (``urllib``: ``file:`` reads a file
+    of the server, ``http:`` a request from it to anywhere, past the outbound policy of
+    URL uploads). The check walks the document with the same tokenizer as the parse, so
+    namespace prefixes and encodings are seen as astropy sees them."""
+    from astropy.io.votable import parse
+    from astropy.utils.xml import iterparser
+
+    with iterparser.get_xml_iterator(io.BytesIO(data)) as events:
+        for start, tag, attrs, _ in events:
+            if start and tag == "STREAM" and any(
+                    k.rsplit(":", 1)[-1] == "href" for k in attrs):
+                raise FormatError(
+                    "a STREAM with an href (rows outside the document) is not accepted in"
+                    " an upload; send the rows inside the VOTable (TABLEDATA, or a base64"
+                    " BINARY/BINARY2 STREAM)")
+    return parse(io.BytesIO(data), verify="ignore")
+
+
 def _votable(data: Any, head: bytes,
              max_rows: int | None = None) -> tuple[pa.Table, list[ColumnMeta]]:
-    from astropy.io.votable import parse
     from astropy.io.votable.exceptions import VOWarning
 
     if isinstance(data, io.BytesIO):
@@ -152,7 +171,7 @@ def _votable(data: Any, head: bytes,
     data = io.BytesIO(raw)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", VOWarning)
-        vot = parse(data, verify="ignore")
+        vot = _parse_votable(raw)
     return votable_to_arrow(vot)
 
 
@@ -188,8 +207,6 @@ def _votable_vectorised(raw: bytes, max_rows: int | None = None
                         ) -> tuple[pa.Table, list[ColumnMeta]] | None:
     """The upload read by :mod:`taphouse.formats.votable_read` (astropy parses only the
     metadata); None when that module does not cover the document."""
-    from astropy.io.votable import parse
-
     from taphouse.formats import votable_read
 
     parts = votable_read.split(raw)
@@ -199,8 +216,10 @@ def _votable_vectorised(raw: bytes, max_rows: int | None = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            vot = parse(io.BytesIO(header), verify="ignore")
+            vot = _parse_votable(header)
             vtable = vot.get_first_table()
+        except FormatError:
+            raise
         except Exception:  # noqa: BLE001 - astropy's parser will say what is wrong
             return None
     fields = list(vtable.fields)
@@ -267,11 +286,9 @@ def _parquet(data: Any, head: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
     metas = columns_from_schema(arrow.schema)
     content = (source.metadata.metadata or {}).get(CONTENT_KEY.encode())
     if content:
-        from astropy.io.votable import parse
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fields = parse(io.BytesIO(content), verify="ignore").get_first_table().fields
+            fields = _parse_votable(content).get_first_table().fields
         by_name = {f.name: f for f in fields}
         for meta in metas:
             fld = by_name.get(meta.name)
