@@ -288,3 +288,32 @@ def test_garbage_upload_limit_message(server: Any, tmp_path: Path) -> None:
                         files={"t1": ("t1.csv", big, "text/csv")})
         check(r)
         assert r.status_code in (400, 413) and "65536" in r.text, r.text[:300]
+
+
+def test_hostile_votable_uploads_are_clear_errors(server: Any, tmp_path: Path) -> None:
+    """Uploads built to make the server read its own files or spin: a 400 VOTable error
+    naming the problem, quickly (the attack review of the vectorised reader)."""
+    import time
+
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"\x00\x00\x00\x2a" * 4)
+    head = (b'<?xml version="1.0"?><VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/'
+            b'VOTable/v1.3"><RESOURCE><TABLE><FIELD name="id" datatype="int"/><DATA>')
+    tail = b"</DATA></TABLE></RESOURCE></VOTABLE>"
+    cases = {
+        "href": head + b'<BINARY><STREAM href="' + secret.as_uri().encode()
+        + b'"/></BINARY>' + tail,
+        "unclosed cells": head + b"<TABLEDATA>" + b"<TD" * 20_000 + b"</TABLEDATA>" + tail,
+    }
+    with httpx.Client(base_url=server.tap, timeout=120) as client:
+        for what, body in cases.items():
+            start = time.monotonic()
+            r = client.post("/sync", data={"LANG": "ADQL", "QUERY": "SELECT * FROM TAP_UPLOAD.t1",
+                                           "UPLOAD": "t1,param:t1"},
+                            files={"t1": ("t1.xml", body, "application/x-votable+xml")})
+            check(r)
+            assert time.monotonic() - start < 10, what
+            if what == "href":
+                assert r.status_code == 400 and "href" in r.text, r.text[:300]
+            else:  # not well-formed: astropy reads no rows
+                assert r.status_code == 400 or r.status_code == 200 and b"<TR>" not in r.content
