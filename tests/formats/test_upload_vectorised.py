@@ -295,3 +295,67 @@ def test_an_upload_never_makes_the_server_open_a_link(tmp_path, case):
     with pytest.raises(FormatError, match="href"):
         got, _ = read_upload(doc, content_type=None, name="u", max_rows=100)
         assert 42 not in got.column(0).to_pylist()
+
+
+def _two_int_columns(tabledata: bytes, before: bytes = b"") -> bytes:
+    return (b'<?xml version="1.0"?><VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/'
+            b'VOTable/v1.3"><RESOURCE>' + before + b'<TABLE><FIELD name="a" datatype="int"/>'
+            b'<FIELD name="b" datatype="int"/><DATA><TABLEDATA>' + tabledata
+            + b"</TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>")
+
+
+def test_ragged_rows_are_not_reflowed():
+    # 3 cells then 1: as many cells as 2 rows x 2 fields, but no row has two
+    doc = _two_int_columns(b"<TR><TD>1</TD><TD>2</TD><TD>3</TD></TR><TR><TD>4</TD></TR>")
+    assert vectorised_columns(doc) is None
+    with pytest.raises(FormatError, match="more columns"):
+        read_upload(doc, content_type=None, name="u", max_rows=10)
+    fine = _two_int_columns(b'<TR><TD>1</TD><TD>2</TD></TR><TR id="x"><TD>3</TD><TD/></TR>')
+    assert [c.to_pylist() for c in vectorised_columns(fine)] == [[1, 3], [2, None]]
+
+
+@pytest.mark.parametrize("hiding", [
+    b"<!-- <TABLE><DATA><TABLEDATA><TR><TD>666</TD><TD>666</TD></TR></TABLEDATA></DATA> -->",
+    b"<DESCRIPTION><![CDATA[<TABLE><DATA><TABLEDATA><TR><TD>666</TD><TD>666</TD></TR>"
+    b"</TABLEDATA></DATA>]]></DESCRIPTION>",
+    b"<?note <TABLE><DATA><TABLEDATA><TR><TD>666</TD><TD>666</TD></TR></TABLEDATA></DATA>?>",
+])
+def test_a_table_inside_a_comment_is_not_the_table_read(hiding):
+    doc = _two_int_columns(b"<TR><TD>1</TD><TD>2</TD></TR>", before=hiding)
+    got, _ = read_upload(doc, content_type=None, name="u", max_rows=10)
+    assert got.to_pylist() == [{"a": 1, "b": 2}]
+
+
+def test_a_parquet_upload_past_the_row_limit_is_refused_before_its_rows_are_read(tmp_path):
+    # a few kB of Parquet (one repeated value) can stand for millions of rows: the row
+    # count of its footer is checked before anything is decoded
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "bomb.parquet"
+    pq.write_table(pa.table({"n": pa.repeat(pa.scalar(7, pa.int64()), 20_000_000)}), path)
+    assert path.stat().st_size < 1_000_000
+    probe = (
+        "import sys, pyarrow as pa\n"
+        "from taphouse.formats import FormatError, read_upload\n"
+        "data = open(sys.argv[1], 'rb').read()\n"
+        "try:\n"
+        "    read_upload(data, content_type=None, name='u', max_rows=1000)\n"
+        "except FormatError as e:\n"
+        "    print(e)\n"
+        "print(pa.default_memory_pool().max_memory())\n")
+    out = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    assert out[0] == "upload u has more than 1000 rows; the limit is 1000"
+    assert int(out[1]) < 20_000_000  # the 160 MB of values were never made
+
+
+def test_entities_declared_in_the_document_are_expanded_as_astropy_does():
+    doc = (b'<?xml version="1.0"?><!DOCTYPE VOTABLE [<!ENTITY star "Vega">]><VOTABLE version='
+           b'"1.4"><RESOURCE><TABLE><FIELD name="s" datatype="char" arraysize="*"/><DATA>'
+           b"<TABLEDATA><TR><TD>&star;</TD></TR></TABLEDATA></DATA></TABLE></RESOURCE>"
+           b"</VOTABLE>")
+    got, _ = read_upload(doc, content_type=None, name="u", max_rows=10)
+    assert got["s"].to_pylist() == ["Vega"]

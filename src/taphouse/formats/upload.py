@@ -276,12 +276,18 @@ def _fits(data: Any, head: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
     return arrow, metas
 
 
-def _parquet(data: Any, head: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
+def _parquet(data: Any, head: bytes,
+             max_rows: int | None = None) -> tuple[pa.Table, list[ColumnMeta]]:
     import pyarrow.parquet as pq
 
     from taphouse.formats.parquet import CONTENT_KEY
+    from taphouse.formats.votable_read import TooManyRows
 
     source = pq.ParquetFile(data)
+    if max_rows is not None and source.metadata.num_rows > max_rows:
+        # from the footer, before decoding: a few kB of one repeated value can stand for
+        # millions of rows (gigabytes once read)
+        raise TooManyRows(source.metadata.num_rows)
     arrow = source.read().replace_schema_metadata(None)
     metas = columns_from_schema(arrow.schema)
     content = (source.metadata.metadata or {}).get(CONTENT_KEY.encode())
@@ -356,6 +362,8 @@ def read_upload(data: bytes | IO[bytes] | str | os.PathLike, *, content_type: st
     try:
         if kind == "votable":  # (stops reading once past the limit)
             arrow, metas = _votable(source, head, max_rows)
+        elif kind == "parquet":  # (the footer's row count is checked first)
+            arrow, metas = _parquet(source, head, max_rows)
         else:
             arrow, metas = _READERS[kind](source, head)
     except FormatError:

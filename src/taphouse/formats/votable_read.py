@@ -61,6 +61,8 @@ def split(doc: bytes) -> tuple[bytes, str, bytes] | None:
     end = doc.find(b"</DATA>", start)
     if end < 0:
         return None
+    if _hidden_markup(doc, end):
+        return None
     inner = doc[doc.find(b">", start) + 1:end]
     body = inner.lstrip()
     for kind in (b"TABLEDATA", b"BINARY2", b"BINARY"):
@@ -76,9 +78,33 @@ def split(doc: bytes) -> tuple[bytes, str, bytes] | None:
                         b"'", b'"') or b"href" in stream.group(1):
                     return None
                 payload = stream.group(2)
+                if b"<" in payload:  # markup inside the base64 (a comment...)
+                    return None
             header = doc[:start] + doc[end + len(b"</DATA>"):]
             return header, kind.decode(), payload
     return None
+
+
+_HIDING = ((b"<!--", b"-->"), (b"<![CDATA[", b"]]>"), (b"<?", b"?>"))
+_TABLE_TAGS = (b"<TABLE", b"<DATA", b"</DATA", b"<TR", b"<TD", b"<STREAM", b"<FIELD")
+
+
+def _hidden_markup(doc: bytes, end: int) -> bool:
+    """Whether the document up to the first ``</DATA>`` has text that only looks like the
+    table: table tags in a comment, CDATA section or processing instruction ("<!-- <TABLE>
+    <DATA>... -->" would be read instead of the real rows), or entity declarations (a
+    cell's "&x;" is then not a character reference). astropy reads those documents."""
+    before = doc[:end]
+    if b"<!ENTITY" in before:
+        return True
+    for opening, closing in _HIDING:
+        i = before.find(opening)
+        while i >= 0:
+            j = doc.find(closing, i + len(opening))
+            if j < 0 or any(t in doc[i:j] for t in _TABLE_TAGS):
+                return True
+            i = before.find(opening, j)
+    return False
 
 
 def _kind(field: Any) -> tuple[str, int | None]:
@@ -125,6 +151,7 @@ def _tabledata(fields: list[Any], kinds: list[tuple[str, int | None]],
     rows = payload.count(b"<TR>") + len(_TR_ATTRS.findall(payload))
     if max_rows is not None and rows > max_rows:
         raise TooManyRows(rows)  # before a Python object is made for each cell
+    _check_cells_per_row(payload, rows, len(fields))
     cells = _TD.findall(payload)
     nf = len(fields)
     if nf == 0 or len(cells) != rows * nf:
@@ -158,6 +185,25 @@ def _tabledata(fields: list[Any], kinds: list[tuple[str, int | None]],
                                 pa.scalar(None, values.type), values)
         out.append(values)
     return out
+
+
+def _check_cells_per_row(payload: bytes, rows: int, nf: int) -> None:
+    """Every row has ``nf`` cells (a total of rows x fields is not enough: "<TR> 3 cells
+    </TR><TR> 1 cell </TR>" would be read as two rows of two); Unsupported otherwise, and
+    astropy reports the ragged row. Tags are found with numpy: "<" is in no cell text."""
+    data = np.frombuffer(payload, dtype=np.uint8)
+    if len(data) < 3:
+        return
+    lt = np.flatnonzero(data[:-2] == ord("<"))
+    tag = lt[data[lt + 1] == ord("T")]
+    second = data[tag + 2]
+    tr, td = tag[second == ord("R")], tag[second == ord("D")]
+    if len(tr) != rows:
+        raise Unsupported("row tags")
+    # cells before the first row tag count in per_row[0], those of row i in per_row[i + 1]
+    per_row = np.bincount(np.searchsorted(tr, td, side="right"), minlength=rows + 1)
+    if per_row[0] or np.any(per_row[1:] != nf):
+        raise Unsupported("ragged rows")
 
 
 def _xml_strings(text: pa.Array) -> pa.Array:
