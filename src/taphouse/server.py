@@ -107,9 +107,14 @@ class Platform:
                                    quota_bytes=settings.quota_bytes)
         # The query path (taphouse.query): every collaborator passed explicitly.
         self.query_audit = QueryAudit(self.authenticator.audit_log, self.catalogue)
+        # Remote TAP services (remotes): registrations, cached metadata, health.
+        self.remotes = RemoteRegistry(
+            self.meta, RemoteConfig.from_settings(settings),
+            local_database=lambda name: self.catalogue.database(name) is not None)
         self.query_service = QueryService(
             settings, engine=self.engine, scopes=self.scopes, userspace=self.userspace,
-            audit=self.query_audit, outbound=self.outbound, scratch_dir=self.scratch.path)
+            audit=self.query_audit, outbound=self.outbound, scratch_dir=self.scratch.path,
+            remotes=self.remotes)
         # Admission (taphouse.admission): sync queries, downloads and uploads run in slots
         # of sync_slots and threads of their own; TAP_SCHEMA queries in their own.
         share = settings.anonymous_sync_share
@@ -144,10 +149,6 @@ class Platform:
         self.workspaces = Workspaces(
             self.meta, lambda ident: {d.name for d in self.scopes.visible_databases(ident)})
         self.jobs.on_destroyed = self.userspace.drop_job_table
-        # Remote TAP services (remotes): registrations, cached metadata, health.
-        self.remotes = RemoteRegistry(
-            self.meta, RemoteConfig.from_settings(settings),
-            local_database=lambda name: self.catalogue.database(name) is not None)
         # The platform's JupyterHub: its service token (written by `taphouse hub`).
         self.hub_link = HubLink(service_token_path(settings.data_dir))
 

@@ -333,6 +333,29 @@ def api_router(platform: Any) -> APIRouter:
 
         return JSONResponse(await run_in_threadpool(work))
 
+    @router.post("/explain")
+    async def explain(request: Request) -> Response:
+        """What a query would run where: {"query", "parts": [{"runs_on", "remote_adql" |
+        "sql", "maxrec", "tables"}]}; nothing runs (body {"query": ADQL, "maxrec": N})."""
+        from taphouse.query.request import parse_query_spec
+
+        identity = await caller(request)
+        body = await _json_object(request)
+        values = {"lang": "ADQL", "query": body.get("query")}
+        if body.get("maxrec") is not None:
+            values["maxrec"] = str(body["maxrec"])
+        if not isinstance(values["query"], str):
+            return JSONResponse({"error": "missing field 'query' (ADQL text)"},
+                                status_code=400)
+        from taphouse.query.errors import QueryError
+
+        try:
+            spec = parse_query_spec(values, platform.settings)
+            plan = await run_in_threadpool(platform.query_service.explain, identity, spec)
+        except QueryError as exc:  # a JSON error here, not TAP's VOTable
+            return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return JSONResponse(plan)
+
     @router.get("/quota")
     async def quota(request: Request) -> Response:
         identity = await reader(request)

@@ -4,6 +4,7 @@ first). Nothing here knows about HTTP; every collaborator is passed in."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,9 @@ from taphouse.settings import Settings
 from taphouse.userspace import UserSpace
 
 BATCH_ROWS = 65536
+#: A three-part name (REMOTE.schema.table) somewhere in the text: only such queries are
+#: parsed once more to look for remote tables.
+_REMOTE_NAME = re.compile(r'[\w"]\s*\.\s*[\w"]+\s*\.\s*[\w"]')
 
 
 @dataclass
@@ -51,6 +55,9 @@ class PreparedQuery:
     audit_id: int | None = None
     #: The table versions the query holds attached.
     lease: Lease | None = None
+    #: A query whose tables are all on one remote service: what runs there
+    #: (:class:`taphouse.remotes.pushdown.RemotePlan`); ``sql`` is then empty.
+    remote: Any = None
 
     def relation(self, table: TableMeta) -> str:
         """Backend relation of a stored table, held as long as this query's versions."""
@@ -70,8 +77,10 @@ class QueryService:
 
     def __init__(self, settings: Settings, *, engine: Backend, scopes: ScopeBuilder,
                  userspace: UserSpace, audit: QueryAudit, outbound: Outbound,
-                 scratch_dir: Path) -> None:
+                 scratch_dir: Path, remotes: Any = None) -> None:
         self.settings = settings
+        #: Registered remote services (:class:`taphouse.remotes.RemoteRegistry`), if any.
+        self.remotes = remotes
         self.engine = engine
         self.scopes = scopes
         self.userspace = userspace
@@ -126,6 +135,10 @@ class QueryService:
 
         The tables the query reads stay attached until :meth:`execute` ends (or the
         caller calls ``prepared.close()`` if it does not execute it)."""
+        if self.remotes is not None and _REMOTE_NAME.search(spec.query):
+            remote = self._prepare_remote(identity, spec, uploads)
+            if remote is not None:
+                return remote
         lease = self.engine.lease()
         try:
             scope = self.scopes.build(identity, workspace, uploads,
@@ -161,6 +174,84 @@ class QueryService:
                              columns=tr.columns, tables=tr.tables, limit=limit,
                              inline=inline, writer=writer, lease=lease)
 
+    def explain(self, identity: Identity, spec: QuerySpec, *,
+                workspace: Sequence[str] | None = None) -> dict[str, Any]:
+        """What would run where for ``spec`` (nothing runs): for a query on a remote
+        service, the exact ADQL sent there and its MAXREC; for a local one, the backend
+        SQL and the tables. Errors are those the query itself would get."""
+        prepared = self.prepare(identity, spec, workspace=workspace)
+        try:
+            if prepared.remote is not None:
+                part = prepared.remote.explain()
+            else:
+                part = {"runs_on": "local", "sql": prepared.sql, "maxrec": prepared.limit,
+                        "tables": [f"{t.database}.{t.name}" for t in prepared.tables]}
+            return {"query": spec.query, "parts": [part]}
+        finally:
+            prepared.close()
+
+    def _prepare_remote(self, identity: Identity, spec: QuerySpec,
+                        uploads: dict[str, tuple[pa.Table, TableMeta]] | None
+                        ) -> PreparedQuery | None:
+        """A query naming REMOTE.schema.table: planned to run whole on that remote
+        (taphouse.remotes.pushdown); None for a query without three-part table names."""
+        from taphouse.adql.safety import check_statement, check_tree
+        from taphouse.adql.translator import parse
+        from taphouse.remotes.pushdown import catalog_names, plan_remote
+
+        try:
+            tree = parse(spec.query)
+            if not catalog_names(tree):
+                return None
+            check_statement(tree)
+            check_tree(tree, spec.query)
+            if uploads:
+                raise AdqlError("TAP_UPLOAD tables cannot be joined with a remote service's"
+                                " tables yet")
+            if spec.dest:
+                raise AdqlError("DEST with a remote service's tables is not available yet:"
+                                " run the query, then upload its result to your user space")
+            plan = plan_remote(tree, identity, self.remotes, maxrec=spec.maxrec)
+        except AdqlError as exc:
+            error = QueryError(str(exc.message), line=exc.line, column=exc.column,
+                               query=spec.query)
+            self.audit.rejected(identity, spec.query, error)
+            raise error from None
+        limit = spec.maxrec if plan.maxrec is None else min(plan.maxrec, spec.maxrec)
+        return PreparedQuery(spec=spec, identity=identity,
+                             scope=Scope(tables={}, relation=_no_relation), sql="",
+                             columns=[], tables=[], limit=limit, inline={},
+                             writer=get_writer(spec.responseformat), remote=plan)
+
+    def _execute_remote(self, prepared: PreparedQuery, cancel: CancelHandle,
+                        infos: list[tuple[str, str]], max_bytes: int | None
+                        ) -> Iterator[bytes]:
+        from taphouse.remotes.errors import RemoteError
+        from taphouse.remotes.pushdown import run_remote
+
+        plan = prepared.remote
+        self.audit.start(prepared)
+        started = time.monotonic()
+        try:
+            try:
+                answer = run_remote(plan, self.remotes, cancelled=lambda: bool(cancel.reason),
+                                    max_bytes=self.settings.remote_max_bytes)
+            except RemoteError as exc:
+                raise QueryError(exc.message, exc.status, query=prepared.spec.query) from None
+            cancel.rows += answer.rows
+            cap = self.settings.result_max_bytes if max_bytes is None else max_bytes
+            info = ResultInfo(query=prepared.spec.query, limit=prepared.limit,
+                              infos=[*infos, ("REMOTE", plan.remote.name),
+                                     ("REMOTE_QUERY", plan.adql)],
+                              spool_dir=self.scratch_dir, max_bytes=cap,
+                              overflow=answer.overflow)
+            try:
+                yield from prepared.writer.write(answer.batches(), answer.columns, info)
+            except FormatError as exc:
+                raise QueryError(str(exc), 400, query=prepared.spec.query) from None
+        finally:
+            self.audit.finish(prepared, time.monotonic() - started, cancel)
+
     # --- execution ---------------------------------------------------------------
     def execute(self, prepared: PreparedQuery, *, cancel: CancelHandle | None = None,
                 infos: list[tuple[str, str]] | None = None,
@@ -182,6 +273,9 @@ class QueryService:
                  max_bytes: int | None) -> Iterator[bytes]:
         engine = self.engine
         cancel = cancel or CancelHandle()
+        if prepared.remote is not None:
+            yield from self._execute_remote(prepared, cancel, list(infos or []), max_bytes)
+            return
         self.audit.start(prepared)  # reads of restricted data: recorded first
         started = time.monotonic()
         sql, inline, infos = prepared.sql, prepared.inline, list(infos or [])
@@ -249,6 +343,10 @@ def _engine_error(exc: Exception, cancel: CancelHandle) -> QueryError:
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     first = without_paths(first)
     return QueryError(f"query failed: {first}", 400)
+
+
+def _no_relation(table: TableMeta) -> str:
+    raise AssertionError("a query that runs on a remote reads no local table")
 
 
 def _upload_meta(name: str, columns: list[ColumnMeta], nrows: int) -> TableMeta:

@@ -1,0 +1,102 @@
+"""Queries naming REMOTE.schema.table through the platform's own TAP service, with pyvo
+as the caller: pushed down whole to the remote (a second real taphouse)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+import pyvo
+from remote_helpers import LOOPBACK, REMOTE_MAXREC_HARD
+
+CONE = ("SELECT TOP 10 * FROM far.hipparcos.hip2 WHERE"
+        " 1=CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 56.75, 24.12, 2))")
+
+
+@pytest.fixture
+def platform(start_server, remote_server) -> Any:  # noqa: ANN001
+    server = start_server(outbound_allow=LOOPBACK)
+    server.platform.remotes.add("far", remote_server.tap)
+    return server
+
+
+def received(remote_server: Any) -> str:
+    entries = remote_server.platform.authenticator.audit_log.entries(event="query", limit=5)
+    return next(e["detail"] for e in entries if "TAP_SCHEMA" not in (e["detail"] or ""))
+
+
+def test_pyvo_cone_on_a_remote_table(platform, remote_server) -> None:  # noqa: ANN001
+    service = pyvo.dal.TAPService(platform.tap)
+    result = service.run_sync(CONE)
+    assert len(result) == 10 and "hip" in result.fieldnames
+    assert received(remote_server) == (
+        "SELECT TOP 10 * FROM hipparcos.hip2 WHERE 1 = CONTAINS(POINT('ICRS', ra, dec),"
+        " CIRCLE('ICRS', 56.75, 24.12, 2))")
+    job = service.run_async("SELECT COUNT(*) AS n FROM far.hipparcos.hip2 WHERE hpmag < 5")
+    assert job[0]["n"] > 100
+    assert received(remote_server) == ("SELECT COUNT(*) AS n FROM hipparcos.hip2 WHERE"
+                                       " hpmag < 5")
+
+
+def test_provenance_and_overflow_in_the_answer(platform) -> None:  # noqa: ANN001
+    r = httpx.post(platform.tap + "/sync", timeout=120, data={
+        "LANG": "ADQL", "QUERY": "SELECT hip FROM far.hipparcos.hip2",
+        "RESPONSEFORMAT": "votable/td", "MAXREC": "1000"})
+    assert r.status_code == 200, r.text
+    assert r.content.count(b"<TR>") == REMOTE_MAXREC_HARD
+    assert re.search(rb'<INFO name="QUERY_STATUS" value="OVERFLOW"', r.content)
+    assert b'<INFO name="REMOTE" value="far"' in r.content
+    assert b'name="REMOTE_QUERY" value="SELECT hip FROM hipparcos.hip2"' in r.content
+
+
+@pytest.mark.parametrize(("adql", "message"), [
+    ("SELECT * FROM far.hipparcos.hip2 AS a JOIN tap_schema.tables AS b ON 1=1",
+     "mixes remote 'far' with the local table tap_schema.tables"),
+    ("SELECT * FROM nosuch.hipparcos.hip2", "'nosuch' is not a remote service"),
+    ("SELECT nope FROM far.hipparcos.hip2", "remote 'far' reported an error"),
+])
+def test_refusals_are_tap_errors(platform, adql: str, message: str) -> None:  # noqa: ANN001
+    r = httpx.post(platform.tap + "/sync", timeout=120, data={"LANG": "ADQL", "QUERY": adql})
+    assert r.status_code == 400
+    assert message in r.text, r.text
+
+
+def test_taphouse_client_queries_a_remote_table(platform, remote_server) -> None:  # noqa: ANN001
+    import taphouse
+
+    client = taphouse.connect(platform.url, interactive=False, progress=False)
+    table = client.query(CONE.replace("TOP 10 *", "TOP 5 hip, ra, dec") + " ORDER BY hip")
+    assert len(table) == 5 and list(table.colnames) == ["hip", "ra", "dec"]
+    assert str(table["ra"].unit) == "deg"
+    assert received(remote_server).endswith("ORDER BY hip")
+
+
+def test_stilts_queries_a_remote_table(platform) -> None:  # noqa: ANN001
+    import shutil
+    import subprocess
+
+    exe = shutil.which("stilts")
+    assert exe, "stilts is not installed (Debian package 'stilts'); scripts/test.sh does it"
+    proc = subprocess.run([exe, "tapquery", f"tapurl={platform.tap}", f"adql={CONE}",
+                           "sync=true", "ofmt=csv"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("hip,") and len(lines) == 11
+
+
+def test_explain_shows_the_exact_remote_adql(platform) -> None:  # noqa: ANN001
+    r = httpx.post(platform.url + "/api/explain", timeout=60, json={"query": CONE})
+    assert r.status_code == 200, r.text
+    (part,) = r.json()["parts"]
+    assert part["runs_on"].startswith("remote far (http://127.0.0.1:")
+    assert part["remote_adql"].startswith("SELECT TOP 10 * FROM hipparcos.hip2 WHERE 1 =")
+    assert part["maxrec"] == 10 and part["tables"] == ["far.hipparcos.hip2"]
+    local = httpx.post(platform.url + "/api/explain", timeout=60,
+                       json={"query": "SELECT TOP 1 * FROM tap_schema.tables"}).json()
+    assert local["parts"][0]["runs_on"] == "local" and local["parts"][0]["sql"]
+    bad = httpx.post(platform.url + "/api/explain", timeout=60,
+                     json={"query": "SELECT * FROM far.hipparcos.nope"})
+    assert bad.status_code == 400 and "has no table hipparcos.nope" in bad.json()["error"]
