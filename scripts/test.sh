@@ -80,4 +80,6 @@ hubstamp=$("$VENV/bin/python" -c 'from taphouse.compute.commands import JOB_PACK
 ) 9>"$(dirname "$TAPHOUSE_TEST_HUB_ENV")/.hub-lock"
 
 export PATH="$PWD/$VENV/bin:$PATH"
+# Types (configuration in pyproject.toml [tool.mypy]): before the tests, as they fail faster.
+"$VENV/bin/python" -m mypy
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"

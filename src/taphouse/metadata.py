@@ -202,7 +202,8 @@ class MetadataDB:
         return self.connection().execute(sql, params).fetchall()
 
     def query_one(self, sql: str, params: Sequence | dict = ()) -> sqlite3.Row | None:
-        return self.connection().execute(sql, params).fetchone()
+        row: sqlite3.Row | None = self.connection().execute(sql, params).fetchone()
+        return row
 
     def execute(self, sql: str, params: Sequence | dict = ()) -> sqlite3.Cursor:
         return self.connection().execute(sql, params)

@@ -401,7 +401,7 @@ def _add_userspace_routes(app: FastAPI, platform: Platform) -> None:
                             " bearer token (POST /auth/token)")
         user, name, base = workspace_base(request)
         ws = None
-        if user == identity.username:
+        if user == identity.username and identity.user_id is not None:
             ws = await run_in_threadpool(platform.workspaces.get, identity.user_id, name)
         if ws is None:
             raise NotFound(f"no workspace {user}/{name} here")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from taphouse.errors import ServiceError
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 
 class AdqlError(ServiceError):
@@ -29,26 +34,26 @@ class AdqlError(ServiceError):
         return self.message
 
     @classmethod
-    def at(cls, message: str, node) -> AdqlError:
+    def at(cls, message: str, node: exp.Expression | None) -> AdqlError:
         """An error located at a parsed node (its first identifier or token)."""
         line, col = position(node)
         return cls(message, line, col)
 
     @classmethod
-    def at_start(cls, message: str, node) -> AdqlError:
+    def at_start(cls, message: str, node: exp.Expression | None) -> AdqlError:
         """An error located at the earliest token of a parsed node."""
         line, col = start_position(node)
         return cls(message, line, col)
 
 
-def start_position(node) -> tuple[int | None, int | None]:
+def start_position(node: exp.Expression | None) -> tuple[int | None, int | None]:
     """(line, column) of the earliest token inside a sqlglot node."""
     found = [_token_position(n) for n in node.walk()] if node is not None else []
     found = [p for p in found if p[0] is not None]
     return min(found) if found else (None, None)
 
 
-def _token_position(n) -> tuple[int | None, int | None]:
+def _token_position(n: object) -> tuple[int | None, int | None]:
     meta = getattr(n, "_meta", None) or {}
     if "line" not in meta:
         return None, None
@@ -58,7 +63,7 @@ def _token_position(n) -> tuple[int | None, int | None]:
     return meta["line"], col
 
 
-def position(node) -> tuple[int | None, int | None]:
+def position(node: exp.Expression | None) -> tuple[int | None, int | None]:
     """(line, column) of a sqlglot node, from the first token-bearing node inside it."""
     if node is None:
         return None, None

@@ -37,8 +37,10 @@ class ReadPolicy:
         groups: dict[int, frozenset[str]] = {}
         if restricted and identity.groups and not identity.is_admin:
             groups = groups_of_databases(self.meta, restricted)
-        return [db for db in dbs if self._decide(
-            identity, db, lambda db=db: groups.get(db.database_id or 0, frozenset()))]
+        def of(db: DatabaseMeta) -> Callable[[], frozenset[str]]:
+            return lambda: groups.get(db.database_id or 0, frozenset())
+
+        return [db for db in dbs if self._decide(identity, db, of(db))]
 
     @staticmethod
     def _decide(identity: Identity, db: DatabaseMeta, groups: Callable[[], frozenset[str]]

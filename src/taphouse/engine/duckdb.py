@@ -297,8 +297,9 @@ class DuckDBEngine:
                 try:
                     try:
                         cur.execute(f"CREATE TABLE {alias}.main.data AS {ordered}")
-                        nrows = cur.execute(
-                            f"SELECT count(*) FROM {alias}.main.data").fetchone()[0]
+                        counted = cur.execute(
+                            f"SELECT count(*) FROM {alias}.main.data").fetchone()
+                        nrows = counted[0] if counted else 0
                     finally:
                         if watch is not None:
                             watch.stop()
@@ -390,12 +391,10 @@ def fixed_row_width(types: Any) -> int | None:
                 return None
             count *= int(size)
             name = inner
-        if name.startswith("DECIMAL"):
-            width = 16
-        else:
-            width = _FIXED_WIDTHS.get(name)
-        if width is None:
+        found = 16 if name.startswith("DECIMAL") else _FIXED_WIDTHS.get(name)
+        if found is None:
             return None
+        width = found
         total += width * count
     return total
 

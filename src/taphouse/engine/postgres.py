@@ -153,7 +153,7 @@ def load_table(conn: Any, schema: str, name: str, table: pa.Table, *,
             cur.execute(f"CREATE INDEX ON {rel} ({quote_identifier(HEALPIX_COLUMN)})")
         cur.execute(f"ANALYZE {rel}")
     conn.commit()
-    return table.num_rows
+    return int(table.num_rows)
 
 
 def _copy(cur: Any, copy_sql: str, table: pa.Table) -> None:

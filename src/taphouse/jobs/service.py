@@ -468,7 +468,7 @@ class JobService:
                     self._cond.notify_all()
 
     def _claim(self, kind: str, scheduler: FairScheduler
-               ) -> tuple[str, str, CancelHandle] | None:
+               ) -> tuple[str, str | None, CancelHandle] | None:
         # Called with self._cond held; the DB update guards against a concurrent abort.
         while True:
             choice = scheduler.choose(self.store.queued(kind))

@@ -7,6 +7,7 @@ moved on and changes nothing.
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -34,7 +35,7 @@ class JobStore:
         return _job(row) if row else None
 
     def list(self, owner: int | None, *, phases: Sequence[str] = (), after: float | None = None,
-             last: int | None = None) -> list[Job]:
+             last: int | None = None) -> builtins.list[Job]:
         """Jobs of the user with id ``owner`` (``None``: the anonymous jobs), oldest
         first; with ``last`` the ``last`` most recently created, newest first."""
         sql = "SELECT * FROM jobs WHERE owner_id IS ?"
@@ -52,7 +53,7 @@ class JobStore:
             sql += " ORDER BY created, rowid"
         return [_job(r) for r in self.meta.query(sql, args)]
 
-    def queued(self, kind: str | None = None) -> list[tuple[str, str]]:
+    def queued(self, kind: str | None = None) -> builtins.list[tuple[str, str]]:
         """(id, budget key) of every QUEUED job (of ``kind``, when given), in queue
         order."""
         sql = "SELECT id, owner_id, budget_key FROM jobs WHERE phase='QUEUED'"
@@ -67,16 +68,16 @@ class JobStore:
         """How many jobs, and how many bytes of job files, ``key`` keeps."""
         row = self.meta.query_one("SELECT COUNT(*), COALESCE(SUM(files_bytes), 0) FROM jobs"
                                   " WHERE budget_key=?", (key,))
-        return int(row[0]), int(row[1])
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
-    def ids_of_owner(self, owner: int) -> list[str]:
+    def ids_of_owner(self, owner: int) -> builtins.list[str]:
         return [r["id"] for r in self.meta.query("SELECT id FROM jobs WHERE owner_id=?",
                                                  (owner,))]
 
-    def ids_in_phase(self, phase: str) -> list[str]:
+    def ids_in_phase(self, phase: str) -> builtins.list[str]:
         return [r["id"] for r in self.meta.query("SELECT id FROM jobs WHERE phase=?", (phase,))]
 
-    def expired(self, now: float) -> list[str]:
+    def expired(self, now: float) -> builtins.list[str]:
         rows = self.meta.query("SELECT id FROM jobs WHERE destruction <= ?", (now,))
         return [r["id"] for r in rows]
 

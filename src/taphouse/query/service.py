@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,7 +255,7 @@ class QueryService:
     # --- execution ---------------------------------------------------------------
     def execute(self, prepared: PreparedQuery, *, cancel: CancelHandle | None = None,
                 infos: list[tuple[str, str]] | None = None,
-                max_bytes: int | None = None) -> Iterator[bytes]:
+                max_bytes: int | None = None) -> Generator[bytes, None, None]:
         """Run the query and stream the formatted result.
 
         The query runs (and fails, with a QueryError) before the first chunk is yielded,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -286,7 +286,7 @@ class SyncResponder:
 
     def _start(self, ctx: TapContext, spec: QuerySpec, params: TapParams,
                cancel: CancelHandle, limit: float
-               ) -> tuple[PreparedQuery, Iterator[bytes], Any]:
+               ) -> tuple[PreparedQuery, Generator[bytes, None, None], Any]:
         service = self.service
         uploads = service.read_uploads(spec, params.parts, params.part_types)
         prepared = service.prepare(ctx.identity, spec, workspace=ctx.workspace,
@@ -347,8 +347,8 @@ def _next_chunks(gen: Iterator[bytes]) -> Any:
     return b"".join(parts) if parts else _DONE
 
 
-async def _stream(first: Any, gen: Iterator[bytes], cancel: CancelHandle, slot: Slot,
-                  lane: ThreadLane) -> AsyncIterator[bytes]:
+async def _stream(first: Any, gen: Generator[bytes, None, None], cancel: CancelHandle,
+                  slot: Slot, lane: ThreadLane) -> AsyncIterator[bytes]:
     finished = False
     sent = 0
     reason = "client disconnected"

@@ -341,8 +341,8 @@ class UserSpace:
                 if cancel is not None:
                     cancel.attach(cur)
                 try:
-                    return self.engine.write_table(query, path, order_by=order_by, cursor=cur,
-                                                   max_bytes=max_bytes)
+                    return int(self.engine.write_table(query, path, order_by=order_by,
+                                                       cursor=cur, max_bytes=max_bytes))
                 finally:
                     if cancel is not None:
                         cancel.detach()
