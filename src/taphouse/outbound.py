@@ -50,6 +50,11 @@ class OutboundError(ServiceError):
     retryable = False
 
 
+class OutboundTooLarge(OutboundError):
+    """The answer is longer than the byte limit of the fetch (callers that answer
+    with it, like a URL upload, say 413)."""
+
+
 @dataclass(frozen=True)
 class Fetched:
     """The answer to an outbound request (after redirects)."""
@@ -232,7 +237,7 @@ class Outbound:
             response = conn.getresponse()
             declared = response.getheader("content-length")
             if declared and declared.isdigit() and int(declared) > limit:
-                raise OutboundError(f"{_show(parts.geturl())}: {declared} bytes; the limit is"
+                raise OutboundTooLarge(f"{_show(parts.geturl())}: {declared} bytes; the limit is"
                                     f" {limit}")
             data = _read(response, limit, deadline, parts.geturl())
             return _Answer(response.status,
@@ -273,7 +278,8 @@ def _read(response: http.client.HTTPResponse, limit: int, deadline: float, url: 
             return b"".join(chunks)
         size += len(chunk)
         if size > limit:
-            raise OutboundError(f"{_show(url)}: more than {limit} bytes; the limit is {limit}")
+            raise OutboundTooLarge(f"{_show(url)}: more than {limit} bytes; the limit is"
+                                   f" {limit}")
         chunks.append(chunk)
 
 

@@ -14,7 +14,13 @@ import time
 import httpx
 import pytest
 
-from taphouse.outbound import Outbound, OutboundError, OutboundPolicy, is_public
+from taphouse.outbound import (
+    Outbound,
+    OutboundError,
+    OutboundPolicy,
+    OutboundTooLarge,
+    is_public,
+)
 
 CSV = b"id,ra,dec\n1,10.0,20.0\n2,11.0,-5.0\n"
 
@@ -148,9 +154,9 @@ def test_redirects_are_checked_and_never_change_host(files):
 
 def test_size_and_time_limits(files):
     port = files.server_address[1]
-    with pytest.raises(OutboundError, match="limit"):
+    with pytest.raises(OutboundTooLarge, match="limit"):
         local(max_bytes=1000).fetch(f"http://127.0.0.1:{port}/big")
-    with pytest.raises(OutboundError, match="limit"):
+    with pytest.raises(OutboundTooLarge, match="limit"):
         local(max_bytes=4096).fetch(f"http://127.0.0.1:{port}/chunked-big")
     started = time.monotonic()
     with pytest.raises(OutboundError, match="timed out"):
@@ -173,6 +179,10 @@ def test_tap_url_uploads_use_the_outbound_rules(start_server, files):
     assert r.text.splitlines() == ["id", "1", "2"]
     redirected = dict(query, UPLOAD=f"t,http://127.0.0.1:{port}/other-host")
     assert httpx.post(allowed.tap + "/sync", data=redirected).status_code == 400
+    # A table longer than the upload limit: 413, told by the error's type.
+    small = start_server(outbound_allow=("127.0.0.1",), upload_max_bytes=1000)
+    r = httpx.post(small.tap + "/sync", data=dict(query, UPLOAD=f"t,http://127.0.0.1:{port}/big"))
+    assert r.status_code == 413 and b"limit" in r.content, r.text
     off = start_server(upload_urls=False)
     assert "upload-http" not in httpx.get(off.tap + "/capabilities").text
     r = httpx.post(off.tap + "/sync", data=query)

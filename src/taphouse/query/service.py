@@ -114,7 +114,7 @@ class QueryService:
         return tables
 
     def _fetch_upload(self, name: str, uri: str) -> tuple[bytes, str | None]:
-        from taphouse.outbound import OutboundError
+        from taphouse.outbound import OutboundError, OutboundTooLarge
 
         if not self.settings.upload_urls:
             raise QueryError(f"UPLOAD {name}: URL uploads are disabled on this service;"
@@ -122,7 +122,7 @@ class QueryService:
         try:
             fetched = self.outbound.fetch(uri)
         except OutboundError as exc:
-            status = 413 if "limit is" in exc.message else 400
+            status = 413 if isinstance(exc, OutboundTooLarge) else 400
             raise QueryError(f"UPLOAD {name}: {exc.message}", status) from None
         if fetched.status != 200:
             raise QueryError(f"UPLOAD {name}: {uri} answered HTTP {fetched.status}")
