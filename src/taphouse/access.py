@@ -95,9 +95,11 @@ class ScopeBuilder:
             counts[d] = counts.get(d, 0) + 1
         return [(db, counts.get(db.name, 0)) for db in view.databases]
 
-    def visible_table(self, identity: Identity, database: str, name: str) -> TableMeta | None:
-        """One table with its columns if the caller may see it, else None."""
-        return _VisibleTables(self.catalogue, self._view(identity)).table(
+    def visible_table(self, identity: Identity, database: str, name: str,
+                      workspace: Sequence[str] | None = None) -> TableMeta | None:
+        """One table with its columns if the caller may see it (in the workspace, if
+        any), else None."""
+        return _VisibleTables(self.catalogue, self._view(identity, workspace)).table(
             database.lower(), name.lower())
 
     def build(self, identity: Identity, workspace: Sequence[str] | None = None,

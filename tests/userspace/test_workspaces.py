@@ -46,6 +46,18 @@ def test_scope_and_unqualified_names(demo_server, workspace):
     tables = c.get(f"{tap}/tables").text
     assert "gaia.dr3_bright" in tables and f"user_{user}.picked" in tables
     assert "<name>hipparcos" not in tables and "hipparcos.hip2</name>" not in tables
+    # One table's VOSI document: only what the workspace holds (looked up alone).
+    for name, status in (("gaia.dr3_bright", 200), (f"user_{user}.picked", 200),
+                         ("mydb.picked", 404), ("tap_schema.tables", 200),
+                         ("hipparcos.hip2", 404), ("dr3_bright", 404),
+                         ("gaia.nosuch", 404)):
+        r = c.get(f"{tap}/tables/{name}")
+        assert r.status_code == status, (name, r.text[:200])
+        if status == 200:
+            assert f"<name>{name}</name>" in r.text
+    assert c.get("/tap/tables/hipparcos.hip2").status_code == 200
+    other = client_for(demo_server, new_user(demo_server, "ou"))
+    assert other.get(f"/tap/tables/user_{user}.picked").status_code == 404
     # Unqualified names resolve inside the workspace.
     r = sync(c, "SELECT COUNT(*) AS n FROM picked AS p JOIN dr3_bright AS g"
                 " ON p.source_id = g.source_id", prefix=tap)

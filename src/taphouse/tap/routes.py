@@ -149,12 +149,11 @@ def tap_router(services: TapServices, context: ContextFactory,
     @router.get("/tables/{name}")
     async def table(request: Request, name: str) -> Response:
         ctx = await context(request)
-        _, tabs = await run_in_threadpool(_visible, services.scopes, ctx)
-        for t in tabs:
-            if name.lower() in _table_names(t):
-                return Response(vosi.single_table(t, tapplus=_is_tapplus(request)),
-                                media_type=XML)
-        raise NotFound(f"unknown table {name!r}")
+        found = await run_in_threadpool(_visible_one, services.scopes, ctx, name)
+        if found is None:
+            raise NotFound(f"unknown table {name!r}")
+        return Response(vosi.single_table(found, tapplus=_is_tapplus(request)),
+                        media_type=XML)
 
     @router.get("/examples")
     async def examples(request: Request) -> Response:
@@ -196,6 +195,22 @@ def _is_tapplus(request: Request) -> bool:
     # GET requests (plain http.client) carry no User-Agent; its POSTs say astroquery/.
     agent = request.headers.get("user-agent")
     return agent is None or agent.startswith("astroquery/")
+
+
+def _visible_one(scopes: ScopeBuilder, ctx: TapContext, name: str) -> TableMeta | None:
+    """The table ``schema.table`` if the caller sees it: looked up alone (a service
+    with 10,000 tables must not build them all for one)."""
+    from taphouse.tap.tap_schema import tap_schema_meta
+
+    schema, dot, table = name.lower().partition(".")
+    if not dot:
+        return None
+    schema, table = schema.strip('"'), table.strip('"')
+    if schema == "tap_schema":
+        found = next((t for t in tap_schema_meta() if t.name == table), None)
+    else:
+        found = scopes.visible_table(ctx.identity, schema, table, ctx.workspace)
+    return found if found is not None and name.lower() in _table_names(found) else None
 
 
 def _visible(scopes: ScopeBuilder, ctx: TapContext
