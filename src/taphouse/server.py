@@ -378,13 +378,17 @@ def _add_userspace_routes(app: FastAPI, platform: Platform) -> None:
     /ws/<user>/<workspace>/tap."""
     from taphouse.api.routes import api_router
     from taphouse.compute.routes import compute_router
+    from taphouse.compute.service import KIND as COMPUTE_KIND
     from taphouse.hub.routes import hub_router
     from taphouse.tap.errors import NotFound
 
     settings = platform.settings
     app.include_router(api_router(platform), prefix="/api")
-    app.include_router(compute_router(platform, platform.compute), prefix="/api/compute")
-    app.include_router(hub_router(platform), prefix="/api/hub")
+    app.include_router(compute_router(settings, authenticator=platform.authenticator,
+                                      jobs=platform.jobs.of_kind(COMPUTE_KIND),
+                                      compute=platform.compute), prefix="/api/compute")
+    app.include_router(hub_router(settings, authenticator=platform.authenticator,
+                                  compute=platform.compute), prefix="/api/hub")
 
     def workspace_base(request: Request) -> tuple[str, str, str]:
         user = request.path_params.get("user", "")

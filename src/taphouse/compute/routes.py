@@ -21,10 +21,9 @@ from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from taphouse.api.routes import job_dict
-from taphouse.auth.authenticator import refuse_sandbox, require_scope
+from taphouse.auth.authenticator import Authenticator, refuse_sandbox, require_scope
 from taphouse.compute.files import open_beneath
 from taphouse.compute.service import (
-    KIND,
     STDERR,
     STDOUT,
     SUMMARY,
@@ -34,19 +33,23 @@ from taphouse.compute.service import (
     notebook_source,
 )
 from taphouse.jobs.model import ACTIVE_PHASES, Job
+from taphouse.jobs.service import JobsOfKind
+from taphouse.settings import Settings
 
 _FIELDS = ("script", "notebook", "args", "timeout", "memory", "runid")
 
 
-def compute_router(platform: Any, compute: ComputeService) -> APIRouter:
+def compute_router(settings: Settings, *, authenticator: Authenticator, jobs: JobsOfKind,
+                   compute: ComputeService) -> APIRouter:
+    """``/api/compute``: submit, list, watch and fetch compute jobs (``jobs``: the job
+    service seen through the compute kind)."""
     router = APIRouter()
-    jobs = platform.jobs.of_kind(KIND)
-    base = platform.settings.public_url
-    limit = platform.settings.upload_max_bytes
+    base = settings.public_url
+    limit = settings.upload_max_bytes
 
     async def reader(request: Request) -> int:
         # Jobs belong to the stable user id (a re-created name inherits none).
-        identity = await platform.authenticator.identify_async(request)
+        identity = await authenticator.identify_async(request)
         require_scope(identity, "read")
         assert identity.user_id is not None
         return identity.user_id
@@ -76,7 +79,7 @@ def compute_router(platform: Any, compute: ComputeService) -> APIRouter:
 
     @router.post("", status_code=201)
     async def submit(request: Request) -> Response:
-        identity = await platform.authenticator.identify_async(request)
+        identity = await authenticator.identify_async(request)
         require_scope(identity, "write")
         refuse_sandbox(identity, "submit compute jobs", allow_notebook=True)
         compute.require()
@@ -113,14 +116,14 @@ def compute_router(platform: Any, compute: ComputeService) -> APIRouter:
 
     @router.post("/{job_id}/abort")
     async def abort(request: Request, job_id: str) -> Response:
-        identity = await platform.authenticator.identify_async(request)
+        identity = await authenticator.identify_async(request)
         require_scope(identity, "write")
         job = await run_in_threadpool(jobs.abort, job_id, identity.user_id)
         return JSONResponse(await run_in_threadpool(describe, job))
 
     @router.delete("/{job_id}")
     async def delete(request: Request, job_id: str) -> Response:
-        identity = await platform.authenticator.identify_async(request)
+        identity = await authenticator.identify_async(request)
         require_scope(identity, "write")
         await run_in_threadpool(jobs.delete, job_id, identity.user_id)
         return Response(status_code=204)

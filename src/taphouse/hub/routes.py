@@ -21,25 +21,25 @@ import os
 import secrets
 import shutil
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from taphouse.auth.authenticator import NOTEBOOK_JOB_PREFIX
+from taphouse.auth.authenticator import NOTEBOOK_JOB_PREFIX, Authenticator
 from taphouse.auth.errors import AuthError, Forbidden, UnknownObject
 from taphouse.auth.tokens import iso_time
+from taphouse.compute.service import ComputeService
 from taphouse.hub.link import from_hub
+from taphouse.settings import Settings
 
 EXAMPLES = Path(__file__).parent / "examples"
 
 
-def hub_router(platform: Any) -> APIRouter:
+def hub_router(settings: Settings, *, authenticator: Authenticator,
+               compute: ComputeService) -> APIRouter:
     router = APIRouter()
-    auth = platform.authenticator
-    compute = platform.compute
-    settings = platform.settings
+    auth = authenticator
 
     def require_hub(request: Request) -> None:
         if not from_hub(request.scope):
