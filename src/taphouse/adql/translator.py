@@ -16,13 +16,14 @@ from taphouse.adql.columns import describe
 from taphouse.adql.dialect import Adql
 from taphouse.adql.errors import AdqlError
 from taphouse.adql.resolve import Resolver
+from taphouse.adql.rules import Rules, Tx, rules_for
 from taphouse.adql.safety import check_tree
 from taphouse.adql.scope import Scope
 from taphouse.adql.spatial import optimise_spatial
 from taphouse.adql.udf import GAIA_SOURCE_ID_ORDER, INTERNAL, UDFS
 from taphouse.catalogue.model import ColumnMeta, TableMeta
 
-DIALECTS = ("duckdb", "postgres")
+DIALECTS = ("duckdb", "postgres")  # each has its rules module in taphouse.adql.rules
 
 
 @dataclass
@@ -120,9 +121,10 @@ def _translate(adql: str, scope: Scope, dialect: str, maxrec: int | None,
     resolver = Resolver(scope)
     columns = resolver.query(tree, [], {})
     notes = optimise_spatial(tree, scope, dialect) if spatial_index else []
-    tree = _translate_node(tree, dialect)
-    if dialect == "postgres":
-        _postgres_final(tree)
+    rules = rules_for(dialect)
+    tree = _translate_node(tree, rules)
+    if rules.final is not None:
+        rules.final(tree)
     limit = _apply_limit(tree, maxrec)
     sql = Dialect.get_or_raise(dialect).generate(tree, copy=False)
     return Translation(sql, columns, list(resolver.tables.values()), limit, dialect, notes)
@@ -149,13 +151,13 @@ def _apply_limit(tree: exp.Expression, maxrec: int | None) -> int | None:
 
 
 # --- functions ------------------------------------------------------------------------
-def _translate_node(node: exp.Expression, dialect: str) -> exp.Expression:
+def _translate_node(node: exp.Expression, rules: Rules) -> exp.Expression:
     """Translate ADQL functions below (and including) ``node`` into backend SQL."""
 
     def tx(n: exp.Expression) -> exp.Expression:
-        return _translate_node(n, dialect)
+        return _translate_node(n, rules)
 
-    replaced = _translate_special(node, tx, dialect)
+    replaced = _translate_special(node, tx, rules)
     if replaced is not None:
         return replaced
     for key, value in list(node.args.items()):
@@ -205,7 +207,7 @@ def _is_number(node: exp.Expression, value: int) -> bool:
     return isinstance(node, exp.Literal) and not node.is_string and node.this == str(value)
 
 
-def _translate_special(node: exp.Expression, tx, dialect: str) -> exp.Expression | None:
+def _translate_special(node: exp.Expression, tx: Tx, rules: Rules) -> exp.Expression | None:
     # CONTAINS(...) = 1 (and 1 = CONTAINS, = 0, <> 0...) become boolean tests
     if isinstance(node, exp.EQ | exp.NEQ):
         for pred, other in ((node.this, node.expression), (node.expression, node.this)):
@@ -223,110 +225,17 @@ def _translate_special(node: exp.Expression, tx, dialect: str) -> exp.Expression
         return exp.Case(ifs=[exp.If(this=test, true=exp.Literal.number(1))],
                         default=exp.Literal.number(0))
     if isinstance(node, exp.Anonymous):
-        return _translate_call(node, tx, dialect)
-    if isinstance(node, exp.DPipe) and dialect == "duckdb":
-        return _concat_chain(node, tx)
+        return _translate_call(node, tx, rules)
+    # The backend's own transforms (taphouse.adql.rules.<backend>), by node type.
+    replaced = rules.apply(node, tx)
+    if replaced is not None:
+        return replaced
     if isinstance(node, exp.Log) and node.args.get("expression") is None:
         return exp.Ln(this=tx(node.this))  # ADQL LOG is the natural logarithm
-    if isinstance(node, exp.Literal) and not node.is_string and dialect == "duckdb" \
-            and "." in node.this and "e" not in node.this.lower():
-        # DuckDB reads 1.5 as DECIMAL; ADQL values with a point are approximate numbers
-        return exp.Literal.number(repr(float(node.this)) + "e0")
     if isinstance(node, exp.HexString):
         return exp.Literal.number(int(node.this, 16))
     if isinstance(node, exp.Rand) and node.this is not None:
         return exp.Rand()  # neither backend takes a seed in the call
-    if dialect == "postgres":
-        return _postgres_special(node, tx)
-    return None
-
-
-def _concat_chain(node: exp.DPipe, tx) -> exp.Expression | None:
-    """``a || b || c ...`` as one ``concat`` (NULL when any part is NULL, as ``||``):
-    DuckDB keeps every intermediate string of a chain of ``||`` for a whole vector of
-    rows, so 100 parts of 100 characters took GBs; one call builds each row once."""
-    parts: list[exp.Expression] = []
-
-    def collect(e: exp.Expression) -> None:
-        while isinstance(e, exp.Paren):
-            e = e.this
-        if isinstance(e, exp.DPipe):
-            collect(e.this)
-            collect(e.expression)
-        else:
-            parts.append(e)
-
-    collect(node)
-    if len(parts) <= 2:
-        return None
-    parts = [tx(p) for p in parts]
-    any_null = exp.or_(*[exp.Is(this=p.copy(), expression=exp.Null()) for p in parts])
-    return exp.Paren(this=exp.Case(ifs=[exp.If(this=any_null, true=exp.Null())],
-                                   default=exp.Anonymous(this="concat", expressions=parts)))
-
-
-_PG_TYPES = {"short": "SMALLINT", "int": "INT", "long": "BIGINT", "float": "REAL",
-             "double": "DOUBLE"}
-
-
-def _pg_cast(e: exp.Expression, datatype: str) -> exp.Expression:
-    return exp.Cast(this=e, to=exp.DataType.build(_PG_TYPES.get(datatype, "DOUBLE")))
-
-
-def _double(e: exp.Expression) -> exp.Expression:
-    return exp.Cast(this=e, to=exp.DataType.build("DOUBLE"))
-
-
-def _numeric(e: exp.Expression) -> exp.Expression:
-    return exp.Cast(this=e, to=exp.DataType.build("DECIMAL"))
-
-
-def _postgres_final(tree: exp.Expression) -> None:
-    """Last PostgreSQL touches on the translated tree (literals written by the
-    translator included)."""
-    for node in list(tree.find_all(exp.Literal, exp.Bracket)):
-        if isinstance(node, exp.Literal):
-            if not node.is_string and any(c in node.this for c in ".eE") and not (
-                    isinstance(node.parent, exp.Cast) and node.parent.to.is_type(
-                        exp.DataType.Type.DOUBLE)):
-                # PostgreSQL reads 1.5 and 1e2 as NUMERIC; ADQL values with a point or
-                # an exponent are approximate numbers
-                node.replace(exp.Cast(this=node.copy(), to=exp.DataType.build("DOUBLE")))
-        elif not isinstance(node.this, exp.Column | exp.Paren):
-            # f(x)[1] is a syntax error there: (f(x))[1]
-            node.set("this", exp.Paren(this=node.this))
-
-
-def _postgres_special(node: exp.Expression, tx) -> exp.Expression | None:
-    """PostgreSQL differences: functions that exist only for NUMERIC there (ROUND and
-    TRUNC to n places, MOD of approximate values, LOG(b, x)) or return NUMERIC where
-    ADQL's result is DOUBLE or BIGINT (AVG, SUM), and CHAR padding."""
-    if isinstance(node, exp.Round | exp.Trunc):
-        # NUMERIC rounds halves away from zero (ROUND(12.5) = 13), DOUBLE to even; the
-        # result is cast back to the type the result metadata says
-        datatype = describe(node).datatype
-        decimals = node.args.get("decimals")
-        new = node.__class__(this=_numeric(tx(node.this)),
-                             decimals=tx(decimals) if decimals is not None else None)
-        return _pg_cast(new, datatype)
-    if isinstance(node, exp.Avg | exp.Sum):
-        # AVG of integers and SUM of BIGINT are NUMERIC there
-        datatype = describe(node).datatype
-        new = node.__class__(this=tx(node.this))
-        return _pg_cast(new, datatype)
-    if isinstance(node, exp.Log) and node.args.get("expression") is not None:
-        # LOG(b, x) is NUMERIC-only there
-        return exp.Div(this=exp.Ln(this=_double(tx(node.expression))),
-                       expression=exp.Ln(this=_double(tx(node.this))))
-    if isinstance(node, exp.Cast) and node.to.is_type(exp.DataType.Type.CHAR):
-        # CHAR(n) pads with blanks on PostgreSQL (not on DuckDB): same answers with VARCHAR
-        return exp.Cast(this=tx(node.this), to=exp.DataType(
-            this=exp.DataType.Type.VARCHAR, expressions=node.to.expressions))
-    if isinstance(node, exp.Mod):
-        datatype = describe(node).datatype
-        if datatype in ("float", "double"):
-            new = exp.Mod(this=_numeric(tx(node.this)), expression=_numeric(tx(node.expression)))
-            return _pg_cast(new, datatype)
     return None
 
 
@@ -334,7 +243,7 @@ def p_bool(test: exp.Expression) -> exp.Expression:
     return exp.Paren(this=test)
 
 
-def _translate_call(node: exp.Anonymous, tx, dialect: str) -> exp.Expression | None:
+def _translate_call(node: exp.Anonymous, tx: Tx, rules: Rules) -> exp.Expression | None:
     name = node.name.lower()
     args = list(node.expressions)
     if name in INTERNAL or name == "least":
@@ -373,9 +282,7 @@ def _translate_call(node: exp.Anonymous, tx, dialect: str) -> exp.Expression | N
     if name == "log10":
         if len(args) != 1:
             raise AdqlError.at("LOG10 takes one argument", node)
-        if dialect == "postgres":  # LOG10 of an integer would be NUMERIC
-            return exp.Anonymous(this="LOG10", expressions=[_double(tx(args[0]))])
-        return exp.Log(this=exp.Literal.number(10), expression=tx(args[0]))
+        return rules.log10(tx(args[0]))
     udf = UDFS.get(name)
     if udf is None:
         raise AdqlError.at(f"unknown function {node.name}", node)

@@ -1,0 +1,63 @@
+"""Backend SQL differences, one rules module per backend (``duckdb``, ``postgres``).
+
+The translator turns ADQL into a sqlglot tree that any backend could run, then asks the
+backend's :class:`Rules` for the few nodes that backend needs written differently; the
+stock sqlglot dialect generates the SQL (compiled sqlglot refuses Python subclasses of
+its Generator, so differences are tree transforms, not generator methods). Nothing
+outside these modules branches on the dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+#: Translates a child node (the translator's recursion).
+Tx = Callable[[exp.Expression], exp.Expression]
+#: A transform of one node type: the replacement, or None to leave the node as it is.
+Rule = Callable[[exp.Expression, Tx], exp.Expression | None]
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What one backend does differently.
+
+    Attributes
+    ----------
+    dialect
+        The sqlglot dialect that generates the SQL.
+    nodes
+        Node type -> transform, applied while translating (a subclass matches its
+        nearest listed base).
+    log10
+        ``LOG10(x)`` of a translated argument (the backends disagree on the types).
+    final
+        A last pass over the translated tree, if any.
+    """
+
+    dialect: str
+    nodes: Mapping[type[exp.Expression], Rule]
+    log10: Callable[[exp.Expression], exp.Expression]
+    final: Callable[[exp.Expression], None] | None = None
+
+    def apply(self, node: exp.Expression, tx: Tx) -> exp.Expression | None:
+        for cls in type(node).__mro__:
+            rule = self.nodes.get(cls)  # type: ignore[call-overload]
+            if rule is not None:
+                return rule(node, tx)
+            if cls is exp.Expression:
+                return None
+        return None
+
+
+def rules_for(dialect: str) -> Rules:
+    """The rules of a backend dialect (``duckdb`` or ``postgres``)."""
+    if dialect == "duckdb":
+        from taphouse.adql.rules.duckdb import RULES
+    elif dialect == "postgres":
+        from taphouse.adql.rules.postgres import RULES
+    else:
+        raise ValueError(f"no rules for dialect {dialect!r}")
+    return RULES
