@@ -270,3 +270,16 @@ def test_refresh_due_follows_the_interval(registry, fake_tap: FakeTap) -> None: 
     later = time.time() + registry.config.refresh_interval + 1
     assert registry.refresh_due(now=later) == {"odd": None}
     assert len(fake_tap.paths()) > count
+
+
+def test_answer_with_a_stream_link_is_refused(fake_tap: FakeTap, tmp_path) -> None:  # noqa: ANN001
+    # astropy opens a STREAM's href itself: a remote could make the server read its files
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"\x00\x00\x00\x00\x00\x00\x00\x2a" * 2)
+    linked = votable([]).replace(
+        b"<TABLEDATA></TABLEDATA>",
+        b'<BINARY><STREAM href="' + secret.as_uri().encode() + b'"/></BINARY>')
+    assert b"href" in linked
+    fake_tap.routes["/tap/sync"] = lambda s: (200, VOT, linked)
+    with pytest.raises(RemoteUnavailable, match="href"):
+        client(fake_tap).query_sync("SELECT id FROM cat.stars")

@@ -136,13 +136,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _parse_votable(data: bytes) -> Any:
-    """astropy's VOTable tree of uploaded bytes, after refusing any STREAM that names its
-    data by ``href``: astropy opens such a link itself (``urllib``: ``file:`` reads a file
-    of the server, ``http:`` a request from it to anywhere, past the outbound policy of
-    URL uploads). The check walks the document with the same tokenizer as the parse, so
-    namespace prefixes and encodings are seen as astropy sees them."""
-    from astropy.io.votable import parse
+def refuse_stream_links(data: bytes) -> None:
+    """FormatError if a VOTable has a STREAM that names its data by ``href``: astropy opens
+    such a link itself (``urllib``: ``file:`` reads a file of the server, ``http:`` a
+    request from it to anywhere, past the outbound policy of URL uploads). The document is
+    walked with the same tokenizer as astropy's parse, so namespace prefixes and encodings
+    are seen as astropy sees them. Call it on any untrusted VOTable before astropy parses
+    it."""
     from astropy.utils.xml import iterparser
 
     with iterparser.get_xml_iterator(io.BytesIO(data)) as events:
@@ -150,9 +150,16 @@ def _parse_votable(data: bytes) -> Any:
             if start and tag == "STREAM" and any(
                     k.rsplit(":", 1)[-1] == "href" for k in attrs):
                 raise FormatError(
-                    "a STREAM with an href (rows outside the document) is not accepted in"
-                    " an upload; send the rows inside the VOTable (TABLEDATA, or a base64"
+                    "a STREAM with an href (rows outside the document) is not accepted;"
+                    " the rows must be inside the VOTable (TABLEDATA, or a base64"
                     " BINARY/BINARY2 STREAM)")
+
+
+def _parse_votable(data: bytes) -> Any:
+    """astropy's VOTable tree of uploaded bytes, after :func:`refuse_stream_links`."""
+    from astropy.io.votable import parse
+
+    refuse_stream_links(data)
     return parse(io.BytesIO(data), verify="ignore")
 
 

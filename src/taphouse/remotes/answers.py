@@ -105,8 +105,11 @@ def _parse_votable(body: bytes, what: str) -> Any:
     from astropy.io.votable import parse
     from astropy.io.votable.exceptions import VOWarning
 
+    from taphouse.formats.upload import refuse_stream_links
+
     refuse_doctype(body, what)
     try:
+        refuse_stream_links(body)  # astropy would open the link (file: on this server)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", VOWarning)
             return parse(io.BytesIO(body), verify="ignore")
