@@ -100,3 +100,22 @@ def test_explain_shows_the_exact_remote_adql(platform) -> None:  # noqa: ANN001
     bad = httpx.post(platform.url + "/api/explain", timeout=60,
                      json={"query": "SELECT * FROM far.hipparcos.nope"})
     assert bad.status_code == 400 and "has no table hipparcos.nope" in bad.json()["error"]
+
+
+def test_dest_upload_and_hidden_remotes_are_refused(platform, remote_server) -> None:  # noqa: ANN001
+    auth = platform.platform.authenticator
+    auth.accounts.add_user("alice", "correct-horse-battery")
+    platform.platform.remotes.add("vault", remote_server.tap, groups=("survey",))
+    with httpx.Client(base_url=platform.url, timeout=120, auth=("alice", "correct-horse-battery"),
+                      headers={"X-Taphouse": "tests"}) as alice:
+        r = alice.post("/tap/sync", data={"LANG": "ADQL", "QUERY": CONE, "DEST": "mydb.copy"})
+        assert r.status_code == 400 and "DEST with a remote service" in r.text
+        r = alice.post("/tap/sync", data={"LANG": "ADQL", "UPLOAD": "t,param:t",
+                                          "QUERY": "SELECT * FROM far.hipparcos.hip2"},
+                       files={"t": ("t.csv", b"a\n1\n", "text/csv")})
+        assert r.status_code == 400 and "TAP_UPLOAD tables cannot be joined" in r.text
+        # A remote restricted to a group she is not in does not exist for her.
+        r = alice.post("/tap/sync", data={"LANG": "ADQL",
+                                          "QUERY": "SELECT TOP 1 * FROM vault.hipparcos.hip2"})
+        assert r.status_code == 400 and "'vault' is not a remote service you can" in r.text
+    assert all(t.name != "copy" for t in platform.platform.catalogue.tables("user_alice"))

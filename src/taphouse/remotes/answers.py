@@ -42,7 +42,7 @@ class RemoteAnswer:
 
     @property
     def rows(self) -> int:
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
     def require_complete(self) -> RemoteAnswer:
         """Self, or :class:`RemoteOverflow` when the remote cut the result."""

@@ -54,8 +54,9 @@ def parse_xml(body: bytes, what: str) -> Element:
     """The root of an untrusted XML document; a clear error naming ``what`` if it is not
     well-formed or uses DTDs or entities."""
     try:
-        return fromstring(body, forbid_dtd=True, forbid_entities=True,
-                          forbid_external=True)
+        root: Element = fromstring(body, forbid_dtd=True, forbid_entities=True,
+                                   forbid_external=True)
+        return root
     except DefusedXmlException:
         raise RemoteUnavailable(f"{what} declares a DTD or entities: refused (remote"
                                 " documents may not)") from None
@@ -173,7 +174,7 @@ def _table(elem: Element, schema: str | None, limits: MetadataLimits,
     if raw is None:
         return None
     schema_name, table_name = split_name(raw, clean(schema, limits.max_name))
-    columns = []
+    columns: list[RemoteColumn] = []
     for col in _children(elem, "column"):
         if len(columns) >= limits.max_columns:
             raise RemoteUnavailable(f"{what}: table {raw!r} has more than"
