@@ -372,11 +372,19 @@ def _walk_rows(raw: bytes, kinds: list[tuple[str, int | None]], flag_bytes: int,
 
 def _variable_text(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, datatype: str,
                    mask: np.ndarray) -> pa.Array:
-    total = int(lengths.sum())
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    index = np.repeat(starts - offsets[:-1], lengths) + np.arange(total, dtype=np.int64)
-    values = data[index]
+    # The cells' bytes in order, through a one-byte-per-byte mask of the stream (+1 where
+    # a cell starts, -1 where it ends, summed): an index of eight bytes per text byte
+    # made a 28 MB upload peak at 390 MB. Cells of one column never touch (a 4-byte count
+    # lies between them), so no start falls on another cell's end.
+    some = lengths > 0
+    marks = np.zeros(len(data) + 1, dtype=np.int8)
+    marks[starts[some]] = 1
+    marks[starts[some] + lengths[some]] = -1
+    inside = np.cumsum(marks[:-1], dtype=np.int8).view(np.bool_)
+    del marks
+    values = data[inside]
     if datatype == "char":
         array = pa.Array.from_buffers(pa.large_binary(), len(lengths), [
             None, pa.py_buffer(offsets), pa.py_buffer(values)])
