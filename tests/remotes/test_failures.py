@@ -283,3 +283,25 @@ def test_answer_with_a_stream_link_is_refused(fake_tap: FakeTap, tmp_path) -> No
     fake_tap.routes["/tap/sync"] = lambda s: (200, VOT, linked)
     with pytest.raises(RemoteUnavailable, match="href"):
         client(fake_tap).query_sync("SELECT id FROM cat.stars")
+
+
+def test_more_rows_than_maxrec_are_refused(fake_tap: FakeTap) -> None:
+    # Parquet: a few compressed bytes may stand for millions of rows; the count in the
+    # footer is checked before anything is decoded.
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = io.BytesIO()
+    pq.write_table(pa.table({"id": pa.array([0] * 2_000_000, pa.int64())}), out,
+                   compression="zstd")
+    assert len(out.getvalue()) < 100_000
+    fake_tap.routes["/tap/sync"] = lambda s: (200, {"Content-Type": "application/"
+                                                    "vnd.apache.parquet"}, out.getvalue())
+    with pytest.raises(RemoteUnavailable, match="has 2000000 rows although MAXREC=10"):
+        client(fake_tap).query_sync("SELECT id FROM cat.stars", maxrec=10)
+    fake_tap.routes["/tap/sync"] = lambda s: (200, VOT, votable([(1, 1.0), (2, 2.0)]))
+    with pytest.raises(RemoteUnavailable, match="has 2 rows although MAXREC=1"):
+        client(fake_tap).query_sync("SELECT id FROM cat.stars", maxrec=1)
+    assert client(fake_tap).query_sync("SELECT 1", maxrec=2).rows == 2

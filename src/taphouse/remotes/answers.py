@@ -70,11 +70,13 @@ def refuse_doctype(body: bytes, what: str) -> None:
 
 
 def read_answer(remote: str, adql: str, body: bytes, content_type: str | None,
-                what: str) -> RemoteAnswer:
-    """Decode one result document (``what`` names it in errors)."""
+                what: str, maxrec: int | None = None) -> RemoteAnswer:
+    """Decode one result document (``what`` names it in errors). An answer with more
+    rows than the ``maxrec`` asked for is refused (for Parquet before it is decoded: its
+    few compressed bytes may stand for any number of rows)."""
     head = body[:8].lstrip()
     if head.startswith(b"PAR1"):
-        table, columns, infos = _parquet(body, what)
+        table, columns, infos = _parquet(body, what, maxrec)
     elif head.startswith(b"<"):
         table, columns, infos = _votable(body, what)
     else:
@@ -89,6 +91,7 @@ def read_answer(remote: str, adql: str, body: bytes, content_type: str | None,
                                 f"{clean(message, 2000) or '(no message)'}")
     if table is None:
         raise RemoteUnavailable(f"{what} holds no table and no error message")
+    _check_rows(table.num_rows, maxrec, what)
     return RemoteAnswer(remote=remote, adql=adql, table=table, columns=columns,
                         overflow="OVERFLOW" in statuses, nbytes=len(body),
                         infos=[(n, v or "") for n, v, _ in infos])
@@ -134,8 +137,14 @@ def _votable(body: bytes, what: str) -> tuple[pa.Table | None, list[ColumnMeta],
     return table, columns, infos
 
 
-def _parquet(body: bytes, what: str) -> tuple[pa.Table, list[ColumnMeta],
-                                               list[tuple[str, str, str | None]]]:
+def _check_rows(rows: int, maxrec: int | None, what: str) -> None:
+    if maxrec is not None and rows > maxrec:
+        raise RemoteUnavailable(f"{what} has {rows} rows although MAXREC={maxrec} was"
+                                " asked for: refused")
+
+
+def _parquet(body: bytes, what: str, maxrec: int | None = None
+             ) -> tuple[pa.Table, list[ColumnMeta], list[tuple[str, str, str | None]]]:
     import pyarrow.parquet as pq
 
     from taphouse.formats.columns import columns_from_schema
@@ -143,6 +152,11 @@ def _parquet(body: bytes, what: str) -> tuple[pa.Table, list[ColumnMeta],
 
     try:
         source = pq.ParquetFile(io.BytesIO(body))
+    except Exception as exc:  # noqa: BLE001
+        raise RemoteUnavailable(f"{what} is not readable Parquet ({clean(str(exc), 300)})"
+                                ) from None
+    _check_rows(source.metadata.num_rows, maxrec, what)
+    try:
         table = source.read().replace_schema_metadata(None)
     except Exception as exc:  # noqa: BLE001
         raise RemoteUnavailable(f"{what} is not readable Parquet ({clean(str(exc), 300)})"

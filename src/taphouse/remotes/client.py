@@ -212,7 +212,7 @@ class RemoteTap:
         url = self.url + "/sync"
         fetched = self.fetch(url, method="POST", form=self._params(adql, maxrec, fmt),
                              what="a synchronous query", max_bytes=max_bytes)
-        answer = self._answer(adql, fetched, "the synchronous query")
+        answer = self._answer(adql, fetched, "the synchronous query", maxrec)
         answer.seconds = time.monotonic() - start
         return answer
 
@@ -258,7 +258,7 @@ class RemoteTap:
                 raise RemoteQueryFailed(f"remote {self.name!r} aborted the query")
             result_url = job.result_url or job_url + "/results/result"
             fetched = self.fetch(result_url, what="fetching the result", max_bytes=max_bytes)
-            answer = self._answer(adql, fetched, "the result")
+            answer = self._answer(adql, fetched, "the result", maxrec)
             answer.mode, answer.job_url = "async", job_url
             answer.seconds = time.monotonic() - start
             return answer
@@ -293,11 +293,12 @@ class RemoteTap:
         except RemoteError as exc:  # the remote destroys it later by itself
             log.info("remote %s: could not delete job %s: %s", self.name, job_url, exc)
 
-    def _answer(self, adql: str, fetched: Fetched, what: str) -> RemoteAnswer:
+    def _answer(self, adql: str, fetched: Fetched, what: str,
+                maxrec: int | None = None) -> RemoteAnswer:
         if fetched.status >= 400:
             self._raise_document(adql, fetched, what)
         return read_answer(self.name, adql, fetched.body, fetched.content_type,
-                           f"remote {self.name!r}: {what}")
+                           f"remote {self.name!r}: {what}", maxrec)
 
     def _raise_document(self, adql: str, fetched: Fetched, what: str) -> None:
         """An HTTP error with a DALI error document quotes the remote's message."""
