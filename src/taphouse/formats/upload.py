@@ -232,6 +232,10 @@ def _votable_vectorised(raw: bytes, max_rows: int | None = None
     fields = list(vtable.fields)
     columns = votable_read.read_rows(fields, serialization, payload, max_rows)
     if columns is None:
+        if max_rows is not None:  # astropy reads it: refuse what is past the limit first
+            n = votable_read.count_rows(fields, serialization, payload)
+            if n is not None and n > max_rows:
+                raise votable_read.TooManyRows(n)
         return None
     names = [f.name or f.ID or f"col{i + 1}" for i, f in enumerate(fields)]
     arrow = pa.Table.from_arrays(columns, names=names)
