@@ -165,6 +165,9 @@ out["submit_compute"] = status("POST", "/api/compute", json={"script": "print(1)
 out["revoke_tokens"] = status("DELETE", "/auth/tokens/1")
 out["url_upload"] = status("POST", "/tap/sync", data={
     "LANG": "ADQL", "QUERY": "SELECT * FROM TAP_UPLOAD.t", "UPLOAD": "t,http://example.org/t.xml"})
+# An async job runs later as its owner: the URL is refused when the job is created.
+out["url_upload_async"] = status("POST", "/tap/async", data={
+    "LANG": "ADQL", "QUERY": "SELECT * FROM TAP_UPLOAD.t", "UPLOAD": "t,https://example.org/t"})
 plain = requests.Session()
 import taphouse.client.unixsocket as u
 u.use_unix_socket(plain, os.environ["TAPHOUSE_SOCKET"])
@@ -178,7 +181,8 @@ print(token)
     assert out["whoami"] == user_client.username and out["method"] == "sandbox"
     for action in ("create_token", "password", "admin", "submit_compute", "revoke_tokens"):
         assert out[action] == 403, (action, out)
-    assert out["url_upload"] in (400, 403)
+    # Refused as a sandbox's request, not because the fetch failed (403, not 400).
+    assert out["url_upload"] == 403 and out["url_upload_async"] == 403, out
     assert out["socket_anonymous"] == 401
     # Outside: the job token is refused on TCP, and it ended with the job anyway.
     r = httpx.get(compute_server.url + "/auth/whoami", headers={"Authorization": f"Bearer {token}"})

@@ -111,6 +111,22 @@ def check_dest_scope(identity: Identity, values: dict[str, str]) -> None:
         from taphouse.auth.authenticator import require_scope
 
         require_scope(identity, "write")
+    check_upload_sources(identity, values.get("upload"))
+
+
+def check_upload_sources(identity: Identity, upload: str | None) -> None:
+    """Code in a compute sandbox (a job or notebook token, ``Identity.method`` "sandbox")
+    reaches the platform's API and nothing else: it may not make the server fetch a URL
+    for it (UPLOAD=t,http...). Checked when a request names UPLOAD, like DEST, because an
+    async job runs later with its owner's identity, not the sandbox's."""
+    from taphouse.auth.authenticator import SANDBOX_METHOD
+
+    if identity.method != SANDBOX_METHOD or not upload:
+        return
+    for name, uri in parse_upload_param(upload):
+        if not uri.startswith("param:"):
+            raise QueryError(f"UPLOAD {name}: code in a sandbox may upload only tables it"
+                             " sends with the request (param:NAME), not fetch a URL", 403)
 
 
 def parse_upload_param(text: str | None) -> list[tuple[str, str]]:

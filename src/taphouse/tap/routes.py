@@ -111,7 +111,8 @@ def tap_router(services: TapServices, context: ContextFactory,
             if spec.dest and request.method != "POST":
                 # GET must be safe (a link or an image can make a browser send it).
                 raise TapError("DEST writes a table: send it with POST, not GET")
-            check_dest_scope(ctx.identity, {"dest": spec.dest or ""})
+            check_dest_scope(ctx.identity, {"dest": spec.dest or "",
+                                            "upload": params.flat().get("upload", "")})
             # The uploads are read into the query before the first byte is answered.
             return await services.sync.respond(ctx, spec, params, request)
         finally:
