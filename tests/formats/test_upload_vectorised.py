@@ -403,3 +403,20 @@ def test_a_stream_left_to_astropy_is_refused_past_the_row_limit_before_it_is_rea
     assert time.process_time() - start < 1.5
     got, _ = read_upload(doc(1000), content_type=None, name="u", max_rows=1000)
     assert got.num_rows == 1000 and got["p"].to_pylist()[0] == [0.0, 0.0]
+
+
+def test_the_link_check_does_not_walk_a_document_without_href():
+    import time
+
+    from taphouse.formats.upload import refuse_stream_links
+
+    doc = (b'<?xml version="1.0"?><VOTABLE><RESOURCE><TABLE><FIELD name="a" datatype="int"/>'
+           b"<DATA><TABLEDATA>" + b"<TR><TD>1</TD></TR>" * 1_000_000
+           + b"</TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>")
+    start = time.process_time()
+    refuse_stream_links(doc)
+    assert time.process_time() - start < 0.5  # (walked: 1.5-4 s)
+    for linked in (_linked(b"http://127.0.0.1:9/x"),
+                   _linked(b"http://127.0.0.1:9/x").decode().encode("utf-16-le")):
+        with pytest.raises(FormatError, match="href"):
+            refuse_stream_links(linked)
