@@ -12,7 +12,7 @@ from pathlib import Path
 
 from taphouse.errors import ServiceError
 from taphouse.metadata import schema_state
-from taphouse.settings import Settings
+from taphouse.settings import Settings, find_config_file, read_config_file
 
 # Packages that contribute sub-commands (module path -> add_commands).
 _COMMAND_MODULES = ["taphouse.catalogue.commands", "taphouse.auth.commands",
@@ -26,7 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="taphouse",
         description="taphouse: an IVOA TAP/ADQL platform that brings analysis code to the data")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="data directory (default: $TAPHOUSE_DATA_DIR or ./taphouse-data)")
+                        help="data directory (default: $TAPHOUSE_DATA_DIR, else data_dir in"
+                             " taphouse.toml, else ./taphouse-data)")
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE",
+                        help="configuration file (default: $TAPHOUSE_CONFIG, else"
+                             " ./taphouse.toml, else /etc/taphouse/taphouse.toml)")
+    parser.add_argument("--init", action="store_true",
+                        help="create a new store in the data directory if there is none"
+                             " (commands other than serve refuse to, without it); may be"
+                             " given anywhere on the line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -43,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also run the platform's JupyterHub (see `taphouse hub`)")
     # The server upgrades an existing store (after backing up its metadata); other
     # commands refuse one that needs upgrading (store_access "current", the default).
-    serve.set_defaults(handler=_serve, store_access="upgrade")
+    serve.set_defaults(handler=_serve, store_access="upgrade", creates_store=True)
 
     for name in _COMMAND_MODULES:
         try:
@@ -104,9 +112,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --init is accepted anywhere on the line (`taphouse user add ada --init`).
+    init = "--init" in argv
+    argv = [a for a in argv if a != "--init"]
     args = parser.parse_args(argv)
+    args.init = init
     try:
+        config = find_config_file(args.config)
+        file_values = read_config_file(config) if config is not None else {}
         args.settings = Settings.from_env(
+            file_values=file_values,
             data_dir=args.data_dir,
             host=getattr(args, "host", None),
             port=getattr(args, "port", None),
@@ -116,8 +132,21 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.exit(2, f"taphouse: error: {exc}\n")
+    access = getattr(args, "store_access", "current")
     try:
-        if getattr(args, "store_access", "current") == "current":
+        if access in {"current", "upgrade"}:
+            data_dir = args.settings.data_dir.absolute()
+            source = _data_dir_source(args.data_dir, config, file_values)
+            exists = args.settings.meta_path.exists()
+            if not exists and not (init or getattr(args, "creates_store", False)):
+                print(f"taphouse: error: no taphouse store in {data_dir} (data directory"
+                      f" {source}). Name the one to use with --data-dir, TAPHOUSE_DATA_DIR or"
+                      " data_dir in taphouse.toml (working directory or /etc/taphouse), or"
+                      " add --init to create a new store there", file=sys.stderr)
+                return 2
+            state = "" if exists else ", new store"
+            print(f"taphouse: data directory {data_dir} ({source}{state})", file=sys.stderr)
+        if access == "current":
             # A read or a change by an older or newer taphouse than the store's: refused
             # (only 'serve' and 'migrate' upgrade, after a backup).
             schema_state(args.settings.meta_path).check_current()
@@ -125,6 +154,20 @@ def main(argv: list[str] | None = None) -> int:
     except ServiceError as exc:
         print(f"taphouse: error: {exc.message}", file=sys.stderr)
         return 2
+
+
+def _data_dir_source(flag: Path | None, config: Path | None,
+                     file_values: dict[str, object]) -> str:
+    """Where the data directory in force came from (flag > environment > file)."""
+    import os
+
+    if flag is not None:
+        return "from --data-dir"
+    if os.environ.get("TAPHOUSE_DATA_DIR"):
+        return "from TAPHOUSE_DATA_DIR"
+    if config is not None and "data_dir" in file_values:
+        return f"from {config.absolute()}"
+    return "the default"
 
 
 if __name__ == "__main__":

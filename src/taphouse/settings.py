@@ -1,13 +1,17 @@
 """One settings object for the whole server, read once at start-up and passed down.
 
-Every field can be set from an environment variable ``TAPHOUSE_<FIELD>`` (upper case)
-and, for the common ones, from a command-line flag of ``taphouse serve``.
+Every field can be set in the configuration file ``taphouse.toml`` (``field = value``),
+from an environment variable ``TAPHOUSE_<FIELD>`` (upper case) and, for the common ones,
+from a command-line flag; a flag wins over the environment, the environment over the
+file. docs/settings.md describes every field.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -163,18 +167,20 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        """Build settings from ``TAPHOUSE_*`` variables, then apply explicit overrides.
+    def from_env(cls, environ: Mapping[str, str] | None = None,
+                 file_values: Mapping[str, Any] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``file_values`` (a configuration file, see
+        :func:`read_config_file`), then ``TAPHOUSE_*`` variables, then explicit overrides.
 
         Overrides whose value is ``None`` are ignored, so unset command-line flags
-        fall through to the environment and the defaults.
+        fall through to the environment, the file and the defaults.
         """
         environ = os.environ if environ is None else environ
         for name, advice in _RETIRED.items():
             if f"TAPHOUSE_{name.upper()}" in environ:
                 raise ValueError(f"TAPHOUSE_{name.upper()} is retired: {advice}")
         hints = get_type_hints(cls)
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = dict(file_values or {})
         for f in fields(cls):
             raw = environ.get(f"TAPHOUSE_{f.name.upper()}")
             if raw is not None:
@@ -183,6 +189,72 @@ class Settings:
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
         return cls(**values)
+
+
+#: Where ``taphouse.toml`` is looked for when neither ``--config`` nor
+#: ``TAPHOUSE_CONFIG`` names one: the working directory, then /etc/taphouse.
+CONFIG_SEARCH = (Path("taphouse.toml"), Path("/etc/taphouse/taphouse.toml"))
+
+
+def find_config_file(explicit: str | os.PathLike | None = None,
+                     environ: Mapping[str, str] | None = None) -> Path | None:
+    """The configuration file in force: ``explicit`` (``--config``), else
+    ``TAPHOUSE_CONFIG``, else the first of :data:`CONFIG_SEARCH` that exists, else None.
+    A file named explicitly must exist (ValueError)."""
+    environ = os.environ if environ is None else environ
+    named = explicit if explicit is not None else (environ.get("TAPHOUSE_CONFIG") or None)
+    if named is not None:
+        path = Path(named)
+        if not path.is_file():
+            where = "--config" if explicit is not None else "TAPHOUSE_CONFIG"
+            raise ValueError(f"{where}: no configuration file {str(path)!r}")
+        return path
+    return next((p for p in CONFIG_SEARCH if p.is_file()), None)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings of a ``taphouse.toml``: ``name = value`` pairs named like the
+    :class:`Settings` fields (TOML types, or text as in the environment; lists for the
+    comma-separated ones). A relative ``data_dir`` is relative to the file's directory.
+    Unknown names and wrong types are a ValueError naming the file and the key."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    hints = get_type_hints(Settings)
+    known = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"{path}: unknown setting {key!r}{hint}; see docs/settings.md")
+        values[key] = _from_toml(path, key, hints[key], value)
+    if "data_dir" in values and not Path(values["data_dir"]).is_absolute():
+        values["data_dir"] = (path.parent / values["data_dir"]).absolute()
+    return values
+
+
+def _from_toml(path: Path, key: str, hint: Any, value: Any) -> Any:
+    text = str(hint)
+    if isinstance(value, str):
+        try:
+            return _convert(key, hint, value)
+        except ValueError:
+            raise ValueError(f"{path}: {key} = {value!r} is not a valid {text}") from None
+    if "tuple" in text and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    ok = ((hint is bool or text == "bool") and isinstance(value, bool)) or \
+        (hint is int and isinstance(value, int) and not isinstance(value, bool)) or \
+        (hint is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+    if not ok:
+        raise ValueError(f"{path}: {key} = {value!r} is not a valid {text}")
+    return float(value) if hint is float else value
 
 
 # Settings that no longer exist, with what replaces them (start-up fails rather than
@@ -216,4 +288,4 @@ def _convert(name: str, hint: Any, raw: str) -> Any:
         raise ValueError(f"TAPHOUSE_{name.upper()}={raw!r} is not a valid {text}") from None
 
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "find_config_file", "read_config_file", "CONFIG_SEARCH"]

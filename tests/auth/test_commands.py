@@ -25,7 +25,7 @@ def run(tmp_path, monkeypatch, capsys):
     def run(*args: str, stdin: str = "") -> Result:
         monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
         try:
-            code = main(list(args))
+            code = main(["--init", *args])
         except SystemExit as exc:
             code = int(exc.code or 0)
         out = capsys.readouterr()

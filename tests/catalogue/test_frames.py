@@ -165,10 +165,10 @@ def test_missing_epoch_is_warned_by_the_cli(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TAPHOUSE_DATA_DIR", str(tmp_path / "data"))
     data = tmp_path / "t.csv"
     data.write_text("ra,dec\n1,2\n")
-    assert main(["ingest", str(data), "-d", "survey", "-t", "t", "-q"]) == 0
+    assert main(["--init", "ingest", str(data), "-d", "survey", "-t", "t", "-q"]) == 0
     assert "have no epoch" in capsys.readouterr().err
     assert main(["ingest", str(data), "-d", "survey", "-t", "t", "-q", "--epoch",
-                 "J2016"]) == 0
+                 "J2016", "--replace"]) == 0
     assert "epoch" not in capsys.readouterr().err
 
 

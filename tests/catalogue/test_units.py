@@ -123,7 +123,8 @@ def test_cli_flag(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setenv("TAPHOUSE_DATA_DIR", str(tmp_path / "data"))
     meta = _meta(tmp_path, {"pm": "furlong/fortnight!"})
-    args = ["ingest", str(_csv(tmp_path)), "-d", "survey", "-t", "t", "-q", "--meta", str(meta)]
+    args = ["--init", "ingest", str(_csv(tmp_path)), "-d", "survey", "-t", "t", "-q", "--meta",
+            str(meta)]
     with pytest.raises(SystemExit) as exit_info:
         main(args)
     assert exit_info.value.code == 2 and "--allow-bad-units" in capsys.readouterr().err

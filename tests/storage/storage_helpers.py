@@ -22,9 +22,13 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 def taphouse(data_dir: Path | str, *args: str, cwd: Path | None = None,
              stdin: str | None = None, check: bool = True,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run ``taphouse --data-dir DATA_DIR ARGS`` (the real CLI) and return the result."""
+    """Run ``taphouse --data-dir DATA_DIR --init ARGS`` (the real CLI) and return the
+    result. These tests make their stores as they go (``--init``) and re-ingest tables
+    to make new versions (``ingest`` gets ``--replace`` unless it says ``--append``)."""
+    if args and args[0] == "ingest" and "--append" not in args and "--replace" not in args:
+        args = (*args, "--replace")
     proc = subprocess.run([sys.executable, "-m", "taphouse.cli", "--data-dir", str(data_dir),
-                           *args], cwd=cwd, input=stdin, text=True, capture_output=True,
+                           "--init", *args], cwd=cwd, input=stdin, text=True, capture_output=True,
                           env={**os.environ, **(env or {})}, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"taphouse {' '.join(args)} failed ({proc.returncode}):"

@@ -75,7 +75,7 @@ def test_kill_during_ingest(tmp_path):
     before = _table_files(data)
     proc = subprocess.Popen([sys.executable, "-m", "taphouse.cli", "--data-dir", str(data),
                              "ingest", str(tmp_path / "big.csv"), "-d", "survey", "-t",
-                             "stars", "-q"], stdout=subprocess.DEVNULL,
+                             "stars", "-q", "--replace"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         _writing(data, "tmp/a-*/ingest-*/*", timeout=120)

@@ -1,4 +1,5 @@
-"""Catalogue sub-commands: ``ingest``, ``databases``, ``tables``, ``demo synth|load``.
+"""Catalogue sub-commands: ``ingest``, ``drop``, ``versions``, ``rollback``, ``databases``,
+``tables``, ``demo synth|load``.
 
 Each handler gets the parsed ``args`` with ``args.settings`` set by the main CLI and
 returns the exit status. A :class:`CatalogueError` prints one line
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +23,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "ingest", help="ingest table files as a catalogue table",
         description="Ingest Parquet, FITS, VOTable or CSV/ECSV files (same columns) as one "
-                    "catalogue table; an existing table is replaced atomically.")
+                    "catalogue table. An existing table is left alone unless --replace (a new "
+                    "version, switched atomically) or --append (its rows plus the files') is "
+                    "given; the previous version is kept for `taphouse rollback`.")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE",
                    help="table files, or directories of them")
     p.add_argument("--database", "-d", required=True, help="database (ADQL schema)")
@@ -51,7 +55,40 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                       help="deepest HEALPix order of a partition (default 10)")
     part.add_argument("--margin", type=float, default=None, metavar="ARCSEC",
                       help="margin catalogue threshold in arcsec (default 10)")
-    p.set_defaults(handler=_handler(_ingest))
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--replace", action="store_const", dest="if_exists",
+                          const="replace", help="replace an existing table (new version;"
+                          " its description stays unless a new one is given)")
+    existing.add_argument("--append", action="store_const", dest="if_exists", const="append",
+                          help="add the rows to an existing table (same columns and types)")
+    p.set_defaults(handler=_handler(_ingest), if_exists="refuse")
+
+    p = subparsers.add_parser(
+        "drop", help="drop a catalogue table or a whole database",
+        description="Drop DATABASE.TABLE, or DATABASE with all its tables. A dropped table "
+                    "cannot be rolled back (only replaced versions are retained): make a "
+                    "`taphouse backup` first if you may want it again. Needs --yes.")
+    p.add_argument("name", metavar="DATABASE[.TABLE]")
+    p.add_argument("--yes", action="store_true", help="really drop it")
+    p.set_defaults(handler=_handler(_drop))
+
+    p = subparsers.add_parser(
+        "versions", help="list the current and retained versions of a table",
+        description="The current version of DATABASE.TABLE and the earlier ones still "
+                    "kept (TAPHOUSE_VERSION_RETENTION), newest first, with the time each "
+                    "may be deleted.")
+    p.add_argument("name", metavar="DATABASE.TABLE")
+    p.set_defaults(handler=_handler(_versions))
+
+    p = subparsers.add_parser(
+        "rollback", help="make a retained earlier version of a table current again",
+        description="Bring back the version before the current one (or --to ID from "
+                    "`taphouse versions`). The current version is retained in its turn, so "
+                    "a rollback can itself be rolled back.")
+    p.add_argument("name", metavar="DATABASE.TABLE")
+    p.add_argument("--to", type=int, default=None, metavar="VERSION",
+                   help="the version id (default: the newest retained one)")
+    p.set_defaults(handler=_handler(_rollback))
 
     p = subparsers.add_parser("databases", help="list the catalogue databases")
     p.set_defaults(handler=_handler(_databases))
@@ -67,7 +104,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rows", type=int, required=True)
     p.add_argument("--out", type=Path, required=True, metavar="FILE.parquet")
     p.add_argument("--seed", type=int, default=1)
-    p.set_defaults(handler=_handler(_synth))
+    p.set_defaults(handler=_handler(_synth), store_access="none")
     p = demo_sub.add_parser("load", help="load the demo databases gaia and hipparcos")
     p.add_argument("--force", action="store_true", help="reload tables already present")
     p.set_defaults(handler=_handler(_load))
@@ -85,11 +122,110 @@ def _handler(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
 
 
 def _store(args: argparse.Namespace):
-    from taphouse.catalogue.store import CatalogueStore
+    from taphouse.catalogue.store import CatalogueStore, Retention
     from taphouse.metadata import MetadataDB
 
     settings = args.settings
-    return CatalogueStore(MetadataDB(settings.meta_path), settings.tables_dir)
+    retention = Retention(grace=settings.maintenance_grace,
+                          catalogue=settings.version_retention,
+                          user=settings.user_version_retention)
+    return CatalogueStore(MetadataDB(settings.meta_path), settings.tables_dir,
+                          retention=retention)
+
+
+def _table_name(text: str) -> tuple[str, str]:
+    db, dot, table = text.partition(".")
+    if not dot or not db or not table:
+        raise CatalogueError(f"give the table as DATABASE.TABLE, not {text!r}")
+    return db.lower(), table.lower()
+
+
+def _catalogue_database(store, name: str):
+    db = store.database(name)
+    if db is None:
+        raise CatalogueError(f"unknown database {name!r}; see 'taphouse databases'")
+    if db.kind != "catalogue":
+        raise CatalogueError(f"{name} is a user schema ({db.kind}), not a catalogue database:"
+                             " users manage their own tables (taphouse user delete removes"
+                             " them all)")
+    return db
+
+
+def _drop(args: argparse.Namespace) -> int:
+    store = _store(args)
+    db_name, dot, table = args.name.partition(".")
+    db = _catalogue_database(store, db_name.lower())
+    if dot:
+        t = store.table(db.name, table)
+        if t is None:
+            raise CatalogueError(f"unknown table {args.name!r}; see 'taphouse tables {db.name}'")
+        what = f"table {t.qualified_name} ({t.nrows:,} rows)"
+    else:
+        tables = store.tables(db.name)
+        what = (f"database {db.name} with {len(tables)} tables"
+                f" ({sum(t.nrows for t in tables):,} rows)")
+    if not args.yes:
+        raise CatalogueError(f"this drops the {what}; it cannot be rolled back (make a"
+                             " `taphouse backup` first if you may want it again): add --yes")
+    if dot:
+        store.drop_table(db.name, table)
+    else:
+        store.drop_database(db.name)
+    _audit(args, "catalogue", f"dropped {what}")
+    print(f"dropped {what}")
+    return 0
+
+
+def _versions(args: argparse.Namespace) -> int:
+    store = _store(args)
+    db, table = _table_name(args.name)
+    _catalogue_database(store, db)
+    print("version\tstate\trows\tbytes\tcreated\tretired\tdeletable from")
+    for v in store.versions(db, table):
+        state = "current" if v.current else ("retained" if v.exists else "file gone")
+        print(f"{v.version_id}\t{state}\t{v.nrows}\t{v.nbytes}\t{v.created}\t"
+              f"{v.retired or '-'}\t{v.expires or '-'}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    store = _store(args)
+    db, table = _table_name(args.name)
+    _catalogue_database(store, db)
+    versions = store.versions(db, table)
+    current = next((v for v in versions if v.current), None)
+    if args.to is None:
+        older = [v for v in versions if not v.current and v.exists]
+        if current is not None:
+            older = [v for v in older if v.version_id < current.version_id] or older
+        if not older:
+            raise CatalogueError(f"{db}.{table} has no retained earlier version (versions"
+                                 " are kept for TAPHOUSE_VERSION_RETENTION after they are"
+                                 " replaced)")
+        target = older[0].version_id
+    else:
+        target = args.to
+    restored = store.restore_version(db, table, target)
+    was = f" (version {current.version_id} is retained in its turn)" if current else ""
+    _audit(args, "catalogue", f"{db}.{table} rolled back to version {target}{was}")
+    print(f"{restored.qualified_name}: version {target} is current again, "
+          f"{restored.nrows:,} rows{was}")
+    return 0
+
+
+def _audit(args: argparse.Namespace, event: str, detail: str) -> None:
+    """An operator's change to the catalogue, in the audit log (who: the shell user)."""
+    import getpass
+
+    from taphouse.auth.audit import AuditLog
+    from taphouse.metadata import MetadataDB
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = str(os.getuid())
+    AuditLog(MetadataDB(args.settings.meta_path)).record(
+        event, username=f"cli:{who}", detail=detail)
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -99,7 +235,11 @@ def _ingest(args: argparse.Namespace) -> int:
                          dec=args.dec, meta_file=args.meta, description=args.description,
                          progress=not args.quiet, engine_memory_limit=args.memory_limit,
                          allow_bad_units=args.allow_bad_units, epoch=args.epoch,
-                         partitioned=_partition_options(args))
+                         partitioned=_partition_options(args), if_exists=args.if_exists)
+    if args.if_exists != "refuse":
+        done = {"replace": "replaced", "append": "appended to"}[args.if_exists]
+        _audit(args, "catalogue", f"{table.qualified_name} {done} by ingest:"
+               f" {table.nrows} rows, version {table.version_id}")
     where = (f", positions {table.ra_column}/{table.dec_column}" if table.ra_column
              else ", no positions")
     if args.partitioned:

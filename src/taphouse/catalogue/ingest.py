@@ -600,7 +600,8 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
                  progress: bool = False, engine_memory_limit: str = "1GB",
                  allow_bad_units: bool = False, epoch: float | str | None = None,
                  work_dir: Path | None = None,
-                 partitioned: PartitionOptions | None = None) -> TableMeta:
+                 partitioned: PartitionOptions | None = None,
+                 if_exists: str = "replace") -> TableMeta:
     """Ingest table files as the new current version of ``database.table``.
 
     Parameters
@@ -637,6 +638,12 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
         Write the version in the HATS layout (HEALPix-partitioned Parquet with a margin
         catalogue, a directory; see :mod:`taphouse.catalogue.hats`) instead of one
         DuckDB file. The table needs positions.
+    if_exists
+        What to do when the table exists: ``"refuse"`` (CatalogueError; nothing is
+        read), ``"replace"`` (a new version; the table's description stays unless a new
+        one is given) or ``"append"`` (a new version holding the current rows and the
+        files' rows; the columns must match by name and type, and the table's metadata
+        stays). The previous version is retained for rollback either way.
 
     Returns
     -------
@@ -658,6 +665,24 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
         raise CatalogueError("no input files given")
     dbname = check_database_name(database)
     tname = check_name(table, "table")
+    if if_exists not in {"refuse", "replace", "append"}:
+        raise ValueError(f"if_exists: refuse, replace or append, not {if_exists!r}")
+    existing = store.table(dbname, tname)
+    if existing is not None and if_exists == "refuse":
+        raise CatalogueError(
+            f"table {dbname}.{tname} exists ({existing.nrows:,} rows, "
+            f"{len(_public_columns(existing))} columns): give --replace to make these files"
+            " its new version, or --append to add their rows (the current version is kept"
+            " for rollback either way)")
+    if existing is not None and if_exists == "append":
+        if partitioned is not None or (existing.path is not None and existing.path.is_dir()):
+            raise CatalogueError(f"{dbname}.{tname}: --append works on single-file tables"
+                                 " only, not the partitioned (HATS) layout: use --replace"
+                                 " with all the files")
+        ra = ra or existing.ra_column
+        dec = dec or existing.dec_column
+    else:
+        existing = existing if if_exists == "replace" else None
     if isinstance(meta_file, MetaFile):
         meta, meta_file = meta_file, None
     else:
@@ -670,30 +695,46 @@ def ingest_files(store: CatalogueStore, files: list[Path], database: str, table:
             readers.append(open_table(path))
             if readers[-1].nrows == 0:
                 raise CatalogueError(f"{path}: no rows")
+        appending = existing if if_exists == "append" else None
+        if appending is not None:
+            _check_same_names(appending, readers[0])
         plan = _plan(readers, ra, dec, meta, meta_file, allow_bad_units)
+        if appending is not None:
+            _check_same_columns(appending, plan, files[0])
         if partitioned is not None:
             _check_partitionable(plan, readers[0].path)
         final = store.new_version_path(
             dbname, tname, suffix=VERSION_SUFFIX if partitioned is not None else ".duckdb")
-        nrows = _write_version(readers, plan, final, store, work_dir, progress,
-                               engine_memory_limit, partitioned,
-                               f"{dbname}.{tname}")
+        with store.files_held() if appending is not None else contextlib.nullcontext():
+            base = appending.path if appending is not None else None
+            nrows = _write_version(readers, plan, final, store, work_dir, progress,
+                                   engine_memory_limit, partitioned, f"{dbname}.{tname}",
+                                   base=base, base_rows=appending.nrows if appending else 0)
     finally:
         for reader in readers:
             reader.close()
-    table_meta = TableMeta(
-        database=dbname, name=tname, columns=plan.columns,
-        description=(description or meta.description or readers[0].description or ""),
-        ra_column=plan.ra, dec_column=plan.dec,
-        healpix_column=HEALPIX_COLUMN if plan.positions else None,
-        healpix_order=HEALPIX_ORDER, epoch=plan.epoch, nrows=nrows,
-        extra={"source_files": [p.name for p in files], **meta.extra})
+    if appending is not None:
+        table_meta = dataclasses.replace(
+            appending, nrows=nrows,
+            description=description or meta.description or appending.description,
+            extra={**(appending.extra or {}), "source_files": sorted(
+                {*((appending.extra or {}).get("source_files") or []), *(p.name for p in files)})})
+    else:
+        table_meta = TableMeta(
+            database=dbname, name=tname, columns=plan.columns,
+            description=(description or meta.description or readers[0].description
+                         or (existing.description if existing is not None else "") or ""),
+            ra_column=plan.ra, dec_column=plan.dec,
+            healpix_column=HEALPIX_COLUMN if plan.positions else None,
+            healpix_order=HEALPIX_ORDER, epoch=plan.epoch, nrows=nrows,
+            extra={"source_files": [p.name for p in files], **meta.extra})
     try:
         if store.database(dbname) is None:
             store.create_database(dbname, meta.database_description or "")
         elif meta.database_description:
             store.create_database(dbname, meta.database_description)
-        return store.publish(table_meta, final)
+        # "refuse" is checked again in the publishing transaction (a concurrent ingest).
+        return store.publish(table_meta, final, replace=if_exists != "refuse")
     except BaseException as exc:
         remove_version_file(final)
         _raise_if_disk_full(exc, f"{dbname}.{tname}")
@@ -742,11 +783,46 @@ def _raise_if_disk_full(exc: BaseException, table: str) -> None:
                           " was") from exc
 
 
+def _public_columns(table: TableMeta) -> list[Any]:
+    return [c for c in table.columns if c.name not in {HEALPIX_COLUMN, LEGACY_HEALPIX_COLUMN}]
+
+
+def _check_same_names(table: TableMeta, reader: FileTable) -> None:
+    have = {c.name for c in _public_columns(table)}
+    new = set(_rename_map(reader).values()) - {HEALPIX_COLUMN, LEGACY_HEALPIX_COLUMN}
+    if have != new:
+        raise CatalogueError(
+            f"{reader.path}: cannot append to {table.qualified_name}: its columns differ"
+            f" (missing {sorted(have - new)}; extra {sorted(new - have)}); use --replace to"
+            " make a new table")
+
+
+def _check_same_columns(table: TableMeta, plan: _Plan, path: Path) -> None:
+    """``--append`` needs the files' columns to be the table's, by name and type."""
+    have = [(c.name, c.datatype, c.arraysize) for c in _public_columns(table)]
+    new = [(c.name, c.datatype, c.arraysize) for c in plan.columns
+           if c.name not in {HEALPIX_COLUMN, LEGACY_HEALPIX_COLUMN}]
+    if sorted(have, key=str) == sorted(new, key=str) and \
+            (table.ra_column is None) == (plan.ra is None):
+        return
+    missing = sorted({n for n, *_ in have} - {n for n, *_ in new})
+    extra = sorted({n for n, *_ in new} - {n for n, *_ in have})
+    typed = sorted(f"{n} ({d}{'[' + a + ']' if a else ''} in the table)" for n, d, a in have
+                   if n not in missing and (n, d, a) not in new)
+    parts = ([f"missing {missing}"] if missing else []) + ([f"extra {extra}"] if extra else []) \
+        + ([f"other types: {', '.join(typed)}"] if typed else [])
+    if not parts:
+        parts = ["the table has positions and the files have none, or the other way round"]
+    raise CatalogueError(f"{path}: cannot append to {table.qualified_name}: its columns"
+                         f" differ ({'; '.join(parts)}); use --replace to make a new table")
+
+
 def _write_version(readers: list[FileTable], plan: _Plan, final: Path,
                    store: CatalogueStore, work_dir: Path | None, progress: bool,
                    memory_limit: str, partitioned: PartitionOptions | None = None,
-                   name: str = "") -> int:
-    """Stream all rows through DuckDB's sort into ``final``; returns the row count.
+                   name: str = "", base: Path | None = None, base_rows: int = 0) -> int:
+    """Stream all rows through DuckDB's sort into ``final`` (after the rows of the
+    version file ``base``, when appending); returns the row count.
 
     Partitioned: the sorted file is written in the work directory, then cut into the
     HATS layout there, and the finished directory is moved to ``final``."""
@@ -757,7 +833,8 @@ def _write_version(readers: list[FileTable], plan: _Plan, final: Path,
             work_dir = stack.enter_context(TmpArea(store.root / "tmp")).path
         try:
             if partitioned is None:
-                return _write_in(readers, plan, final, work_dir, progress, memory_limit)
+                return _write_in(readers, plan, final, work_dir, progress, memory_limit,
+                                 base, base_rows)
             work = Path(stack.enter_context(
                 tempfile.TemporaryDirectory(dir=work_dir, prefix="hats-")))
             staged = work / "sorted.duckdb"
@@ -776,7 +853,8 @@ def _write_version(readers: list[FileTable], plan: _Plan, final: Path,
 
 
 def _write_in(readers: list[FileTable], plan: _Plan, final: Path, work_dir: Path,
-              progress: bool, memory_limit: str) -> int:
+              progress: bool, memory_limit: str, base: Path | None = None,
+              base_rows: int = 0) -> int:
     import duckdb
     from tqdm import tqdm
 
@@ -822,23 +900,30 @@ def _write_in(readers: list[FileTable], plan: _Plan, final: Path, work_dir: Path
             order = f' ORDER BY "{HEALPIX_COLUMN}"' if plan.positions else ""
             con.execute(f"ATTACH '{_sql_str(str(tmp))}' AS version_file"
                         f" (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+            source = "source_rows"
+            if base is not None:
+                con.execute(f"ATTACH '{_sql_str(str(base))}' AS base_version (READ_ONLY)")
+                source = ("(SELECT * FROM base_version.main.data UNION ALL BY NAME"
+                          " SELECT * FROM source_rows)")
             try:
                 con.execute("CREATE TABLE version_file.main.data AS"
-                            f" SELECT * FROM source_rows{order}")
+                            f" SELECT * FROM {source}{order}")
             except duckdb.Error:
                 if failure:
                     raise failure[0] from None
                 raise
             written = con.execute("SELECT count(*) FROM version_file.main.data").fetchall()
             con.execute("DETACH version_file")
-            if written[0][0] != counted[0]:
+            if base is not None:
+                con.execute("DETACH base_version")
+            if written[0][0] != counted[0] + base_rows:
                 raise CatalogueError(f"internal error: wrote {written[0][0]} of "
-                                     f"{counted[0]} rows")
+                                     f"{counted[0] + base_rows} rows")
         finally:
             con.close()
             bar.close()
         install_version_file(tmp, final)
-    return counted[0]
+    return counted[0] + base_rows
 
 
 def _batches(reader: FileTable):

@@ -31,10 +31,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                             " reach it, else /usr/bin/python3)")
     setup.add_argument("--packages", nargs="*", default=[],
                        help="more packages to install")
-    setup.set_defaults(handler=_setup)
+    setup.set_defaults(handler=_setup, store_access="none")
 
     jobs = sub.add_parser("jobs", help="your jobs (TAP queries and compute) on a server")
     jobs.add_argument("--url", default=None, help="server URL (default: $TAPHOUSE_URL)")
+    jobs.set_defaults(store_access="none")  # over HTTP: no data directory
     jsub = jobs.add_subparsers(dest="jobs_command", metavar="ACTION")
     jsub.required = True
     lst = jsub.add_parser("list", help="list your jobs")

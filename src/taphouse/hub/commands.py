@@ -62,7 +62,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     setup.add_argument("--python", default=None,
                        help="base interpreter (default /usr/bin/python3 when this one is"
                             " not reachable by sandboxed users)")
-    setup.set_defaults(handler=_setup)
+    setup.set_defaults(handler=_setup, store_access="none")
 
 
 def _setup(args: argparse.Namespace) -> int:
