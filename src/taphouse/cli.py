@@ -53,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     # commands refuse one that needs upgrading (store_access "current", the default).
     serve.set_defaults(handler=_serve, store_access="upgrade", creates_store=True)
 
+    shown = sub.add_parser(
+        "settings", help="print the settings in force and where each came from",
+        description="Every setting (docs/settings.md) with the value the server and the"
+                    " commands would use here: flag > environment > taphouse.toml > default."
+                    " Secrets are masked.")
+    shown.add_argument("--json", action="store_true", help="as JSON")
+    shown.set_defaults(handler=_settings, store_access="none")
+
     for name in _COMMAND_MODULES:
         try:
             module = importlib.import_module(name)
@@ -110,6 +118,29 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace) -> int:
+    import json
+
+    from taphouse.settings import settings_in_force
+
+    rows = settings_in_force(args.settings, flags={"data_dir": args.data_dir},
+                             file_values=args.file_values,
+                             config=args.config_path.absolute() if args.config_path else None)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    where = args.config_path.absolute() if args.config_path else "none found"
+    print(f"# configuration file: {where}")
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        value = r["value"]
+        text = ",".join(value) if isinstance(value, list) else json.dumps(value) \
+            if isinstance(value, str) else str(value).lower() if isinstance(value, bool) \
+            else str(value)
+        print(f"{r['name']:<{width}}  {text:<30}  # {r['source']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -121,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = find_config_file(args.config)
         file_values = read_config_file(config) if config is not None else {}
+        args.config_path, args.file_values = config, file_values
         args.settings = Settings.from_env(
             file_values=file_values,
             data_dir=args.data_dir,

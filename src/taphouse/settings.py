@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -257,6 +258,46 @@ def _from_toml(path: Path, key: str, hint: Any, value: Any) -> Any:
     return float(value) if hint is float else value
 
 
+_SECRET_NAME = re.compile(r"(secret|password|passwd|credential|private_key|api_key)"
+                          r"|(_token|_key)$")
+_URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def is_secret(name: str) -> bool:
+    """Whether a setting's value is a secret (never printed)."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def settings_in_force(settings: Settings, *, flags: Mapping[str, Any] | None = None,
+                      environ: Mapping[str, str] | None = None,
+                      file_values: Mapping[str, Any] | None = None,
+                      config: Path | None = None) -> list[dict[str, Any]]:
+    """Each setting with its value and where the value came from (``flag``,
+    ``environment``, the configuration file's path, ``default``); secrets and the
+    credentials in URLs are masked."""
+    environ = os.environ if environ is None else environ
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    out = []
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if f.name in flags:
+            source = "flag"
+        elif f"TAPHOUSE_{f.name.upper()}" in environ:
+            source = f"environment (TAPHOUSE_{f.name.upper()})"
+        elif file_values is not None and f.name in file_values:
+            source = str(config) if config is not None else "file"
+        else:
+            source = "default"
+        shown: Any = list(value) if isinstance(value, tuple) else \
+            str(value) if isinstance(value, Path) else value
+        if is_secret(f.name) and value not in ("", None, ()):
+            shown = "********"
+        elif isinstance(shown, str):
+            shown = _URL_USERINFO.sub("****@", shown)
+        out.append({"name": f.name, "value": shown, "source": source})
+    return out
+
+
 # Settings that no longer exist, with what replaces them (start-up fails rather than
 # silently changing what the operator asked for).
 _RETIRED = {
@@ -288,4 +329,5 @@ def _convert(name: str, hint: Any, raw: str) -> Any:
         raise ValueError(f"TAPHOUSE_{name.upper()}={raw!r} is not a valid {text}") from None
 
 
-__all__ = ["Settings", "find_config_file", "read_config_file", "CONFIG_SEARCH"]
+__all__ = ["Settings", "find_config_file", "read_config_file", "CONFIG_SEARCH",
+           "settings_in_force", "is_secret"]
