@@ -290,7 +290,7 @@ def test_failed_partitioned_ingest_leaves_nothing(tmp_path, inputs):
 # --- end to end: one TAP endpoint, backup and restore ------------------------------------
 def _taphouse(data: Path, *args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "taphouse.cli", "--data-dir", str(data),
-                           *args], text=True, capture_output=True, timeout=600)
+                           "--init", *args], text=True, capture_output=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     return proc
 
