@@ -46,6 +46,7 @@ from taphouse.hub.link import HubForwarding, HubLink, service_token_path
 from taphouse.jobs import JobService
 from taphouse.jobs.service import WorkerPool
 from taphouse.metadata import MetadataDB
+from taphouse.observability import Metrics, RequestLog, metrics_router
 from taphouse.outbound import Outbound, policy_from
 from taphouse.query.audit import QueryAudit
 from taphouse.query.job import TapQueryRunner
@@ -105,8 +106,11 @@ class Platform:
         self.userspace = UserSpace(self.meta, self.catalogue, self.engine,
                                    quota_rows=settings.quota_rows,
                                    quota_bytes=settings.quota_bytes)
+        # Prometheus metrics (taphouse.observability), counted here and read at /metrics.
+        self.metrics = Metrics()
         # The query path (taphouse.query): every collaborator passed explicitly.
-        self.query_audit = QueryAudit(self.authenticator.audit_log, self.catalogue)
+        self.query_audit = QueryAudit(self.authenticator.audit_log, self.catalogue,
+                                      observe=self.metrics.query_done)
         # Remote TAP services (remotes): registrations, cached metadata, health.
         self.remotes = RemoteRegistry(
             self.meta, RemoteConfig.from_settings(settings),
@@ -151,6 +155,7 @@ class Platform:
         self.jobs.on_destroyed = self.userspace.drop_job_table
         # The platform's JupyterHub: its service token (written by `taphouse hub`).
         self.hub_link = HubLink(service_token_path(settings.data_dir))
+        self.metrics.watch(self)  # jobs, slots, disk: read when scraped
 
     def delete_account(self, name: str, archive: bool, by: str | None = None) -> dict[str, Any]:
         """Delete an account and everything it owns (see :mod:`taphouse.lifecycle`)."""
@@ -282,6 +287,10 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.add_middleware(ForwardedHeaders, trusted=TrustedProxies(settings.trusted_proxies))
     app.add_middleware(RequestGuard, public_url=settings.public_url, refuse=_refusal,
                        frame_ancestors=settings.frame_ancestors)
+    # Outermost: every request is logged and counted, refusals of the layers above too.
+    app.add_middleware(RequestLog, trusted=TrustedProxies(settings.trusted_proxies),
+                       metrics=platform.metrics)
+    app.include_router(metrics_router(platform, platform.metrics))
 
     _add_tap_routes(app, platform)
     app.include_router(auth_router(platform.authenticator), prefix="/auth")

@@ -107,6 +107,10 @@ class Settings:
     body_timeout: float = 30.0  # seconds a request body may pause
     connections_per_address: int = 32  # open connections per client address
     max_connections: int = 1000  # open connections in all (each is an open file)
+    # --- observability (taphouse.observability) -----------------------------------
+    # Addresses or networks that may read /metrics without credentials (Prometheus);
+    # everyone else needs an administrator's bearer token.
+    metrics_allow: tuple[str, ...] = ()
     # --- compute (sandboxed user code; see taphouse.compute) ------------------------
     # auto: on when a job environment exists and a sandbox works; on: the server does
     # not start without a working sandbox; off: never.

@@ -56,7 +56,7 @@ def test_user_lifecycle(run):
     assert r.returncode == 1 and "no user named 'alice'" in r.stderr
 
     audit = json.loads(run("audit", "--json").stdout)
-    assert {"admin", "password"} >= {e["event"] for e in audit}
+    assert {"admin", "password", "group"} >= {e["event"] for e in audit}
     assert all("a good password" not in (e["detail"] or "") for e in audit)
 
 

@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from taphouse.admission import caller_key
 from taphouse.auth.authenticator import require_scope
+from taphouse.auth.errors import Forbidden
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.model import ColumnMeta, TableMeta, TableSummary
 from taphouse.jobs.model import ACTIVE_PHASES, PHASES, Job, JobError, format_time, now
@@ -326,10 +327,39 @@ def api_router(platform: Any) -> APIRouter:
         if not isinstance(users, list) or not isinstance(groups, list):
             raise UserSpaceError('"users" and "groups" must be lists of names')
 
+        allow = body.get("allow_restricted", False)
+        if not isinstance(allow, bool):
+            raise UserSpaceError('"allow_restricted" must be true or false')
+
         def work() -> dict[str, list[str]]:
             t = space.table(identity, name)
-            return set_shares(platform.meta, t.table_id, users, groups,
-                              owner=identity.username or "")
+            audit = platform.authenticator.audit_log
+            client = request.client.host if request.client else None
+            restricted = restricted_sources(t)
+            what = f"{t.database}.{t.name}"
+            note = f"; holds rows of restricted {', '.join(sorted(restricted))}" \
+                if restricted else ""
+            if restricted:
+                outside = grantees_outside(restricted, users, groups)
+                if outside and not (allow and identity.is_admin):
+                    message = (f"{what} holds rows of the restricted database(s)"
+                               f" {', '.join(sorted(restricted))}, which {', '.join(outside)}"
+                               " may not read: an administrator must give them access to"
+                               " the database first (or, as an administrator, share with"
+                               ' "allow_restricted": true)')
+                    audit.record("share", username=identity.username,
+                                 user_id=identity.user_id, client=client,
+                                 outcome="refused", detail=f"{what} with {outside}{note}")
+                    raise Forbidden(message)
+                if outside:
+                    note += f"; allowed by administrator {identity.username} for {outside}"
+            result = set_shares(platform.meta, t.table_id, users, groups,
+                                owner=identity.username or "")
+            shared = "unshared" if not result["users"] and not result["groups"] else \
+                f"shared with users {result['users']} groups {result['groups']}"
+            audit.record("share", username=identity.username, user_id=identity.user_id,
+                         client=client, detail=f"{what} {shared}{note}")
+            return result
 
         return JSONResponse(await run_in_threadpool(work))
 
@@ -355,6 +385,46 @@ def api_router(platform: Any) -> APIRouter:
         except QueryError as exc:  # a JSON error here, not TAP's VOTable
             return JSONResponse({"error": exc.message}, status_code=exc.status)
         return JSONResponse(plan)
+
+    def restricted_sources(t: TableMeta, depth: int = 0) -> set[str]:
+        """Restricted catalogue databases whose rows a user table holds, from the
+        provenance of the query that wrote it (following user tables it read)."""
+        found: set[str] = set()
+        provenance = (t.extra or {}).get("provenance") or {}
+        for source in provenance.get("source_tables") or []:
+            db_name, _, table_name = str(source).partition(".")
+            db = platform.catalogue.database(db_name)
+            if db is None:
+                continue
+            if db.kind == "catalogue" and not db.public:
+                found.add(db.name)
+            elif db.kind == "user" and depth < 8:
+                source_table = platform.catalogue.table(db.name, table_name)
+                if source_table is not None:
+                    found |= restricted_sources(source_table, depth + 1)
+        return found
+
+    def grantees_outside(databases: set[str], users: list[Any],
+                         groups: list[Any]) -> list[str]:
+        """The users and groups among the grantees who may not read every one of
+        ``databases`` (administrators read everything)."""
+        from taphouse.auth.database_access import DatabaseAccess
+
+        access = DatabaseAccess(platform.meta, platform.catalogue)
+        allowed = [set(access.describe(db)["groups"]) for db in databases]
+        accounts = platform.authenticator.accounts
+        outside = []
+        for name in users:
+            user = accounts.user(str(name)) if isinstance(name, str) and name.strip() else None
+            if user is None or user.is_admin:
+                continue  # no such account: the share grants nothing (see shares.py)
+            mine = accounts.groups_of(user.id)
+            if not all(mine & a for a in allowed):
+                outside.append(f"user {user.name}")
+        for group in groups:
+            if isinstance(group, str) and not all(group.strip().lower() in a for a in allowed):
+                outside.append(f"group {group.strip().lower()}")
+        return outside
 
     @router.get("/quota")
     async def quota(request: Request) -> Response:

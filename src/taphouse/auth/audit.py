@@ -23,6 +23,19 @@ from taphouse.metadata import MetadataDB
 
 MAX_DETAIL = 20_000  # characters of query text kept
 
+#: Every kind of audit record, with what it holds.
+EVENTS = {
+    "query": "an ADQL query (sync, async, DEST): rows returned, or written with DEST",
+    "login": "a login (name and password traded for a token, or HTTP Basic)",
+    "login_failed": "a refused login",
+    "token": "a personal or notebook token created or revoked",
+    "password": "a password changed",
+    "admin": "an account created, changed, disabled or deleted; database access changed",
+    "group": "a group created or deleted, a member added or removed",
+    "share": "a user table shared or unshared (or a share refused)",
+    "catalogue": "a catalogue table replaced, appended to, rolled back or dropped",
+}
+
 log = logging.getLogger("taphouse.audit")
 
 
@@ -84,7 +97,13 @@ class AuditLog:
 
     def entries(self, *, username: str | None = None, event: str | None = None,
                 since: float | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        """Newest records first, optionally filtered."""
+        """Newest records first, optionally filtered (an unknown ``event`` is an
+        :class:`AccountError` listing the known ones)."""
+        if event is not None and event not in EVENTS:
+            from taphouse.auth.errors import AccountError
+
+            raise AccountError(f"unknown audit event {event!r}: use one of"
+                               f" {', '.join(EVENTS)}")
         where, params = [], []
         if username is not None:
             where.append("username=?")

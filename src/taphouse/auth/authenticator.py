@@ -38,6 +38,7 @@ from taphouse.auth.identity import ANONYMOUS, Identity
 from taphouse.auth.passwords import PasswordHashing
 from taphouse.auth.throttle import LoginThrottle
 from taphouse.auth.tokens import JOB_KIND, IssuedToken, TokenRecord, TokenService
+from taphouse.observability.requestlog import note_caller
 
 BAD_LOGIN = "invalid user name or password"
 # Paths any caller may fetch even when anonymous read is off: clients read the
@@ -126,6 +127,11 @@ class Authenticator:
     async def caller_async(self, request: Request, *, allow_basic: bool = True) -> Caller:
         """:meth:`caller` for async handlers. Before an uncached HTTP Basic check the
         account's throttle delay is waited on the event loop, holding no thread."""
+        caller = await self._caller_async(request, allow_basic=allow_basic)
+        note_caller(request.scope, caller.identity.username)  # for the request log
+        return caller
+
+    async def _caller_async(self, request: Request, *, allow_basic: bool) -> Caller:
         header = request.headers.get("authorization")
         if not header or not header.strip():
             return self.caller(request, allow_basic=allow_basic)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 from typing import Any
 
+from taphouse.auth.audit import EVENTS
 from taphouse.auth.errors import AuthError
 
 
@@ -95,7 +97,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("audit", help="show the audit log (queries, logins, changes)")
     p.add_argument("--user", default=None)
     p.add_argument("--event", default=None,
-                   help="query, login, login_failed, token, password, admin")
+                   help="only these records: " + ", ".join(EVENTS))
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_audit)
@@ -132,6 +134,16 @@ class _Services:
 
     def __exit__(self, *exc: object) -> None:
         self.meta.close()
+
+
+def _shell_user() -> str:
+    """Who ran a command (the audit names the operator's account as ``cli:<login>``)."""
+    import getpass
+
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):
+        return f"cli:uid{os.getuid()}"
 
 
 def _run(args: argparse.Namespace, body: Any) -> int:
@@ -220,6 +232,8 @@ def _user_list(args: argparse.Namespace) -> int:
 def _group_add(args: argparse.Namespace) -> int:
     def body(s: _Services) -> None:
         g = s.auth.accounts.add_group(args.name, args.description)
+        s.auth.audit_log.record("group", username=_shell_user(),
+                                detail=f"group {g.name} created on the command line")
         print(f"group {g.name} created")
     return _run(args, body)
 
@@ -239,6 +253,8 @@ def _group_list(args: argparse.Namespace) -> int:
 def _group_delete(args: argparse.Namespace) -> int:
     def body(s: _Services) -> None:
         s.auth.accounts.delete_group(args.name)
+        s.auth.audit_log.record("group", username=_shell_user(),
+                                detail=f"group {args.name.lower()} deleted on the command line")
         print(f"group {args.name.lower()} deleted")
     return _run(args, body)
 
@@ -247,8 +263,12 @@ def _group_member(args: argparse.Namespace) -> int:
     def body(s: _Services) -> None:
         if args.action == "add-member":
             g = s.auth.accounts.add_member(args.group, args.user)
+            what = f"{args.user.lower()} added to group {g.name}"
         else:
             g = s.auth.accounts.remove_member(args.group, args.user)
+            what = f"{args.user.lower()} removed from group {g.name}"
+        s.auth.audit_log.record("group", username=_shell_user(),
+                                detail=f"{what} on the command line")
         print(f"group {g.name}: {', '.join(g.members) or '(no members)'}")
     return _run(args, body)
 

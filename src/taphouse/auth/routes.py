@@ -20,6 +20,7 @@ from taphouse.auth.authenticator import (
 from taphouse.auth.database_access import DatabaseAccess
 from taphouse.auth.errors import AccountError, AuthError, Forbidden
 from taphouse.auth.tokens import IssuedToken, iso_time
+from taphouse.observability.requestlog import note_caller
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_PERSONAL_DAYS = 3650
@@ -139,6 +140,7 @@ def auth_router(auth: Authenticator) -> APIRouter:
         await auth.login_delay(username or "")
         user, issued = await run_in_threadpool(
             auth.login, username, password, client=client_address(request), scopes=scopes)
+        note_caller(request.scope, user.name)  # the request log names who logged in
         return token_response(auth, user.name, issued)
 
     @router.post("/refresh")
@@ -355,29 +357,39 @@ def admin_router(auth: Authenticator, catalogue: Any,
 
     @router.post("/groups")
     async def add_group(request: Request) -> JSONResponse:
-        await admin(request)
+        by = await admin(request)
         data = await _json_body(request, {"name": str, "description": str})
         group = auth.accounts.add_group(_text(data, "name") or "",
                                         _text(data, "description", required=False) or "")
+        auth.audit_log.record("group", username=by, client=client_address(request),
+                              detail=f"group {group.name} created")
         return JSONResponse(group.to_json(), status_code=201)
 
     @router.delete("/groups/{name}")
     async def delete_group(request: Request, name: str) -> JSONResponse:
-        await admin(request)
+        by = await admin(request)
         auth.accounts.delete_group(name)
+        auth.audit_log.record("group", username=by, client=client_address(request),
+                              detail=f"group {name.lower()} deleted")
         return JSONResponse({"deleted": name.lower()})
 
     @router.post("/groups/{name}/members")
     async def add_member(request: Request, name: str) -> JSONResponse:
-        await admin(request)
+        by = await admin(request)
         data = await _json_body(request, {"username": str})
-        return JSONResponse(auth.accounts.add_member(name, _text(data, "username") or "")
-                            .to_json())
+        member = _text(data, "username") or ""
+        group = auth.accounts.add_member(name, member)
+        auth.audit_log.record("group", username=by, client=client_address(request),
+                              detail=f"{member.lower()} added to group {group.name}")
+        return JSONResponse(group.to_json())
 
     @router.delete("/groups/{name}/members/{username}")
     async def remove_member(request: Request, name: str, username: str) -> JSONResponse:
-        await admin(request)
-        return JSONResponse(auth.accounts.remove_member(name, username).to_json())
+        by = await admin(request)
+        group = auth.accounts.remove_member(name, username)
+        auth.audit_log.record("group", username=by, client=client_address(request),
+                              detail=f"{username.lower()} removed from group {group.name}")
+        return JSONResponse(group.to_json())
 
     @router.get("/databases")
     async def databases(request: Request) -> JSONResponse:

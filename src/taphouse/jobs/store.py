@@ -53,6 +53,12 @@ class JobStore:
             sql += " ORDER BY created, rowid"
         return [_job(r) for r in self.meta.query(sql, args)]
 
+    def counts(self) -> builtins.list[tuple[str, str, int]]:
+        """(kind, phase, number of jobs) of every kind and phase with jobs."""
+        rows = self.meta.query("SELECT kind, phase, COUNT(*) AS n FROM jobs"
+                               " GROUP BY kind, phase ORDER BY kind, phase")
+        return [(r["kind"], r["phase"], int(r["n"])) for r in rows]
+
     def queued(self, kind: str | None = None) -> builtins.list[tuple[str, str]]:
         """(id, budget key) of every QUEUED job (of ``kind``, when given), in queue
         order."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from taphouse.auth.audit import AuditLog
@@ -27,11 +28,15 @@ class QueryAudit:
     catalogue
         Tells which databases are public: reads of the others are recorded before the
         query runs, and refused if that record cannot be written.
+    observe
+        Called with (seconds, outcome) of every executed query (the metrics).
     """
 
-    def __init__(self, audit_log: AuditLog, catalogue: CatalogueStore) -> None:
+    def __init__(self, audit_log: AuditLog, catalogue: CatalogueStore,
+                 observe: Callable[[float, str], None] | None = None) -> None:
         self.audit_log = audit_log
         self.catalogue = catalogue
+        self.observe = observe
 
     def start(self, prepared: PreparedQuery) -> None:
         """Before a query runs: a read of a restricted database is recorded now, and
@@ -68,15 +73,22 @@ class QueryAudit:
         else:
             outcome = "ok"
         ident = prepared.identity
+        # A DEST query writes all its rows to a table and returns at most MAXREC: the
+        # audit counts the rows written (the response's are a part of them).
+        rows = cancel.rows if prepared.dest_rows is None else prepared.dest_rows
+        if prepared.dest_table:
+            outcome += f" (DEST: {rows} rows written to {prepared.dest_table})"
         log.info("query user=%s rows=%d seconds=%.3f outcome=%s",
-                 ident.username or "-", cancel.rows, seconds, outcome)
+                 ident.username or "-", rows, seconds, outcome)
+        if self.observe is not None:
+            self.observe(seconds, outcome)
         if prepared.audit_id is not None:
-            self.audit_log.update(prepared.audit_id, duration=seconds, rows=cancel.rows,
+            self.audit_log.update(prepared.audit_id, duration=seconds, rows=rows,
                                   outcome=outcome)
             return
         self.audit_log.record(
             "query", username=ident.username, user_id=ident.user_id, method=ident.method,
-            duration=seconds, rows=cancel.rows, outcome=outcome, detail=prepared.spec.query)
+            duration=seconds, rows=rows, outcome=outcome, detail=prepared.spec.query)
 
     def rejected(self, identity: Identity, query: str, error: BaseException) -> None:
         """Record a query refused before it ran (ADQL error, unknown table...)."""

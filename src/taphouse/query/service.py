@@ -53,6 +53,9 @@ class PreparedQuery:
     writer: Writer
     #: The audit record written before the query ran (restricted databases), if any.
     audit_id: int | None = None
+    #: With DEST: the rows written and the table (the audit counts them, not MAXREC's).
+    dest_rows: int | None = None
+    dest_table: str | None = None
     #: The table versions the query holds attached.
     lease: Lease | None = None
     #: A query whose tables are all on one remote service: what runs there
@@ -321,6 +324,7 @@ class QueryService:
             raise QueryError(exc.message, status, query=prepared.spec.query) from None
         infos = infos + [("DEST_TABLE", f"{table.database}.{table.name}"),
                          ("DEST_ROWS", str(added))]
+        prepared.dest_rows, prepared.dest_table = added, f"{table.database}.{table.name}"
         return sql, {}, infos
 
 

@@ -1,0 +1,134 @@
+"""Prometheus metrics of one server (``GET /metrics``, text exposition format).
+
+Counted as they happen: HTTP requests by method and status, their durations, admission
+refusals (answers with ``Retry-After``: a full cap, 503; throttled logins, 429), query
+durations by outcome. Read when scraped: jobs by kind and phase, queued jobs, sync
+slots in use, free disk of the data directory.
+
+Readable with an administrator's bearer token, or without credentials from an address in
+the ``metrics_allow`` setting (the Prometheus server's; default none).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from taphouse.admission.addresses import TrustedProxies
+
+_DURATIONS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+
+
+class Metrics:
+    """The counters of one server, in a registry of its own (several servers may share a
+    process, as in the tests)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("taphouse_http_requests", "HTTP requests answered",
+                                ["method", "status"], registry=self.registry)
+        self.request_seconds = Histogram("taphouse_http_request_duration_seconds",
+                                         "Time from request to the end of the response",
+                                         buckets=_DURATIONS, registry=self.registry)
+        self.refusals = Counter("taphouse_admission_refusals",
+                                "Requests refused for now with Retry-After (503: a cap is"
+                                " full; 429: too many attempts)", ["status"],
+                                registry=self.registry)
+        self.query_seconds = Histogram("taphouse_query_duration_seconds",
+                                       "Execution time of ADQL queries, by outcome",
+                                       ["outcome"], buckets=_DURATIONS, registry=self.registry)
+
+    def request_done(self, method: str, status: int, seconds: float, *,
+                     refused: bool = False) -> None:
+        method = method if method in {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD",
+                                      "OPTIONS"} else "other"
+        self.requests.labels(method, str(status)).inc()
+        self.request_seconds.observe(seconds)
+        if refused and status in (429, 503):
+            self.refusals.labels(str(status)).inc()
+
+    def query_done(self, seconds: float, outcome: str) -> None:
+        kind = outcome.split(":", 1)[0].strip() or "ok"
+        if kind not in {"ok", "error", "cancelled", "aborted", "rejected"}:
+            kind = "error"
+        self.query_seconds.labels(kind).observe(seconds)
+
+    def watch(self, platform: Any) -> None:
+        """Also report the platform's state when scraped."""
+        self.registry.register(_PlatformState(platform))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _PlatformState:
+    """Gauges read at scrape time."""
+
+    def __init__(self, platform: Any) -> None:
+        self.platform = platform
+
+    def describe(self) -> list[Any]:
+        return []  # read only when scraped (no database access at registration)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        p = self.platform
+        by_phase = GaugeMetricFamily("taphouse_jobs", "Jobs kept, by kind and phase",
+                                     labels=["kind", "phase"])
+        queued = GaugeMetricFamily("taphouse_jobs_queued", "Jobs waiting for a worker",
+                                   labels=["kind"])
+        waiting: dict[str, int] = {}
+        for kind, phase, count in p.jobs.store.counts():
+            by_phase.add_metric([kind, phase], count)
+            if phase == "QUEUED":
+                waiting[kind] = waiting.get(kind, 0) + count
+        for kind in sorted(set(waiting) | {"tap"}):
+            queued.add_metric([kind], waiting.get(kind, 0))
+        yield by_phase
+        yield queued
+        slots = GaugeMetricFamily("taphouse_sync_slots_in_use",
+                                  "Sync queries, downloads and uploads running now")
+        slots.add_metric([], p.sync_slots.running())
+        yield slots
+        limit = GaugeMetricFamily("taphouse_sync_slots", "Sync slots in all")
+        limit.add_metric([], p.sync_slots.total)
+        yield limit
+        disk = GaugeMetricFamily("taphouse_disk_free_bytes",
+                                 "Free bytes on the data directory's file system")
+        disk.add_metric([], shutil.disk_usage(p.settings.data_dir).free)
+        yield disk
+
+
+def metrics_router(platform: Any, metrics: Metrics) -> APIRouter:
+    """``GET /metrics`` for an administrator's bearer token or an allowed address."""
+    router = APIRouter()
+    allowed = TrustedProxies(platform.settings.metrics_allow)
+
+    @router.get("/metrics")
+    async def scrape(request: Request) -> Response:
+        from taphouse.auth.errors import AuthError, Forbidden
+
+        host = request.client.host if request.client else None
+        if not (host is not None and host in allowed
+                and not request.headers.get("authorization")):
+            caller = await platform.authenticator.caller_async(request, allow_basic=False)
+            if caller.identity.anonymous:
+                raise AuthError("the metrics need an administrator's bearer token (or a"
+                                " request from an address in metrics_allow)")
+            if not caller.identity.is_admin:
+                raise Forbidden("the metrics are for administrators")
+        body = await run_in_threadpool(metrics.exposition)
+        return Response(body, media_type=CONTENT_TYPE_LATEST,
+                        headers={"Cache-Control": "no-store"})
+
+    return router
+
+
+__all__ = ["Metrics", "metrics_router"]
