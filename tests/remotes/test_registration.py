@@ -184,7 +184,8 @@ def test_cli_add_list_show_refresh_remove(tmp_path, remote_server, monkeypatch, 
 
     monkeypatch.setenv("TAPHOUSE_OUTBOUND_ALLOW", ",".join(LOOPBACK))
     data = ["--data-dir", str(tmp_path / "data")]
-    assert main([*data, "remote", "add", "far", remote_server.tap]) == 0
+    # the first command makes the store (--init), as an operator would
+    assert main([*data, "--init", "remote", "add", "far", remote_server.tap]) == 0
     assert "query them as far.<schema>.<table>" in capsys.readouterr().out
     assert main([*data, "remote", "list", "--json"]) == 0
     (listed,) = json.loads(capsys.readouterr().out)
