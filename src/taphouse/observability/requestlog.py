@@ -55,8 +55,8 @@ class RequestLog:
             forwarded = [v.decode("latin-1") for k, v in scope.get("headers", ())
                          if k == b"x-forwarded-for"]
             if forwarded:
-                return self.trusted.client_of(peer, ",".join(forwarded))
-        return peer
+                return str(self.trusted.client_of(peer, ",".join(forwarded)))
+        return str(peer)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
