@@ -420,3 +420,17 @@ def test_the_link_check_does_not_walk_a_document_without_href():
                    _linked(b"http://127.0.0.1:9/x").decode().encode("utf-16-le")):
         with pytest.raises(FormatError, match="href"):
             refuse_stream_links(linked)
+
+
+@pytest.mark.parametrize("cells,message", [
+    (b"<TD>300</TD><TD>1</TD>", "Value '300' is out of range for a 8-bit unsigned integer"),
+    (b"<TD>-1</TD><TD>1</TD>", "Value '-1' is out of range for a 8-bit unsigned integer"),
+    (b"<TD>1</TD><TD>99999999999999999999999</TD>", "Value .* is out of range for a 64-bit"),
+])
+def test_an_integer_out_of_its_range_is_an_error_not_clamped(cells, message):
+    doc = (b'<?xml version="1.0"?><VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/'
+           b'VOTable/v1.3"><RESOURCE><TABLE><FIELD name="b" datatype="unsignedByte"/>'
+           b'<FIELD name="n" datatype="long"/><DATA><TABLEDATA><TR><TD>7</TD><TD>7</TD></TR>'
+           b"<TR>" + cells + b"</TR></TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>")
+    with pytest.raises(FormatError, match=f"upload u: .*line 1: {message}"):
+        read_upload(doc, content_type=None, name="u", max_rows=10)

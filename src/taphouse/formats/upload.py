@@ -161,9 +161,21 @@ def refuse_stream_links(data: bytes) -> None:
 def _parse_votable(data: bytes) -> Any:
     """astropy's VOTable tree of uploaded bytes, after :func:`refuse_stream_links`."""
     from astropy.io.votable import parse
+    from astropy.io.votable.exceptions import W51
 
     refuse_stream_links(data)
-    return parse(io.BytesIO(data), verify="ignore")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", W51)
+        vot = parse(io.BytesIO(data), verify="warn")
+    for w in seen:
+        if isinstance(w.message, W51):
+            # astropy clamps the value to the type's range (300 -> 255, 10^22 -> 2^63-1):
+            # an upload is not silently changed
+            where = re.match(r"\S*?:(\d+):(\d+): W51: (.*)", str(w.message))
+            raise FormatError(f"line {where.group(1)}: {where.group(3)}" if where
+                              else str(w.message))
+    return vot
 
 
 def _votable(data: Any, head: bytes,
@@ -380,8 +392,10 @@ def read_upload(data: bytes | IO[bytes] | str | os.PathLike, *, content_type: st
             arrow, metas = _parquet(source, head, max_rows)
         else:
             arrow, metas = _READERS[kind](source, head)
-    except FormatError:
-        raise
+    except FormatError as e:
+        if str(e).startswith(f"upload {name}"):
+            raise
+        raise FormatError(f"upload {name}: {e}") from None  # which upload it is
     except TooManyRows:
         raise FormatError(f"upload {name} has more than {max_rows} rows; the limit is"
                           f" {max_rows}") from None
