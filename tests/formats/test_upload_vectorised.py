@@ -434,3 +434,15 @@ def test_an_integer_out_of_its_range_is_an_error_not_clamped(cells, message):
            b"<TR>" + cells + b"</TR></TABLEDATA></DATA></TABLE></RESOURCE></VOTABLE>")
     with pytest.raises(FormatError, match=f"upload u: .*line 1: {message}"):
         read_upload(doc, content_type=None, name="u", max_rows=10)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le"])
+@pytest.mark.parametrize("content_type", [None, "application/octet-stream"])
+def test_a_votable_with_a_byte_order_mark_is_read_as_a_votable(encoding, content_type):
+    # with a UTF-8 BOM first, the XML was read as CSV: 22 rows of its lines
+    text = document(Table({"n": np.arange(3, dtype=np.int32)}), "tabledata").decode()
+    if encoding != "utf-8-sig":
+        text = text.replace('encoding="utf-8"', 'encoding="UTF-16"')
+    got, _ = read_upload(text.encode(encoding), content_type=content_type, name="u",
+                         max_rows=100)
+    assert got.to_pylist() == [{"n": 0}, {"n": 1}, {"n": 2}]

@@ -38,7 +38,12 @@ _KINDS = {
 
 def _kind(data: bytes, content_type: str | None) -> str:
     ctype = (content_type or "").lower()
-    head = data[:2048].lstrip()
+    head = data[:2048]
+    if head.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark (was read as CSV)
+        head = head[3:]
+    head = head.lstrip()
+    if head.startswith((b"\xff\xfe<\x00", b"\xfe\xff\x00<", b"<\x00", b"\x00<")):
+        return "votable"  # XML in UTF-16
     if head.startswith(b"PAR1"):
         return "parquet"
     if head.startswith(b"SIMPLE  ="):
