@@ -106,3 +106,19 @@ def test_metrics_from_an_allowed_address_need_no_token(start_server):
     assert r.status_code == 200 and "taphouse_http_requests_total" in r.text
     other = start_server(metrics_allow=("10.9.9.9",))
     assert httpx.get(other.url + "/metrics", timeout=30).status_code == 401
+
+
+def test_metrics_address_cannot_be_claimed_in_a_header(start_server):
+    """X-Forwarded-For counts only from a trusted proxy; behind one, the proxy's own
+    address (allowed for a Prometheus on the same host) is not every client's."""
+    other = start_server(metrics_allow=("10.9.9.9",))
+    r = httpx.get(other.url + "/metrics", headers={"X-Forwarded-For": "10.9.9.9"}, timeout=30)
+    assert r.status_code == 401
+    proxied = start_server(metrics_allow=("127.0.0.1",), trusted_proxies=("127.0.0.1",))
+    r = httpx.get(proxied.url + "/metrics", headers={"X-Forwarded-For": "203.0.113.5"},
+                  timeout=30)
+    assert r.status_code == 401
+    r = httpx.get(proxied.url + "/metrics", headers={"X-Forwarded-For": "203.0.113.5, 127.0.0.1"},
+                  timeout=30)
+    assert r.status_code == 401
+    assert httpx.get(proxied.url + "/metrics", timeout=30).status_code == 200
