@@ -108,7 +108,8 @@ def test_kill_during_partitioned_ingest(tmp_path):
     before = _table_files(data)
     proc = subprocess.Popen([sys.executable, "-m", "taphouse.cli", "--data-dir", str(data),
                              "ingest", str(tmp_path / "big.csv"), "-d", "survey", "-t",
-                             "stars", "-q", "--partitioned", "--partition-rows", "20000"],
+                             "stars", "-q", "--replace", "--partitioned", "--partition-rows",
+                             "20000"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _writing(data, "tmp/a-*/hats-*/version.hats/catalog/dataset/*/*/*.parquet",
