@@ -219,14 +219,7 @@ def votable_to_arrow(vot: Any) -> tuple[pa.Table, list[ColumnMeta]]:
     for meta, fld in zip(metas, vtable.fields, strict=True):
         meta.ucd = fld.ucd or meta.ucd
         meta.utype = fld.utype or meta.utype
-        meta.xtype = fld.xtype or meta.xtype
-        if fld.datatype == "unicodeChar":
-            meta.datatype = "unicodeChar"
-        system = systems.get(fld.ref) if fld.ref else None
-        if isinstance(system, CoordSys):
-            meta.coosys = system
-        elif isinstance(system, TimeSys):
-            meta.timesys = system
+        _field_type_and_system(meta, fld, systems)
     return arrow, metas
 
 
@@ -265,15 +258,22 @@ def _votable_vectorised(raw: bytes, max_rows: int | None = None
         set_unit(meta, fld.unit)
         meta.description = fld.description or None
         meta.ucd, meta.utype = fld.ucd or None, fld.utype or None
-        meta.xtype = fld.xtype or meta.xtype
-        if fld.datatype == "unicodeChar":
-            meta.datatype = "unicodeChar"
-        system = systems.get(fld.ref) if fld.ref else None
-        if isinstance(system, CoordSys):
-            meta.coosys = system
-        elif isinstance(system, TimeSys):
-            meta.timesys = system
+        _field_type_and_system(meta, fld, systems)
     return arrow, metas
+
+
+def _field_type_and_system(meta: ColumnMeta, fld: Any,
+                           systems: dict[str, CoordSys | TimeSys]) -> None:
+    """What a FIELD adds to a column's type (xtype, unicodeChar) and the COOSYS or
+    TIMESYS its ``ref`` names, whichever reader decoded the rows."""
+    meta.xtype = fld.xtype or meta.xtype
+    if fld.datatype == "unicodeChar":
+        meta.datatype = "unicodeChar"
+    system = systems.get(fld.ref) if fld.ref else None
+    if isinstance(system, CoordSys):
+        meta.coosys = system
+    elif isinstance(system, TimeSys):
+        meta.timesys = system
 
 
 def _votable_systems(vot: Any) -> dict[str, CoordSys | TimeSys]:
