@@ -41,6 +41,7 @@ from taphouse.auth.routes import admin_router, auth_router
 from taphouse.catalogue.store import CatalogueStore, Retention
 from taphouse.compute.service import ComputeService
 from taphouse.engine.duckdb import DuckDBEngine
+from taphouse.engine.routing import BackendRouter
 from taphouse.errors import ServiceError
 from taphouse.hub.link import HubForwarding, HubLink, service_token_path
 from taphouse.jobs import JobService
@@ -115,10 +116,12 @@ class Platform:
         self.remotes = RemoteRegistry(
             self.meta, RemoteConfig.from_settings(settings),
             local_database=lambda name: self.catalogue.database(name) is not None)
+        # Which backend serves each database (engine.routing): DuckDB by default.
+        self.backends = BackendRouter(self.engine)
         self.query_service = QueryService(
             settings, engine=self.engine, scopes=self.scopes, userspace=self.userspace,
             audit=self.query_audit, outbound=self.outbound, scratch_dir=self.scratch.path,
-            remotes=self.remotes)
+            remotes=self.remotes, backends=self.backends)
         # Admission (taphouse.admission): sync queries, downloads and uploads run in slots
         # of sync_slots and threads of their own; TAP_SCHEMA queries in their own.
         share = settings.anonymous_sync_share

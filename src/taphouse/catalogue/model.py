@@ -207,6 +207,10 @@ class TableMeta:
     version_id: int | None = None
     created: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # provenance, credits, ...
+    #: The backend serving its database and that backend's connection config name
+    #: (:class:`DatabaseMeta`); uploads, TAP_SCHEMA and user tables: the default.
+    backend: str = "duckdb"
+    backend_ref: str | None = None
 
     def __post_init__(self) -> None:
         # The HEALPix index is internal: never one of the listed columns (versions
@@ -296,6 +300,10 @@ class DatabaseMeta:
     public: bool = True
     database_id: int | None = None
     owner_id: int | None = None
+    #: The backend that serves its tables (``duckdb``, ``postgres``, ...) and the name of
+    #: that backend's connection config (None for the embedded default).
+    backend: str = "duckdb"
+    backend_ref: str | None = None
 
 
 _RA_NAMES = ("ra", "ra_icrs", "raj2000", "ra_j2000", "ra_deg", "alpha")

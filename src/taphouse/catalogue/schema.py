@@ -78,4 +78,12 @@ register_migrations("catalogue", [
     INSERT INTO catalogue_generation VALUES (1, 0)
     """,
     _relative_version_paths,
+    # Which backend serves a database (engine.routing): "duckdb" (the embedded default,
+    # version files under tables/), "postgres" (tables that live in a PostgreSQL
+    # database), ...; backend_ref names its connection config (sealed credentials),
+    # never the credentials themselves.
+    """
+    ALTER TABLE databases ADD COLUMN backend TEXT NOT NULL DEFAULT 'duckdb';
+    ALTER TABLE databases ADD COLUMN backend_ref TEXT
+    """,
 ])

@@ -160,6 +160,18 @@ class CatalogueStore:
         row = self.meta.query_one("SELECT * FROM databases WHERE name=?", (name.lower(),))
         return _database(row) if row else None
 
+    def set_backend(self, name: str, backend: str, ref: str | None = None) -> DatabaseMeta:
+        """Record which backend serves database ``name`` (``duckdb``, ``postgres``, ...)
+        and the name of its connection config; see :mod:`taphouse.engine.routing`."""
+        with self.meta.transaction() as con:
+            cur = con.execute("UPDATE databases SET backend=?, backend_ref=? WHERE name=?",
+                              (backend, ref, name.lower()))
+            if cur.rowcount == 0:
+                raise CatalogueError(f"unknown database {name.lower()!r}")
+        db = self.database(name)
+        assert db is not None
+        return db
+
     def databases(self, kind: str | None = None) -> list[DatabaseMeta]:
         if kind is None:
             rows = self.meta.query("SELECT * FROM databases ORDER BY name")
@@ -682,7 +694,8 @@ class CatalogueStore:
             healpix_order=meta.get("healpix_order", 29), epoch=meta.get("epoch"),
             nrows=row["nrows"], nbytes=row["nbytes"], path=self.resolve(row["path"]),
             table_id=row["table_id"], version_id=row["version_id"], created=row["created"],
-            extra=dict(meta.get("extra") or {}),
+            extra=dict(meta.get("extra") or {}), backend=row["backend"],
+            backend_ref=row["backend_ref"],
         )
 
 
@@ -691,6 +704,7 @@ _JSON_DESCRIPTION = "json_extract(c.value, '$.description')"
 
 _TABLE_SQL = (
     "SELECT d.name AS database, d.kind AS kind, t.name AS name, t.description AS description,"
+    " d.backend AS backend, d.backend_ref AS backend_ref,"
     " t.id AS table_id, v.id AS version_id, v.path AS path, v.nrows AS nrows,"
     " v.nbytes AS nbytes, v.meta AS meta, v.created AS created"
     " FROM tables t JOIN databases d ON d.id=t.database_id"
@@ -845,7 +859,8 @@ def _iso(epoch: float) -> str:
 def _database(row) -> DatabaseMeta:
     return DatabaseMeta(name=row["name"], description=row["description"], kind=row["kind"],
                         public=bool(row["public"]), database_id=row["id"],
-                        owner_id=row["owner_id"])
+                        owner_id=row["owner_id"], backend=row["backend"],
+                        backend_ref=row["backend_ref"])
 
 
 @functools.lru_cache(maxsize=4096)

@@ -17,9 +17,11 @@ from taphouse.access import ScopeBuilder
 from taphouse.admission.memory import release_memory
 from taphouse.adql import AdqlError, translate
 from taphouse.adql.scope import Scope, inline_name
+from taphouse.adql.translator import Translation
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.model import ColumnMeta, TableMeta, position_columns
 from taphouse.engine.backend import Backend, Lease
+from taphouse.engine.routing import BackendRouter, BackendUnavailable, MixedBackends
 from taphouse.errors import without_paths
 from taphouse.formats import FormatError, ResultInfo, get_writer, read_upload
 from taphouse.formats.registry import Writer
@@ -61,6 +63,9 @@ class PreparedQuery:
     #: A query whose tables are all on one remote service: what runs there
     #: (:class:`taphouse.remotes.pushdown.RemotePlan`); ``sql`` is then empty.
     remote: Any = None
+    #: [postgres] The backend that runs ``sql`` (engine.routing); None: the service's
+    #: default engine.
+    backend: Backend | None = None
 
     def relation(self, table: TableMeta) -> str:
         """Backend relation of a stored table, held as long as this query's versions."""
@@ -80,8 +85,12 @@ class QueryService:
 
     def __init__(self, settings: Settings, *, engine: Backend, scopes: ScopeBuilder,
                  userspace: UserSpace, audit: QueryAudit, outbound: Outbound,
-                 scratch_dir: Path, remotes: Any = None) -> None:
+                 scratch_dir: Path, remotes: Any = None,
+                 backends: BackendRouter | None = None) -> None:
         self.settings = settings
+        #: [postgres] The backend serving each database (engine.routing); None: every
+        #: query runs on ``engine``.
+        self.backends = backends
         #: Registered remote services (:class:`taphouse.remotes.RemoteRegistry`), if any.
         self.remotes = remotes
         self.engine = engine
@@ -142,13 +151,14 @@ class QueryService:
             remote = self._prepare_remote(identity, spec, uploads)
             if remote is not None:
                 return remote
-        lease = self.engine.lease()
+        lease = self.backends.lease() if self.backends is not None else self.engine.lease()
         try:
             scope = self.scopes.build(identity, workspace, uploads,
                                                relation=lease.relation)
             # DEST stores every row (userspace): MAXREC limits only the response, which
             # is read back from the stored table.
             tr = translate(spec.query, scope, maxrec=None if spec.dest else spec.maxrec)
+            backend, tr = self._route_backend(spec, scope, tr)
         except AdqlError as exc:
             lease.release()
             message = str(exc.message)
@@ -175,7 +185,27 @@ class QueryService:
         limit = spec.maxrec if tr.limit is None else min(tr.limit, spec.maxrec)
         return PreparedQuery(spec=spec, identity=identity, scope=scope, sql=tr.sql,
                              columns=tr.columns, tables=tr.tables, limit=limit,
-                             inline=inline, writer=writer, lease=lease)
+                             inline=inline, writer=writer, lease=lease, backend=backend)
+
+    def _route_backend(self, spec: QuerySpec, scope: Scope, tr: Translation
+                       ) -> tuple[Backend, Translation]:
+        """[postgres] The backend serving the query's tables (engine.routing), and the
+        translation for its dialect; AdqlError for tables of two backends."""
+        if self.backends is None:
+            return self.engine, tr
+        try:
+            backend = self.backends.choose(tr.tables)
+        except (MixedBackends, BackendUnavailable) as exc:
+            raise AdqlError(exc.message) from None
+        if backend is self.engine:
+            return backend, tr
+        if spec.dest:
+            raise AdqlError("DEST is not available yet for tables served by the "
+                            f"{backend.dialect} backend: run the query, then upload its"
+                            " result to your user space")
+        if backend.dialect != "duckdb":  # the dialect of the first translation
+            tr = translate(spec.query, scope, dialect=backend.dialect, maxrec=spec.maxrec)
+        return backend, tr
 
     def explain(self, identity: Identity, spec: QuerySpec, *,
                 workspace: Sequence[str] | None = None) -> dict[str, Any]:
@@ -188,6 +218,7 @@ class QueryService:
                 part = prepared.remote.explain()
             else:
                 part = {"runs_on": "local", "sql": prepared.sql, "maxrec": prepared.limit,
+                        "backend": (prepared.backend or self.engine).dialect,
                         "tables": [f"{t.database}.{t.name}" for t in prepared.tables]}
             return {"query": spec.query, "parts": [part]}
         finally:
@@ -274,7 +305,7 @@ class QueryService:
     def _execute(self, prepared: PreparedQuery, cancel: CancelHandle | None,
                  infos: list[tuple[str, str]] | None,
                  max_bytes: int | None) -> Iterator[bytes]:
-        engine = self.engine
+        engine = prepared.backend or self.engine  # [postgres] routed backend
         cancel = cancel or CancelHandle()
         if prepared.remote is not None:
             yield from self._execute_remote(prepared, cancel, list(infos or []), max_bytes)
