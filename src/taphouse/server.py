@@ -54,6 +54,7 @@ from taphouse.query.job import TapQueryRunner
 from taphouse.query.service import QueryService
 from taphouse.remotes.registry import RemoteConfig, RemoteRegistry
 from taphouse.remotes.routes import admin_remotes_router, remotes_router
+from taphouse.secrets import SecretStore
 from taphouse.settings import Settings
 from taphouse.storage import StorageFull, datadir, is_disk_full
 from taphouse.tap.errors import TapError
@@ -113,6 +114,8 @@ class Platform:
         self.query_audit = QueryAudit(self.authenticator.audit_log, self.catalogue,
                                       observe=self.metrics.query_done)
         # Remote TAP services (remotes): registrations, cached metadata, health.
+        # Credentials (remotes, backends) encrypted at rest; keys read on first use.
+        self.secrets = SecretStore.from_settings(self.meta, settings)
         self.remotes = RemoteRegistry(
             self.meta, RemoteConfig.from_settings(settings),
             local_database=lambda name: self.catalogue.database(name) is not None)

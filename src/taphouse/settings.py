@@ -76,6 +76,10 @@ class Settings:
     remote_refresh_interval: float = 24 * 3600.0  # seconds between metadata refreshes
     remote_retries: int = 3  # attempts of a request whose connection failed
     remote_user_registration: bool = False  # users may register remotes for themselves
+    # --- stored credentials (taphouse.secrets) -------------------------------------
+    # Keys that encrypt stored credentials (Fernet keys, comma-separated: the first
+    # seals, all open). Empty: the key file <data_dir>/secret-keys (made on first use).
+    secret_keys: tuple[str, ...] = ()
     # --- accounts ----------------------------------------------------------------
     anonymous_read: bool = True
     token_lifetime: float = 24 * 3600.0  # seconds
