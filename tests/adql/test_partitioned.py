@@ -5,6 +5,7 @@ boundaries, RA 0/360 and the poles against brute force."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 
@@ -252,6 +253,36 @@ def test_full_table_aggregate(sky):
     assert rows == flat and rows[0][0] == len(sky.ra)
 
 
+def _moved(ra, dec, r_deg, seed):
+    """Each position moved by up to 1.6 r in a random direction (some pairs just
+    outside r)."""
+    rng = np.random.default_rng(seed)
+    n = len(ra)
+    bearing = rng.uniform(0, 2 * math.pi, n)
+    dist = np.radians(rng.uniform(0, 1.6 * r_deg, n))
+    d0 = np.radians(dec)
+    dec2 = np.degrees(np.arcsin(np.sin(d0) * np.cos(dist)
+                                + np.cos(d0) * np.sin(dist) * np.cos(bearing)))
+    ra2 = (ra + np.degrees(np.arctan2(np.sin(bearing) * np.sin(dist) * np.cos(d0),
+                                      np.cos(dist) - np.sin(d0) * np.sin(np.radians(dec2)))
+                           )) % 360
+    return ra2, dec2
+
+
+def _brute_pairs(ra, dec, ra2, dec2, r_deg) -> set[tuple[int, int]]:
+    """Every (row, position) pair within r: a row within r of a position is within r of
+    it in Dec, so only the rows of that Dec band are measured."""
+    expected = set()
+    order = np.argsort(dec)
+    decs = dec[order]
+    for j in range(len(ra2)):
+        band = order[np.searchsorted(decs, dec2[j] - r_deg):
+                     np.searchsorted(decs, dec2[j] + r_deg, side="right")]
+        d = _angdist(ra[band], dec[band], ra2[j], dec2[j])
+        expected.update((int(i), j) for i in band[d <= r_deg])
+    return expected
+
+
 def test_crossmatch_across_partition_boundaries(sky):
     """Every star against every star moved by up to 8 arcsec: pairs straddle partition
     edges, RA 0/360 and the poles; the answer equals brute force."""
@@ -259,15 +290,7 @@ def test_crossmatch_across_partition_boundaries(sky):
     n = 3_000
     pick = rng.choice(len(sky.ra), n, replace=False)
     r_deg = 5 / 3600
-    # offsets up to 1.6 r in a random direction, so some pairs are just outside
-    bearing = rng.uniform(0, 2 * math.pi, n)
-    dist = rng.uniform(0, 1.6 * r_deg, n)
-    d0 = np.radians(sky.dec[pick])
-    dec2 = np.degrees(np.arcsin(np.sin(d0) * np.cos(np.radians(dist))
-                                + np.cos(d0) * np.sin(np.radians(dist)) * np.cos(bearing)))
-    ra2 = (sky.ra[pick] + np.degrees(np.arctan2(
-        np.sin(bearing) * np.sin(np.radians(dist)) * np.cos(d0),
-        np.cos(np.radians(dist)) - np.sin(d0) * np.sin(np.radians(dec2))))) % 360
+    ra2, dec2 = _moved(sky.ra[pick], sky.dec[pick], r_deg, 3)
     e = sky.env
     other = pa.table({"oid": np.arange(n, dtype=np.int64), "ora": ra2, "odec": dec2})
     path = e.store.new_version_path("demo", "moved")
@@ -282,22 +305,147 @@ def test_crossmatch_across_partition_boundaries(sky):
             f"1=CONTAINS(POINT(s.ra, s.dec), CIRCLE(m.ora, m.odec, {r_deg!r}))")
     t, rows = sky.run(adql, {("demo", "moved"): moved})
     assert any("crossmatch" in note for note in t.notes), t.notes
-    expected = set()
-    # every pair: a star within r of a position is within r of it in Dec, so only the
-    # stars of that Dec band are measured
-    order = np.argsort(sky.dec)
-    decs = sky.dec[order]
-    for j in range(n):
-        band = order[np.searchsorted(decs, dec2[j] - r_deg):
-                     np.searchsorted(decs, dec2[j] + r_deg, side="right")]
-        d = _angdist(sky.ra[band], sky.dec[band], ra2[j], dec2[j])
-        expected.update((int(i), j) for i in band[d <= r_deg])
+    expected = _brute_pairs(sky.ra, sky.dec, ra2, dec2, r_deg)
     assert set(rows) == expected
     assert len(expected) > n / 2
     pairs = np.array(sorted(expected))
     crossing = _part_of(sky, sky.ra[pairs[:, 0]], sky.dec[pairs[:, 0]]) != _part_of(
         sky, ra2[pairs[:, 1]], dec2[pairs[:, 1]])
     assert crossing.sum() > 0  # some pairs do straddle partition boundaries
+
+
+UPLOAD = TableMeta("tap_upload", "up", [ColumnMeta("uid", "long"),
+                                        ColumnMeta("ura", "double", unit="deg"),
+                                        ColumnMeta("udec", "double", unit="deg")],
+                   kind="upload")
+
+
+def _upload_match(sky, table: TableMeta, ra2, dec2, r_deg, *, flip: bool = False):
+    """Crossmatch positions uploaded with the query against ``table``: (translation,
+    pairs)."""
+    from taphouse.adql import Scope, translate
+    from taphouse.adql.scope import inline_name
+
+    data = pa.table({"uid": np.arange(len(ra2), dtype=np.int64), "ura": ra2, "udec": dec2})
+    meta = dataclasses.replace(UPLOAD, nrows=len(ra2))
+    point, circle = "POINT(s.ra, s.dec)", f"CIRCLE(u.ura, u.udec, {r_deg!r})"
+    if flip:
+        point, circle = "POINT(u.ura, u.udec)", f"CIRCLE(s.ra, s.dec, {r_deg!r})"
+    adql = (f"SELECT s.id, u.uid FROM TAP_UPLOAD.up AS u JOIN {table.qualified_name} AS s"
+            f" ON 1=CONTAINS({point}, {circle})")
+    scope = Scope(tables={(table.database, table.name): table, ("tap_upload", "up"): meta},
+                  relation=sky.env.engine.relation, inline={("tap_upload", "up"): data})
+    t = translate(adql, scope)
+    with sky.env.engine.cursor({inline_name(meta): data}) as cur:
+        return t, set(cur.execute(t.sql).fetchall())
+
+
+def _crowd(sky, k: int) -> np.ndarray:
+    """The rows of the k-th crowd of the sky (RA 0/360, north pole, south pole, base-cell
+    boundary)."""
+    n = len(sky.ra) // 8
+    return np.arange(k * n, (k + 1) * n)
+
+
+@pytest.mark.parametrize("crowd", [0, 1, 2, 3], ids=["ra0", "north", "south", "seam"])
+def test_uploaded_crossmatch_partition_by_partition(sky, crowd):
+    """Positions uploaded with the query are matched partition by partition with the
+    margin: only the partitions holding them (and their margins) are read; the answer
+    equals brute force and the single file's, across partition edges."""
+    rng = np.random.default_rng(crowd)
+    pick = rng.choice(_crowd(sky, crowd), 2_500, replace=False)
+    r_deg = 5 / 3600
+    ra2, dec2 = _moved(sky.ra[pick], sky.dec[pick], r_deg, crowd)
+    expected = _brute_pairs(sky.ra, sky.dec, ra2, dec2, r_deg)
+    for flip in (False, True):
+        t, rows = _upload_match(sky, sky.part, ra2, dec2, r_deg, flip=flip)
+        assert any("partition by partition" in n for n in t.notes), t.notes
+        assert rows == expected
+    _, flat = _upload_match(sky, sky.single, ra2, dec2, r_deg)
+    assert flat == expected and len(expected) > 200
+    files = partitions(sky.part.path).files
+    read = [f for f in files if f"'{f}'" in t.sql]
+    assert len(read) < len(files) / 3
+    assert "margin_10arcs" in t.sql
+    pairs = np.array(sorted(expected))
+    crossing = _part_of(sky, sky.ra[pairs[:, 0]], sky.dec[pairs[:, 0]]) != _part_of(
+        sky, ra2[pairs[:, 1]], dec2[pairs[:, 1]])
+    assert crossing.sum() > 0  # pairs found through the margin
+
+
+def test_whole_sky_upload_partition_by_partition(sky, monkeypatch):
+    """With every partition read (the plan's limits lifted), the partition-by-partition
+    join still equals brute force over the whole sky; with the limits, a whole-sky
+    upload takes the one join over all partitions."""
+    from taphouse.catalogue import hats
+
+    rng = np.random.default_rng(11)
+    pick = rng.choice(len(sky.ra), 3_000, replace=False)
+    r_deg = 5 / 3600
+    ra2, dec2 = _moved(sky.ra[pick], sky.dec[pick], r_deg, 11)
+    expected = _brute_pairs(sky.ra, sky.dec, ra2, dec2, r_deg)
+    t, rows = _upload_match(sky, sky.part, ra2, dec2, r_deg)
+    assert not any("partition by partition" in n for n in t.notes), t.notes
+    assert rows == expected
+    monkeypatch.setattr(hats, "XMATCH_MAX_PARTITIONS", 10**6)
+    monkeypatch.setattr(hats, "XMATCH_MAX_FRACTION", 2.0)
+    t, rows = _upload_match(sky, sky.part, ra2, dec2, r_deg)
+    assert any("partition by partition" in n for n in t.notes), t.notes
+    assert rows == expected
+    # a radius above the margin threshold is never done partition by partition
+    t, rows = _upload_match(sky, sky.part, ra2, dec2, 12 / 3600)
+    assert not any("partition by partition" in n for n in t.notes), t.notes
+    assert rows == _brute_pairs(sky.ra, sky.dec, ra2, dec2, 12 / 3600)
+
+
+def test_uploaded_positions_outside_every_partition(sky, monkeypatch):
+    """Rows only inside one HEALPix cell: uploaded positions just outside it lie in no
+    partition and are matched with the partitions their cells touch (no margin row of
+    a partition lies inside it, so no pair is found twice)."""
+    from cdshealpix.nested import healpix_to_lonlat
+
+    from taphouse.catalogue import hats
+    from taphouse.catalogue.healpix import healpix_index
+
+    e = sky.env
+    rng = np.random.default_rng(5)
+    # a cell of order 5 at RA ~0: rows fill it, partitions split it to order 8
+    cell = int(healpix_index(np.array([0.3]), np.array([0.5]), 5)[0][0])
+    lon, lat = healpix_to_lonlat(np.array([cell], dtype=np.uint64), 5)
+    ra = (lon.deg[0] + rng.uniform(-2.5, 2.5, 1_000_000)) % 360
+    dec = lat.deg[0] + rng.uniform(-2.5, 2.5, 1_000_000)
+    keep = healpix_index(ra, dec, 5)[0] == cell
+    # most rows within 12 arcsec of the cell's edge, a few inside
+    step = 12 / 3600
+    edge = np.zeros(len(ra), dtype=bool)
+    for dra, ddec in ((step, 0), (-step, 0), (0, step), (0, -step)):
+        edge |= healpix_index((ra + dra) % 360, dec + ddec, 5)[0] != cell
+    keep &= edge | (rng.uniform(size=len(ra)) < 0.004)
+    ra, dec = ra[keep][:6_000], dec[keep][:6_000]
+    rows = pa.table({"id": np.arange(len(ra), dtype=np.int64), "ra": ra, "dec": dec})
+    path = e.store.new_version_path("demo", "patch")
+    with e.engine.cursor({"patch_rows": rows}) as cur:
+        e.engine.write_table('SELECT id, ra, dec, ivo_healpix_index(29, ra, dec) AS'
+                             ' "_healpix_29" FROM patch_rows', path,
+                             order_by='"_healpix_29"', cursor=cur)
+    meta = TableMeta("demo", "patch", SKY_COLUMNS, nrows=len(ra), ra_column="ra",
+                     dec_column="dec", healpix_column=HEALPIX_COLUMN, path=path)
+    patch = publish_partitioned(e.store, meta, PartitionOptions(
+        max_rows=500, highest_order=8, margin_arcsec=10))
+    monkeypatch.setattr(hats, "XMATCH_MAX_PARTITIONS", 10**6)
+    monkeypatch.setattr(hats, "XMATCH_MAX_FRACTION", 2.0)
+    r_deg = 8 / 3600
+    ra2, dec2 = _moved(ra, dec, r_deg, 6)
+    outside = healpix_index(ra2, dec2, 5)[0] != cell
+    t, found = _upload_match(sky, patch, ra2, dec2, r_deg)
+    assert any("partition by partition" in n for n in t.notes), t.notes
+    expected = _brute_pairs(ra, dec, ra2, dec2, r_deg)
+    assert found == expected
+    assert sum(1 for _, j in expected if outside[j]) > 50  # pairs of outside positions
+    # only positions outside: no partition holds one, their cells' partitions are read
+    t, found = _upload_match(sky, patch, ra2[outside], dec2[outside], r_deg)
+    assert any("partition by partition" in n for n in t.notes), t.notes
+    assert found == _brute_pairs(ra, dec, ra2[outside], dec2[outside], r_deg) and found
 
 
 def _part_of(sky, ra, dec) -> np.ndarray:

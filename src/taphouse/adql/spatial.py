@@ -49,6 +49,9 @@ from taphouse.adql.udf import UDFS
 CELL_COLUMN = "_th_cell"
 #: A computed position (e.g. propagated to another epoch) of a crossmatch's expanded side.
 POS_COLUMN = "_th_pos"
+#: A crossmatch position's order-29 index and partition tag (partitioned tables).
+INDEX_COLUMN = "_th_idx"
+PART_COLUMN = "_th_part"
 #: A gap between two index ranges with fewer expected rows than this is read rather
 #: than skipped (one more UNION branch costs more than scanning it).
 MERGE_GAP_ROWS = 5_000
@@ -499,12 +502,23 @@ def _crossmatch(select, place, psrc: Source, csrc: Source, m: _Match, radius: fl
             continue
         if not _allowed(place, esrc, all_inner):
             continue
+        plan = None
         if computed is not None:
             epoint = _compute_once(select, esrc, computed)
+        else:
+            plan = _partition_plan(esrc, epoint, osrc, radius, depth, scope)
+        if plan is not None:  # tag each position with its partition (before expanding)
+            _add_column(esrc, "_th_i", INDEX_COLUMN, lambda rebind, p=epoint: exp.Anonymous(
+                this="ivo_healpix_index", expressions=[
+                    exp.Literal.number(29), *(rebind(c) for c in p)]))
         _expand(esrc, epoint, depth)
         cond = exp.EQ(this=_cell(osrc, opoint, depth),
                       expression=exp.column(exp.to_identifier(CELL_COLUMN, quoted=True),
                                             table=exp.to_identifier(esrc.alias, quoted=True)))
+        if plan is not None:
+            cond = exp.And(this=cond, expression=_partition_join(esrc, osrc, plan, depth))
+            notes.append(f"crossmatch {esrc.alias} x {osrc.alias}: partition by partition,"
+                         f" {len(plan.tags)} partition(s), {plan.margins} margin(s)")
         if isinstance(place, exp.Where):
             place.set("this", exp.And(this=geo.p(place.this), expression=cond))
         else:
@@ -512,6 +526,81 @@ def _crossmatch(select, place, psrc: Source, csrc: Source, m: _Match, radius: fl
         notes.append(f"crossmatch {esrc.alias} x {osrc.alias}: HEALPix depth {depth}")
         return True
     return False
+
+
+def _partition_plan(esrc: Source, epoint, osrc: Source, radius: float, depth: int,
+                    scope: Scope):
+    """The partition-by-partition plan (:func:`taphouse.catalogue.hats.crossmatch_plan`)
+    when ``osrc`` is a partitioned version and the positions of ``esrc`` are known now
+    (an uploaded table); else None."""
+    import pyarrow as pa
+
+    from taphouse.catalogue.hats import crossmatch_plan, is_version_dir
+
+    t, e = osrc.table, esrc.table
+    if (t is None or e is None or not is_version_dir(t.path) or not isinstance(
+            osrc.node, exp.Table) or not all(isinstance(c, exp.Column) for c in epoint)):
+        return None
+    data = scope.inline.get((e.database, e.name))
+    names = [source_column(c) for c in epoint]
+    if not isinstance(data, pa.Table) or None in names:
+        return None
+    found = {n.lower(): n for n in data.column_names}
+    cols = [found.get(n.name.lower()) for n in names if n is not None]
+    if None in cols:
+        return None
+    try:
+        ra, dec = (data.column(c).to_numpy(zero_copy_only=False).astype(float) for c in cols)
+    except (TypeError, ValueError, pa.ArrowException):
+        return None
+    return crossmatch_plan(t.path, ra, dec, radius, depth)
+
+
+def _partition_join(esrc: Source, osrc: Source, plan, depth: int) -> exp.Expression:
+    """Tag the expanded positions with their partition (or, outside every partition,
+    with their cell's), replace the partitioned table by its tagged partition and
+    margin files (only the index ranges of the positions' blocks), and return the
+    condition joining the tags."""
+
+    def tag(value: exp.Expression) -> exp.Expression:
+        return exp.Case(ifs=[exp.If(this=exp.Between(
+            this=value.copy(), low=exp.Literal.number(lo), high=exp.Literal.number(hi)),
+            true=exp.Literal.number(i)) for i, (lo, hi) in enumerate(plan.tags)])
+
+    shift = 2 * (29 - depth)
+    _add_column(esrc, "_th_t", PART_COLUMN, lambda rebind: exp.Coalesce(
+        this=tag(rebind(exp.column(exp.to_identifier(INDEX_COLUMN, quoted=True),
+                                   table=exp.to_identifier(esrc.alias, quoted=True)))),
+        expressions=[tag(exp.BitwiseLeftShift(this=rebind(exp.column(
+            exp.to_identifier(CELL_COLUMN, quoted=True),
+            table=exp.to_identifier(esrc.alias, quoted=True))),
+            expression=exp.Literal.number(shift)))]))
+    table = osrc.table
+    assert table is not None and table.healpix_column is not None
+    hpx = exp.column(exp.to_identifier(table.healpix_column, quoted=True))
+    cond: exp.Expression | None = None
+    for lo, hi in plan.ranges:
+        b = exp.Between(this=hpx.copy(), low=exp.Literal.number(lo),
+                        high=exp.Literal.number(hi))
+        cond = b if cond is None else exp.Or(this=cond, expression=b)
+    query: exp.Expression | None = None
+    for i, f in plan.scans:
+        scan = exp.Select(expressions=[exp.Star(), exp.Alias(
+            this=exp.Literal.number(i), alias=exp.to_identifier(PART_COLUMN, quoted=True))],
+            from_=exp.From(this=exp.Table(this=exp.ReadParquet(expressions=[
+                exp.Array(expressions=[exp.Literal.string(f)]),
+                exp.EQ(this=exp.var("hive_partitioning"), expression=exp.false())]))),
+            where=exp.Where(this=cond.copy()) if cond is not None else None)
+        query = scan if query is None else exp.Union(this=query, expression=scan,
+                                                      distinct=False)
+    sub = exp.Subquery(this=query, alias=exp.TableAlias(
+        this=exp.to_identifier(osrc.alias, quoted=True)))
+    osrc.node.replace(sub)
+    osrc.node = sub
+    return exp.EQ(this=exp.column(exp.to_identifier(PART_COLUMN, quoted=True),
+                                  table=exp.to_identifier(osrc.alias, quoted=True)),
+                  expression=exp.column(exp.to_identifier(PART_COLUMN, quoted=True),
+                                        table=exp.to_identifier(esrc.alias, quoted=True)))
 
 
 def _cell(src: Source, point, depth: int) -> exp.Expression:

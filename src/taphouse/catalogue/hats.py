@@ -379,6 +379,157 @@ def partition_files(version_dir: Path, ranges: Iterable[Sequence[int]]) -> list[
     return [parts.files[i] for i in sorted(chosen)]
 
 
+@dataclass(frozen=True)
+class Margin:
+    """A version's margin catalogue: its threshold and each partition's margin file
+    (None where no row lies near that partition), in the order of
+    :func:`partitions`."""
+
+    arcsec: float
+    files: tuple[str | None, ...]
+
+
+@functools.lru_cache(maxsize=256)
+def margin(version_dir: Path) -> Margin | None:
+    """The default margin of a version directory (None if it has none)."""
+    root = Path(version_dir)
+    name = _read_properties(root / "collection.properties").get("default_margin")
+    if not name or "/" in name or name.startswith("."):
+        return None
+    props = _read_properties(root / name / "properties")
+    try:
+        arcsec = float(props["hats_margin_threshold"])
+    except (KeyError, ValueError):
+        return None
+    dataset = root / name / "dataset"
+    primary = root / CATALOG_DIR / "dataset"
+    files = []
+    for f in partitions(root).files:
+        candidate = dataset / Path(f).relative_to(primary)
+        files.append(str(candidate) if candidate.is_file() else None)
+    return Margin(arcsec, tuple(files))
+
+
+def _read_properties(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+#: A crossmatch is done partition by partition only when it reads at most this many
+#: partitions (each is one scan of its own in the plan) ...
+XMATCH_MAX_PARTITIONS = 32
+#: ... and less than this fraction of the table's bytes (otherwise the one join over
+#: all partitions, which DuckDB runs in parallel, is as fast).
+XMATCH_MAX_FRACTION = 0.5
+#: Most ``_healpix_29`` ranges a partition-by-partition crossmatch reads.
+XMATCH_MAX_RANGES = 8
+
+
+@dataclass(frozen=True)
+class CrossmatchPlan:
+    """How to crossmatch a partitioned table with a small set of positions, partition
+    by partition: each position is tagged with the partition that holds it and joined
+    with that partition's rows and its margin (the rows of other partitions within the
+    margin threshold of it), both tagged with the partition. A position in no partition
+    (an empty region of the table) is tagged, cell by cell of its 3x3 block, with the
+    partition holding the cell and so meets that partition's own rows only (a margin
+    row never lies inside its partition). Every pair is found once.
+
+    ``tags`` are the ``_healpix_29`` ranges of the partitions read (tag = index in the
+    list); ``scans`` the files to read with their tag; ``ranges`` the index ranges
+    worth reading in them (the 3x3 blocks of the positions, merged)."""
+
+    tags: tuple[tuple[int, int], ...]
+    scans: tuple[tuple[int, str], ...]
+    ranges: tuple[tuple[int, int], ...]
+    margins: int
+
+
+def crossmatch_plan(version_dir: Path, ra: np.ndarray, dec: np.ndarray,
+                    radius_deg: float, depth: int) -> CrossmatchPlan | None:
+    """The partition-by-partition plan of a crossmatch of radius ``radius_deg`` between
+    the partitioned version ``version_dir`` and the positions ``(ra, dec)`` (degrees)
+    whose 3x3 blocks of cells of ``depth`` are joined with it; None when it does not
+    apply (no margin, or a radius above its threshold; too many partitions read)."""
+    import astropy.units as u
+    from astropy.coordinates import Latitude, Longitude
+    from cdshealpix import nested
+
+    root = Path(version_dir)
+    mg = margin(root)
+    if mg is None or radius_deg * 3600.0 > mg.arcsec:
+        return None
+    parts = partitions(root)
+    ra = np.asarray(ra, dtype=np.float64)
+    dec = np.asarray(dec, dtype=np.float64)
+    ok = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90.0)
+    ra, dec = np.mod(ra[ok], 360.0), dec[ok]
+    if len(ra) == 0:
+        return None
+    lon, lat = Longitude(ra * u.deg), Latitude(dec * u.deg)
+    index = nested.lonlat_to_healpix(lon, lat, HEALPIX_ORDER, num_threads=1).astype(np.int64)
+    at = np.searchsorted(parts.highs, index, side="left")
+    inside = at < len(parts.files)
+    covered = np.zeros(len(index), dtype=bool)
+    covered[inside] = parts.lows[at[inside]] <= index[inside]
+    own = set(np.unique(at[covered]).tolist())
+    cells = nested.lonlat_to_healpix(lon, lat, depth, num_threads=1).astype(np.uint64)
+    block = nested.neighbours(cells, depth, num_threads=1).astype(np.int64)
+    shift = 2 * (HEALPIX_ORDER - depth)
+    # A position in no partition meets the rows of the partitions its cells lie in; a
+    # cell must then lie in one partition (partitions no deeper than the cells).
+    neighbour: set[int] = set()
+    loose = block[~covered].ravel()
+    loose = np.unique(loose[loose >= 0]) << shift
+    if len(loose):
+        first = np.searchsorted(parts.highs, loose, side="left")
+        last = np.searchsorted(parts.lows, loose + (1 << shift) - 1, side="right")
+        met = first[last > first]
+        if (last - first > 1).any() or (
+                parts.highs[met] - parts.lows[met] + 1 < 1 << shift).any():
+            return None  # a partition smaller than a cell
+        neighbour = set(np.unique(met).tolist())
+    chosen = sorted(own | neighbour)
+    if not chosen or len(chosen) > XMATCH_MAX_PARTITIONS:
+        return None
+    sizes = [os.stat(f).st_size for f in parts.files]
+    if sum(sizes[i] for i in chosen) >= XMATCH_MAX_FRACTION * sum(sizes) \
+            and len(chosen) > 1:
+        return None
+    scans = []
+    for tag, i in enumerate(chosen):
+        scans.append((tag, parts.files[i]))
+        if i in own and mg.files[i] is not None:
+            scans.append((tag, mg.files[i]))
+    blocks = np.unique(block[block >= 0])
+    return CrossmatchPlan(
+        tags=tuple((int(parts.lows[i]), int(parts.highs[i])) for i in chosen),
+        scans=tuple(scans), ranges=_cover(blocks, shift, XMATCH_MAX_RANGES),
+        margins=sum(1 for i in chosen if i in own and mg.files[i] is not None))
+
+
+def _cover(cells: np.ndarray, shift: int, most: int) -> tuple[tuple[int, int], ...]:
+    """Sorted distinct cells as at most ``most`` inclusive ranges of the order-29 index
+    (the widest gaps between them are kept)."""
+    lows = cells.astype(np.int64) << shift
+    highs = ((cells.astype(np.int64) + 1) << shift) - 1
+    gaps = lows[1:] - highs[:-1] - 1
+    cut = np.flatnonzero(gaps > 0)
+    if len(cut) > most - 1:
+        cut = np.sort(cut[np.argsort(gaps[cut], kind="stable")[len(cut) - (most - 1):]])
+    starts = np.concatenate([[0], cut + 1])
+    ends = np.concatenate([cut, [len(cells) - 1]])
+    return tuple((int(lows[a]), int(highs[b])) for a, b in zip(starts, ends, strict=True))
+
+
 def duckdb_view_sql(version_dir: Path, view: str) -> str:
     """SQL creating ``view`` over all partition files of a version (queries with a
     HEALPix coverage read their partitions' files directly: :func:`partition_files`).
