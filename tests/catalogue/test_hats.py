@@ -337,7 +337,33 @@ def test_one_tap_endpoint_serves_both_and_backup_restores(tmp_path, inputs):
                 assert pair[0] == pair[1], q
                 assert pair[0], (q, r.text[-600:])
                 out.append(pair[0])
+            out.append(uploaded_crossmatch(c, out[1]))
         return out
+
+    def uploaded_crossmatch(c, rows: list[tuple]) -> list[tuple]:
+        """The rows of a cone, moved by 2 arcsec, uploaded and matched within 5 arcsec
+        (partition by partition with the margin on survey.part)."""
+        import numpy as np
+        from astropy.table import Table
+
+        up = Table({"uid": np.arange(len(rows)),
+                    "pra": np.array([r[1] for r in rows]) + 2 / 3600,
+                    "pdec": np.array([r[2] for r in rows])})
+        buf = io.BytesIO()
+        up.write(buf, format="votable")
+        pair = []
+        for t in ("survey.flat", "survey.part"):
+            q = (f"SELECT u.uid, s.source_id FROM TAP_UPLOAD.up AS u JOIN {t} AS s ON"
+                 " 1=CONTAINS(POINT(s.ra, s.dec), CIRCLE(u.pra, u.pdec, 5/3600.))"
+                 " ORDER BY u.uid, s.source_id")
+            r = c.post("/tap/sync", data={"LANG": "ADQL", "QUERY": q,
+                                          "UPLOAD": "up,param:up"},
+                       files={"up": ("up.xml", buf.getvalue(), "application/x-votable+xml")})
+            assert r.status_code == 200, r.text
+            table = parse_single_table(io.BytesIO(r.content)).to_table()
+            pair.append([tuple(row) for row in table.as_array().tolist()])
+        assert pair[0] == pair[1] and len(pair[0]) >= len(rows), (len(pair[0]), len(rows))
+        return pair[0]
 
     server = start_live(data)
     try:

@@ -545,10 +545,14 @@ def _partition_plan(esrc: Source, epoint, osrc: Source, radius: float, depth: in
     names = [source_column(c) for c in epoint]
     if not isinstance(data, pa.Table) or None in names:
         return None
-    found = {n.lower(): n for n in data.column_names}
-    cols = [found.get(n.name.lower()) for n in names if n is not None]
-    if None in cols:
-        return None
+    cols = []
+    for n in names:
+        assert n is not None
+        same = [c for c in data.column_names if c == n.name] or [
+            c for c in data.column_names if c.lower() == n.name.lower()]
+        if len(same) != 1:
+            return None
+        cols.append(same[0])
     try:
         ra, dec = (data.column(c).to_numpy(zero_copy_only=False).astype(float) for c in cols)
     except (TypeError, ValueError, pa.ArrowException):
