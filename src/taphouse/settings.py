@@ -80,6 +80,13 @@ class Settings:
     # Keys that encrypt stored credentials (Fernet keys, comma-separated: the first
     # seals, all open). Empty: the key file <data_dir>/secret-keys (made on first use).
     secret_keys: tuple[str, ...] = ()
+    # --- federated joins: local tables with a remote's (taphouse.federation) ------------
+    federation_pull_max_rows: int = 100_000  # most remote rows fetched whole for a join
+    federation_upload_max_rows: int = 1_000_000  # most local rows shipped for a join
+    federation_block_rows: int = 50_000  # most rows per upload block (fewer if the remote says)
+    # REMOTE:DATABASE pairs: the remote may receive rows of that restricted database
+    # (or of user tables derived from it); e.g. gaiamirror:gaia_internal
+    federation_trusted: tuple[str, ...] = ()
     # --- accounts ----------------------------------------------------------------
     anonymous_read: bool = True
     token_lifetime: float = 24 * 3600.0  # seconds

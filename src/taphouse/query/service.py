@@ -66,6 +66,9 @@ class PreparedQuery:
     #: [postgres] The backend that runs ``sql`` (engine.routing); None: the service's
     #: default engine.
     backend: Backend | None = None
+    #: A query joining local tables with a remote's (taphouse.federation.FederatedQuery):
+    #: its remote part runs first in execute(), which then fills ``sql`` and ``columns``.
+    federated: Any = None
 
     def relation(self, table: TableMeta) -> str:
         """Backend relation of a stored table, held as long as this query's versions."""
@@ -148,7 +151,7 @@ class QueryService:
         The tables the query reads stay attached until :meth:`execute` ends (or the
         caller calls ``prepared.close()`` if it does not execute it)."""
         if self.remotes is not None and _REMOTE_NAME.search(spec.query):
-            remote = self._prepare_remote(identity, spec, uploads)
+            remote = self._prepare_remote(identity, spec, uploads, workspace)
             if remote is not None:
                 return remote
         lease = self.backends.lease() if self.backends is not None else self.engine.lease()
@@ -214,6 +217,8 @@ class QueryService:
         SQL and the tables. Errors are those the query itself would get."""
         prepared = self.prepare(identity, spec, workspace=workspace)
         try:
+            if prepared.federated is not None:  # federation: remote and local parts
+                return {"query": spec.query, "parts": prepared.federated.explain()}
             if prepared.remote is not None:
                 part = prepared.remote.explain()
             else:
@@ -225,8 +230,8 @@ class QueryService:
             prepared.close()
 
     def _prepare_remote(self, identity: Identity, spec: QuerySpec,
-                        uploads: dict[str, tuple[pa.Table, TableMeta]] | None
-                        ) -> PreparedQuery | None:
+                        uploads: dict[str, tuple[pa.Table, TableMeta]] | None,
+                        workspace: Sequence[str] | None = None) -> PreparedQuery | None:
         """A query naming REMOTE.schema.table: planned to run whole on that remote
         (taphouse.remotes.pushdown); None for a query without three-part table names."""
         from taphouse.adql.safety import check_statement, check_tree
@@ -239,6 +244,10 @@ class QueryService:
                 return None
             check_statement(tree)
             check_tree(tree, spec.query)
+            from taphouse.federation import mixes_sources
+
+            if mixes_sources(tree):  # federation hook: local tables joined with a remote's
+                return self._prepare_federated(identity, spec, tree, workspace, uploads)
             if uploads:
                 raise AdqlError("TAP_UPLOAD tables cannot be joined with a remote service's"
                                 " tables yet")
@@ -256,6 +265,54 @@ class QueryService:
                              scope=Scope(tables={}, relation=_no_relation), sql="",
                              columns=[], tables=[], limit=limit, inline={},
                              writer=get_writer(spec.responseformat), remote=plan)
+
+    def _prepare_federated(self, identity: Identity, spec: QuerySpec, tree: Any,
+                           workspace: Sequence[str] | None,
+                           uploads: dict[str, tuple[pa.Table, TableMeta]] | None
+                           ) -> PreparedQuery:
+        """federation hook: plan a join of local tables with a remote table."""
+        from taphouse.federation import FederationLimits, prepare_federated
+
+        lease = self.backends.lease() if self.backends is not None else self.engine.lease()
+        try:
+            scope = self.scopes.build(identity, workspace, uploads, relation=lease.relation)
+            fed = prepare_federated(tree, identity, scope, self.remotes, self.scopes.catalogue,
+                                    FederationLimits.from_settings(self.settings))
+            backend = self.engine
+            if self.backends is not None:
+                try:
+                    backend = self.backends.choose(fed.local_tables)
+                except (MixedBackends, BackendUnavailable) as exc:
+                    raise AdqlError(exc.message) from None
+        except BaseException:
+            lease.release()
+            raise
+        return PreparedQuery(spec=spec, identity=identity, scope=scope, sql="", columns=[],
+                             tables=fed.local_tables, limit=spec.maxrec, inline={},
+                             writer=get_writer(spec.responseformat), lease=lease,
+                             backend=backend, federated=fed)
+
+    def _run_federated(self, prepared: PreparedQuery, cancel: CancelHandle) -> None:
+        """federation hook: run the remote part; the local part becomes this query."""
+        from taphouse.federation import FederationError
+        from taphouse.remotes.errors import RemoteError
+
+        try:
+            part = prepared.federated.materialize(
+                registry=self.remotes, engine=prepared.backend or self.engine,
+                scope=prepared.scope,
+                maxrec=None if prepared.spec.dest else prepared.spec.maxrec,
+                cancelled=lambda: bool(cancel.reason),
+                max_bytes=self.settings.remote_max_bytes)
+        except (RemoteError, FederationError) as exc:
+            raise QueryError(exc.message, exc.status, query=prepared.spec.query) from None
+        except AdqlError as exc:
+            raise QueryError(f"the local part of the join failed: {exc.message}",
+                             query=prepared.spec.query) from None
+        prepared.sql, prepared.columns, prepared.inline = part.sql, part.columns, part.inline
+        prepared.tables = part.tables
+        if part.limit is not None:
+            prepared.limit = min(part.limit, prepared.spec.maxrec)
 
     def _execute_remote(self, prepared: PreparedQuery, cancel: CancelHandle,
                         infos: list[tuple[str, str]], max_bytes: int | None
@@ -310,6 +367,9 @@ class QueryService:
         if prepared.remote is not None:
             yield from self._execute_remote(prepared, cancel, list(infos or []), max_bytes)
             return
+        if prepared.federated is not None:  # federation hook: the remote part runs first
+            self._run_federated(prepared, cancel)
+            infos = [*(infos or []), *prepared.federated.infos()]
         self.audit.start(prepared)  # reads of restricted data: recorded first
         started = time.monotonic()
         sql, inline, infos = prepared.sql, prepared.inline, list(infos or [])

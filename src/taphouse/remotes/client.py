@@ -102,12 +102,16 @@ class RemoteTap:
         return headers
 
     def fetch(self, url: str, *, method: str = "GET", form: Mapping[str, str] | None = None,
-              what: str, max_bytes: int | None = None, retry: bool = True) -> Fetched:
+              what: str, max_bytes: int | None = None, retry: bool = True,
+              files: Mapping[str, bytes] | None = None) -> Fetched:
         """One request to the remote (guarded, retried on connection failures); raises
-        :class:`RemoteUnavailable` naming the remote."""
+        :class:`RemoteUnavailable` naming the remote. ``files`` (VOTable documents by
+        part name) make it a multipart/form-data request (TAP_UPLOAD)."""
         body = None
         extra: dict[str, str] = {}
-        if form is not None:
+        if files:
+            body, extra["Content-Type"] = multipart(form or {}, files)
+        elif form is not None:
             body = urlencode(form).encode()
             extra["Content-Type"] = "application/x-www-form-urlencoded"
         attempts = self.retry.attempts if retry else 1
@@ -132,8 +136,10 @@ class RemoteTap:
     def _ok(self, fetched: Fetched, what: str) -> Fetched:
         if fetched.status >= 400:
             detail = _error_text(fetched.body)
-            raise RemoteUnavailable(f"remote {self.name!r}: {what} answered HTTP"
-                                    f" {fetched.status}" + (f": {detail}" if detail else ""))
+            error = RemoteUnavailable(f"remote {self.name!r}: {what} answered HTTP"
+                                      f" {fetched.status}" + (f": {detail}" if detail else ""))
+            error.http_status = fetched.status
+            raise error
         return fetched
 
     # --- metadata ----------------------------------------------------------------------
@@ -198,20 +204,27 @@ class RemoteTap:
         return list(out.values())
 
     # --- queries -----------------------------------------------------------------------
-    def _params(self, adql: str, maxrec: int | None, fmt: str) -> dict[str, str]:
+    def _params(self, adql: str, maxrec: int | None, fmt: str,
+                uploads: Mapping[str, bytes] | None = None) -> dict[str, str]:
         params = {"REQUEST": "doQuery", "LANG": "ADQL", "QUERY": adql,
                   "RESPONSEFORMAT": fmt}
         if maxrec is not None:
             params["MAXREC"] = str(int(maxrec))
+        if uploads:
+            params["UPLOAD"] = ";".join(f"{name},param:{name}" for name in uploads)
         return params
 
     def query_sync(self, adql: str, *, maxrec: int | None = None, fmt: str = VOTABLE,
-                   max_bytes: int | None = None) -> RemoteAnswer:
-        """Run ``adql`` on the remote's ``/sync`` endpoint; the answer keeps OVERFLOW."""
+                   max_bytes: int | None = None,
+                   uploads: Mapping[str, bytes] | None = None) -> RemoteAnswer:
+        """Run ``adql`` on the remote's ``/sync`` endpoint; the answer keeps OVERFLOW.
+        ``uploads``: TAP_UPLOAD tables (VOTable documents by table name), sent inline."""
         start = time.monotonic()
         url = self.url + "/sync"
-        fetched = self.fetch(url, method="POST", form=self._params(adql, maxrec, fmt),
-                             what="a synchronous query", max_bytes=max_bytes)
+        fetched = self.fetch(url, method="POST", form=self._params(adql, maxrec, fmt, uploads),
+                             what="a synchronous query", max_bytes=max_bytes, files=uploads)
+        if fetched.status in (404, 405, 501):  # no sync endpoint: an async-only service
+            self._ok(fetched, "a synchronous query")
         answer = self._answer(adql, fetched, "the synchronous query", maxrec)
         answer.seconds = time.monotonic() - start
         return answer
@@ -219,16 +232,18 @@ class RemoteTap:
     def query_async(self, adql: str, *, maxrec: int | None = None, fmt: str = VOTABLE,
                     max_bytes: int | None = None, timeout: float | None = None,
                     cancelled: Callable[[], bool] | None = None,
-                    poll: float = 10.0) -> RemoteAnswer:
+                    poll: float = 10.0,
+                    uploads: Mapping[str, bytes] | None = None) -> RemoteAnswer:
         """Run ``adql`` as a UWS job on the remote: create and start it, wait for it
         (UWS 1.1 blocking polls of at most ``poll`` seconds), fetch its result, delete
-        it. ``cancelled()`` is asked between polls: true aborts and deletes the job."""
+        it. ``cancelled()`` is asked between polls: true aborts and deletes the job.
+        ``uploads`` as for :meth:`query_sync`."""
         start = time.monotonic()
         limit = self.query_timeout if timeout is None else timeout
         deadline = start + limit
-        params = self._params(adql, maxrec, fmt) | {"PHASE": "RUN"}
+        params = self._params(adql, maxrec, fmt, uploads) | {"PHASE": "RUN"}
         created = self.fetch(self.url + "/async", method="POST", form=params,
-                             what="creating an async job", retry=True)
+                             what="creating an async job", retry=True, files=uploads)
         if created.status >= 400:
             self._raise_document(adql, created, "creating an async job")
         job_url = created.url
@@ -341,6 +356,24 @@ def _parse_job(body: bytes, job_url: str, what: str) -> _Job:
     return _Job(phase, error, result)
 
 
+def multipart(form: Mapping[str, str], files: Mapping[str, bytes]) -> tuple[bytes, str]:
+    """A multipart/form-data body (and its Content-Type) of form fields and VOTable
+    files (TAP_UPLOAD inline: each file's part name is the one ``UPLOAD`` names)."""
+    import secrets
+
+    boundary = "taphouse-" + secrets.token_hex(16)
+    out = bytearray()
+    for name, value in form.items():
+        out += (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"'
+                f"\r\n\r\n").encode() + value.encode() + b"\r\n"
+    for name, data in files.items():
+        out += (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}";'
+                f' filename="{name}.vot"\r\nContent-Type: application/x-votable+xml'
+                "\r\n\r\n").encode() + data + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out), f"multipart/form-data; boundary={boundary}"
+
+
 def _error_text(body: bytes) -> str | None:
     """A short plain-text excerpt of an error body (markup removed)."""
     import re
@@ -365,4 +398,4 @@ def _flag(value: object) -> bool:
         return str(value).strip().lower() in ("true", "t")
 
 
-__all__ = ["RemoteTap", "RetryPolicy", "origin", "VOTABLE", "BINARY2", "PARQUET"]
+__all__ = ["RemoteTap", "RetryPolicy", "origin", "multipart", "VOTABLE", "BINARY2", "PARQUET"]

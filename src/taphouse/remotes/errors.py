@@ -23,6 +23,8 @@ class RemoteUnavailable(RemoteError):
     def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+        #: The HTTP status the remote answered, when that was the failure.
+        self.http_status: int | None = None
 
 
 class RemoteQueryFailed(RemoteError):

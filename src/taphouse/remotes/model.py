@@ -32,6 +32,7 @@ class Capabilities:
     maxrec_default: int | None = None
     maxrec_hard: int | None = None
     upload_limit_rows: int | None = None
+    upload_limit_bytes: int | None = None
     modes: list[str] = field(default_factory=lambda: ["sync", "async"])
 
     @property

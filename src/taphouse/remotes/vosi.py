@@ -129,6 +129,8 @@ def parse_capabilities(body: bytes, what: str) -> Capabilities:
         for elem in _children(limit, "hard"):
             if (elem.get("unit") or "row") == "row":
                 caps.upload_limit_rows = _int(elem.text)
+            elif elem.get("unit") == "byte":
+                caps.upload_limit_bytes = _int(elem.text)
     return caps
 
 
