@@ -39,3 +39,62 @@ def test_crossmatch_uploads_key_and_positions_in_blocks(here, far) -> None:  # n
     blocks = int(infos[b"UPLOAD_BLOCKS"])
     assert blocks >= 3 and len(received) >= blocks
     assert int(infos[b"BYTES_SENT"]) > 300 * 24
+
+
+def infos_of(response) -> dict[str, str]:  # noqa: ANN001
+    return {k.decode(): v.decode() for k, v in
+            re.findall(rb'<INFO name="(\w+)" value="([^"]*)"', response.content)}
+
+
+def test_an_overflowing_block_is_halved_never_joined_short(here, far) -> None:  # noqa: ANN001
+    # 1 degree: each target matches ~10 stars; a block of a few dozen targets asks for
+    # more than the remote's MAXREC hard limit (200): it must be halved and resent.
+    query = XMATCH.format(remote="far.hipparcos.hip2", radius="1") + " WHERE t.hip < 3000"
+    r = sync(here, "alice", query)
+    assert r.status_code == 200, r.text
+    infos = infos_of(r)
+    assert int(infos["UPLOAD_HALVINGS"]) >= 1
+    assert "OVERFLOW" not in r.text
+    local = sync(here, "alice", query.replace("far.hipparcos.hip2", "hipparcos.hip2"))
+    got, want = rows(r), rows(local)
+    assert len(want) > 200 and got == want
+    # The local term went to the local side: only rows with hip < 3000 were shipped.
+    n = sync(here, "alice", "SELECT COUNT(*) AS n FROM mydb.targets WHERE hip < 3000")
+    assert infos["UPLOAD_ROWS"] == str(rows(n)[0][0])
+
+
+def test_a_single_row_overflowing_fails_naming_the_limit(here, far) -> None:  # noqa: ANN001
+    query = XMATCH.format(remote="far.hipparcos.hip2", radius="10") + " WHERE t.hip < 3000"
+    r = sync(here, "alice", query)
+    assert r.status_code == 400
+    assert "MAXREC 200" in r.text and "for a single row of" in r.text, r.text
+
+
+def test_remote_terms_and_columns_are_pushed(here, far) -> None:  # noqa: ANN001
+    query = ("SELECT t.hip, r.plx FROM mydb.targets AS t, far.hipparcos.hip2 AS r"
+             " WHERE 1=CONTAINS(POINT(t.ra, t.dec), CIRCLE(r.ra, r.dec, 1/3600.))"
+             " AND r.hpmag < 8 AND t.hip > 100 ORDER BY t.hip")
+    r = sync(here, "alice", query)
+    assert r.status_code == 200, r.text
+    sent = [q for q in audit_queries(far) if "TAP_UPLOAD" in q][0]
+    assert sent.endswith("WHERE r.hpmag < 8") and "t.hip" not in sent
+    assert sent.startswith("SELECT t.taphouse_key, r.plx FROM")
+    local = sync(here, "alice", query.replace("far.hipparcos.hip2", "hipparcos.hip2"))
+    assert rows(r) == rows(local) and len(rows(local)) > 10
+
+
+def test_explain_shows_both_parts_with_sizes(here) -> None:  # noqa: ANN001
+    import httpx
+    from federation_helpers import PASSWORD
+
+    query = XMATCH.format(remote="far.hipparcos.hip2", radius="1/3600.")
+    r = httpx.post(here.url + "/api/explain", timeout=60, auth=("alice", PASSWORD),
+                   headers={"X-Taphouse": "tests"}, json={"query": query})
+    assert r.status_code == 200, r.text
+    remote, local = r.json()["parts"]
+    assert remote["strategy"] == "upload"
+    assert remote["uploaded_columns"] == ["taphouse_key", "ra", "dec"]
+    assert remote["remote_adql"].startswith("SELECT t.taphouse_key")
+    assert remote["estimates"]["local_rows"] == 300
+    assert local["runs_on"] == "local" and "TAP_UPLOAD.taphouse_remote" in local["adql"]
+    assert local["reads_first"].startswith("SELECT t.ra, t.\"dec\", t.hip FROM mydb.targets")

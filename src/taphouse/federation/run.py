@@ -75,7 +75,8 @@ class FederationStats:
                ("BYTES_SENT", str(self.bytes_sent)),
                ("BYTES_RECEIVED", str(self.bytes_received))]
         if self.strategy == "upload":
-            out += [("UPLOAD_ROWS", str(self.rows_uploaded)), ("UPLOAD_BLOCKS", str(self.blocks))]
+            out += [("UPLOAD_ROWS", str(self.rows_uploaded)), ("UPLOAD_BLOCKS", str(self.blocks)),
+                    ("UPLOAD_HALVINGS", str(self.halvings))]
         if self.remote_queries:
             out.append(("REMOTE_QUERY", self.remote_queries[0]))
         return out

@@ -1,0 +1,105 @@
+"""A standard TAP service that is not taphouse as the remote (async only, TABLEDATA or
+BINARY answers, its own MAXREC and upload row limits, uploads refusable): what the
+platform ships to it is read from its own job records."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from astropy.io.votable import parse_single_table
+from federation_helpers import XMATCH, sync
+from standard_tap import StandardTap
+
+#: Stars of the demo Hipparcos table in the targets' sky (dec 10..30): the service's
+#: cat.stars (with hip as its id).
+STARS = ("SELECT hip AS id, ra, dec, hpmag AS mag FROM hipparcos.hip2"
+         " WHERE dec BETWEEN 10 AND 30 AND ra < 60")
+
+
+def rows(response: Any) -> list[tuple]:
+    table = parse_single_table(io.BytesIO(response.content)).to_table()
+    return sorted(tuple(r) for r in table.as_array().tolist())
+
+
+@pytest.fixture(scope="module")
+def stars(here: Any) -> pa.Table:
+    tr = sync(here, None, STARS, RESPONSEFORMAT="parquet", MAXREC="1000000")
+    assert tr.status_code == 200, tr.text
+    import pyarrow.parquet as pq
+
+    return pq.read_table(io.BytesIO(tr.content)).replace_schema_metadata(None)
+
+
+@pytest.fixture
+def std(here: Any, stars: pa.Table, request: pytest.FixtureRequest) -> Iterator[StandardTap]:
+    options = getattr(request, "param", {})
+    service = StandardTap(stars, **options).start()
+    name = "std" + re.sub(r"\W", "", request.node.name)[-12:].lower()
+    here.platform.remotes.add(name, service.url)
+    service.name = name  # type: ignore[attr-defined]
+    yield service
+    here.platform.remotes.remove(name)
+    service.stop()
+
+
+def local_answer(here: Any, query: str) -> list[tuple]:
+    r = sync(here, "alice", query)
+    assert r.status_code == 200, r.text
+    return rows(r)
+
+
+@pytest.mark.parametrize("std", [{"upload_rows": 40, "maxrec_hard": 1000,
+                                  "serialization": "binary"}], indirect=True)
+def test_upload_join_in_blocks_of_its_row_limit(here: Any, std: StandardTap) -> None:
+    query = (f"SELECT t.hip AS mine, r.id AS theirs, r.mag FROM mydb.targets AS t JOIN"
+             f" {std.name}.cat.stars AS r ON 1=CONTAINS(POINT(t.ra, t.dec),"  # type: ignore[attr-defined]
+             " CIRCLE(r.ra, r.dec, 1/3600.))")
+    r = sync(here, "alice", query)
+    assert r.status_code == 200, r.text
+    uploads = [j.uploads["taphouse_block"] for j in std.jobs if j.uploads]
+    # Blocks of at most its 40 rows, only the key and the positions, every target once.
+    assert len(uploads) >= 8 and all(len(u) <= 40 for u in uploads)
+    assert all(u.colnames == ["taphouse_key", "ra", "dec"] for u in uploads)
+    assert sum(len(u) for u in uploads) == 300
+    assert all(j.phase == "ARCHIVED" for j in std.jobs)  # async only; every job deleted
+    want = local_answer(here, (
+        "SELECT t.hip AS mine, r.hip AS theirs, r.hpmag AS mag FROM mydb.targets AS t"
+        " JOIN hipparcos.hip2 AS r ON 1=CONTAINS(POINT(t.ra, t.dec),"
+        " CIRCLE(r.ra, r.dec, 1/3600.)) WHERE r.ra < 60"))
+    assert rows(r) == want and len(want) > 10
+
+
+@pytest.mark.parametrize("std", [{"upload_rows": None, "maxrec_hard": 100000}],
+                         indirect=True)
+def test_a_remote_refusing_uploads_is_pulled_when_small(here: Any, std: StandardTap) -> None:
+    query = XMATCH.format(remote=f"{std.name}.cat.stars",  # type: ignore[attr-defined]
+                          radius="1/3600.").replace("r.hip AS", "r.id AS").replace(
+                              "r.hpmag", "r.mag")
+    r = sync(here, "alice", query + " WHERE r.mag < 9")
+    assert r.status_code == 200, r.text
+    assert b'name="FEDERATION" value="pull"' in r.content
+    (job,) = std.jobs
+    assert not job.uploads
+    assert job.adql == 'SELECT r.mag, r.id, r.ra, r."dec" FROM cat.stars AS r WHERE r.mag < 9'
+    want = local_answer(here, (
+        "SELECT t.hip AS mine, r.hip AS theirs, r.hpmag AS mag FROM mydb.targets AS t"
+        " JOIN hipparcos.hip2 AS r ON 1=CONTAINS(POINT(t.ra, t.dec),"
+        " CIRCLE(r.ra, r.dec, 1/3600.)) WHERE r.ra < 60 AND r.hpmag < 9"))
+    assert rows(r) == want and len(want) > 3
+
+
+@pytest.mark.parametrize("std", [{"upload_rows": None, "maxrec_hard": 500}], indirect=True)
+def test_too_large_on_both_sides_is_a_clear_error(here: Any, std: StandardTap) -> None:
+    query = XMATCH.format(remote=f"{std.name}.cat.stars",  # type: ignore[attr-defined]
+                          radius="1/3600.").replace("r.hip AS", "r.id AS").replace(
+                              "r.hpmag", "r.mag")
+    r = sync(here, "alice", query)
+    assert r.status_code == 400
+    assert "the remote side is too large" in r.text
+    assert "accepts no uploads" in r.text and "WHERE term" in r.text, r.text
+    assert all(not j.uploads for j in std.jobs)
