@@ -2,8 +2,16 @@
 
 A backend runs the SQL that :func:`taphouse.adql.translate` generated for its
 ``dialect`` on the table versions the catalogue records, streams the rows as Arrow
-batches, writes new table versions, and provides every service function of
-:func:`taphouse.engine.functions.service_functions` with the same answers.
+batches, writes new table versions (from SQL or from Arrow batches), loads Arrow data as
+per-query temporary tables (another backend's rows, uploads), stops a running query
+(cancel, time limit), turns its own errors into messages a user can read, and provides
+every service function of :func:`taphouse.engine.functions.service_functions` with the
+same answers.
+
+Errors: a backend raises :class:`~taphouse.engine.errors.EngineError` subclasses for what
+it refuses itself (:class:`~taphouse.engine.errors.WriteLimitExceeded`,
+:class:`~taphouse.engine.errors.TempTableTooLarge`); its driver's own exceptions are
+passed to :meth:`Backend.describe_error` for the user's message.
 """
 
 from __future__ import annotations
@@ -17,6 +25,28 @@ import pyarrow as pa
 
 from taphouse.catalogue.model import TableMeta
 from taphouse.engine.functions import ServiceFunction
+
+
+class TableWriter(Protocol):
+    """A table version being written from Arrow batches, pushed one at a time
+    (:meth:`Backend.open_writer`). Nothing is visible at ``path`` until :meth:`close`
+    returns; :meth:`abort` (or an exception inside a ``with`` block) leaves nothing."""
+
+    #: Rows written so far.
+    rows: int
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Append one batch (its schema is the writer's)."""
+
+    def close(self) -> int:
+        """Finish (sort when asked), move the file in at ``path``; returns the rows."""
+
+    def abort(self) -> None:
+        """Stop and remove everything written (safe to call more than once)."""
+
+    def __enter__(self) -> TableWriter: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class Lease(Protocol):
@@ -55,6 +85,45 @@ class Backend(Protocol):
                     max_bytes: int | None = None) -> int:
         """Store every row of ``sql`` as a new version file at ``path`` (written
         aside, moved in when complete; at most ``max_bytes``); returns the rows."""
+
+    def open_writer(self, schema: pa.Schema, path: Path, *, order_by: str | None = None,
+                    max_bytes: int | None = None, cursor: Any = None) -> TableWriter:
+        """A new version file at ``path`` written from Arrow batches of ``schema``
+        (written aside, moved in by ``close``). ``order_by``: SQL ordering over the
+        column names (the rows are sorted at ``close``); ``max_bytes``: a file growing
+        past it stops the write (:class:`WriteLimitExceeded`, nothing kept);
+        ``cursor``: run on the caller's cursor (so it can interrupt the write)."""
+
+    def write_arrow(self, batches: Iterable[pa.RecordBatch], schema: pa.Schema,
+                    path: Path, *, order_by: str | None = None,
+                    max_bytes: int | None = None, cursor: Any = None) -> int:
+        """Store every batch as a new version file at ``path`` (:meth:`open_writer`,
+        every batch written, closed); returns the rows. An exception from ``batches``
+        or the write leaves nothing at ``path``."""
+
+    def load_temp_table(self, cur: Any, name: str,
+                        data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
+                        max_rows: int) -> int:
+        """Make ``data`` readable as the table ``name`` by queries on ``cur`` only, until
+        the cursor closes; returns its rows. More than ``max_rows`` rows:
+        :class:`TempTableTooLarge` (naming the table and the cap), nothing loaded.
+        ``name`` is a regular identifier (letters, digits, ``_``)."""
+
+    def interrupt(self, cur: Any) -> None:
+        """Stop the query running on ``cur`` (any thread); it then fails with an error
+        :meth:`describe_error` reports as interrupted. Safe when nothing runs."""
+
+    def limit(self, cur: Any, *, seconds: float | None = None,
+              memory_bytes: int | None = None) -> None:
+        """Bound the queries run on ``cur`` from now until it closes: stopped after
+        ``seconds`` (as by :meth:`interrupt`); ``memory_bytes`` of working memory
+        where the backend can bound one query (DuckDB cannot: its one engine-wide
+        ``memory_limit`` applies to every query)."""
+
+    def describe_error(self, exc: BaseException) -> str:
+        """A message a user can act on for an exception raised by this backend while
+        running a query, chosen by the exception's type: never a file path, a backend
+        class name or internal detail."""
 
     def forget(self, version_id: int) -> None:
         """A retired version will not be read again: let go of it."""

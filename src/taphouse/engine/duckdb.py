@@ -10,30 +10,37 @@ cancelled on its own (``interrupt``).
 
 from __future__ import annotations
 
+import logging
+import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import duckdb
+import pyarrow as pa
 
 from taphouse.catalogue.hats import duckdb_view_sql, is_version_dir
 from taphouse.catalogue.model import TableMeta
-from taphouse.errors import ServiceError
+from taphouse.engine.deadlines import DEADLINES, Deadline
+from taphouse.engine.errors import (
+    EngineError,
+    QueryCancelled,
+    TempTableTooLarge,
+    WriteLimitExceeded,
+)
+from taphouse.errors import without_paths
 
 if TYPE_CHECKING:
     from taphouse.engine.functions import ServiceFunction
 
+__all__ = ["DuckDBEngine", "EngineError", "QueryCancelled", "TempTableTooLarge",
+           "VersionLease", "WriteLimitExceeded"]
 
-class EngineError(ServiceError):
-    """The backend failed to run a query; the message is safe to show a user."""
-
-
-class QueryCancelled(EngineError):
-    """The query was cancelled (abort, time limit or client gone)."""
+log = logging.getLogger("taphouse")
 
 
 class _Attached:
@@ -131,6 +138,8 @@ class DuckDBEngine:
         self.idle_detach = idle_detach
         self._attached: dict[int, _Attached] = {}
         self._lock = threading.Lock()
+        # Time limits set on open cursors (``limit``), dropped when the cursor closes.
+        self._deadlines: dict[int, Deadline] = {}
 
     def _register_functions(self) -> None:
         # The ADQL user-defined functions that need backend support register here.
@@ -244,7 +253,68 @@ class DuckDBEngine:
                 cur.register(name, data)
             yield cur
         finally:
+            deadline = self._deadlines.pop(id(cur), None)
+            if deadline is not None:
+                deadline.cancelled = True
             cur.close()
+
+    def interrupt(self, cur: Any) -> None:
+        """Stop the query running on ``cur`` (from any thread; nothing if none runs)."""
+        try:
+            cur.interrupt()
+        except duckdb.Error:  # the cursor was closed meanwhile
+            pass
+
+    def limit(self, cur: Any, *, seconds: float | None = None,
+              memory_bytes: int | None = None) -> None:
+        """Interrupt the queries on ``cur`` once ``seconds`` have passed (until the cursor
+        of :meth:`cursor` closes). DuckDB's memory limit is one for the whole engine
+        (``memory_limit`` at start, configuration locked): ``memory_bytes`` cannot lower
+        it for one query and is not enforced here."""
+        if seconds is None:
+            return
+        old = self._deadlines.pop(id(cur), None)
+        if old is not None:
+            old.cancelled = True
+        self._deadlines[id(cur)] = DEADLINES.add(
+            seconds, lambda _reason: self.interrupt(cur), "time limit")
+
+    def load_temp_table(self, cur: Any, name: str,
+                        data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
+                        max_rows: int) -> int:
+        """Register ``data`` on ``cur`` as ``name`` (queries on that cursor only); a
+        reader or batches are read (at most ``max_rows`` + 1 rows) into memory first.
+        Returns the rows; more than ``max_rows``: :class:`TempTableTooLarge`."""
+        if not _IDENTIFIER.fullmatch(name or ""):
+            raise EngineError(f"{name!r} is not a valid temporary table name (letters,"
+                              " digits and _, not starting with a digit)")
+        if isinstance(data, pa.Table):
+            table = data
+            if table.num_rows > max_rows:
+                raise TempTableTooLarge(name, max_rows)
+        else:
+            batches: list[pa.RecordBatch] = []
+            rows = 0
+            schema = getattr(data, "schema", None)
+            for batch in data:
+                rows += batch.num_rows
+                if rows > max_rows:
+                    raise TempTableTooLarge(name, max_rows)
+                batches.append(batch)
+                schema = batch.schema
+            if schema is None:
+                raise EngineError(f"temporary table {name}: no schema and no rows")
+            table = pa.Table.from_batches(batches, schema=schema)
+        cur.register(name, table)
+        return int(table.num_rows)
+
+    def describe_error(self, exc: BaseException) -> str:
+        """A user's message for an exception from a DuckDB query, by its type: what
+        kind of failure, then DuckDB's first sentence (its "X Error:" prefix, file paths
+        and the LINE excerpt removed) where that sentence is about the query's own
+        values and names; nothing but the kind where it could show the server's
+        internals (I/O, internal, memory, connection errors)."""
+        return describe_duckdb_error(exc)
 
     @staticmethod
     def stream(cur: Any, sql: str, batch_rows: int = 65536,
@@ -315,13 +385,204 @@ class DuckDBEngine:
             raise
         return int(nrows)
 
+    def open_writer(self, schema: pa.Schema, path: Path, *, order_by: str | None = None,
+                    max_bytes: int | None = None, cursor: Any = None) -> _ArrowWriter:
+        """A new version file at ``path`` written from Arrow batches pushed one at a
+        time (see :class:`taphouse.engine.backend.TableWriter`): written in the
+        temporary directory, moved to ``path`` by ``close``; ``order_by`` sorts the rows
+        at ``close``; past ``max_bytes``: :class:`WriteLimitExceeded`, nothing kept."""
+        return _ArrowWriter(self, schema, path, order_by=order_by, max_bytes=max_bytes,
+                            cursor=cursor)
 
-class WriteLimitExceeded(EngineError):
-    """A table version being written grew past its byte limit; nothing was kept."""
+    def write_arrow(self, batches: Iterable[pa.RecordBatch], schema: pa.Schema,
+                    path: Path, *, order_by: str | None = None,
+                    max_bytes: int | None = None, cursor: Any = None) -> int:
+        """Store every batch as a new version file at ``path``; returns the rows."""
+        with self.open_writer(schema, path, order_by=order_by, max_bytes=max_bytes,
+                              cursor=cursor) as writer:
+            for batch in batches:
+                writer.write(batch)
+        return writer.rows
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the table file grew past {limit} bytes")
-        self.limit = limit
+
+class _ArrowWriter:
+    """A version file written from Arrow batches (see :meth:`DuckDBEngine.open_writer`).
+
+    Batches are inserted one by one into the file being written (in the temporary
+    directory). With ``order_by`` they go to a staging file there first and are copied
+    sorted at :meth:`close`, so the version file holds only the sorted table. A
+    :class:`_SizeWatch` interrupts the cursor when the file grows past ``max_bytes``.
+    """
+
+    def __init__(self, engine: DuckDBEngine, schema: pa.Schema, path: Path, *,
+                 order_by: str | None, max_bytes: int | None, cursor: Any) -> None:
+        from taphouse.catalogue.store import remove_version_file
+
+        path = Path(path).resolve()
+        if engine.tables_dir not in path.parents:
+            raise EngineError("table file outside the tables directory")
+        self.engine, self.schema, self.path, self.order_by = engine, schema, path, order_by
+        self.rows = 0
+        self._done = False
+        token = secrets.token_hex(8)
+        if engine.temp_dir is not None:
+            self._tmp = engine.temp_dir / f"w-{token}.duckdb"
+            self._stage = engine.temp_dir / f"s-{token}.duckdb" if order_by else None
+        else:
+            self._tmp = path.with_name(path.name + ".tmp")
+            self._stage = path.with_name(path.name + ".stage") if order_by else None
+        self._own = cursor is None
+        self._cur = engine._con.cursor() if cursor is None else cursor
+        self._alias, self._stage_alias = f"w_{token}", f"s_{token}"
+        self._batch = f"_arrow_batch_{token}"
+        self._attached: list[str] = []
+        self.watch: _SizeWatch | None = None
+        try:
+            self.watch = (_SizeWatch(self._cur, self._tmp, max_bytes)
+                          if max_bytes is not None else None)
+            self._attach(self._tmp, self._alias)
+            self.target = f"{self._alias}.main.data"
+            if self._stage is not None:
+                self._attach(self._stage, self._stage_alias)
+                self.target = f"{self._stage_alias}.main.data"
+            self._cur.register(self._batch, pa.Table.from_batches([], schema=schema))
+            try:
+                self._cur.execute(f"CREATE TABLE {self.target} AS SELECT * FROM"
+                                  f" {self._batch} LIMIT 0")
+            finally:
+                self._cur.unregister(self._batch)
+        except BaseException:
+            self._cleanup()
+            for f in (self._tmp, self._stage):
+                if f is not None:
+                    remove_version_file(f)
+            raise
+
+    def _attach(self, file: Path, alias: str) -> None:
+        self._cur.execute(f"ATTACH '{_sql_str(str(file))}' AS {alias}")
+        self._attached.append(alias)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self._done:
+            raise EngineError("the table writer is closed")
+        try:
+            self._cur.register(self._batch, batch)
+            try:
+                self._cur.execute(f"INSERT INTO {self.target} SELECT * FROM {self._batch}")
+            finally:
+                self._cur.unregister(self._batch)
+        except BaseException as exc:
+            self._fail(exc)
+        self.rows += batch.num_rows
+        if self.watch is not None and self.watch.size() > self.watch.limit:
+            self._fail(WriteLimitExceeded(self.watch.limit))
+
+    def close(self) -> int:
+        from taphouse.catalogue.store import install_version_file, remove_version_file
+
+        if self._done:
+            return self.rows
+        try:
+            if self._stage is not None:
+                self._cur.execute(f"CREATE TABLE {self._alias}.main.data AS SELECT * FROM"
+                                  f" {self.target} ORDER BY {self.order_by}")
+            self._cleanup()
+            if self.watch is not None:
+                self.watch.check_final()
+            install_version_file(self._tmp, self.path)
+        except BaseException as exc:
+            self._fail(exc)
+        finally:
+            if self._stage is not None:
+                remove_version_file(self._stage)
+        self._done = True
+        return self.rows
+
+    def abort(self) -> None:
+        from taphouse.catalogue.store import remove_version_file
+
+        if self._done:
+            return
+        self._done = True
+        self._cleanup()
+        for f in (self._tmp, self._stage):
+            if f is not None:
+                remove_version_file(f)
+
+    def _fail(self, exc: BaseException) -> NoReturn:
+        exceeded = self.watch is not None and self.watch.exceeded
+        self.abort()
+        if exceeded and not isinstance(exc, WriteLimitExceeded):
+            raise WriteLimitExceeded(self.watch.limit) from None  # type: ignore[union-attr]
+        raise exc
+
+    def _cleanup(self) -> None:
+        # Stop the watch, detach the files, close an own cursor (safe to repeat).
+        if self.watch is not None:
+            self.watch.stop()
+        while self._attached:
+            alias = self._attached.pop()
+            try:
+                self._cur.execute(f"DETACH {alias}")
+            except duckdb.Error:
+                log.warning("could not detach %s after a write", alias)
+        if self._own:
+            self._own = False
+            self._cur.close()
+
+    def __enter__(self) -> _ArrowWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PREFIX = re.compile(r"^[A-Z][A-Za-z ]* Error: ")
+
+
+def _sentence(exc: BaseException) -> str:
+    """DuckDB's first sentence: no "X Error:" prefix, no LINE excerpt, no file path."""
+    lines = str(exc).strip().splitlines()
+    first = _PREFIX.sub("", lines[0]) if lines else ""
+    return without_paths(first).strip() or "no detail"
+
+
+def describe_duckdb_error(exc: BaseException) -> str:
+    """See :meth:`DuckDBEngine.describe_error`."""
+    if isinstance(exc, duckdb.InterruptException):
+        return "the query was interrupted (cancelled, or over its time limit)"
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return ("the query needs more memory than the service allows; select fewer"
+                " columns or rows, or add conditions")
+    if isinstance(exc, duckdb.IOException) or isinstance(exc, OSError):
+        if "space" in str(exc).lower() or "max_temp_directory_size" in str(exc):
+            return ("the service ran out of temporary disk space for this query; select"
+                    " fewer rows or columns, or try later")
+        return "the query could not read or write its data on the server"
+    if isinstance(exc, duckdb.OutOfRangeException):
+        return f"a value is out of range: {_sentence(exc)}"
+    if isinstance(exc, (duckdb.ConversionException, duckdb.TypeMismatchException,
+                        duckdb.InvalidTypeException)):
+        return f"a value has the wrong type: {_sentence(exc)}"
+    if isinstance(exc, (duckdb.BinderException, duckdb.CatalogException,
+                        duckdb.ParserException, duckdb.SyntaxException)):
+        return f"the query cannot be run: {_sentence(exc)}"
+    if isinstance(exc, duckdb.InvalidInputException):
+        if "Python exception" in str(exc):  # a service function or reader failed
+            return "the query failed while computing a function or reading a table"
+        return f"invalid input: {_sentence(exc)}"
+    if isinstance(exc, (duckdb.NotImplementedException, duckdb.NotSupportedError)):
+        return f"not supported: {_sentence(exc)}"
+    if isinstance(exc, duckdb.ConstraintException):
+        return f"a constraint is violated: {_sentence(exc)}"
+    if isinstance(exc, duckdb.DataError):
+        return f"invalid data: {_sentence(exc)}"
+    log.error("query failed in DuckDB: %s: %s", type(exc).__name__, without_paths(str(exc)))
+    return "the query failed inside the database engine (logged for the operators)"
 
 
 class _SizeWatch:

@@ -22,7 +22,7 @@ from taphouse.auth.identity import Identity
 from taphouse.catalogue.model import ColumnMeta, TableMeta, position_columns
 from taphouse.engine.backend import Backend, Lease
 from taphouse.engine.routing import BackendRouter, BackendUnavailable, MixedBackends
-from taphouse.errors import without_paths
+from taphouse.errors import ServiceError
 from taphouse.formats import FormatError, ResultInfo, get_writer, read_upload
 from taphouse.formats.registry import Writer
 from taphouse.formats.result import BATCH_BYTES
@@ -378,19 +378,20 @@ class QueryService:
             # conflicts fail here, before any byte); the response is read back from it.
             sql, inline, infos = self._store_dest(prepared, cancel, infos)
         with engine.cursor(inline) as cur:
-            cancel.attach(cur)
+            cancel.attach(lambda: engine.interrupt(cur))
             try:
                 if cancel.reason:
                     raise QueryError(f"query cancelled: {cancel.reason}", 400)
                 try:
                     reader = engine.stream(cur, sql, BATCH_ROWS, BATCH_BYTES)
                 except Exception as exc:
-                    raise _engine_error(exc, cancel) from None
+                    raise _engine_error(engine, exc, cancel) from None
                 cap = self.settings.result_max_bytes if max_bytes is None else max_bytes
                 info = ResultInfo(query=prepared.spec.query, limit=prepared.limit,
                                   infos=infos, spool_dir=self.scratch_dir,
                                   max_bytes=cap)
-                stream = prepared.writer.write(_batches(reader, cancel), prepared.columns, info)
+                stream = prepared.writer.write(_batches(engine, reader, cancel),
+                                               prepared.columns, info)
                 try:
                     yield from stream
                 except FormatError as exc:
@@ -419,25 +420,26 @@ class QueryService:
         return sql, {}, infos
 
 
-def _batches(reader: Iterable[pa.RecordBatch], cancel: CancelHandle
+def _batches(engine: Backend, reader: Iterable[pa.RecordBatch], cancel: CancelHandle
              ) -> Iterator[pa.RecordBatch]:
     try:
         for batch in reader:
             cancel.rows += batch.num_rows
             yield batch
     except Exception as exc:
-        raise _engine_error(exc, cancel) from None
+        raise _engine_error(engine, exc, cancel) from None
 
 
-def _engine_error(exc: Exception, cancel: CancelHandle) -> QueryError:
+def _engine_error(engine: Backend, exc: Exception, cancel: CancelHandle) -> QueryError:
+    """The backend's error as the user's: a cancel says why; otherwise the backend's
+    message for the error's type (``Backend.describe_error``)."""
     if cancel.reason:
         return QueryError(f"query cancelled: {cancel.reason}", 400)
-    text = str(exc)
-    # DuckDB prefixes messages with the error class ("Binder Error: ..."): keep the
-    # sentence, drop internal detail after the first line.
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    first = without_paths(first)
-    return QueryError(f"query failed: {first}", 400)
+    if isinstance(exc, QueryError):
+        return exc
+    if isinstance(exc, ServiceError):
+        return QueryError(exc.message, exc.status)
+    return QueryError(f"query failed: {engine.describe_error(exc)}", 400)
 
 
 def _no_relation(table: TableMeta) -> str:

@@ -49,7 +49,8 @@ from taphouse.catalogue.model import (
     position_columns,
 )
 from taphouse.catalogue.store import CatalogueStore, DatabaseFull, Holding, remove_version_file
-from taphouse.engine.duckdb import WriteLimitExceeded
+from taphouse.engine.errors import WriteLimitExceeded
+from taphouse.errors import ServiceError
 from taphouse.metadata import MetadataDB
 from taphouse.storage import StorageFull, is_disk_full
 from taphouse.userspace.errors import (
@@ -358,10 +359,11 @@ class UserSpace:
             if is_disk_full(exc):
                 raise StorageFull(what=f"{path.parent.name} was not stored; the table is"
                                   " as it was") from None
-            from taphouse.errors import without_paths
-
-            first = without_paths((str(exc).strip().splitlines() or [type(exc).__name__])[0])
-            raise UserSpaceError(f"cannot store the table: {first}") from None
+            if isinstance(exc, ServiceError):
+                raise UserSpaceError(f"cannot store the table: {exc.message}",
+                                     exc.status) from None
+            raise UserSpaceError("cannot store the table:"
+                                 f" {self.engine.describe_error(exc)}") from None
 
     @contextmanager
     def _table_lock(self, schema: str, name: str) -> Iterator[None]:
