@@ -167,3 +167,18 @@ def test_describe_error_by_type(engine: DuckDBEngine, tmp_path: Path) -> None:
         assert str(tmp_path) not in text and "/secret" not in text
     assert "Exception" not in engine.describe_error(duckdb.InternalException("x at /a/b/c"))
     assert "/a/b" not in engine.describe_error(duckdb.IOException("Cannot open /a/b/c.db"))
+
+
+def test_describe_error_met_while_streaming(engine: DuckDBEngine) -> None:
+    # Past the first batch, DuckDB's error reaches Python as pyarrow's OSError with
+    # DuckDB's text: still described by DuckDB's type.
+    sql = ("SELECT CAST(CASE WHEN range = 199999 THEN 'x' ELSE '1' END AS INTEGER) AS v"
+           " FROM range(300000)")
+    with engine.cursor() as cur:
+        with pytest.raises(Exception) as info:
+            for _ in engine.stream(cur, sql, 1000):
+                pass
+    text = engine.describe_error(info.value)
+    assert text.startswith("a value has the wrong type: Could not convert"), text
+    disk = OSError(28, "No space left on device")
+    assert "disk space" in engine.describe_error(disk)

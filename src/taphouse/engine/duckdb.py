@@ -551,8 +551,34 @@ def _sentence(exc: BaseException) -> str:
     return without_paths(first).strip() or "no detail"
 
 
+# DuckDB's error types by the name its messages start with ("Conversion Error: ..."):
+# an error met while reading a result through Arrow reaches Python as pyarrow's OSError
+# carrying that text, its type known only by this name.
+_TYPES_BY_NAME: dict[str, type[duckdb.Error]] = {
+    "out of range": duckdb.OutOfRangeException, "conversion": duckdb.ConversionException,
+    "binder": duckdb.BinderException, "catalog": duckdb.CatalogException,
+    "parser": duckdb.ParserException, "invalid input": duckdb.InvalidInputException,
+    "interrupt": duckdb.InterruptException, "out of memory": duckdb.OutOfMemoryException,
+    "io": duckdb.IOException, "not implemented": duckdb.NotImplementedException,
+    "type mismatch": duckdb.TypeMismatchException, "invalid type": duckdb.InvalidTypeException,
+    "constraint": duckdb.ConstraintException, "internal": duckdb.InternalException,
+    "fatal": duckdb.FatalException,
+}
+_NAMED = re.compile(r"^([A-Za-z][A-Za-z ]*?) Error: ")
+
+
+def _duckdb_type(exc: BaseException) -> BaseException:
+    """``exc``, or the DuckDB error it carries when it came through Arrow's reader."""
+    if isinstance(exc, duckdb.Error) or (isinstance(exc, OSError) and exc.errno):
+        return exc
+    match = _NAMED.match(str(exc).strip())
+    cls = _TYPES_BY_NAME.get(match.group(1).lower()) if match else None
+    return cls(str(exc)) if cls is not None else exc
+
+
 def describe_duckdb_error(exc: BaseException) -> str:
     """See :meth:`DuckDBEngine.describe_error`."""
+    exc = _duckdb_type(exc)
     if isinstance(exc, duckdb.InterruptException):
         return "the query was interrupted (cancelled, or over its time limit)"
     if isinstance(exc, duckdb.OutOfMemoryException):
