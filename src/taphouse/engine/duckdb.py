@@ -533,8 +533,8 @@ class _ArrowWriter:
     def __enter__(self) -> _ArrowWriter:
         return self
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is None:
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
             self.close()
         else:
             self.abort()
