@@ -29,9 +29,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 from taphouse.errors import ServiceError
+from taphouse.settings import Settings
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
@@ -170,7 +171,7 @@ class Outbound:
             self._slots.release()
 
     # --- one hop -----------------------------------------------------------------------
-    def _check_url(self, url: str):  # noqa: ANN202  (urllib's SplitResult)
+    def _check_url(self, url: str) -> SplitResult:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             raise OutboundError(f"{_show(url)}: only http and https URLs can be fetched")
@@ -212,7 +213,7 @@ class Outbound:
     def _allowed(self, host: str, ip: Address) -> bool:
         return host in self.policy.names or any(ip in net for net in self.policy.networks)
 
-    def _request(self, parts, host: str, method: str, body: bytes | None,  # noqa: ANN001
+    def _request(self, parts: SplitResult, host: str, method: str, body: bytes | None,
                  headers: Mapping[str, str] | None, limit: int, deadline: float) -> _Answer:
         https = parts.scheme == "https"
         port = parts.port or (443 if https else 80)
@@ -303,14 +304,13 @@ def _show(url: str) -> str:
     return url if len(url) <= 200 else url[:200] + "..."
 
 
-def policy_from(settings: object, **extra: object) -> OutboundPolicy:
+def policy_from(settings: Settings) -> OutboundPolicy:
     """The policy for URL uploads from settings (``outbound_allow``, ``upload_url_hosts``,
     ``upload_max_bytes``, ``outbound_timeout``)."""
-    return OutboundPolicy(allow=tuple(getattr(settings, "outbound_allow", ())),
-                          hosts=tuple(getattr(settings, "upload_url_hosts", ())),
+    return OutboundPolicy(allow=tuple(settings.outbound_allow),
+                          hosts=tuple(settings.upload_url_hosts),
                           max_bytes=int(settings.upload_max_bytes),
-                          timeout=float(getattr(settings, "outbound_timeout", 30.0)),
-                          **extra)  # type: ignore[arg-type]
+                          timeout=float(settings.outbound_timeout))
 
 
 __all__ = ["Outbound", "OutboundPolicy", "OutboundError", "Fetched", "is_public",

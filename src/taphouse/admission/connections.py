@@ -78,8 +78,8 @@ def guarded_protocol(settings: Settings, counts: ConnectionCounts | None = None
     """An uvicorn HTTP/1.1 protocol class with the header/body timeouts and the
     per-address connection cap of ``settings``."""
     trusted = TrustedProxies(settings.trusted_proxies)
-    counts = counts or ConnectionCounts(settings.connections_per_address,
-                                        settings.max_connections)
+    live = counts or ConnectionCounts(settings.connections_per_address,
+                                      settings.max_connections)
     header_timeout = settings.header_timeout
     body_period = settings.body_timeout
     refusal = _plain_response(503, "Service Unavailable",
@@ -99,7 +99,7 @@ def guarded_protocol(settings: Settings, counts: ConnectionCounts | None = None
             super().connection_made(transport)
             host = self.client[0] if self.client else None
             key = None if host is None or host in trusted else address_key(host)
-            if not counts.add(key):
+            if not live.add(key):
                 log.warning("refused a connection from %s: too many open", key or host)
                 transport.write(refusal)
                 transport.close()
@@ -109,7 +109,7 @@ def guarded_protocol(settings: Settings, counts: ConnectionCounts | None = None
 
         def connection_lost(self, exc: Exception | None) -> None:
             if self._counted:
-                counts.remove(self._key)
+                live.remove(self._key)
                 self._key, self._counted = None, False
             self._cancel_head()
             self._cancel_body()
@@ -169,7 +169,7 @@ def guarded_protocol(settings: Settings, counts: ConnectionCounts | None = None
                 self.transport.write(timeout_answer)
             self.transport.close()
 
-    GuardedH11Protocol.counts = counts  # type: ignore[attr-defined]
+    GuardedH11Protocol.counts = live  # type: ignore[attr-defined]
     return GuardedH11Protocol
 
 

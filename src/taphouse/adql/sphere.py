@@ -306,7 +306,7 @@ def box(ra: float, dec: float, width: float, height: float) -> Polygon:
 Region = np.ndarray | Cap | Polygon  # a point is a unit vector (3,)
 
 
-def region_of(values: Sequence[float]) -> Region:
+def region_of(values: Sequence[float] | np.ndarray) -> Region:
     """A region from its DALI array: 2 numbers a point, 3 a circle, 6 or more a polygon."""
     n = len(values)
     if n == 2:

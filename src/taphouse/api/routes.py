@@ -11,7 +11,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -26,6 +26,9 @@ from taphouse.jobs.model import ACTIVE_PHASES, PHASES, Job, JobError, format_tim
 from taphouse.userspace.errors import UnknownTable, UserSpaceError
 from taphouse.userspace.names import MYDB
 from taphouse.userspace.shares import get_shares, set_shares, shares_of
+
+if TYPE_CHECKING:
+    from taphouse.server import Platform
 
 #: ``format=`` of an upload -> a content type ``read_upload`` understands.
 _UPLOAD_TYPES = {
@@ -100,7 +103,13 @@ def job_dict(job: Job) -> dict[str, Any]:
     }
 
 
-def api_router(platform: Any) -> APIRouter:
+def _stored_id(t: TableMeta) -> int:
+    if t.table_id is None:  # user tables always have one; an upload has none
+        raise UnknownTable(f"{t.qualified_name} is not a stored table")
+    return t.table_id
+
+
+def api_router(platform: Platform) -> APIRouter:
     """Every ``/api`` endpoint of the platform except the admin ones."""
     router = APIRouter()
     space = platform.userspace
@@ -127,7 +136,7 @@ def api_router(platform: Any) -> APIRouter:
                "description": t.description, "nrows": t.nrows, "nbytes": t.nbytes,
                "created": t.created, "provenance": extra.get("provenance") or {},
                "shared_with": shares if shares is not None
-               else get_shares(platform.meta, t.table_id),
+               else get_shares(platform.meta, _stored_id(t)),
                "job_id": (extra.get("provenance") or {}).get("job_id")
                if t.name.startswith("job_") else None,
                "ra_column": t.ra_column, "dec_column": t.dec_column, "epoch": t.epoch}
@@ -315,7 +324,7 @@ def api_router(platform: Any) -> APIRouter:
         identity = await reader(request)
 
         def work() -> dict[str, list[str]]:
-            return get_shares(platform.meta, space.table(identity, name).table_id)
+            return get_shares(platform.meta, _stored_id(space.table(identity, name)))
 
         return JSONResponse(await run_in_threadpool(work))
 
@@ -353,7 +362,7 @@ def api_router(platform: Any) -> APIRouter:
                     raise Forbidden(message)
                 if outside:
                     note += f"; allowed by administrator {identity.username} for {outside}"
-            result = set_shares(platform.meta, t.table_id, users, groups,
+            result = set_shares(platform.meta, _stored_id(t), users, groups,
                                 owner=identity.username or "")
             shared = "unshared" if not result["users"] and not result["groups"] else \
                 f"shared with users {result['users']} groups {result['groups']}"
@@ -371,12 +380,13 @@ def api_router(platform: Any) -> APIRouter:
 
         identity = await caller(request)
         body = await _json_object(request)
-        values = {"lang": "ADQL", "query": body.get("query")}
-        if body.get("maxrec") is not None:
-            values["maxrec"] = str(body["maxrec"])
-        if not isinstance(values["query"], str):
+        query = body.get("query")
+        if not isinstance(query, str):
             return JSONResponse({"error": "missing field 'query' (ADQL text)"},
                                 status_code=400)
+        values = {"lang": "ADQL", "query": query}
+        if body.get("maxrec") is not None:
+            values["maxrec"] = str(body["maxrec"])
         from taphouse.query.errors import QueryError
 
         try:

@@ -107,8 +107,10 @@ class AccountStore:
             cur = con.execute(
                 "INSERT INTO users(name, password_hash, password_changed, is_admin, created)"
                 " VALUES (?,?,?,?,?)", (lname, digest, now, int(is_admin), now))
+            user_id = cur.lastrowid
+            assert user_id is not None  # an INSERT's row id
             for g in groups:
-                self._add_member(con, g, cur.lastrowid)
+                self._add_member(con, g, user_id)
         return self.require(lname)
 
     def user(self, name: str) -> User | None:

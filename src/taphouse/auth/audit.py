@@ -104,7 +104,8 @@ class AuditLog:
 
             raise AccountError(f"unknown audit event {event!r}: use one of"
                                f" {', '.join(EVENTS)}")
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | float | int] = []
         if username is not None:
             where.append("username=?")
             params.append(username.lower())

@@ -90,12 +90,13 @@ class PasswordHashing:
             # exist, so an unknown name costs the same time as a wrong password.
             self._dummy = self.hash(secrets.token_urlsafe(24))
         target = stored_hash or self._dummy
+        ok: bool
         with self.gate:
             try:
                 ok = self._hasher.verify(target, password)
             except (VerificationError, InvalidHashError):
                 ok = False
-        return bool(ok) and stored_hash is not None
+        return ok and stored_hash is not None
 
     def needs_rehash(self, stored_hash: str) -> bool:
         return self._hasher.check_needs_rehash(stored_hash)

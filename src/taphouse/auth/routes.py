@@ -92,14 +92,19 @@ def _type_name(expected: type | tuple[type, ...]) -> str:
     return " or ".join(names[k] for k in kinds)
 
 
-def _text(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+def _optional_text(data: dict[str, Any], name: str) -> str | None:
     value = data.get(name)
     if value is None or value == "":
-        if required:
-            raise AccountError(f"missing field {name!r}")
         return None
     if not isinstance(value, str):
         raise AccountError(f"field {name!r} must be a string")
+    return value
+
+
+def _text(data: dict[str, Any], name: str) -> str:
+    value = _optional_text(data, name)
+    if value is None:
+        raise AccountError(f"missing field {name!r}")
     return value
 
 
@@ -135,7 +140,7 @@ def auth_router(auth: Authenticator) -> APIRouter:
             raise AccountError(f"unsupported grant_type {str(grant)[:40]!r}: use password")
         username = _text(data, "username")
         password = _text(data, "password")
-        scope = _text(data, "scope", required=False)
+        scope = _optional_text(data, "scope")
         scopes = scope.split() if scope else None
         await auth.login_delay(username or "")
         user, issued = await run_in_threadpool(
@@ -248,10 +253,16 @@ def auth_router(auth: Authenticator) -> APIRouter:
         await auth.login_delay(user.name)
         user = await run_in_threadpool(auth.change_password, user, current, new,
                                        client=client_address(request))
-        issued = await run_in_threadpool(auth.tokens.issue, user.id, kind="session",
-                                         scopes=caller.identity.scopes or None)
+        def issue() -> IssuedToken:
+            # the new session keeps the caller's scopes (the default ones if it had none)
+            if caller.identity.scopes:
+                return auth.tokens.issue(user.id, kind="session",
+                                         scopes=caller.identity.scopes)
+            return auth.tokens.issue(user.id, kind="session")
+
+        issued = await run_in_threadpool(issue)
         resp = token_response(auth, user.name, issued)
-        body = json.loads(resp.body)
+        body = json.loads(bytes(resp.body))
         body["message"] = "password changed; every earlier token was revoked"
         return JSONResponse(body, headers=NO_STORE)
 
@@ -360,7 +371,7 @@ def admin_router(auth: Authenticator, catalogue: Any,
         by = await admin(request)
         data = await _json_body(request, {"name": str, "description": str})
         group = auth.accounts.add_group(_text(data, "name") or "",
-                                        _text(data, "description", required=False) or "")
+                                        _optional_text(data, "description") or "")
         auth.audit_log.record("group", username=by, client=client_address(request),
                               detail=f"group {group.name} created")
         return JSONResponse(group.to_json(), status_code=201)

@@ -8,7 +8,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from taphouse.client import Client
 
 #: What a job environment holds (the taphouse client itself is bound in by the server,
 #: always the server's own version).
@@ -84,14 +89,15 @@ def _default_python() -> str:
     return "/usr/bin/python3"
 
 
-def _client(args: argparse.Namespace):  # noqa: ANN202
+def _client(args: argparse.Namespace) -> Client:
     from taphouse.client import connect
 
     url = args.url or os.environ.get("TAPHOUSE_URL") or args.settings.public_url
     return connect(url, remember=True, progress=False)
 
 
-def _client_errors(handler):  # noqa: ANN001, ANN202
+def _client_errors(handler: Callable[[argparse.Namespace], int]
+                   ) -> Callable[[argparse.Namespace], int]:
     """Errors of the server or the connection as one line, not a traceback."""
     def run(args: argparse.Namespace) -> int:
         from taphouse.client.errors import ClientError

@@ -89,7 +89,8 @@ def compute_router(settings: Settings, *, authenticator: Authenticator, jobs: Jo
         def work() -> Job:
             job = jobs.create(owner, params, files, owner_name=identity.username)
             jobs.set_execution_duration(job.id, owner, compute.timeout(params))
-            return jobs.run(job.id, owner)
+            started: Job = jobs.run(job.id, owner)
+            return started
 
         job = await run_in_threadpool(work)
         return JSONResponse(describe(job), status_code=201,

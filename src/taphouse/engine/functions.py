@@ -133,7 +133,7 @@ _WORD = re.compile(r"[^\W_]+")
 
 
 def _hasword(haystack: pa.Array, needle: pa.Array) -> pa.Array:
-    out = []
+    out: list[int | None] = []
     for h, n in zip(haystack.to_pylist(), needle.to_pylist(), strict=True):
         if h is None or n is None:
             out.append(None)
@@ -148,7 +148,9 @@ def _hasword(haystack: pa.Array, needle: pa.Array) -> pa.Array:
 _MAS = np.pi / (180.0 * 3600.0 * 1000.0)
 
 
-def _epoch_prop_pos(ra, dec, parallax, pmra, pmdec, rv, ref_epoch, out_epoch) -> pa.Array:
+def _epoch_prop_pos(ra: pa.Array, dec: pa.Array, parallax: pa.Array, pmra: pa.Array,
+                    pmdec: pa.Array, rv: pa.Array, ref_epoch: pa.Array,
+                    out_epoch: pa.Array) -> pa.Array:
     import erfa
 
     # Like pgsphere's epoch_prop (behind other services' ivo_epoch_prop_pos): a missing
@@ -178,7 +180,9 @@ def _epoch_prop_pos(ra, dec, parallax, pmra, pmdec, rv, ref_epoch, out_epoch) ->
     return pa.FixedSizeListArray.from_arrays(values, 2, mask=pa.array(~ok))
 
 
-def _epoch_prop(ra, dec, parallax, pmra, pmdec, rv, ref_epoch, out_epoch) -> pa.Array:
+def _epoch_prop(ra: pa.Array, dec: pa.Array, parallax: pa.Array, pmra: pa.Array,
+                pmdec: pa.Array, rv: pa.Array, ref_epoch: pa.Array,
+                out_epoch: pa.Array) -> pa.Array:
     """The Gaia archive's EPOCH_PROP: [ra, dec, parallax, pmra*, pmdec, rv] at out_epoch.
 
     As there, each NULL parallax, proper motion component or radial velocity counts as
@@ -243,7 +247,8 @@ def _lists(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _has_nan(starts: np.ndarray, lengths: np.ndarray, values: np.ndarray) -> np.ndarray:
     counts = np.concatenate([[0], np.cumsum(np.isnan(values))])
-    return counts[starts + lengths] > counts[starts]
+    has: np.ndarray = counts[starts + lengths] > counts[starts]
+    return has
 
 
 def _keys(starts: np.ndarray, lengths: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -270,11 +275,12 @@ def _relation(a: pa.Array, b: pa.Array, op: str) -> pa.Array:
     ka, kb = _keys(oa, la, va), _keys(ob, lb, vb)
     test = sphere.contains if op == "contains" else sphere.intersects
 
-    def region(offsets, lengths, values, row):
+    def region(offsets: np.ndarray, lengths: np.ndarray, values: np.ndarray,
+               row: int) -> sphere.Region:
         start = offsets[row]
         return sphere.region_of(values[start:start + lengths[row]])
 
-    def points(offsets, values, rows):
+    def points(offsets: np.ndarray, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
         start = offsets[rows]
         return sphere.unit(values[start], values[start + 1])
 
@@ -293,13 +299,15 @@ def _relation(a: pa.Array, b: pa.Array, op: str) -> pa.Array:
                 if isinstance(reg, sphere.Polygon):
                     out[sel] = reg.contains(pts)
                 else:
+                    assert isinstance(reg, sphere.Cap)  # 3 numbers (not 2: not a point)
                     cos_r = np.cos(np.radians(reg.radius))
                     out[sel] = pts @ reg.vector >= cos_r if reg.radius < 180 else True
         handled = (la == 2) & (lb != 2)
         if op == "intersects":
             handled |= (lb == 2) & (la != 2)
         rest = np.flatnonzero(ok & ~handled)
-        pairs = np.unique(np.stack([ka[rest], kb[rest]], axis=1), axis=0) if len(rest) else []
+        pairs = (np.unique(np.stack([ka[rest], kb[rest]], axis=1), axis=0) if len(rest)
+                 else np.zeros((0, 2), dtype=np.int64))
         for key_a, key_b in pairs:
             sel = rest[(ka[rest] == key_a) & (kb[rest] == key_b)]
             out[sel] = test(region(oa, la, va, sel[0]), region(ob, lb, vb, sel[0]))

@@ -28,8 +28,8 @@ def browser_address(request: Any, trusted: set[str]) -> str:
     saw; entries left of that were written by the client and prove nothing).
     ``X-Real-Ip``, which tornado would believe from anyone, is ignored."""
     context = getattr(request.connection, "context", None)
-    peer = getattr(context, "_orig_remote_ip", None) or request.remote_ip or "-"
-    hops = [h.strip() for value in request.headers.get_list("X-Forwarded-For")
+    peer: str = getattr(context, "_orig_remote_ip", None) or request.remote_ip or "-"
+    hops: list[str] = [h.strip() for value in request.headers.get_list("X-Forwarded-For")
             for h in value.split(",") if h.strip()]
     for hop in reversed([*hops, peer]):
         if hop not in trusted:

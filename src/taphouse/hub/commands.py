@@ -15,7 +15,10 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from taphouse.settings import Settings
 
 
 #: The users' Jupyter servers: JupyterLab and the hub's single-user server (the same
@@ -109,14 +112,14 @@ def _hub(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
-def check_machine(settings: Any) -> str:
+def check_machine(settings: Settings) -> str:
     """What the hub needs from the machine (not the Python environments); returns the
     proxy's command, or raises :class:`HubUnavailable` saying what to install."""
     try:
         import jupyterhub  # noqa: F401
     except ImportError:
         raise HubUnavailable("JupyterHub is not installed: pip install 'taphouse[hub]'") from None
-    proxy = shutil.which(settings.hub_proxy)
+    proxy: str | None = shutil.which(settings.hub_proxy)
     if proxy is None:
         raise HubUnavailable(
             f"{settings.hub_proxy} is not installed: npm install -g configurable-http-proxy"

@@ -75,7 +75,7 @@ class HomeContentsManager(AsyncLargeFileManager):
     real location is outside is refused."""
 
     def _get_os_path(self, path: str) -> str:
-        os_path = super()._get_os_path(path)
+        os_path: str = super()._get_os_path(path)
         root = os.path.realpath(self.root_dir)
         real = os.path.realpath(os_path)
         if real != root and not real.startswith(root.rstrip("/") + "/"):
@@ -130,7 +130,7 @@ class SandboxProvisioner(LocalProvisioner):  # type: ignore[misc]
         return await super().wait()
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        km = self.parent
+        km: Any = self.parent  # the kernel manager (traitlets: typed Any | None)
         kdir = Path(KERNELS_DIR) / str(km.kernel_id or self.kernel_id)
         kdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.kernel_dir = kdir

@@ -63,7 +63,7 @@ class SandboxSpawner(Spawner):
         self.token_id = state.get("token_id", "")
 
     def get_state(self) -> dict:
-        state = super().get_state()
+        state: dict = super().get_state()
         if self.token_id:
             state["token_id"] = self.token_id
         return state

@@ -26,11 +26,15 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from taphouse.errors import ServiceError
 from taphouse.metadata import copy_database, schema_state
 from taphouse.settings import Settings
 from taphouse.storage.datadir import make_private_dir
+
+if TYPE_CHECKING:
+    from taphouse.catalogue.store import CatalogueStore
 
 log = logging.getLogger("taphouse.storage")
 
@@ -104,7 +108,8 @@ def backup(settings: Settings, dest: Path, *, jobs: bool = True) -> BackupReport
     return report
 
 
-def _copy_versions(store, partial: Path, report: BackupReport) -> list[dict]:
+def _copy_versions(store: CatalogueStore, partial: Path,
+                   report: BackupReport) -> list[dict]:
     files: list[dict] = []
     snapshot = sqlite3.connect(partial / "meta.sqlite", isolation_level=None)
     try:
@@ -256,7 +261,7 @@ def verify(backup_dir: Path) -> dict:
     Raises :class:`BackupError` naming the first file that is missing or differs."""
     backup_dir = Path(backup_dir)
     try:
-        doc = json.loads((backup_dir / MANIFEST).read_text())
+        doc: dict[str, Any] = json.loads((backup_dir / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
         raise BackupError(f"{backup_dir} is not a taphouse backup (no readable"
                           f" {MANIFEST}: {exc})") from None

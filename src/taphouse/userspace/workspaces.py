@@ -4,6 +4,7 @@ user's own schema. Owned by the stable user id (a re-created name inherits none)
 
 from __future__ import annotations
 
+import builtins
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -103,7 +104,7 @@ class Workspaces:
         self.meta.execute("DELETE FROM workspaces WHERE owner_id=? AND name=?",
                           (_owner(identity), name))
 
-    def _check_databases(self, identity: Identity, databases: Any) -> list[str]:
+    def _check_databases(self, identity: Identity, databases: Any) -> builtins.list[str]:
         if not isinstance(databases, list) or not all(isinstance(d, str) for d in databases):
             raise UserSpaceError('"databases" must be a list of database names')
         readable = self.readable(identity)
