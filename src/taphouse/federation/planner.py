@@ -102,6 +102,11 @@ class FederatedPlan:
         residual = self.residual("upload")
         return self._remote_select(self.remote_columns(residual), self.upload_side)
 
+    def columns_adql(self) -> str:
+        """The remote columns an upload join returns, from the remote table alone (asked
+        for with MAXREC=0 when no local row is left to upload)."""
+        return self._remote_select(self.remote_columns(self.residual("upload")), None)
+
     def upload_columns(self) -> list[str]:
         """The local columns shipped with the key: those the crossing terms name."""
         assert self.upload_side is not None

@@ -170,7 +170,7 @@ def run_plan(plan: FederatedPlan, strategy: str, client: RemoteTap, read_local: 
         adql = plan.upload_adql()
         answers = runner.upload_join(adql, shipped, shipped_cols, _block_rows(plan, limits))
         if not answers:
-            answers = [runner.empty(plan.pull_adql(), with_key=True)]
+            answers = [runner.empty(plan.columns_adql(), with_key=True)]
         table, columns = _combine(answers, [KEY, *remote_cols], plan.remote.name)
     else:
         remote_cols = plan.remote_columns(plan.residual("pull"))

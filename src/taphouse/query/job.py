@@ -81,7 +81,9 @@ class TapQueryRunner:
         writer = _InfoCapturingWriter(prepared.writer)
         output = dataclasses.replace(prepared, writer=writer)
         stored = None
-        if job.owner_id is not None and not prepared.spec.dest:
+        # (federation hook: a federated join's SQL exists only once execute() ran its
+        # remote part, so its result is not kept as mydb.job_<id>.)
+        if job.owner_id is not None and not prepared.spec.dest and prepared.federated is None:
             # A logged-in user's result is kept as mydb.job_<id>: run the query once,
             # into that table, and write the result document from it.
             stored = self.userspace.store_job_result(job, prepared, cancel)

@@ -292,8 +292,10 @@ class QueryService:
                              writer=get_writer(spec.responseformat), lease=lease,
                              backend=backend, federated=fed)
 
-    def _run_federated(self, prepared: PreparedQuery, cancel: CancelHandle) -> None:
-        """federation hook: run the remote part; the local part becomes this query."""
+    def _run_federated(self, prepared: PreparedQuery, cancel: CancelHandle,
+                       started: float) -> None:
+        """federation hook: run the remote part; the local part becomes this query
+        (after audit.start: the local side read first may be restricted)."""
         from taphouse.federation import FederationError
         from taphouse.remotes.errors import RemoteError
 
@@ -305,10 +307,14 @@ class QueryService:
                 cancelled=lambda: bool(cancel.reason),
                 max_bytes=self.settings.remote_max_bytes)
         except (RemoteError, FederationError) as exc:
-            raise QueryError(exc.message, exc.status, query=prepared.spec.query) from None
+            error = QueryError(exc.message, exc.status, query=prepared.spec.query)
+            self.audit.finish(prepared, time.monotonic() - started, cancel, error)
+            raise error from None
         except AdqlError as exc:
-            raise QueryError(f"the local part of the join failed: {exc.message}",
-                             query=prepared.spec.query) from None
+            error = QueryError(f"the local part of the join failed: {exc.message}",
+                               query=prepared.spec.query)
+            self.audit.finish(prepared, time.monotonic() - started, cancel, error)
+            raise error from None
         prepared.sql, prepared.columns, prepared.inline = part.sql, part.columns, part.inline
         prepared.tables = part.tables
         if part.limit is not None:
@@ -367,11 +373,11 @@ class QueryService:
         if prepared.remote is not None:
             yield from self._execute_remote(prepared, cancel, list(infos or []), max_bytes)
             return
-        if prepared.federated is not None:  # federation hook: the remote part runs first
-            self._run_federated(prepared, cancel)
-            infos = [*(infos or []), *prepared.federated.infos()]
         self.audit.start(prepared)  # reads of restricted data: recorded first
         started = time.monotonic()
+        if prepared.federated is not None:  # federation hook: the remote part runs first
+            self._run_federated(prepared, cancel, started)
+            infos = [*(infos or []), *prepared.federated.infos()]
         sql, inline, infos = prepared.sql, prepared.inline, list(infos or [])
         if prepared.spec.dest:
             # taphouse extension DEST: all rows go to the user table first (quota and
