@@ -290,3 +290,35 @@ def test_gaia_functions_in_capabilities_registry():
     assert UDFS["gaia_healpix_index"].signature == \
         "gaia_healpix_index(norder INTEGER, source_id BIGINT) -> BIGINT"
     assert UDFS["epoch_prop_pos"].alias_of == "ivo_epoch_prop_pos"
+
+
+# --- the registry of ADQL functions and a backend's function mapping --------------------------
+def test_every_adql_function_is_translated_and_every_udf_is_registered():
+    from taphouse.adql.functions import PREDICATES, AdqlFunction
+    from taphouse.adql.translator import _CALLS
+
+    assert set(UDFS) <= set(AdqlFunction)  # safety lets through only members
+    assert set(AdqlFunction) == set(UDFS) | set(_CALLS) | PREDICATES
+
+
+def test_a_backend_maps_a_function_in_one_place(env):
+    import sqlglot
+    from sqlglot import exp
+
+    from taphouse.adql.rules import Rules
+
+    t = env.translate("SELECT ivo_healpix_index(5, ra, dec) AS a, "
+                      "ivo_healpix_index(ivo_healpix_index(1, ra, dec), ra, dec) AS b "
+                      "FROM demo.stars")
+    assert t.sql.lower().count("ivo_healpix_index(") == 3
+    # a backend whose function takes (ra, dec, order) under another name
+    rules = Rules(dialect="duckdb", nodes={}, functions={
+        "ivo_healpix_index": lambda a: exp.Anonymous(this="hpx", expressions=[a[1], a[2], a[0]])})
+    tree = sqlglot.parse_one(t.sql, read="duckdb")
+    rules.finish(tree)
+    sql = tree.sql("duckdb")
+    assert "ivo_healpix_index" not in sql.lower()
+    assert 'HPX("stars"."ra", "stars"."dec", 5)' in sql
+    # the inner call was rewritten before the outer one took it as its order
+    assert 'HPX("stars"."ra", "stars"."dec", HPX("stars"."ra", "stars"."dec", 1))' in sql
+

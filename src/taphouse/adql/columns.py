@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+from taphouse.adql.functions import F, function_of
 from taphouse.adql.udf import UDFS
 from taphouse.catalogue.model import ColumnMeta, CoordSys, epoch_text
+
+if TYPE_CHECKING:
+    from taphouse.adql.resolve import Frame, Source
 
 _NUMERIC_RANK = {"boolean": 0, "unsignedByte": 1, "short": 2, "int": 3, "long": 4,
                  "float": 5, "double": 6}
@@ -47,22 +52,24 @@ class Note:
 
     __slots__ = ("col", "src", "frame", "columns")
 
-    def __init__(self, col=None, src=None, frame=None, columns=None) -> None:
+    def __init__(self, col: ColumnMeta | None = None, src: Source | None = None,
+                 frame: Frame | None = None, columns: list[ColumnMeta] | None = None) -> None:
         self.col = col  # ColumnMeta of a resolved column reference
         self.src = src  # its Source
         self.frame = frame  # Frame of a SELECT
         self.columns = columns  # output columns of a query
 
-    def __deepcopy__(self, memo) -> Note:
+    def __deepcopy__(self, memo: dict[int, Any]) -> Note:
         return self
 
 
 def note(node: exp.Expression) -> Note | None:
-    return node.meta_get("th")
+    found: Note | None = node.meta_get("th")
+    return found
 
 
-def annotate(node: exp.Expression, **values) -> Note:
-    n = node.meta_get("th")
+def annotate(node: exp.Expression, **values: Any) -> Note:
+    n: Note | None = node.meta_get("th")
     if n is None:
         n = Note()
         node.meta["th"] = n
@@ -240,13 +247,13 @@ def _describe(node: exp.Expression) -> ColumnMeta:  # noqa: C901 - one dispatch 
         a = _describe(node.this)
         to = node.args["to"].this
         T = exp.DataType.Type
-        dt = {T.SMALLINT: "short", T.INT: "int", T.BIGINT: "long", T.FLOAT: "float",
-              T.DOUBLE: "double"}.get(to)
-        if dt is None:
+        number = {T.SMALLINT: "short", T.INT: "int", T.BIGINT: "long", T.FLOAT: "float",
+                  T.DOUBLE: "double"}.get(to)
+        if number is None:
             if to == T.TIMESTAMP:
                 return _plain("char", "*", xtype="timestamp")
             return _text()
-        return _plain(dt, unit=a.unit, ucd=a.ucd, like=a)
+        return _plain(number, unit=a.unit, ucd=a.ucd, like=a)
     if isinstance(node, exp.Coalesce | exp.Nullif):
         parts = [_describe(node.this)] + [_describe(e) for e in node.expressions
                                           if isinstance(node, exp.Coalesce)]
@@ -315,31 +322,31 @@ def _propagated_frame(args: list[exp.Expression]) -> CoordSys | None:
 
 
 def _describe_call(node: exp.Anonymous) -> ColumnMeta:
-    name = node.name.lower()
+    fn = function_of(node)
     args = node.expressions
-    if name == "point":
+    if fn is F.POINT:
         return geometry_meta("point", _frame_of(args))
-    if name == "centroid":
+    if fn is F.CENTROID:
         return geometry_meta("point", _describe(args[0]).coosys if args else ICRS)
-    if name == "circle":
+    if fn is F.CIRCLE:
         centre = args[:-1] if args else []
         return geometry_meta("circle", _frame_of(centre))
-    if name in ("polygon", "box"):
-        return geometry_meta("polygon", _frame_of(args if name == "polygon" else args[:-2]))
-    if name == "distance":
+    if fn is F.POLYGON or fn is F.BOX:
+        return geometry_meta("polygon", _frame_of(args if fn is F.POLYGON else args[:-2]))
+    if fn is F.DISTANCE:
         return _plain("double", unit="deg", ucd="pos.angDistance")
-    if name == "area":
+    if fn is F.AREA:
         return _plain("double", unit="deg**2", ucd="phys.angArea")
-    if name in ("contains", "intersects"):
+    if fn is F.CONTAINS or fn is F.INTERSECTS:
         return _plain("int")
-    if name in ("coord1", "coord2"):
+    if fn is F.COORD1 or fn is F.COORD2:
         point = _describe(args[0]) if args else _plain("double")
         return ColumnMeta("", "double", unit="deg",
-                          ucd="pos.eq.ra" if name == "coord1" else "pos.eq.dec",
+                          ucd="pos.eq.ra" if fn is F.COORD1 else "pos.eq.dec",
                           coosys=point.coosys)
-    if name == "coordsys":
+    if fn is F.COORDSYS:
         return _text()
-    if name == "in_unit":
+    if fn is F.IN_UNIT:
         a = _describe(args[0]) if args else _plain("double")
         unit = args[1].this if len(args) > 1 and isinstance(args[1], exp.Literal) else None
         if unit is not None:
@@ -347,12 +354,12 @@ def _describe_call(node: exp.Anonymous) -> ColumnMeta:
 
             unit = check_unit(unit).unit
         return _plain("double", unit=unit, ucd=a.ucd)
-    if name == "log10":
+    if fn is F.LOG10:
         return _plain("double")
-    udf = UDFS.get(name)
+    udf = UDFS.get(fn) if fn is not None else None
     if udf is not None:
         meta = _plain(udf.datatype, udf.arraysize, udf.unit, udf.ucd, udf.xtype)
-        if (udf.alias_of or udf.name) in ("ivo_epoch_prop_pos", "epoch_prop"):
+        if (udf.alias_of or udf.name) in (F.IVO_EPOCH_PROP_POS, F.EPOCH_PROP):
             meta.coosys = _propagated_frame(args)
         return meta
     return _plain("double")

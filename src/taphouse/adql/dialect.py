@@ -10,6 +10,8 @@ calls and are translated later (:mod:`taphouse.adql.geometry`, :mod:`taphouse.ad
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from sqlglot import tokens
 from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
 from sqlglot.tokens import TokenType
@@ -34,4 +36,4 @@ class Adql(Dialect):
         }
         KEYWORDS["TOP"] = TokenType.TOP
         HEX_STRINGS = [("0x", ""), ("0X", "")]
-        VAR_SINGLE_TOKENS: set[str] = set()
+        VAR_SINGLE_TOKENS: ClassVar[set[str]] = set()

@@ -34,19 +34,19 @@ class AdqlError(ServiceError):
         return self.message
 
     @classmethod
-    def at(cls, message: str, node: exp.Expression | None) -> AdqlError:
+    def at(cls, message: str, node: exp.Expr | None) -> AdqlError:
         """An error located at a parsed node (its first identifier or token)."""
         line, col = position(node)
         return cls(message, line, col)
 
     @classmethod
-    def at_start(cls, message: str, node: exp.Expression | None) -> AdqlError:
+    def at_start(cls, message: str, node: exp.Expr | None) -> AdqlError:
         """An error located at the earliest token of a parsed node."""
         line, col = start_position(node)
         return cls(message, line, col)
 
 
-def start_position(node: exp.Expression | None) -> tuple[int | None, int | None]:
+def start_position(node: exp.Expr | None) -> tuple[int | None, int | None]:
     """(line, column) of the earliest token inside a sqlglot node."""
     found = [_token_position(n) for n in node.walk()] if node is not None else []
     found = [p for p in found if p[0] is not None]
@@ -63,7 +63,7 @@ def _token_position(n: object) -> tuple[int | None, int | None]:
     return meta["line"], col
 
 
-def position(node: exp.Expression | None) -> tuple[int | None, int | None]:
+def position(node: exp.Expr | None) -> tuple[int | None, int | None]:
     """(line, column) of a sqlglot node, from the first token-bearing node inside it."""
     if node is None:
         return None, None

@@ -11,13 +11,17 @@ result become DOUBLE arrays with their DALI xtype (point ``[ra, dec]``, circle
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+import numpy as np
 from sqlglot import exp
 
 from taphouse.adql import sphere
 from taphouse.adql.columns import source_column
 from taphouse.adql.errors import AdqlError
+from taphouse.adql.functions import GEOMETRY_VALUES, F, function_of
+from taphouse.adql.rules import Tx
 from taphouse.adql.udf import UDFS
 
 _COORDSYS_OK = {"", "icrs", "icrs geocenter", "icrs topocenter", "j2000", "fk5", "unknownframe"}
@@ -67,10 +71,6 @@ def num(v: float | int) -> exp.Expression:
     lit = exp.Literal.number(repr(abs(v)) + "e0" if isinstance(v, float)
                              and "e" not in repr(v) else repr(abs(v)))
     return exp.Neg(this=lit) if v < 0 else lit
-
-
-def _fn(cls, x):
-    return cls(this=x)
 
 
 def rad(x: exp.Expression) -> exp.Expression:
@@ -154,7 +154,8 @@ def constant(e: exp.Expression) -> float | None:
 
 
 # --- parsing geometry arguments -----------------------------------------------------------
-def _strip_coordsys(name: str, args: list[exp.Expression], node) -> list[exp.Expression]:
+def _strip_coordsys(name: str, args: list[exp.Expression],
+                    node: exp.Expression) -> list[exp.Expression]:
     if args and isinstance(args[0], exp.Literal) and args[0].is_string:
         system = args[0].this.strip().lower()
         if system not in _COORDSYS_OK:
@@ -164,12 +165,13 @@ def _strip_coordsys(name: str, args: list[exp.Expression], node) -> list[exp.Exp
     return args
 
 
-def is_geometry_call(node: exp.Expression, names=("point", "circle", "box", "polygon",
-                                                   "centroid")) -> bool:
-    return isinstance(node, exp.Anonymous) and node.name.lower() in names
+def is_geometry_call(node: exp.Expression,
+                     names: Collection[str] = GEOMETRY_VALUES) -> bool:
+    """Whether ``node`` calls one of the geometry functions ``names``."""
+    return function_of(node) in names
 
 
-def geometry(node: exp.Expression, tx) -> Geometry:
+def geometry(node: exp.Expression, tx: Tx) -> Geometry:
     """The geometry an ADQL expression stands for; ``tx`` translates scalar arguments."""
     if isinstance(node, exp.Paren):
         return geometry(node.this, tx)
@@ -184,15 +186,15 @@ def geometry(node: exp.Expression, tx) -> Geometry:
             return Polygon(array=node.copy())
         raise AdqlError.at(f"column {node.name} is not a geometry (point, circle or "
                            "polygon)", node)
-    if isinstance(node, exp.Anonymous):
-        name = node.name.lower()
-        args = _strip_coordsys(name.upper(), list(node.expressions), node)
-        if name == "point":
+    fn = function_of(node)
+    if isinstance(node, exp.Anonymous) and fn is not None:
+        args = _strip_coordsys(fn.upper(), list(node.expressions), node)
+        if fn is F.POINT:
             if len(args) != 2:
                 raise AdqlError.at("POINT takes ra and dec (after an optional coordinate "
                                    "system)", node)
             return Point(tx(args[0]), tx(args[1]))
-        if name == "circle":
+        if fn is F.CIRCLE:
             if len(args) == 2:
                 centre = geometry(args[0], tx)
                 if not isinstance(centre, Point):
@@ -201,15 +203,15 @@ def geometry(node: exp.Expression, tx) -> Geometry:
             if len(args) == 3:
                 return Circle(Point(tx(args[0]), tx(args[1])), tx(args[2]))
             raise AdqlError.at("CIRCLE takes (ra, dec, radius) or (point, radius)", node)
-        if name == "polygon":
+        if fn is F.POLYGON:
             return _polygon(args, node, tx)
-        if name == "box":
+        if fn is F.BOX:
             return _box(args, node, tx)
-        if name == "centroid":
+        if fn is F.CENTROID:
             if len(node.expressions) != 1:
                 raise AdqlError.at("CENTROID takes one geometry", node)
             return centroid(geometry(node.expressions[0], tx), node)
-        udf = UDFS.get(name)
+        udf = UDFS.get(fn)
         if udf is not None and udf.xtype == "point":
             # a DOUBLE[2] value; its coordinates are elements 0 and 1
             value = tx(node)
@@ -222,8 +224,8 @@ def _index(col: exp.Expression, i: int) -> exp.Expression:
     return exp.Bracket(this=col.copy(), expressions=[exp.Literal.number(i)])
 
 
-def _polygon(args, node, tx) -> Polygon:
-    if args and all(is_geometry_call(a, ("point",)) or _is_point_column(a) for a in args):
+def _polygon(args: list[exp.Expression], node: exp.Expression, tx: Tx) -> Polygon:
+    if args and all(is_geometry_call(a, {F.POINT}) or _is_point_column(a) for a in args):
         verts = [geometry(a, tx) for a in args]
     else:
         if len(args) % 2:
@@ -235,12 +237,12 @@ def _polygon(args, node, tx) -> Polygon:
     return Polygon(vertices=verts)  # type: ignore[arg-type]
 
 
-def _is_point_column(node) -> bool:
+def _is_point_column(node: exp.Expression) -> bool:
     col = source_column(node) if isinstance(node, exp.Column) else None
     return col is not None and (col.xtype or "").lower() == "point"
 
 
-def _box(args, node, tx) -> Polygon:
+def _box(args: list[exp.Expression], node: exp.Expression, tx: Tx) -> Polygon:
     if len(args) != 4:
         raise AdqlError.at("BOX takes (ra, dec, width, height)", node)
     values = [constant(a) for a in args]
@@ -272,7 +274,7 @@ def constant_vertices(poly: Polygon) -> list[tuple[float, float]] | None:
     return out
 
 
-def centroid(g: Geometry, node) -> Point:
+def centroid(g: Geometry, node: exp.Expression) -> Point:
     if isinstance(g, Point):
         return g
     if isinstance(g, Circle):
@@ -288,7 +290,7 @@ def centroid(g: Geometry, node) -> Point:
                  num(math.degrees(math.atan2(z, math.hypot(x, y)))))
 
 
-def area(g: Geometry, node) -> exp.Expression:
+def area(g: Geometry, node: exp.Expression) -> exp.Expression:
     """Area in square degrees."""
     if isinstance(g, Point):
         return exp.Literal.number(0)
@@ -324,7 +326,7 @@ def _polygon_area(verts: list[tuple[float, float]]) -> float:
 # taphouse.adql.sphere), written as plain SQL arithmetic that both backends run
 # vectorised. A polygon whose vertices are not constant is tested by the backend's
 # service functions (taphouse_contains / taphouse_intersects on DALI arrays).
-def constant_polygon(g: Polygon, node) -> sphere.Polygon | None:
+def constant_polygon(g: Polygon, node: exp.Expression) -> sphere.Polygon | None:
     """The validated spherical polygon of a constant POLYGON/BOX, None if it is not
     constant; :class:`AdqlError` if it cannot be used."""
     verts = constant_vertices(g)
@@ -336,7 +338,7 @@ def constant_polygon(g: Polygon, node) -> sphere.Polygon | None:
         raise AdqlError.at(str(e), node) from None
 
 
-def constant_region(g: Geometry, node) -> sphere.Region | None:
+def constant_region(g: Geometry, node: exp.Expression) -> sphere.Region | None:
     """The region of a geometry whose values are all constant, else None."""
     if isinstance(g, Point):
         ra, dec = constant(g.ra), constant(g.dec)
@@ -361,7 +363,7 @@ def _xyz(pt: Point) -> tuple[exp.Expression, exp.Expression, exp.Expression]:
             exp.Sin(this=rad(pt.dec)))
 
 
-def dot(pt: Point, w) -> exp.Expression:
+def dot(pt: Point, w: np.ndarray) -> exp.Expression:
     """SQL for ``p.w``: the position's unit vector dotted with a constant vector."""
     terms: list[exp.Expression] = []
     for coeff, comp in zip(w, _xyz(pt), strict=True):
@@ -411,7 +413,7 @@ def point_in_polygon(pt: Point, poly: sphere.Polygon) -> exp.Expression:
         odd.append(exp.Case(ifs=[exp.If(this=exp.And(this=straddles, expression=left),
                                          true=exp.Literal.number(1))],
                             default=exp.Literal.number(0)))
-    total = odd[0]
+    total: exp.Expression = odd[0]
     for o in odd[1:]:
         total = exp.Add(this=total, expression=o)
     parity = exp.EQ(this=exp.Mod(this=exp.Paren(this=total), expression=num(2)),
@@ -485,7 +487,7 @@ def _array(g: Geometry) -> exp.Expression:
     return _double_array(items, None)
 
 
-def contains(a: Geometry, b: Geometry, node) -> exp.Expression:
+def contains(a: Geometry, b: Geometry, node: exp.Expression) -> exp.Expression:
     """Boolean SQL for CONTAINS(a, b): a is inside b."""
     folded = _fold(sphere.contains, a, b, node)
     if folded is not None:
@@ -519,7 +521,7 @@ def contains(a: Geometry, b: Geometry, node) -> exp.Expression:
     return _service_call("taphouse_contains", a, b)
 
 
-def intersects(a: Geometry, b: Geometry, node) -> exp.Expression:
+def intersects(a: Geometry, b: Geometry, node: exp.Expression) -> exp.Expression:
     """Boolean SQL for INTERSECTS(a, b)."""
     folded = _fold(sphere.intersects, a, b, node)
     if folded is not None:
@@ -540,7 +542,8 @@ def intersects(a: Geometry, b: Geometry, node) -> exp.Expression:
     return _service_call("taphouse_intersects", a, b)
 
 
-def _fold(test, a: Geometry, b: Geometry, node) -> exp.Expression | None:
+def _fold(test: Callable[[sphere.Region, sphere.Region], bool], a: Geometry, b: Geometry,
+          node: exp.Expression) -> exp.Expression | None:
     """Both regions constant: the answer, now (only where a polygon is involved: the
     SQL of the other pairs is as cheap and keeps NULL semantics)."""
     if not (isinstance(a, Polygon) or isinstance(b, Polygon)):

@@ -20,6 +20,9 @@ from taphouse.adql.errors import AdqlError
 from taphouse.adql.scope import Scope, inline_name
 from taphouse.catalogue.model import ColumnMeta, TableMeta
 
+#: The columns of the WITH queries in reach, by name.
+Ctes = dict[str, list[ColumnMeta]]
+
 
 @dataclass
 class Source:
@@ -98,7 +101,7 @@ class Resolver:
         annotate(node, columns=cols)
         return cols
 
-    def _set_operation(self, node: exp.SetOperation, outer, ctes) -> list[ColumnMeta]:
+    def _set_operation(self, node: exp.SetOperation, outer: list[Frame], ctes: Ctes) -> list[ColumnMeta]:
         left = self.query(node.this, outer, ctes)
         right = self.query(node.expression, outer, ctes)
         if len(left) != len(right):
@@ -117,7 +120,7 @@ class Resolver:
         self._order(node, frame, outer, ctes, outputs_only=True, ncols=len(cols))
         return cols
 
-    def _select(self, node: exp.Select, outer: list[Frame], ctes) -> list[ColumnMeta]:
+    def _select(self, node: exp.Select, outer: list[Frame], ctes: Ctes) -> list[ColumnMeta]:
         frame = Frame()
         frames = [frame, *outer]
         from_ = node.args.get("from_")
@@ -183,7 +186,8 @@ class Resolver:
         annotate(node, frame=frame)
         return cols
 
-    def _order(self, node, frame: Frame, outer, ctes, *, outputs_only: bool,
+    def _order(self, node: exp.Expression, frame: Frame, outer: list[Frame], ctes: Ctes, *,
+               outputs_only: bool,
                ncols: int) -> None:
         order = node.args.get("order")
         if order is None:
@@ -205,7 +209,7 @@ class Resolver:
             self._expr(key, [frame, *outer], ctes, aliases=frame.outputs)
 
     # --- FROM --------------------------------------------------------------------------
-    def _source(self, node: exp.Expression, frame: Frame, outer, ctes) -> Source:
+    def _source(self, node: exp.Expression, frame: Frame, outer: list[Frame], ctes: Ctes) -> Source:
         taken = {s.alias for s in frame.sources}
         alias_node = node.args.get("alias")
         user_alias = alias_node.name if alias_node is not None and alias_node.name else None
@@ -247,6 +251,7 @@ class Resolver:
         alias = user_alias or _unique(table.name, taken)
         rel.set("alias", exp.TableAlias(this=exp.to_identifier(alias, quoted=True)))
         node.replace(rel)
+        refs: set[tuple[str, ...]]
         if user_alias:
             refs = {(user_alias,)}
         else:
@@ -293,7 +298,7 @@ class Resolver:
             sources = frame.sources
             if not sources:
                 raise AdqlError.at("SELECT * needs a FROM clause", item)
-        out = []
+        out: list[tuple[exp.Expression, str]] = []
         done: set[str] = set()
         for src in sources:
             for col in src.columns:
@@ -310,7 +315,7 @@ class Resolver:
         return out
 
     # --- expressions -----------------------------------------------------------------
-    def _expr(self, node: exp.Expression, frames: list[Frame], ctes,
+    def _expr(self, node: exp.Expression, frames: list[Frame], ctes: Ctes,
               aliases: dict[str, ColumnMeta] | None = None) -> None:
         if isinstance(node, exp.Column):
             self._column(node, frames, aliases)
@@ -400,7 +405,8 @@ def _unique(name: str, seen: set[str], counters: dict[str, int] | None = None) -
     return unique
 
 
-def _rename(cols: list[ColumnMeta], alias: exp.TableAlias | None, node) -> list[ColumnMeta]:
+def _rename(cols: list[ColumnMeta], alias: exp.TableAlias | None,
+            node: exp.Expression) -> list[ColumnMeta]:
     names = [c.name for c in alias.columns] if alias is not None and alias.columns else []
     if not names:
         return cols

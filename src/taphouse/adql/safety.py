@@ -13,15 +13,8 @@ import re
 from sqlglot import exp
 
 from taphouse.adql.errors import AdqlError
+from taphouse.adql.functions import function_of
 from taphouse.adql.udf import UDFS
-
-#: ADQL geometry functions (translated by :mod:`taphouse.adql.geometry`).
-GEOMETRY_FUNCTIONS = frozenset({
-    "point", "circle", "box", "polygon", "contains", "intersects", "distance", "area",
-    "centroid", "coord1", "coord2", "coordsys", "region",
-})
-#: Other ADQL functions that parse as plain calls.
-ADQL_FUNCTIONS = frozenset({"in_unit", "log10"})
 
 _QUERY_ROOTS = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery)
 
@@ -97,9 +90,7 @@ def check_tree(tree: exp.Expression, text: str | None = None) -> None:
         if not isinstance(node, _ALLOWED) or type(node) in _SUBCLASS_REFUSED:
             raise AdqlError.at(_describe_refused(node, text), node)
         if isinstance(node, exp.Anonymous):
-            name = node.name.lower()
-            if name not in GEOMETRY_FUNCTIONS and name not in ADQL_FUNCTIONS \
-                    and name not in UDFS:
+            if function_of(node) is None:
                 raise AdqlError.at(
                     f"unknown or forbidden function {node.name}: use an ADQL function or "
                     f"one of the service's functions ({', '.join(sorted(UDFS))})", node)
@@ -202,7 +193,7 @@ _REFUSED_CONSTRUCTS: dict[type, str] = {
 }
 
 
-def _describe_refused(node: exp.Expression, text: str | None = None) -> str:
+def _describe_refused(node: exp.Expr, text: str | None = None) -> str:
     name = type(node).__name__
     if name in _REFUSED_STATEMENT:
         return f"only queries are accepted, not {_REFUSED_STATEMENT[name]}"

@@ -37,12 +37,13 @@ class RegionError(ValueError):
     message says what is wrong and what to do."""
 
 
-def unit(ra, dec) -> np.ndarray:
+def unit(ra: float | np.ndarray, dec: float | np.ndarray) -> np.ndarray:
     """Unit vectors (..., 3) of positions in degrees."""
     r, d = np.radians(np.asarray(ra, dtype=np.float64)), np.radians(
         np.asarray(dec, dtype=np.float64))
     cd = np.cos(d)
-    return np.stack([cd * np.cos(r), cd * np.sin(r), np.sin(d)], axis=-1)
+    vectors: np.ndarray = np.stack([cd * np.cos(r), cd * np.sin(r), np.sin(d)], axis=-1)
+    return vectors
 
 
 def radec(v: np.ndarray) -> tuple[float, float]:
@@ -52,7 +53,8 @@ def radec(v: np.ndarray) -> tuple[float, float]:
 
 
 def _normalise(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+    normalised: np.ndarray = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    return normalised
 
 
 @dataclass(frozen=True)
@@ -149,11 +151,13 @@ class Polygon:
         """Which of the unit vectors ``p`` (m, 3) are inside (boundary included)."""
         p = np.atleast_2d(p)
         if self.convex:
-            return np.all(p @ self.normals.T >= 0, axis=1)
+            within: np.ndarray = np.all(p @ self.normals.T >= 0, axis=1)
+            return within
         inside = np.zeros(len(p), dtype=bool)
         for ui, uj, l_ in self.crossings():
             inside ^= ((p @ ui > 0) != (p @ uj > 0)) & (p @ l_ < 0)
-        return inside & (p @ self.centre > 0)
+        front: np.ndarray = inside & (p @ self.centre > 0)
+        return front
 
     def near(self, p: np.ndarray, radius: np.ndarray | float) -> np.ndarray:
         """Which points are within ``radius`` (degrees) of the boundary."""
@@ -168,7 +172,7 @@ class Polygon:
         return out
 
 
-def polygon(coords: Sequence[float]) -> Polygon:
+def polygon(coords: Sequence[float] | np.ndarray) -> Polygon:
     """A polygon from ``[ra1, dec1, ra2, dec2, ...]`` in degrees (cached).
 
     Raises
@@ -232,7 +236,8 @@ def _centre(v: np.ndarray) -> np.ndarray | None:
         dots = v @ c
         worst = int(np.argmin(dots))
         if dots[worst] > _FRONT:
-            return c
+            centre: np.ndarray = c
+            return centre
         c = _normalise(c + step * v[worst])
         step *= 0.98
     return None
@@ -256,8 +261,10 @@ def _self_intersecting(xy: np.ndarray) -> bool:
     keep = ~((i == 0) & (j == n - 1))  # the last edge touches the first
     i, j = i[keep], j[keep]
 
-    def orient(p, q, r):
-        return (q[:, 0] - p[:, 0]) * (r[:, 1] - p[:, 1]) - (q[:, 1] - p[:, 1]) * (r[:, 0] - p[:, 0])
+    def orient(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
+        turn: np.ndarray = ((q[:, 0] - p[:, 0]) * (r[:, 1] - p[:, 1])
+                            - (q[:, 1] - p[:, 1]) * (r[:, 0] - p[:, 0]))
+        return turn
 
     o1, o2 = orient(a[i], b[i], a[j]), orient(a[i], b[i], b[j])
     o3, o4 = orient(a[j], b[j], a[i]), orient(a[j], b[j], b[i])
@@ -265,10 +272,11 @@ def _self_intersecting(xy: np.ndarray) -> bool:
     if np.any(proper):
         return True
 
-    def on_segment(p, q, r, o):
-        return (o == 0) & (np.minimum(p[:, 0], q[:, 0]) <= r[:, 0]) \
+    def on_segment(p: np.ndarray, q: np.ndarray, r: np.ndarray, o: np.ndarray) -> np.ndarray:
+        between: np.ndarray = (o == 0) & (np.minimum(p[:, 0], q[:, 0]) <= r[:, 0]) \
             & (r[:, 0] <= np.maximum(p[:, 0], q[:, 0])) \
             & (np.minimum(p[:, 1], q[:, 1]) <= r[:, 1]) & (r[:, 1] <= np.maximum(p[:, 1], q[:, 1]))
+        return between
 
     touching = on_segment(a[i], b[i], a[j], o1) | on_segment(a[i], b[i], b[j], o2) \
         | on_segment(a[j], b[j], a[i], o3) | on_segment(a[j], b[j], b[i], o4)
@@ -382,10 +390,11 @@ def _edges_cross(a: Polygon, b: Polygon) -> bool:
     ok = norm > 1e-15
     t = t / np.where(ok, norm, 1.0)[..., None]
 
-    def on(q, p1, p2, w):
+    def on(q: np.ndarray, p1: np.ndarray, p2: np.ndarray, w: np.ndarray) -> np.ndarray:
         # q strictly inside the minor arc p1 -> p2 of normal w
-        return (np.einsum("...k,...k->...", np.cross(p1, q), w) > 0) & \
+        inside: np.ndarray = (np.einsum("...k,...k->...", np.cross(p1, q), w) > 0) & \
             (np.einsum("...k,...k->...", np.cross(q, p2), w) > 0)
+        return inside
 
     hit = np.zeros(norm.shape, dtype=bool)
     for q in (t, -t):

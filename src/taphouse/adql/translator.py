@@ -3,6 +3,7 @@ translate functions, apply the row limit, generate."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlglot
@@ -15,6 +16,7 @@ from taphouse.adql import geometry as geo
 from taphouse.adql.columns import describe
 from taphouse.adql.dialect import Adql
 from taphouse.adql.errors import AdqlError
+from taphouse.adql.functions import PREDICATES, AdqlFunction, F, function_of
 from taphouse.adql.resolve import Resolver
 from taphouse.adql.rules import Rules, Tx, rules_for
 from taphouse.adql.safety import check_tree
@@ -67,13 +69,13 @@ def parse(adql: str) -> exp.Expression:
         raise AdqlError(msg, err.get("line"), col) from None
     except TokenError as e:
         raise AdqlError(f"syntax error: {e}") from None
-    trees = [t for t in trees if t is not None]
-    if not trees:
+    found = [t for t in trees if isinstance(t, exp.Expression)]
+    if not found:
         raise AdqlError("the query is empty")
-    if len(trees) > 1:
+    if len(found) > 1:
         raise AdqlError.at("only one query is accepted (remove the ';' and what follows)",
-                           trees[1])
-    return trees[0]
+                           found[1])
+    return found[0]
 
 
 def translate(adql: str, scope: Scope, *, dialect: str = "duckdb",
@@ -123,8 +125,7 @@ def _translate(adql: str, scope: Scope, dialect: str, maxrec: int | None,
     notes = optimise_spatial(tree, scope, dialect) if spatial_index else []
     rules = rules_for(dialect)
     tree = _translate_node(tree, rules)
-    if rules.final is not None:
-        rules.final(tree)
+    rules.finish(tree)
     limit = _apply_limit(tree, maxrec)
     sql = Dialect.get_or_raise(dialect).generate(tree, copy=False)
     return Translation(sql, columns, list(resolver.tables.values()), limit, dialect, notes)
@@ -180,27 +181,23 @@ def _translate_node(node: exp.Expression, rules: Rules) -> exp.Expression:
     return node
 
 
-_GEO_PREDICATES = ("contains", "intersects")
-
-
-def _predicate_name(node: exp.Expression) -> str | None:
+def _predicate(node: exp.Expression) -> AdqlFunction | None:
+    """CONTAINS or INTERSECTS when ``node`` calls one of them."""
     if isinstance(node, exp.Contains):
-        return "contains"
-    if isinstance(node, exp.Anonymous) and node.name.lower() in _GEO_PREDICATES:
-        return node.name.lower()
-    return None
+        return F.CONTAINS
+    fn = function_of(node)
+    return fn if fn in PREDICATES else None
 
 
-def _geo_predicate(node: exp.Expression, tx) -> exp.Expression:
-    name = _predicate_name(node)
+def _geo_predicate(node: exp.Expression, fn: AdqlFunction, tx: Tx) -> exp.Expression:
     if isinstance(node, exp.Contains):
         args = [node.this, node.expression]
     else:
         args = list(node.expressions)
     if len(args) != 2:
-        raise AdqlError.at(f"{name.upper()} takes two geometries", node)
+        raise AdqlError.at(f"{fn.upper()} takes two geometries", node)
     a, b = geo.geometry(args[0], tx), geo.geometry(args[1], tx)
-    return geo.contains(a, b, node) if name == "contains" else geo.intersects(a, b, node)
+    return geo.contains(a, b, node) if fn is F.CONTAINS else geo.intersects(a, b, node)
 
 
 def _is_number(node: exp.Expression, value: int) -> bool:
@@ -211,13 +208,15 @@ def _translate_special(node: exp.Expression, tx: Tx, rules: Rules) -> exp.Expres
     # CONTAINS(...) = 1 (and 1 = CONTAINS, = 0, <> 0...) become boolean tests
     if isinstance(node, exp.EQ | exp.NEQ):
         for pred, other in ((node.this, node.expression), (node.expression, node.this)):
-            if _predicate_name(pred) and (_is_number(other, 1) or _is_number(other, 0)):
-                test = _geo_predicate(pred, tx)
+            fn = _predicate(pred)
+            if fn is not None and (_is_number(other, 1) or _is_number(other, 0)):
+                test = _geo_predicate(pred, fn, tx)
                 positive = _is_number(other, 1) == isinstance(node, exp.EQ)
                 return p_bool(test) if positive else exp.Not(this=exp.Paren(this=test))
         return None
-    if _predicate_name(node):
-        test = _geo_predicate(node, tx)
+    fn = _predicate(node)
+    if fn is not None:
+        test = _geo_predicate(node, fn, tx)
         parent = node.parent
         if isinstance(parent, exp.Where | exp.And | exp.Or | exp.Not) or (
                 isinstance(parent, exp.Join) and node.arg_key == "on"):
@@ -225,7 +224,7 @@ def _translate_special(node: exp.Expression, tx: Tx, rules: Rules) -> exp.Expres
         return exp.Case(ifs=[exp.If(this=test, true=exp.Literal.number(1))],
                         default=exp.Literal.number(0))
     if isinstance(node, exp.Anonymous):
-        return _translate_call(node, tx, rules)
+        return _translate_call(node, tx)
     # The backend's own transforms (taphouse.adql.rules.<backend>), by node type.
     replaced = rules.apply(node, tx)
     if replaced is not None:
@@ -243,59 +242,96 @@ def p_bool(test: exp.Expression) -> exp.Expression:
     return exp.Paren(this=test)
 
 
-def _translate_call(node: exp.Anonymous, tx: Tx, rules: Rules) -> exp.Expression | None:
-    name = node.name.lower()
-    args = list(node.expressions)
-    if name in INTERNAL or name == "least":
-        return None  # written by the translator itself
-    if name in ("point", "circle", "polygon", "box", "centroid"):
-        return geo.to_value(geo.geometry(node, tx))
-    if name == "distance":
-        if len(args) == 2:
-            a, b = geo.geometry(args[0], tx), geo.geometry(args[1], tx)
-        elif len(args) == 4:
-            a = geo.Point(tx(args[0]), tx(args[1]))
-            b = geo.Point(tx(args[2]), tx(args[3]))
-        else:
-            raise AdqlError.at("DISTANCE takes two points or four coordinates", node)
-        if not isinstance(a, geo.Point) or not isinstance(b, geo.Point):
-            raise AdqlError.at("DISTANCE is defined between two points", node)
-        return geo.distance(a, b)
-    if name in ("coord1", "coord2"):
-        if len(args) != 1:
-            raise AdqlError.at(f"{name.upper()} takes one point", node)
-        g = geo.geometry(args[0], tx)
-        if not isinstance(g, geo.Point):
-            raise AdqlError.at(f"{name.upper()} takes a point", node)
-        return g.ra if name == "coord1" else g.dec
-    if name == "coordsys":
-        return exp.Literal.string("ICRS")
-    if name == "area":
-        if len(args) != 1:
-            raise AdqlError.at("AREA takes one geometry", node)
-        return geo.area(geo.geometry(args[0], tx), node)
-    if name == "region":
-        raise AdqlError.at("REGION (STC-S strings) is not supported: use POINT, CIRCLE or "
-                           "POLYGON", node)
-    if name == "in_unit":
-        return _in_unit(node, tx)
-    if name == "log10":
-        if len(args) != 1:
-            raise AdqlError.at("LOG10 takes one argument", node)
-        return rules.log10(tx(args[0]))
-    udf = UDFS.get(name)
+#: How the translator writes a call of an ADQL function: (call, its arguments, tx).
+CallWriter = Callable[[exp.Anonymous, list[exp.Expression], Tx], exp.Expression]
+
+
+def _translate_call(node: exp.Anonymous, tx: Tx) -> exp.Expression | None:
+    fn = function_of(node)
+    if fn is None:
+        if node.name.lower() in INTERNAL or node.name.lower() == "least":
+            return None  # written by the translator itself
+        raise AdqlError.at(f"unknown function {node.name}", node)
+    write = _CALLS.get(fn)
+    if write is not None:
+        return write(node, list(node.expressions), tx)
+    return _service_call(fn, node, tx)
+
+
+def _geometry_value(node: exp.Anonymous, args: list[exp.Expression], tx: Tx) -> exp.Expression:
+    return geo.to_value(geo.geometry(node, tx))
+
+
+def _distance(node: exp.Anonymous, args: list[exp.Expression], tx: Tx) -> exp.Expression:
+    a: geo.Geometry
+    b: geo.Geometry
+    if len(args) == 2:
+        a, b = geo.geometry(args[0], tx), geo.geometry(args[1], tx)
+    elif len(args) == 4:
+        a = geo.Point(tx(args[0]), tx(args[1]))
+        b = geo.Point(tx(args[2]), tx(args[3]))
+    else:
+        raise AdqlError.at("DISTANCE takes two points or four coordinates", node)
+    if not isinstance(a, geo.Point) or not isinstance(b, geo.Point):
+        raise AdqlError.at("DISTANCE is defined between two points", node)
+    return geo.distance(a, b)
+
+
+def _coordinate(node: exp.Anonymous, args: list[exp.Expression], tx: Tx) -> exp.Expression:
+    name = node.name.upper()
+    if len(args) != 1:
+        raise AdqlError.at(f"{name} takes one point", node)
+    g = geo.geometry(args[0], tx)
+    if not isinstance(g, geo.Point):
+        raise AdqlError.at(f"{name} takes a point", node)
+    return g.ra if function_of(node) is F.COORD1 else g.dec
+
+
+def _coordsys(node: exp.Anonymous, args: list[exp.Expression], tx: Tx) -> exp.Expression:
+    return exp.Literal.string("ICRS")
+
+
+def _area(node: exp.Anonymous, args: list[exp.Expression], tx: Tx) -> exp.Expression:
+    if len(args) != 1:
+        raise AdqlError.at("AREA takes one geometry", node)
+    return geo.area(geo.geometry(args[0], tx), node)
+
+
+def _region(node: exp.Anonymous, args: list[exp.Expression], tx: Tx) -> exp.Expression:
+    raise AdqlError.at("REGION (STC-S strings) is not supported: use POINT, CIRCLE or "
+                       "POLYGON", node)
+
+
+def _log10(node: exp.Anonymous, args: list[exp.Expression], tx: Tx) -> exp.Expression:
+    if len(args) != 1:
+        raise AdqlError.at("LOG10 takes one argument", node)
+    return exp.Anonymous(this="log10", expressions=[tx(args[0])])  # see Rules.functions
+
+
+_CALLS: dict[AdqlFunction, CallWriter] = {
+    F.POINT: _geometry_value, F.CIRCLE: _geometry_value, F.POLYGON: _geometry_value,
+    F.BOX: _geometry_value, F.CENTROID: _geometry_value, F.DISTANCE: _distance,
+    F.COORD1: _coordinate, F.COORD2: _coordinate, F.COORDSYS: _coordsys, F.AREA: _area,
+    F.REGION: _region, F.IN_UNIT: lambda node, args, tx: _in_unit(node, tx),
+    F.LOG10: _log10,
+}
+
+
+def _service_call(fn: AdqlFunction, node: exp.Anonymous, tx: Tx) -> exp.Expression:
+    """A call of one of the service's functions (taphouse.adql.udf)."""
+    udf = UDFS.get(fn)
     if udf is None:
         raise AdqlError.at(f"unknown function {node.name}", node)
+    args = list(node.expressions)
     if len(args) != udf.nargs:
         raise AdqlError.at(f"{udf.name} takes {udf.nargs} arguments: {udf.signature}", node)
-    if udf.alias_of:
-        name = udf.alias_of
-    if name == "gaia_healpix_index":
+    name = udf.alias_of or udf.name
+    if name == F.GAIA_HEALPIX_INDEX:
         return _gaia_healpix_index(node, tx(args[0]), tx(args[1]))
     targs = [tx(a) for a in args]
-    if name == "ivo_nocasematch":
+    if name == F.IVO_NOCASEMATCH:
         return _flag(exp.ILike(this=geo.p(targs[0]), expression=geo.p(targs[1])))
-    if name == "ivo_interval_overlaps":
+    if name == F.IVO_INTERVAL_OVERLAPS:
         l1, h1, l2, h2 = (geo.p(a) for a in targs)
         return _flag(exp.And(this=exp.LTE(this=l1, expression=h2),
                              expression=exp.LTE(this=l2, expression=h1)))
@@ -332,7 +368,7 @@ def _flag(test: exp.Expression) -> exp.Expression:
                     default=exp.Literal.number(0))
 
 
-def _in_unit(node: exp.Anonymous, tx) -> exp.Expression:
+def _in_unit(node: exp.Anonymous, tx: Tx) -> exp.Expression:
     args = node.expressions
     if len(args) != 2 or not (isinstance(args[1], exp.Literal) and args[1].is_string):
         raise AdqlError.at("IN_UNIT takes a value and a unit string, e.g. "

@@ -10,7 +10,7 @@ outside these modules branches on the dialect.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlglot import exp
 
@@ -18,6 +18,9 @@ from sqlglot import exp
 Tx = Callable[[exp.Expression], exp.Expression]
 #: A transform of one node type: the replacement, or None to leave the node as it is.
 Rule = Callable[[exp.Expression, Tx], exp.Expression | None]
+#: How a backend writes a call of a function in the translated SQL, from its (translated)
+#: arguments.
+FunctionRule = Callable[[list[exp.Expression]], exp.Expression]
 
 
 @dataclass(frozen=True)
@@ -31,15 +34,20 @@ class Rules:
     nodes
         Node type -> transform, applied while translating (a subclass matches its
         nearest listed base).
-    log10
-        ``LOG10(x)`` of a translated argument (the backends disagree on the types).
+    functions
+        Lower-case function name -> how this backend writes a call of it, for the
+        functions of the translated SQL (``log10``, the service functions of
+        :func:`taphouse.engine.functions.service_functions` such as
+        ``ivo_healpix_index``, ``taphouse_contains``...). A function not listed is
+        called by its own name with its arguments. The one place where a backend maps a
+        function.
     final
-        A last pass over the translated tree, if any.
+        A last pass over the translated tree, if any (after ``functions``).
     """
 
     dialect: str
     nodes: Mapping[type[exp.Expression], Rule]
-    log10: Callable[[exp.Expression], exp.Expression]
+    functions: Mapping[str, FunctionRule] = field(default_factory=dict)
     final: Callable[[exp.Expression], None] | None = None
 
     def apply(self, node: exp.Expression, tx: Tx) -> exp.Expression | None:
@@ -50,6 +58,18 @@ class Rules:
             if cls is exp.Expression:
                 return None
         return None
+
+    def finish(self, tree: exp.Expression) -> None:
+        """The backend's passes over a translated tree: ``functions``, then ``final``."""
+        if self.functions:
+            # children before parents (reversed breadth-first order), so an argument is
+            # rewritten before the call that holds it
+            for call in reversed(list(tree.find_all(exp.Anonymous))):
+                write = self.functions.get(call.name.lower())
+                if write is not None:
+                    call.replace(write(list(call.expressions)))
+        if self.final is not None:
+            self.final(tree)
 
 
 def rules_for(dialect: str) -> Rules:

@@ -39,10 +39,10 @@ def _approximate_literal(node: exp.Expression, tx: Tx) -> exp.Expression | None:
     return None
 
 
-def _log10(x: exp.Expression) -> exp.Expression:
-    return exp.Log(this=exp.Literal.number(10), expression=x)
+def _log10(args: list[exp.Expression]) -> exp.Expression:
+    return exp.Log(this=exp.Literal.number(10), expression=args[0])
 
 
 RULES = Rules(dialect="duckdb",
               nodes={exp.DPipe: _concat_chain, exp.Literal: _approximate_literal},
-              log10=_log10)
+              functions={"log10": _log10})

@@ -73,12 +73,12 @@ def _special(node: exp.Expression, tx: Tx) -> exp.Expression | None:
     return None
 
 
-def _log10(x: exp.Expression) -> exp.Expression:
+def _log10(args: list[exp.Expression]) -> exp.Expression:
     # LOG10 of an integer would be NUMERIC
-    return exp.Anonymous(this="LOG10", expressions=[_double(x)])
+    return exp.Anonymous(this="LOG10", expressions=[_double(args[0])])
 
 
 RULES = Rules(dialect="postgres",
               nodes={t: _special for t in (exp.Round, exp.Trunc, exp.Avg, exp.Sum, exp.Log,
                                            exp.Cast, exp.Mod)},
-              log10=_log10, final=_final)
+              functions={"log10": _log10}, final=_final)
