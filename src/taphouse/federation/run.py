@@ -324,7 +324,12 @@ def _combine(answers: list[RemoteAnswer], names: list[str], remote: str
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 \
         else tables[0]
     if KEY in names:
-        table = table.set_column(names.index(KEY), KEY, table.column(KEY).cast(pa.int64()))
+        try:
+            keys = table.column(KEY).cast(pa.int64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise RemoteUnavailable(f"remote {remote!r} answered values that are not the row"
+                                    " keys it was sent (its first column): refused") from None
+        table = table.set_column(names.index(KEY), KEY, keys)
     return table, columns
 
 
