@@ -118,7 +118,8 @@ class Platform:
         self.secrets = SecretStore.from_settings(self.meta, settings)
         self.remotes = RemoteRegistry(
             self.meta, RemoteConfig.from_settings(settings),
-            local_database=lambda name: self.catalogue.database(name) is not None)
+            local_database=lambda name: self.catalogue.database(name) is not None,
+            secrets=self.secrets)
         # Which backend serves each database (engine.routing): DuckDB by default.
         self.backends = BackendRouter(self.engine)
         self.query_service = QueryService(

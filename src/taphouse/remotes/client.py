@@ -9,10 +9,15 @@ names the remote and quotes its own message when it sent one.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from taphouse.outbound import Fetched, Outbound, OutboundError
@@ -40,6 +45,19 @@ BINARY2 = "application/x-votable+xml;serialization=BINARY2"
 PARQUET = "parquet"
 _XLINK = "{http://www.w3.org/1999/xlink}href"
 _FINAL = {"COMPLETED", "ERROR", "ABORTED"}
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _redacted(method: _F) -> _F:
+    """A method of :class:`RemoteTap` whose errors are redacted (see ``redacting``)."""
+    @functools.wraps(method)
+    def wrapper(self: RemoteTap, *args: Any, **kwargs: Any) -> Any:
+        with self.redacting():
+            return method(self, *args, **kwargs)
+
+    return cast(_F, wrapper)
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,7 @@ class RemoteTap:
         self.url = url.rstrip("/")
         self.outbound = outbound
         self._credentials = dict(credentials or {})
+        self._secret_texts = _secret_texts(self._credentials.values())
         self.retry = retry
         self.query_timeout = query_timeout
         self._sleep = sleep
@@ -93,6 +112,25 @@ class RemoteTap:
 
     def __repr__(self) -> str:  # never shows credentials
         return f"RemoteTap({self.name!r}, {self.url!r})"
+
+    def redact(self, text: str) -> str:
+        """``text`` without this remote's credentials (in any form the remote saw)."""
+        for secret in self._secret_texts:
+            text = text.replace(secret, "********")
+        return text
+
+    @contextmanager
+    def redacting(self) -> Iterator[None]:
+        """Errors raised inside never quote this remote's credentials: a remote may echo
+        the Authorization header it received in the error message it sends back, and that
+        message reaches users and logs. (The public methods apply it themselves.)"""
+        try:
+            yield
+        except RemoteError as exc:
+            if self._secret_texts:
+                exc.message = self.redact(exc.message)
+                exc.args = (exc.message,)
+            raise
 
     # --- HTTP --------------------------------------------------------------------------
     def _headers(self, url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -143,6 +181,7 @@ class RemoteTap:
         return fetched
 
     # --- metadata ----------------------------------------------------------------------
+    @_redacted
     def capabilities(self, max_bytes: int = 5 * 1024**2) -> Capabilities:
         """The VOSI capabilities; :class:`RemoteUnavailable` if this is no TAP service."""
         url = self.url + "/capabilities"
@@ -151,6 +190,7 @@ class RemoteTap:
                            "GET capabilities")
         return parse_capabilities(fetched.body, what)
 
+    @_redacted
     def tableset(self, limits: MetadataLimits, max_bytes: int) -> list[RemoteTable]:
         """The tables of the VOSI ``/tables`` document."""
         url = self.url + "/tables"
@@ -158,6 +198,7 @@ class RemoteTap:
                            "GET tables")
         return parse_tableset(fetched.body, f"remote {self.name!r}: {url}", limits)
 
+    @_redacted
     def tap_schema(self, limits: MetadataLimits, max_bytes: int) -> list[RemoteTable]:
         """The tables and columns of the remote's TAP_SCHEMA (two sync queries)."""
         tables_q = ("SELECT schema_name, table_name, table_type, description"
@@ -214,6 +255,7 @@ class RemoteTap:
             params["UPLOAD"] = ";".join(f"{name},param:{name}" for name in uploads)
         return params
 
+    @_redacted
     def query_sync(self, adql: str, *, maxrec: int | None = None, fmt: str = VOTABLE,
                    max_bytes: int | None = None,
                    uploads: Mapping[str, bytes] | None = None) -> RemoteAnswer:
@@ -229,6 +271,7 @@ class RemoteTap:
         answer.seconds = time.monotonic() - start
         return answer
 
+    @_redacted
     def query_async(self, adql: str, *, maxrec: int | None = None, fmt: str = VOTABLE,
                     max_bytes: int | None = None, timeout: float | None = None,
                     cancelled: Callable[[], bool] | None = None,
@@ -372,6 +415,27 @@ def multipart(form: Mapping[str, str], files: Mapping[str, bytes]) -> tuple[byte
                 "\r\n\r\n").encode() + data + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
     return bytes(out), f"multipart/form-data; boundary={boundary}"
+
+
+def _secret_texts(values: Iterable[str]) -> list[str]:
+    """The forms a credential header value can be quoted in: whole, its token, and for
+    Basic the decoded ``user:password`` and the password (longest first)."""
+    out: set[str] = set()
+    for value in values:
+        out.add(value)
+        scheme, _, token = value.partition(" ")
+        if token:
+            out.add(token)
+        if scheme.lower() == "basic" and token:
+            try:
+                pair = base64.b64decode(token, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                continue
+            out.add(pair)
+            password = pair.partition(":")[2]
+            if len(password) >= 4:
+                out.add(password)
+    return sorted((t for t in out if len(t) >= 4), key=len, reverse=True)
 
 
 def _error_text(body: bytes) -> str | None:

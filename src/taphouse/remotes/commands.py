@@ -22,13 +22,19 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("name", help="the name queries use: NAME.schema.table")
     p.add_argument("url", help="the service's base URL (http or https), e.g."
                    " https://example.org/tap")
-    p.add_argument("--auth", choices=["none", "basic", "bearer"], default="none",
-                   help="how to authenticate to the remote (only 'none' in this version)")
+    _auth_arguments(p)
     p.add_argument("--groups", default="",
-                   help="comma-separated groups that may query it (default: everybody)")
+                   help="comma-separated groups that may query it (default: everybody;"
+                        " required with --auth basic|bearer)")
     p.add_argument("--timeout", type=float, default=None,
                    help="seconds for one request to this remote")
     p.set_defaults(handler=_add)
+
+    p = rsub.add_parser("credentials", help="replace (or drop) a remote's credentials;"
+                        " they are tried on the remote first")
+    p.add_argument("name")
+    _auth_arguments(p)
+    p.set_defaults(handler=_credentials)
 
     p = rsub.add_parser("list", help="registered remotes with their health")
     p.add_argument("--json", action="store_true")
@@ -49,16 +55,46 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_remove)
 
 
+def _auth_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--auth", choices=["none", "basic", "bearer"], default="none",
+                   help="how to authenticate to the remote; the password or token is read"
+                        " from standard input (a prompt on a terminal), never from the"
+                        " command line; it is stored encrypted (taphouse secrets)")
+    p.add_argument("--user", default=None, help="the user name for --auth basic")
+
+
+def _read_credential(args: argparse.Namespace) -> Any:
+    """The Authorization value for ``--auth``, its secret part read from stdin/prompt."""
+    from taphouse.remotes.credentials import authorization
+
+    if args.auth == "none":
+        return authorization("none", username=args.user)
+    what = "password" if args.auth == "basic" else "token"
+    if sys.stdin.isatty():
+        import getpass
+
+        secret = getpass.getpass(f"{what} for remote {args.name}: ")
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    if args.auth == "basic":
+        return authorization("basic", username=args.user, password=secret)
+    if args.user:
+        raise RemoteError("--user is for --auth basic")
+    return authorization("bearer", token=secret)
+
+
 def _registry(args: argparse.Namespace) -> Any:
     from taphouse.catalogue.store import CatalogueStore
     from taphouse.metadata import MetadataDB
     from taphouse.remotes.registry import RemoteConfig, RemoteRegistry
+    from taphouse.secrets import SecretStore
 
     settings = args.settings
     meta = MetadataDB(settings.meta_path, upgrade=False)
     catalogue = CatalogueStore(meta, settings.tables_dir)
     return meta, RemoteRegistry(meta, RemoteConfig.from_settings(settings),
-                                local_database=lambda n: catalogue.database(n) is not None)
+                                local_database=lambda n: catalogue.database(n) is not None,
+                                secrets=SecretStore.from_settings(meta, settings))
 
 
 def _run(args: argparse.Namespace, body: Any) -> int:
@@ -76,9 +112,18 @@ def _add(args: argparse.Namespace) -> int:
     def body(registry: Any) -> None:
         groups = tuple(g.strip() for g in args.groups.split(",") if g.strip())
         remote = registry.add(args.name, args.url, auth=args.auth, by="cli", groups=groups,
-                              timeout=args.timeout)
+                              timeout=args.timeout, credential=_read_credential(args))
         print(f"remote {remote.name} registered: {remote.table_count} tables (from"
               f" {remote.metadata_source}); query them as {remote.name}.<schema>.<table>")
+
+    return _run(args, body)
+
+
+def _credentials(args: argparse.Namespace) -> int:
+    def body(registry: Any) -> None:
+        remote = registry.set_credentials(args.name, args.auth, _read_credential(args))
+        print(f"remote {remote.name}: credentials replaced (auth {remote.auth});"
+              f" {remote.table_count} tables")
 
     return _run(args, body)
 

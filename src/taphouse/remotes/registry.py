@@ -22,6 +22,7 @@ from taphouse.auth.identity import Identity
 from taphouse.metadata import MetadataDB
 from taphouse.outbound import Outbound, OutboundPolicy, Resolver, system_resolver
 from taphouse.remotes.client import RemoteTap, RetryPolicy
+from taphouse.remotes.credentials import secret_name
 from taphouse.remotes.errors import RemoteError, RemoteNotFound, RemoteUnavailable
 from taphouse.remotes.model import (
     AUTH_KINDS,
@@ -34,6 +35,7 @@ from taphouse.remotes.model import (
     RemoteTable,
 )
 from taphouse.remotes.vosi import MetadataLimits, clean, richness
+from taphouse.secrets import Secret, SecretError, SecretStore
 
 log = logging.getLogger("taphouse.remotes")
 
@@ -93,15 +95,19 @@ class RemoteRegistry:
         Whether a name is a local database (a remote may not take it).
     resolver
         Host name lookups for the outbound guard (tests give their own).
+    secrets
+        Where remotes' credentials are kept sealed (without it, only public remotes).
     """
 
     def __init__(self, meta: MetadataDB, config: RemoteConfig, *,
                  local_database: Callable[[str], bool] = lambda name: False,
-                 resolver: Resolver = system_resolver) -> None:
+                 resolver: Resolver = system_resolver,
+                 secrets: SecretStore | None = None) -> None:
         self.meta = meta
         self.config = config
         self.local_database = local_database
         self.resolver = resolver
+        self.secrets = secrets
 
     # --- clients -----------------------------------------------------------------------
     def outbound(self, timeout: float | None = None, max_bytes: int | None = None) -> Outbound:
@@ -112,16 +118,35 @@ class RemoteRegistry:
         return Outbound(policy, resolver=self.resolver, user_agent="taphouse-remotes")
 
     def client(self, remote: Remote | str, owner_id: int | None = None) -> RemoteTap:
-        """A client for a registered remote (public remotes only until credentials can
-        be stored with the secrets module)."""
+        """A client for a registered remote, with its credentials (sent to its origin
+        only, never quoted in its errors)."""
         if isinstance(remote, str):
             remote = self.require(remote, owner_id)
-        return self._client(remote.name, remote.url, remote.timeout)
+        return self._client(remote.name, remote.url, remote.timeout,
+                            self._credential(remote))
 
-    def _client(self, name: str, url: str, timeout: float | None = None) -> RemoteTap:
-        return RemoteTap(name, url, self.outbound(timeout=timeout),
+    def _client(self, name: str, url: str, timeout: float | None = None,
+                credential: Secret | None = None) -> RemoteTap:
+        headers = {"Authorization": credential.reveal()} if credential is not None else None
+        return RemoteTap(name, url, self.outbound(timeout=timeout), credentials=headers,
                          retry=RetryPolicy(self.config.retries, self.config.backoff),
                          query_timeout=self.config.query_timeout)
+
+    def _credential(self, remote: Remote) -> Secret | None:
+        if remote.auth == "none":
+            return None
+        try:
+            secret = self.secrets.get(secret_name(remote.id)) if self.secrets else None
+        except SecretError as exc:
+            # The detail (a key file, a key id) is for the operator's log, not for users.
+            log.error("remote %s: its stored credentials cannot be opened: %s", remote.name,
+                      exc.message)
+            secret = None
+        if secret is None:
+            raise RemoteUnavailable(f"remote {remote.name!r}: its stored credentials cannot"
+                                    " be read on this server; the operator must set them"
+                                    " again (taphouse remote credentials)")
+        return secret
 
     # --- registration ------------------------------------------------------------------
     def check_name(self, name: str, owner_id: int | None = None) -> str:
@@ -166,21 +191,20 @@ class RemoteRegistry:
 
     def add(self, name: str, url: str, *, auth: str = "none", by: str | None = None,
             owner_id: int | None = None, groups: tuple[str, ...] = (),
-            timeout: float | None = None) -> Remote:
+            timeout: float | None = None, credential: Secret | None = None) -> Remote:
         """Register a remote: checks the name and URL, fetches its capabilities (it must
-        be a TAP service) and its tables; stores nothing if any of it fails."""
+        be a TAP service) and its tables; stores nothing if any of it fails.
+
+        ``credential`` (an ``Authorization`` value, see
+        :func:`taphouse.remotes.credentials.authorization`) is needed when ``auth`` is
+        not ``none``; it is stored sealed. An operator's remote with credentials must
+        name the ``groups`` that may query it (the credentials are the operator's)."""
         self.check_name(name, owner_id)
         url = self.check_url(url)
-        if auth not in AUTH_KINDS:
-            raise RemoteError(f"--auth must be one of {', '.join(AUTH_KINDS)}, not"
-                              f" {str(auth)[:20]!r}")
-        if auth != "none":
-            raise RemoteError("remotes that need credentials are not supported yet: their"
-                              " credentials must be kept with the secrets module, which this"
-                              " version does not have; register public remotes only")
+        self._check_auth(auth, credential, groups, owner_id)
         if timeout is not None and not 0 < timeout <= 3600:
             raise RemoteError("timeout must be between 0 and 3600 seconds")
-        client = self._client(name, url, timeout)
+        client = self._client(name, url, timeout, credential)
         try:
             caps, tables, source = self._describe(client)
         except RemoteUnavailable as exc:  # bad input here: nothing is registered
@@ -195,9 +219,56 @@ class RemoteRegistry:
                      json.dumps(caps.to_dict()), source, _now(), _now(), timeout, by))
             except sqlite3.IntegrityError:
                 raise RemoteError(f"a remote named {name!r} is already registered") from None
-            self._store_tables(con, int(cur.lastrowid or 0), tables)
+            remote_id = int(cur.lastrowid or 0)
+            if credential is not None and self.secrets is not None:
+                self.secrets.put(secret_name(remote_id), credential.reveal(), con=con)
+            self._store_tables(con, remote_id, tables)
         log.info("remote %s registered (%s, %d tables from %s) by %s", name, url,
                  len(tables), source, by or "-")
+        return self.require(name, owner_id)
+
+    def _check_auth(self, auth: str, credential: Secret | None, groups: tuple[str, ...],
+                    owner_id: int | None) -> None:
+        if auth not in AUTH_KINDS:
+            raise RemoteError(f"--auth must be one of {', '.join(AUTH_KINDS)}, not"
+                              f" {str(auth)[:20]!r}")
+        if auth == "none":
+            if credential is not None:
+                raise RemoteError("credentials were given but --auth is 'none'")
+            return
+        if credential is None:
+            raise RemoteError(f"--auth {auth} needs credentials")
+        if self.secrets is None:
+            raise RemoteError("this server keeps no credentials (no secret store)")
+        if owner_id is None and not groups:
+            raise RemoteError("a remote with credentials must name the groups that may"
+                              " query it (--groups): the credentials are the platform's,"
+                              " not every user's")
+
+    def set_credentials(self, name: str, auth: str, credential: Secret | None, *,
+                        owner_id: int | None = None) -> Remote:
+        """Replace a remote's credentials (or drop them: ``auth`` ``none``); they are
+        checked by reading its tables with them first (nothing changes if that fails)."""
+        remote = self.require(name, owner_id)
+        self._check_auth(auth, credential, remote.groups, remote.owner_id)
+        client = self._client(remote.name, remote.url, remote.timeout, credential)
+        try:
+            caps, tables, source = self._describe(client)
+        except RemoteUnavailable as exc:
+            raise RemoteError(f"the new credentials of {name!r} do not work: {exc.message}"
+                              ) from None
+        with self.meta.transaction() as con:
+            con.execute("UPDATE remotes SET auth=?, capabilities=?, metadata_source=?,"
+                        " state='ok', last_error=NULL, checked_at=?, refreshed_at=?"
+                        " WHERE id=?", (auth, json.dumps(caps.to_dict()), source, _now(),
+                                        _now(), remote.id))
+            if self.secrets is not None:
+                if credential is None:
+                    self.secrets.delete(secret_name(remote.id), con=con)
+                else:
+                    self.secrets.put(secret_name(remote.id), credential.reveal(), con=con)
+            self._store_tables(con, remote.id, tables)
+        log.info("remote %s: credentials replaced (auth %s)", name, auth)
         return self.require(name, owner_id)
 
     def _describe(self, client: RemoteTap) -> tuple[Capabilities, list[RemoteTable], str]:
@@ -247,8 +318,7 @@ class RemoteRegistry:
         stays, the remote is marked ``failing`` with the reason, and the error is raised."""
         remote = self.require(name, owner_id)
         try:
-            caps, tables, source = self._describe(self._client(remote.name, remote.url,
-                                                               remote.timeout))
+            caps, tables, source = self._describe(self.client(remote))
         except RemoteError as exc:
             self.meta.execute("UPDATE remotes SET state='failing', last_error=?, checked_at=?"
                               " WHERE id=?", (clean(exc.message, 2000), _now(), remote.id))
@@ -280,6 +350,8 @@ class RemoteRegistry:
         with self.meta.transaction() as con:
             con.execute("DELETE FROM remote_tables WHERE remote_id=?", (remote.id,))
             con.execute("DELETE FROM remotes WHERE id=?", (remote.id,))
+            if self.secrets is not None:
+                self.secrets.delete(secret_name(remote.id), con=con)
         log.info("remote %s removed", name)
 
     # --- reading -----------------------------------------------------------------------

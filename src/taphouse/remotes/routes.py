@@ -18,12 +18,24 @@ from taphouse.auth.authenticator import Authenticator, refuse_sandbox, require_s
 from taphouse.auth.errors import AuthError, Forbidden
 from taphouse.auth.identity import Identity
 from taphouse.auth.routes import require_admin
+from taphouse.remotes.credentials import authorization
 from taphouse.remotes.errors import RemoteError, RemoteNotFound
 from taphouse.remotes.model import Remote
 from taphouse.remotes.registry import RemoteRegistry
+from taphouse.secrets import Secret
 
-_ADD_FIELDS: dict[str, Any] = {"name": str, "url": str, "auth": str, "groups": list,
-                               "timeout": (int, float)}
+_AUTH_FIELDS: dict[str, Any] = {"auth": str, "username": str, "password": str, "token": str}
+_ADD_FIELDS: dict[str, Any] = {"name": str, "url": str, "groups": list,
+                               "timeout": (int, float)} | _AUTH_FIELDS
+#: Fields whose values are never quoted back, not even in an error.
+_SECRET_FIELDS = ("password", "token")
+
+
+def _credential(data: dict[str, Any]) -> tuple[str, Secret | None]:
+    """The ``auth`` kind and Authorization value of a request's JSON."""
+    kind = data.get("auth") or "none"
+    return kind, authorization(kind, username=data.get("username"),
+                               password=data.get("password"), token=data.get("token"))
 
 
 def _text(data: dict[str, Any], name: str) -> str:
@@ -66,10 +78,11 @@ def admin_remotes_router(auth: Authenticator, registry: RemoteRegistry) -> APIRo
         by = await require_admin(auth, request)
         data = await _json_object(request, _ADD_FIELDS)
         groups = data.get("groups") or []
+        kind, credential = _credential(data)
         remote = await run_in_threadpool(
             registry.add, _text(data, "name"), _text(data, "url"),
-            auth=data.get("auth") or "none", by=by, groups=tuple(groups),
-            timeout=_timeout(data))
+            auth=kind, by=by, groups=tuple(groups), timeout=_timeout(data),
+            credential=credential)
         auth.audit_log.record("admin", username=by,
                               detail=f"remote {remote.name} registered ({remote.url})")
         return JSONResponse(remote.to_json(admin=True), status_code=201)
@@ -87,6 +100,15 @@ def admin_remotes_router(auth: Authenticator, registry: RemoteRegistry) -> APIRo
     async def refresh_remote(request: Request, name: str) -> JSONResponse:
         await require_admin(auth, request)
         remote = await run_in_threadpool(registry.refresh, name)
+        return JSONResponse(remote.to_json(admin=True))
+
+    @router.post("/{name}/credentials")
+    async def set_credentials(request: Request, name: str) -> JSONResponse:
+        by = await require_admin(auth, request)
+        kind, credential = _credential(await _json_object(request, _AUTH_FIELDS))
+        remote = await run_in_threadpool(registry.set_credentials, name, kind, credential)
+        auth.audit_log.record("admin", username=by,
+                              detail=f"remote {name} credentials replaced (auth {kind})")
         return JSONResponse(remote.to_json(admin=True))
 
     @router.delete("/{name}")
@@ -116,7 +138,8 @@ async def _json_object(request: Request, fields: dict[str, Any]) -> dict[str, An
         if name not in fields:
             raise RemoteError(f"unknown field {name!r}; expected {sorted(fields)}")
         if value is not None and not _has(value, fields[name]):
-            raise RemoteError(f"field {name!r} has the wrong type ({json.dumps(value)[:40]})")
+            shown = "" if name in _SECRET_FIELDS else f" ({json.dumps(value)[:40]})"
+            raise RemoteError(f"field {name!r} has the wrong type{shown}")
     return data
 
 
@@ -177,16 +200,25 @@ def remotes_router(auth: Authenticator, registry: RemoteRegistry, *,
     @router.post("")
     async def add_own(request: Request) -> JSONResponse:
         identity = await owner(request)
-        data = await _json_object(request, {"name": str, "url": str})
+        data = await _json_object(request, {"name": str, "url": str} | _AUTH_FIELDS)
+        kind, credential = _credential(data)
         remote = await run_in_threadpool(
             registry.add, _text(data, "name"), _text(data, "url"), by=identity.username,
-            owner_id=identity.user_id)
+            owner_id=identity.user_id, auth=kind, credential=credential)
         return JSONResponse(remote.to_json() | {"own": True}, status_code=201)
 
     @router.post("/{name}/refresh")
     async def refresh_own(request: Request, name: str) -> JSONResponse:
         identity = await owner(request)
         remote = await run_in_threadpool(registry.refresh, name, identity.user_id)
+        return JSONResponse(remote.to_json() | {"own": True})
+
+    @router.post("/{name}/credentials")
+    async def set_own_credentials(request: Request, name: str) -> JSONResponse:
+        identity = await owner(request)
+        kind, credential = _credential(await _json_object(request, _AUTH_FIELDS))
+        remote = await run_in_threadpool(registry.set_credentials, name, kind, credential,
+                                         owner_id=identity.user_id)
         return JSONResponse(remote.to_json() | {"own": True})
 
     @router.delete("/{name}")
