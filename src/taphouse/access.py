@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from taphouse.adql.scope import Scope
 from taphouse.auth.identity import Identity
@@ -18,6 +19,9 @@ from taphouse.catalogue.model import DatabaseMeta, TableMeta, TableSummary
 from taphouse.catalogue.store import CatalogueStore
 from taphouse.engine.duckdb import DuckDBEngine
 from taphouse.userspace.shares import Shares
+
+if TYPE_CHECKING:
+    from taphouse.remotes.catalog import RemoteSchemas
 
 
 @dataclass(frozen=True)
@@ -38,11 +42,21 @@ class ScopeBuilder:
     """Turns (identity, workspace, uploads) into an ADQL :class:`Scope`."""
 
     def __init__(self, catalogue: CatalogueStore, engine: DuckDBEngine,
-                 policy: ReadPolicy, shares: Shares) -> None:
+                 policy: ReadPolicy, shares: Shares, *,
+                 remote_schemas: RemoteSchemas | None = None) -> None:
         self.catalogue = catalogue
         self.engine = engine
         self.policy = policy
         self.shares = shares
+        self.remote_schemas = remote_schemas
+
+    def remote_metadata(self, identity: Identity, workspace: Sequence[str] | None
+                        ) -> tuple[list[DatabaseMeta], list[TableMeta]]:
+        """The schemas ``NAME.schema`` and tables of the remote services a workspace
+        selects (its metadata documents list them; none outside workspaces)."""
+        if workspace is None or self.remote_schemas is None:
+            return [], []
+        return self.remote_schemas.metadata(identity, workspace)
 
     def _view(self, identity: Identity, workspace: Sequence[str] | None = None) -> _View:
         every = self.catalogue.databases()
@@ -68,14 +82,17 @@ class ScopeBuilder:
     def visible_databases(self, identity: Identity,
                           workspace: Sequence[str] | None = None) -> list[DatabaseMeta]:
         """Databases the caller may read; with a workspace, only its databases and the
-        caller's own schema."""
-        return self._view(identity, workspace).databases
+        caller's own schema, and the schemas of the remote services it selects."""
+        return self._view(identity, workspace).databases + \
+            self.remote_metadata(identity, workspace)[0]
 
     def visible_tables(self, identity: Identity,
                        workspace: Sequence[str] | None = None) -> list[TableMeta]:
         """Tables of the visible databases; in another user's schema only the tables
-        shared with the caller (the others do not exist for them)."""
-        return _visible_tables(self.catalogue, self._view(identity, workspace))
+        shared with the caller (the others do not exist for them). In a workspace, also
+        the tables of the remote services it selects."""
+        return _visible_tables(self.catalogue, self._view(identity, workspace)) + \
+            self.remote_metadata(identity, workspace)[1]
 
     def visible_summaries(self, identity: Identity, databases: Sequence[str] | None = None,
                           *, search: str | None = None, offset: int = 0,
@@ -120,8 +137,10 @@ class ScopeBuilder:
         def tap_schema_data(key: tuple[str, str]) -> object:
             # TAP_SCHEMA rows are built only when a query reads them, once per request.
             if not built:
-                stored = _visible_tables(self.catalogue, view)
-                descriptions = {d.name: d.description for d in self.catalogue.databases()}
+                remote_dbs, remote_tables = self.remote_metadata(identity, workspace)
+                stored = _visible_tables(self.catalogue, view) + remote_tables
+                descriptions = {d.name: d.description for d in
+                                self.catalogue.databases() + remote_dbs}
                 built.update({(m.database, m.name): data
                               for m, data in tap_schema_tables(stored, descriptions)})
             return built[key]

@@ -52,6 +52,7 @@ from taphouse.outbound import Outbound, policy_from
 from taphouse.query.audit import QueryAudit
 from taphouse.query.job import TapQueryRunner
 from taphouse.query.service import QueryService
+from taphouse.remotes.catalog import RemoteSchemas
 from taphouse.remotes.registry import RemoteConfig, RemoteRegistry
 from taphouse.remotes.routes import admin_remotes_router, remotes_router
 from taphouse.secrets import SecretStore
@@ -99,8 +100,16 @@ class Platform:
                                    max_attached=settings.engine_max_attached,
                                    idle_detach=settings.engine_idle_detach)
         self.policy = ReadPolicy(self.meta)
+        # Remote TAP services (remotes): registrations, cached metadata, health.
+        # Credentials (remotes, backends) encrypted at rest; keys read on first use.
+        self.secrets = SecretStore.from_settings(self.meta, settings)
+        self.remotes = RemoteRegistry(
+            self.meta, RemoteConfig.from_settings(settings),
+            local_database=lambda name: self.catalogue.database(name) is not None,
+            secrets=self.secrets)
         self.scopes = ScopeBuilder(self.catalogue, self.engine, self.policy,
-                                   Shares(self.meta, self.catalogue))
+                                   Shares(self.meta, self.catalogue),
+                                   remote_schemas=RemoteSchemas(self.remotes))
         self.authenticator = Authenticator(self.meta, settings)
         # The one way out for server-side fetches (URL uploads; remote services later).
         self.outbound = Outbound(policy_from(settings))
@@ -113,13 +122,6 @@ class Platform:
         # The query path (taphouse.query): every collaborator passed explicitly.
         self.query_audit = QueryAudit(self.authenticator.audit_log, self.catalogue,
                                       observe=self.metrics.query_done)
-        # Remote TAP services (remotes): registrations, cached metadata, health.
-        # Credentials (remotes, backends) encrypted at rest; keys read on first use.
-        self.secrets = SecretStore.from_settings(self.meta, settings)
-        self.remotes = RemoteRegistry(
-            self.meta, RemoteConfig.from_settings(settings),
-            local_database=lambda name: self.catalogue.database(name) is not None,
-            secrets=self.secrets)
         # Which backend serves each database (engine.routing): DuckDB by default.
         self.backends = BackendRouter(self.engine)
         self.query_service = QueryService(
@@ -157,8 +159,10 @@ class Platform:
             pools={"tap": WorkerPool(settings.workers, settings.max_jobs_per_user),
                    "compute": WorkerPool(settings.compute_workers,
                                          settings.compute_max_jobs_per_user)})
+        # A workspace selects databases and remotes (taphouse.remotes.catalog) alike.
         self.workspaces = Workspaces(
-            self.meta, lambda ident: {d.name for d in self.scopes.visible_databases(ident)})
+            self.meta, lambda ident: {d.name for d in self.scopes.visible_databases(ident)}
+            | {r.name for r in self.remotes.visible(ident)})
         self.jobs.on_destroyed = self.userspace.drop_job_table
         # The platform's JupyterHub: its service token (written by `taphouse hub`).
         self.hub_link = HubLink(service_token_path(settings.data_dir))

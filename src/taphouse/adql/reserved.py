@@ -43,6 +43,13 @@ def is_reserved(name: str) -> bool:
     return name.lower() in RESERVED
 
 
+def adql_schema(name: str) -> str:
+    """A schema as written in ADQL: a local database's name (bare or quoted), or a remote
+    service's schema ``REMOTE.schema`` (taphouse.remotes.catalog), which is kept as it is
+    already written in ADQL (local database names never contain a dot)."""
+    return name if "." in name else adql_identifier(name)
+
+
 def adql_identifier(name: str) -> str:
     """The name as it must be written in ADQL: bare where it can be, quoted otherwise."""
     if _REGULAR.match(name) and not is_reserved(name) and name == name.lower():

@@ -232,9 +232,9 @@ class TableMeta:
     @property
     def qualified_name(self) -> str:
         """``schema.table`` as written in ADQL (each part quoted where needed)."""
-        from taphouse.adql.reserved import adql_identifier
+        from taphouse.adql.reserved import adql_identifier, adql_schema
 
-        return f"{adql_identifier(self.database)}.{adql_identifier(self.name)}"
+        return f"{adql_schema(self.database)}.{adql_identifier(self.name)}"
 
     def internal_columns(self) -> dict[str, tuple[str, ColumnMeta]]:
         """Columns a query may name but SELECT * does not show: ADQL name -> (name in
@@ -287,9 +287,9 @@ class TableSummary:
     @property
     def qualified_name(self) -> str:
         """``schema.table`` as written in ADQL (each part quoted where needed)."""
-        from taphouse.adql.reserved import adql_identifier
+        from taphouse.adql.reserved import adql_identifier, adql_schema
 
-        return f"{adql_identifier(self.database)}.{adql_identifier(self.name)}"
+        return f"{adql_schema(self.database)}.{adql_identifier(self.name)}"
 
 
 @dataclass

@@ -81,9 +81,11 @@ class TapQueryRunner:
         writer = _InfoCapturingWriter(prepared.writer)
         output = dataclasses.replace(prepared, writer=writer)
         stored = None
-        # (federation hook: a federated join's SQL exists only once execute() ran its
-        # remote part, so its result is not kept as mydb.job_<id>.)
-        if job.owner_id is not None and not prepared.spec.dest and prepared.federated is None:
+        # (federation and remotes hooks: a federated join's SQL exists only once
+        # execute() ran its remote part, and a remote query has no local SQL at all, so
+        # their results are not kept as mydb.job_<id>.)
+        if (job.owner_id is not None and not prepared.spec.dest
+                and prepared.federated is None and prepared.remote is None):
             # A logged-in user's result is kept as mydb.job_<id>: run the query once,
             # into that table, and write the result document from it.
             stored = self.userspace.store_job_result(job, prepared, cancel)

@@ -240,8 +240,14 @@ class QueryService:
 
         try:
             tree = parse(spec.query)
-            if not catalog_names(tree):
+            remotes = catalog_names(tree)
+            if not remotes:
                 return None
+            outside = sorted(remotes - set(workspace)) if workspace is not None else []
+            if outside:  # remotes hook: a workspace reaches the remotes it selects only
+                raise AdqlError(f"the remote service {outside[0]!r} is not in this"
+                                " workspace: add it to the workspace's databases, or query"
+                                " it through the main /tap endpoint")
             check_statement(tree)
             check_tree(tree, spec.query)
             from taphouse.federation import mixes_sources

@@ -36,6 +36,7 @@ from taphouse.remotes.vosi import (
     parse_tableset,
     parse_xml,
     split_name,
+    unquote,
 )
 
 log = logging.getLogger("taphouse.remotes")
@@ -228,8 +229,9 @@ class RemoteTap:
         for row in columns.table.to_pylist():
             table = out.get((_text(row.get("table_name")) or "").lower())
             name = clean(_text(row.get("column_name")), limits.max_name)
-            if table is None or name is None:
+            if table is None or not name or not unquote(name):
                 continue
+            name = unquote(name)
             if len(table.columns) >= limits.max_columns:
                 raise RemoteUnavailable(f"remote {self.name!r}: table {table.name!r} has"
                                         f" more than {limits.max_columns} columns")

@@ -191,10 +191,20 @@ def _table(elem: Element, schema: str | None, limits: MetadataLimits,
                        nrows=nrows, columns=columns)
 
 
+def unquote(name: str) -> str:
+    """A name as the remote's data calls it: VOSI and TAP_SCHEMA write names as ADQL does,
+    so a delimited identifier (such as ``"dec"``) comes with its quotes (and doubled
+    quotes inside)."""
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        return name[1:-1].replace('""', '"')
+    return name
+
+
 def _column(elem: Element, limits: MetadataLimits) -> RemoteColumn | None:
     name = clean(_child_text(elem, "name"), limits.max_name)
-    if name is None:
+    if not name or not unquote(name):
         return None
+    name = unquote(name)
     datatype = arraysize = xtype = None
     for dt in _children(elem, "dataType"):
         datatype = clean(dt.text, 40)
@@ -215,4 +225,4 @@ def richness(tables: list[RemoteTable]) -> tuple[int, int]:
 
 
 __all__ = ["parse_capabilities", "parse_tableset", "parse_xml", "clean", "MetadataLimits",
-           "split_name", "richness"]
+           "split_name", "richness", "unquote"]

@@ -209,6 +209,10 @@ def _visible_one(scopes: ScopeBuilder, ctx: TapContext, name: str) -> TableMeta 
     schema, table = schema.strip('"'), table.strip('"')
     if schema == "tap_schema":
         found = next((t for t in tap_schema_meta() if t.name == table), None)
+    elif ctx.workspace is not None and schema in ctx.workspace and table.count(".") >= 1:
+        # REMOTE.schema.table of a remote the workspace selects (taphouse.remotes.catalog)
+        remote = scopes.remote_metadata(ctx.identity, [schema])[1]
+        found = next((t for t in remote if name.lower() in _table_names(t)), None)
     else:
         found = scopes.visible_table(ctx.identity, schema, table, ctx.workspace)
     return found if found is not None and name.lower() in _table_names(found) else None

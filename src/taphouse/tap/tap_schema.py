@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
-from taphouse.adql.reserved import adql_identifier
+from taphouse.adql.reserved import adql_schema
 from taphouse.catalogue.model import ColumnMeta, TableMeta
 
 SCHEMA = "tap_schema"
@@ -105,10 +105,10 @@ def tap_schema_tables(tables: Iterable[TableMeta],
         schemas.setdefault(t.database, None)
     rows: dict[str, list[list]] = {name: [] for name in _DEFS}
     for i, s in enumerate(schemas):
-        rows["schemas"].append([adql_identifier(s), None, schema_descriptions.get(s, ""),
+        rows["schemas"].append([adql_schema(s), None, schema_descriptions.get(s, ""),
                                 100 if s == SCHEMA else i])
     for i, t in enumerate(everything):
-        rows["tables"].append([adql_identifier(t.database), t.qualified_name, "table", None,
+        rows["tables"].append([adql_schema(t.database), t.qualified_name, "table", None,
                                t.description, 100 + i if t.database == SCHEMA else i])
         for j, c in enumerate(t.columns):
             size = int(c.arraysize) if c.arraysize and c.arraysize.isdigit() else None

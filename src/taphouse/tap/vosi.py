@@ -203,7 +203,7 @@ def tableset(databases: list[DatabaseMeta], tables: list[TableMeta], detail: str
              tapplus: bool = False) -> str:
     """VOSI-tables 1.1 tableset of the given (already access-filtered) tables;
     ``tapplus`` adds the attribute astroquery's TapPlus needs."""
-    from taphouse.adql.reserved import adql_identifier
+    from taphouse.adql.reserved import adql_schema
 
     descriptions = {d.name: d.description for d in databases}
     by_schema: dict[str, list[TableMeta]] = {}
@@ -214,7 +214,7 @@ def tableset(databases: list[DatabaseMeta], tables: list[TableMeta], detail: str
            f' xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" xmlns:xsi="{_XSI}"'
            f'{_ESA_NS if tapplus else ""}>']
     for schema, ts in by_schema.items():
-        out.append(f"<schema><name>{escape(adql_identifier(schema))}</name>")
+        out.append(f"<schema><name>{escape(adql_schema(schema))}</name>")
         if descriptions.get(schema):
             out.append(f"<description>{escape(descriptions[schema])}</description>")
         out.extend(_table_xml(t, detail, tapplus) for t in ts)
