@@ -132,6 +132,9 @@ class DuckDBEngine:
         dirs = ", ".join(f"'{_sql_str(str(d))}/'" for d in allowed)
         self._con.execute(f"SET allowed_directories=[{dirs}]")
         self._con.execute("SET enable_external_access=false")
+        # Partitioned (HATS) versions: a Parquet file's footer is parsed once, not at
+        # every query (versions never change; measured: a cone -0.35 ms of 2.6).
+        self._con.execute("SET parquet_metadata_cache=true")
         self._register_functions()
         self._con.execute("SET lock_configuration=true")
         self.max_attached = max_attached
