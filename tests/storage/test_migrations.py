@@ -140,8 +140,8 @@ def test_cli_refuses_to_upgrade_except_migrate_and_serve(tmp_path):
     con = sqlite3.connect(data / "meta.sqlite")
     with con:  # as if the store were from before the latest catalogue migration
         con.execute("UPDATE schema_version SET version=version-1 WHERE component='catalogue'")
-        con.execute("DROP INDEX table_versions_database")
-        con.execute("ALTER TABLE table_versions DROP COLUMN database_id")
+        con.execute("ALTER TABLE databases DROP COLUMN backend")  # what migration 3 adds
+        con.execute("ALTER TABLE databases DROP COLUMN backend_ref")
     con.close()
     proc = taphouse(data, "tables", "x", check=False)
     assert proc.returncode == 2, proc.stderr
