@@ -320,9 +320,10 @@ UPLOAD = TableMeta("tap_upload", "up", [ColumnMeta("uid", "long"),
                    kind="upload")
 
 
-def _upload_match(sky, table: TableMeta, ra2, dec2, r_deg, *, flip: bool = False):
-    """Crossmatch positions uploaded with the query against ``table``: (translation,
-    pairs)."""
+def _upload_match(sky, table: TableMeta, ra2, dec2, r_deg, *, flip: bool = False,
+                  left: bool = False):
+    """Crossmatch positions uploaded with the query against ``table`` (with ``left``:
+    ``table LEFT JOIN upload``): (translation, pairs)."""
     from taphouse.adql import Scope, translate
     from taphouse.adql.scope import inline_name
 
@@ -333,11 +334,16 @@ def _upload_match(sky, table: TableMeta, ra2, dec2, r_deg, *, flip: bool = False
         point, circle = "POINT(u.ura, u.udec)", f"CIRCLE(s.ra, s.dec, {r_deg!r})"
     adql = (f"SELECT s.id, u.uid FROM TAP_UPLOAD.up AS u JOIN {table.qualified_name} AS s"
             f" ON 1=CONTAINS({point}, {circle})")
+    if left:
+        adql = (f"SELECT s.id, u.uid FROM {table.qualified_name} AS s LEFT JOIN"
+                f" TAP_UPLOAD.up AS u ON 1=CONTAINS({point}, {circle})")
     scope = Scope(tables={(table.database, table.name): table, ("tap_upload", "up"): meta},
                   relation=sky.env.engine.relation, inline={("tap_upload", "up"): data})
     t = translate(adql, scope)
     with sky.env.engine.cursor({inline_name(meta): data}) as cur:
-        return t, set(cur.execute(t.sql).fetchall())
+        rows = cur.execute(t.sql).fetchall()
+    assert len(rows) == len(set(rows))  # no pair twice
+    return t, set(rows)
 
 
 def _crowd(sky, k: int) -> np.ndarray:
@@ -371,6 +377,20 @@ def test_uploaded_crossmatch_partition_by_partition(sky, crowd):
     crossing = _part_of(sky, sky.ra[pairs[:, 0]], sky.dec[pairs[:, 0]]) != _part_of(
         sky, ra2[pairs[:, 1]], dec2[pairs[:, 1]])
     assert crossing.sum() > 0  # pairs found through the margin
+
+
+def test_outer_join_keeps_every_row_of_the_partitioned_table(sky):
+    """``table LEFT JOIN upload``: every row of the table is kept (once), so the table is
+    never cut down to the partitions the positions touch nor joined with its margin."""
+    pick = _crowd(sky, 0)[:300]
+    r_deg = 5 / 3600
+    ra2, dec2 = _moved(sky.ra[pick], sky.dec[pick], r_deg, 4)
+    _, rows = _upload_match(sky, sky.part, ra2, dec2, r_deg, left=True)
+    _, flat = _upload_match(sky, sky.single, ra2, dec2, r_deg, left=True)
+    pairs = _brute_pairs(sky.ra, sky.dec, ra2, dec2, r_deg)
+    matched = {i for i, _ in pairs}
+    expected = pairs | {(i, None) for i in range(len(sky.ra)) if i not in matched}
+    assert rows == flat == expected
 
 
 def test_whole_sky_upload_partition_by_partition(sky, monkeypatch):

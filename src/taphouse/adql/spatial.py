@@ -505,7 +505,7 @@ def _crossmatch(select, place, psrc: Source, csrc: Source, m: _Match, radius: fl
         plan = None
         if computed is not None:
             epoint = _compute_once(select, esrc, computed)
-        else:
+        elif all_inner:  # an outer join keeps rows the plan would not read
             plan = _partition_plan(esrc, epoint, osrc, radius, depth, scope)
         if plan is not None:  # tag each position with its partition (before expanding)
             _add_column(esrc, "_th_i", INDEX_COLUMN, lambda rebind, p=epoint: exp.Anonymous(
