@@ -98,3 +98,18 @@ def test_explain_shows_both_parts_with_sizes(here) -> None:  # noqa: ANN001
     assert remote["estimates"]["local_rows"] == 300
     assert local["runs_on"] == "local" and "TAP_UPLOAD.taphouse_remote" in local["adql"]
     assert local["reads_first"].startswith("SELECT t.ra, t.\"dec\", t.hip FROM mydb.targets")
+
+
+def test_the_answers_of_all_blocks_together_are_capped(here, far) -> None:  # noqa: ANN001
+    import dataclasses
+
+    service = here.platform.query_service
+    settings = service.settings
+    # Each block's answer fits in 6 kB; the 1-degree join's answers together do not.
+    service.settings = dataclasses.replace(settings, remote_max_bytes=6000)
+    try:
+        r = sync(here, "alice", XMATCH.format(remote="far.hipparcos.hip2", radius="1"))
+    finally:
+        service.settings = settings
+    assert r.status_code == 400
+    assert "sent more than 6000 bytes in all for this join" in r.text, r.text

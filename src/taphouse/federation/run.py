@@ -208,8 +208,7 @@ class _Remote:
             try:
                 answer = self.client.query_sync(adql, maxrec=maxrec, fmt=self.fmt,
                                                 max_bytes=self.max_bytes, uploads=uploads)
-                self.stats.bytes_received += answer.nbytes
-                return answer
+                return self._received(answer)
             except RemoteUnavailable as exc:
                 if getattr(exc, "http_status", None) not in (404, 405, 501):
                     raise
@@ -217,7 +216,18 @@ class _Remote:
         answer = self.client.query_async(adql, maxrec=maxrec, fmt=self.fmt,
                                          max_bytes=self.max_bytes, uploads=uploads,
                                          cancelled=self.cancelled)
+        return self._received(answer)
+
+    def _received(self, answer: RemoteAnswer) -> RemoteAnswer:
+        """Count an answer; the answers of one join together stay within ``max_bytes``
+        (each block's is, but a join of many blocks must not gather more)."""
         self.stats.bytes_received += answer.nbytes
+        if self.max_bytes is not None and self.stats.bytes_received > self.max_bytes:
+            raise FederationError(
+                f"remote {self.plan.remote.name!r} sent more than {self.max_bytes} bytes in"
+                f" all for this join (after {self.stats.blocks + 1} block(s)): more than"
+                " this service takes from a remote for one query. Narrow the join (a"
+                " smaller radius, a WHERE term on either table, fewer columns)")
         return answer
 
     def pull(self, adql: str, max_rows: int) -> RemoteAnswer:
