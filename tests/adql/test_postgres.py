@@ -319,6 +319,12 @@ def test_healpix_index_matches_cdshealpix(pg):
                            -89.99999999, 5.0, 5.0],
                           rng.choice([-1, 1], 40) * rng.uniform(89.99, 90, 40)])
     for depth in (0, 1, 7, 18, 29):
+        if depth < 18:
+            # cell corners on the equator, where floating point decides (PL/pgSQL gave
+            # 5 for (45, 0) at order 0, cdshealpix 0)
+            corners = np.arange(0, 4 * 2 ** (depth + 1) + 1) * (45.0 / 2 ** depth)
+            ra = np.concatenate([ra[:n + 50], corners])
+            dec = np.concatenate([dec[:n + 50], np.zeros(len(corners))])
         expected = nested.lonlat_to_healpix(Longitude(np.mod(ra, 360) * u.deg),
                                             Latitude(dec * u.deg), depth).astype(np.int64)
         got = pg.conn.execute(
@@ -441,8 +447,8 @@ def test_crossmatch_with_propagated_position(pg):
 #: Inputs for every service function (a function added to the registry needs some here).
 SERVICE_INPUTS = {
     "ivo_healpix_index": [(7, 10.5, -20.25), (29, 359.9999, 89.9), (0, 180.0, 0.0),
-                          (12, None, 3.0)],
-    "taphouse_healpix_neighbours": [(7, 10.5, -20.25), (3, 0.0, 90.0), (0, 45.0, 0.001)],
+                          (0, 45.0, 0.0), (5, 326.25, 0.0), (12, None, 3.0)],
+    "taphouse_healpix_neighbours": [(7, 10.5, -20.25), (3, 0.0, 90.0), (0, 45.0, 0.0)],
     "ivo_hasword": [("The big world", "BIG"), ("bigger", "big"), ("a-b", "b"),
                     (None, "x")],
     "ivo_epoch_prop_pos": [(10.0, 20.0, 5.0, 100.0, -50.0, 10.0, 2016.0, 1991.25),

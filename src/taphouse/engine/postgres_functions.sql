@@ -24,6 +24,28 @@ BEGIN
   RETURN a | (b << 1);
 END $$;
 
+-- [x, y, face] of the pixel of (lon, 0) [deg] at depth d, computed as cdshealpix computes
+-- it (longitude in radians in units of pi/4; S->E and S->W cell edges inside the cell).
+CREATE OR REPLACE FUNCTION taphouse_hpx_xyf_equator(d integer, lon double precision)
+RETURNS bigint[]
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  x double precision := radians(lon - 360.0 * floor(lon / 360.0)) * 1.2732395447351628::float8;
+  q integer := (floor(x)::integer | 1) & 7;
+  xpm1 double precision := x - q;
+  q01 integer := (xpm1 > 0)::integer;
+  q12 integer := (xpm1 >= 0)::integer;
+  q013 integer := q01 + 1 - q12;
+  xproj double precision := xpm1 - (q01 + q12 - 1);
+  half double precision := (1::bigint << d) / 2.0;
+  nside bigint := 1::bigint << d;
+  i bigint := trunc(half * (q013 + xproj))::bigint;
+  j bigint := trunc(half * (q013 - xproj))::bigint;
+BEGIN
+  RETURN ARRAY[least(i, nside - 1), least(j, nside - 1),
+               (q013 << 2) + (((q >> 1) + (q01 & q12)) & 3)];
+END $$;
+
 -- [x, y, face] of the pixel containing (ra, dec) [deg] at depth d (an array, not a
 -- record: PL/pgSQL callers evaluate a scalar result much faster).
 DROP FUNCTION IF EXISTS taphouse_hpx_xyf(integer, double precision, double precision);
@@ -60,6 +82,12 @@ BEGIN
     t2 := nside * (z * 0.75);
     jp := floor(t1 - t2)::bigint;  -- ascending edge line index
     jm := floor(t1 + t2)::bigint;  -- descending edge line index
+    IF t2 = 0 THEN
+      -- On the equator, cell corners are where floating point decides: place the
+      -- position as cdshealpix does (the DuckDB functions and ingest use it), so that
+      -- both backends agree, e.g. (45, 0) in base cell 0 (not 5).
+      RETURN taphouse_hpx_xyf_equator(d, lon);
+    END IF;
     ifp := jp >> d;
     ifm := jm >> d;
     IF ifp = ifm THEN
