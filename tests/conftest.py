@@ -58,3 +58,13 @@ def demo_server(demo_data_dir: Path) -> Iterator[LiveServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (see pg_server.py), one per session
+    (tests/adql and tests/postgres); scripts/test.sh installs PostgreSQL, and without it
+    the tests that use this fail (no skip)."""
+    from pg_server import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()

@@ -18,7 +18,7 @@ from taphouse.settings import Settings, find_config_file, read_config_file
 _COMMAND_MODULES = ["taphouse.catalogue.commands", "taphouse.auth.commands",
                     "taphouse.compute.commands", "taphouse.storage.commands",
                     "taphouse.hub.commands", "taphouse.client.commands",
-                    "taphouse.remotes.commands", "taphouse.secrets"]
+                    "taphouse.remotes.commands", "taphouse.engine.commands", "taphouse.secrets"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -41,6 +41,7 @@ from taphouse.auth.routes import admin_router, auth_router
 from taphouse.catalogue.store import CatalogueStore, Retention
 from taphouse.compute.service import ComputeService
 from taphouse.engine.duckdb import DuckDBEngine
+from taphouse.engine.postgres import postgres_backends
 from taphouse.engine.routing import BackendRouter
 from taphouse.errors import ServiceError
 from taphouse.hub.link import HubForwarding, HubLink, service_token_path
@@ -124,6 +125,10 @@ class Platform:
                                       observe=self.metrics.query_done)
         # Which backend serves each database (engine.routing): DuckDB by default.
         self.backends = BackendRouter(self.engine)
+        self.backends.register("postgres", postgres_backends(
+            self.secrets, pool_size=settings.postgres_pool_size,
+            statement_timeout=settings.exec_duration_limit,
+            temp_max_rows=settings.postgres_temp_max_rows))
         self.query_service = QueryService(
             settings, engine=self.engine, scopes=self.scopes, userspace=self.userspace,
             audit=self.query_audit, outbound=self.outbound, scratch_dir=self.scratch.path,
@@ -226,6 +231,7 @@ class Platform:
         if stopping is not None:
             stopping.set()
         self.jobs.stop()
+        self.backends.close()  # connection pools of PostgreSQL-served databases
         self.meta.close()
         self.scratch.close()
 

@@ -49,6 +49,10 @@ class Settings:
     engine_threads: int = 2
     engine_memory_limit: str = "4GB"
     engine_temp_limit: str = "10GB"
+    # PostgreSQL-served databases (taphouse db add-postgres): connections per database,
+    # most rows of an upload or user table copied there to join its tables.
+    postgres_pool_size: int = 8
+    postgres_temp_max_rows: int = 1_000_000
     # --- queries and jobs --------------------------------------------------------
     maxrec_default: int = 100_000
     maxrec_limit: int = 10_000_000

@@ -143,12 +143,4 @@ def angdist(ra1, dec1, ra2, dec2) -> float:
     return math.degrees(math.atan2(num, den))
 
 
-@pytest.fixture(scope="session")
-def pg_server():
-    """A throwaway PostgreSQL cluster on 127.0.0.1 (see pg_server.py); scripts/test.sh
-    installs PostgreSQL, and without it the tests that use this fail (no skip)."""
-    from pg_server import PostgresServer
-
-    server = PostgresServer().start()
-    yield server
-    server.stop()
+# pg_server (the throwaway PostgreSQL cluster): tests/conftest.py, shared with tests/postgres

@@ -87,23 +87,32 @@ def test_tables_of_two_backends_named_in_error(routed):
 
 def test_backend_not_configured(start_server):
     server = start_server(demo=True)
-    server.platform.catalogue.set_backend("hipparcos", "postgres", "nowhere")
+    server.platform.catalogue.set_backend("hipparcos", "nosuch", "nowhere")
     r = _sync(server, "SELECT TOP 1 hip FROM hipparcos.hip2")
     assert r.status_code == 400
-    assert "no 'postgres' backend configured" in r.text
+    assert "no 'nosuch' backend configured" in r.text
+    # a PostgreSQL database whose connection is not stored: unavailable, said clearly
+    server.platform.catalogue.set_backend("hipparcos", "postgres", "nowhere")
+    r = _sync(server, "SELECT TOP 1 hip FROM hipparcos.hip2")
+    assert r.status_code == 503
+    assert "no connection is stored for the PostgreSQL database 'nowhere'" in r.text
     # the other database still answers
     assert _sync(server, "SELECT TOP 1 source_id FROM gaia.dr3_bright").status_code == 200
 
 
-def test_router_choose_uploads_go_with_default(tmp_path):
+def test_router_choose_moves_uploads_never_catalogues(tmp_path):
     from taphouse.catalogue.model import ColumnMeta, TableMeta
 
     engine = DuckDBEngine(tmp_path)
+    other = DuckDBEngine(tmp_path)
     router = BackendRouter(engine)
+    router.register("other", lambda ref: other)
     col = [ColumnMeta(name="x", datatype="double")]
     up = TableMeta(database="tap_upload", name="u", columns=col, kind="upload")
-    pg = TableMeta(database="cat", name="t", columns=col, backend="postgres",
-                   backend_ref="c")
+    mine = TableMeta(database="user_a", name="t", columns=col, kind="user")
+    cat = TableMeta(database="gaia", name="s", columns=col)
+    far = TableMeta(database="cat", name="t", columns=col, backend="other", backend_ref="c")
     assert router.choose([up]) is engine
-    with pytest.raises(MixedBackends, match="tap_upload.u on duckdb; cat.t on postgres"):
-        router.choose([up, pg])
+    assert router.choose([up, mine, far]) is other  # copied there for the query
+    with pytest.raises(MixedBackends, match=r"gaia.s, tap_upload.u on duckdb; cat.t on other \(c\)"):
+        router.choose([cat, up, far])

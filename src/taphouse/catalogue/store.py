@@ -53,7 +53,7 @@ log = logging.getLogger("taphouse.catalogue")
 
 #: Names of version files (``new_version_path``); only such files are ever removed as
 #: orphans, never anything else an operator may have put into the tables directory.
-VERSION_FILE = re.compile(r"^v\d+_[0-9a-f]{12}\.(duckdb|hats)(\.tmp)?(\.wal)?$")
+VERSION_FILE = re.compile(r"^v\d+_[0-9a-f]{12}\.(duckdb|hats|pg)(\.tmp)?(\.wal)?$")
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,8 @@ class CatalogueStore:
     # --- tables --------------------------------------------------------------------
     def new_version_path(self, database: str, table: str, suffix: str = ".duckdb") -> Path:
         """A fresh, unused path for a new version file of ``database.table`` (with
-        ``suffix=".hats"``: a version directory in the HATS layout).
+        ``suffix=".hats"``: a version directory in the HATS layout; ``".pg"``: a small
+        file naming the PostgreSQL relation of a table served from there).
 
         Write the file elsewhere (the process's ``tmp/`` area) and move it here when it
         is complete: a file under this name is always whole.
@@ -213,7 +214,7 @@ class CatalogueStore:
         folder = self.tables_dir / database.lower() / table.lower()
         for level in (folder.parent, folder):
             level.mkdir(exist_ok=True, mode=0o700)
-        if suffix not in (".duckdb", ".hats"):
+        if suffix not in (".duckdb", ".hats", ".pg"):
             raise ValueError(f"unknown version suffix {suffix!r}")
         return folder / f"v{int(time.time())}_{secrets.token_hex(6)}{suffix}"
 

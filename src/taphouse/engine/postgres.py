@@ -13,14 +13,23 @@ The functions take a psycopg 3 connection (``psycopg`` is imported by the caller
 
 from __future__ import annotations
 
+import itertools
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from taphouse.catalogue.model import HEALPIX_COLUMN, HEALPIX_ORDER
+from taphouse.catalogue.model import HEALPIX_COLUMN, HEALPIX_ORDER, TableMeta
+from taphouse.engine.functions import ServiceFunction
 from taphouse.errors import ServiceError
+
+log = logging.getLogger("taphouse.postgres")
+_CURSOR_IDS = itertools.count(1)
 
 FUNCTIONS_SQL = "postgres_functions.sql"
 
@@ -175,3 +184,316 @@ def _copy(cur: Any, copy_sql: str, table: pa.Table) -> None:
             pacsv.write_csv(pa.Table.from_batches([batch]), sink,
                             pacsv.WriteOptions(include_header=False))
             copy.write(sink.getvalue().to_pybytes())
+
+
+# --- the backend behind the Backend protocol ---------------------------------------------
+#: Schema of the service functions in a served database (the query role's search_path).
+FUNCTIONS_SCHEMA = "taphouse"
+#: Where a catalogue table's PostgreSQL relation is recorded in its version metadata.
+RELATION_KEY = "postgres_relation"
+
+# PostgreSQL type OIDs -> Arrow types of the result batches.
+_OID_ARROW: dict[int, pa.DataType] = {
+    16: pa.bool_(), 21: pa.int16(), 23: pa.int32(), 20: pa.int64(), 26: pa.int64(),
+    700: pa.float32(), 701: pa.float64(), 1700: pa.float64(),
+    25: pa.string(), 1043: pa.string(), 1042: pa.string(), 19: pa.string(),
+    18: pa.string(), 1082: pa.date32(), 1114: pa.timestamp("us"),
+    1184: pa.timestamp("us", tz="UTC"), 17: pa.binary(),
+    1000: pa.list_(pa.bool_()), 1005: pa.list_(pa.int16()), 1007: pa.list_(pa.int32()),
+    1016: pa.list_(pa.int64()), 1021: pa.list_(pa.float32()),
+    1022: pa.list_(pa.float64()), 1231: pa.list_(pa.float64()), 1009: pa.list_(pa.string()),
+}
+
+
+class TempTableTooLarge(PostgresError):
+    """A per-request table (upload, user table) has more rows than may be copied to the
+    database that holds the other tables of the query."""
+
+
+def pg_relation(table: TableMeta) -> tuple[str, str]:
+    """(schema, table) in PostgreSQL of a catalogue table served from there."""
+    loc = table.extra.get(RELATION_KEY)
+    if isinstance(loc, list | tuple) and len(loc) == 2:
+        return str(loc[0]), str(loc[1])
+    return table.database, table.name
+
+
+def session_options(*, statement_timeout_ms: int,
+                    search_path: str = FUNCTIONS_SCHEMA) -> str:
+    """The libpq ``options`` every query connection starts with: the pinned
+    ``search_path`` (the service functions; catalogue relations are always written
+    schema-qualified, temporary tables come first anyway), no JIT (its compile time
+    costs more than short catalogue queries gain), and a backstop statement timeout
+    behind the service's own time limits."""
+    return (f"-c search_path={search_path} -c jit=off"
+            f" -c statement_timeout={int(statement_timeout_ms)}"
+            " -c idle_in_transaction_session_timeout=600000"
+            " -c default_transaction_read_only=off")
+
+
+class PgCursor:
+    """One query's connection (from the pool): what ``Backend.cursor`` yields.
+
+    ``interrupt()`` sends PostgreSQL's cancel request for the running statement (the
+    protocol's side door: what ``pg_cancel_backend(pid)`` does, without needing a
+    second pooled connection while the pool may be exhausted)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.pid = conn.info.backend_pid
+        self.inline: dict[str, Any] = {}
+        self.temp_tables: list[str] = []
+        self.sent: list[str] = []
+
+    def interrupt(self) -> None:
+        try:
+            self.conn.cancel_safe(timeout=5.0)
+        except Exception as exc:  # noqa: BLE001  (a cancel that cannot be sent: logged)
+            log.warning("could not cancel PostgreSQL backend %s: %s", self.pid,
+                        type(exc).__name__)
+
+
+class PgLease:
+    """Nothing to hold: a PostgreSQL relation is there for as long as it is registered."""
+
+    def relation(self, table: TableMeta) -> str:
+        return relation_name(*pg_relation(table))
+
+    def release(self) -> None:
+        return None
+
+
+class PostgresBackend:
+    """Catalogue tables that live in a PostgreSQL database, queried in place.
+
+    Every query runs on a pooled connection (psycopg 3) of the query role in a
+    ``READ ONLY`` transaction; per-request tables (TAP_UPLOAD, a user table joined with a
+    catalogue table) are first copied into temporary tables, outside that transaction
+    (the role has TEMPORARY, nothing else that writes). Connections start with a pinned
+    ``search_path``, ``jit=off`` and a statement timeout (:func:`session_options`).
+
+    Parameters
+    ----------
+    dsn
+        The query role's connection string (a secret: never logged).
+    pool_size
+        Most connections at once.
+    statement_timeout
+        Seconds after which PostgreSQL itself cancels a statement (a backstop: the
+        service's time limits cancel first).
+    temp_max_rows
+        Most rows a per-request table may have to be copied here.
+    name
+        What errors and logs call it (the connection config's name, never the DSN).
+    """
+
+    dialect = "postgres"
+
+    def __init__(self, dsn: str, *, pool_size: int = 8, statement_timeout: float = 4 * 3600.0,
+                 temp_max_rows: int = 1_000_000, name: str = "postgres",
+                 search_path: str = FUNCTIONS_SCHEMA) -> None:
+        from psycopg_pool import ConnectionPool
+
+        self.name = name
+        self.temp_max_rows = temp_max_rows
+        options = session_options(statement_timeout_ms=int(statement_timeout * 1000),
+                                  search_path=search_path)
+        self.pool = ConnectionPool(
+            dsn, min_size=0, max_size=max(1, pool_size), open=True, timeout=30.0,
+            kwargs={"autocommit": True, "options": options,
+                    "application_name": "taphouse"},
+            check=ConnectionPool.check_connection, reset=_reset, name=f"taphouse-{name}")
+        self._sent_hook: Callable[[str], None] | None = None
+
+    # --- Backend protocol ---------------------------------------------------------------
+    def lease(self) -> PgLease:
+        return PgLease()
+
+    def relation(self, table: TableMeta) -> str:
+        return relation_name(*pg_relation(table))
+
+    @contextmanager
+    def cursor(self, inline: dict[str, Any] | None = None) -> Iterator[PgCursor]:
+        """A pooled connection for one query; its per-request tables are copied into
+        temporary tables by :meth:`stream`, before the read-only transaction (so a
+        table over the row cap is the query's error)."""
+        try:
+            pooled = self.pool.connection()
+            conn = pooled.__enter__()
+        except Exception as exc:
+            raise PostgresError(f"the PostgreSQL database {self.name} cannot be reached"
+                                f" ({type(exc).__name__}); try again later", 503) from None
+        cur = PgCursor(conn)
+        cur.inline = dict(inline or {})
+        try:
+            yield cur
+        finally:
+            try:
+                if conn.info.transaction_status != 0:  # not idle: end the read-only one
+                    conn.execute("ROLLBACK")
+                if cur.temp_tables:
+                    conn.execute("DISCARD TEMP")
+            except Exception:  # noqa: BLE001  (the pool checks it, or drops it)
+                log.warning("could not reset a PostgreSQL connection after a query")
+            pooled.__exit__(None, None, None)
+
+    def stream(self, cur: PgCursor, sql: str, batch_rows: int = 65536,
+               batch_bytes: int | None = None) -> Iterator[pa.RecordBatch]:
+        """Run ``sql`` (in the read-only transaction of ``cur``) with a server-side
+        cursor and stream its rows as Arrow batches; the first batch is fetched before
+        this returns, so errors surface here."""
+        if self._sent_hook is not None:
+            self._sent_hook(sql)
+        cur.sent.append(sql)
+        for name, data in cur.inline.items():
+            self.load_temp_table(cur, name, data() if callable(data) else data,
+                                 self.temp_max_rows)
+        cur.inline = {}
+        if cur.conn.info.transaction_status == 0:
+            cur.conn.execute("BEGIN TRANSACTION READ ONLY")
+        server = cur.conn.cursor(name=f"taphouse_q{next(_CURSOR_IDS)}")
+        try:
+            server.itersize = batch_rows
+            server.execute(sql)
+            types = [_OID_ARROW.get(d.type_code, pa.string()) for d in server.description]
+            names = [d.name for d in server.description]
+            n = batch_rows
+            if batch_bytes is not None:
+                n = max(1, min(batch_rows, batch_bytes // max(64 * len(names), 1)))
+            first = server.fetchmany(n)
+        except BaseException:
+            server.close()
+            raise
+        return _stream_rows(server, first, n, names, types)
+
+    def write_table(self, sql: str, path: Path, *, order_by: str | None = None,
+                    inline: dict[str, Any] | None = None, cursor: Any = None,
+                    max_bytes: int | None = None) -> int:
+        raise PostgresError(
+            f"storing a result of the PostgreSQL database {self.name} as a table is not"
+            " available yet: run the query, then upload its result to your user space")
+
+    def forget(self, version_id: int) -> None:
+        return None
+
+    def detach_idle(self, idle_seconds: float | None = None) -> int:
+        return 0
+
+    def functions(self) -> tuple[ServiceFunction, ...]:
+        from taphouse.engine.functions import service_functions
+
+        return service_functions()
+
+    # --- temporary tables and errors -------------------------------------------------------
+    def load_temp_table(self, cur: PgCursor, name: str, data: Any,
+                        max_rows: int | None = None) -> int:
+        """Copy ``data`` (an Arrow table, a record-batch reader or batches) into a
+        temporary table ``name`` on ``cur``'s connection, outside any read-only
+        transaction; more than ``max_rows`` rows stops the copy
+        (:class:`TempTableTooLarge`). Returns the rows copied."""
+        cap = self.temp_max_rows if max_rows is None else max_rows
+        table = _arrow_table(data)
+        if table.num_rows > cap:
+            raise TempTableTooLarge(
+                f"table {name.removeprefix('_inline_')} has {table.num_rows:,} rows: at"
+                f" most {cap:,} may be joined with tables of the PostgreSQL database"
+                f" {self.name}; select fewer rows first", 413)
+        rel = quote_identifier(name)
+        cols = ", ".join(f"{quote_identifier(f.name)} {_pg_type(f.type)}"
+                         for f in table.schema)
+        names = ", ".join(quote_identifier(n) for n in table.column_names)
+        with cur.conn.cursor() as c:
+            c.execute(f"CREATE TEMPORARY TABLE {rel} ({cols})")
+            cur.temp_tables.append(name)
+            if table.num_rows:
+                _copy(c, f"COPY {rel} ({names}) FROM STDIN", table)
+            c.execute(f"ANALYZE {rel}")
+        return int(table.num_rows)
+
+    def describe_error(self, exc: BaseException) -> str:
+        """A user's message for a PostgreSQL error: its primary message (and hint),
+        never the server's internals (no DSN, no file paths)."""
+        import psycopg
+
+        if isinstance(exc, psycopg.errors.QueryCanceled):
+            return "query cancelled by the database (its statement time limit)"
+        if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+            return "the query tried to write, which is refused"
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            return "the query role may not read that (permission denied in PostgreSQL)"
+        if isinstance(exc, psycopg.OperationalError):
+            return f"the PostgreSQL database {self.name} cannot be reached"
+        diag = getattr(exc, "diag", None)
+        primary = getattr(diag, "message_primary", None) if diag is not None else None
+        text = primary or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        hint = getattr(diag, "message_hint", None) if diag is not None else None
+        return text + (f" ({hint})" if hint else "")
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _reset(conn: Any) -> None:
+    # a connection back in the pool: no temporary table, no leftover state
+    conn.execute("DISCARD TEMP")
+
+
+def _arrow_table(data: Any) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatchReader):
+        return data.read_all()
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if hasattr(data, "to_arrow_table"):  # a DuckDB relation
+        return data.to_arrow_table()
+    batches = list(data)
+    return pa.Table.from_batches(batches)
+
+
+def _stream_rows(server: Any, first: list[tuple[Any, ...]], n: int, names: list[str],
+                 types: list[pa.DataType]) -> Iterator[pa.RecordBatch]:
+    try:
+        rows = first
+        while True:
+            if rows:
+                yield _batch(rows, names, types)
+            if len(rows) < n:
+                return
+            rows = server.fetchmany(n)
+    finally:
+        server.close()
+
+
+def _batch(rows: list[tuple[Any, ...]], names: list[str],
+           types: list[pa.DataType]) -> pa.RecordBatch:
+    arrays = []
+    for i, t in enumerate(types):
+        values = [r[i] for r in rows]
+        if pa.types.is_floating(t):
+            values = [None if v is None else float(v) for v in values]
+        elif pa.types.is_string(t):
+            values = [v if v is None or isinstance(v, str) else str(v) for v in values]
+        arrays.append(pa.array(values, type=t))
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def postgres_backends(secrets: Any, *, pool_size: int, statement_timeout: float,
+                      temp_max_rows: int) -> Callable[[str | None], PostgresBackend]:
+    """The ``postgres`` factory of :class:`taphouse.engine.routing.BackendRouter`: the
+    backend of a registered database, from its query DSN sealed in ``secrets`` (a
+    :class:`taphouse.secrets.SecretStore`) under ``postgres:<ref>``."""
+
+    def make(ref: str | None) -> PostgresBackend:
+        from taphouse.engine.pg_register import secret_name
+
+        sealed = secrets.get(secret_name(ref)) if ref else None
+        if sealed is None:
+            raise PostgresError(f"no connection is stored for the PostgreSQL database"
+                                f" {ref!r}: register it again (taphouse db add-postgres)",
+                                503)
+        return PostgresBackend(sealed.reveal(), pool_size=pool_size,
+                               statement_timeout=statement_timeout,
+                               temp_max_rows=temp_max_rows, name=ref or "postgres")
+
+    return make

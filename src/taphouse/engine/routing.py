@@ -50,6 +50,12 @@ def backend_key(table: TableMeta) -> tuple[str, str | None]:
     return (table.backend, table.backend_ref)
 
 
+def movable(table: TableMeta) -> bool:
+    """Whether a table of the default backend may be copied to another backend for one
+    query (uploads, TAP_SCHEMA, user tables; never a catalogue table)."""
+    return table.kind in _LOCAL_KINDS
+
+
 def describe_key(key: tuple[str, str | None]) -> str:
     kind, ref = key
     return kind if ref is None else f"{kind} ({ref})"
@@ -86,7 +92,15 @@ class BackendRouter:
                 raise BackendUnavailable(
                     f"this server has no {key[0]!r} backend configured, which a database"
                     " in the query needs; the operator can register one")
-            made = factory(key[1])
+            try:
+                made = factory(key[1])
+            except ServiceError as exc:
+                raise BackendUnavailable(exc.message, exc.status) from None
+            except ImportError as exc:
+                raise BackendUnavailable(
+                    f"the {key[0]!r} backend needs the Python package {exc.name!r}, which"
+                    " is not installed on this server (pip install 'taphouse[postgres]')",
+                    503) from None
             self._backends[key] = made
             return made
 
@@ -96,14 +110,20 @@ class BackendRouter:
     def choose(self, tables: Iterable[TableMeta]) -> Backend:
         """The one backend that runs a query over ``tables``.
 
-        Raises :class:`MixedBackends` naming the tables of each backend when stored
-        tables of two backends meet; per-request tables (uploads, TAP_SCHEMA) go with
-        the default backend, so joining them with another backend's tables is refused
-        too until temporary-table loading takes them there.
+        Tables that live with the default backend but may be copied for one query
+        (uploads, TAP_SCHEMA, user tables: :func:`movable`) go to the backend of the
+        others, whose ``cursor`` loads them as temporary tables (with a row cap).
+        Raises :class:`MixedBackends` naming the tables of each backend when catalogue
+        tables of two backends meet.
         """
+        tables = list(tables)
         groups: dict[tuple[str, str | None], list[str]] = {}
         for t in tables:
             groups.setdefault(backend_key(t), []).append(f"{t.database}.{t.name}")
+        others = [k for k in groups if k[0] != DEFAULT_KIND]
+        if len(others) == 1 and all(movable(t) for t in tables
+                                    if backend_key(t)[0] == DEFAULT_KIND):
+            return self.backend(others[0])
         if len(groups) > 1:
             parts = "; ".join(f"{', '.join(sorted(set(names)))} on {describe_key(k)}"
                               for k, names in sorted(groups.items(),

@@ -206,9 +206,30 @@ class QueryService:
             raise AdqlError("DEST is not available yet for tables served by the "
                             f"{backend.dialect} backend: run the query, then upload its"
                             " result to your user space")
-        if backend.dialect != "duckdb":  # the dialect of the first translation
+        # user tables (stored with the default engine) go along as temporary tables
+        moved = {(t.database, t.name): self._local_rows(t, scope)
+                 for t in tr.tables if t.kind == "user" and (t.database, t.name)
+                 not in scope.inline}
+        if moved:
+            scope.inline.update(moved)
+        if backend.dialect != "duckdb" or moved:  # the dialect of the first translation
             tr = translate(spec.query, scope, dialect=backend.dialect, maxrec=spec.maxrec)
         return backend, tr
+
+    def _local_rows(self, table: TableMeta, scope: Scope) -> Any:
+        """[postgres] The rows of a user table, read when the query runs on another
+        backend (at most ``postgres_temp_max_rows`` + 1: the backend refuses more)."""
+        relation = scope.relation(table)
+        cap = int(getattr(self.settings, "postgres_temp_max_rows", 1_000_000)) + 1
+
+        def read() -> pa.Table:
+            with self.engine.cursor() as cur:
+                got = self.engine.stream(cur, f"SELECT * FROM {relation} LIMIT {cap}")
+                if isinstance(got, pa.RecordBatchReader):
+                    return got.read_all()
+                batches = list(got)
+                return pa.Table.from_batches(batches) if batches else pa.table({})
+        return read
 
     def explain(self, identity: Identity, spec: QuerySpec, *,
                 workspace: Sequence[str] | None = None) -> dict[str, Any]:

@@ -89,3 +89,10 @@ class PostgresServer:
                           "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def dsn_of(server: PostgresServer, *, user: str | None = None, dbname: str = "postgres",
+           password: str | None = None) -> str:
+    """A DSN for another role or database of ``server``."""
+    text = f"host=127.0.0.1 port={server.port} user={user or server.user} dbname={dbname}"
+    return text + (f" password={password}" if password else "")

@@ -1,0 +1,427 @@
+"""Registering a database that lives in PostgreSQL (``taphouse db add-postgres``).
+
+Its tables stay where they are: registration reads their columns from PostgreSQL's
+catalogue (descriptions from column comments; units, UCDs and more from an optional
+YAML file), records them in the taphouse catalogue as a database served by the
+``postgres`` backend (:mod:`taphouse.engine.routing`), and seals the query role's
+connection string with :mod:`taphouse.secrets` (never logged or shown).
+
+Two credentials: the *setup* DSN (optional, used once, never stored) installs the
+service functions in their own schema, grants the query role what it needs, revokes
+``CREATE`` on ``public`` from it and builds HEALPix index columns (``--index``); the
+*query* DSN is what the server uses. A query role that is a superuser, may create roles
+or databases, is a member of ``pg_read_server_files`` / ``pg_write_server_files`` /
+``pg_execute_server_program``, or may write any registered table is refused: the
+database itself must enforce what the ADQL checks refuse.
+
+The ``--meta`` YAML file::
+
+    description: The survey's catalogues, in the archive's PostgreSQL
+    tables:
+      stars:
+        description: Bright stars
+        epoch: 2016.0
+        ra: ra          # position columns (else by UCD, then by common names)
+        dec: dec
+        columns:
+          ra: {unit: deg, ucd: pos.eq.ra;meta.main, description: Right ascension}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from taphouse.catalogue.model import (
+    HEALPIX_COLUMN,
+    LEGACY_HEALPIX_COLUMN,
+    CatalogueError,
+    ColumnMeta,
+    TableMeta,
+    check_database_name,
+    position_columns,
+    votable_type_for_arrow,
+)
+from taphouse.engine.postgres import (
+    FUNCTIONS_SCHEMA,
+    RELATION_KEY,
+    functions_sql,
+    quote_identifier,
+    relation_name,
+)
+
+log = logging.getLogger("taphouse.postgres")
+
+#: Where the sealed query DSN of a registered database is kept (taphouse.secrets).
+SECRET_PREFIX = "postgres:"
+#: Roles whose members can reach the server's files or programs.
+DANGEROUS_ROLES = ("pg_read_server_files", "pg_write_server_files",
+                   "pg_execute_server_program")
+
+_PG_ARROW = {
+    "int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(), "float4": pa.float32(),
+    "float8": pa.float64(), "numeric": pa.float64(), "bool": pa.bool_(),
+    "text": pa.string(), "varchar": pa.string(), "bpchar": pa.string(), "name": pa.string(),
+    "date": pa.date32(), "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+    "_float8": pa.list_(pa.float64()), "_float4": pa.list_(pa.float32()),
+    "_int2": pa.list_(pa.int16()), "_int4": pa.list_(pa.int32()),
+    "_int8": pa.list_(pa.int64()),
+}
+_TABLE_KEYS = {"description", "epoch", "ra", "dec", "columns"}
+_COLUMN_KEYS = {"unit", "ucd", "utype", "description", "principal", "std"}
+
+
+def secret_name(database: str) -> str:
+    return SECRET_PREFIX + database
+
+
+@dataclass
+class Registration:
+    """What ``add-postgres`` registered (for the command's report)."""
+
+    database: str
+    tables: list[TableMeta] = field(default_factory=list)
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # table -> "col (type)"
+    indexed: list[str] = field(default_factory=list)
+
+
+def check_query_role(conn: Any, schema: str) -> None:
+    """Refuse a query role that could do more than read: superuser, CREATEROLE /
+    CREATEDB, a member of the server-file roles, CREATE on ``public`` or on ``schema``,
+    or INSERT/UPDATE/DELETE/TRUNCATE on a table of ``schema``."""
+    row = conn.execute(
+        "SELECT current_user, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls"
+        " FROM pg_roles WHERE rolname = current_user").fetchone()
+    user, superuser, createrole, createdb, bypassrls = row
+    problems = []
+    if superuser:
+        problems.append("it is a superuser")
+    if createrole or createdb:
+        problems.append("it may create roles or databases")
+    if bypassrls:
+        problems.append("it bypasses row-level security")
+    for role in DANGEROUS_ROLES:
+        member = conn.execute(
+            "SELECT pg_has_role(current_user, oid, 'MEMBER') FROM pg_roles WHERE rolname=%s",
+            (role,)).fetchone()
+        if member and member[0]:
+            problems.append(f"it is a member of {role}")
+    for space in ("public", schema):
+        ok = conn.execute("SELECT has_schema_privilege(current_user, n.oid, 'CREATE')"
+                          " FROM pg_namespace n WHERE nspname=%s", (space,)).fetchone()
+        if ok and ok[0]:
+            problems.append(f"it may CREATE in schema {space}")
+    writable = [r[0] for r in conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid=c.relnamespace"
+        " WHERE n.nspname=%s AND c.relkind IN ('r','p','v','m','f') AND ("
+        " has_table_privilege(current_user, c.oid, 'INSERT')"
+        " OR has_table_privilege(current_user, c.oid, 'UPDATE')"
+        " OR has_table_privilege(current_user, c.oid, 'DELETE')"
+        " OR has_table_privilege(current_user, c.oid, 'TRUNCATE'))"
+        " ORDER BY 1", (schema,)).fetchall()]
+    if writable:
+        problems.append(f"it may write table(s) {', '.join(writable[:5])}"
+                        + (" ..." if len(writable) > 5 else ""))
+    if problems:
+        raise CatalogueError(
+            f"the query role {user!r} may do more than read: {'; '.join(problems)}. Give a"
+            " role that may only SELECT the registered schema and EXECUTE the service"
+            " functions (--setup-dsn revokes CREATE on public and grants the rest)")
+
+
+def install_service_functions(setup: Any, query_role: str,
+                              schema: str = FUNCTIONS_SCHEMA) -> None:
+    """With the setup role: the service functions in ``schema`` (created if needed),
+    each with a fixed ``search_path``; EXECUTE and USAGE for ``query_role``, which also
+    gets TEMPORARY on the database and loses CREATE on ``public``."""
+    q = quote_identifier(schema)
+    role = quote_identifier(query_role)
+    with setup.transaction():
+        setup.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
+        setup.execute(f"SET LOCAL search_path TO {q}")
+        setup.execute(functions_sql())
+        setup.execute(f"REVOKE CREATE ON SCHEMA {q} FROM PUBLIC")
+        setup.execute(f"GRANT USAGE ON SCHEMA {q} TO {role}")
+        setup.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {q} TO {role}")
+        setup.execute(f"REVOKE CREATE ON SCHEMA public FROM PUBLIC, {role}")
+        dbname = setup.execute("SELECT current_database()").fetchone()[0]
+        setup.execute(f"GRANT TEMPORARY ON DATABASE {quote_identifier(dbname)} TO {role}")
+
+
+def _functions_present(conn: Any, schema: str = FUNCTIONS_SCHEMA) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid=p.pronamespace"
+        " WHERE n.nspname=%s AND p.proname IN ('ivo_healpix_index','taphouse_contains')"
+        " AND has_function_privilege(current_user, p.oid, 'EXECUTE')",
+        (schema,)).fetchone()
+    return bool(row and row[0] >= 2)
+
+
+def read_tables(conn: Any, schema: str) -> dict[str, list[tuple[str, str, str | None]]]:
+    """Tables and views of ``schema`` the role may SELECT: name -> [(column, type
+    name, comment)] in column order."""
+    rows = conn.execute(
+        "SELECT c.relname, a.attname, t.typname, col_description(c.oid, a.attnum)"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid=c.relnamespace"
+        " JOIN pg_attribute a ON a.attrelid=c.oid AND a.attnum > 0 AND NOT a.attisdropped"
+        " JOIN pg_type t ON t.oid=a.atttypid"
+        " WHERE n.nspname=%s AND c.relkind IN ('r','p','v','m','f')"
+        " AND has_table_privilege(current_user, c.oid, 'SELECT')"
+        " ORDER BY c.relname, a.attnum", (schema,)).fetchall()
+    out: dict[str, list[tuple[str, str, str | None]]] = {}
+    for rel, col, typ, comment in rows:
+        out.setdefault(rel, []).append((col, typ, comment))
+    return out
+
+
+def _table_comments(conn: Any, schema: str) -> dict[str, str]:
+    return {r[0]: r[1] for r in conn.execute(
+        "SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid=c.relnamespace WHERE n.nspname=%s"
+        " AND obj_description(c.oid, 'pg_class') IS NOT NULL", (schema,)).fetchall()}
+
+
+def load_meta(path: Path | None) -> dict[str, Any]:
+    """The ``--meta`` YAML file (see the module docstring), checked."""
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise CatalogueError(f"{path}: cannot read metadata file: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise CatalogueError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(doc, dict) or set(doc) - {"description", "tables"}:
+        raise CatalogueError(f"{path}: expected the keys 'description' and 'tables'")
+    tables = doc.get("tables") or {}
+    if not isinstance(tables, dict):
+        raise CatalogueError(f"{path}: 'tables' must map table names to settings")
+    for tname, tset in tables.items():
+        if not isinstance(tset, dict) or set(tset) - _TABLE_KEYS:
+            raise CatalogueError(f"{path}: table {tname!r}: allowed keys are"
+                                 f" {sorted(_TABLE_KEYS)}")
+        for cname, cset in (tset.get("columns") or {}).items():
+            if not isinstance(cset, dict) or set(cset) - _COLUMN_KEYS:
+                raise CatalogueError(f"{path}: table {tname!r} column {cname!r}: allowed"
+                                     f" keys are {sorted(_COLUMN_KEYS)}")
+    return doc
+
+
+def column_metas(columns: list[tuple[str, str, str | None]], settings: dict[str, Any]
+                 ) -> tuple[list[ColumnMeta], list[str], str | None]:
+    """(columns, skipped "name (type)", the HEALPix index column if present)."""
+    from taphouse.catalogue.units import check_unit
+
+    given = {str(k).lower(): v for k, v in (settings.get("columns") or {}).items()}
+    out, skipped, healpix = [], [], None
+    for name, typ, comment in columns:
+        lname = name.lower()
+        if lname in (HEALPIX_COLUMN, LEGACY_HEALPIX_COLUMN) and typ == "int8":
+            healpix = name
+            continue
+        arrow = _PG_ARROW.get(typ)
+        if arrow is None or name != lname or not lname.replace("_", "a").isalnum():
+            why = typ if arrow is None else "a name ADQL cannot write unquoted"
+            skipped.append(f"{name} ({why.lstrip('_') + '[]' if why.startswith('_') else why})")
+            continue
+        datatype, arraysize, xtype = votable_type_for_arrow(arrow)
+        extra = given.get(lname, {})
+        unit = extra.get("unit")
+        if unit is not None:
+            check = check_unit(str(unit))
+            if not check.valid:
+                raise CatalogueError(f"column {name!r}: bad unit {unit!r}: {check.problem}")
+            unit = check.unit
+        out.append(ColumnMeta(
+            name=lname, datatype=datatype, arraysize=arraysize, xtype=xtype, unit=unit,
+            ucd=extra.get("ucd"), utype=extra.get("utype"),
+            description=extra.get("description") or comment,
+            principal=bool(extra.get("principal", False)), std=bool(extra.get("std", False))))
+    return out, skipped, healpix
+
+
+def build_index(setup: Any, schema: str, table: str, ra: str, dec: str) -> str:
+    """With the setup role: add and fill the HEALPix index column (nested, order 29)
+    of ``schema.table`` from its positions, with a B-tree index; returns its name."""
+    rel = relation_name(schema, table)
+    col = quote_identifier(HEALPIX_COLUMN)
+    fn = f"{quote_identifier(FUNCTIONS_SCHEMA)}.ivo_healpix_index"
+    with setup.transaction():
+        setup.execute(f"ALTER TABLE {rel} ADD COLUMN IF NOT EXISTS {col} bigint")
+        setup.execute(f"UPDATE {rel} SET {col} = {fn}(29, {quote_identifier(ra)},"
+                      f" {quote_identifier(dec)})")
+        setup.execute(f"CREATE INDEX IF NOT EXISTS {quote_identifier(table + '_hpx29')}"
+                      f" ON {rel} ({col})")
+    setup.execute(f"ANALYZE {rel}")
+    return HEALPIX_COLUMN
+
+
+def register_postgres(store: Any, secrets: Any, name: str, dsn: str | None, schema: str, *,
+                      meta_file: Path | None = None, setup_dsn: str | None = None,
+                      index: bool = False, replace: bool = False,
+                      connection: str | None = None) -> Registration:
+    """Register the tables of PostgreSQL ``schema`` as taphouse database ``name``.
+
+    ``connection`` names the connection config (default: ``name``): databases that
+    share one (several schemas of one PostgreSQL database, same query role) are served
+    by one backend, so a query may join their tables. Without ``dsn``, the stored DSN
+    of an existing ``connection`` is used.
+
+    Raises :class:`CatalogueError` (a message without the DSN) for a role that may do
+    more than read, missing service functions without ``setup_dsn``, an empty schema,
+    or a database name already taken (unless ``replace``).
+    """
+    import psycopg
+
+    dbname = check_database_name(name)
+    conn_name = check_database_name(connection) if connection else dbname
+    if dsn is None:
+        stored = secrets.get(secret_name(conn_name))
+        if stored is None:
+            raise CatalogueError(f"no connection {conn_name!r} is stored: give --dsn")
+        dsn = stored.reveal()
+    existing = store.database(dbname)
+    if existing is not None and not replace:
+        raise CatalogueError(f"database {dbname!r} already exists (give --replace to"
+                             " register it again)")
+    if index and setup_dsn is None:
+        raise CatalogueError("--index builds HEALPix index columns, which needs a role"
+                             " that may alter the tables: give --setup-dsn")
+    meta = load_meta(meta_file)
+    result = Registration(database=dbname)
+    try:
+        conn: Any = psycopg.connect(dsn, autocommit=True, connect_timeout=30,
+                               application_name="taphouse-register")
+    except psycopg.Error as exc:
+        raise CatalogueError(f"cannot connect with the query DSN: {_safe(exc)}") from None
+    try:
+        query_role = conn.execute("SELECT current_user").fetchone()[0]
+        if setup_dsn is not None:
+            try:
+                setup: Any = psycopg.connect(setup_dsn, autocommit=True, connect_timeout=30,
+                                        application_name="taphouse-setup")
+            except psycopg.Error as exc:
+                raise CatalogueError(
+                    f"cannot connect with the setup DSN: {_safe(exc)}") from None
+            try:
+                install_service_functions(setup, query_role)
+                if index:
+                    _index_tables(setup, conn, schema, meta, result)
+            finally:
+                setup.close()
+        check_query_role(conn, schema)
+        if not _functions_present(conn):
+            raise CatalogueError(
+                f"the service functions are not installed in schema {FUNCTIONS_SCHEMA!r}"
+                " (or the query role may not execute them): give --setup-dsn with a role"
+                " that may create them")
+        tables = read_tables(conn, schema)
+        if not tables:
+            raise CatalogueError(f"schema {schema!r} has no table the query role may read")
+        comments = _table_comments(conn, schema)
+        metas = _table_metas(conn, dbname, schema, tables, comments, meta, result)
+    finally:
+        conn.close()
+    secrets.put(secret_name(conn_name), dsn)
+    store.create_database(dbname, str(meta.get("description") or comments_db(schema)))
+    store.set_backend(dbname, "postgres", conn_name)
+    for t in metas:
+        path = store.new_version_path(dbname, t.name, ".pg")
+        path.write_text(json.dumps({"postgres_relation": [schema, t.extra[RELATION_KEY][1]]}))
+        result.tables.append(store.publish(t, path, replace=True))
+    for old in store.tables(dbname):
+        if old.name not in {t.name for t in metas}:
+            store.drop_table(dbname, old.name)
+    for table, cols in result.skipped.items():
+        log.warning("%s.%s: columns of types taphouse cannot serve were skipped: %s",
+                    dbname, table, ", ".join(cols))
+    return result
+
+
+def comments_db(schema: str) -> str:
+    return f"tables of the PostgreSQL schema {schema}"
+
+
+def _index_tables(setup: Any, conn: Any, schema: str, meta: dict[str, Any],
+                  result: Registration) -> None:
+    for tname, cols in read_tables(setup, schema).items():
+        names = {c[0] for c in cols}
+        if HEALPIX_COLUMN in names or LEGACY_HEALPIX_COLUMN in names:
+            continue
+        columns, _, _ = column_metas(cols, (meta.get("tables") or {}).get(tname, {}))
+        ra, dec = _pair(columns, (meta.get("tables") or {}).get(tname, {}))
+        if ra and dec:
+            build_index(setup, schema, tname, ra, dec)
+            result.indexed.append(tname)
+
+
+def _pair(columns: list[ColumnMeta], settings: dict[str, Any]) -> tuple[str | None, str | None]:
+    ra, dec = settings.get("ra"), settings.get("dec")
+    if ra and dec:
+        names = {c.name for c in columns}
+        for c in (ra, dec):
+            if str(c).lower() not in names:
+                raise CatalogueError(f"position column {c!r} is not a column of the table")
+        return str(ra).lower(), str(dec).lower()
+    return position_columns(columns)
+
+
+def _table_metas(conn: Any, dbname: str, schema: str,
+                 tables: dict[str, list[tuple[str, str, str | None]]],
+                 comments: dict[str, str], meta: dict[str, Any],
+                 result: Registration) -> list[TableMeta]:
+    from taphouse.catalogue.model import check_name
+
+    settings_all = meta.get("tables") or {}
+    unknown = set(settings_all) - set(tables)
+    if unknown:
+        raise CatalogueError(f"the metadata file names table(s) not in schema {schema!r}:"
+                             f" {', '.join(sorted(unknown))}")
+    out = []
+    for tname, cols in tables.items():
+        try:
+            lname = check_name(tname, "table")
+        except CatalogueError:
+            result.skipped.setdefault(tname, []).append("(the table: name not usable in ADQL)")
+            continue
+        settings = settings_all.get(tname, {})
+        columns, skipped, healpix = column_metas(cols, settings)
+        if skipped:
+            result.skipped[tname] = skipped
+        if not columns:
+            continue
+        ra, dec = _pair(columns, settings)
+        rows = conn.execute("SELECT reltuples::bigint FROM pg_class c JOIN pg_namespace n"
+                            " ON n.oid=c.relnamespace WHERE n.nspname=%s AND c.relname=%s",
+                            (schema, tname)).fetchone()
+        nrows = int(rows[0]) if rows and rows[0] is not None and rows[0] >= 0 else 0
+        if nrows == 0:
+            nrows = int(conn.execute(f"SELECT count(*) FROM {relation_name(schema, tname)}"
+                                     ).fetchone()[0])
+        epoch = settings.get("epoch")
+        table = TableMeta(
+            database=dbname, name=lname, columns=columns,
+            description=str(settings.get("description") or comments.get(tname) or ""),
+            ra_column=ra, dec_column=dec,
+            healpix_column=healpix if (healpix and ra and dec) else None,
+            epoch=float(epoch) if epoch is not None else None, nrows=nrows,
+            extra={RELATION_KEY: [schema, tname]})
+        out.append(dataclasses.replace(table))
+    return out
+
+
+def _safe(exc: BaseException) -> str:
+    """A connection error without the DSN (libpq messages may quote host and user,
+    never the password; keep the first line only)."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    return first.replace("password", "p******d") if "password=" in first else first

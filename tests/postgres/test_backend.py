@@ -1,0 +1,301 @@
+"""Catalogues served from PostgreSQL through the same TAP endpoint as DuckDB ones.
+
+One server with the demo databases on DuckDB (``gaia``, ``hipparcos``) and the same rows
+in a throwaway PostgreSQL cluster, registered with ``register_postgres`` as ``gaiapg``
+and ``hippg`` (one connection config, so they can be joined), queried over real HTTP
+with stock pyvo. The SQL PostgreSQL receives is recorded, to check that WHERE, TOP and
+aggregates run there.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import pyvo
+
+from pg_server import dsn_of
+from servers import start_live
+from taphouse.catalogue.model import CatalogueError
+from taphouse.engine.pg_register import register_postgres, secret_name
+from taphouse.engine.postgres import load_table
+
+READER = "th_reader"
+DBNAME = "th_demo"
+
+
+def _meta_yaml(path: Path, tables: dict) -> Path:
+    import yaml
+
+    doc = {"description": "demo catalogues in PostgreSQL", "tables": {}}
+    for name, t in tables.items():
+        doc["tables"][name] = {
+            "description": t.description, "epoch": t.epoch,
+            "columns": {c.name: {k: v for k, v in (("unit", c.unit), ("ucd", c.ucd),
+                                                   ("description", c.description)) if v}
+                        for c in t.columns}}
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(pg_server, tmp_path_factory):
+    data = tmp_path_factory.mktemp("pgserved")
+    server = start_live(data / "data", demo=True)
+    platform = server.platform
+    admin = psycopg.connect(pg_server.dsn, autocommit=True)
+    admin.execute(f"DROP DATABASE IF EXISTS {DBNAME}")
+    admin.execute(f"CREATE DATABASE {DBNAME}")
+    if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (READER,)).fetchone():
+        admin.execute(f"CREATE ROLE {READER} LOGIN")
+    setup_dsn = dsn_of(pg_server, dbname=DBNAME)
+    setup = psycopg.connect(setup_dsn, autocommit=True)
+    duck = {t.name: t for t in platform.catalogue.tables("gaia")
+            + platform.catalogue.tables("hipparcos")}
+    for schema, table in (("gaia_pg", "dr3_bright"), ("hip_pg", "hip2")):
+        t = duck[table]
+        with platform.engine.cursor() as cur:
+            arrow = cur.sql(f"SELECT * FROM {platform.engine.relation(t)}").to_arrow_table()
+        load_table(setup, schema, table, arrow, ra_column="ra", dec_column="dec")
+        setup.execute(f"GRANT USAGE ON SCHEMA {schema} TO {READER}")
+        setup.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {READER}")
+    # a column of a type taphouse does not serve: skipped with a warning
+    setup.execute("ALTER TABLE hip_pg.hip2 ADD COLUMN notes jsonb")
+    reader_dsn = dsn_of(pg_server, user=READER, dbname=DBNAME)
+    regs = {}
+    for name, schema, table in (("gaiapg", "gaia_pg", "dr3_bright"),
+                                ("hippg", "hip_pg", "hip2")):
+        meta = _meta_yaml(data / f"{name}.yaml", {table: duck[table]})
+        regs[name] = register_postgres(
+            platform.catalogue, platform.secrets, name,
+            reader_dsn if name == "gaiapg" else None, schema, meta_file=meta,
+            setup_dsn=setup_dsn, connection="demo")
+    backend = platform.backends.backend(("postgres", "demo"))
+    sent: list[str] = []
+    backend._sent_hook = sent.append
+    yield server, regs, sent, setup, reader_dsn
+    setup.close()
+    admin.close()
+    server.stop()
+
+
+def _pyvo(server) -> pyvo.dal.TAPService:
+    return pyvo.dal.TAPService(server.tap)
+
+
+def _rows(server, query: str) -> list[tuple]:
+    table = _pyvo(server).run_sync(query, maxrec=1_000_000).to_table()
+    return [tuple(r) for r in table.as_array().tolist()]
+
+
+def test_registered_from_the_postgres_catalogue(served):
+    server, regs, _, _, _ = served
+    gaia = regs["gaiapg"].tables[0]
+    assert (gaia.database, gaia.name, gaia.backend, gaia.backend_ref) == (
+        "gaiapg", "dr3_bright", "postgres", "demo")
+    assert (gaia.ra_column, gaia.dec_column, gaia.healpix_column) == ("ra", "dec",
+                                                                       "_healpix_29")
+    ra = next(c for c in gaia.columns if c.name == "ra")
+    assert ra.unit == "deg" and ra.ucd.startswith("pos.eq.ra")
+    assert regs["hippg"].skipped == {"hip2": ["notes (jsonb)"]}
+    assert "notes" not in {c.name for c in regs["hippg"].tables[0].columns}
+    # the query DSN is sealed, never stored in clear
+    platform = server.platform
+    assert platform.secrets.get(secret_name("demo")).reveal().startswith("host=")
+    raw = Path(platform.settings.meta_path).read_bytes()
+    assert b"th_reader" not in raw and b"dbname=th_demo" not in raw
+    # VOSI /tables lists the PostgreSQL databases beside the DuckDB ones
+    tables = httpx.get(server.tap + "/tables", timeout=30).text
+    assert "gaiapg.dr3_bright" in tables and "gaia.dr3_bright" in tables
+
+
+def test_same_answers_as_duckdb_and_work_runs_in_postgres(served):
+    server, _, sent, _, _ = served
+    queries = [
+        # cones at RA 0/360 and at the poles
+        "SELECT COUNT(*) FROM {g}.dr3_bright WHERE 1=CONTAINS(POINT(ra, dec),"
+        " CIRCLE(0, 0, 2))",
+        "SELECT COUNT(*) FROM {g}.dr3_bright WHERE 1=CONTAINS(POINT(ra, dec),"
+        " CIRCLE(359.9, 10, 3))",
+        "SELECT COUNT(*) FROM {g}.dr3_bright WHERE 1=CONTAINS(POINT(ra, dec),"
+        " CIRCLE(0, 90, 5))",
+        "SELECT COUNT(*) FROM {g}.dr3_bright WHERE 1=CONTAINS(POINT(ra, dec),"
+        " CIRCLE(120, -90, 5))",
+        "SELECT TOP 5 source_id, ra, dec FROM {g}.dr3_bright WHERE dec > 80"
+        " ORDER BY source_id",
+        "SELECT COUNT(*) AS n, ROUND(AVG(phot_g_mean_mag), 6) AS g FROM {g}.dr3_bright",
+    ]
+    for q in queries:
+        duck = _rows(server, q.format(g="gaia"))
+        sent.clear()
+        pg = _rows(server, q.format(g="gaiapg"))
+        assert pg == duck, q
+        assert len(sent) == 1, q
+        if "CONTAINS" in q:
+            assert "WHERE" in sent[0] and '"_healpix_29"' in sent[0], sent[0]
+        if "TOP 5" in q:
+            assert "LIMIT 5" in sent[0] and "ORDER BY" in sent[0], sent[0]
+        if "COUNT" in q:
+            assert "COUNT(" in sent[0].upper(), sent[0]
+
+
+def test_hipparcos_gaia_crossmatch_equal(served):
+    server, _, sent, _, _ = served
+    q = ("SELECT h.hip, g.source_id FROM {h}.hip2 AS h JOIN {g}.dr3_bright AS g"
+         " ON 1=CONTAINS(POINT(g.ra, g.dec), CIRCLE(h.ra, h.dec, 1.0/3600))"
+         " WHERE h.hpmag < 6")
+    duck = sorted(_rows(server, q.format(h="hipparcos", g="gaia")))
+    sent.clear()
+    pg = sorted(_rows(server, q.format(h="hippg", g="gaiapg")))
+    assert len(duck) > 50
+    assert pg == duck
+    assert "JOIN" in sent[0].upper()
+
+
+def test_duckdb_and_postgres_tables_in_one_query_named(served):
+    server, _, _, _, _ = served
+    r = httpx.post(server.tap + "/sync", data={
+        "REQUEST": "doQuery", "LANG": "ADQL",
+        "QUERY": "SELECT TOP 1 * FROM gaia.dr3_bright AS a JOIN hippg.hip2 AS b"
+                 " ON a.source_id = b.hip"}, timeout=60)
+    assert r.status_code == 400
+    assert "gaia.dr3_bright on duckdb" in r.text and "hippg.hip2 on postgres (demo)" in r.text
+
+
+def test_upload_joins_a_postgres_table(served):
+    server, _, sent, _, _ = served
+    from astropy.table import Table
+
+    mine = Table({"hip": [1, 2, 3, 999999999], "tag": ["a", "b", "c", "none"]})
+    svc = _pyvo(server)
+    q = "SELECT u.tag, h.hip FROM TAP_UPLOAD.mine AS u JOIN {h}.hip2 AS h ON h.hip = u.hip"
+    sent.clear()
+    pg = sorted(tuple(r) for r in svc.run_sync(q.format(h="hippg"),
+                                                uploads={"mine": mine}).to_table())
+    duck = sorted(tuple(r) for r in svc.run_sync(q.format(h="hipparcos"),
+                                                  uploads={"mine": mine}).to_table())
+    assert pg == duck and len(pg) == 3
+    assert "_inline_tap_upload_mine" in sent[0]
+
+
+def test_upload_over_the_row_cap_is_a_clear_error(served, monkeypatch):
+    server, _, _, _, _ = served
+    from astropy.table import Table
+
+    backend = server.platform.backends.backend(("postgres", "demo"))
+    monkeypatch.setattr(backend, "temp_max_rows", 2)
+    mine = Table({"hip": [1, 2, 3]})
+    with pytest.raises(pyvo.dal.DALQueryError, match="mine has 3 rows: at most 2"):
+        _pyvo(server).run_sync("SELECT h.hip FROM TAP_UPLOAD.mine AS u JOIN hippg.hip2"
+                               " AS h ON h.hip = u.hip", uploads={"mine": mine})
+
+
+def test_query_role_cannot_write(served, pg_server):
+    _, _, _, _, reader_dsn = served
+    with psycopg.connect(reader_dsn, autocommit=True) as conn:
+        for sql in ("INSERT INTO hip_pg.hip2 (hip) VALUES (1)", "DELETE FROM gaia_pg.dr3_bright",
+                    "CREATE TABLE public.x (a int)", "CREATE TABLE gaia_pg.x (a int)",
+                    "CREATE OR REPLACE FUNCTION taphouse.f() RETURNS int LANGUAGE sql"
+                    " AS 'SELECT 1'"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(sql)
+        # temporary tables are allowed (joins with uploads)
+        conn.execute("CREATE TEMPORARY TABLE t (a int)")
+
+
+def test_registration_refuses_roles_that_may_do_more(served, pg_server, tmp_path):
+    server, _, _, setup, _ = served
+    platform = server.platform
+    # the cluster's superuser
+    with pytest.raises(CatalogueError, match="superuser"):
+        register_postgres(platform.catalogue, platform.secrets, "bad1",
+                          dsn_of(pg_server, dbname=DBNAME), "gaia_pg")
+    setup.execute("DROP ROLE IF EXISTS th_writer")
+    setup.execute("CREATE ROLE th_writer LOGIN IN ROLE pg_read_server_files")
+    setup.execute("GRANT USAGE ON SCHEMA gaia_pg TO th_writer")
+    setup.execute("GRANT SELECT, INSERT ON gaia_pg.dr3_bright TO th_writer")
+    with pytest.raises(CatalogueError) as err:
+        register_postgres(platform.catalogue, platform.secrets, "bad2",
+                          dsn_of(pg_server, user="th_writer", dbname=DBNAME), "gaia_pg")
+    assert "pg_read_server_files" in str(err.value) and "dr3_bright" in str(err.value)
+    assert "th_writer" in str(err.value) and "host=" not in str(err.value)
+    assert platform.catalogue.database("bad2") is None
+    assert platform.secrets.get(secret_name("bad2")) is None
+
+
+def test_cancellation_reaches_postgres(served, pg_server):
+    """An aborted async job's query stops in PostgreSQL (pg_cancel_backend's signal,
+    sent with the protocol's cancel request), not just in taphouse."""
+    server, _, _, setup, _ = served
+    svc = _pyvo(server)
+    job = svc.submit_job("SELECT COUNT(*) FROM gaiapg.dr3_bright AS a, gaiapg.dr3_bright"
+                         " AS b, hippg.hip2 AS c WHERE a.ra + b.ra > c.ra")
+    job.run()
+
+    def active() -> int:
+        return setup.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename=%s AND state='active'",
+            (READER,)).fetchone()[0]
+
+    deadline = time.time() + 30
+    while active() == 0 and time.time() < deadline:
+        time.sleep(0.1)
+    assert active() == 1, job.phase
+    started = time.time()
+    job.abort()
+    while active() and time.time() - started < 10:
+        time.sleep(0.1)
+    assert active() == 0
+    assert time.time() - started < 10
+
+
+def test_backend_time_limit_cancels(served):
+    from taphouse.query.cancel import CancelHandle
+
+    server, _, _, _, _ = served
+    backend = server.platform.backends.backend(("postgres", "demo"))
+    handle = CancelHandle()
+    started = time.time()
+    with backend.cursor() as cur:
+        handle.attach(cur)
+        threading.Timer(0.3, handle.cancel, ("time limit",)).start()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            list(backend.stream(cur, "SELECT pg_sleep(20)"))
+        handle.detach()
+    assert time.time() - started < 5
+    # the pooled connection is usable again, outside any transaction, temp tables gone
+    with backend.cursor() as cur:
+        got = list(backend.stream(cur, "SELECT current_setting('transaction_read_only'),"
+                                       " current_setting('jit'), current_setting("
+                                       "'search_path')"))
+    row = [got[0].column(i)[0].as_py() for i in range(3)]
+    assert row == ["on", "off", "taphouse"]
+
+
+def test_cli_add_postgres(served, pg_server, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    _, _, _, _, reader_dsn = served
+    env = {**os.environ, "TH_DSN": reader_dsn}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "taphouse.cli", "--data-dir",
+                               str(tmp_path / "d"), "--init", "db", "add-postgres", *args],
+                              capture_output=True, text=True, env=env, timeout=120)
+
+    done = cli("hipcli", "--dsn-env", "TH_DSN", "--schema", "hip_pg")
+    assert done.returncode == 0, done.stderr
+    assert "hipcli.hip2:" in done.stdout and "positions ra/dec, HEALPix index" in done.stdout
+    assert "skipped column(s) of unsupported types: notes (jsonb)" in done.stderr
+    assert "th_reader" not in done.stdout + done.stderr  # the DSN is never shown
+    again = cli("hipcli", "--dsn-env", "TH_DSN", "--schema", "hip_pg")
+    assert again.returncode == 2 and "already exists" in again.stderr
+    superuser = cli("hipsu", "--dsn", dsn_of(pg_server, dbname=DBNAME), "--schema", "hip_pg")
+    assert superuser.returncode == 2 and "superuser" in superuser.stderr
+    assert "port=" not in superuser.stderr
