@@ -189,7 +189,7 @@ def test_upload_over_the_row_cap_is_a_clear_error(served, monkeypatch):
     backend = server.platform.backends.backend(("postgres", "demo"))
     monkeypatch.setattr(backend, "temp_max_rows", 2)
     mine = Table({"hip": [1, 2, 3]})
-    with pytest.raises(pyvo.dal.DALQueryError, match="mine has 3 rows: at most 2"):
+    with pytest.raises(pyvo.dal.DALQueryError, match="table tap_upload.mine has more than 2 rows"):
         _pyvo(server).run_sync("SELECT h.hip FROM TAP_UPLOAD.mine AS u JOIN hippg.hip2"
                                " AS h ON h.hip = u.hip", uploads={"mine": mine})
 
@@ -299,3 +299,52 @@ def test_cli_add_postgres(served, pg_server, tmp_path):
     superuser = cli("hipsu", "--dsn", dsn_of(pg_server, dbname=DBNAME), "--schema", "hip_pg")
     assert superuser.returncode == 2 and "superuser" in superuser.stderr
     assert "port=" not in superuser.stderr
+
+
+def test_ingest_backend_postgres(served, pg_server, tmp_path):
+    """`taphouse ingest --backend postgres` loads a file into a PostgreSQL-served
+    database (COPY, HEALPix index column and its B-tree), which the running server
+    then serves."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    server, _, sent, setup, _ = served
+    platform = server.platform
+    setup.execute("CREATE SCHEMA IF NOT EXISTS ing")
+    setup.execute(f"GRANT USAGE ON SCHEMA ing TO {READER}")
+    register_postgres(platform.catalogue, platform.secrets, "ingpg", None, "ing",
+                      connection="demo")  # an empty schema: filled by ingest
+    rng = np.random.default_rng(5)
+    n = 5000
+    ra, dec = rng.uniform(0, 360, n), np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
+    pq.write_table(pa.table({"id": np.arange(n), "ra": ra, "dec": dec,
+                             "mag": rng.uniform(5, 20, n)}), tmp_path / "stars.parquet")
+    env = {**os.environ, "TH_SETUP": dsn_of(pg_server, dbname=DBNAME)}
+    done = subprocess.run(
+        [sys.executable, "-m", "taphouse.cli", "--data-dir", str(platform.settings.data_dir),
+         "ingest", str(tmp_path / "stars.parquet"), "-d", "ingpg", "-t", "stars",
+         "--backend", "postgres", "--pg-schema", "ing", "--setup-dsn-env", "TH_SETUP",
+         "--epoch", "2016.0", "-q"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "ingpg.stars: 5,000 rows" in done.stdout and "HEALPix index" in done.stdout
+    assert "host=" not in done.stdout + done.stderr
+    index = setup.execute("SELECT indexdef FROM pg_indexes WHERE schemaname='ing'"
+                          " AND tablename='stars'").fetchall()
+    assert any("_healpix_29" in i[0] for i in index)
+    sent.clear()
+    got = _rows(server, "SELECT COUNT(*) FROM ingpg.stars WHERE 1=CONTAINS(POINT(ra, dec),"
+                        " CIRCLE(10, 20, 15))")[0][0]
+    d = np.degrees(np.arccos(np.clip(np.sin(np.radians(dec)) * np.sin(np.radians(20))
+                                     + np.cos(np.radians(dec)) * np.cos(np.radians(20))
+                                     * np.cos(np.radians(ra - 10)), -1, 1)))
+    assert got == int((d <= 15).sum()) > 0
+    assert '"_healpix_29"' in sent[0]
+    # the query role reads it, cannot write it
+    with psycopg.connect(dsn_of(pg_server, user=READER, dbname=DBNAME)) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM ing.stars")

@@ -55,6 +55,16 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                       help="deepest HEALPix order of a partition (default 10)")
     part.add_argument("--margin", type=float, default=None, metavar="ARCSEC",
                       help="margin catalogue threshold in arcsec (default 10)")
+    pg = p.add_argument_group(
+        "PostgreSQL ([postgres])",
+        "load the files into a database served by PostgreSQL (taphouse db add-postgres)"
+        " instead of a DuckDB version file: COPY with the HEALPix index column")
+    pg.add_argument("--backend", choices=("duckdb", "postgres"), default="duckdb",
+                    help="where the table goes (default duckdb)")
+    pg.add_argument("--pg-schema", metavar="SCHEMA", help="PostgreSQL schema of the table")
+    pg.add_argument("--setup-dsn-env", metavar="VAR",
+                    help="environment variable holding a DSN that may create the table"
+                         " (used once, never stored)")
     existing = p.add_mutually_exclusive_group()
     existing.add_argument("--replace", action="store_const", dest="if_exists",
                           const="replace", help="replace an existing table (new version;"
@@ -231,6 +241,8 @@ def _audit(args: argparse.Namespace, event: str, detail: str) -> None:
 def _ingest(args: argparse.Namespace) -> int:
     from taphouse.catalogue.ingest import ingest_files
 
+    if getattr(args, "backend", "duckdb") == "postgres":
+        return _ingest_postgres(args)
     table = ingest_files(_store(args), args.files, args.database, args.table, ra=args.ra,
                          dec=args.dec, meta_file=args.meta, description=args.description,
                          progress=not args.quiet, engine_memory_limit=args.memory_limit,
@@ -255,6 +267,36 @@ def _ingest(args: argparse.Namespace) -> int:
         if c.bad_unit:
             print(f"warning: column {c.name}: unit {c.unit!r} kept as given; it is not a "
                   "valid VOUnit", file=sys.stderr)
+    return 0
+
+
+def _ingest_postgres(args: argparse.Namespace) -> int:
+    """[postgres] ``ingest --backend postgres`` (taphouse.engine.pg_register)."""
+    from taphouse.engine.pg_register import ingest_postgres
+    from taphouse.secrets import SecretStore
+    from taphouse.storage.datadir import TmpArea
+
+    if args.partitioned or args.if_exists == "append":
+        raise CatalogueError("--backend postgres loads whole tables: no --partitioned or"
+                             " --append")
+    if not args.pg_schema or not args.setup_dsn_env:
+        raise CatalogueError("--backend postgres needs --pg-schema and --setup-dsn-env")
+    setup = os.environ.get(args.setup_dsn_env)
+    if not setup:
+        raise CatalogueError(f"environment variable {args.setup_dsn_env} is not set")
+    store = _store(args)
+    with TmpArea(store.root / "tmp") as area:
+        table = ingest_postgres(
+            store, SecretStore.from_settings(store.meta, args.settings), args.files,
+            args.database, args.table, schema=args.pg_schema, setup_dsn=setup,
+            replace=args.if_exists == "replace", work_dir=area.path, ra=args.ra,
+            dec=args.dec, meta_file=args.meta, description=args.description,
+            progress=not args.quiet, engine_memory_limit=args.memory_limit,
+            allow_bad_units=args.allow_bad_units, epoch=args.epoch)
+    where = (f", positions {table.ra_column}/{table.dec_column}, HEALPix index"
+             if table.ra_column else ", no positions")
+    print(f"{table.qualified_name}: {table.nrows:,} rows, {len(table.columns)} columns"
+          f"{where} (PostgreSQL {args.pg_schema}.{table.name})")
     return 0
 
 

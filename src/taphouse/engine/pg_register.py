@@ -324,9 +324,13 @@ def register_postgres(store: Any, secrets: Any, name: str, dsn: str | None, sche
                 f"the service functions are not installed in schema {FUNCTIONS_SCHEMA!r}"
                 " (or the query role may not execute them): give --setup-dsn with a role"
                 " that may create them")
+        # an empty schema is fine: `taphouse ingest --backend postgres` fills it
         tables = read_tables(conn, schema)
-        if not tables:
-            raise CatalogueError(f"schema {schema!r} has no table the query role may read")
+        exists = conn.execute("SELECT has_schema_privilege(current_user, n.oid, 'USAGE')"
+                              " FROM pg_namespace n WHERE nspname=%s", (schema,)).fetchone()
+        if not exists or not exists[0]:
+            raise CatalogueError(f"schema {schema!r} does not exist or the query role may"
+                                 " not use it (GRANT USAGE ON SCHEMA ... TO the role)")
         comments = _table_comments(conn, schema)
         metas = _table_metas(conn, dbname, schema, tables, comments, meta, result)
     finally:
@@ -425,3 +429,75 @@ def _safe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
     return first.replace("password", "p******d") if "password=" in first else first
+
+
+def ingest_postgres(store: Any, secrets: Any, files: list[Path], database: str, table: str,
+                    *, schema: str, setup_dsn: str, replace: bool = False,
+                    work_dir: Path, **options: Any) -> TableMeta:
+    """``taphouse ingest --backend postgres``: load table files into ``schema.table`` of
+    the PostgreSQL database that serves taphouse database ``database`` (registered with
+    ``add-postgres``), with the HEALPix index column (COPY from Arrow, rows in index
+    order, B-tree index), grant the query role SELECT on it, and publish it.
+
+    The files are read and checked exactly as a DuckDB ingest reads them (units, UCDs,
+    positions, epoch; ``options`` are :func:`taphouse.catalogue.ingest.ingest_files`'s),
+    staged in ``work_dir``. ``setup_dsn`` is a role that may create tables in ``schema``;
+    it is used once, never stored.
+    """
+    import psycopg
+
+    from taphouse.catalogue.ingest import ingest_files
+    from taphouse.catalogue.store import CatalogueStore
+    from taphouse.engine.duckdb import DuckDBEngine
+    from taphouse.engine.postgres import load_table
+    from taphouse.metadata import MetadataDB
+
+    db = store.database(database)
+    if db is None or db.backend != "postgres" or not db.backend_ref:
+        raise CatalogueError(f"{database!r} is not a database served by PostgreSQL:"
+                             " register it first with `taphouse db add-postgres`")
+    tname = table.lower()
+    if store.table(db.name, tname) is not None and not replace:
+        raise CatalogueError(f"table {db.name}.{tname} already exists: give --replace")
+    sealed = secrets.get(secret_name(db.backend_ref))
+    if sealed is None:
+        raise CatalogueError(f"no connection is stored for {db.name}: register it again")
+    # staged as a DuckDB version first: the same reading and checks as any ingest
+    meta = MetadataDB(work_dir / "stage.sqlite")
+    try:
+        stage = CatalogueStore(meta, work_dir / "tables")
+        staged = ingest_files(stage, files, db.name, tname, work_dir=work_dir, **options)
+        engine = DuckDBEngine(stage.tables_dir)
+        with engine.cursor() as cur:
+            arrow = cur.sql(f"SELECT * FROM {engine.relation(staged)}").to_arrow_table()
+    finally:
+        meta.close()
+    try:
+        query: Any = psycopg.connect(sealed.reveal(), autocommit=True, connect_timeout=30)
+        try:
+            reader = str(query.execute("SELECT current_user").fetchone()[0])
+        finally:
+            query.close()
+        setup: Any = psycopg.connect(setup_dsn, autocommit=True, connect_timeout=30,
+                                     application_name="taphouse-ingest")
+    except psycopg.Error as exc:
+        raise CatalogueError(f"cannot connect to PostgreSQL: {_safe(exc)}") from None
+    try:
+        rows = load_table(setup, schema, tname, arrow, ra_column=staged.ra_column,
+                          dec_column=staged.dec_column, replace=replace)
+        setup.execute(f"GRANT USAGE ON SCHEMA {quote_identifier(schema)}"
+                      f" TO {quote_identifier(reader)}")
+        setup.execute(f"GRANT SELECT ON {relation_name(schema, tname)}"
+                      f" TO {quote_identifier(reader)}")
+    except psycopg.Error as exc:
+        raise CatalogueError(f"loading into PostgreSQL failed: {_safe(exc)}") from None
+    finally:
+        setup.close()
+    published = dataclasses.replace(
+        staged, database=db.name, nrows=rows, path=None, version_id=None, table_id=None,
+        healpix_column=HEALPIX_COLUMN if staged.ra_column else None,
+        extra={**staged.extra, RELATION_KEY: [schema, tname]},
+        backend="postgres", backend_ref=db.backend_ref)
+    path = store.new_version_path(db.name, tname, ".pg")
+    path.write_text(json.dumps({RELATION_KEY: [schema, tname]}))
+    return store.publish(published, path, replace=True)  # type: ignore[no-any-return]

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -25,6 +26,8 @@ import numpy as np
 import pyarrow as pa
 
 from taphouse.catalogue.model import HEALPIX_COLUMN, HEALPIX_ORDER, TableMeta
+from taphouse.engine.backend import TableWriter
+from taphouse.engine.errors import EngineError, TempTableTooLarge
 from taphouse.engine.functions import ServiceFunction
 from taphouse.errors import ServiceError
 
@@ -34,7 +37,7 @@ _CURSOR_IDS = itertools.count(1)
 FUNCTIONS_SQL = "postgres_functions.sql"
 
 
-class PostgresError(ServiceError):
+class PostgresError(EngineError):
     """Loading into PostgreSQL failed; the message says what to change."""
 
 
@@ -205,11 +208,6 @@ _OID_ARROW: dict[int, pa.DataType] = {
 }
 
 
-class TempTableTooLarge(PostgresError):
-    """A per-request table (upload, user table) has more rows than may be copied to the
-    database that holds the other tables of the query."""
-
-
 def pg_relation(table: TableMeta) -> tuple[str, str]:
     """(schema, table) in PostgreSQL of a catalogue table served from there."""
     loc = table.extra.get(RELATION_KEY)
@@ -373,6 +371,34 @@ class PostgresBackend:
             f"storing a result of the PostgreSQL database {self.name} as a table is not"
             " available yet: run the query, then upload its result to your user space")
 
+    def open_writer(self, schema: pa.Schema, path: Path, *, order_by: str | None = None,
+                    max_bytes: int | None = None, cursor: Any = None) -> TableWriter:
+        raise EngineError("table versions are written by the embedded engine, not in"
+                          f" the PostgreSQL database {self.name}")
+
+    def write_arrow(self, batches: Iterable[pa.RecordBatch], schema: pa.Schema,
+                    path: Path, *, order_by: str | None = None,
+                    max_bytes: int | None = None, cursor: Any = None) -> int:
+        raise EngineError("table versions are written by the embedded engine, not in"
+                          f" the PostgreSQL database {self.name}")
+
+    def interrupt(self, cur: Any) -> None:
+        """Cancel the statement running on ``cur`` (PostgreSQL's cancel request)."""
+        if isinstance(cur, PgCursor):
+            cur.interrupt()
+
+    def limit(self, cur: Any, *, seconds: float | None = None,
+              memory_bytes: int | None = None) -> None:
+        """``statement_timeout`` and ``work_mem`` of ``cur``'s session (reset when the
+        connection goes back to the pool)."""
+        if seconds is not None:
+            cur.conn.execute("SELECT set_config('statement_timeout', %s, false)",
+                             (str(max(1, int(seconds * 1000))),))
+        if memory_bytes is not None:
+            # work_mem bounds each sort or hash of a query: a quarter of the whole
+            kb = max(64, int(memory_bytes) // 4 // 1024)
+            cur.conn.execute("SELECT set_config('work_mem', %s, false)", (f"{kb}kB",))
+
     def forget(self, version_id: int) -> None:
         return None
 
@@ -385,19 +411,19 @@ class PostgresBackend:
         return service_functions()
 
     # --- temporary tables and errors -------------------------------------------------------
-    def load_temp_table(self, cur: PgCursor, name: str, data: Any,
-                        max_rows: int | None = None) -> int:
+    def load_temp_table(self, cur: Any, name: str,
+                        data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
+                        max_rows: int) -> int:
         """Copy ``data`` (an Arrow table, a record-batch reader or batches) into a
         temporary table ``name`` on ``cur``'s connection, outside any read-only
-        transaction; more than ``max_rows`` rows stops the copy
-        (:class:`TempTableTooLarge`). Returns the rows copied."""
-        cap = self.temp_max_rows if max_rows is None else max_rows
-        table = _arrow_table(data)
-        if table.num_rows > cap:
-            raise TempTableTooLarge(
-                f"table {name.removeprefix('_inline_')} has {table.num_rows:,} rows: at"
-                f" most {cap:,} may be joined with tables of the PostgreSQL database"
-                f" {self.name}; select fewer rows first", 413)
+        transaction; more than ``max_rows`` rows: :class:`TempTableTooLarge`, nothing
+        loaded (a reader is read at most ``max_rows + 1`` rows). Returns the rows."""
+        if not _IDENTIFIER.fullmatch(name or ""):
+            raise EngineError(f"{name!r} is not a valid temporary table name (letters,"
+                              " digits and _, not starting with a digit)")
+        table = _arrow_table(data, max_rows + 1)
+        if table.num_rows > max_rows:
+            raise TempTableTooLarge(_display_name(name), max_rows)
         rel = quote_identifier(name)
         cols = ", ".join(f"{quote_identifier(f.name)} {_pg_type(f.type)}"
                          for f in table.schema)
@@ -414,6 +440,9 @@ class PostgresBackend:
         """A user's message for a PostgreSQL error: its primary message (and hint),
         never the server's internals (no DSN, no file paths)."""
         import psycopg
+
+        if isinstance(exc, ServiceError):  # refused here (row cap, unreachable)
+            return exc.message
 
         if isinstance(exc, psycopg.errors.QueryCanceled):
             return "query cancelled by the database (its statement time limit)"
@@ -434,21 +463,43 @@ class PostgresBackend:
 
 
 def _reset(conn: Any) -> None:
-    # a connection back in the pool: no temporary table, no leftover state
+    # a connection back in the pool: no temporary table, settings as it started with
     conn.execute("DISCARD TEMP")
+    conn.execute("RESET ALL")
 
 
-def _arrow_table(data: Any) -> pa.Table:
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _display_name(name: str) -> str:
+    """How an error names a per-request table (``_inline_tap_upload_mine`` -> the
+    upload ``tap_upload.mine`` as the query wrote it)."""
+    bare = name.removeprefix("_inline_")
+    if bare.startswith("tap_upload_"):
+        return "tap_upload." + bare[len("tap_upload_"):]
+    return bare
+
+
+def _arrow_table(data: Any, at_most: int | None = None) -> pa.Table:
+    """``data`` as one Arrow table (a reader or batches read up to ``at_most`` rows)."""
     if isinstance(data, pa.Table):
         return data
-    if isinstance(data, pa.RecordBatchReader):
-        return data.read_all()
-    if isinstance(data, pa.RecordBatch):
-        return pa.Table.from_batches([data])
     if hasattr(data, "to_arrow_table"):  # a DuckDB relation
         return data.to_arrow_table()
-    batches = list(data)
-    return pa.Table.from_batches(batches)
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    batches: list[pa.RecordBatch] = []
+    rows = 0
+    schema = getattr(data, "schema", None)
+    for batch in data:
+        batches.append(batch)
+        rows += batch.num_rows
+        schema = batch.schema
+        if at_most is not None and rows >= at_most:
+            break
+    if schema is None:
+        raise EngineError("a temporary table without columns")
+    return pa.Table.from_batches(batches, schema=schema)
 
 
 def _stream_rows(server: Any, first: list[tuple[Any, ...]], n: int, names: list[str],
