@@ -88,6 +88,7 @@ class Settings:
     federation_pull_max_rows: int = 100_000  # most remote rows fetched whole for a join
     federation_upload_max_rows: int = 1_000_000  # most local rows shipped for a join
     federation_block_rows: int = 50_000  # most rows per upload block (fewer if the remote says)
+    federation_max_requests: int = 1000  # most requests to the remote for one join
     # REMOTE:DATABASE pairs: the remote may receive rows of that restricted database
     # (or of user tables derived from it); e.g. gaiamirror:gaia_internal
     federation_trusted: tuple[str, ...] = ()

@@ -113,3 +113,19 @@ def test_the_answers_of_all_blocks_together_are_capped(here, far) -> None:  # no
         service.settings = settings
     assert r.status_code == 400
     assert "sent more than 6000 bytes in all for this join" in r.text, r.text
+
+
+def test_the_requests_of_one_join_are_capped(here, far) -> None:  # noqa: ANN001
+    import dataclasses
+
+    service = here.platform.query_service
+    settings = service.settings
+    service.settings = dataclasses.replace(settings, federation_max_requests=2)
+    before = sum("TAP_UPLOAD" in q for q in audit_queries(far, 500))
+    try:
+        r = sync(here, "alice", XMATCH.format(remote="far.hipparcos.hip2", radius="1/3600."))
+    finally:
+        service.settings = settings
+    assert r.status_code == 400
+    assert "the join needs more than 2 requests to remote 'far'" in r.text, r.text
+    assert sum("TAP_UPLOAD" in q for q in audit_queries(far, 500)) == before + 2

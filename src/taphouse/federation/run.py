@@ -45,6 +45,7 @@ class FederationLimits:
     pull_max_rows: int = 100_000
     upload_max_rows: int = 1_000_000
     block_rows: int = 50_000
+    max_requests: int = 1000
     trusted: tuple[str, ...] = ()
 
     @classmethod
@@ -53,6 +54,7 @@ class FederationLimits:
                    upload_max_rows=int(getattr(settings, "federation_upload_max_rows",
                                                1_000_000)),
                    block_rows=int(getattr(settings, "federation_block_rows", 50_000)),
+                   max_requests=int(getattr(settings, "federation_max_requests", 1000)),
                    trusted=tuple(getattr(settings, "federation_trusted", ())))
 
 
@@ -148,7 +150,7 @@ def run_plan(plan: FederatedPlan, strategy: str, client: RemoteTap, read_local: 
     first); the answer's tables are registered for the local part."""
     stats = FederationStats(strategy=strategy)
     start = time.monotonic()
-    runner = _Remote(client, plan, stats, cancelled, max_bytes)
+    runner = _Remote(client, plan, stats, cancelled, max_bytes, limits.max_requests)
     tables: dict[str, tuple[pa.Table, TableMeta]] = {}
     if strategy == "upload":
         side = plan.upload_side
@@ -188,8 +190,11 @@ class _Remote:
     """The remote's side of one federated join: every request counted in ``stats``."""
 
     def __init__(self, client: RemoteTap, plan: FederatedPlan, stats: FederationStats,
-                 cancelled: Callable[[], bool] | None, max_bytes: int | None) -> None:
+                 cancelled: Callable[[], bool] | None, max_bytes: int | None,
+                 max_requests: int = 1000) -> None:
         self.client = client
+        self.max_requests = max_requests
+        self.requests = 0
         self.plan = plan
         self.stats = stats
         self.cancelled = cancelled
@@ -201,6 +206,12 @@ class _Remote:
               uploads: dict[str, bytes] | None = None) -> RemoteAnswer:
         if self.cancelled is not None and self.cancelled():
             raise FederationError("query cancelled")
+        self.requests += 1
+        if self.requests > self.max_requests:
+            raise FederationError(
+                f"the join needs more than {self.max_requests} requests to remote"
+                f" {self.plan.remote.name!r} (blocks of its upload limit, halved where its"
+                " answers overflowed): narrow it (fewer local rows, a smaller radius)")
         if adql not in self.stats.remote_queries:
             self.stats.remote_queries.append(adql)
         self.stats.bytes_sent += sum(len(b) for b in (uploads or {}).values()) + len(adql)
