@@ -2,6 +2,7 @@
 
     python bench/hats.py [--rows 10000000] [--positions 200] [--upload 100000]
                          [--partition-rows 1000000] [--memory-limit 1GB] [--rebuild]
+                         [--data bench/data/hats]
 
 The synthetic Gaia-like Parquet file (bench/data/, git-ignored) is ingested twice into
 bench/data/hats/, once as one DuckDB file and once with ``--partitioned``, each in a
@@ -65,6 +66,7 @@ def ingest(parquet: Path, table: str, args) -> dict:
 
 
 def main() -> None:
+    global DATA
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--positions", type=int, default=200)
@@ -72,6 +74,8 @@ def main() -> None:
     ap.add_argument("--partition-rows", type=int, default=1_000_000)
     ap.add_argument("--memory-limit", default="1GB", help="DuckDB memory limit of ingest")
     ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument("--data", type=Path, default=DATA,
+                    help="where the two tables are kept (one directory per --partition-rows)")
     ap.add_argument("--child", nargs=3, metavar=("PARQUET", "DATA_DIR", "TABLE"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -80,6 +84,7 @@ def main() -> None:
               args.partition_rows if args.child[2] == "part" else None)
         return
 
+    DATA = args.data
     from taphouse.catalogue.store import CatalogueStore
     from taphouse.catalogue.synth import write_synthetic
     from taphouse.metadata import MetadataDB
