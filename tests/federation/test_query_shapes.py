@@ -67,8 +67,10 @@ def test_a_tap_upload_joined_with_a_remote_table(here: Any) -> None:
 
 
 @pytest.mark.parametrize(("query", "message"), [
-    ("SELECT * FROM mydb.targets AS t LEFT JOIN far.hipparcos.hip2 AS r ON t.hip = r.hip",
+    ("SELECT * FROM far.hipparcos.hip2 AS r LEFT JOIN mydb.targets AS t ON t.hip = r.hip",
      "LEFT JOIN between local and remote tables is not available yet"),
+    ("SELECT * FROM mydb.targets AS t FULL OUTER JOIN far.hipparcos.hip2 AS r"
+     " ON t.hip = r.hip", "JOIN between local and remote tables is not available yet"),
     ("SELECT * FROM mydb.targets AS t JOIN far.hipparcos.hip2 AS r ON t.hip = r.hip"
      " WHERE t.hip IN (SELECT hip FROM hipparcos.hip2)", "may not hold subqueries"),
     ("SELECT * FROM mydb.targets AS t JOIN far.hipparcos.hip2 AS r ON t.hip = r.hip"

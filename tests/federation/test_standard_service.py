@@ -103,3 +103,22 @@ def test_too_large_on_both_sides_is_a_clear_error(here: Any, std: StandardTap) -
     assert "the remote side is too large" in r.text
     assert "accepts no uploads" in r.text and "WHERE term" in r.text, r.text
     assert all(not j.uploads for j in std.jobs)
+
+
+@pytest.mark.parametrize("std", [{"upload_rows": None, "maxrec_hard": 100000}],
+                         indirect=True)
+def test_a_left_join_by_pull(here: Any, std: StandardTap) -> None:
+    query = (f"SELECT t.hip AS mine, r.id AS theirs FROM mydb.targets AS t LEFT JOIN"
+             f" {std.name}.cat.stars AS r ON 1=CONTAINS(POINT(t.ra, t.dec),"  # type: ignore[attr-defined]
+             " CIRCLE(r.ra, r.dec, 1/3600.)) AND r.mag < 8")
+    r = sync(here, "alice", query)
+    assert r.status_code == 200, r.text
+    (job,) = std.jobs
+    assert job.adql.endswith("FROM cat.stars AS r WHERE r.mag < 8")
+    got = parse_single_table(io.BytesIO(r.content)).to_table()
+    want = parse_single_table(io.BytesIO(sync(here, "alice", (
+        "SELECT t.hip AS mine, r.hip AS theirs FROM mydb.targets AS t LEFT JOIN"
+        " hipparcos.hip2 AS r ON 1=CONTAINS(POINT(t.ra, t.dec), CIRCLE(r.ra, r.dec, 1/3600.))"
+        " AND r.hpmag < 8 AND r.ra < 60")).content)).to_table()
+    assert len(got) == len(want) >= 300
+    assert sorted(map(str, got["theirs"])) == sorted(map(str, want["theirs"]))

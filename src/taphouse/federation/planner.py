@@ -261,26 +261,36 @@ def plan_federated(tree: exp.Expression, identity: Identity, scope: Scope,
                         f" {remote.name!r}: a query joining local and remote tables may"
                         " read one remote table (join the remote tables in a query of"
                         " their own on the remote first)")
-    for join in tree.args.get("joins") or []:
-        if join.side or join.kind.upper() not in ("", "INNER", "CROSS"):
+    rside = remote_sides[0]
+    joins = tree.args.get("joins") or []
+    left = None  # local LEFT JOIN remote: the remote's rows are the optional ones
+    for join in joins:
+        if join.side.upper() == "LEFT" and _alias(join.this) == rside.alias and len(joins) == 1:
+            left = join
+        elif join.side or join.kind.upper() not in ("", "INNER", "CROSS"):
             raise AdqlError.at(f"{join.side or join.kind} JOIN between local and remote"
-                               " tables is not available yet: use an inner JOIN", join)
+                               " tables is not available yet: use an inner JOIN (or one"
+                               " LEFT JOIN of the remote table to a local one)", join)
         if join.args.get("using"):
             raise AdqlError.at("JOIN ... USING between local and remote tables: write the"
                                " condition with ON", join)
     _expand_stars(tree, sides)
     _qualify(tree, sides)
-    rside = remote_sides[0]
     local_sides = [s for s in sides if s.remote is None]
-    terms = [t for t in _conjuncts(tree.args["where"].this)] if tree.args.get("where") else []
-    for join in tree.args.get("joins") or []:
+    where = tree.args.get("where")
+    # (term, where it stands): for a LEFT JOIN, only its ON terms touching the remote may
+    # go there, and only WHERE terms of the local side may go to the local read.
+    terms = [(t, "where") for t in _conjuncts(where.this)] if where is not None else []
+    for join in joins:
         if join.args.get("on") is not None:
-            terms += _conjuncts(join.args["on"])
+            terms += [(t, "left" if join is left else "on") for t in _conjuncts(join.args["on"])]
     remote_terms, crossing, by_local = [], [], {}
-    for term in terms:
+    for term, place in terms:
         aliases = _aliases(term)
         if not aliases or term.find(exp.AggFunc) is not None:
             continue
+        if left is not None and (place == "where") == (rside.alias in aliases):
+            continue  # stays in the local part only
         if aliases == {rside.alias}:
             remote_terms.append(term)
         elif rside.alias in aliases:
