@@ -9,6 +9,7 @@ aggregates run there.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -348,3 +349,32 @@ def test_ingest_backend_postgres(served, pg_server, tmp_path):
     with psycopg.connect(dsn_of(pg_server, user=READER, dbname=DBNAME)) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("DELETE FROM ing.stars")
+
+
+def test_user_table_joins_a_postgres_catalogue(served):
+    """A logged-in user's table (DuckDB user space) joined with a catalogue table served
+    by PostgreSQL: copied there as a temporary table for the query."""
+    server, _, sent, _, _ = served
+    user = f"pguser{os.getpid() % 1000}"
+    server.platform.authenticator.accounts.add_user(user, "correct-horse-battery")
+    auth = (user, "correct-horse-battery")
+
+    def sync(query: str, **extra: str) -> httpx.Response:
+        return httpx.post(server.tap + "/sync", auth=auth, timeout=120,
+                          data={"LANG": "ADQL", "QUERY": query, "FORMAT": "csv", **extra})
+
+    r = sync("SELECT TOP 30 hip, ra, dec FROM hipparcos.hip2 ORDER BY hpmag",
+             DEST="mydb.bright")
+    assert r.status_code == 200, r.text
+    q = ("SELECT b.hip, g.source_id FROM mydb.bright AS b JOIN {g}.dr3_bright AS g"
+         " ON 1=CONTAINS(POINT(g.ra, g.dec), CIRCLE(b.ra, b.dec, 1.0/3600))"
+         " ORDER BY b.hip, g.source_id")
+    duck = sync(q.format(g="gaia"))
+    sent.clear()
+    pg = sync(q.format(g="gaiapg"))
+    assert pg.status_code == 200, pg.text
+    assert pg.text == duck.text and len(pg.text.splitlines()) > 5
+    assert "_inline_user_" in sent[0] and "JOIN" in sent[0].upper()
+    # DEST from a PostgreSQL-served table is refused clearly (not yet available)
+    r = sync("SELECT TOP 3 hip FROM hippg.hip2", DEST="mydb.frompg")
+    assert r.status_code == 400 and "DEST is not available yet" in r.text
