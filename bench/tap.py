@@ -373,17 +373,10 @@ def prepare_postgres(rows: int, pg: Any) -> tuple[Path, str]:
 def direct_figures(data_dir: Path, dsn: str, pos: np.ndarray, up: Any) -> dict[str, float]:
     """The SQL the service sends, run directly on PostgreSQL (psycopg, same session
     settings): cone p50 and the upload crossmatch (upload already in a temp table)."""
-    import psycopg
-
     from taphouse.adql import Scope, inline_name, translate
     from taphouse.catalogue.model import TableMeta
     from taphouse.catalogue.store import CatalogueStore
-    from taphouse.engine.postgres import (
-        load_table,
-        pg_relation,
-        relation_name,
-        session_options,
-    )
+    from taphouse.engine.postgres import PostgresBackend, pg_relation, relation_name
     from taphouse.formats.columns import columns_from_schema
     from taphouse.metadata import MetadataDB
 
@@ -401,26 +394,30 @@ def direct_figures(data_dir: Path, dsn: str, pos: np.ndarray, up: Any) -> dict[s
                   relation=lambda t: relation_name(*pg_relation(t)),
                   inline={("tap_upload", "up"): arrow_up})
     out = {}
-    with psycopg.connect(dsn, autocommit=True,
-                         options=session_options(statement_timeout_ms=600_000)) as conn:
-        times = []
-        for ra, dec in pos:
-            sql = translate("SELECT source_id, ra, dec, phot_g_mean_mag FROM bench.synthetic"
-                            " WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS',"
-                            f" {float(ra)!r}, {float(dec)!r}, 0.05))", scope,
+    backend = PostgresBackend(dsn, name="bench")
+    try:
+        with backend.cursor() as cur:
+            conn = cur.conn  # the service's own session settings (search_path, jit=off)
+            times = []
+            for ra, dec in pos:
+                sql = translate("SELECT source_id, ra, dec, phot_g_mean_mag FROM"
+                                " bench.synthetic WHERE 1 = CONTAINS(POINT('ICRS', ra, dec),"
+                                f" CIRCLE('ICRS', {float(ra)!r}, {float(dec)!r}, 0.05))",
+                                scope, dialect="postgres").sql
+                t0 = time.perf_counter()
+                conn.execute(sql).fetchall()
+                times.append(time.perf_counter() - t0)
+            out["cone_p50"] = statistics.median(times)
+            backend.load_temp_table(cur, inline_name(up_meta), arrow_up, 10**8)
+            sql = translate("SELECT u.id, s.source_id, s.ra, s.dec FROM tap_upload.up AS u"
+                            " JOIN bench.synthetic AS s ON 1 = CONTAINS(POINT('ICRS', s.ra,"
+                            " s.dec), CIRCLE('ICRS', u.ra, u.dec, 1.0/3600))", scope,
                             dialect="postgres").sql
             t0 = time.perf_counter()
             conn.execute(sql).fetchall()
-            times.append(time.perf_counter() - t0)
-        out["cone_p50"] = statistics.median(times)
-        load_table(conn, "pg_temp", inline_name(up_meta), arrow_up)
-        sql = translate("SELECT u.id, s.source_id, s.ra, s.dec FROM tap_upload.up AS u "
-                        "JOIN bench.synthetic AS s ON 1 = CONTAINS(POINT('ICRS', s.ra, s.dec),"
-                        " CIRCLE('ICRS', u.ra, u.dec, 1.0/3600))", scope,
-                        dialect="postgres").sql
-        t0 = time.perf_counter()
-        conn.execute(sql).fetchall()
-        out["crossmatch"] = time.perf_counter() - t0
+            out["crossmatch"] = time.perf_counter() - t0
+    finally:
+        backend.close()
     return out
 
 

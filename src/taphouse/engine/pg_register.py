@@ -340,7 +340,7 @@ def register_postgres(store: Any, secrets: Any, name: str, dsn: str | None, sche
     store.set_backend(dbname, "postgres", conn_name)
     for t in metas:
         path = store.new_version_path(dbname, t.name, ".pg")
-        path.write_text(json.dumps({"postgres_relation": [schema, t.extra[RELATION_KEY][1]]}))
+        _relation_file(path, schema, t.extra[RELATION_KEY][1])
         result.tables.append(store.publish(t, path, replace=True))
     for old in store.tables(dbname):
         if old.name not in {t.name for t in metas}:
@@ -423,6 +423,16 @@ def _table_metas(conn: Any, dbname: str, schema: str,
     return out
 
 
+def _relation_file(path: Path, schema: str, table: str) -> None:
+    """The version "file" of a PostgreSQL table: its relation (private, like every file
+    of the data directory; no credentials)."""
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps({RELATION_KEY: [schema, table]}))
+
+
 def _safe(exc: BaseException) -> str:
     """A connection error without the DSN (libpq messages may quote host and user,
     never the password; keep the first line only)."""
@@ -499,5 +509,5 @@ def ingest_postgres(store: Any, secrets: Any, files: list[Path], database: str, 
         extra={**staged.extra, RELATION_KEY: [schema, tname]},
         backend="postgres", backend_ref=db.backend_ref)
     path = store.new_version_path(db.name, tname, ".pg")
-    path.write_text(json.dumps({RELATION_KEY: [schema, tname]}))
+    _relation_file(path, schema, tname)
     return store.publish(published, path, replace=True)  # type: ignore[no-any-return]
