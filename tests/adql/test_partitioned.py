@@ -379,6 +379,26 @@ def test_uploaded_crossmatch_partition_by_partition(sky, crowd):
     assert crossing.sum() > 0  # pairs found through the margin
 
 
+def test_select_star_of_a_partitioned_crossmatch_shows_no_internal_column(sky):
+    from taphouse.adql import Scope, translate
+    from taphouse.adql.scope import inline_name
+
+    pick = _crowd(sky, 1)[:50]
+    data = pa.table({"uid": np.arange(50, dtype=np.int64), "ura": sky.ra[pick],
+                     "udec": sky.dec[pick]})
+    meta = dataclasses.replace(UPLOAD, nrows=50)
+    scope = Scope(tables={("demo", "sky"): sky.part, ("tap_upload", "up"): meta},
+                  relation=sky.env.engine.relation, inline={("tap_upload", "up"): data})
+    t = translate("SELECT * FROM TAP_UPLOAD.up AS u JOIN demo.sky AS s ON"
+                  " 1=CONTAINS(POINT(s.ra, s.dec), CIRCLE(u.ura, u.udec, 1/3600.))", scope)
+    assert any("partition by partition" in n for n in t.notes), t.notes
+    with sky.env.engine.cursor({inline_name(meta): data}) as cur:
+        rows = cur.execute(t.sql).fetchall()
+        names = [d[0] for d in cur.description]
+    assert names == ["uid", "ura", "udec", "id", "ra", "dec"]
+    assert sorted((r[0], r[3]) for r in rows) == [(j, int(i)) for j, i in enumerate(pick)]
+
+
 def test_outer_join_keeps_every_row_of_the_partitioned_table(sky):
     """``table LEFT JOIN upload``: every row of the table is kept (once), so the table is
     never cut down to the partitions the positions touch nor joined with its margin."""

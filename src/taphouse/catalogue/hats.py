@@ -27,7 +27,9 @@ deepest partition order (:func:`max_margin_arcsec`).
 Reading (:func:`duckdb_view_sql`, :func:`partition_files`): the engine exposes a version
 as a view over its partition files; a cone or polygon, whose HEALPix coverage is a list
 of index ranges, reads only the files of the partitions those ranges touch (the
-spatial rewrite names them in a ``read_parquet`` of its own).
+spatial rewrite names them in a ``read_parquet`` of its own). A crossmatch with positions
+known when the query is translated (an uploaded table) reads only the partitions holding
+them and those partitions' margins (:func:`crossmatch_plan`).
 """
 
 from __future__ import annotations
