@@ -85,3 +85,15 @@ def test_a_tap_upload_joined_with_a_remote_table(here: Any) -> None:
 def test_refusals_say_what_and_how(here: Any, query: str, message: str) -> None:
     r = sync(here, "alice", query)
     assert r.status_code == 400 and message in r.text, r.text
+
+
+@pytest.mark.parametrize(("query", "local"), [
+    ("SELECT COUNT(*) AS n FROM mydb.targets AS t JOIN far.hipparcos.hip2 AS r"
+     " ON 1=CONTAINS(POINT(t.ra, t.dec), CIRCLE(r.ra, r.dec, 1/3600.))", None),
+    ("SELECT COUNT(*) AS n FROM tap_schema.schemas AS s, far.hipparcos.hip2 AS r"
+     " WHERE r.hip < 10", None),
+])
+def test_counts_need_no_remote_column(here: Any, query: str, local: Any) -> None:
+    got = table_of(sync(here, "alice", query))
+    want = table_of(sync(here, "alice", query.replace("far.hipparcos.hip2", "hipparcos.hip2")))
+    assert list(got["n"]) == list(want["n"]) and want["n"][0] > 0

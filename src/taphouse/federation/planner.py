@@ -40,6 +40,8 @@ KEY = "taphouse_key"
 LOCAL_TABLE = "taphouse_local"
 REMOTE_TABLE = "taphouse_remote"
 BLOCK_TABLE = "taphouse_block"
+#: The column a remote query returns when the local part needs none of its columns.
+ONE = "taphouse_one"
 
 
 @dataclass
@@ -141,7 +143,8 @@ class FederatedPlan:
         if upload is not None:
             items.append(_col(upload.alias, KEY))
         items += [_col(side.alias, c) for c in columns]
-        select = exp.Select(expressions=items or [exp.Literal.number(1)])
+        # (no column needed, e.g. COUNT(*) over a pull: one constant column per row)
+        select = exp.Select(expressions=items or [exp.alias_(exp.Literal.number(1), ONE)])
         terms = [t.copy() for t in self.remote_terms]
         if upload is None:
             select = select.from_(table, copy=False)

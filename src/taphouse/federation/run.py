@@ -19,6 +19,7 @@ from taphouse.federation.planner import (
     KEY,
     LOCAL_TABLE,
     REMOTE_TABLE,
+    ONE,
     FederatedPlan,
 )
 from taphouse.remotes.answers import RemoteAnswer
@@ -177,7 +178,7 @@ def run_plan(plan: FederatedPlan, strategy: str, client: RemoteTap, read_local: 
     else:
         remote_cols = plan.remote_columns(plan.residual("pull"))
         answer = runner.pull(plan.pull_adql(), limits.pull_max_rows)
-        table, columns = _combine([answer], remote_cols, plan.remote.name)
+        table, columns = _combine([answer], remote_cols or [ONE], plan.remote.name)
     stats.remote_rows = table.num_rows
     tables[REMOTE_TABLE] = (table, _meta(REMOTE_TABLE, columns, table.num_rows))
     stats.seconds = time.monotonic() - start
