@@ -18,8 +18,8 @@ from taphouse.federation.planner import (
     BLOCK_TABLE,
     KEY,
     LOCAL_TABLE,
-    REMOTE_TABLE,
     ONE,
+    REMOTE_TABLE,
     FederatedPlan,
 )
 from taphouse.remotes.answers import RemoteAnswer
