@@ -4,6 +4,7 @@ as the caller: pushed down whole to the remote (a second real taphouse)."""
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import httpx
@@ -73,6 +74,20 @@ def test_taphouse_client_queries_a_remote_table(platform, remote_server) -> None
     assert len(table) == 5 and list(table.colnames) == ["hip", "ra", "dec"]
     assert str(table["ra"].unit) == "deg"
     assert received(remote_server).endswith("ORDER BY hip")
+    # client.explain: what would run where, nothing run.
+    before = received(remote_server)
+    plan = client.explain(CONE, maxrec=5)
+    (part,) = plan["parts"]
+    assert part["runs_on"] == f"remote far ({remote_server.tap})"
+    assert part["remote_adql"].startswith("SELECT TOP 10 * FROM hipparcos.hip2 WHERE 1 =")
+    assert part["maxrec"] == 5 and part["tables"] == ["far.hipparcos.hip2"]
+    assert received(remote_server) == before
+    assert client.explain("SELECT TOP 1 * FROM tap_schema.schemas")["parts"][0][
+        "runs_on"] == "local"
+    from taphouse.client.errors import ClientError
+
+    with pytest.raises(ClientError, match="has no table hipparcos.nope"):
+        client.explain("SELECT * FROM far.hipparcos.nope")
 
 
 def test_stilts_queries_a_remote_table(platform) -> None:  # noqa: ANN001
@@ -104,14 +119,61 @@ def test_explain_shows_the_exact_remote_adql(platform) -> None:  # noqa: ANN001
     assert bad.status_code == 400 and "has no table hipparcos.nope" in bad.json()["error"]
 
 
-def test_dest_upload_and_hidden_remotes_are_refused(platform, remote_server) -> None:  # noqa: ANN001
+def test_dest_stores_a_remote_answer_with_its_provenance(platform, remote_server  # noqa: ANN001
+                                                         ) -> None:
+    platform.platform.authenticator.accounts.add_user("alice", "correct-horse-battery")
+    with httpx.Client(base_url=platform.url, timeout=120, auth=("alice", "correct-horse-battery"),
+                      headers={"X-Taphouse": "tests"}) as alice:
+        r = alice.post("/tap/sync", data={"LANG": "ADQL", "QUERY": CONE, "DEST": "mydb.copy",
+                                          "MAXREC": "3", "FORMAT": "votable"})
+        assert r.status_code == 200, r.text
+        assert 'name="DEST_ROWS" value="10"' in r.text and 'name="REMOTE" value="far"' in r.text
+        assert 'value="OVERFLOW"' in r.text  # the response itself: MAXREC rows
+        # All 10 rows stored (the remote was asked for them all, not for MAXREC=3) ...
+        r = alice.post("/tap/sync", data={"LANG": "ADQL", "FORMAT": "csv", "QUERY":
+                                          "SELECT COUNT(*) AS n, MIN(ra) AS r FROM mydb.copy"})
+        assert r.text.splitlines()[1].startswith("10,"), r.text
+        # ... with their units, and where they came from.
+        table = platform.platform.catalogue.table("user_alice", "copy")
+        assert next(c for c in table.columns if c.name == "ra").unit == "deg"
+        prov = table.extra["provenance"]
+        assert prov["remote"]["name"] == "far" and prov["remote"]["url"] == remote_server.tap
+        assert prov["remote"]["adql"] == received(remote_server)
+        assert prov["remote"]["adql"].startswith("SELECT TOP 10 * FROM hipparcos.hip2")
+        assert "remote TAP service far" in table.description
+        # Appending the same query adds 10 more (DEST_MODE as for local queries).
+        r = alice.post("/tap/sync", data={"LANG": "ADQL", "QUERY": CONE, "DEST": "mydb.copy",
+                                          "DEST_MODE": "append"})
+        assert r.status_code == 200 and platform.platform.catalogue.table(
+            "user_alice", "copy").nrows == 20
+        # An answer the remote truncates (its hard limit is 200 rows) is never stored.
+        r = alice.post("/tap/sync", data={"LANG": "ADQL", "DEST": "mydb.partial",
+                                          "QUERY": "SELECT hip FROM far.hipparcos.hip2"})
+        assert r.status_code == 400 and "truncated" in r.text and "nothing was stored" in r.text
+        assert platform.platform.catalogue.table("user_alice", "partial") is None
+        # An async job stores it too.
+        r = alice.post("/tap/async", data={"LANG": "ADQL", "QUERY": CONE, "PHASE": "RUN",
+                                           "DEST": "mydb.viajob"})
+        assert r.status_code == 303
+        job = r.headers["location"]
+        for _ in range(300):
+            if alice.get(job + "/phase").text.strip() in ("COMPLETED", "ERROR"):
+                break
+            time.sleep(0.2)
+        assert alice.get(job + "/phase").text.strip() == "COMPLETED", alice.get(job).text
+        assert platform.platform.catalogue.table("user_alice", "viajob").nrows == 10
+    # Anonymous callers have no user space.
+    r = httpx.post(platform.url + "/tap/sync", timeout=60,
+                   data={"LANG": "ADQL", "QUERY": CONE, "DEST": "mydb.copy"})
+    assert r.status_code in (400, 401) and "log in" in r.text
+
+
+def test_upload_and_hidden_remotes_are_refused(platform, remote_server) -> None:  # noqa: ANN001
     auth = platform.platform.authenticator
     auth.accounts.add_user("alice", "correct-horse-battery")
     platform.platform.remotes.add("vault", remote_server.tap, groups=("survey",))
     with httpx.Client(base_url=platform.url, timeout=120, auth=("alice", "correct-horse-battery"),
                       headers={"X-Taphouse": "tests"}) as alice:
-        r = alice.post("/tap/sync", data={"LANG": "ADQL", "QUERY": CONE, "DEST": "mydb.copy"})
-        assert r.status_code == 400 and "DEST with a remote service" in r.text
         r = alice.post("/tap/sync", data={"LANG": "ADQL", "UPLOAD": "t,param:t",
                                           "QUERY": "SELECT * FROM far.hipparcos.hip2"},
                        files={"t": ("t.csv", b"a\n1\n", "text/csv")})
@@ -120,4 +182,3 @@ def test_dest_upload_and_hidden_remotes_are_refused(platform, remote_server) -> 
         r = alice.post("/tap/sync", data={"LANG": "ADQL",
                                           "QUERY": "SELECT TOP 1 * FROM vault.hipparcos.hip2"})
         assert r.status_code == 400 and "'vault' is not a remote service you can" in r.text
-    assert all(t.name != "copy" for t in platform.platform.catalogue.tables("user_alice"))

@@ -208,6 +208,22 @@ class Client(TapEndpoint):
     def _get(self, path: str, **kwargs: Any) -> Any:
         return send(self.session, "GET", self.url + path, timeout=self.timeout, **kwargs).json()
 
+    def explain(self, adql: str, *, maxrec: int | None = None) -> dict[str, Any]:
+        """What would run where for ``adql``, without running it.
+
+        Returns ``{"query": ..., "parts": [...]}``: each part says where it runs
+        (``runs_on``: ``local`` or ``remote NAME (URL)``), the exact ADQL sent to a
+        remote service (``remote_adql``) or the SQL run here (``sql``), its row limit
+        (``maxrec``) and its tables. A query the service would refuse raises
+        :class:`ClientError` with the same message.
+        """
+        body: dict[str, Any] = {"query": adql}
+        if maxrec is not None:
+            body["maxrec"] = int(maxrec)
+        result: dict[str, Any] = send(self.session, "POST", self.url + "/api/explain",
+                                      json=body, timeout=self.timeout).json()
+        return result
+
     def databases(self) -> Listing:
         """The databases you may read (catalogues and user schemas)."""
         return Listing([build(Database, d) for d in self._get("/api/databases")], Database,

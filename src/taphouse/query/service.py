@@ -278,16 +278,27 @@ class QueryService:
             if uploads:
                 raise AdqlError("TAP_UPLOAD tables cannot be joined with a remote service's"
                                 " tables yet")
-            if spec.dest:
-                raise AdqlError("DEST with a remote service's tables is not available yet:"
-                                " run the query, then upload its result to your user space")
-            plan = plan_remote(tree, identity, self.remotes, maxrec=spec.maxrec)
+            # DEST stores every row: ask the remote for up to its hard limit (an answer
+            # it truncates is refused at execution, never stored in part).
+            plan = plan_remote(tree, identity, self.remotes,
+                               maxrec=self.settings.maxrec_limit if spec.dest else spec.maxrec)
         except AdqlError as exc:
             error = QueryError(str(exc.message), line=exc.line, column=exc.column,
                                query=spec.query)
             self.audit.rejected(identity, spec.query, error)
             raise error from None
         limit = spec.maxrec if plan.maxrec is None else min(plan.maxrec, spec.maxrec)
+        if spec.dest:  # remotes hook: stored as a local DEST is (see _fetch_remote_rows)
+            lease = self.engine.lease()
+            try:
+                scope = self.scopes.build(identity, workspace, relation=lease.relation)
+            except BaseException:
+                lease.release()
+                raise
+            return PreparedQuery(spec=spec, identity=identity, scope=scope, sql="",
+                                 columns=[], tables=[], limit=limit, inline={},
+                                 writer=get_writer(spec.responseformat), remote=plan,
+                                 lease=lease, backend=self.engine)
         return PreparedQuery(spec=spec, identity=identity,
                              scope=Scope(tables={}, relation=_no_relation), sql="",
                              columns=[], tables=[], limit=limit, inline={},
@@ -347,6 +358,27 @@ class QueryService:
         if part.limit is not None:
             prepared.limit = min(part.limit, prepared.spec.maxrec)
 
+    def _fetch_remote_rows(self, prepared: PreparedQuery, cancel: CancelHandle,
+                           started: float) -> None:
+        """remotes hook (DEST): run the plan on its remote, whole (an answer the remote
+        truncated is an error: nothing is stored), and make its rows this query's local
+        input, so they are stored like any DEST result (provenance names the remote)."""
+        from taphouse.remotes.errors import RemoteError
+        from taphouse.remotes.pushdown import run_remote
+
+        try:
+            answer = run_remote(prepared.remote, self.remotes,
+                                cancelled=lambda: bool(cancel.reason),
+                                max_bytes=self.settings.remote_max_bytes).require_complete()
+        except RemoteError as exc:
+            error = QueryError(exc.message + ("; nothing was stored" if exc.status == 400
+                                              else ""), exc.status, query=prepared.spec.query)
+            self.audit.finish(prepared, time.monotonic() - started, cancel, error)
+            raise error from None
+        prepared.sql = f"SELECT * FROM {_REMOTE_ROWS}"
+        prepared.inline = {_REMOTE_ROWS: answer.table}
+        prepared.columns = answer.columns
+
     def _execute_remote(self, prepared: PreparedQuery, cancel: CancelHandle,
                         infos: list[tuple[str, str]], max_bytes: int | None
                         ) -> Iterator[bytes]:
@@ -397,7 +429,7 @@ class QueryService:
                  max_bytes: int | None) -> Iterator[bytes]:
         engine = prepared.backend or self.engine  # [postgres] routed backend
         cancel = cancel or CancelHandle()
-        if prepared.remote is not None:
+        if prepared.remote is not None and not prepared.spec.dest:
             yield from self._execute_remote(prepared, cancel, list(infos or []), max_bytes)
             return
         self.audit.start(prepared)  # reads of restricted data: recorded first
@@ -405,6 +437,10 @@ class QueryService:
         if prepared.federated is not None:  # federation hook: the remote part runs first
             self._run_federated(prepared, cancel, started)
             infos = [*(infos or []), *prepared.federated.infos()]
+        if prepared.remote is not None:  # remotes hook: DEST of a remote query
+            self._fetch_remote_rows(prepared, cancel, started)
+            infos = [*(infos or []), ("REMOTE", prepared.remote.remote.name),
+                     ("REMOTE_QUERY", prepared.remote.adql)]
         sql, inline, infos = prepared.sql, prepared.inline, list(infos or [])
         if prepared.spec.dest:
             # taphouse extension DEST: all rows go to the user table first (quota and
@@ -473,6 +509,10 @@ def _engine_error(engine: Backend, exc: Exception, cancel: CancelHandle) -> Quer
     if isinstance(exc, ServiceError):
         return QueryError(exc.message, exc.status)
     return QueryError(f"query failed: {engine.describe_error(exc)}", 400)
+
+
+#: The name a remote answer being stored (DEST) has in the local query that stores it.
+_REMOTE_ROWS = "_remote_rows"
 
 
 def _no_relation(table: TableMeta) -> str:

@@ -426,10 +426,14 @@ class UserSpace:
         catalogues = {d.name for d in self.catalogue.databases("catalogue")}
         name = parse_dest(spec.dest, identity.username, visible=visible,
                           catalogues=catalogues)
+        plan = getattr(prepared, "remote", None)  # remotes hook: say where rows came from
         table = self.write(identity, name, prepared.sql, prepared.columns,
                            mode=spec.dest_mode, inline=prepared.inline, cancel=cancel,
                            provenance=provenance_of(prepared),
-                           keep_order=has_order_by(spec.query) or spec.dest_mode == "append")
+                           keep_order=has_order_by(spec.query) or spec.dest_mode == "append",
+                           description=None if plan is None else
+                           f"Rows of the remote TAP service {plan.remote.name}"
+                           f" ({plan.remote.url}), query: {plan.adql[:1000]}")
         added = int(table.extra.get("provenance", {}).get("rows_added", table.nrows))
         sql = response_sql(table, prepared.columns, prepared.relation(table),
                            limit=prepared.limit, offset=table.nrows - added)
@@ -607,6 +611,10 @@ def provenance_of(prepared: Any) -> dict[str, Any]:
                             "source_tables": sources}
     if uploads:
         prov["uploads"] = uploads
+    plan = getattr(prepared, "remote", None)
+    if plan is not None:  # remotes hook: the service that answered, and what it ran
+        prov["remote"] = {"name": plan.remote.name, "url": plan.remote.url,
+                          "adql": plan.adql}
     return prov
 
 
