@@ -144,3 +144,21 @@ def angdist(ra1, dec1, ra2, dec2) -> float:
 
 
 # pg_server (the throwaway PostgreSQL cluster): tests/conftest.py, shared with tests/postgres
+
+
+@pytest.fixture(scope="session")
+def pg(pg_server, env):
+    """The test tables in PostgreSQL (see backends.PgEnv)."""
+    from backends import PgEnv
+
+    return PgEnv(pg_server.dsn, env)
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def backend(request, env):
+    """Each backend in turn (a test body written once runs on both): DuckDB, then the
+    PostgreSQL cluster (started the first time a test asks for it)."""
+    from backends import Backend
+
+    target = env if request.param == "duckdb" else request.getfixturevalue("pg")
+    return Backend(request.param, target)

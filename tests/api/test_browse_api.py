@@ -10,6 +10,7 @@ import httpx
 import numpy as np
 import pytest
 from astropy.table import Table
+
 from servers import publish_tiny_tables
 
 PASSWORD = "browse-test-password"

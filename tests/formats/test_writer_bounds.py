@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from astropy.io.votable import parse
+
 from taphouse.catalogue.model import ColumnMeta
 from taphouse.formats import ResultInfo, get_writer
 from taphouse.formats.errors import ResultTooLarge

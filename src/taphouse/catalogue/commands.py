@@ -14,8 +14,14 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from taphouse.catalogue.model import CatalogueError
+
+if TYPE_CHECKING:
+    from taphouse.catalogue.hats import PartitionOptions
+    from taphouse.catalogue.model import DatabaseMeta
+    from taphouse.catalogue.store import CatalogueStore
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -131,7 +137,7 @@ def _handler(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Na
     return run
 
 
-def _store(args: argparse.Namespace):
+def _store(args: argparse.Namespace) -> CatalogueStore:
     from taphouse.catalogue.store import CatalogueStore, Retention
     from taphouse.metadata import MetadataDB
 
@@ -150,7 +156,7 @@ def _table_name(text: str) -> tuple[str, str]:
     return db.lower(), table.lower()
 
 
-def _catalogue_database(store, name: str):
+def _catalogue_database(store: CatalogueStore, name: str) -> DatabaseMeta:
     db = store.database(name)
     if db is None:
         raise CatalogueError(f"unknown database {name!r}; see 'taphouse databases'")
@@ -300,7 +306,7 @@ def _ingest_postgres(args: argparse.Namespace) -> int:
     return 0
 
 
-def _partition_options(args: argparse.Namespace):
+def _partition_options(args: argparse.Namespace) -> PartitionOptions | None:
     from taphouse.catalogue.hats import PartitionOptions
 
     given = {"max_rows": args.partition_rows, "highest_order": args.highest_order,

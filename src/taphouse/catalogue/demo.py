@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -187,13 +188,14 @@ def read_hipparcos(path: Path) -> pa.Table:
     names = [f[0] for f in _HIP_FIELDS]
     colours = [arrays[names.index(n)] for n in _COLOUR_COLUMNS]
     missing = np.logical_and.reduce([c == 0.0 for c in colours])
-    arrays = [pa.array(a, mask=missing if n in _COLOUR_COLUMNS else None)
-              for n, a in zip(names, arrays, strict=True)]
+    columns = [pa.array(a, mask=missing if n in _COLOUR_COLUMNS else None)
+               for n, a in zip(names, arrays, strict=True)]
     fields = [(n, unit, ucd, d) for n, _, _, _, unit, ucd, d in _HIP_FIELDS]
-    return pa.Table.from_arrays(arrays, schema=_schema(fields, [a.type for a in arrays]))
+    return pa.Table.from_arrays(columns, schema=_schema(fields, [a.type for a in columns]))
 
 
-def _schema(fields, types) -> pa.Schema:
+def _schema(fields: Sequence[tuple[str, str | None, str | None, str]],
+            types: list[pa.DataType]) -> pa.Schema:
     out = []
     for (name, unit, ucd, description), typ in zip(fields, types, strict=True):
         md = {"description": description}

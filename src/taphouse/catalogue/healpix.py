@@ -31,12 +31,11 @@ def healpix_index(ra_deg: np.ndarray, dec_deg: np.ndarray, order: int = HEALPIX_
 
     ra = np.asarray(ra_deg, dtype=np.float64)
     dec = np.asarray(dec_deg, dtype=np.float64)
-    missing = np.isnan(ra) | np.isnan(dec)
-    if missing.any():
+    nan = np.isnan(ra) | np.isnan(dec)
+    missing: np.ndarray | None = nan if nan.any() else None
+    if missing is not None:
         ra = np.where(missing, 0.0, ra)
         dec = np.where(missing, 0.0, dec)
-    else:
-        missing = None
     # Longitude wraps 360 to 0; both wrap and Latitude range-check without copying much.
     index = lonlat_to_healpix(Longitude(ra, u.deg, copy=False),
                               Latitude(dec, u.deg, copy=False), order)

@@ -53,6 +53,7 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -365,11 +366,11 @@ def _plan(readers: list[FileTable], ra: str | None, dec: str | None, meta: MetaF
     source_of = {stored: source for source, stored in renames[0].items()}
     overrides: dict[str, dict[str, Any]] = {}
     for key, settings in meta.columns.items():
-        stored = renames[0].get(key) or (column_name(key) if column_name(key) in types else None)
-        if stored is None:
+        target = renames[0].get(key) or (column_name(key) if column_name(key) in types else None)
+        if target is None:
             raise CatalogueError(f"{meta_path or 'metadata'}: column {key!r} is not in "
                                  f"{first.path}")
-        overrides[stored] = settings
+        overrides[target] = settings
 
     ra_col = _given_column(ra or meta.ra, renames[0], first, "RA")
     dec_col = _given_column(dec or meta.dec, renames[0], first, "Dec")
@@ -406,7 +407,7 @@ def _plan(readers: list[FileTable], ra: str | None, dec: str | None, meta: MetaF
             f"{first.path}: found the {found} column {ra_col or dec_col!r} but no {lacking} "
             f"column; name it with --{lacking.lower()} COLUMN")
     drop: set[str] = set()
-    if ra_col is not None:
+    if ra_col is not None and dec_col is not None:  # both or neither (checked above)
         for col, what, ucd in ((ra_col, "RA", "pos.eq.ra"), (dec_col, "Dec", "pos.eq.dec")):
             _check_position_column(first.path, col, source_of[col], types[col], what,
                                    first.schema.field(source_of[col]).type)
@@ -561,7 +562,7 @@ def _prepare(batch: pa.RecordBatch, plan: _Plan, mapping: dict[str, str], path: 
             if pc.any(nan).as_py():
                 arr = pc.if_else(nan, pa.scalar(None, f.type), arr)
         arrays.append(arr)
-    if plan.positions:
+    if plan.ra is not None and plan.dec is not None:  # plan.positions
         ra = _degrees(arrays[plan.names.index(plan.ra)])
         dec = _degrees(arrays[plan.names.index(plan.dec)])
         _check_range(path, ra, 0.0, 360.0, plan.ra, "RA", first_row)
@@ -578,7 +579,8 @@ def _degrees(arr: pa.Array) -> np.ndarray:
     arr = arr.cast(pa.float64())
     if arr.null_count:
         arr = pc.fill_null(arr, np.nan)
-    return arr.to_numpy(zero_copy_only=False)
+    values: np.ndarray = arr.to_numpy(zero_copy_only=False)
+    return values
 
 
 def _check_range(path: Path, values: np.ndarray, low: float, high: float, column: str,
@@ -858,14 +860,14 @@ def _write_in(readers: list[FileTable], plan: _Plan, final: Path, work_dir: Path
     import duckdb
     from tqdm import tqdm
 
-    total = sum(r.nrows for r in readers) if all(r.nrows is not None for r in readers) \
-        else None
+    sizes = [r.nrows for r in readers if r.nrows is not None]
+    total = sum(sizes) if len(sizes) == len(readers) else None
     failure: list[BaseException] = []
     counted = [0]
     bar = tqdm(total=total, unit="rows", unit_scale=True, disable=not progress,
                desc="reading", file=sys.stderr)
 
-    def prepared_batches():
+    def prepared_batches() -> Iterator[pa.RecordBatch]:
         # DuckDB pulls these batches; an error is kept here and re-raised as it was.
         try:
             for reader in readers:
@@ -926,7 +928,7 @@ def _write_in(readers: list[FileTable], plan: _Plan, final: Path, work_dir: Path
     return counted[0] + base_rows
 
 
-def _batches(reader: FileTable):
+def _batches(reader: FileTable) -> Iterator[pa.RecordBatch]:
     """The reader's batches, with library errors turned into one clear message."""
     iterator = reader.batches()
     while True:

@@ -397,6 +397,6 @@ def votable_type_for_arrow(arrow_type: Any) -> tuple[str, str | None, str | None
         return "double", None, None
     key = str(arrow_type)
     if key in _ARROW_TO_VOTABLE:
-        dt, size = _ARROW_TO_VOTABLE[key]
-        return dt, size, None
+        datatype, arraysize = _ARROW_TO_VOTABLE[key]
+        return datatype, arraysize, None
     raise CatalogueError(f"unsupported column type {arrow_type}")

@@ -143,7 +143,7 @@ def arrow_array(values: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
         if mask.ndim > 1:
-            mask = mask.all(axis=tuple(range(1, mask.ndim)))
+            mask = np.asarray(mask.all(axis=tuple(range(1, mask.ndim))))
         if not mask.any():
             mask = None
     if values.dtype.kind == "f" and values.ndim == 1:
@@ -182,6 +182,8 @@ def _object_item(value: Any) -> Any:
 
 # --- Parquet ------------------------------------------------------------------------------
 class _ParquetTable(FileTable):
+    _file: Any  # pyarrow.parquet.ParquetFile
+
     @classmethod
     def open(cls, path: Path) -> _ParquetTable:
         import pyarrow.parquet as pq
@@ -273,7 +275,7 @@ class _CsvTable(FileTable):
         except StopIteration:
             self.nrows = 0  # otherwise unknown until read
 
-    def _reader(self):
+    def _reader(self) -> Any:  # a pyarrow CSV stream reader
         import pyarrow.csv as pacsv
 
         read = pacsv.ReadOptions(skip_rows=self._skip_rows, block_size=CSV_BLOCK_BYTES,
@@ -338,6 +340,9 @@ class _EcsvTable(_CsvTable):
 
 # --- FITS ---------------------------------------------------------------------------------
 class _FitsTable(FileTable):
+    _hdul: Any  # astropy's HDUList and BinTableHDU
+    _hdu: Any
+
     @classmethod
     def open(cls, path: Path) -> _FitsTable:
         from astropy.io import fits
@@ -361,7 +366,7 @@ class _FitsTable(FileTable):
             table.schema = table._convert(hdu.data[:1]).schema
         return table
 
-    def _convert(self, chunk) -> pa.RecordBatch:
+    def _convert(self, chunk: Any) -> pa.RecordBatch:
         arrays, names = [], []
         raw = chunk.view(np.ndarray) if len(chunk) else None
         for i, col in enumerate(self._hdu.columns):
@@ -385,7 +390,7 @@ class _FitsTable(FileTable):
         self._hdul.close()
 
 
-def _fits_metadata(header) -> tuple[dict[str, FieldInfo], str | None]:
+def _fits_metadata(header: Any) -> tuple[dict[str, FieldInfo], str | None]:
     fields: dict[str, FieldInfo] = {}
     comments = [str(c) for c in header.get("COMMENT", [])]
     if "--BEGIN-ASTROPY-SERIALIZED-COLUMNS--" in comments:
@@ -427,7 +432,7 @@ _FITS_TIME_UNITS = ("s", "d", "a", "cy", "min", "h", "yr", "ta", "Ba")
 _FITS_SCALES = {"IAT": "TAI", "ET": "TT", "TDT": "TT", "GMT": "UTC", "UT1": "UT"}
 
 
-def _fits_frame(header) -> CoordSys | None:
+def _fits_frame(header: Any) -> CoordSys | None:
     """The frame of a FITS file's equatorial coordinates: RADESYS, else by EQUINOX
     (FK4 before 1984, FK5 after), else None (the file does not say)."""
     system = header.get("RADESYS", header.get("RADECSYS"))
@@ -448,7 +453,7 @@ def _fits_frame(header) -> CoordSys | None:
     return CoordSys(name)
 
 
-def _fits_time_system(header, n: int, name: str, unit: str | None) -> TimeSys | None:
+def _fits_time_system(header: Any, n: int, name: str, unit: str | None) -> TimeSys | None:
     """The time system of column n if it is a time column by the FITS time paper:
     TCTYPn a time scale (or TIME), a time unit in TCUNIn, TRPOSn given, or a column
     named TIME in a time unit."""
@@ -474,7 +479,7 @@ def _fits_scale(code: str) -> str | None:
     return code if code in TIMESCALES else None
 
 
-def _fits_time_origin(header) -> str:
+def _fits_time_origin(header: Any) -> str:
     """The Julian date of the zero of the file's numeric times (MJDREF, JDREF, DATEREF;
     MJD 0 when none is given, as the FITS standard says)."""
     if "MJDREFI" in header or "MJDREFF" in header:
@@ -513,6 +518,9 @@ def _joined_comment_lines(cards: list[str]) -> list[str]:
 
 # --- VOTable ------------------------------------------------------------------------------
 class _VoTable(FileTable):
+    _names: list[str]
+    _array: Any  # astropy's masked record array
+
     @classmethod
     def open(cls, path: Path) -> _VoTable:
         import warnings
@@ -536,7 +544,7 @@ class _VoTable(FileTable):
         table.schema = table._convert(array[:1]).schema
         return table
 
-    def _convert(self, chunk) -> pa.RecordBatch:
+    def _convert(self, chunk: Any) -> pa.RecordBatch:
         arrays = []
         for i in range(len(self._names)):
             col = chunk[chunk.dtype.names[i]]
@@ -549,7 +557,7 @@ class _VoTable(FileTable):
             yield self._convert(self._array[start:start + batch_rows])
 
 
-def _votable_metadata(stream) -> tuple[dict[str, FieldInfo], str | None]:
+def _votable_metadata(stream: Any) -> tuple[dict[str, FieldInfo], str | None]:
     """FIELD attributes as written in the file (astropy would rewrite unit strings),
     with the COOSYS and TIMESYS each FIELD refers to."""
     fields: dict[str, FieldInfo] = {}
@@ -596,7 +604,7 @@ def _votable_metadata(stream) -> tuple[dict[str, FieldInfo], str | None]:
     return fields, table_description
 
 
-def _votable_system(tag: str, elem) -> CoordSys | TimeSys:
+def _votable_system(tag: str, elem: ET.Element) -> CoordSys | TimeSys:
     if tag == "COOSYS":
         system = elem.get("system", "eq_FK5")  # the VOTable default
         try:

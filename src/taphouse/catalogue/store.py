@@ -280,6 +280,7 @@ class CatalogueStore:
                 cur = con.execute("INSERT INTO tables(database_id, name, description)"
                                   " VALUES (?,?,?)", (db["id"], tname, desc))
                 table_id = cur.lastrowid
+                assert table_id is not None  # an INSERT's row id
             else:
                 table_id = row["id"]
                 con.execute("UPDATE tables SET description=? WHERE id=?", (desc, table_id))
@@ -684,7 +685,7 @@ class CatalogueStore:
                             " write?)", path.relative_to(self.root).as_posix())
         return removed
 
-    def _table(self, row) -> TableMeta:
+    def _table(self, row: sqlite3.Row) -> TableMeta:
         meta = _version_meta(row["version_id"], row["meta"])
         return TableMeta(
             database=row["database"], name=row["name"], description=row["description"],
@@ -857,7 +858,7 @@ def _iso(epoch: float) -> str:
         "%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _database(row) -> DatabaseMeta:
+def _database(row: sqlite3.Row) -> DatabaseMeta:
     return DatabaseMeta(name=row["name"], description=row["description"], kind=row["kind"],
                         public=bool(row["public"]), database_id=row["id"],
                         owner_id=row["owner_id"], backend=row["backend"],
@@ -865,8 +866,8 @@ def _database(row) -> DatabaseMeta:
 
 
 @functools.lru_cache(maxsize=4096)
-def _version_meta(version_id: int, text: str) -> dict:
+def _version_meta(version_id: int, text: str) -> dict[str, Any]:
     # A version's metadata never changes: parse its JSON once.
-    meta = json.loads(text)
+    meta: dict[str, Any] = json.loads(text)
     meta["columns"] = tuple(ColumnMeta.from_dict(c) for c in meta["columns"])
     return meta

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 #: Unit strings that mean "no unit" (VizieR writes ``---``).
 NO_UNIT = frozenset({"", "-", "--", "---", "none", "dimensionless"})
@@ -76,13 +77,13 @@ def _check(text: str) -> UnitCheck:
                                           f"{str(exc).strip()}")
 
 
-def astropy_unit(text: str):
+def astropy_unit(text: str) -> Any:  # an astropy unit
     """The astropy unit of a unit string in any syntax accepted here, or None."""
     stripped = text.strip()
     return _parse(_ALIASES.get(stripped, stripped))
 
 
-def _parse(text: str):
+def _parse(text: str) -> Any:
     import astropy.units as u
 
     with warnings.catch_warnings():
@@ -98,7 +99,7 @@ def _parse(text: str):
     return None
 
 
-def _spelling(unit) -> str | None:
+def _spelling(unit: Any) -> str | None:
     """VOUnit text of a parsed unit, with one divisor written after a '/'."""
     import astropy.units as u
 
@@ -106,7 +107,7 @@ def _spelling(unit) -> str | None:
         warnings.simplefilter("ignore")
         if unit == u.dimensionless_unscaled:
             return None
-        plain = unit.to_string("vounit")
+        plain: str = unit.to_string("vounit")
         scale = getattr(unit, "scale", 1.0)
         bases = getattr(unit, "bases", [unit])
         powers = getattr(unit, "powers", [1])

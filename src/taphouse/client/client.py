@@ -346,22 +346,25 @@ class Client(TapEndpoint):
         params: dict[str, Any] = {"phase": list(phases)}
         if kind:
             params["kind"] = kind
-        return send(self.session, "GET", self.url + "/api/jobs", params=params,
-                    timeout=self.timeout).json()
+        jobs: list[dict[str, Any]] = send(self.session, "GET", self.url + "/api/jobs",
+                                          params=params, timeout=self.timeout).json()
+        return jobs
 
     def job_info(self, job_id: str) -> dict[str, Any]:
         """One job of any kind (compute jobs with exit status, outputs and tables)."""
-        info = send(self.session, "GET", f"{self.url}/api/jobs/{quote(job_id, safe='')}",
-                    timeout=self.timeout).json()
+        info: dict[str, Any] = send(self.session, "GET",
+                                    f"{self.url}/api/jobs/{quote(job_id, safe='')}",
+                                    timeout=self.timeout).json()
         if info.get("kind") == "compute":
             info = ComputeJob(self, job_id).info()
         return info
 
     def abort_job(self, job_id: str) -> dict[str, Any]:
         """Abort a job of any kind."""
-        return send(self.session, "POST",
-                    f"{self.url}/api/jobs/{quote(job_id, safe='')}/abort",
-                    timeout=self.timeout).json()
+        aborted: dict[str, Any] = send(self.session, "POST",
+                                       f"{self.url}/api/jobs/{quote(job_id, safe='')}/abort",
+                                       timeout=self.timeout).json()
+        return aborted
 
     def close(self) -> None:
         """Close the HTTP connections (the login stays valid until logout or expiry)."""

@@ -10,6 +10,10 @@ import argparse
 import getpass
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from taphouse.client.client import Client
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +43,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     token.set_defaults(handler=_token, store_access="none")
 
 
-def _client(args: argparse.Namespace):  # -> taphouse.client.Client
+def _client(args: argparse.Namespace) -> Client:
     from taphouse.client.client import Client
     from taphouse.client.errors import ClientError
 

@@ -46,7 +46,8 @@ def job_args() -> list[Any]:
     if not path:
         return []
     with open(path) as f:
-        return json.load(f)
+        args: list[Any] = json.load(f)
+    return args
 
 
 @dataclass
@@ -99,7 +100,8 @@ class ComputeJob:
 
     @property
     def phase(self) -> str:
-        return (self._info or self.info())["phase"]
+        phase: str = (self._info or self.info())["phase"]
+        return phase
 
     def wait(self, timeout: float | None = None) -> dict[str, Any]:
         """Block until the job ends (at most ``timeout`` seconds: then QueryTimeout)."""

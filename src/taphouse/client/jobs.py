@@ -99,7 +99,8 @@ class Job:
         """The current phase (fetched from the server unless the job is finished)."""
         if self._summary is None or self._summary.phase not in FINAL:
             self.refresh()
-        return self._summary.phase
+        phase: str = self._summary.phase
+        return phase
 
     @property
     def query(self) -> str | None:
@@ -133,7 +134,8 @@ class Job:
         """URL of the result document (the UWS result named ``result``)."""
         for res in self._doc().results or []:
             if res.id_ == "result" and getattr(res, "href", None):
-                return res.href
+                href: str = res.href
+                return href
         return self.url + "/results/result"
 
     # --- actions -----------------------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 
 def _text(value: Any) -> str:
@@ -212,7 +212,8 @@ class Listing(list):
         self.title = title
 
     def _header(self) -> list[str]:
-        return list(self.kind._show)
+        shown: Sequence[str] = getattr(self.kind, "_show")  # noqa: B009  (each model's)
+        return list(shown)
 
     def text(self, indent: str = "") -> str:
         rows = [item._row() for item in self]
@@ -228,7 +229,7 @@ class Listing(list):
 
     def names(self) -> list[str]:
         """The ``name`` (or ``id``) of each item."""
-        return [getattr(i, "name", None) or getattr(i, "id", "") for i in self]
+        return [str(getattr(i, "name", None) or getattr(i, "id", "")) for i in self]
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
@@ -240,9 +241,13 @@ class Listing(list):
         return super().__getitem__(key)
 
 
-def build(kind: type, data: dict[str, Any], **extra: Any) -> Any:
+_T = TypeVar("_T")
+
+
+def build(kind: type[_T], data: dict[str, Any], **extra: Any) -> _T:
     """An instance of dataclass ``kind`` from a JSON object, ignoring unknown keys."""
-    names = {f.name for f in fields(kind) if not f.name.startswith("_")}
+    names = {f.name for f in fields(kind)  # type: ignore[arg-type]  # a dataclass
+             if not f.name.startswith("_")}
     values = {k: v for k, v in data.items() if k in names}
     values.update(extra)
     for key in ("description", "unit", "ucd", "datatype"):

@@ -184,7 +184,8 @@ def _flat_numpy(array: Any) -> np.ndarray:
             array = array.fill_null(False)
         elif pa.types.is_integer(t):
             array = array.fill_null(0)
-    return array.to_numpy(zero_copy_only=False)
+    values: np.ndarray = array.to_numpy(zero_copy_only=False)
+    return values
 
 
 def _unit(text: str) -> Any:

@@ -54,7 +54,8 @@ class UnixSocketAdapter(HTTPAdapter):
         return self._pool
 
     def request_url(self, request: Any, proxies: Any) -> str:
-        return request.path_url
+        path: str = request.path_url
+        return path
 
     def close(self) -> None:
         self._pool.close()

@@ -3,8 +3,10 @@ rename, share."""
 
 from __future__ import annotations
 
+import builtins
 import io
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -66,7 +68,7 @@ class UserSpace:
         r = self._send("GET", f"{self.client.url}/api/usertables")
         return Listing([build(UserTable, t) for t in r.json()], UserTable, title="mydb")
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[UserTable]:
         return iter(self.list())
 
     def __repr__(self) -> str:
@@ -144,17 +146,19 @@ class UserSpace:
         """Give a table a new name."""
         return self._patch(table_name(name), {"name": new_name})
 
-    def share(self, name: Any, *, users: list[str] | tuple[str, ...] = (),
-              groups: list[str] | tuple[str, ...] = ()) -> dict[str, list[str]]:
+    def share(self, name: Any, *, users: Sequence[str] = (),
+              groups: Sequence[str] = ()) -> dict[str, builtins.list[str]]:
         """Let these users and groups read the table (replaces the previous list; pass
         nothing to stop sharing)."""
         r = self._send("PUT", self._url(name, "/shares"),
-                       json={"users": list(users), "groups": list(groups)})
-        return r.json()
+                       json={"users": [*users], "groups": [*groups]})
+        shares: dict[str, builtins.list[str]] = r.json()
+        return shares
 
-    def shares(self, name: Any) -> dict[str, list[str]]:
+    def shares(self, name: Any) -> dict[str, builtins.list[str]]:
         """Who the table is shared with."""
-        return self._send("GET", self._url(name, "/shares")).json()
+        shares: dict[str, builtins.list[str]] = self._send("GET", self._url(name, "/shares")).json()
+        return shares
 
 
 def _payload(data: Any, fmt: str | None) -> tuple[Any, str]:

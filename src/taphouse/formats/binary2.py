@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from taphouse.formats.columns import Field, concat_values, normalise
 from taphouse.formats.errors import FormatError
 
-_NUMPY = {
+_NUMPY: dict[str, np.dtype] = {
     "unsignedByte": np.dtype(">u1"),
     "short": np.dtype(">i2"),
     "int": np.dtype(">i4"),
@@ -61,11 +61,13 @@ def _numbers(values: pa.Array, datatype: str, binary1: bool = False) -> np.ndarr
         return raw.reshape(-1, 1)
     dtype = _NUMPY[datatype]
     arr = values.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
-    return arr.view(np.uint8).reshape(len(arr), dtype.itemsize)
+    raw_bytes: np.ndarray = arr.view(np.uint8).reshape(len(arr), dtype.itemsize)
+    return raw_bytes
 
 
 def _counts(array: pa.Array) -> np.ndarray:
-    return pc.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False)
+    counts: np.ndarray = pc.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False)
+    return counts
 
 
 def _fixed_array(array: pa.Array, fld: Field, binary1: bool = False) -> np.ndarray:

@@ -159,4 +159,5 @@ def concat_values(array: pa.Array) -> bytes:
     width = 8 if large else 4
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int64 if large else np.int32,
                             count=n + 1, offset=array.offset * width)
-    return array.buffers()[2][int(offsets[0]):int(offsets[-1])].to_pybytes()
+    data: bytes = array.buffers()[2][int(offsets[0]):int(offsets[-1])].to_pybytes()
+    return data

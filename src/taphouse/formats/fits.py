@@ -42,7 +42,8 @@ def _header_bytes(cards: list[tuple[str, object, str]]) -> bytes:
     for key, value, comment in cards:
         header.append((key, _ascii(value) if isinstance(value, str) else value, comment),
                       end=True)
-    return header.tostring().encode("ascii")
+    text: str = header.tostring()
+    return text.encode("ascii")
 
 
 def _ascii(text: str) -> str:
@@ -206,7 +207,7 @@ def _tform(fld: Field, width: int) -> tuple[str, int]:
     item = 1 if fld.datatype == "boolean" else _NUMPY[fld.datatype].itemsize
     if fld.is_array and fld.count is None:
         return f"P{code}({width})", 8
-    count = fld.count if fld.is_array else 1
+    count = fld.count if fld.is_array and fld.count is not None else 1
     return (f"{count}{code}" if count != 1 else code), count * item
 
 

@@ -144,18 +144,22 @@ def _column_nbytes(array: pa.Array, n: int) -> np.ndarray | int:
             or pa.types.is_large_binary(t)):
         import pyarrow.compute as pc
 
-        return pc.binary_length(array).fill_null(0).to_numpy(zero_copy_only=False) + 4
+        lengths: np.ndarray = pc.binary_length(array).fill_null(0).to_numpy(
+            zero_copy_only=False)
+        return lengths + 4
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         import pyarrow.compute as pc
 
         counts = pc.list_value_length(array).fill_null(0).to_numpy(zero_copy_only=False)
         flat = array.flatten()
         per_item = flat.nbytes / len(flat) if len(flat) else 0.0
-        return (counts * per_item).astype(np.int64) + 4
+        sizes: np.ndarray = (counts * per_item).astype(np.int64) + 4
+        return sizes
     try:
-        return t.bit_width // 8 or 1
+        width: int = t.bit_width // 8 or 1
     except ValueError:  # nested types: spread the batch's bytes evenly
-        return array.nbytes // max(n, 1) + 1
+        return int(array.nbytes // max(n, 1) + 1)
+    return width
 
 
 class ByteCap:

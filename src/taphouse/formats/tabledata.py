@@ -80,7 +80,9 @@ class TabledataEncoder:
         pieces.append("</TD></TR>\n")
         if len(self.fields) == 0:
             pieces = ["<TR></TR>\n"]
-        if all(isinstance(p, str) for p in pieces):
-            return "".join(pieces).encode() * batch.num_rows
+        texts = [p for p in pieces if isinstance(p, str)]
+        if len(texts) == len(pieces):
+            return "".join(texts).encode() * int(batch.num_rows)
         rows = pc.binary_join_element_wise(*pieces, "")
-        return concat_values(rows)
+        joined: bytes = concat_values(rows)
+        return joined

@@ -87,14 +87,13 @@ def _from_astropy(table: Any) -> tuple[pa.Table, list[ColumnMeta]]:
             values = values.astype(values.dtype.newbyteorder("="))
         mask = np.ma.getmaskarray(col) if hasattr(col, "mask") else None
         if values.dtype.kind == "O":
-            items = [None if (mask is not None and np.all(mask[i])) else v
-                     for i, v in enumerate(values)]
-            items = [_plain(v) for v in items]
-            array = pa.array(items)
+            objects = [None if (mask is not None and np.all(mask[i])) else v
+                       for i, v in enumerate(values)]
+            array = pa.array([_plain(v) for v in objects])
         elif values.dtype.kind in "SU":
-            items = values.astype(str)
+            texts = values.astype(str)
             m = mask if mask is not None and mask.ndim == 1 else None
-            array = pa.array(items.tolist(), pa.string(), mask=m)
+            array = pa.array(texts.tolist(), pa.string(), mask=m)
         elif values.ndim > 1:
             flat = values.reshape(len(values), -1)
             inner = pa.array(flat.ravel())

@@ -277,17 +277,17 @@ class VOTableWriter:
             start = (head + "<DATA><TABLEDATA>\n").encode()
             cap.take(len(start))
             yield start
-            encoder = TabledataEncoder(fields)
+            text_encoder = TabledataEncoder(fields)
             try:
                 for batch in rows:
-                    chunk = encoder.encode(batch)
-                    if not cap.take(len(chunk)):
-                        chunk, n = cap.fit(batch, len(chunk), encoder.encode)
+                    text = text_encoder.encode(batch)
+                    if not cap.take(len(text)):
+                        part, n = cap.fit(batch, len(text), text_encoder.encode)
                         cap.cut(batch.num_rows - n)
-                        if chunk is not None:
-                            yield chunk
+                        if part is not None:
+                            yield part
                         break
-                    yield chunk
+                    yield text
             except Exception as e:  # noqa: BLE001 - the document reports it
                 info.error = str(e) or type(e).__name__
             yield b"</TABLEDATA></DATA>\n"
@@ -306,7 +306,7 @@ class _Base64Stream:
     """Collects BINARY2 bytes and hands them out base64-encoded in large chunks."""
 
     def __init__(self) -> None:
-        self.pending: list[bytes] = []
+        self.pending: list[bytes | memoryview] = []
         self.size = 0
 
     def add(self, raw: bytes | memoryview) -> bytes | None:

@@ -240,7 +240,9 @@ def _binary(fields: list[Any], kinds: list[tuple[str, int | None]], payload: byt
     for j, (field, (datatype, width)) in enumerate(zip(fields, kinds, strict=True)):
         mask = flags[:, j].copy() if flags is not None else np.zeros(n, dtype=bool)
         if width is None:
-            out.append(_variable_text(data, starts[j], lengths[j], datatype, mask))
+            length = lengths[j]
+            assert length is not None  # a stream with variable columns was walked
+            out.append(_variable_text(data, starts[j], length, datatype, mask))
             continue
         cell = _gather(data, starts[j], width)
         if datatype == "char":
@@ -325,7 +327,7 @@ def _gather(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
 
 
 def _fixed_layout(kinds: list[tuple[str, int | None]], flag_bytes: int,
-                  row_starts: np.ndarray) -> tuple[list[np.ndarray], list[None]]:
+                  row_starts: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
     starts = []
     pos = flag_bytes
     for _, width in kinds:
