@@ -30,6 +30,9 @@ SCALARS = [
     ("ivo_hasword('The quick brown fox', 'QUICK')", 1), ("ivo_hasword('quickly', 'quick')", 0),
     ("ivo_healpix_index(0, 0, 0)", 4), ("ivo_healpix_index(1, ra, dec)", 19),
     ("ivo_healpix_index(0, 45, 60)", 0),
+    # no cell: NULL (was an error from DuckDB about NULL results)
+    ("ivo_healpix_index(5, ra, 95)", None), ("ivo_healpix_index(30, ra, dec)", None),
+    ("ivo_healpix_index(5, ra, NULL)", None),
     ("ivo_interval_overlaps(1, 3, 2, 5)", 1), ("ivo_interval_overlaps(1, 3, 4, 5)", 0),
 ]
 

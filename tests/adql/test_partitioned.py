@@ -399,6 +399,31 @@ def test_select_star_of_a_partitioned_crossmatch_shows_no_internal_column(sky):
     assert sorted((r[0], r[3]) for r in rows) == [(j, int(i)) for j, i in enumerate(pick)]
 
 
+def test_uploaded_positions_at_the_edges_of_the_sky(sky, monkeypatch):
+    """Exact poles, RA 360 and 0, positions moved across RA 0/360, and unusable rows
+    (NaN, Dec beyond 90): the partition-by-partition join equals brute force and the
+    single file's."""
+    from taphouse.catalogue import hats
+
+    rng = np.random.default_rng(9)
+    near = np.concatenate([_crowd(sky, 0)[:300], _crowd(sky, 1)[:300], _crowd(sky, 2)[:300]])
+    ra2, dec2 = _moved(sky.ra[near], sky.dec[near], 8 / 3600, 9)
+    edge_ra = np.array([0.0, 360.0, 360.0, 0.0, 123.0, 359.9999999, 0.0000001])
+    edge_dec = np.array([90.0, -90.0, 0.0, 0.3, 90.0, 0.2, -0.4])
+    ra2 = np.concatenate([ra2, edge_ra, [np.nan, 10.0, 20.0]])
+    dec2 = np.concatenate([dec2, edge_dec, [0.0, 95.0, np.nan]])
+    ra2[:50] = ra2[:50] + 360 * rng.choice([0, 1], 50)  # the same position as RA + 360
+    r_deg = 8 / 3600
+    monkeypatch.setattr(hats, "XMATCH_MAX_PARTITIONS", 10**6)  # three crowds: 59 partitions
+    t, rows = _upload_match(sky, sky.part, ra2, dec2, r_deg)
+    assert any("partition by partition" in n for n in t.notes), t.notes
+    _, flat = _upload_match(sky, sky.single, ra2, dec2, r_deg)
+    ok = np.isfinite(ra2) & np.isfinite(dec2) & (np.abs(dec2) <= 90)
+    expected = {(i, j) for i, j in _brute_pairs(sky.ra, sky.dec, np.where(ok, ra2 % 360, 0),
+                                                np.where(ok, dec2, 0), r_deg) if ok[j]}
+    assert rows == flat == expected and len(expected) > 300
+
+
 def test_outer_join_keeps_every_row_of_the_partitioned_table(sky):
     """``table LEFT JOIN upload``: every row of the table is kept (once), so the table is
     never cut down to the partitions the positions touch nor joined with its margin."""

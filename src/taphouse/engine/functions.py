@@ -39,12 +39,15 @@ class ServiceFunction:
 def service_functions() -> tuple[ServiceFunction, ...]:
     """The one registry of service functions (what a backend must implement)."""
     return (
+        # NULL for a position that has no cell (NaN, |dec| > 90) or an order outside
+        # 0..29: with DuckDB's default null handling such a NULL was an error that failed
+        # the whole query (an uploaded row with NaN failed every crossmatch with it).
         ServiceFunction("ivo_healpix_index", ("INTEGER", "DOUBLE", "DOUBLE"), "BIGINT",
                         "nested HEALPix index of a position at an order",
-                        _healpix_index),
+                        _healpix_index, sees_nulls=True),
         ServiceFunction("taphouse_healpix_neighbours", ("INTEGER", "DOUBLE", "DOUBLE"),
                         "BIGINT[]", "the cell of a position and its neighbours",
-                        _healpix_neighbours),
+                        _healpix_neighbours, sees_nulls=True),
         ServiceFunction("ivo_hasword", ("VARCHAR", "VARCHAR"), "INTEGER",
                         "1 if the second text is a word of the first (case-insensitive)",
                         _hasword),
