@@ -42,6 +42,11 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 
 
+#: Request headers that carry credentials: never sent on across origins by a redirect.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 class OutboundError(ServiceError):
     """A server-side fetch refused or failed; the message says which URL and why."""
 
@@ -146,16 +151,23 @@ class Outbound:
             raise OutboundError(f"cannot fetch {_show(url)}: too many outbound requests at"
                                 " once; try again later")
         try:
-            first_host = None
+            first_host = first_origin = None
+            sent = dict(headers or {})
             for _hop in range(self.policy.max_redirects + 1):
                 parts = self._check_url(url)
                 host = (parts.hostname or "").lower().rstrip(".")
+                origin = (parts.scheme, parts.port or _DEFAULT_PORTS[parts.scheme])
                 if first_host is None:
-                    first_host = host
+                    first_host, first_origin = host, origin
                 elif host != first_host:
                     raise OutboundError(f"{_show(url)}: a redirect to another host"
                                         f" ({first_host} -> {host}) is not followed")
-                response = self._request(parts, host, method, body, headers, limit, deadline)
+                elif origin != first_origin:
+                    # Another port or scheme is another service (or plain HTTP): the
+                    # caller's credentials stay with the origin they were meant for.
+                    sent = {k: v for k, v in sent.items()
+                            if k.lower() not in _CREDENTIAL_HEADERS}
+                response = self._request(parts, host, method, body, sent, limit, deadline)
                 location = response.headers.get("location")
                 if response.status in _REDIRECTS and location:
                     url = urljoin(url, location)

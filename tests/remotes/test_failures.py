@@ -305,3 +305,20 @@ def test_more_rows_than_maxrec_are_refused(fake_tap: FakeTap) -> None:
     with pytest.raises(RemoteUnavailable, match="has 2 rows although MAXREC=1"):
         client(fake_tap).query_sync("SELECT id FROM cat.stars", maxrec=1)
     assert client(fake_tap).query_sync("SELECT 1", maxrec=2).rows == 2
+
+
+def test_credentials_are_not_carried_over_a_redirect_to_another_port(fake_tap: FakeTap
+                                                                     ) -> None:
+    # The same host on another port is another origin (another service): a redirect
+    # there from the registered remote does not take the credentials along.
+    other = FakeTap().start()
+    try:
+        other.routes["/tap/sync"] = lambda s: (200, VOT, votable([(1, 2.0)]))
+        fake_tap.routes["/tap/sync"] = lambda s: (307, {
+            "Location": f"http://127.0.0.1:{other.port}/tap/sync"}, b"")
+        tap = client(fake_tap, credentials={"Authorization": "Bearer s3cret"})
+        assert tap.query_sync("SELECT 1").rows == 1
+        assert fake_tap.seen[-1].headers.get("authorization") == "Bearer s3cret"
+        assert other.seen and "authorization" not in other.seen[-1].headers
+    finally:
+        other.stop()
