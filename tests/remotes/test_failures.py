@@ -322,3 +322,35 @@ def test_credentials_are_not_carried_over_a_redirect_to_another_port(fake_tap: F
         assert other.seen and "authorization" not in other.seen[-1].headers
     finally:
         other.stop()
+
+
+def test_a_parquet_answer_that_would_decode_to_gigabytes_is_refused(fake_tap: FakeTap
+                                                                     ) -> None:
+    # 300 rows of one dictionary-encoded 1 MB string: ~1 MB on the wire, 300 MB decoded
+    # (the rows are within MAXREC). Refused from the dictionary sizes, never expanded.
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def parquet(rows: int, text: str) -> bytes:
+        column = pa.DictionaryArray.from_arrays(pa.array([0] * rows, pa.int32()),
+                                                pa.array([text]))
+        out = io.BytesIO()
+        pq.write_table(pa.table({"s": column}), out, compression="zstd",
+                       store_schema=False)  # read back as plain strings
+        return out.getvalue()
+
+    bomb = parquet(300, "x" * 1_000_000)
+    assert len(bomb) < 2_000_000
+    fake_tap.routes["/tap/sync"] = lambda s: (200, {"Content-Type": "application/"
+                                                    "vnd.apache.parquet"}, bomb)
+    with pytest.raises(RemoteUnavailable, match="once decoded, more than"):
+        client(fake_tap).query_sync("SELECT s FROM t", maxrec=1000)
+    # The same shape at a sane size decodes, strings intact.
+    fake_tap.routes["/tap/sync"] = lambda s: (200, {"Content-Type": "application/"
+                                                    "vnd.apache.parquet"},
+                                              parquet(300, "hello"))
+    answer = client(fake_tap).query_sync("SELECT s FROM t", maxrec=1000)
+    assert answer.rows == 300 and answer.table.column("s").type == pa.string()
+    assert set(answer.table.column("s").to_pylist()) == {"hello"}
