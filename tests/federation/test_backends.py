@@ -19,6 +19,7 @@ from federation_helpers import LOOPBACK, audit_queries, sync
 
 from pg_server import dsn_of
 from servers import LiveServer, start_live
+from taphouse.engine.duckdb import DuckDBEngine
 
 READER = "th_fed_reader"
 DBNAME = "th_fed"
@@ -88,3 +89,56 @@ def test_a_postgres_catalogue_joined_with_a_remote(pg_here: Any, far: Any) -> No
     assert '"_inline_tap_upload_taphouse_remote" AS "r" ON "t"."taphouse_key" =' in residual
     sent = next(q for q in audit_queries(far) if "TAP_UPLOAD" in q)
     assert sent.startswith("SELECT t.taphouse_key, r.plx, r.hip FROM TAP_UPLOAD.taphouse_block")
+
+
+class RecordingEngine(DuckDBEngine):
+    """A real second DuckDB engine that keeps the SQL it ran."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.sent: list[str] = []
+
+    def stream(self, cur: Any, sql: str, *args: Any, **kw: Any) -> Any:
+        self.sent.append(sql)
+        return super().stream(cur, sql, *args, **kw)
+
+
+CROSS = ("SELECT h.hip, g.source_id, g.phot_g_mean_mag FROM hipparcos.hip2 AS h"
+         " JOIN gaia.dr3_bright AS g ON h.hip = g.hip WHERE h.hpmag < 6")
+
+
+def test_catalogues_of_two_local_backends_join(start_server: Any) -> None:
+    server = start_server(demo=True)
+    platform = server.platform
+    second = RecordingEngine(platform.settings.tables_dir)
+    platform.backends.register("second", lambda ref: second)
+    want = rows(sync(server, None, CROSS))
+    platform.catalogue.set_backend("hipparcos", "second", "conn-a")
+    r = sync(server, None, CROSS)
+    assert rows(r) == want and len(want) > 50
+    # Hipparcos (fewer rows than Gaia) was read on its backend with its own term; the
+    # join ran on the default engine.
+    (read,) = second.sent
+    assert read.startswith('SELECT "h"."hip" AS "hip" FROM') and '"hpmag" < 6' in read
+    assert b"CROSS_BACKEND" in r.content
+    too_big = sync(server, None, CROSS.replace(" WHERE h.hpmag < 6", ""))
+    assert too_big.status_code == 400
+    assert "hipparcos.hip2 on second (conn-a) has 117955 rows after its own WHERE terms," \
+        " more than the 100000 this service moves to the other tables' backend (duckdb)" \
+        in too_big.text, too_big.text
+    assert len(second.sent) == 1  # refused from its row count: nothing read
+
+
+def test_a_postgres_catalogue_joined_with_a_duckdb_one(pg_here: Any) -> None:
+    xmatch = ("SELECT h.hip, g.source_id FROM {hip} AS h JOIN gaia.dr3_bright AS g"
+              " ON 1=CONTAINS(POINT(h.ra, h.dec), CIRCLE(g.ra, g.dec, 5/3600.))"
+              " WHERE h.hpmag < 9{band}")
+    before = len(pg_here.sent)
+    got = rows(sync(pg_here, None, xmatch.format(hip="hippg.hip2", band="")))
+    want = rows(sync(pg_here, None, xmatch.format(
+        hip="hipparcos.hip2", band=" AND h.dec BETWEEN 10 AND 12")))
+    assert got == want and len(want) > 20
+    # Hipparcos in PostgreSQL (fewer rows) was read there with its own term; the
+    # crossmatch ran on DuckDB with Gaia.
+    (read,) = pg_here.sent[before:]
+    assert '"hip_pg"."hip2"' in read and '"hpmag" < 9' in read

@@ -163,8 +163,10 @@ def test_duckdb_and_postgres_tables_in_one_query_named(served):
         "REQUEST": "doQuery", "LANG": "ADQL",
         "QUERY": "SELECT TOP 1 * FROM gaia.dr3_bright AS a JOIN hippg.hip2 AS b"
                  " ON a.source_id = b.hip"}, timeout=60)
+    # [federation] would move hippg.hip2 to DuckDB for the join, but all of it is too
+    # many rows: refused naming it and both backends.
     assert r.status_code == 400
-    assert "gaia.dr3_bright on duckdb" in r.text and "hippg.hip2 on postgres (demo)" in r.text
+    assert "(duckdb)" in r.text and "hippg.hip2 on postgres (demo)" in r.text
 
 
 def test_upload_joins_a_postgres_table(served):

@@ -78,9 +78,11 @@ def test_tables_of_two_backends_named_in_error(routed):
     r = _sync(server, "SELECT TOP 5 h.hip, g.source_id FROM hipparcos.hip2 AS h"
                       " JOIN gaia.dr3_bright AS g ON 1=CONTAINS(POINT(g.ra, g.dec),"
                       " CIRCLE(h.ra, h.dec, 0.001))")
+    # [federation] joins the two backends' tables when one side is small enough to move;
+    # the whole of Hipparcos is not: refused from its row count, nothing read.
     assert r.status_code == 400
     assert "QUERY_STATUS" in r.text
-    assert "gaia.dr3_bright on duckdb" in r.text
+    assert "(duckdb)" in r.text
     assert "hipparcos.hip2 on second (conn-a)" in r.text
     assert second.sent == []
 

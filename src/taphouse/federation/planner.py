@@ -234,10 +234,7 @@ def plan_federated(tree: exp.Expression, identity: Identity, scope: Scope,
     ``lookup`` resolves a local table node in ``scope`` (the ADQL resolver's rules, with
     its errors). Raises :class:`AdqlError` for what cannot be federated, naming it.
     """
-    if not isinstance(tree, exp.Select):
-        raise AdqlError("a query joining local and remote tables must be one SELECT"
-                        " (UNION and the like are not federated yet)")
-    tree = tree.copy()
+    tree = check_shape(tree)
     names = catalog_names(tree)
     if len(names) > 1:
         raise AdqlError(f"the query reads from several remote services ({', '.join(sorted(names))}):"
@@ -248,15 +245,6 @@ def plan_federated(tree: exp.Expression, identity: Identity, scope: Scope,
         raise AdqlError(f"{name!r} is not a remote service you can query (remote tables"
                         " are named REMOTE.schema.table; GET /api/remotes lists the"
                         " remotes available to you)")
-    for sub in tree.find_all(exp.Subquery, exp.With, exp.Union, exp.Except,
-                             exp.Intersect, exp.Exists):
-        raise AdqlError.at("a query joining local and remote tables may not hold"
-                           " subqueries or set operations yet: store one side in your user"
-                           " space first", sub)
-    for sel in tree.find_all(exp.Select):
-        if sel is not tree:
-            raise AdqlError.at("a query joining local and remote tables may not hold"
-                               " subqueries yet", sel)
     sides = _sides(tree, identity, scope, registry, remote, lookup)
     remote_sides = [s for s in sides if s.remote is not None]
     if len(remote_sides) != 1:
@@ -310,6 +298,25 @@ def plan_federated(tree: exp.Expression, identity: Identity, scope: Scope,
                          local_terms=by_local.get(upload_side.alias, []) if upload_side else [])
     _check_remote_features(plan)
     return plan
+
+
+def check_shape(tree: exp.Expression) -> exp.Select:
+    """A copy of ``tree`` if it is one SELECT without subqueries or set operations (the
+    shapes a join across sources handles), else :class:`AdqlError`."""
+    if not isinstance(tree, exp.Select):
+        raise AdqlError("a query joining tables of several sources must be one SELECT"
+                        " (UNION and the like are not federated yet)")
+    tree = tree.copy()
+    for sub in tree.find_all(exp.Subquery, exp.With, exp.Union, exp.Except,
+                             exp.Intersect, exp.Exists):
+        raise AdqlError.at("a query joining tables of several sources may not hold"
+                           " subqueries or set operations yet: store one side in your user"
+                           " space first", sub)
+    for sel in tree.find_all(exp.Select):
+        if sel is not tree:
+            raise AdqlError.at("a query joining tables of several sources may not hold"
+                               " subqueries yet", sel)
+    return tree
 
 
 def _sides(tree: exp.Select, identity: Identity, scope: Scope, registry: RemoteRegistry,

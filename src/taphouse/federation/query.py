@@ -112,14 +112,7 @@ def prepare_federated(tree: exp.Expression, identity: Identity, scope: Scope,
     """Plan a query joining local tables with a remote table; raises
     :class:`~taphouse.adql.AdqlError` or :class:`~taphouse.federation.FederationError`
     naming what cannot be done."""
-    from taphouse.adql.resolve import Resolver
-
-    def lookup(scope: Scope, node: exp.Table) -> TableMeta:
-        schema = node.db.lower() if node.db else None
-        name = node.name if _quoted(node) else node.name.lower()
-        return Resolver(scope)._lookup(node, schema, name)
-
-    plan = plan_federated(tree, identity, scope, registry, lookup)
+    plan = plan_federated(tree, identity, scope, registry, lookup_local)
     side = plan.upload_side
     if side is not None and side.local is not None:
         refused = untrusted(sensitive_sources(side.local, identity, catalogue),
@@ -131,6 +124,15 @@ def prepare_federated(tree: exp.Expression, identity: Identity, scope: Scope,
                 " it trusted for them)")
     strategy = choose_strategy(plan, limits)
     return FederatedQuery(plan=plan, strategy=strategy, limits=limits)
+
+
+def lookup_local(scope: Scope, node: exp.Table) -> TableMeta:
+    """The local table a node names in ``scope`` (the ADQL resolver's rules and errors)."""
+    from taphouse.adql.resolve import Resolver
+
+    schema = node.db.lower() if node.db else None
+    name = node.name if _quoted(node) else node.name.lower()
+    return Resolver(scope)._lookup(node, schema, name)
 
 
 def _inline(tables: list[TableMeta], scope: Scope) -> dict[str, Any]:

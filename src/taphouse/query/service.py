@@ -161,6 +161,8 @@ class QueryService:
             # DEST stores every row (userspace): MAXREC limits only the response, which
             # is read back from the stored table.
             tr = translate(spec.query, scope, maxrec=None if spec.dest else spec.maxrec)
+            if self.backends is not None and mixed_backends(tr.tables):  # federation hook
+                return self._prepare_cross_backend(identity, spec, scope, lease)
             backend, tr = self._route_backend(spec, scope, tr)
         except AdqlError as exc:
             lease.release()
@@ -329,6 +331,29 @@ class QueryService:
                              tables=fed.local_tables, limit=spec.maxrec, inline={},
                              writer=get_writer(spec.responseformat), lease=lease,
                              backend=backend, federated=fed)
+
+    def _prepare_cross_backend(self, identity: Identity, spec: QuerySpec, scope: Scope,
+                               lease: Lease) -> PreparedQuery:
+        """federation hook: catalogue tables of two backends; those of the smaller are
+        read first, the query runs on the other (taphouse.federation.backends)."""
+        from taphouse.adql.translator import parse
+        from taphouse.federation import FederationLimits
+        from taphouse.federation.backends import prepare_cross_backend
+        from taphouse.federation.query import lookup_local
+
+        assert self.backends is not None
+        cross = prepare_cross_backend(parse(spec.query), scope, self.backends,
+                                      FederationLimits.from_settings(self.settings),
+                                      lookup_local)
+        backend = self.backends.backend(cross.main)
+        if spec.dest and backend is not self.engine:
+            raise AdqlError("DEST is not available yet for a query run by the"
+                            f" {backend.dialect} backend: run the query, then upload its"
+                            " result to your user space")
+        return PreparedQuery(spec=spec, identity=identity, scope=scope, sql="", columns=[],
+                             tables=cross.local_tables, limit=spec.maxrec, inline={},
+                             writer=get_writer(spec.responseformat), lease=lease,
+                             backend=backend, federated=cross)
 
     def _run_federated(self, prepared: PreparedQuery, cancel: CancelHandle,
                        started: float) -> None:
@@ -513,6 +538,14 @@ def _engine_error(engine: Backend, exc: Exception, cancel: CancelHandle) -> Quer
 
 #: The name a remote answer being stored (DEST) has in the local query that stores it.
 _REMOTE_ROWS = "_remote_rows"
+
+
+
+def mixed_backends(tables: list[TableMeta]) -> bool:
+    """federation hook: catalogue tables of two backends meet in the query."""
+    from taphouse.federation.backends import mixed_backends as mixed
+
+    return mixed(tables)
 
 
 def _no_relation(table: TableMeta) -> str:
