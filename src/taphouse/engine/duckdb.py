@@ -337,7 +337,7 @@ class DuckDBEngine:
         if width is not None:
             rows = max(1, min(batch_rows, batch_bytes // max(width, 1)))
             return rel.to_arrow_reader(rows)
-        return _joined(rel.to_arrow_reader(_SMALL_BATCH), batch_rows, batch_bytes)
+        return _Joined(rel.to_arrow_reader(_SMALL_BATCH), batch_rows, batch_bytes)
 
     def write_table(self, sql: str, path: Path, *, order_by: str | None = None,
                     inline: dict[str, Any] | None = None, cursor: Any = None,
@@ -687,6 +687,18 @@ def fixed_row_width(types: Any) -> int | None:
         width = found
         total += width * count
     return total
+
+
+class _Joined:
+    """The batches of :func:`_joined`, with the reader's ``schema`` (known before any
+    batch: a result of no rows still has column types)."""
+
+    def __init__(self, reader: Any, max_rows: int, max_bytes: int) -> None:
+        self.schema = reader.schema
+        self._batches = _joined(reader, max_rows, max_bytes)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._batches
 
 
 def _joined(reader: Any, max_rows: int, max_bytes: int) -> Iterator[Any]:

@@ -110,6 +110,12 @@ def _healpix_index(depth: pa.Array, ra: pa.Array, dec: pa.Array) -> pa.Array:
     return pa.array(cells, type=pa.int64(), mask=~ok)
 
 
+def healpix_index_array(depth: int, ra: pa.Array, dec: pa.Array) -> pa.Array:
+    """``ivo_healpix_index(depth, ra, dec)`` over Arrow arrays of degrees, as the
+    backends compute it (NULL where a position is missing or invalid)."""
+    return _healpix_index(pa.array(np.full(len(ra), depth, dtype=np.int64)), ra, dec)
+
+
 def _healpix_neighbours(depth: pa.Array, ra: pa.Array, dec: pa.Array) -> pa.Array:
     """The cell of each position and its neighbours (the 3x3 block, centre included)."""
     from cdshealpix import nested

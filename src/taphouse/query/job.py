@@ -34,7 +34,8 @@ class TapQueryRunner:
         The identity a job runs as, from its owner's user id (refuses a disabled or
         deleted account).
     userspace
-        Keeps a logged-in owner's result as ``mydb.job_<id>``.
+        Keeps a logged-in owner's result as ``mydb.job_<id>`` (written from the same
+        batches as the result file).
     file_room
         The bytes a job's result file may still take (its owner's job-file budget).
     """
@@ -80,23 +81,22 @@ class TapQueryRunner:
             raise QueryError(f"query cancelled: {cancel.reason}")
         writer = _InfoCapturingWriter(prepared.writer)
         output = dataclasses.replace(prepared, writer=writer)
-        stored = None
-        # (federation and remotes hooks: a federated join's SQL exists only once
-        # execute() ran its remote part, and a remote query has no local SQL at all, so
-        # their results are not kept as mydb.job_<id>.)
+        table = None
+        # (federation and remotes hooks: a federated join's columns exist only once
+        # execute() ran its remote part, and a remote query runs elsewhere, so their
+        # results are not kept as mydb.job_<id>.)
         if (job.owner_id is not None and not prepared.spec.dest
                 and prepared.federated is None and prepared.remote is None):
-            # A logged-in user's result is kept as mydb.job_<id>: run the query once,
-            # into that table, and write the result document from it.
-            stored = self.userspace.store_job_result(job, prepared, cancel)
-            if stored is not None:
-                output = dataclasses.replace(output, sql=stored[1], inline={})
+            # A logged-in user's result is also kept as mydb.job_<id>: written from the
+            # same batches as the result document, in the same single run of the query.
+            table = self.userspace.open_job_table(job, prepared)
         try:
             # The result counts against the owner's job files: it may take what is left.
             max_bytes = min(self.settings.result_max_bytes, self.file_room(job))
             with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
                       "wb") as out:
-                for chunk in service.execute(output, cancel=cancel, max_bytes=max_bytes):
+                for chunk in service.execute(output, cancel=cancel, max_bytes=max_bytes,
+                                             copies=[table] if table is not None else ()):
                     out.write(chunk)
                 # Writers that can say so (VOTable, JSON) end the document with the error
                 # of a query failing mid-stream instead of raising: still a failed job.
@@ -109,14 +109,16 @@ class TapQueryRunner:
             os.replace(partial, final)
         except BaseException:
             partial.unlink(missing_ok=True)
+            if table is not None:
+                table.abort()
             raise
         info = writer.info
         result = JobResult(file=final.name, mime=prepared.writer.mime,
                            size=final.stat().st_size,
                            rows=info.rows if info else min(cancel.rows, prepared.limit),
                            overflow=info.overflow if info else cancel.rows > prepared.limit)
-        if stored is not None:
-            self.userspace.finish_job_result(job, prepared, stored[0])
+        if table is not None:
+            self.userspace.finish_job_table(job, table)
         return result
 
 

@@ -4,12 +4,13 @@ first). Nothing here knows about HTTP; every collaborator is passed in."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -33,6 +34,8 @@ from taphouse.query.errors import QueryError
 from taphouse.query.request import QuerySpec
 from taphouse.settings import Settings
 from taphouse.userspace import UserSpace
+
+log = logging.getLogger("taphouse")
 
 BATCH_ROWS = 65536
 #: A three-part name (REMOTE.schema.table) somewhere in the text: only such queries are
@@ -436,8 +439,14 @@ class QueryService:
     # --- execution ---------------------------------------------------------------
     def execute(self, prepared: PreparedQuery, *, cancel: CancelHandle | None = None,
                 infos: list[tuple[str, str]] | None = None,
-                max_bytes: int | None = None) -> Generator[bytes, None, None]:
+                max_bytes: int | None = None,
+                copies: Sequence[BatchCopy] = ()) -> Generator[bytes, None, None]:
         """Run the query and stream the formatted result.
+
+        ``copies`` (e.g. a user table being written) receive the same batches as the
+        result, from the same single run of the query: its first ``limit`` rows, also
+        those past a result cut short by ``max_bytes``. A copy that fails is dropped
+        (``abort``), the result goes on; closing them is the caller's (after success).
 
         The query runs (and fails, with a QueryError) before the first chunk is yielded,
         so a caller that pulls the first chunk before answering can still send a 400.
@@ -445,13 +454,14 @@ class QueryService:
         setting); see :mod:`taphouse.formats.result` for how each format ends early.
         """
         try:
-            yield from self._execute(prepared, cancel, infos, max_bytes)
+            yield from self._execute(prepared, cancel, infos, max_bytes, copies)
         finally:
             prepared.close()
 
     def _execute(self, prepared: PreparedQuery, cancel: CancelHandle | None,
                  infos: list[tuple[str, str]] | None,
-                 max_bytes: int | None) -> Iterator[bytes]:
+                 max_bytes: int | None, copies: Sequence[BatchCopy] = ()
+                 ) -> Iterator[bytes]:
         engine = prepared.backend or self.engine  # [postgres] routed backend
         cancel = cancel or CancelHandle()
         if prepared.remote is not None and not prepared.spec.dest:
@@ -484,10 +494,17 @@ class QueryService:
                 info = ResultInfo(query=prepared.spec.query, limit=prepared.limit,
                                   infos=infos, spool_dir=self.scratch_dir,
                                   max_bytes=cap)
-                stream = prepared.writer.write(_batches(engine, reader, cancel),
-                                               prepared.columns, info)
+                batches: Iterator[pa.RecordBatch] = _batches(engine, reader, cancel)
+                tee = None
+                if copies:
+                    tee = _Tee(batches, copies, prepared.limit,
+                               getattr(reader, "schema", None))
+                    batches = tee
+                stream = prepared.writer.write(batches, prepared.columns, info)
                 try:
                     yield from stream
+                    if tee is not None:
+                        tee.drain()
                 except FormatError as exc:
                     # A value the format cannot hold (SUM overflowing a long, a row value):
                     # the caller's error, 400 when no byte has been sent yet.
@@ -512,6 +529,66 @@ class QueryService:
                          ("DEST_ROWS", str(added))]
         prepared.dest_rows, prepared.dest_table = added, f"{table.database}.{table.name}"
         return sql, {}, infos
+
+
+class BatchCopy(Protocol):
+    """Where a copy of a result's batches goes (a user table being written:
+    :class:`taphouse.userspace.writer.UserTableWriter`)."""
+
+    def start(self, schema: pa.Schema) -> None: ...
+
+    def write(self, batch: pa.RecordBatch) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class _Tee:
+    """The batches of one run of a query, passed on to the result writer and copied to
+    each of ``copies`` (its first ``limit`` rows). A failing copy is aborted and
+    dropped; the result is unaffected."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch], copies: Sequence[BatchCopy],
+                 limit: int, schema: pa.Schema | None) -> None:
+        self._batches = batches
+        self.copies = list(copies)
+        self.room = max(int(limit), 0)
+        if schema is not None:
+            for copy in list(self.copies):
+                self._guard(copy, copy.start, schema)
+
+    def __iter__(self) -> _Tee:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        batch = next(self._batches)
+        self._copy(batch)
+        return batch
+
+    def drain(self) -> None:
+        """The result has all it takes: read on for the copies, up to ``limit`` rows."""
+        while self.copies and self.room > 0:
+            try:
+                batch = next(self._batches)
+            except StopIteration:
+                return
+            self._copy(batch)
+
+    def _copy(self, batch: pa.RecordBatch) -> None:
+        if not self.copies or self.room <= 0:
+            return
+        part = batch if batch.num_rows <= self.room else batch.slice(0, self.room)
+        self.room -= part.num_rows
+        for copy in list(self.copies):
+            self._guard(copy, copy.write, part)
+
+    def _guard(self, copy: BatchCopy, action: Any, arg: Any) -> None:
+        try:
+            action(arg)
+        except Exception as exc:
+            log.warning("a copy of a query result was dropped: %s",
+                        getattr(exc, "message", None) or type(exc).__name__)
+            self.copies.remove(copy)
+            copy.abort()
 
 
 def _batches(engine: Backend, reader: Iterable[pa.RecordBatch], cancel: CancelHandle

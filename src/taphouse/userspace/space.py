@@ -32,41 +32,37 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.model import (
-    HEALPIX_COLUMN,
-    HEALPIX_ORDER,
     CatalogueError,
     ColumnMeta,
     DatabaseMeta,
     TableMeta,
-    position_columns,
 )
-from taphouse.catalogue.store import CatalogueStore, DatabaseFull, Holding, remove_version_file
-from taphouse.engine.errors import WriteLimitExceeded
-from taphouse.errors import ServiceError
+from taphouse.catalogue.store import CatalogueStore, Holding
 from taphouse.metadata import MetadataDB
-from taphouse.storage import StorageFull, is_disk_full
+from taphouse.storage import StorageFull
 from taphouse.userspace.errors import (
-    QuotaExceeded,
     TableConflict,
     UnknownTable,
     UserSpaceError,
 )
 from taphouse.userspace.names import (
-    JOB_PREFIX,
     check_identifier,
     check_table_name,
     parse_dest,
     user_schema,
 )
 from taphouse.userspace.shares import remove_table_shares
+from taphouse.userspace.writer import UserTableWriter
 
 MODES = ("create", "replace", "append")
 
@@ -188,182 +184,63 @@ class UserSpace:
                      retained_until=held.next_release)
 
     # --- writing -------------------------------------------------------------------
-    def write(self, identity: Identity, name: str, sql: str, columns: list[ColumnMeta], *,
-              mode: str = "create", inline: dict[str, Any] | None = None,
-              cancel: Any = None, provenance: dict[str, Any] | None = None,
-              description: str | None = None, keep_order: bool = False,
-              epoch: float | None = None) -> TableMeta:
-        """Store every row of ``sql`` as the table ``name`` of the caller's schema.
+    def open_table(self, identity: Identity, name: str, columns: list[ColumnMeta], *,
+                   mode: str = "create", cancel: Any = None,
+                   provenance: dict[str, Any] | None = None,
+                   description: str | None = None, keep_order: bool = False,
+                   epoch: float | None = None,
+                   interrupt_also: Callable[[], None] | None = None) -> UserTableWriter:
+        """Start writing the table ``name`` of the caller's schema from Arrow batches:
+        push them with ``write``/``write_all``, then ``close()`` publishes (or
+        ``abort()``; an exception in a ``with`` block aborts). Nothing is visible
+        before ``close``; the table is locked against other writers until then.
 
         Parameters
         ----------
-        sql
-            A backend SELECT whose output columns are, in order, ``columns``.
         columns
-            Metadata of the output columns (units, UCDs and descriptions are kept);
-            names are made ADQL-regular and unique. A HEALPix index column is added
-            when the columns hold a position (UCD ``pos.eq.ra``/``pos.eq.dec`` or a
-            common name such as ``ra``/``dec``).
+            Metadata of the batches' columns, in order (units, UCDs and descriptions
+            are kept); names are made ADQL-regular and unique. A HEALPix index column
+            is added when the columns hold a position (UCD ``pos.eq.ra``/``pos.eq.dec``
+            or a common name such as ``ra``/``dec``).
         mode
             ``create`` (the table must not exist), ``replace`` or ``append`` (same
             column names required).
         cancel
-            A :class:`~taphouse.query.cancel.CancelHandle` that may interrupt the write.
+            A :class:`~taphouse.query.cancel.CancelHandle` that may interrupt the write
+            (and ``interrupt_also``: the query producing the batches).
         keep_order
-            Keep the rows in the query's order (it has an ORDER BY); otherwise tables
-            with positions are stored sorted by their HEALPix index.
+            Keep the rows in the order written (the query has an ORDER BY); otherwise
+            tables with positions are stored sorted by their HEALPix index.
 
         Raises
         ------
         UserSpaceError
             Bad name or mode, :class:`TableConflict` (exists, or being written),
-            :class:`QuotaExceeded` (nothing stored).
+            :class:`QuotaExceeded` (nothing stored), from here or from the writer.
         """
         if mode not in MODES:
             raise UserSpaceError(f"mode must be create, replace or append, not {mode!r}")
         name = check_table_name(name)
         schema = self.ensure_schema(identity).name
-        with self._table_lock(schema, name), self.engine.lease() as lease:
-            return self._write_locked(identity, schema, name, sql, columns, mode=mode,
-                                      inline=inline, cancel=cancel,
-                                      provenance=provenance, description=description,
-                                      keep_order=keep_order, epoch=epoch, lease=lease)
+        lock = self._table_lock(schema, name)
+        lock.__enter__()
+        return UserTableWriter(self, identity, schema, name, columns, mode=mode,
+                               cancel=cancel, provenance=provenance,
+                               description=description, keep_order=keep_order,
+                               epoch=epoch, lock=lock, interrupt_also=interrupt_also)
 
-    def _write_locked(self, identity: Identity, schema: str, name: str, sql: str,
-                      columns: list[ColumnMeta], *, mode: str, inline: Any, cancel: Any,
-                      provenance: dict[str, Any] | None, description: str | None,
-                      keep_order: bool, epoch: float | None, lease: Any) -> TableMeta:
-        existing = self.catalogue.table(schema, name)
-        if existing is not None and mode == "create":
-            raise TableConflict(f"table {schema}.{name} already exists; choose another name"
-                                " or use mode replace (DEST_MODE=replace) or append")
-        cols = _regular_columns(columns)
-        ra, dec = position_columns(cols)
-        stored = cols
-        inner = ", ".join(_quote(c.name) for c in cols)
-        select = ", ".join(f"q.{_quote(c.name)}" for c in stored)
-        if ra and dec:  # the internal HEALPix index (not one of the listed columns)
-            select += (f", ivo_healpix_index({HEALPIX_ORDER}, q.{_quote(ra)}, q.{_quote(dec)})"
-                       f" AS {_quote(HEALPIX_COLUMN)}")
-        query = f"SELECT {select} FROM ({sql}) AS q({inner})"
-        if existing is not None and mode == "append":
-            old_names = [c.name for c in existing.columns]
-            if old_names != [c.name for c in stored] or (
-                    (existing.healpix_column is None) != (not (ra and dec))):
-                raise UserSpaceError(
-                    f"cannot append to {schema}.{name}: its columns are"
-                    f" ({', '.join(old_names)}), the new rows have"
-                    f" ({', '.join(c.name for c in stored)})")
-            old_select = ", ".join(_quote(c.name) for c in existing.columns)
-            if existing.healpix_column is not None:
-                old_select += f", {_quote(existing.healpix_column)}"
-            query = (f"SELECT {old_select} FROM {lease.relation(existing)}"
-                     f" UNION ALL {query}")
-            stored = existing.columns
-        # Rows of the schema's tables without the version this write replaces; bytes of
-        # everything on disk, that version included (it is retained after the switch).
-        held = self.catalogue.holding(schema)
-        rows_used = held.rows - held.retained_rows
-        base_rows = rows_used - (existing.nrows if existing is not None else 0)
-        room = max(self.quota_rows - base_rows, 0)
-        room_bytes = max(self.quota_bytes - held.nbytes, 0)
-        query = f"SELECT * FROM ({query}) AS lim LIMIT {room + 1}"
-        order_by = _quote(HEALPIX_COLUMN) if (ra and dec and not keep_order) else None
-        path = self.catalogue.new_version_path(schema, name)
-
-        def over_bytes(needed: str) -> QuotaExceeded:
-            return QuotaExceeded(
-                f"quota exceeded: {held.nbytes} of {self.quota_bytes} used (bytes)"
-                f"{_retained_note(held)}; {schema}.{name} would need {needed}. Nothing was"
-                " stored; drop tables (or use a smaller result) to make room")
-
-        def over_rows(needed: str, used: int = rows_used) -> QuotaExceeded:
-            return QuotaExceeded(
-                f"quota exceeded: {used} of {self.quota_rows} used (rows); "
-                f"{schema}.{name} would need {needed}. Nothing was stored; drop tables (or"
-                " use a smaller result) to make room")
-
-        nrows = self._run_write(query, path, order_by, inline, cancel, room_bytes,
-                                lambda: over_bytes(f"more than the {room_bytes} bytes left"))
-        try:
-            if nrows > room:
-                raise over_rows(f"more than {room} rows")
-            size = path.stat().st_size
-            prov = dict(provenance or {})
-            prov.setdefault("created", _now())
-            prov["mode"] = mode
-            prov["rows_added"] = nrows - (existing.nrows if existing is not None
-                                          and mode == "append" else 0)
-            meta = TableMeta(
-                database=schema, name=name, columns=stored, kind="user",
-                description=(description if description is not None
-                             else (existing.description if existing is not None else "")),
-                ra_column=ra if dec else None, dec_column=dec if ra else None,
-                healpix_column=HEALPIX_COLUMN if (ra and dec) else None,
-                epoch=epoch if epoch is not None else (existing.epoch if existing else None),
-                nrows=nrows, extra={"provenance": prov})
-            if existing is not None and mode == "append":
-                meta.ra_column, meta.dec_column = existing.ra_column, existing.dec_column
-                meta.healpix_column = existing.healpix_column
-                old = existing.extra or {}
-                meta.extra = {"provenance": prov,
-                              "history": [*old.get("history", []), old.get("provenance")]}
-            job = name[len(JOB_PREFIX):] if name.startswith(JOB_PREFIX) else None
-
-            def record(con: Any, table_id: int) -> None:
-                con.execute("INSERT OR IGNORE INTO user_tables(table_id, owner, owner_id,"
-                            " job_id) VALUES (?,?,?,?)",
-                            (table_id, identity.username, identity.user_id, job))
-
-            try:
-                published = self.catalogue.publish(
-                    meta, path, replace=(mode != "create"), max_rows=self.quota_rows,
-                    max_bytes=self.quota_bytes, also=record)
-            except DatabaseFull as exc:
-                # Another write of this user was published meanwhile.
-                if exc.unit == "rows":
-                    raise over_rows(f"{exc.adding} rows", exc.used) from None
-                raise over_bytes(f"{size} bytes") from None
-            except CatalogueError as exc:
-                raise TableConflict(f"{exc}; nothing was stored") from None
-        except BaseException as exc:
-            remove_version_file(path)
-            if is_disk_full(exc) and not isinstance(exc, StorageFull):
-                raise StorageFull(what=f"{schema}.{name} was not stored; the table is as"
-                                  " it was") from None
-            raise
-        return published
-
-    def _run_write(self, query: str, path: Path, order_by: str | None,
-                   inline: dict[str, Any] | None, cancel: Any, max_bytes: int,
-                   too_big: Any) -> int:
-        try:
-            with self.engine.cursor(inline) as cur:
-                if cancel is not None:
-                    cancel.attach(cur)
-                try:
-                    return int(self.engine.write_table(query, path, order_by=order_by,
-                                                       cursor=cur, max_bytes=max_bytes))
-                finally:
-                    if cancel is not None:
-                        cancel.detach()
-        except BaseException as exc:
-            remove_version_file(path)
-            if cancel is not None and cancel.reason:
-                raise UserSpaceError(f"write cancelled: {cancel.reason}; nothing was"
-                                     " stored") from None
-            if isinstance(exc, WriteLimitExceeded):
-                raise too_big() from None
-            if isinstance(exc, (UserSpaceError, KeyboardInterrupt, SystemExit)):
-                raise
-            if is_disk_full(exc):
-                raise StorageFull(what=f"{path.parent.name} was not stored; the table is"
-                                  " as it was") from None
-            if isinstance(exc, ServiceError):
-                raise UserSpaceError(f"cannot store the table: {exc.message}",
-                                     exc.status) from None
-            raise UserSpaceError("cannot store the table:"
-                                 f" {self.engine.describe_error(exc)}") from None
+    def write(self, identity: Identity, name: str,
+              data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
+              columns: list[ColumnMeta], *, mode: str = "create", cancel: Any = None,
+              provenance: dict[str, Any] | None = None, description: str | None = None,
+              keep_order: bool = False, epoch: float | None = None) -> TableMeta:
+        """Store every row of ``data`` (Arrow batches whose columns are ``columns``) as
+        the table ``name`` of the caller's schema; see :meth:`open_table`."""
+        with self.open_table(identity, name, columns, mode=mode, cancel=cancel,
+                             provenance=provenance, description=description,
+                             keep_order=keep_order, epoch=epoch) as table:
+            table.write_all(_as_batches(data))
+            return table.close()
 
     @contextmanager
     def _table_lock(self, schema: str, name: str) -> Iterator[None]:
@@ -411,7 +288,8 @@ class UserSpace:
 
     # --- query results (DEST, async jobs) -------------------------------------------
     def store_query(self, prepared: Any, cancel: Any = None) -> tuple[TableMeta, int, str]:
-        """Store every row of a prepared query as its ``DEST`` table.
+        """Store every row of a prepared query as its ``DEST`` table: the query runs
+        once, its batches go straight into the table.
 
         Returns the published table, the number of rows this write added, and SQL that
         reads the query's result back from it (MAXREC-limited) for the response.
@@ -427,75 +305,59 @@ class UserSpace:
         name = parse_dest(spec.dest, identity.username, visible=visible,
                           catalogues=catalogues)
         plan = getattr(prepared, "remote", None)  # remotes hook: say where rows came from
-        table = self.write(identity, name, prepared.sql, prepared.columns,
-                           mode=spec.dest_mode, inline=prepared.inline, cancel=cancel,
-                           provenance=provenance_of(prepared),
-                           keep_order=has_order_by(spec.query) or spec.dest_mode == "append",
-                           description=None if plan is None else
-                           f"Rows of the remote TAP service {plan.remote.name}"
-                           f" ({plan.remote.url}), query: {plan.adql[:1000]}")
+        description = None if plan is None else (
+            f"Rows of the remote TAP service {plan.remote.name}"
+            f" ({plan.remote.url}), query: {plan.adql[:1000]}")
+        engine = getattr(prepared, "backend", None) or self.engine
+        from taphouse.formats.result import BATCH_BYTES
+
+        with engine.cursor(prepared.inline) as cur:
+            with self.open_table(identity, name, prepared.columns, mode=spec.dest_mode,
+                                 cancel=cancel, provenance=provenance_of(prepared),
+                                 keep_order=(has_order_by(spec.query)
+                                             or spec.dest_mode == "append"),
+                                 description=description,
+                                 interrupt_also=lambda: engine.interrupt(cur)) as writer:
+                if cancel is not None and cancel.reason:
+                    raise UserSpaceError(f"write cancelled: {cancel.reason}; nothing was"
+                                         " stored")
+                writer.write_all(_Deferred(lambda: engine.stream(cur, prepared.sql, 65536,
+                                                                 BATCH_BYTES)))
+                table = writer.close()
         added = int(table.extra.get("provenance", {}).get("rows_added", table.nrows))
         sql = response_sql(table, prepared.columns, prepared.relation(table),
                            limit=prepared.limit, offset=table.nrows - added)
         return table, added, sql
 
-    def store_job_result(self, job: Any, prepared: Any,
-                         cancel: Any = None) -> tuple[TableMeta, str] | None:
-        """Run an async job's query once, into ``job_<id>`` of its owner's schema.
-
-        Returns the table and SQL that reads the job's result back from it (the caller
-        writes the result document from that, so the query is not run twice), or None
-        when the owner is anonymous or the result does not fit in the quota (logged;
-        the caller then runs the query directly). The table first holds MAXREC+1 rows,
-        so the result document can say OVERFLOW; :meth:`finish_job_result` trims it.
-        """
+    def open_job_table(self, job: Any, prepared: Any) -> UserTableWriter | None:
+        """The table ``job_<id>`` of a logged-in owner, to be written from the same
+        batches as the job's result document (at most MAXREC rows; sorted by HEALPix
+        index where it has positions and the query set no order). None for an
+        anonymous owner, or when the table cannot be started (logged; the job runs)."""
         from taphouse.userspace.names import job_table
 
         identity = prepared.identity
         if identity.username is None:
             return None
-        sql = f"SELECT * FROM ({prepared.sql}) AS r LIMIT {int(prepared.limit) + 1}"
         prov = provenance_of(prepared)
         prov["job_id"] = job.id
         try:
-            table = self.write(identity, job_table(job.id), sql, prepared.columns,
-                               mode="replace", inline=prepared.inline, cancel=cancel,
-                               provenance=prov, keep_order=True,
-                               description=f"Result of async job {job.id}")
-        except QuotaExceeded as exc:
+            return self.open_table(identity, job_table(job.id), prepared.columns,
+                                   mode="replace", provenance=prov,
+                                   keep_order=has_order_by(prepared.spec.query),
+                                   description=f"Result of async job {job.id}")
+        except UserSpaceError as exc:
             log.warning("job %s: result table not kept: %s", job.id, exc.message)
             return None
-        return table, response_sql(table, prepared.columns, prepared.relation(table),
-                                   limit=prepared.limit)
 
-    def finish_job_result(self, job: Any, prepared: Any, table: TableMeta) -> TableMeta:
-        """Give ``job_<id>`` its final form once the result document is written: at most
-        MAXREC rows, sorted by HEALPix index where it has positions and the query set no
-        order. Rewrites the table only when one of those applies."""
-        limit = int(prepared.limit)
-        resort = table.healpix_column is not None and not has_order_by(prepared.spec.query)
-        if table.nrows <= limit and not resort:
-            return table
-        with self.engine.lease() as lease:  # the version read while writing the next
-            sql = response_sql(table, prepared.columns, lease.relation(table), limit=None)
-            if table.nrows > limit:
-                sql += f" LIMIT {limit}"
-            try:
-                return self.write(prepared.identity, table.name, sql, prepared.columns,
-                                  mode="replace",
-                                  provenance=(table.extra or {}).get("provenance"),
-                                  keep_order=not resort, description=table.description)
-            except (QuotaExceeded, StorageFull) as exc:
-                # The first version counts until it is deleted, so the rewrite may not fit;
-                # the job's result document is written already: never fail the job for it.
-                # An unsorted table is kept; one with a row past MAXREC is not.
-                if table.nrows > limit:
-                    self.catalogue.drop_table(table.database, table.name)
-                    log.warning("job %s: result table not kept (cutting it to MAXREC: %s)",
-                                job.id, exc.message)
-                else:
-                    log.warning("job %s: result table kept unsorted (%s)", job.id, exc.message)
-                return table
+    def finish_job_table(self, job: Any, writer: UserTableWriter) -> TableMeta | None:
+        """Publish ``job_<id>`` once the result document is written. A table that does
+        not fit the quota (or the disk) is not kept: the job itself succeeded."""
+        try:
+            return writer.close()
+        except (UserSpaceError, StorageFull) as exc:
+            log.warning("job %s: result table not kept: %s", job.id, exc.message)
+            return None
 
     # --- uploads and downloads -----------------------------------------------------
     def store_upload(self, identity: Identity, name: str, data: bytes | Path, *,
@@ -514,8 +376,7 @@ class UserSpace:
         prov = {"created": _now(), "uploaded": {"content_type": content_type or "",
                                                 "bytes": data.stat().st_size
                                                 if isinstance(data, Path) else len(data)}}
-        return self.write(identity, name, "SELECT * FROM _userspace_upload", columns,
-                          mode=mode, inline={"_userspace_upload": arrow}, provenance=prov,
+        return self.write(identity, name, arrow, columns, mode=mode, provenance=prov,
                           description=description)
 
     def download(self, table: TableMeta, fmt: str, *,
@@ -572,6 +433,31 @@ def _regular_columns(columns: list[ColumnMeta]) -> list[ColumnMeta]:
         seen.add(name)
         out.append(dataclasses.replace(c, name=name, std=False))
     return out
+
+
+class _Deferred:
+    """Batches of a stream started when first iterated (inside the writer's error
+    mapping, so a query failing at once is reported like one failing later); its
+    ``schema`` once started."""
+
+    def __init__(self, start: Callable[[], Iterable[pa.RecordBatch]]) -> None:
+        self._start = start
+        self.schema: pa.Schema | None = None
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        stream = self._start()
+        self.schema = getattr(stream, "schema", None)
+        return iter(stream)
+
+
+def _as_batches(data: Any) -> Iterable[pa.RecordBatch]:
+    """Batches of a pa.Table, a reader or an iterable of batches (a schema kept)."""
+    if isinstance(data, pa.Table):
+        reader: Iterable[pa.RecordBatch] = pa.RecordBatchReader.from_batches(
+            data.schema, data.to_batches(65536))
+        return reader
+    batches: Iterable[pa.RecordBatch] = data
+    return batches
 
 
 def _retained_note(held: Holding) -> str:
