@@ -182,3 +182,14 @@ def test_describe_error_met_while_streaming(engine: DuckDBEngine) -> None:
     assert text.startswith("a value has the wrong type: Could not convert"), text
     disk = OSError(28, "No space left on device")
     assert "disk space" in engine.describe_error(disk)
+
+
+def test_write_arrow_limit_below_an_empty_file(engine: DuckDBEngine) -> None:
+    # An empty DuckDB file is larger than 1000 bytes: the watch may stop the write while
+    # the file is being set up, or at the first batch; either way it is the byte limit.
+    for k in range(20):
+        path = engine.tables_dir / f"small{k}.duckdb"
+        with pytest.raises(WriteLimitExceeded):
+            engine.write_arrow(_batches(10), SCHEMA, path, max_bytes=1000)
+        assert not path.exists()
+    assert list(engine.temp_dir.iterdir()) == []

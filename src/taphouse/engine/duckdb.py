@@ -454,11 +454,16 @@ class _ArrowWriter:
                                   f" {self._batch} LIMIT 0")
             finally:
                 self._cur.unregister(self._batch)
-        except BaseException:
+        except BaseException as exc:
             self._cleanup()
             for f in (self._tmp, self._stage):
                 if f is not None:
                     remove_version_file(f)
+            # A new database file is already a few kB: a small limit stops the write
+            # while it is being set up.
+            if self.watch is not None and self.watch.exceeded and not isinstance(
+                    exc, WriteLimitExceeded):
+                raise WriteLimitExceeded(self.watch.limit) from None
             raise
 
     def _attach(self, file: Path, alias: str) -> None:
