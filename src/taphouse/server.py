@@ -108,10 +108,11 @@ class Platform:
             self.meta, RemoteConfig.from_settings(settings),
             local_database=lambda name: self.catalogue.database(name) is not None,
             secrets=self.secrets)
-        self.scopes = ScopeBuilder(self.catalogue, self.engine, self.policy,
-                                   Shares(self.meta, self.catalogue),
-                                   remote_schemas=RemoteSchemas(self.remotes))
         self.authenticator = Authenticator(self.meta, settings)
+        self.scopes = ScopeBuilder(self.catalogue, self.engine, self.policy,
+                                   Shares(self.meta, self.catalogue,
+                                          self.authenticator.accounts),
+                                   remote_schemas=RemoteSchemas(self.remotes))
         # The one way out for server-side fetches (URL uploads; remote services later).
         self.outbound = Outbound(policy_from(settings))
         # User space (userspace): schemas user_<name>, DEST, job_<id> tables, workspaces.

@@ -363,7 +363,8 @@ def api_router(platform: Platform) -> APIRouter:
                 if outside:
                     note += f"; allowed by administrator {identity.username} for {outside}"
             result = set_shares(platform.meta, _stored_id(t), users, groups,
-                                owner=identity.username or "")
+                                owner=identity.username or "",
+                                grantees=platform.authenticator.accounts)
             shared = "unshared" if not result["users"] and not result["groups"] else \
                 f"shared with users {result['users']} groups {result['groups']}"
             audit.record("share", username=identity.username, user_id=identity.user_id,

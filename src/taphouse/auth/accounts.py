@@ -182,6 +182,25 @@ class AccountStore:
         with self.meta.transaction() as con:
             return _revoke_all(con, user.id, self.clock())
 
+    def user_ids(self, names: Iterable[str]) -> dict[str, int]:
+        """Ids of the accounts among ``names`` (names matching none are left out)."""
+        return self._ids("users", names)
+
+    def group_ids(self, names: Iterable[str]) -> dict[str, int]:
+        """Ids of the groups among ``names`` (names matching none are left out)."""
+        return self._ids("groups", names)
+
+    def _ids(self, table: str, names: Iterable[str]) -> dict[str, int]:
+        wanted = sorted({n.strip().lower() for n in names if isinstance(n, str)})
+        out: dict[str, int] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self.meta.query(f"SELECT name, id FROM {table} WHERE name IN ({marks})",
+                                   chunk)
+            out.update({r[0]: r[1] for r in rows})
+        return out
+
     def groups_of(self, user_id: int) -> frozenset[str]:
         rows = self.meta.query("SELECT g.name FROM memberships m JOIN groups g"
                                " ON g.id=m.group_id WHERE m.user_id=?", (user_id,))

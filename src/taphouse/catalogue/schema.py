@@ -86,4 +86,7 @@ register_migrations("catalogue", [
     ALTER TABLE databases ADD COLUMN backend TEXT NOT NULL DEFAULT 'duckdb';
     ALTER TABLE databases ADD COLUMN backend_ref TEXT
     """,
+    # catalogue_generation counted catalogue changes for a cache that is gone (wave 2):
+    # nothing reads or writes it any more.
+    "DROP TABLE IF EXISTS catalogue_generation",
 ])

@@ -45,7 +45,6 @@ register_migrations("userspace", [
         name = 'archived_' || substr(name, 6) || '_' || COALESCE(owner_id, 0)
         WHERE kind = 'user' AND NOT EXISTS (SELECT 1 FROM users u
             WHERE u.id = databases.owner_id AND 'user_' || u.name = databases.name);
-    UPDATE catalogue_generation SET value = value + 1 WHERE id = 1;
     ALTER TABLE user_tables ADD COLUMN owner_id INTEGER;
     UPDATE user_tables SET owner_id = (SELECT d.owner_id FROM tables t
         JOIN databases d ON d.id = t.database_id WHERE t.id = user_tables.table_id);

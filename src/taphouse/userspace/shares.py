@@ -12,6 +12,7 @@ answer does not tell whether an account of that name exists.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol
 
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.store import CatalogueStore
@@ -20,48 +21,47 @@ from taphouse.userspace.errors import UserSpaceError
 from taphouse.userspace.names import check_identifier
 
 
-def _grantee_clause(identity: Identity) -> tuple[str, list[object]]:
-    groups = sorted(identity.groups)
-    clause = "(s.grantee_kind='user' AND s.grantee_id=?)"
-    args: list[object] = [identity.user_id]
-    if groups:
-        marks = ",".join("?" * len(groups))
-        clause = (f"({clause} OR (s.grantee_kind='group' AND s.grantee_id IN"
-                  f" (SELECT id FROM groups WHERE name IN ({marks}))))")
-        args += groups
-    return clause, args
+class Grantees(Protocol):
+    """Who can be granted a share: auth's accounts and groups, by name
+    (:class:`taphouse.auth.accounts.AccountStore`)."""
+
+    def user_ids(self, names: Iterable[str]) -> dict[str, int]: ...
+
+    def group_ids(self, names: Iterable[str]) -> dict[str, int]: ...
 
 
-def shared_table_ids(meta: MetadataDB, identity: Identity) -> set[int]:
+def shared_table_ids(meta: MetadataDB, identity: Identity, grantees: Grantees) -> set[int]:
     """Ids of the tables shared with this caller (by name or through a group)."""
     if identity.user_id is None:
         return set()
-    clause, args = _grantee_clause(identity)
-    rows = meta.query("SELECT DISTINCT s.table_id FROM user_shares s WHERE " + clause, args)
+    clause = "(grantee_kind='user' AND grantee_id=?)"
+    args: list[object] = [identity.user_id]
+    group_ids = sorted(grantees.group_ids(identity.groups).values()) if identity.groups else []
+    if group_ids:
+        clause += (" OR (grantee_kind='group' AND grantee_id IN"
+                   f" ({','.join('?' * len(group_ids))}))")
+        args += group_ids
+    rows = meta.query("SELECT DISTINCT table_id FROM user_shares WHERE " + clause, args)
     return {r[0] for r in rows}
-
-
-def shared_tables(meta: MetadataDB, catalogue: CatalogueStore,
-                  identity: Identity) -> set[tuple[str, str]]:
-    """``{(schema, table)}`` of other users' tables shared with this caller (the
-    catalogue names the tables)."""
-    ids = shared_table_ids(meta, identity)
-    if not ids:
-        return set()
-    return {(db, name) for db, name, kind in catalogue.table_names(ids).values()
-            if kind == "user"}
 
 
 class Shares:
     """The shares of one platform, as the scope builder asks for them."""
 
-    def __init__(self, meta: MetadataDB, catalogue: CatalogueStore) -> None:
+    def __init__(self, meta: MetadataDB, catalogue: CatalogueStore,
+                 grantees: Grantees) -> None:
         self.meta = meta
         self.catalogue = catalogue
+        self.grantees = grantees
 
     def tables(self, identity: Identity) -> set[tuple[str, str]]:
-        """``{(schema, table)}`` of other users' tables shared with this caller."""
-        return shared_tables(self.meta, self.catalogue, identity)
+        """``{(schema, table)}`` of other users' tables shared with this caller (the
+        catalogue names the tables)."""
+        ids = shared_table_ids(self.meta, identity, self.grantees)
+        if not ids:
+            return set()
+        return {(db, name) for db, name, kind in self.catalogue.table_names(ids).values()
+                if kind == "user"}
 
 
 def get_shares(meta: MetadataDB, table_id: int) -> dict[str, list[str]]:
@@ -92,15 +92,15 @@ def remove_table_shares(meta: MetadataDB, table_ids: Iterable[int]) -> None:
 
 
 def set_shares(meta: MetadataDB, table_id: int, users: list[str], groups: list[str],
-               *, owner: str) -> dict[str, list[str]]:
+               *, owner: str, grantees: Grantees) -> dict[str, list[str]]:
     """Replace the share list of a table. Names are checked for form only: one that
     matches no account or group is listed but grants nothing (see the module doc)."""
     users = sorted({check_identifier(_text(u, "user").lower(), "user") for u in users}
                    - {owner})
     groups = sorted({_text(g, "group").lower() for g in groups})
+    user_ids = grantees.user_ids(users)
+    group_ids = grantees.group_ids(groups)
     with meta.transaction() as con:
-        user_ids = _ids(con, "users", users)
-        group_ids = _ids(con, "groups", groups)
         con.execute("DELETE FROM user_shares WHERE table_id=?", (table_id,))
         con.executemany("INSERT INTO user_shares(table_id, grantee_kind, grantee, grantee_id)"
                         " VALUES (?,?,?,?)",
@@ -123,11 +123,3 @@ def _text(value: object, what: str) -> str:
         raise UserSpaceError(f"a {what} to share with must be a non-empty name")
     return value.strip()
 
-
-def _ids(con: object, table: str, names: list[str]) -> dict[str, int]:
-    if not names:
-        return {}
-    marks = ",".join("?" * len(names))
-    rows = con.execute(f"SELECT name, id FROM {table} WHERE name IN ({marks})",  # type: ignore[attr-defined]
-                       names).fetchall()
-    return {r[0]: r[1] for r in rows}
