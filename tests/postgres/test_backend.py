@@ -380,3 +380,88 @@ def test_user_table_joins_a_postgres_catalogue(served):
     # DEST from a PostgreSQL-served table is refused clearly (not yet available)
     r = sync("SELECT TOP 3 hip FROM hippg.hip2", DEST="mydb.frompg")
     assert r.status_code == 400 and "DEST is not available yet" in r.text
+
+
+# --- the same TAP/pyvo test bodies on both backends ------------------------------------------
+BOTH = pytest.mark.parametrize("dbs", [("gaia", "hipparcos"), ("gaiapg", "hippg")],
+                               ids=["duckdb", "postgres"])
+
+
+@BOTH
+def test_pyvo_sync_maxrec_overflow(served, dbs):
+    server = served[0]
+    g = dbs[0]
+    res = _pyvo(server).run_sync(f"SELECT source_id FROM {g}.dr3_bright WHERE dec > 0",
+                                 maxrec=7)
+    assert len(res) == 7 and res.query_status == "OVERFLOW"
+    res = _pyvo(server).run_sync(f"SELECT TOP 7 source_id FROM {g}.dr3_bright"
+                                 " ORDER BY source_id")
+    assert len(res) == 7 and res.query_status == "OK"
+
+
+@BOTH
+def test_pyvo_async_job(served, dbs):
+    server = served[0]
+    g, h = dbs
+    job = _pyvo(server).submit_job(
+        f"SELECT h.hip, COUNT(*) AS n FROM {h}.hip2 AS h JOIN {g}.dr3_bright AS g"
+        " ON 1=CONTAINS(POINT(g.ra, g.dec), CIRCLE(h.ra, h.dec, 0.01))"
+        " WHERE h.hpmag < 4 GROUP BY h.hip ORDER BY h.hip")
+    job.run()
+    job.wait(phases=["COMPLETED", "ERROR", "ABORTED"], timeout=120)
+    assert job.phase == "COMPLETED"
+    rows = [tuple(r) for r in job.fetch_result().to_table()]
+    job.delete()
+    assert len(rows) > 10
+    expected = _rows(server, "SELECT h.hip, COUNT(*) AS n FROM hipparcos.hip2 AS h JOIN"
+                             " gaia.dr3_bright AS g ON 1=CONTAINS(POINT(g.ra, g.dec),"
+                             " CIRCLE(h.ra, h.dec, 0.01)) WHERE h.hpmag < 4 GROUP BY h.hip"
+                             " ORDER BY h.hip")
+    assert rows == expected
+
+
+@BOTH
+@pytest.mark.parametrize("fmt", ["csv", "votable/b2", "parquet"])
+def test_formats(served, dbs, fmt):
+    import io
+
+    import pyarrow.parquet as pq
+
+    server = served[0]
+    q = (f"SELECT TOP 50 source_id, ra, dec, phot_g_mean_mag FROM {dbs[0]}.dr3_bright"
+         " WHERE phot_g_mean_mag IS NOT NULL ORDER BY source_id")
+    r = httpx.post(server.tap + "/sync", data={"LANG": "ADQL", "QUERY": q,
+                                               "RESPONSEFORMAT": fmt}, timeout=60)
+    assert r.status_code == 200, r.text
+    if fmt == "csv":
+        assert len(r.text.strip().splitlines()) == 51
+    elif fmt == "parquet":
+        assert pq.read_table(io.BytesIO(r.content)).num_rows == 50
+    else:
+        assert b"BINARY2" in r.content
+
+
+@BOTH
+def test_tap_schema_and_errors(served, dbs):
+    server = served[0]
+    cols = _rows(server, "SELECT column_name, datatype, unit, ucd FROM TAP_SCHEMA.columns"
+                         f" WHERE table_name = '{dbs[1]}.hip2' ORDER BY column_name")
+    duck = _rows(server, "SELECT column_name, datatype, unit, ucd FROM TAP_SCHEMA.columns"
+                         " WHERE table_name = 'hipparcos.hip2' ORDER BY column_name")
+    assert cols == duck and len(cols) > 5
+    with pytest.raises(pyvo.dal.DALQueryError, match="unknown column nosuch"):
+        _pyvo(server).run_sync(f"SELECT nosuch FROM {dbs[1]}.hip2")
+
+
+def test_service_functions_have_a_fixed_search_path(served):
+    setup = served[3]
+    rows = setup.execute(
+        "SELECT p.proname, l.lanname, p.proconfig, has_function_privilege(%s, p.oid,"
+        " 'EXECUTE') FROM pg_proc p JOIN pg_namespace n ON n.oid=p.pronamespace"
+        " JOIN pg_language l ON l.oid=p.prolang WHERE n.nspname='taphouse'",
+        (READER,)).fetchall()
+    assert {r[0] for r in rows} >= {"ivo_healpix_index", "taphouse_contains"}
+    for name, lang, config, may_run in rows:
+        assert may_run, name
+        if lang == "plpgsql":
+            assert config == ["search_path=taphouse, pg_catalog, pg_temp"], name

@@ -147,6 +147,15 @@ def install_service_functions(setup: Any, query_role: str,
         setup.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
         setup.execute(f"SET LOCAL search_path TO {q}")
         setup.execute(functions_sql())
+        # a fixed search_path for each PL/pgSQL function, whoever calls it (plain SQL
+        # functions stay without one, so PostgreSQL can inline them into queries;
+        # measured: the 10k x 300k crossmatch ~6-10 % slower with it, cones unchanged)
+        for (proc,) in setup.execute(
+                "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n"
+                " ON n.oid=p.pronamespace JOIN pg_language l ON l.oid=p.prolang"
+                " WHERE n.nspname=%s AND l.lanname='plpgsql'", (schema,)).fetchall():
+            setup.execute(f"ALTER FUNCTION {proc} SET search_path = {q}, pg_catalog,"
+                          " pg_temp")
         setup.execute(f"REVOKE CREATE ON SCHEMA {q} FROM PUBLIC")
         setup.execute(f"GRANT USAGE ON SCHEMA {q} TO {role}")
         setup.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {q} TO {role}")
