@@ -327,15 +327,40 @@ def test_ingest_backend_postgres(served, pg_server, tmp_path):
     ra, dec = rng.uniform(0, 360, n), np.degrees(np.arcsin(rng.uniform(-1, 1, n)))
     pq.write_table(pa.table({"id": np.arange(n), "ra": ra, "dec": dec,
                              "mag": rng.uniform(5, 20, n)}), tmp_path / "stars.parquet")
-    env = {**os.environ, "TH_SETUP": dsn_of(pg_server, dbname=DBNAME)}
-    done = subprocess.run(
-        [sys.executable, "-m", "taphouse.cli", "--data-dir", str(platform.settings.data_dir),
-         "ingest", str(tmp_path / "stars.parquet"), "-d", "ingpg", "-t", "stars",
-         "--backend", "postgres", "--pg-schema", "ing", "--setup-dsn-env", "TH_SETUP",
-         "--epoch", "2016.0", "-q"], capture_output=True, text=True, env=env, timeout=300)
+    env = {**os.environ, "TH_SETUP": dsn_of(pg_server, dbname=DBNAME),
+           "TH_DSN": dsn_of(pg_server, user=READER, dbname=DBNAME)}
+    # the command line, on a data directory of its own (a CLI process on the data
+    # directory of this test process's in-process server breaks that server's SQLite
+    # connections, whatever the command: see notes/17.md)
+    cli_dir = str(tmp_path / "cli")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "taphouse.cli", "--data-dir", cli_dir,
+                               "--init", *args], capture_output=True, text=True, env=env,
+                              timeout=300)
+
+    setup.execute("CREATE SCHEMA IF NOT EXISTS ingcli")
+    setup.execute(f"GRANT USAGE ON SCHEMA ingcli TO {READER}")
+    done = cli("db", "add-postgres", "ingcli", "--dsn-env", "TH_DSN", "--schema", "ingcli")
     assert done.returncode == 0, done.stderr
-    assert "ingpg.stars: 5,000 rows" in done.stdout and "HEALPix index" in done.stdout
+    done = cli("ingest", str(tmp_path / "stars.parquet"), "-d", "ingcli", "-t", "stars",
+               "--backend", "postgres", "--pg-schema", "ingcli", "--setup-dsn-env",
+               "TH_SETUP", "--epoch", "2016.0", "-q")
+    assert done.returncode == 0, done.stderr
+    assert "ingcli.stars: 5,000 rows" in done.stdout and "HEALPix index" in done.stdout
     assert "host=" not in done.stdout + done.stderr
+    refused = cli("ingest", str(tmp_path / "stars.parquet"), "-d", "ingcli", "-t", "stars",
+                  "--backend", "postgres", "--pg-schema", "ingcli", "--setup-dsn-env",
+                  "TH_SETUP")
+    assert refused.returncode == 2 and "already exists" in refused.stderr
+    # the server's own data directory: the same function in process
+    from taphouse.engine.pg_register import ingest_postgres
+    from taphouse.storage.datadir import TmpArea
+
+    with TmpArea(platform.catalogue.root / "tmp") as area:
+        ingest_postgres(platform.catalogue, platform.secrets, [tmp_path / "stars.parquet"],
+                        "ingpg", "stars", schema="ing", setup_dsn=env["TH_SETUP"],
+                        work_dir=area.path, epoch="2016.0")
     index = setup.execute("SELECT indexdef FROM pg_indexes WHERE schemaname='ing'"
                           " AND tablename='stars'").fetchall()
     assert any("_healpix_29" in i[0] for i in index)
