@@ -142,3 +142,11 @@ def test_a_postgres_catalogue_joined_with_a_duckdb_one(pg_here: Any) -> None:
     # crossmatch ran on DuckDB with Gaia.
     (read,) = pg_here.sent[before:]
     assert '"hip_pg"."hip2"' in read and '"hpmag" < 9' in read
+
+
+def test_a_backend_not_configured_is_a_clear_error(start_server: Any) -> None:
+    server = start_server(demo=True)
+    server.platform.catalogue.set_backend("hipparcos", "nosuch", "nowhere")
+    r = sync(server, None, CROSS)
+    assert r.status_code == 400
+    assert "no 'nosuch' backend configured" in r.text, r.text

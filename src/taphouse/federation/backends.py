@@ -18,7 +18,13 @@ from taphouse.adql.errors import AdqlError
 from taphouse.adql.scope import Scope
 from taphouse.catalogue.model import ColumnMeta, TableMeta
 from taphouse.engine.backend import Backend
-from taphouse.engine.routing import BackendRouter, backend_key, describe_key, movable
+from taphouse.engine.routing import (
+    BackendRouter,
+    BackendUnavailable,
+    backend_key,
+    describe_key,
+    movable,
+)
 from taphouse.federation.planner import (
     ONE,
     Side,
@@ -209,6 +215,11 @@ def prepare_cross_backend(tree: exp.Expression, scope: Scope, router: BackendRou
                                            limits.pull_max_rows, s.local.nrows))
         pulls.append(_Pull(side=s, key=backend_key(s.local), terms=own,
                            name=f"taphouse_pull_{len(pulls) + 1}"))
+    for key in [main, *(p.key for p in pulls)]:
+        try:
+            router.backend(key)  # made (or refused) now, not halfway through the query
+        except BackendUnavailable as exc:
+            raise AdqlError(exc.message) from None
     return CrossBackendQuery(tree=tree, main=main, pulls=pulls, sides=sides, router=router,
                              limits=limits)
 
