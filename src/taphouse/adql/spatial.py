@@ -119,7 +119,7 @@ def _optimise_select(select: exp.Select, frame: Frame, scope: Scope, dialect: st
             psrc = _single_source(point)
             if (psrc is not None and psrc in frame.sources and psrc.alias not in coned
                     and _allowed(place, psrc, all_inner)
-                    and _polygon_filter(psrc, point, poly, notes)):
+                    and _polygon_filter(psrc, point, poly, notes, dialect)):
                 coned.add(psrc.alias)
             continue
         match = _match(conj)
@@ -136,7 +136,7 @@ def _optimise_select(select: exp.Select, frame: Frame, scope: Scope, dialect: st
             if csrc is None and _constant_point(m.centre) is not None:
                 if psrc.alias in coned or not _allowed(place, psrc, all_inner):
                     continue
-                if _cone(psrc, m, _constant_point(m.centre), radius, notes):
+                if _cone(psrc, m, _constant_point(m.centre), radius, notes, dialect):
                     coned.add(psrc.alias)
                     break
             elif (csrc is not None and csrc is not psrc and csrc in frame.sources
@@ -319,7 +319,7 @@ def _is_position(src: Source, point) -> bool:
 
 # --- cone ------------------------------------------------------------------------------
 def _cone(src: Source, m: _Match, centre: tuple[float, float], radius: float,
-          notes: list[str]) -> bool:
+          notes: list[str], dialect: str = "duckdb") -> bool:
     if not _is_position(src, m.point) or not isinstance(src.node, exp.Table):
         return False
     table = src.table
@@ -331,12 +331,14 @@ def _cone(src: Source, m: _Match, centre: tuple[float, float], radius: float,
     # Partitions are chosen by the coverage's own ranges (as if the table were huge:
     # only ranges very close in the index merged).
     _range_filter(src, ranges, lambda: cone_ranges(centre[0], centre[1], radius,
-                                                   table.healpix_order, _UNMERGED))
+                                                   table.healpix_order, _UNMERGED),
+                  dialect)
     notes.append(f"cone on {src.alias}: {len(ranges)} HEALPix index range(s)")
     return True
 
 
-def _polygon_filter(src: Source, point, poly: sphere.Polygon, notes: list[str]) -> bool:
+def _polygon_filter(src: Source, point, poly: sphere.Polygon, notes: list[str],
+                    dialect: str = "duckdb") -> bool:
     if not _is_position(src, point) or not isinstance(src.node, exp.Table):
         return False
     table = src.table
@@ -346,14 +348,14 @@ def _polygon_filter(src: Source, point, poly: sphere.Polygon, notes: list[str]) 
     if ranges is None:
         return False
     _range_filter(src, ranges, lambda: polygon_ranges(coords, table.healpix_order,
-                                                      _UNMERGED))
+                                                      _UNMERGED), dialect)
     notes.append(f"polygon on {src.alias}: {len(ranges)} HEALPix index range(s)")
     return True
 
 
 def _range_filter(src: Source, ranges: list[tuple[int, int]],
                   coverage: Callable[[], list[tuple[int, int]] | None] | None = None,
-                  ) -> None:
+                  dialect: str = "duckdb") -> None:
     """Replace a table source by itself filtered on its HEALPix index ranges (and, for a
     partitioned version, on the files of the partitions ``coverage()`` touches)."""
     table = src.table
@@ -364,7 +366,8 @@ def _range_filter(src: Source, ranges: list[tuple[int, int]],
     tests = [exp.Between(this=exp.column(exp.to_identifier(hpx, quoted=True)),
                          low=exp.Literal.number(lo), high=exp.Literal.number(hi))
              for lo, hi in ranges]
-    parts = _partition_relation(table, (coverage() if coverage else None) or ranges)
+    parts = _partition_relation(table, (coverage() if coverage else None) or ranges,
+                                dialect)
     if parts is not None:  # a partitioned version: read only the partitions touched
         rel = parts
     query: exp.Expression
@@ -387,19 +390,22 @@ def _range_filter(src: Source, ranges: list[tuple[int, int]],
     src.node = sub
 
 
-def _partition_relation(table, ranges: list[tuple[int, int]]) -> exp.Expression | None:
+def _partition_relation(table, ranges: list[tuple[int, int]],
+                        dialect: str = "duckdb") -> exp.Expression | None:
     """For a partitioned (HATS) version: a relation over the files of the partitions the
-    ranges touch (other files are never opened); None for any other table. Measured: a
-    cone reads its partition 1 ms faster this way than through a filter on the file
-    column of the engine's view over all partitions."""
+    ranges touch (other files are never opened), as the backend's rules read a list of
+    Parquet files; None for any other table. Measured: a cone reads its partition 1 ms
+    faster this way than through a filter on the file column of the engine's view over
+    all partitions."""
+    from taphouse.adql.rules import rules_for
     from taphouse.catalogue.hats import is_version_dir, partition_files
 
     if not is_version_dir(table.path):
         return None
-    files = partition_files(table.path, ranges)
-    return exp.Table(this=exp.ReadParquet(expressions=[
-        exp.Array(expressions=[exp.Literal.string(f) for f in files]),
-        exp.EQ(this=exp.var("hive_partitioning"), expression=exp.false())]))
+    read_files = rules_for(dialect).read_files
+    if read_files is None:
+        return None
+    return read_files(partition_files(table.path, ranges))
 
 
 def nominal_cell_size(depth: int) -> float:

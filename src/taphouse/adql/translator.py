@@ -25,7 +25,7 @@ from taphouse.adql.spatial import optimise_spatial
 from taphouse.adql.udf import GAIA_SOURCE_ID_ORDER, INTERNAL, UDFS
 from taphouse.catalogue.model import ColumnMeta, TableMeta
 
-DIALECTS = ("duckdb", "postgres")  # each has its rules module in taphouse.adql.rules
+DIALECTS = ("duckdb", "postgres", "spark")  # each has its rules module in taphouse.adql.rules
 
 
 @dataclass
@@ -89,7 +89,7 @@ def translate(adql: str, scope: Scope, *, dialect: str = "duckdb",
     scope
         The tables this request may see (see :class:`taphouse.adql.scope.Scope`).
     dialect
-        ``"duckdb"`` (embedded backend) or ``"postgres"``.
+        ``"duckdb"`` (embedded backend), ``"postgres"`` or ``"spark"``.
     maxrec
         The caller's row limit (TAP MAXREC), if any.
     spatial_index

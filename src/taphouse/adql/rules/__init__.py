@@ -1,4 +1,5 @@
-"""Backend SQL differences, one rules module per backend (``duckdb``, ``postgres``).
+"""Backend SQL differences, one rules module per backend (``duckdb``, ``postgres``,
+``spark``).
 
 The translator turns ADQL into a sqlglot tree that any backend could run, then asks the
 backend's :class:`Rules` for the few nodes that backend needs written differently; the
@@ -43,12 +44,17 @@ class Rules:
         function.
     final
         A last pass over the translated tree, if any (after ``functions``).
+    read_files
+        A relation reading a list of Parquet files (the partitions of a HEALPix-
+        partitioned table that a cone or polygon touches), or None where the backend
+        does not read partitioned tables.
     """
 
     dialect: str
     nodes: Mapping[type[exp.Expression], Rule]
     functions: Mapping[str, FunctionRule] = field(default_factory=dict)
     final: Callable[[exp.Expression], None] | None = None
+    read_files: Callable[[list[str]], exp.Expression] | None = None
 
     def apply(self, node: exp.Expression, tx: Tx) -> exp.Expression | None:
         for cls in type(node).__mro__:
@@ -73,11 +79,13 @@ class Rules:
 
 
 def rules_for(dialect: str) -> Rules:
-    """The rules of a backend dialect (``duckdb`` or ``postgres``)."""
+    """The rules of a backend dialect (``duckdb``, ``postgres`` or ``spark``)."""
     if dialect == "duckdb":
         from taphouse.adql.rules.duckdb import RULES
     elif dialect == "postgres":
         from taphouse.adql.rules.postgres import RULES
+    elif dialect == "spark":
+        from taphouse.adql.rules.spark import RULES
     else:
         raise ValueError(f"no rules for dialect {dialect!r}")
     return RULES

@@ -43,6 +43,12 @@ def _log10(args: list[exp.Expression]) -> exp.Expression:
     return exp.Log(this=exp.Literal.number(10), expression=args[0])
 
 
+def _read_files(files: list[str]) -> exp.Expression:
+    return exp.Table(this=exp.ReadParquet(expressions=[
+        exp.Array(expressions=[exp.Literal.string(f) for f in files]),
+        exp.EQ(this=exp.var("hive_partitioning"), expression=exp.false())]))
+
+
 RULES = Rules(dialect="duckdb",
               nodes={exp.DPipe: _concat_chain, exp.Literal: _approximate_literal},
-              functions={"log10": _log10})
+              functions={"log10": _log10}, read_files=_read_files)

@@ -1,0 +1,407 @@
+"""The Apache Spark backend: the same ADQL on a Spark cluster (``local[N]`` in tests).
+
+SQL from ``taphouse.adql.translate(..., dialect="spark")`` runs on one long-lived
+:class:`SparkSession` (one SparkContext per process, as Spark allows):
+
+* A stored table version is a *global temporary view*, ``global_temp.th_v<id>``, created
+  on first use. A HEALPix-partitioned (HATS) version is read as its partition files; a
+  cone or polygon names only the files of the partitions its coverage touches
+  (:func:`taphouse.adql.rules.spark._read_files`), so Spark never opens the others. A
+  single-file (DuckDB) version, which Spark cannot read, is exported once to Parquet in
+  the backend's cache directory (a version never changes), e.g. small catalogue tables
+  and user tables joined with a partitioned catalogue.
+* Each query runs in a session of its own (``newSession()``: same cluster, its own
+  temporary views), where the request's inline tables (uploads, TAP_SCHEMA) are temporary
+  views, at most ``max_temp_rows`` rows each.
+* The service functions (:func:`taphouse.engine.functions.service_functions`) are the
+  same vectorised Arrow functions as on DuckDB, registered as Spark Arrow UDFs.
+* A query's jobs run in a job group of their own (``interrupt()`` cancels it: abort,
+  time limit) and in the fair-scheduler pool of its user, so one user's query cannot
+  take every executor while others wait.
+* Results come back as Arrow record batches (Spark's Arrow collect): the driver holds
+  one query's result, which MAXREC bounds.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from taphouse.catalogue.hats import is_version_dir, partitions
+from taphouse.catalogue.model import TableMeta
+from taphouse.engine.duckdb import EngineError, QueryCancelled
+
+if TYPE_CHECKING:
+    from taphouse.engine.functions import ServiceFunction
+
+#: Spark settings the backend always sets (the operator's ``conf`` may add others).
+BASE_CONF = {
+    # Fair sharing between the pools of different users (one pool per user).
+    "spark.scheduler.mode": "FAIR",
+    # DuckDB's answers for division by zero and invalid casts (NULL, not an error).
+    "spark.sql.ansi.enabled": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.ui.showConsoleProgress": "false",
+}
+#: Settings for a small local cluster (tests, one machine).
+LOCAL_CONF = {
+    "spark.ui.enabled": "false",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "2",
+    "spark.driver.memory": "1g",
+    "spark.sql.adaptive.enabled": "true",
+}
+_POOL_NAME = re.compile(r"[^A-Za-z0-9_.@-]")
+_DUCKDB_TYPES = {
+    "BIGINT": "bigint", "INTEGER": "int", "DOUBLE": "double", "VARCHAR": "string",
+    "BOOLEAN": "boolean", "SMALLINT": "smallint", "REAL": "float",
+}
+
+
+def spark_type(duckdb_type: str) -> str:
+    """The Spark SQL type (DDL text) of a service function's DuckDB type name."""
+    name = duckdb_type.upper()
+    if name.endswith("]"):
+        return f"array<{spark_type(name[:name.rindex('[')])}>"
+    try:
+        return _DUCKDB_TYPES[name]
+    except KeyError:
+        raise ValueError(f"no Spark type for {duckdb_type}") from None
+
+
+def pool_name(user: str | None) -> str:
+    """The fair-scheduler pool of a user (anonymous requests share one)."""
+    if not user:
+        return "anonymous"
+    return "user:" + _POOL_NAME.sub("_", user)[:64]
+
+
+class _View:
+    __slots__ = ("name", "refs", "used", "retired")
+
+    def __init__(self, name: str) -> None:
+        self.name, self.refs, self.used, self.retired = name, 0, time.monotonic(), False
+
+
+class SparkLease:
+    """The table versions one request reads (their views stay until released)."""
+
+    def __init__(self, backend: SparkBackend) -> None:
+        self._backend = backend
+        self._held: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def relation(self, table: TableMeta) -> str:
+        with self._lock:
+            name = self._held.get(table.version_id)  # type: ignore[arg-type]
+            if name is None:
+                name = self._backend._acquire(table)
+                self._held[table.version_id] = name  # type: ignore[index]
+        return name
+
+    def release(self) -> None:
+        with self._lock:
+            held, self._held = self._held, {}
+        for version_id in held:
+            self._backend._release(version_id)
+
+    def __enter__(self) -> SparkLease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class SparkCursor:
+    """One query's session: its temporary views, job group and scheduler pool.
+
+    ``interrupt()`` (from any thread) cancels the running Spark jobs of the query and
+    any it would start later."""
+
+    def __init__(self, backend: SparkBackend, session: Any, pool: str) -> None:
+        self.backend = backend
+        self.session = session
+        self.pool = pool
+        self.group = "taphouse-" + secrets.token_hex(8)
+        self.cancelled = False
+
+    def interrupt(self) -> None:
+        self.cancelled = True
+        self.backend.context.cancelJobGroup(self.group)
+
+    @contextmanager
+    def jobs(self, description: str) -> Iterator[None]:
+        """Jobs started in this block (in this thread) belong to the cursor's group and
+        run in its pool."""
+        sc = self.backend.context
+        if self.cancelled:
+            raise QueryCancelled("query cancelled")
+        sc.setJobGroup(self.group, description[:200], interruptOnCancel=True)
+        sc.setLocalProperty("spark.scheduler.pool", self.pool)
+        try:
+            yield
+        finally:
+            sc.setLocalProperty("spark.scheduler.pool", None)
+            sc.setLocalProperty("spark.jobGroup.id", None)
+            sc.setLocalProperty("spark.job.description", None)
+            sc.setLocalProperty("spark.job.interruptOnCancel", None)
+        if self.cancelled:
+            raise QueryCancelled("query cancelled")
+
+    def sql(self, sql: str) -> Any:
+        """The DataFrame of ``sql`` in this cursor's session (nothing runs yet)."""
+        return self.session.sql(sql)
+
+
+class SparkBackend:
+    """Runs SQL produced by :mod:`taphouse.adql` (dialect ``spark``) on Apache Spark.
+
+    Parameters
+    ----------
+    tables_dir
+        The catalogue's tables directory (only versions inside it are read).
+    master
+        The Spark master URL: ``local[2]``, ``spark://host:7077``, ``yarn``,
+        ``k8s://...``. On a cluster, ``tables_dir`` and ``cache_dir`` must be on a
+        filesystem every executor reads at the same path (or an object store URL
+        mounted there).
+    cache_dir
+        Where single-file versions are exported to Parquet for Spark (default:
+        ``tables_dir/../spark-cache``).
+    conf
+        More Spark settings (``spark.executor.memory``...), applied over the defaults.
+    max_temp_rows
+        Most rows of a table shipped to Spark for one request (an upload, a user table
+        of the request, TAP_SCHEMA).
+    """
+
+    dialect = "spark"
+
+    def __init__(self, tables_dir: Path, *, master: str = "local[2]",
+                 cache_dir: Path | None = None, conf: dict[str, str] | None = None,
+                 app_name: str = "taphouse", max_temp_rows: int = 1_000_000,
+                 idle_drop: float = 600.0) -> None:
+        from pyspark.sql import SparkSession
+
+        self.tables_dir = Path(tables_dir).resolve()
+        self.cache_dir = Path(cache_dir).resolve() if cache_dir is not None else \
+            self.tables_dir.parent / "spark-cache"
+        self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.master = master
+        self.max_temp_rows = max_temp_rows
+        self.idle_drop = idle_drop
+        settings = dict(BASE_CONF)
+        if master.startswith("local"):
+            settings.update(LOCAL_CONF)
+            # The Python workers of the Arrow UDFs: this interpreter (its packages)
+            settings["spark.pyspark.python"] = sys.executable
+        settings.update(conf or {})
+        builder = SparkSession.builder.master(master).appName(app_name)
+        for key, value in settings.items():
+            builder = builder.config(key, value)
+        started = time.monotonic()
+        self.spark = builder.getOrCreate()
+        self.start_seconds = time.monotonic() - started
+        self.context = self.spark.sparkContext
+        self.context.setLogLevel("ERROR")
+        if settings.get("spark.pyspark.python"):
+            # PySpark itself reads only $PYSPARK_PYTHON for the workers' interpreter
+            self.context.pythonExec = settings["spark.pyspark.python"]
+        self._views: dict[int, _View] = {}
+        self._lock = threading.Lock()
+        self._export_lock = threading.Lock()
+        self._register_functions(self.spark)
+
+    def close(self) -> None:
+        """Stop the Spark session (the JVM stays for the process's life)."""
+        self.spark.stop()
+
+    # --- functions -------------------------------------------------------------------
+    def functions(self) -> tuple[ServiceFunction, ...]:
+        from taphouse.engine.functions import service_functions
+
+        return service_functions()
+
+    def _register_functions(self, session: Any) -> None:
+        for f in self.functions():
+            session.udf.register(f.name, _arrow_udf(f))
+
+    # --- relations -------------------------------------------------------------------
+    def lease(self) -> SparkLease:
+        return SparkLease(self)
+
+    def relation(self, table: TableMeta) -> str:
+        name = self._acquire(table)
+        self._release(table.version_id)  # type: ignore[arg-type]
+        return name
+
+    def forget(self, version_id: int) -> None:
+        with self._lock:
+            view = self._views.get(version_id)
+            if view is None:
+                return
+            view.retired = True
+            if view.refs == 0:
+                self._drop(version_id)
+
+    def detach_idle(self, idle_seconds: float | None = None) -> int:
+        idle = self.idle_drop if idle_seconds is None else idle_seconds
+        cutoff = time.monotonic() - idle
+        with self._lock:
+            old = [v for v, w in self._views.items() if w.refs == 0 and w.used <= cutoff]
+            for v in old:
+                self._drop(v)
+            return len(old)
+
+    def views(self) -> dict[int, int]:
+        """Versions with a view and how many leases hold each (monitoring, tests)."""
+        with self._lock:
+            return {v: w.refs for v, w in self._views.items()}
+
+    def _acquire(self, table: TableMeta) -> str:
+        if table.path is None or table.version_id is None:
+            raise EngineError(f"table {table.database}.{table.name} has no stored version")
+        path = Path(table.path).resolve()
+        if self.tables_dir not in path.parents:
+            raise EngineError("table file outside the tables directory")
+        with self._lock:
+            view = self._views.get(table.version_id)
+            if view is None:
+                files = list(partitions(path).files) if is_version_dir(path) else \
+                    [str(self._exported(path, table.version_id))]
+                name = f"th_v{table.version_id}"
+                self.spark.read.parquet(*files).createOrReplaceGlobalTempView(name)
+                view = _View(f"global_temp.{name}")
+                self._views[table.version_id] = view
+            view.refs += 1
+            view.used = time.monotonic()
+            return view.name
+
+    def _release(self, version_id: int) -> None:
+        with self._lock:
+            view = self._views.get(version_id)
+            if view is None:
+                return
+            view.refs -= 1
+            view.used = time.monotonic()
+            if view.refs <= 0 and view.retired:
+                self._drop(version_id)
+
+    def _drop(self, version_id: int) -> None:
+        view = self._views.pop(version_id)
+        self.spark.catalog.dropGlobalTempView(view.name.split(".", 1)[1])
+
+    def _exported(self, path: Path, version_id: int) -> Path:
+        """A single-file (DuckDB) version as Parquet in the cache (written once)."""
+        import duckdb
+
+        target = self.cache_dir / f"v{version_id}.parquet"
+        with self._export_lock:
+            if target.exists():
+                return target
+            tmp = target.with_name(target.name + f".{secrets.token_hex(4)}.tmp")
+            con = duckdb.connect(":memory:", config={"threads": 1})
+            try:
+                con.execute(f"ATTACH '{_sql_str(str(path))}' AS src (READ_ONLY)")
+                con.execute(f"COPY (SELECT * FROM src.main.data) TO '{_sql_str(str(tmp))}'"
+                            " (FORMAT parquet, COMPRESSION snappy)")
+            finally:
+                con.close()
+            tmp.rename(target)
+            return target
+
+    # --- execution -------------------------------------------------------------------
+    @contextmanager
+    def cursor(self, inline: dict[str, Any] | None = None, *,
+               pool: str | None = None) -> Iterator[SparkCursor]:
+        """A session of its own for one query, with the request's tables as temporary
+        views; ``pool`` is the fair-scheduler pool (:func:`pool_name` of the user)."""
+        session = self.spark.newSession()
+        self._register_functions(session)
+        cur = SparkCursor(self, session, pool or pool_name(None))
+        for name, data in (inline or {}).items():
+            self.load_temp_table(cur, name, data, self.max_temp_rows)
+        yield cur
+
+    def load_temp_table(self, cur: SparkCursor, name: str, data: Any,
+                        max_rows: int | None = None) -> None:
+        """Ship a table (Arrow table or batches) to the query's session as a temporary
+        view ``name``; more than ``max_rows`` rows is an error."""
+        table = _arrow_table(data)
+        if max_rows is not None and table.num_rows > max_rows:
+            raise EngineError(f"table {name} has {table.num_rows} rows; at most {max_rows}"
+                              " can be joined with a table on the Spark cluster")
+        df = cur.session.createDataFrame(table) if table.num_columns else \
+            cur.session.sql("SELECT 1 AS _empty WHERE false")
+        df.createOrReplaceTempView(name)
+
+    def stream(self, cur: SparkCursor, sql: str, batch_rows: int = 65536,
+               batch_bytes: int | None = None) -> Iterator[pa.RecordBatch]:
+        """Run ``sql`` and return its rows as Arrow record batches of at most
+        ``batch_rows`` rows. The query runs now (errors are raised here, not while
+        iterating); the driver holds its result until it has been read."""
+        df = cur.sql(sql)
+        with cur.jobs(sql):
+            table = df.toArrow()
+        return iter(table.to_batches(max_chunksize=max(1, batch_rows)))
+
+    def write_table(self, sql: str, path: Path, *, order_by: str | None = None,
+                    inline: dict[str, Any] | None = None, cursor: Any = None,
+                    max_bytes: int | None = None) -> int:
+        """Store every row of ``sql`` (run on Spark) as a new single-file version at
+        ``path`` (a DuckDB file, as every other backend's user tables)."""
+        from taphouse.engine.duckdb import DuckDBEngine
+
+        ordered = f"SELECT * FROM ({sql}) AS q ORDER BY {order_by}" if order_by else sql
+        if cursor is None:
+            with self.cursor(inline) as cur:
+                batches = list(self.stream(cur, ordered))
+        else:
+            batches = list(self.stream(cursor, ordered))
+        writer = DuckDBEngine(self.tables_dir, threads=1, memory_limit="1GB")
+        rows = pa.Table.from_batches(batches) if batches else pa.table({})
+        return writer.write_table("SELECT * FROM spark_rows", path,
+                                  inline={"spark_rows": rows}, max_bytes=max_bytes)
+
+
+def _arrow_table(data: Any) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if hasattr(data, "to_arrow_table"):
+        return data.to_arrow_table()
+    if hasattr(data, "read_all"):
+        return data.read_all()
+    return pa.Table.from_batches(list(data))
+
+
+def _arrow_udf(f: ServiceFunction) -> Any:
+    """A Spark Arrow UDF calling the same vectorised function as DuckDB's."""
+    from pyspark.sql.functions import arrow_udf
+
+    returns = spark_type(f.returns)
+    impl = f.impl
+
+    def call(*arrays: pa.Array) -> pa.Array:
+        out = impl(*arrays)
+        if isinstance(out, pa.FixedSizeListArray):
+            out = out.cast(pa.list_(out.type.value_type))
+        return out
+
+    call.__name__ = f.name
+    return arrow_udf(call, returns)
+
+
+def _sql_str(text: str) -> str:
+    return text.replace("'", "''")
