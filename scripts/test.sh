@@ -24,6 +24,8 @@ command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+# A Java runtime (>= 17; Debian's default) for the Spark backend tests (pyspark, local[2]).
+command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 # The compute tests run real sandboxes: no skipping on a machine that cannot.
@@ -43,6 +45,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -e ".[test]"
+"$VENV/bin/python" -m pip install -q -e ".[spark]"
 
 # The job Python environment of the compute tests, built once per machine with the real
 # `taphouse compute setup` outside the work tree (sandboxed uids must reach it; a CI

@@ -3,7 +3,7 @@
 SQL from ``taphouse.adql.translate(..., dialect="spark")`` runs on one long-lived
 :class:`SparkSession` (one SparkContext per process, as Spark allows):
 
-* A stored table version is a *global temporary view*, ``global_temp.th_v<id>``, created
+* A stored table version is a *global temporary view*, ``global_temp.th…_v<id>``, created
   on first use. A HEALPix-partitioned (HATS) version is read as its partition files; a
   cone or polygon names only the files of the partitions its coverage touches
   (:func:`taphouse.adql.rules.spark._read_files`), so Spark never opens the others. A
@@ -52,6 +52,9 @@ BASE_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.showConsoleProgress": "false",
+    # Versions name their files: list them on the driver (a listing job per view of
+    # more than 32 files cost seconds)
+    "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
 }
 #: Settings for a small local cluster (tests, one machine).
 LOCAL_CONF = {
@@ -151,10 +154,10 @@ class SparkCursor:
         try:
             yield
         finally:
-            sc.setLocalProperty("spark.scheduler.pool", None)
-            sc.setLocalProperty("spark.jobGroup.id", None)
-            sc.setLocalProperty("spark.job.description", None)
-            sc.setLocalProperty("spark.job.interruptOnCancel", None)
+            # None removes a thread's property (the stubs say str)
+            for key in ("spark.scheduler.pool", "spark.jobGroup.id",
+                        "spark.job.description", "spark.job.interruptOnCancel"):
+                sc.setLocalProperty(key, None)  # type: ignore[arg-type]
         if self.cancelled:
             raise QueryCancelled("query cancelled")
 
@@ -218,13 +221,19 @@ class SparkBackend:
             # PySpark itself reads only $PYSPARK_PYTHON for the workers' interpreter
             self.context.pythonExec = settings["spark.pyspark.python"]
         self._views: dict[int, _View] = {}
+        # View names of this backend (several backends may share the one SparkSession
+        # of the process, each over its own catalogue)
+        self._prefix = "th" + secrets.token_hex(4)
         self._lock = threading.Lock()
         self._export_lock = threading.Lock()
         self._register_functions(self.spark)
 
     def close(self) -> None:
-        """Stop the Spark session (the JVM stays for the process's life)."""
-        self.spark.stop()
+        """Drop this backend's views (the process's SparkSession, which other backends
+        may share, stays until the process ends)."""
+        with self._lock:
+            for version_id in list(self._views):
+                self._drop(version_id)
 
     # --- functions -------------------------------------------------------------------
     def functions(self) -> tuple[ServiceFunction, ...]:
@@ -279,7 +288,7 @@ class SparkBackend:
             if view is None:
                 files = list(partitions(path).files) if is_version_dir(path) else \
                     [str(self._exported(path, table.version_id))]
-                name = f"th_v{table.version_id}"
+                name = f"{self._prefix}_v{table.version_id}"
                 self.spark.read.parquet(*files).createOrReplaceGlobalTempView(name)
                 view = _View(f"global_temp.{name}")
                 self._views[table.version_id] = view
@@ -386,21 +395,39 @@ def _arrow_table(data: Any) -> pa.Table:
     return pa.Table.from_batches(list(data))
 
 
+_ARROW_TYPES = {
+    "BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(),
+    "VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "SMALLINT": pa.int16(),
+    "REAL": pa.float32(),
+}
+
+
+def _arrow_type(duckdb_type: str) -> pa.DataType:
+    name = duckdb_type.upper()
+    if name.endswith("]"):
+        return pa.list_(_arrow_type(name[:name.rindex("[")]))
+    return _ARROW_TYPES[name]
+
+
 def _arrow_udf(f: ServiceFunction) -> Any:
-    """A Spark Arrow UDF calling the same vectorised function as DuckDB's."""
+    """A Spark Arrow UDF calling the same vectorised function as DuckDB's, with its
+    arguments cast to the declared types first (as DuckDB does: Spark passes a NULL
+    literal as Arrow's null type, an integer where a double is declared)."""
     from pyspark.sql.functions import arrow_udf
 
     returns = spark_type(f.returns)
+    params = [_arrow_type(t) for t in f.params]
     impl = f.impl
 
     def call(*arrays: pa.Array) -> pa.Array:
-        out = impl(*arrays)
+        args = [a if a.type == t else a.cast(t) for a, t in zip(arrays, params, strict=True)]
+        out = impl(*args)
         if isinstance(out, pa.FixedSizeListArray):
             out = out.cast(pa.list_(out.type.value_type))
         return out
 
     call.__name__ = f.name
-    return arrow_udf(call, returns)
+    return arrow_udf(call, returns)  # type: ignore[call-overload]
 
 
 def _sql_str(text: str) -> str:
