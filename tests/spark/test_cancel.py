@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from spark_env import arrow_rows
 
-from taphouse.engine.duckdb import EngineError
+from taphouse.engine.errors import EngineError, TempTableTooLarge
 from taphouse.engine.spark import pool_name
 from taphouse.query.cancel import CancelHandle
 
@@ -88,9 +88,10 @@ def test_each_user_has_a_fair_pool(spark):
 def test_temp_table_row_cap(spark):
     table = pa.table({"x": list(range(11))})
     with spark.cursor() as cur:
-        with pytest.raises(EngineError, match="at most 10"):
+        with pytest.raises(TempTableTooLarge, match="more than 10 rows"):
             spark.load_temp_table(cur, "too_big", table, max_rows=10)
-        spark.load_temp_table(cur, "fits", table, max_rows=11)
+        assert spark.load_temp_table(cur, "fits", table.to_batches(max_chunksize=4),
+                                     max_rows=11) == 11
         assert arrow_rows(spark.stream(cur, "SELECT SUM(x) FROM fits")) == [(55,)]
 
 
@@ -100,3 +101,33 @@ def test_temp_views_belong_to_one_query(spark):
     with spark.cursor() as other:
         with pytest.raises(Exception, match="(?i)mine"):
             spark.stream(other, "SELECT x FROM mine")
+
+
+def test_backend_limit_stops_the_query(spark):
+    with spark.cursor() as cur:
+        spark.limit(cur, seconds=1.5)
+        started = time.monotonic()
+        with pytest.raises(Exception) as info:
+            list(spark.stream(cur, SLOW_SQL))
+        assert time.monotonic() - started < 60
+        assert spark.describe_error(info.value).startswith("the query was interrupted")
+
+
+def test_errors_are_described_without_internals(spark, srun):
+    with spark.cursor() as cur:
+        with pytest.raises(Exception) as info:
+            spark.stream(cur, "SELECT no_such_column FROM range(1)")
+    message = spark.describe_error(info.value)
+    assert message.startswith("the query cannot be run") and "no_such_column" in message
+    assert "SQLSTATE" not in message and "[" not in message.split(":")[0]
+    # a service function refusing a value: its own words, no traceback
+    t = srun.translate("SELECT id FROM demo.stars WHERE 1 = CONTAINS(POINT(ra, dec),"
+                       " CIRCLE(ra, dec, 1))")
+    with spark.cursor() as cur:
+        with pytest.raises(Exception) as info:
+            spark.stream(cur, "SELECT taphouse_contains(array(1.0D, 2.0D),"
+                         " array(1.0D, 2.0D, 3.0D, 4.0D)) FROM range(1)")
+    message = spark.describe_error(info.value)
+    assert message.startswith("the query failed while computing a function"), message
+    assert "Traceback" not in message and "/" not in message, message
+    assert t.sql

@@ -24,13 +24,14 @@ SQL from ``taphouse.adql.translate(..., dialect="spark")`` runs on one long-live
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +39,16 @@ import pyarrow as pa
 
 from taphouse.catalogue.hats import is_version_dir, partitions
 from taphouse.catalogue.model import TableMeta
-from taphouse.engine.duckdb import EngineError, QueryCancelled
+from taphouse.engine.deadlines import DEADLINES, Deadline
+from taphouse.engine.errors import EngineError, QueryCancelled, TempTableTooLarge
+from taphouse.errors import without_paths
 
 if TYPE_CHECKING:
+    from taphouse.engine.backend import TableWriter
+    from taphouse.engine.duckdb import DuckDBEngine
     from taphouse.engine.functions import ServiceFunction
+
+log = logging.getLogger(__name__)
 
 #: Spark settings the backend always sets (the operator's ``conf`` may add others).
 BASE_CONF = {
@@ -137,6 +144,7 @@ class SparkCursor:
         self.pool = pool
         self.group = "taphouse-" + secrets.token_hex(8)
         self.cancelled = False
+        self.deadline: Deadline | None = None
 
     def interrupt(self) -> None:
         self.cancelled = True
@@ -226,6 +234,7 @@ class SparkBackend:
         self._prefix = "th" + secrets.token_hex(4)
         self._lock = threading.Lock()
         self._export_lock = threading.Lock()
+        self._duck: DuckDBEngine | None = None
         self._register_functions(self.spark)
 
     def close(self) -> None:
@@ -338,21 +347,49 @@ class SparkBackend:
         session = self.spark.newSession()
         self._register_functions(session)
         cur = SparkCursor(self, session, pool or pool_name(None))
-        for name, data in (inline or {}).items():
-            self.load_temp_table(cur, name, data, self.max_temp_rows)
-        yield cur
+        try:
+            for name, data in (inline or {}).items():
+                self.load_temp_table(cur, name, data, self.max_temp_rows)
+            yield cur
+        finally:
+            if cur.deadline is not None:
+                cur.deadline.cancelled = True
 
-    def load_temp_table(self, cur: SparkCursor, name: str, data: Any,
-                        max_rows: int | None = None) -> None:
-        """Ship a table (Arrow table or batches) to the query's session as a temporary
-        view ``name``; more than ``max_rows`` rows is an error."""
-        table = _arrow_table(data)
-        if max_rows is not None and table.num_rows > max_rows:
-            raise EngineError(f"table {name} has {table.num_rows} rows; at most {max_rows}"
-                              " can be joined with a table on the Spark cluster")
+    def load_temp_table(self, cur: SparkCursor, name: str,
+                        data: pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch],
+                        max_rows: int) -> int:
+        """Ship ``data`` to the query's session as the temporary view ``name`` (seen by
+        that query only); returns its rows. More than ``max_rows``:
+        :class:`TempTableTooLarge`, nothing shipped."""
+        table = _arrow_table(data, name, max_rows)
         df = cur.session.createDataFrame(table) if table.num_columns else \
             cur.session.sql("SELECT 1 AS _empty WHERE false")
         df.createOrReplaceTempView(name)
+        return int(table.num_rows)
+
+    def user_cursor(self, inline: dict[str, Any] | None, user: str | None
+                    ) -> AbstractContextManager[SparkCursor]:
+        """:meth:`cursor` in the fair-scheduler pool of ``user``."""
+        return self.cursor(inline, pool=pool_name(user))
+
+    def interrupt(self, cur: SparkCursor) -> None:
+        """Cancel the Spark jobs of the query on ``cur`` (and any it would start)."""
+        cur.interrupt()
+
+    def limit(self, cur: SparkCursor, *, seconds: float | None = None,
+              memory_bytes: int | None = None) -> None:
+        """Cancel the query's jobs after ``seconds``. Memory is bounded per executor by
+        the cluster's settings (``spark.executor.memory``), not per query."""
+        if seconds is None:
+            return
+        if cur.deadline is not None:
+            cur.deadline.cancelled = True
+        cur.deadline = DEADLINES.add(seconds, lambda _reason: cur.interrupt(), "time limit")
+
+    def describe_error(self, exc: BaseException) -> str:
+        """A user's message for an exception from Spark, by its type (no file path,
+        class name or stack trace)."""
+        return describe_spark_error(exc)
 
     def stream(self, cur: SparkCursor, sql: str, batch_rows: int = 65536,
                batch_bytes: int | None = None) -> Iterator[pa.RecordBatch]:
@@ -364,35 +401,110 @@ class SparkBackend:
             table = df.toArrow()
         return iter(table.to_batches(max_chunksize=max(1, batch_rows)))
 
+    def _writer(self) -> DuckDBEngine:
+        # User tables and stored results are single DuckDB files whichever backend
+        # computed them: written by a private DuckDB engine over the same tables_dir.
+        from taphouse.engine.duckdb import DuckDBEngine
+
+        with self._export_lock:
+            if self._duck is None:
+                self._duck = DuckDBEngine(self.tables_dir, threads=1, memory_limit="1GB")
+            return self._duck
+
+    def open_writer(self, schema: pa.Schema, path: Path, *, order_by: str | None = None,
+                    max_bytes: int | None = None, cursor: Any = None) -> TableWriter:
+        """A new single-file version written from Arrow batches (as DuckDB writes it)."""
+        return self._writer().open_writer(schema, path, order_by=order_by,
+                                          max_bytes=max_bytes)
+
+    def write_arrow(self, batches: Iterable[pa.RecordBatch], schema: pa.Schema,
+                    path: Path, *, order_by: str | None = None,
+                    max_bytes: int | None = None, cursor: Any = None) -> int:
+        return self._writer().write_arrow(batches, schema, path, order_by=order_by,
+                                          max_bytes=max_bytes)
+
     def write_table(self, sql: str, path: Path, *, order_by: str | None = None,
                     inline: dict[str, Any] | None = None, cursor: Any = None,
                     max_bytes: int | None = None) -> int:
-        """Store every row of ``sql`` (run on Spark) as a new single-file version at
-        ``path`` (a DuckDB file, as every other backend's user tables)."""
-        from taphouse.engine.duckdb import DuckDBEngine
-
+        """Store every row of ``sql`` (run on Spark, sorted there by ``order_by``) as a
+        new single-file version at ``path``."""
         ordered = f"SELECT * FROM ({sql}) AS q ORDER BY {order_by}" if order_by else sql
         if cursor is None:
             with self.cursor(inline) as cur:
                 batches = list(self.stream(cur, ordered))
+                schema = self._schema(cur, ordered, batches)
         else:
             batches = list(self.stream(cursor, ordered))
-        writer = DuckDBEngine(self.tables_dir, threads=1, memory_limit="1GB")
-        rows = pa.Table.from_batches(batches) if batches else pa.table({})
-        return writer.write_table("SELECT * FROM spark_rows", path,
-                                  inline={"spark_rows": rows}, max_bytes=max_bytes)
+            schema = self._schema(cursor, ordered, batches)
+        return self.write_arrow(batches, schema, path, max_bytes=max_bytes)
+
+    @staticmethod
+    def _schema(cur: SparkCursor, sql: str, batches: list[pa.RecordBatch]) -> pa.Schema:
+        if batches:
+            return batches[0].schema
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        return to_arrow_schema(cur.sql(sql).schema)
 
 
-def _arrow_table(data: Any) -> pa.Table:
+def describe_spark_error(exc: BaseException) -> str:
+    """See :meth:`SparkBackend.describe_error`."""
+    from pyspark.errors import (
+        AnalysisException,
+        ParseException,
+        PythonException,
+        QueryExecutionException,
+    )
+
+    text = str(exc)
+    if isinstance(exc, QueryCancelled) or "cancelled" in text.lower():
+        return "the query was interrupted (cancelled, or over its time limit)"
+    if isinstance(exc, EngineError):
+        return exc.message
+    if isinstance(exc, ParseException | AnalysisException):
+        return f"the query cannot be run: {_spark_sentence(text)}"
+    if isinstance(exc, PythonException):
+        # a service function refused a value (e.g. a region in a column): its own words
+        last = [ln for ln in text.splitlines() if re.match(r"\s*\w*Error: ", ln)]
+        if last:
+            return ("the query failed while computing a function: "
+                    + without_paths(last[-1].split("Error: ", 1)[1].strip())[:300])
+        return "the query failed while computing a function"
+    if isinstance(exc, QueryExecutionException):
+        return f"the query failed: {_spark_sentence(text)}"
+    log.error("query failed on Spark: %s: %s", type(exc).__name__,
+              without_paths(text.splitlines()[0] if text else ""))
+    return "the query failed on the Spark cluster (logged for the operators)"
+
+
+def _spark_sentence(text: str) -> str:
+    """Spark's first line without its error class tag, SQL state and paths."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    first = re.sub(r"^\[[A-Z_.]+\]\s*", "", first)
+    first = re.sub(r"\s*SQLSTATE: \w+\.?", "", first)
+    return without_paths(first)[:300]
+
+
+def _arrow_table(data: Any, name: str, max_rows: int) -> pa.Table:
+    """``data`` as one Arrow table, reading at most ``max_rows`` + 1 rows of it."""
     if isinstance(data, pa.Table):
+        if data.num_rows > max_rows:
+            raise TempTableTooLarge(name, max_rows)
         return data
     if isinstance(data, pa.RecordBatch):
-        return pa.Table.from_batches([data])
-    if hasattr(data, "to_arrow_table"):
-        return data.to_arrow_table()
-    if hasattr(data, "read_all"):
-        return data.read_all()
-    return pa.Table.from_batches(list(data))
+        data = [data]
+    batches: list[pa.RecordBatch] = []
+    rows = 0
+    schema = getattr(data, "schema", None)
+    for batch in data:
+        rows += batch.num_rows
+        if rows > max_rows:
+            raise TempTableTooLarge(name, max_rows)
+        batches.append(batch)
+        schema = batch.schema
+    if schema is None:
+        raise EngineError(f"temporary table {name}: no schema and no rows")
+    return pa.Table.from_batches(batches, schema=schema)
 
 
 _ARROW_TYPES = {
