@@ -142,7 +142,7 @@ def _optimise_select(select: exp.Select, frame: Frame, scope: Scope, dialect: st
             elif (csrc is not None and csrc is not psrc and csrc in frame.sources
                   and not xmatched and _single_source(m.centre) is csrc):
                 if _crossmatch(select, place, psrc, csrc, m, radius, scope, all_inner,
-                               notes):
+                               notes, dialect):
                     xmatched = True
                     break
 
@@ -493,7 +493,8 @@ def _rows(src: Source, scope: Scope) -> int:
 
 
 def _crossmatch(select, place, psrc: Source, csrc: Source, m: _Match, radius: float,
-                scope: Scope, all_inner: bool, notes: list[str]) -> bool:
+                scope: Scope, all_inner: bool, notes: list[str],
+                dialect: str = "duckdb") -> bool:
     depth = 0
     while depth < 29 and nominal_cell_size(depth + 1) >= XMATCH_CELL_RADII * radius:
         depth += 1
@@ -522,7 +523,8 @@ def _crossmatch(select, place, psrc: Source, csrc: Source, m: _Match, radius: fl
                       expression=exp.column(exp.to_identifier(CELL_COLUMN, quoted=True),
                                             table=exp.to_identifier(esrc.alias, quoted=True)))
         if plan is not None:
-            cond = exp.And(this=cond, expression=_partition_join(esrc, osrc, plan, depth))
+            cond = exp.And(this=cond, expression=_partition_join(esrc, osrc, plan, depth,
+                                                                 dialect))
             notes.append(f"crossmatch {esrc.alias} x {osrc.alias}: partition by partition,"
                          f" {len(plan.tags)} partition(s), {plan.margins} margin(s)")
         if isinstance(place, exp.Where):
@@ -566,7 +568,8 @@ def _partition_plan(esrc: Source, epoint, osrc: Source, radius: float, depth: in
     return crossmatch_plan(t.path, ra, dec, radius, depth)
 
 
-def _partition_join(esrc: Source, osrc: Source, plan, depth: int) -> exp.Expression:
+def _partition_join(esrc: Source, osrc: Source, plan, depth: int,
+                    dialect: str = "duckdb") -> exp.Expression:
     """Tag the expanded positions with their partition (or, outside every partition,
     with their cell's), replace the partitioned table by its tagged partition and
     margin files (only the index ranges of the positions' blocks), and return the
@@ -593,13 +596,15 @@ def _partition_join(esrc: Source, osrc: Source, plan, depth: int) -> exp.Express
         b = exp.Between(this=hpx.copy(), low=exp.Literal.number(lo),
                         high=exp.Literal.number(hi))
         cond = b if cond is None else exp.Or(this=cond, expression=b)
+    from taphouse.adql.rules import rules_for
+
+    read_files = rules_for(dialect).read_files
+    assert read_files is not None  # a partitioned version is read by such a backend
     query: exp.Expression | None = None
     for i, f in plan.scans:
         scan = exp.Select(expressions=[exp.Star(), exp.Alias(
             this=exp.Literal.number(i), alias=exp.to_identifier(PART_COLUMN, quoted=True))],
-            from_=exp.From(this=exp.Table(this=exp.ReadParquet(expressions=[
-                exp.Array(expressions=[exp.Literal.string(f)]),
-                exp.EQ(this=exp.var("hive_partitioning"), expression=exp.false())]))),
+            from_=exp.From(this=read_files([f])),
             where=exp.Where(this=cond.copy()) if cond is not None else None)
         query = scan if query is None else exp.Union(this=query, expression=scan,
                                                       distinct=False)
