@@ -109,13 +109,11 @@ def test_full_table_aggregate(sky, srun):
     assert rows == duck and rows[0][0] == len(sky.ra)
 
 
-def test_crossmatch_against_brute_force(sky, sky_spark):
-    """Uploaded positions moved by up to 1.6 radii from stars, joined on Spark partition
-    by partition with the margin catalogue: pairs straddle partition edges, RA 0/360 and
-    the poles; the answer equals brute force."""
-    rng = np.random.default_rng(5)
-    n = 1_500
-    pick = rng.choice(len(sky.ra), n, replace=False)
+def _crossmatch(sky, sky_spark, pick: np.ndarray, seed: int):
+    """Positions moved by up to 1.6 radii from the stars ``pick``, uploaded and joined
+    with the sky on Spark; returns the translation, and the rows with brute force's."""
+    rng = np.random.default_rng(seed)
+    n = len(pick)
     r_deg = 5 / 3600
     bearing = rng.uniform(0, 2 * math.pi, n)
     dist = rng.uniform(0, 1.6 * r_deg, n)
@@ -135,8 +133,6 @@ def test_crossmatch_against_brute_force(sky, sky_spark):
     adql = ("SELECT s.id, m.oid FROM demo.sky AS s JOIN tap_upload.moved AS m ON "
             f"1=CONTAINS(POINT(s.ra, s.dec), CIRCLE(m.ora, m.odec, {r_deg!r}))")
     t, rows = run.run(adql)
-    # the upload's positions pick the partitions (and their margins) read: no full scan
-    assert any("partition by partition" in note for note in t.notes), t.notes
     expected = set()
     order = np.argsort(sky.dec)
     decs = sky.dec[order]
@@ -145,5 +141,24 @@ def test_crossmatch_against_brute_force(sky, sky_spark):
                      np.searchsorted(decs, dec2[j] + r_deg, side="right")]
         d = _angdist(sky.ra[band], sky.dec[band], ra2[j], dec2[j])
         expected.update((int(i), j) for i in band[d <= r_deg])
-    assert set(rows) == expected and len(rows) == len(expected)
     assert len(expected) > n / 2
+    return t, rows, expected
+
+
+def test_crossmatch_against_brute_force(sky, sky_spark):
+    """An upload all over the sky (pairs straddle partition edges, RA 0/360 and the
+    poles) joined on Spark: the answer equals brute force."""
+    pick = np.random.default_rng(5).choice(len(sky.ra), 1_500, replace=False)
+    t, rows, expected = _crossmatch(sky, sky_spark, pick, 5)
+    assert any("crossmatch" in note for note in t.notes), t.notes
+    assert set(rows) == expected and len(rows) == len(expected)
+
+
+def test_crossmatch_partition_by_partition(sky, sky_spark):
+    """An upload in one corner of the sky (around RA 0, Dec 0: four base cells meet)
+    is joined with the partitions it touches and their margins only."""
+    crowd = np.flatnonzero((np.abs(sky.dec) < 1) & ((sky.ra < 0.5) | (sky.ra > 359.5)))
+    pick = np.random.default_rng(6).choice(crowd, 400, replace=False)
+    t, rows, expected = _crossmatch(sky, sky_spark, pick, 6)
+    assert any("partition by partition" in note for note in t.notes), t.notes
+    assert set(rows) == expected and len(rows) == len(expected)
