@@ -16,7 +16,8 @@ from taphouse.query.cancel import CancelHandle
 
 pytestmark = pytest.mark.slow
 
-#: A query that runs for minutes on local[2]: 4e10 pairs of a 200k-row range.
+#: A query that runs for minutes on local[2]: 4e10 pairs of a 200k-row range (a cancel
+#: that arrives while it is planned, before its job starts, must still stop it).
 SLOW_SQL = ("SELECT COUNT(*) FROM range(200000) AS a CROSS JOIN range(200000) AS b"
             " WHERE (a.id * 7 + b.id * 13) % 1000003 = 17")
 

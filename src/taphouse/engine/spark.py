@@ -144,11 +144,26 @@ class SparkCursor:
         self.pool = pool
         self.group = "taphouse-" + secrets.token_hex(8)
         self.cancelled = False
+        self.running = False
         self.deadline: Deadline | None = None
+        self._lock = threading.Lock()
+        self._repeater: threading.Thread | None = None
 
     def interrupt(self) -> None:
         self.cancelled = True
         self.backend.context.cancelJobGroup(self.group)
+        with self._lock:
+            if self.running and self._repeater is None:
+                # A job submitted just after this cancel would run on: cancel the group
+                # again until the query's jobs block ends.
+                self._repeater = threading.Thread(target=self._keep_cancelling,
+                                                  name="spark-cancel", daemon=True)
+                self._repeater.start()
+
+    def _keep_cancelling(self, period: float = 0.2) -> None:
+        while self.running:
+            self.backend.context.cancelJobGroup(self.group)
+            time.sleep(period)
 
     @contextmanager
     def jobs(self, description: str) -> Iterator[None]:
@@ -159,9 +174,15 @@ class SparkCursor:
             raise QueryCancelled("query cancelled")
         sc.setJobGroup(self.group, description[:200], interruptOnCancel=True)
         sc.setLocalProperty("spark.scheduler.pool", self.pool)
+        with self._lock:
+            self.running = True
         try:
+            if self.cancelled:  # cancelled while the group was being set
+                raise QueryCancelled("query cancelled")
             yield
         finally:
+            with self._lock:
+                self.running = False
             # None removes a thread's property (the stubs say str)
             for key in ("spark.scheduler.pool", "spark.jobGroup.id",
                         "spark.job.description", "spark.job.interruptOnCancel"):
