@@ -413,16 +413,23 @@ def _status(args: argparse.Namespace) -> int:
     from taphouse.metadata import MetadataDB
 
     settings = args.settings
-    box = SecretBox.from_settings(settings, create=False)
+    source = "TAPHOUSE_SECRET_KEYS" if settings.secret_keys else str(key_file_path(settings))
     meta = MetadataDB(settings.meta_path, upgrade=False)
     try:
-        used = SecretStore(meta, box).keys_in_use()
+        used = {r["key_id"]: r["n"] for r in meta.query(
+            "SELECT key_id, COUNT(*) AS n FROM secrets GROUP BY key_id")}
     finally:
         meta.close()
-    source = "TAPHOUSE_SECRET_KEYS" if settings.secret_keys else str(key_file_path(settings))
-    print(f"keys from {source}")
-    for kid in box.key_ids:
-        first = " (seals)" if kid == box.primary_key_id else ""
+    if not settings.secret_keys and not key_file_path(settings).exists():
+        print(f"no key yet: {source} is made when the first credential is stored")
+        key_ids: tuple[str, ...] = ()
+        primary = None
+    else:
+        box = SecretBox.from_settings(settings, create=False)
+        key_ids, primary = box.key_ids, box.primary_key_id
+        print(f"keys from {source}")
+    for kid in key_ids:
+        first = " (seals)" if kid == primary else ""
         print(f"  {kid}{first}: {used.pop(kid, 0)} stored secrets")
     for kid, n in used.items():
         print(f"  {kid} MISSING: {n} stored secrets cannot be opened")

@@ -69,6 +69,11 @@ def _backup(args: argparse.Namespace) -> int:
                " files were already deleted)" if report.dropped_versions else "")
     print(f"{report.path}: {report.tables} tables, {report.files} table files,"
           f" {report.bytes:,} bytes, {report.jobs} jobs in {report.seconds:.1f} s{dropped}")
+    if report.secrets:
+        print(f"{report.secrets} stored credential(s) are in it, encrypted; their key is not"
+              " (the data directory's secret-keys file, or TAPHOUSE_SECRET_KEYS): keep a"
+              " copy of the key apart from the backups, or they cannot be opened after a"
+              " restore")
     return 0
 
 
@@ -79,4 +84,8 @@ def _restore(args: argparse.Namespace) -> int:
     print(f"{report.path}: {report.files} files, {report.bytes:,} bytes restored and"
           f" checked in {report.seconds:.1f} s; serve it with"
           f" 'taphouse --data-dir {report.path} serve'")
+    if report.secrets:
+        print(f"{report.secrets} stored credential(s) need their key: copy the old data"
+              f" directory's secret-keys file into {report.path} (mode 0600), or set"
+              " TAPHOUSE_SECRET_KEYS")
     return 0
