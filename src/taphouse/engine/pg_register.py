@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -311,7 +312,7 @@ def register_postgres(store: Any, secrets: Any, name: str, dsn: str | None, sche
         conn: Any = psycopg.connect(dsn, autocommit=True, connect_timeout=30,
                                application_name="taphouse-register")
     except psycopg.Error as exc:
-        raise CatalogueError(f"cannot connect with the query DSN: {_safe(exc)}") from None
+        raise CatalogueError(f"cannot connect with the query DSN: {_safe(exc, dsn)}") from None
     try:
         query_role = conn.execute("SELECT current_user").fetchone()[0]
         if setup_dsn is not None:
@@ -320,7 +321,7 @@ def register_postgres(store: Any, secrets: Any, name: str, dsn: str | None, sche
                                         application_name="taphouse-setup")
             except psycopg.Error as exc:
                 raise CatalogueError(
-                    f"cannot connect with the setup DSN: {_safe(exc)}") from None
+                    f"cannot connect with the setup DSN: {_safe(exc, setup_dsn)}") from None
             try:
                 install_service_functions(setup, query_role)
                 if index:
@@ -442,12 +443,38 @@ def _relation_file(path: Path, schema: str, table: str) -> None:
         f.write(json.dumps({RELATION_KEY: [schema, table]}))
 
 
-def _safe(exc: BaseException) -> str:
-    """A connection error without the DSN (libpq messages may quote host and user,
-    never the password; keep the first line only)."""
+#: libpq connection options (quoted by its messages: "for connection option "port"").
+_OPTIONS = frozenset({"host", "hostaddr", "port", "user", "dbname", "password", "passfile",
+                      "sslmode", "options", "application_name", "connect_timeout",
+                      "target_session_attrs", "sslcert", "sslkey", "sslrootcert", "="})
+
+
+def _safe(exc: BaseException, dsn: str) -> str:
+    """A connection error without the DSN's secrets (first line only). libpq quotes the
+    part of a connection string it cannot parse, which for a URI can be all of it,
+    password included: a quoted fragment taken from ``dsn`` is shown only when it is the
+    host, port, user or database name, or an option's name."""
+    from psycopg.conninfo import conninfo_to_dict
+
     text = str(exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
-    return first.replace("password", "p******d") if "password=" in first else first
+    try:
+        parts = {k: str(v) for k, v in conninfo_to_dict(dsn).items() if v is not None}
+    except Exception:  # noqa: BLE001  (the DSN does not parse: nothing of it is shown)
+        parts = {}
+    shown = {parts[k] for k in ("host", "hostaddr", "port", "user", "dbname") if k in parts}
+
+    def quoted(m: re.Match[str]) -> str:
+        value = m.group(1)
+        if value in shown or value in _OPTIONS or value not in dsn:
+            return m.group(0)
+        return '"…"'
+
+    first = re.sub(r'"([^"]*)"', quoted, first)
+    password = parts.get("password")
+    if password:
+        first = first.replace(password, "…")
+    return re.sub(r"(password\s*=\s*)\S+", r"\1…", first)
 
 
 def ingest_postgres(store: Any, secrets: Any, files: list[Path], database: str, table: str,
@@ -500,7 +527,7 @@ def ingest_postgres(store: Any, secrets: Any, files: list[Path], database: str, 
         setup: Any = psycopg.connect(setup_dsn, autocommit=True, connect_timeout=30,
                                      application_name="taphouse-ingest")
     except psycopg.Error as exc:
-        raise CatalogueError(f"cannot connect to PostgreSQL: {_safe(exc)}") from None
+        raise CatalogueError(f"cannot connect to PostgreSQL: {_safe(exc, setup_dsn)}") from None
     try:
         rows = load_table(setup, schema, tname, arrow, ra_column=staged.ra_column,
                           dec_column=staged.dec_column, replace=replace)
@@ -509,7 +536,7 @@ def ingest_postgres(store: Any, secrets: Any, files: list[Path], database: str, 
         setup.execute(f"GRANT SELECT ON {relation_name(schema, tname)}"
                       f" TO {quote_identifier(reader)}")
     except psycopg.Error as exc:
-        raise CatalogueError(f"loading into PostgreSQL failed: {_safe(exc)}") from None
+        raise CatalogueError(f"loading into PostgreSQL failed: {_safe(exc, setup_dsn)}") from None
     finally:
         setup.close()
     published = dataclasses.replace(
