@@ -80,3 +80,22 @@ def test_another_users_shared_table_is_not_uploaded(here, far) -> None:  # noqa:
     assert r.status_code == 400, r.text
     assert "holds rows of user_bob" in r.text
     assert uploads_received(far) == before
+
+
+def test_rows_appended_from_a_public_query_do_not_launder_restricted_ones(  # noqa: ANN201
+        here, far, secret):  # noqa: ANN001
+    """A table holding restricted rows, then appended to from a public catalogue (here 0
+    rows), still holds the restricted rows: its latest provenance names only the public
+    source, the earlier ones are in its history, and they count."""
+    r = sync(here, "alice", "SELECT * FROM secret_cat.stars WHERE hip < 5000",
+             DEST="mydb.laundered")
+    assert r.status_code == 200, r.text
+    r = sync(here, "alice", "SELECT TOP 0 hip, ra, dec FROM hipparcos.hip2",
+             DEST="mydb.laundered", DEST_MODE="append")
+    assert r.status_code == 200, r.text
+    before = uploads_received(far)
+    r = sync(here, "alice", XMATCH.format(remote="far.hipparcos.hip2", radius="1/3600.")
+             .replace("mydb.targets", "mydb.laundered"))
+    assert r.status_code == 400, r.text
+    assert "holds rows of secret_cat" in r.text
+    assert uploads_received(far) == before

@@ -43,8 +43,12 @@ def _sources(table: TableMeta, identity: Identity, catalogue: CatalogueStore,
         found.add(db.name)  # another user's table, shared with the caller
     if depth >= _DEPTH:
         return found
-    provenance = (table.extra or {}).get("provenance") or {}
-    for source in provenance.get("source_tables") or []:
+    # The rows of every query that wrote it: the latest one's provenance, and the
+    # earlier ones' in its history (rows appended keep those already there).
+    extra = table.extra or {}
+    records = [extra.get("provenance"), *(extra.get("history") or [])]
+    sources = [s for r in records if isinstance(r, dict) for s in r.get("source_tables") or []]
+    for source in dict.fromkeys(sources):
         db_name, _, name = str(source).partition(".")
         source_table = catalogue.table(db_name, name)
         if source_table is None:
