@@ -98,9 +98,17 @@ def read_answer(remote: str, adql: str, body: bytes, content_type: str | None,
 
 
 def _infos(vot: Any) -> list[tuple[str, str, str | None]]:
+    """Every INFO of the document: also those inside a TABLE (after its DATA, where the
+    VOTable schema allows them and some services write QUERY_STATUS) and in nested
+    RESOURCEs: an OVERFLOW or ERROR there must not read as a complete answer."""
     out = [(i.name, i.value, i.content) for i in vot.infos]
-    for resource in vot.resources:
+    pending = list(vot.resources)
+    while pending:
+        resource = pending.pop(0)
         out += [(i.name, i.value, i.content) for i in resource.infos]
+        for table in resource.tables:
+            out += [(i.name, i.value, i.content) for i in table.infos]
+        pending += list(resource.resources)
     return out
 
 
