@@ -490,3 +490,36 @@ def test_service_functions_have_a_fixed_search_path(served):
         assert may_run, name
         if lang == "plpgsql":
             assert config == ["search_path=taphouse, pg_catalog, pg_temp"], name
+
+
+def test_client_disconnect_cancels_in_postgres(served):
+    """A sync client that goes away mid-query: the statement stops in PostgreSQL."""
+    server, _, _, setup, _ = served
+
+    def active() -> int:
+        return setup.execute("SELECT count(*) FROM pg_stat_activity WHERE usename=%s"
+                             " AND state='active'", (READER,)).fetchone()[0]
+
+    errors: list[BaseException] = []
+
+    def request() -> None:
+        try:
+            httpx.post(server.tap + "/sync", timeout=6, data={
+                "LANG": "ADQL", "QUERY": "SELECT COUNT(*) FROM gaiapg.dr3_bright AS a,"
+                " gaiapg.dr3_bright AS b, hippg.hip2 AS c WHERE a.ra + b.ra > c.ra"})
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    client = threading.Thread(target=request)
+    client.start()
+    seen = 0
+    while client.is_alive() and not seen:
+        seen = active()
+        time.sleep(0.1)
+    client.join()
+    assert seen == 1  # it ran in PostgreSQL while the client waited
+    assert isinstance(errors[0], httpx.ReadTimeout)  # the client gave up
+    started = time.time()
+    while active() and time.time() - started < 20:
+        time.sleep(0.2)
+    assert active() == 0
