@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fake_tap import VOT, FakeTap, error_document
-from remote_helpers import LOOPBACK
+from remote_helpers import LOOPBACK, PASSWORD, api
 
 from servers import LiveServer, start_live
 from taphouse.auth.identity import Identity
@@ -25,7 +25,6 @@ from taphouse.remotes.credentials import authorization
 from taphouse.remotes.errors import RemoteError
 from taphouse.secrets import SecretBox, SecretStore, generate_key
 
-PASSWORD = "correct-horse-battery"  # platform accounts
 SVC_PASSWORD = "svc-Pa55-w0rd-on-the-remote"  # the remote's account for the platform
 
 
@@ -52,17 +51,6 @@ def last_caller(server: LiveServer) -> tuple[str, str]:
     entry = server.platform.authenticator.audit_log.entries(event="query", limit=1)[0]
     return entry["username"], entry["detail"]
 
-
-def token(server: Any, user: str) -> str:
-    r = httpx.post(server.url + "/auth/token", timeout=60,
-                   data={"username": user, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return r.json()["access_token"]
-
-
-def api(server: Any, user: str) -> httpx.Client:
-    return httpx.Client(base_url=server.url, timeout=120, headers={
-        "Authorization": f"Bearer {token(server, user)}", "X-Taphouse": "tests"})
 
 
 @pytest.fixture

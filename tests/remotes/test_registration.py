@@ -8,23 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from remote_helpers import LOOPBACK, REMOTE_MAXREC_HARD
+from remote_helpers import LOOPBACK, PASSWORD, REMOTE_MAXREC_HARD, api
 
 from servers import free_port
-
-PASSWORD = "correct-horse-battery"
-
-
-def token(server: Any, user: str) -> str:
-    r = httpx.post(server.url + "/auth/token", timeout=60,
-                   data={"username": user, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    return r.json()["access_token"]
-
-
-def api(server: Any, user: str) -> httpx.Client:
-    return httpx.Client(base_url=server.url, timeout=120, headers={
-        "Authorization": f"Bearer {token(server, user)}", "X-Taphouse": "tests"})
 
 
 @pytest.fixture

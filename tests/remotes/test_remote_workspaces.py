@@ -12,17 +12,15 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from xml.etree import ElementTree
 
 import httpx
 import pytest
 from fake_tap import XML, FakeTap
-from remote_helpers import LOOPBACK
+from remote_helpers import LOOPBACK, PASSWORD, api
 
 from servers import LiveServer, start_live
 
-PASSWORD = "correct-horse-battery"
 STAGES = "TMV TME TMS TMC CPV CAP AVV QGE QPO QAS UWS MDQ UPL EXA"
 
 HOSTILE_TABLES = b"""<?xml version="1.0"?>
@@ -43,11 +41,6 @@ HOSTILE_TABLES = b"""<?xml version="1.0"?>
 <dataType xsi:type="vs:VOTableType">&lt;/dataType&gt;&lt;evil/&gt;</dataType></column>
 </table></schema>
 </vosi:tableset>"""
-
-
-def api(server: Any, user: str) -> httpx.Client:
-    return httpx.Client(base_url=server.url, timeout=120, auth=(user, PASSWORD),
-                        headers={"X-Taphouse": "tests"})
 
 
 @pytest.fixture(scope="module")
