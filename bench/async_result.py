@@ -31,7 +31,8 @@ def run_job(client: httpx.Client, base: str, query: str, rows: int) -> float:
     r = client.post(base + "/tap/async", data={"LANG": "ADQL", "QUERY": query,
                                                "MAXREC": str(rows), "PHASE": "RUN"},
                     follow_redirects=False)
-    r.raise_for_status()
+    if r.status_code != 303:
+        raise RuntimeError(f"job not created: HTTP {r.status_code} {r.text[:300]}")
     job = r.headers["location"]
     while True:
         phase = client.get(job + "/phase").text

@@ -412,8 +412,10 @@ class _ArrowWriter:
     """A version file written from Arrow batches (see :meth:`DuckDBEngine.open_writer`).
 
     Batches are inserted one by one into the file being written (in the temporary
-    directory). With ``order_by`` they go to a staging file there first and are copied
-    sorted at :meth:`close`, so the version file holds only the sorted table. A
+    directory), committed every few batches (a commit per batch costs more than the
+    insert). With ``order_by`` they go to a temporary table of the cursor first (memory,
+    spilled to the temporary directory), in one transaction, and are copied sorted into
+    the file at :meth:`close`, so the version file holds only the sorted table. A
     :class:`_SizeWatch` interrupts the cursor when the file grows past ``max_bytes``.
     """
 
@@ -430,13 +432,14 @@ class _ArrowWriter:
         token = secrets.token_hex(8)
         if engine.temp_dir is not None:
             self._tmp = engine.temp_dir / f"w-{token}.duckdb"
-            self._stage = engine.temp_dir / f"s-{token}.duckdb" if order_by else None
         else:
             self._tmp = path.with_name(path.name + ".tmp")
-            self._stage = path.with_name(path.name + ".stage") if order_by else None
         self._own = cursor is None
         self._cur = engine._con.cursor() if cursor is None else cursor
-        self._alias, self._stage_alias = f"w_{token}", f"s_{token}"
+        self._alias = f"w_{token}"
+        self._stage = f"temp.main.s_{token}" if order_by else None
+        self._in_txn = False
+        self._pending = 0
         self._batch = f"_arrow_batch_{token}"
         self._attached: list[str] = []
         self.watch: _SizeWatch | None = None
@@ -444,27 +447,32 @@ class _ArrowWriter:
             self.watch = (_SizeWatch(self._cur, self._tmp, max_bytes)
                           if max_bytes is not None else None)
             self._attach(self._tmp, self._alias)
-            self.target = f"{self._alias}.main.data"
-            if self._stage is not None:
-                self._attach(self._stage, self._stage_alias)
-                self.target = f"{self._stage_alias}.main.data"
+            self.target = self._stage or f"{self._alias}.main.data"
             self._cur.register(self._batch, pa.Table.from_batches([], schema=schema))
             try:
-                self._cur.execute(f"CREATE TABLE {self.target} AS SELECT * FROM"
-                                  f" {self._batch} LIMIT 0")
+                self._cur.execute(f"CREATE {'TEMP ' if self._stage else ''}TABLE"
+                                  f" {self.target} AS SELECT * FROM {self._batch} LIMIT 0")
             finally:
                 self._cur.unregister(self._batch)
+            self._begin()
         except BaseException as exc:
             self._cleanup()
-            for f in (self._tmp, self._stage):
-                if f is not None:
-                    remove_version_file(f)
+            remove_version_file(self._tmp)
             # A new database file is already a few kB: a small limit stops the write
             # while it is being set up.
             if self.watch is not None and self.watch.exceeded and not isinstance(
                     exc, WriteLimitExceeded):
                 raise WriteLimitExceeded(self.watch.limit) from None
             raise
+
+    def _begin(self) -> None:
+        self._cur.execute("BEGIN TRANSACTION")
+        self._in_txn = True
+
+    def _commit(self) -> None:
+        if self._in_txn:
+            self._in_txn = False
+            self._cur.execute("COMMIT")
 
     def _attach(self, file: Path, alias: str) -> None:
         self._cur.execute(f"ATTACH '{_sql_str(str(file))}' AS {alias}")
@@ -479,6 +487,13 @@ class _ArrowWriter:
                 self._cur.execute(f"INSERT INTO {self.target} SELECT * FROM {self._batch}")
             finally:
                 self._cur.unregister(self._batch)
+            self._pending += 1
+            # Into the file: committed every 16 batches (its size is then on disk for
+            # the byte limit); into the staging table: one transaction.
+            if self._stage is None and self._pending >= 16:
+                self._pending = 0
+                self._commit()
+                self._begin()
         except BaseException as exc:
             self._fail(exc)
         self.rows += batch.num_rows
@@ -486,23 +501,22 @@ class _ArrowWriter:
             self._fail(WriteLimitExceeded(self.watch.limit))
 
     def close(self) -> int:
-        from taphouse.catalogue.store import install_version_file, remove_version_file
+        from taphouse.catalogue.store import install_version_file
 
         if self._done:
             return self.rows
         try:
+            self._commit()
             if self._stage is not None:
                 self._cur.execute(f"CREATE TABLE {self._alias}.main.data AS SELECT * FROM"
-                                  f" {self.target} ORDER BY {self.order_by}")
+                                  f" {self._stage} ORDER BY {self.order_by}")
+                self._cur.execute(f"DROP TABLE {self._stage}")
             self._cleanup()
             if self.watch is not None:
                 self.watch.check_final()
             install_version_file(self._tmp, self.path)
         except BaseException as exc:
             self._fail(exc)
-        finally:
-            if self._stage is not None:
-                remove_version_file(self._stage)
         self._done = True
         return self.rows
 
@@ -513,9 +527,7 @@ class _ArrowWriter:
             return
         self._done = True
         self._cleanup()
-        for f in (self._tmp, self._stage):
-            if f is not None:
-                remove_version_file(f)
+        remove_version_file(self._tmp)
 
     def _fail(self, exc: BaseException) -> NoReturn:
         exceeded = self.watch is not None and self.watch.exceeded
@@ -528,6 +540,17 @@ class _ArrowWriter:
         # Stop the watch, detach the files, close an own cursor (safe to repeat).
         if self.watch is not None:
             self.watch.stop()
+        if self._in_txn:
+            self._in_txn = False
+            try:
+                self._cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+        if self._stage is not None:
+            try:
+                self._cur.execute(f"DROP TABLE IF EXISTS {self._stage}")
+            except duckdb.Error:
+                pass
         while self._attached:
             alias = self._attached.pop()
             try:

@@ -88,7 +88,8 @@ def _floats(a: pa.Array) -> np.ndarray:
         np.asarray(a, dtype=np.float64)
 
 
-def _cells(depth: np.ndarray, ra: np.ndarray, dec: np.ndarray, ok: np.ndarray) -> np.ndarray:
+def _cells(depth: np.ndarray, ra: np.ndarray, dec: np.ndarray, ok: np.ndarray,
+           threads: int = 1) -> np.ndarray:
     import astropy.units as u
     from astropy.coordinates import Latitude, Longitude
     from cdshealpix import nested
@@ -99,7 +100,7 @@ def _cells(depth: np.ndarray, ra: np.ndarray, dec: np.ndarray, ok: np.ndarray) -
         sel = ok & (depth == d)
         out[sel] = nested.lonlat_to_healpix(
             Longitude(np.mod(ra[sel], 360.0) * u.deg), Latitude(dec[sel] * u.deg), int(d),
-            num_threads=1).astype(np.int64)
+            num_threads=threads).astype(np.int64)
     return out
 
 
@@ -110,10 +111,15 @@ def _healpix_index(depth: pa.Array, ra: pa.Array, dec: pa.Array) -> pa.Array:
     return pa.array(cells, type=pa.int64(), mask=~ok)
 
 
-def healpix_index_array(depth: int, ra: pa.Array, dec: pa.Array) -> pa.Array:
+def healpix_index_array(depth: int, ra: pa.Array, dec: pa.Array,
+                        threads: int = 1) -> pa.Array:
     """``ivo_healpix_index(depth, ra, dec)`` over Arrow arrays of degrees, as the
-    backends compute it (NULL where a position is missing or invalid)."""
-    return _healpix_index(pa.array(np.full(len(ra), depth, dtype=np.int64)), ra, dec)
+    backends compute it (NULL where a position is missing or invalid); ``threads``:
+    cdshealpix's threads (a DuckDB query parallelises the function itself)."""
+    d = pa.array(np.full(len(ra), depth, dtype=np.int64))
+    ok = _valid(d, ra, dec)
+    cells = _cells(np.asarray(d, dtype=np.int64), _floats(ra), _floats(dec), ok, threads)
+    return pa.array(cells, type=pa.int64(), mask=~ok)
 
 
 def _healpix_neighbours(depth: pa.Array, ra: pa.Array, dec: pa.Array) -> pa.Array:

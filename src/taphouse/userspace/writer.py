@@ -341,7 +341,7 @@ def _healpix(batch: pa.RecordBatch, columns: list[ColumnMeta], ra: str,
     dec_a = batch.column(names.index(dec))
     ra_a = pc.cast(ra_a, pa.float64(), safe=False)
     dec_a = pc.cast(dec_a, pa.float64(), safe=False)
-    return healpix_index_array(HEALPIX_ORDER, ra_a, dec_a)
+    return healpix_index_array(HEALPIX_ORDER, ra_a, dec_a, threads=2)
 
 
 __all__ = ["UserTableWriter"]
