@@ -11,7 +11,6 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-PASSWORD = "admission test password"
 # Minutes of work on 2 cores (8e9 combinations), cancelled when its client goes away.
 SLOW = ("SELECT COUNT(*) AS n FROM t.nums AS a, t.nums AS b, t.nums AS c"
         " WHERE a.id + b.id + c.id = 7")

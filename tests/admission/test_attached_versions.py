@@ -8,8 +8,8 @@ import time
 import httpx
 import psutil
 import pytest
-from admission_helpers import PASSWORD
 
+from accounts import PASSWORD
 from taphouse.catalogue.model import ColumnMeta, TableMeta
 from taphouse.engine.duckdb import DuckDBEngine
 

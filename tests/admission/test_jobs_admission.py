@@ -8,8 +8,10 @@ import time
 
 import httpx
 import pytest
-from admission_helpers import PASSWORD, SLOW, add_nums, client_from
+from admission_helpers import SLOW, add_nums, client_from
 from lxml import etree
+
+from accounts import PASSWORD
 
 UWS = {"uws": "http://www.ivoa.net/xml/UWS/v1.0"}
 FAST = "SELECT TOP 3 id FROM t.nums ORDER BY id"

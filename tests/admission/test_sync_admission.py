@@ -5,9 +5,10 @@ queries; addresses come from trusted proxies only."""
 from __future__ import annotations
 
 import httpx
-from admission_helpers import PASSWORD, SLOW, add_nums, client_from, wait_for
+from admission_helpers import SLOW, add_nums, client_from, wait_for
 from lxml import etree
 
+from accounts import PASSWORD
 from taphouse.admission import address_key, caller_key
 
 VOT = {"v": "http://www.ivoa.net/xml/VOTable/v1.3"}

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
+from accounts import PASSWORD
 from servers import publish_tiny_tables
-
-PASSWORD = "browse-test-password"
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-PASSWORD = "jobs-api-password"
+from accounts import PASSWORD
 
 
 @pytest.fixture(scope="module")

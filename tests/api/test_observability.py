@@ -8,16 +8,15 @@ import time
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from accounts import PASSWORD
 from taphouse.auth.passwords import PasswordHashing
-
-PW = "a long enough password"
 
 
 def _users(server) -> None:
     p = server.platform
     p.authenticator.hashing = PasswordHashing(time_cost=1, memory_cost=4096, parallelism=1)
-    p.authenticator.accounts.add_user("ada", PW)
-    p.authenticator.accounts.add_user("root", PW, is_admin=True)
+    p.authenticator.accounts.add_user("ada", PASSWORD)
+    p.authenticator.accounts.add_user("root", PASSWORD, is_admin=True)
 
 
 def _logged(caplog, text: str) -> list[str]:
@@ -33,7 +32,7 @@ def _logged(caplog, text: str) -> list[str]:
 
 
 def _token(url: str, name: str) -> str:
-    r = httpx.post(url + "/auth/token", data={"username": name, "password": PW}, timeout=60)
+    r = httpx.post(url + "/auth/token", data={"username": name, "password": PASSWORD}, timeout=60)
     assert r.status_code == 200, r.text
     return r.json()["access_token"]
 
@@ -54,7 +53,7 @@ def test_one_line_per_request_without_secrets(start_server, caplog):
     assert "caller=ada addr=127.0.0.1 method=GET path=/api/usertables status=200" in line
     assert f"bytes={len(r.content)}" in line and "seconds=" in line
     everything = "\n".join(lines)
-    assert "s3cr3t" not in everything and token not in everything and PW not in everything
+    assert "s3cr3t" not in everything and token not in everything and PASSWORD not in everything
     login_line = next(line for line in lines if "path=/auth/token" in line)
     assert "status=200" in login_line and "caller=ada" in login_line
     # a forged newline in the path cannot make a second line
@@ -76,7 +75,7 @@ def test_metrics_for_administrators_and_allowed_addresses(start_server):
     assert httpx.get(url, timeout=30).status_code == 401
     ada = _token(server.url, "ada")
     assert httpx.get(url, headers={"Authorization": f"Bearer {ada}"}, timeout=30).status_code == 403
-    assert httpx.get(url, auth=("root", PW), timeout=30).status_code == 401  # tokens only
+    assert httpx.get(url, auth=("root", PASSWORD), timeout=30).status_code == 401  # tokens only
     root = _token(server.url, "root")
     for _ in range(6):  # wrong passwords until the login throttle answers 429
         httpx.post(server.url + "/auth/token", data={"username": "ada", "password": "wrong pw"},

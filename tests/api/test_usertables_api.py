@@ -12,7 +12,8 @@ import pytest
 from astropy import units as u
 from astropy.table import Table
 
-PASSWORD = "api-test-password"
+from accounts import PASSWORD
+
 _n = itertools.count()
 
 

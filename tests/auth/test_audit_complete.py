@@ -15,16 +15,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from accounts import PASSWORD
 from taphouse.auth.database_access import DatabaseAccess
 from taphouse.auth.passwords import PasswordHashing
 from taphouse.catalogue.ingest import ingest_files
 
-PW = "a long enough password"
 H = {"X-Taphouse": "test"}
 
 
 def login(url: str, name: str) -> dict[str, str]:
-    r = httpx.post(url + "/auth/token", data={"username": name, "password": PW}, timeout=60)
+    r = httpx.post(url + "/auth/token", data={"username": name, "password": PASSWORD}, timeout=60)
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}", **H}
 
@@ -42,10 +42,10 @@ def site(start_server, tmp_path):
     ingest_files(p.catalogue, [path], "secret_cat", "stars")
     acc = p.authenticator.accounts
     acc.add_group("team")
-    acc.add_user("alice", PW, groups=["team"])
-    acc.add_user("carol", PW, groups=["team"])
-    acc.add_user("bob", PW)
-    acc.add_user("root", PW, is_admin=True)
+    acc.add_user("alice", PASSWORD, groups=["team"])
+    acc.add_user("carol", PASSWORD, groups=["team"])
+    acc.add_user("bob", PASSWORD)
+    acc.add_user("root", PASSWORD, is_admin=True)
     DatabaseAccess(p.meta, p.catalogue).restrict("secret_cat", ["team"])
     return server
 
@@ -85,7 +85,7 @@ def test_group_changes_on_the_command_line_are_audited_and_events_checked(tmp_pa
                  ("group", "add-member", "g1", "dave"), ("group", "remove-member", "g1", "dave"),
                  ("group", "delete", "g1")):
         proc = subprocess.run([sys.executable, "-m", "taphouse.cli", "--data-dir", str(data),
-                               "--init", *args], input=PW + "\n", capture_output=True,
+                               "--init", *args], input=PASSWORD + "\n", capture_output=True,
                               text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
     out = _cli(data, "audit", "--event", "group").stdout

@@ -3,10 +3,9 @@ import base64
 import pytest
 from starlette.requests import Request
 
+from accounts import PASSWORD
 from taphouse.auth.authenticator import Authenticator, require_scope
 from taphouse.auth.errors import AuthError, Forbidden, InsecureTransport, TooManyAttempts
-
-PASSWORD = "a good password 1"
 
 
 def request(authorization: str | None = None, *, client: str = "127.0.0.1",

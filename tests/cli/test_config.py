@@ -12,10 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from accounts import PASSWORD
 from servers import free_port, wait_until_up
 from taphouse.settings import Settings, read_config_file
-
-PASSWORD = "correct horse battery staple"
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None,

@@ -18,7 +18,6 @@ import shutil
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,8 @@ import httpx
 import pytest
 
 import taphouse
+from accounts import PASSWORD
 
-PASSWORD = "compute test password"
 JOB_ENV = Path(os.environ.get("TAPHOUSE_TEST_JOB_ENV", "/var/cache/taphouse-test/jobenv"))
 HOME_QUOTA = 64 * 1024**2
 
@@ -57,12 +56,6 @@ def sandbox_data_dir(prefix: str = "taphouse-compute-") -> Path:
     base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     base.chmod(0o711)
     return base
-
-
-def add_user(server: Any, prefix: str = "c") -> str:
-    name = f"{prefix}{uuid.uuid4().hex[:8]}"
-    server.platform.authenticator.accounts.add_user(name, PASSWORD)
-    return name
 
 
 def login(server: Any, name: str) -> taphouse.client.Client:

@@ -13,13 +13,13 @@ from compute_helpers import (
     HOME_QUOTA,
     JOB_ENV,
     Responsiveness,
-    add_user,
     login,
     require_sandbox_machine,
     sandbox_data_dir,
 )
 
 import taphouse
+from accounts import new_user
 from servers import LiveServer, start_live
 
 
@@ -40,7 +40,7 @@ def compute_server() -> Iterator[LiveServer]:
 
 @pytest.fixture
 def user_client(compute_server: LiveServer) -> Iterator[taphouse.client.Client]:
-    c = login(compute_server, add_user(compute_server))
+    c = login(compute_server, new_user(compute_server))
     yield c
     c.close()
 

@@ -9,8 +9,9 @@ import time
 
 import httpx
 import pytest
-from compute_helpers import PASSWORD, add_user, login
+from compute_helpers import login
 
+from accounts import PASSWORD, new_user
 from taphouse.client import ComputeError
 
 pytestmark = pytest.mark.slow
@@ -37,7 +38,7 @@ def _wait(server, headers, job_id: str) -> dict:
 
 
 def test_submit_as_json_like_curl(compute_server):
-    name = add_user(compute_server)
+    name = new_user(compute_server)
     h = _token(compute_server, name)
     body = {"script": "import sys, taphouse.client as c\nprint('args', c.job_args())\n"
                       "open('result.txt', 'w').write(open('in.txt').read().upper())",
@@ -111,7 +112,7 @@ def test_abort_a_running_job(compute_server, user_client):
 
 def test_jobs_are_owner_only(compute_server, user_client):
     result = user_client.run("print('mine')")
-    other = _token(compute_server, add_user(compute_server))
+    other = _token(compute_server, new_user(compute_server))
     base = f"{compute_server.url}/api/compute/{result.job_id}"
     for url in (base, base + "/stdout", f"{compute_server.url}/api/jobs/{result.job_id}"):
         assert httpx.get(url, headers=other).status_code == 404
@@ -134,7 +135,7 @@ def test_both_kinds_in_api_jobs_and_tap_lists_only_queries(compute_server, user_
 
 
 def test_bad_submissions_are_clear_errors(compute_server):
-    h = _token(compute_server, add_user(compute_server))
+    h = _token(compute_server, new_user(compute_server))
     url = compute_server.url + "/api/compute"
     for body, words in [({}, "script"), ({"script": "1", "args": {"a": 1}}, "JSON array"),
                         ({"script": "1", "timeout": -5}, "timeout"),
@@ -210,7 +211,7 @@ def test_session_tokens_are_refused_on_the_socket(compute_server, user_client):
 def test_per_user_limit_and_separate_pool(compute_server):
     """Two compute jobs per user at a time (test setting); a third waits QUEUED, and the
     TAP pool is untouched meanwhile."""
-    with login(compute_server, add_user(compute_server)) as c:
+    with login(compute_server, new_user(compute_server)) as c:
         jobs = [c.run("import time; time.sleep(12)", wait=False) for _ in range(3)]
         deadline = time.monotonic() + 30
         while sorted(j.info()["phase"] for j in jobs)[:2] != ["EXECUTING", "EXECUTING"]:

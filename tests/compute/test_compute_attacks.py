@@ -13,8 +13,9 @@ import time
 
 import pytest
 from attacks import ATTACKS, CONTROL_ESCAPES
-from compute_helpers import HOME_QUOTA, JOB_ENV, add_user, login
+from compute_helpers import HOME_QUOTA, JOB_ENV, login
 
+from accounts import new_user
 from taphouse.client import ComputeError
 
 pytestmark = pytest.mark.slow
@@ -67,7 +68,7 @@ def targets(compute_server, listeners):
     """What the attack script aims at: another user's home with a secret in it, the
     server's files, ports and process."""
     platform = compute_server.platform
-    other = add_user(compute_server, "victim")
+    other = new_user(compute_server, "victim")
     with login(compute_server, other) as c:
         c.run("open(__import__('os').environ['HOME'] + '/secret.txt', 'w').write('s3cret')")
     other_id = platform.authenticator.accounts.user(other).id

@@ -13,9 +13,10 @@ import httpx
 import pytest
 import pyvo
 import requests
-from compute_helpers import JOB_ENV, PASSWORD, sandbox_data_dir
+from compute_helpers import JOB_ENV, sandbox_data_dir
 
 import taphouse
+from accounts import PASSWORD
 from servers import ServerProcess
 
 pytestmark = pytest.mark.slow

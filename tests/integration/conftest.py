@@ -4,15 +4,14 @@ users created per test, and clients logged in as them."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+import accounts
 import taphouse
-
-PASSWORD = "correct horse battery staple"
+from accounts import PASSWORD
 
 # Runs for minutes unless aborted: every Hipparcos star against every Gaia star with a
 # condition no join algorithm can speed up.
@@ -28,12 +27,6 @@ def _private_config(tmp_path, monkeypatch):
     monkeypatch.delenv("TAPHOUSE_TOKEN", raising=False)
 
 
-def add_user(server: Any, prefix: str = "u") -> str:
-    name = f"{prefix}{uuid.uuid4().hex[:8]}"
-    server.platform.authenticator.accounts.add_user(name, PASSWORD)
-    return name
-
-
 @pytest.fixture
 def password() -> str:
     return PASSWORD
@@ -42,7 +35,7 @@ def password() -> str:
 @pytest.fixture
 def make_user() -> Callable[[Any], str]:
     """``make_user(server)``: a new account on that server (password: ``password``)."""
-    return add_user
+    return accounts.new_user
 
 
 @pytest.fixture
@@ -57,7 +50,7 @@ def phase_on_server() -> Callable[[Any, str], str]:
 
 @pytest.fixture
 def new_user(demo_server) -> Callable[[], str]:
-    return lambda prefix="u": add_user(demo_server, prefix)
+    return lambda prefix="u": accounts.new_user(demo_server, prefix)
 
 
 @pytest.fixture

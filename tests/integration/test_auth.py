@@ -9,9 +9,8 @@ import time
 import pytest
 
 import taphouse
+from accounts import PASSWORD
 from taphouse.client import AuthError, Client, ClientError
-
-PASSWORD = "correct horse battery staple"
 
 
 def test_login_whoami_logout_revokes_the_token(demo_server, new_user):

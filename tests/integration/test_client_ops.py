@@ -13,10 +13,9 @@ import pytest
 from astropy.table import Table
 
 import taphouse
+from accounts import PASSWORD
 from taphouse.client import AuthError, ClientError
 from taphouse.client.models import PersonalToken
-
-PASSWORD = "correct horse battery staple"
 
 
 def _expire_everything(server) -> None:

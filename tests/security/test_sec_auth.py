@@ -8,7 +8,9 @@ import time
 
 import httpx
 import pytest
-from sec_helpers import PASSWORD, client_for, error_of, new_user, sync
+from sec_helpers import client_for, error_of, sync
+
+from accounts import PASSWORD, new_user
 
 T = "gaia.dr3_bright"
 

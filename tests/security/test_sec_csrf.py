@@ -7,7 +7,8 @@ import re
 
 import httpx
 import pytest
-from sec_helpers import PASSWORD, new_user
+
+from accounts import PASSWORD, new_user
 
 EVIL = "https://evil.example"
 

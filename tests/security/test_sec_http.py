@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sec_helpers import client_for, new_user
+from sec_helpers import client_for
+
+from accounts import new_user
 
 PATHS = ["/", "/tap", "/tap/sync", "/tap/async", "/tap/tables", "/tap/capabilities",
          "/auth/token", "/auth/whoami", "/api/usertables", "/api/workspaces",

@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from sec_helpers import client_for, error_of, new_user, sync
+from sec_helpers import client_for, error_of, sync
+
+from accounts import new_user
 
 T = "gaia.dr3_bright"
 

@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from sec_helpers import PASSWORD
+
+from accounts import PASSWORD
 
 
 def from_address(server, address: str, **kwargs) -> httpx.Client:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from sec_helpers import client_for, error_of, new_user, sync
+from sec_helpers import client_for, error_of, sync
 
+from accounts import new_user
 from taphouse.errors import without_paths
 
 

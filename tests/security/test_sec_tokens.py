@@ -5,7 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from sec_helpers import PASSWORD, new_user
+
+from accounts import PASSWORD, new_user
 
 
 def _token(server, user: str) -> str:

@@ -20,11 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from accounts import PASSWORD
 from servers import start_live
 from taphouse.auth.database_access import DatabaseAccess
 from taphouse.catalogue.ingest import ingest_files
-
-PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture(scope="module")

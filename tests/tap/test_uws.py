@@ -17,7 +17,8 @@ from astropy.io.votable import parse_single_table
 from astropy.table import Table
 from lxml import etree
 
-PASSWORD = "uws test password"
+from accounts import PASSWORD
+
 NS = {"uws": "http://www.ivoa.net/xml/UWS/v1.0", "xlink": "http://www.w3.org/1999/xlink"}
 XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 # Slow enough to watch it run (seconds on 2 cores), cancellable at any time.

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from lxml import etree
 
+from accounts import PASSWORD
 from servers import ServerProcess
 
-PASSWORD = "uws restart password"
 NS = {"uws": "http://www.ivoa.net/xml/UWS/v1.0"}
 SLOW = ("SELECT COUNT(*) AS n FROM t.nums AS a, t.nums AS b, t.nums AS c"
         " WHERE a.id + b.id + c.id = 7")

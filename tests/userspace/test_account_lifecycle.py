@@ -10,9 +10,9 @@ import sys
 import httpx
 import pytest
 
+from accounts import PASSWORD
 from taphouse.catalogue.ingest import ingest_files
 
-PASSWORD = "correct-horse-battery"
 Q = "SELECT ra, dec FROM pubcat.stars"
 
 

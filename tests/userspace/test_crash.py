@@ -7,8 +7,9 @@ import threading
 import time
 
 import httpx
-from userspace_helpers import PASSWORD, csv_table, sync, table_of
+from userspace_helpers import csv_table, sync, table_of
 
+from accounts import PASSWORD
 from servers import ServerProcess
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from userspace_helpers import client_for, infos, new_user, sync, table_of
+from userspace_helpers import client_for, infos, sync, table_of
+
+from accounts import new_user
 
 
 def test_dest_then_join_with_catalogue(demo_server):

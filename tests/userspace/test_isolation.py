@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 
-from userspace_helpers import client_for, new_user, sync, table_of
+from userspace_helpers import client_for, sync, table_of
+
+from accounts import new_user
 
 Q = "SELECT TOP 5 source_id, ra, dec FROM gaia.dr3_bright ORDER BY source_id"
 

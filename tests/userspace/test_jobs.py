@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 
-from userspace_helpers import client_for, new_user, sync, table_of
+from userspace_helpers import client_for, sync, table_of
+
+from accounts import new_user
 
 
 def _run_job(c, query: str, **params: str) -> str:

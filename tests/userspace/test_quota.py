@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 
-from userspace_helpers import client_for, csv_table, new_user, sync, table_of
+from userspace_helpers import client_for, csv_table, sync, table_of
+
+from accounts import new_user
 
 
 def _files(server, user: str) -> list[str]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import threading
 import time
 
-from userspace_helpers import client_for, csv_table, new_user, sync, table_of
+from userspace_helpers import client_for, csv_table, sync, table_of
+
+from accounts import new_user
 
 BIG = ("SELECT a.id AS id, b.id AS id2, a.ra AS ra, a.dec AS dec FROM mydb.src AS a"
        " JOIN mydb.src AS b ON MOD(a.id, 2) = MOD(b.id, 2)")  # 2000 x 1000 = 2M rows

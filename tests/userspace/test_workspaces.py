@@ -8,7 +8,9 @@ import subprocess
 
 import pytest
 import requests
-from userspace_helpers import PASSWORD, client_for, new_user, sync, table_of
+from userspace_helpers import client_for, sync, table_of
+
+from accounts import PASSWORD, new_user
 
 STAGES = "TMV TME TMS TMC CPV CAP AVV QGE QPO QAS UWS UPL EXA MDQ"
 

@@ -5,21 +5,11 @@
 
 from __future__ import annotations
 
-import itertools
-import os
 from typing import Any
 
 import httpx
 
-PASSWORD = "correct-horse-battery"
-_counter = itertools.count()
-
-
-def new_user(server: Any, prefix: str = "u") -> str:
-    """Create a fresh account on ``server`` (unique name) and return its name."""
-    name = f"{prefix}{os.getpid() % 1000}x{next(_counter)}"
-    server.platform.authenticator.accounts.add_user(name, PASSWORD)
-    return name
+from accounts import PASSWORD
 
 
 def client_for(server: Any, user: str | None) -> httpx.Client:
