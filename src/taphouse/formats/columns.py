@@ -119,12 +119,40 @@ def normalise(array: pa.Array, fld: Field) -> pa.Array:
             return _to_string(array)
         if pa.types.is_dictionary(array.type):
             array = array.dictionary_decode()
+        if fld.is_array and _is_bytes(array.type):
+            return _bytes_as_list(array, target)
         return pc.cast(array, target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
         raise FormatError(
             f"column {fld.meta.name!r}: cannot write {array.type} values as "
             f"{fld.datatype}{'[' + (fld.meta.arraysize or '') + ']' if fld.is_array else ''}"
             f": {e}") from None
+
+
+def _is_bytes(t: pa.DataType) -> bool:
+    return bool(pa.types.is_binary(t) or pa.types.is_large_binary(t)
+                or pa.types.is_fixed_size_binary(t))
+
+
+def _bytes_as_list(array: pa.Array, target: pa.DataType) -> pa.Array:
+    """A BLOB column (Arrow binary) as the list of bytes it is declared as
+    (``unsignedByte`` arrays): Arrow has no cast from binary to list."""
+    if pa.types.is_fixed_size_binary(array.type):
+        array = array.cast(pa.binary())
+    if pa.types.is_large_binary(array.type):  # (offsets past 2 GiB cannot be a list)
+        array = array.cast(pa.binary())
+    import numpy as np
+
+    n = len(array)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32, count=n + 1,
+                            offset=array.offset * 4)
+    data = array.buffers()[2]
+    start, end = int(offsets[0]), int(offsets[-1])
+    values = (pa.Array.from_buffers(pa.uint8(), end - start, [None, data], offset=start)
+              if end > start else pa.array([], pa.uint8()))
+    mask = array.is_null() if array.null_count else None
+    return pc.cast(pa.ListArray.from_arrays(pa.array(offsets - start), values, mask=mask),
+                   target)
 
 
 def promote_unicode(fields: list[Field], batch: pa.RecordBatch | None) -> list[Field]:

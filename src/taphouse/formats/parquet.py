@@ -14,12 +14,14 @@ no reader will take it for a complete result.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from taphouse.catalogue.model import ColumnMeta
 from taphouse.formats.columns import check_columns, field_for, normalise
+from taphouse.formats.errors import FormatError
 from taphouse.formats.result import ByteCap, ResultInfo, limit_batches
 from taphouse.formats.votable import table_header, trailer
 
@@ -114,3 +116,71 @@ class ParquetWriter:
         writer.add_key_value_metadata(votable_metadata(columns, info))
         writer.close()
         yield sink.take()
+
+
+#: How large a Parquet document (an upload, a remote's answer) may become once decoded:
+#: this many times its size, and at least :data:`DECODED_MIN_BYTES`. Compression and
+#: dictionaries make a few bytes stand for many; a hostile file must not make them
+#: stand for gigabytes.
+DECODED_FACTOR = 20
+DECODED_MIN_BYTES = 256 * 1024**2
+
+
+class DecodedTooLarge(FormatError):
+    """A Parquet document would take more than its cap once decoded (``size`` and
+    ``cap`` in bytes); raised before the large part is expanded."""
+
+    def __init__(self, size: int, cap: int):
+        super().__init__(f"the Parquet data would take {size:,} bytes once decoded, more"
+                         f" than {cap:,}: refused")
+        self.size, self.cap = size, cap
+
+
+def read_bounded(source: Any, nbytes: int) -> pa.Table:
+    """A Parquet document (a path or a seekable binary file of ``nbytes`` bytes) as one
+    Arrow table without dictionary types, refused with :class:`DecodedTooLarge` when it
+    would decode to more than ``max(DECODED_MIN_BYTES, DECODED_FACTOR * nbytes)``.
+
+    The row groups' declared sizes are checked first; then string and binary columns are
+    read as dictionaries and their expanded size summed from the indices before any of
+    them is expanded (one 1 MB dictionary string in 300 rows is 300 MB decoded).
+    """
+    import pyarrow.compute as pc
+
+    cap = max(DECODED_MIN_BYTES, DECODED_FACTOR * nbytes)
+    meta = pq.ParquetFile(source)
+    claimed = sum(meta.metadata.row_group(i).total_byte_size
+                  for i in range(meta.metadata.num_row_groups))
+    if claimed > cap:
+        raise DecodedTooLarge(claimed, cap)
+    textual = [f.name for f in meta.schema_arrow if _is_textual(f.type)]
+    if hasattr(source, "seek"):
+        source.seek(0)
+    table = pq.ParquetFile(source, read_dictionary=textual).read()
+    size = table.nbytes
+    decoded = {}
+    for name in table.column_names:
+        column = table.column(name)
+        if not pa.types.is_dictionary(column.type):
+            continue
+        value_type = column.type.value_type
+        for chunk in column.chunks:
+            if _is_textual(value_type):
+                lengths = pc.binary_length(chunk.dictionary)
+                size += int(pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0)
+            else:
+                size += len(chunk) * max(1, value_type.bit_width // 8)
+        if size > cap:
+            raise DecodedTooLarge(size, cap)
+        decoded[name] = pa.chunked_array([c.dictionary_decode() for c in column.chunks],
+                                         type=value_type)
+    for name, column in decoded.items():
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    return table.replace_schema_metadata(None)
+
+
+def _is_textual(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return bool(pa.types.is_string(t) or pa.types.is_binary(t)
+                or pa.types.is_large_string(t) or pa.types.is_large_binary(t))

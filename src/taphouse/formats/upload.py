@@ -310,7 +310,7 @@ def _parquet(data: Any, head: bytes,
              max_rows: int | None = None) -> tuple[pa.Table, list[ColumnMeta]]:
     import pyarrow.parquet as pq
 
-    from taphouse.formats.parquet import CONTENT_KEY
+    from taphouse.formats.parquet import CONTENT_KEY, read_bounded
     from taphouse.formats.votable_read import TooManyRows
 
     source = pq.ParquetFile(data)
@@ -318,7 +318,13 @@ def _parquet(data: Any, head: bytes,
         # from the footer, before decoding: a few kB of one repeated value can stand for
         # millions of rows (gigabytes once read)
         raise TooManyRows(source.metadata.num_rows)
-    arrow = source.read().replace_schema_metadata(None)
+    # within the row limit, a few rows may still hold one huge dictionary string each
+    if isinstance(data, str):
+        nbytes = os.path.getsize(data)
+    else:
+        nbytes = data.seek(0, io.SEEK_END)
+        data.seek(0)
+    arrow = read_bounded(data, nbytes)
     metas = columns_from_schema(arrow.schema)
     content = (source.metadata.metadata or {}).get(CONTENT_KEY.encode())
     if content:
@@ -334,6 +340,31 @@ def _parquet(data: Any, head: bytes,
                 meta.xtype = fld.xtype or meta.xtype
                 meta.description = fld.description or None
     return arrow, metas
+
+
+_UNSIGNED_NOTE = ("unsigned 64-bit integers written as decimal text: VOTable has no"
+                  " unsigned long and some values are 2**63 or more")
+
+
+def _unsigned_long(arrow: pa.Table, metas: list[ColumnMeta]) -> pa.Table:
+    """Unsigned 64-bit columns (Parquet, FITS): ``long`` when every value fits one, else
+    the exact values as decimal text, said in the column's description (a ``double``
+    would round them past 2**53, a wrapped ``long`` would be wrong)."""
+    import pyarrow.compute as pc
+
+    for i, meta in enumerate(metas):
+        column = arrow.column(i)
+        if column.type != pa.uint64():
+            continue
+        largest = pc.max(column).as_py()
+        if largest is None or largest < 2**63:
+            arrow = arrow.set_column(i, arrow.field(i).name, column.cast(pa.int64()))
+            continue
+        arrow = arrow.set_column(i, arrow.field(i).name, column.cast(pa.string()))
+        meta.datatype, meta.arraysize, meta.xtype = "char", "*", None
+        meta.description = (f"{meta.description} ({_UNSIGNED_NOTE})" if meta.description
+                            else _UNSIGNED_NOTE[0].upper() + _UNSIGNED_NOTE[1:])
+    return arrow
 
 
 def _csv(data: Any, head: bytes) -> tuple[pa.Table, list[ColumnMeta]]:
@@ -410,6 +441,7 @@ def read_upload(data: bytes | IO[bytes] | str | os.PathLike, *, content_type: st
         raise FormatError(f"upload {name} has {arrow.num_rows} rows; the limit is {max_rows}")
     if not metas:
         raise FormatError(f"upload {name} has no columns")
+    arrow = _unsigned_long(arrow, metas)
     _rename(metas, name)
     arrow = arrow.rename_columns([m.name for m in metas])
     return arrow, metas

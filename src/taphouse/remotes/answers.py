@@ -165,7 +165,7 @@ def _parquet(body: bytes, what: str, maxrec: int | None = None
                                 ) from None
     _check_rows(source.metadata.num_rows, maxrec, what)
     try:
-        table = _decode_parquet(body, source, what)
+        table = _decode_parquet(body, what)
     except RemoteUnavailable:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -189,49 +189,15 @@ def _parquet(body: bytes, what: str, maxrec: int | None = None
     return table, columns, infos
 
 
-#: How large a remote's Parquet answer may become once decoded: this many times its
-#: size, and at least :data:`DECODED_MIN_BYTES` (compression and dictionaries make a
-#: few bytes stand for many; a hostile answer must not make them stand for gigabytes).
-DECODED_FACTOR = 20
-DECODED_MIN_BYTES = 256 * 1024**2
-
-
-def _decode_parquet(body: bytes, source: Any, what: str) -> pa.Table:
+def _decode_parquet(body: bytes, what: str) -> pa.Table:
     """The Parquet answer as one Arrow table, refused before it is expanded when it would
-    decode to more than the cap: the strings of dictionary-encoded columns are read as
-    dictionaries first and their expanded size summed from the indices, then decoded."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+    decode to more than its cap (:func:`taphouse.formats.parquet.read_bounded`)."""
+    from taphouse.formats.parquet import DecodedTooLarge, read_bounded
 
-    cap = max(DECODED_MIN_BYTES, DECODED_FACTOR * len(body))
-    claimed = sum(source.metadata.row_group(i).total_byte_size
-                  for i in range(source.metadata.num_row_groups))
-    if claimed > cap:
-        raise _too_big(what, claimed, cap)
-    textual = [f.name for f in source.schema_arrow
-               if pa.types.is_string(f.type) or pa.types.is_binary(f.type)
-               or pa.types.is_large_string(f.type) or pa.types.is_large_binary(f.type)]
-    reader = pq.ParquetFile(io.BytesIO(body), read_dictionary=textual)
-    table = reader.read()
-    size = table.nbytes
-    columns = {}
-    for name in textual:
-        column = table.column(name)
-        if not pa.types.is_dictionary(column.type):
-            continue
-        for chunk in column.chunks:
-            lengths = pc.binary_length(chunk.dictionary)
-            taken = pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0
-            size += int(taken)
-        if size > cap:
-            raise _too_big(what, size, cap)
-        columns[name] = pa.chunked_array([c.dictionary_decode() for c in column.chunks],
-                                         type=column.type.value_type)
-    if size > cap:
-        raise _too_big(what, size, cap)
-    for name, column in columns.items():
-        table = table.set_column(table.schema.get_field_index(name), name, column)
-    return table.replace_schema_metadata(None)
+    try:
+        return read_bounded(io.BytesIO(body), len(body))
+    except DecodedTooLarge as exc:
+        raise _too_big(what, exc.size, exc.cap) from None
 
 
 def _too_big(what: str, size: int, cap: int) -> RemoteUnavailable:
