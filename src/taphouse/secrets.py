@@ -321,6 +321,7 @@ class SecretStore:
         self.meta = meta
         self._box: SecretBox | None = box
         self._settings: Settings | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -328,26 +329,35 @@ class SecretStore:
         """A store whose keys are read (the key file made) on first use, not now."""
         store = cls.__new__(cls)
         store.meta, store._box, store._settings = meta, None, settings
+        store._stamp = None
         store._lock = threading.Lock()
         return store
 
     @property
     def box(self) -> SecretBox:
+        """The keys; read again when the key file changed (``taphouse secrets rotate``
+        run while the server runs: a store holding the old keys could open nothing the
+        rotation re-sealed, and would seal with a key ``--retire`` had dropped)."""
         with self._lock:
-            if self._box is None:
-                assert self._settings is not None
-                self._box = SecretBox.from_settings(self._settings)
+            settings = self._settings
+            from_file = settings is not None and not getattr(settings, "secret_keys", ())
+            stamp = _stamp(key_file_path(settings)) if from_file and settings else None
+            if self._box is None or (from_file and stamp != self._stamp):
+                assert settings is not None
+                self._box = SecretBox.from_settings(settings)
+                self._stamp = _stamp(key_file_path(settings)) if from_file else None
             return self._box
 
     def put(self, name: str, value: str, *, con: sqlite3.Connection | None = None) -> None:
         """Store ``value`` sealed under ``name`` (replacing any); ``con``: inside the
         caller's transaction."""
-        sealed = self.box.seal(value, purpose=name)
+        box = self.box
+        sealed = box.seal(value, purpose=name)
         (con or self.meta.connection()).execute(
             "INSERT INTO secrets (name, sealed, key_id, updated) VALUES (?, ?, ?, ?)"
             " ON CONFLICT(name) DO UPDATE SET sealed = excluded.sealed,"
             " key_id = excluded.key_id, updated = excluded.updated",
-            (name, sealed, self.box.primary_key_id, _now()))
+            (name, sealed, box.primary_key_id, _now()))
 
     def get(self, name: str) -> Secret | None:
         row = self.meta.query_one("SELECT sealed FROM secrets WHERE name = ?", (name,))
@@ -388,6 +398,15 @@ class SecretStore:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What tells a rewritten key file (inode, modification time, size); None: none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 # --- taphouse secrets ... --------------------------------------------------------------
