@@ -45,6 +45,8 @@ VOTABLE = "votable"
 BINARY2 = "application/x-votable+xml;serialization=BINARY2"
 PARQUET = "parquet"
 _XLINK = "{http://www.w3.org/1999/xlink}href"
+#: A run of this many characters of a credential is redacted wherever it stands.
+_RUN = 10
 _FINAL = {"COMPLETED", "ERROR", "ABORTED"}
 
 
@@ -106,6 +108,8 @@ class RemoteTap:
         self.outbound = outbound
         self._credentials = dict(credentials or {})
         self._secret_texts = _secret_texts(self._credentials.values())
+        self._grams = {t[i:i + _RUN] for t in self._secret_texts
+                       for i in range(len(t) - _RUN + 1)}
         self.retry = retry
         self.query_timeout = query_timeout
         self._sleep = sleep
@@ -115,10 +119,30 @@ class RemoteTap:
         return f"RemoteTap({self.name!r}, {self.url!r})"
 
     def redact(self, text: str) -> str:
-        """``text`` without this remote's credentials (in any form the remote saw)."""
+        """``text`` without this remote's credentials (in any form the remote saw), nor
+        any run of :data:`_RUN` characters of one: an echo cut by an excerpt's length
+        limit, or with its ``=`` padding escaped, is not the whole credential."""
         for secret in self._secret_texts:
             text = text.replace(secret, "********")
-        return text
+        grams = self._grams
+        if not grams or len(text) < _RUN:
+            return text
+        covered = [False] * len(text)
+        for i in range(len(text) - _RUN + 1):
+            if text[i:i + _RUN] in grams:
+                covered[i:i + _RUN] = [True] * _RUN
+        if not any(covered):
+            return text
+        out, i = [], 0
+        while i < len(text):
+            if covered[i]:
+                while i < len(text) and covered[i]:
+                    i += 1
+                out.append("********")
+            else:
+                out.append(text[i])
+                i += 1
+        return "".join(out)
 
     @contextmanager
     def redacting(self) -> Iterator[None]:
