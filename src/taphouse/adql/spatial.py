@@ -32,9 +32,10 @@ a LEFT JOIN for its right side).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
@@ -42,9 +43,14 @@ from taphouse.adql import geometry as geo
 from taphouse.adql import sphere
 from taphouse.adql.columns import annotate, geometry_meta, note, source_column
 from taphouse.adql.errors import AdqlError
+from taphouse.adql.functions import PREDICATES, F, function_of
 from taphouse.adql.resolve import Frame, Source
 from taphouse.adql.scope import Scope
 from taphouse.adql.udf import UDFS
+from taphouse.catalogue.model import TableMeta
+
+if TYPE_CHECKING:
+    from taphouse.catalogue.hats import CrossmatchPlan
 
 CELL_COLUMN = "_th_cell"
 #: A computed position (e.g. propagated to another epoch) of a crossmatch's expanded side.
@@ -133,10 +139,11 @@ def _optimise_select(select: exp.Select, frame: Frame, scope: Scope, dialect: st
             csrc = _single_source(m.centre + (m.radius,), allow_none=True)
             if psrc is None or psrc not in frame.sources:
                 continue
-            if csrc is None and _constant_point(m.centre) is not None:
+            centre = _constant_point(m.centre)
+            if csrc is None and centre is not None:
                 if psrc.alias in coned or not _allowed(place, psrc, all_inner):
                     continue
-                if _cone(psrc, m, _constant_point(m.centre), radius, notes, dialect):
+                if _cone(psrc, m, centre, radius, notes, dialect):
                     coned.add(psrc.alias)
                     break
             elif (csrc is not None and csrc is not psrc and csrc in frame.sources
@@ -172,10 +179,9 @@ def _match(node: exp.Expression) -> _Match | None:
 def _match_predicate(node: exp.Expression) -> _Match | None:
     if isinstance(node, exp.Contains):
         a, b = node.this, node.expression
-    elif isinstance(node, exp.Anonymous) and node.name.lower() in ("contains", "intersects") \
-            and len(node.expressions) == 2:
+    elif function_of(node) in PREDICATES and len(node.expressions) == 2:
         a, b = node.expressions
-        if node.name.lower() == "intersects" and _point_args(a) is None:
+        if function_of(node) is F.INTERSECTS and _point_args(a) is None:
             a, b = b, a
     else:
         return None
@@ -197,15 +203,14 @@ def _match_polygon(node: exp.Expression
         return None
     if isinstance(node, exp.Contains):
         pairs = [(node.this, node.expression)]
-    elif isinstance(node, exp.Anonymous) and len(node.expressions) == 2 \
-            and node.name.lower() in ("contains", "intersects"):
+    elif function_of(node) in PREDICATES and len(node.expressions) == 2:
         a, b = node.expressions
-        pairs = [(a, b)] if node.name.lower() == "contains" else [(a, b), (b, a)]
+        pairs = [(a, b)] if function_of(node) is F.CONTAINS else [(a, b), (b, a)]
     else:
         return None
     for a, b in pairs:
         point = _point_args(a)
-        if point is None or not geo.is_geometry_call(b, ("polygon", "box")):
+        if point is None or not geo.is_geometry_call(b, {F.POLYGON, F.BOX}):
             continue
         try:
             g = geo.geometry(b, lambda e: e)
@@ -218,7 +223,7 @@ def _match_polygon(node: exp.Expression
 
 
 def _match_distance(dist: exp.Expression, radius: exp.Expression) -> _Match | None:
-    if not (isinstance(dist, exp.Anonymous) and dist.name.lower() == "distance"):
+    if function_of(dist) is not F.DISTANCE:
         return None
     args = dist.expressions
     if len(args) == 4:
@@ -236,8 +241,8 @@ def _strip(args: list[exp.Expression]) -> list[exp.Expression]:
     return args
 
 
-def _point_args(node) -> tuple[exp.Expression, exp.Expression] | None:
-    if isinstance(node, exp.Anonymous) and node.name.lower() == "point":
+def _point_args(node: exp.Expression) -> tuple[exp.Expression, exp.Expression] | None:
+    if function_of(node) is F.POINT:
         args = _strip(list(node.expressions))
         if len(args) == 2:
             return args[0], args[1]
@@ -246,11 +251,10 @@ def _point_args(node) -> tuple[exp.Expression, exp.Expression] | None:
     return None
 
 
-def _computed_point(node) -> bool:
+def _computed_point(node: exp.Expression) -> bool:
     """A call of a service function that returns a point (e.g. ivo_epoch_prop_pos)."""
-    if not isinstance(node, exp.Anonymous):
-        return False
-    udf = UDFS.get(node.name.lower())
+    fn = function_of(node)
+    udf = UDFS.get(fn) if fn is not None else None
     return udf is not None and udf.xtype == "point" and len(node.expressions) == udf.nargs
 
 
@@ -259,16 +263,17 @@ def _element(value: exp.Expression, i: int) -> exp.Expression:
     return exp.Bracket(this=value.copy(), expressions=[exp.Literal.number(i)])
 
 
-def _call_of(point) -> exp.Expression | None:
+def _call_of(point: Sequence[exp.Expression]) -> exp.Expression | None:
     """The point-valued call behind a computed point's coordinates, if it is one."""
     first = point[0]
     if isinstance(first, exp.Bracket) and _computed_point(first.this):
-        return first.this
+        call: exp.Expression = first.this
+        return call
     return None
 
 
-def _circle_args(node) -> tuple[exp.Expression, exp.Expression, exp.Expression] | None:
-    if isinstance(node, exp.Anonymous) and node.name.lower() == "circle":
+def _circle_args(node: exp.Expression) -> tuple[exp.Expression, exp.Expression, exp.Expression] | None:
+    if function_of(node) is F.CIRCLE:
         args = _strip(list(node.expressions))
         if len(args) == 3:
             return args[0], args[1], args[2]
@@ -279,7 +284,7 @@ def _circle_args(node) -> tuple[exp.Expression, exp.Expression, exp.Expression] 
     return None
 
 
-def _single_source(nodes, allow_none: bool = False) -> Source | None:
+def _single_source(nodes: Iterable[exp.Expression], allow_none: bool = False) -> Source | None:
     """The one source all columns of ``nodes`` come from (None if several, none, or an
     expression the rewrite cannot move, such as a subquery)."""
     found: set[int] = set()
@@ -289,8 +294,8 @@ def _single_source(nodes, allow_none: bool = False) -> Source | None:
             if isinstance(sub, exp.Select | exp.Subquery):
                 return None
             if isinstance(sub, exp.Column):
-                n = note(sub)
-                s = n.src if n is not None else None
+                info = note(sub)
+                s = info.src if info is not None else None
                 if s is None:
                     return None
                 found.add(id(s))
@@ -300,21 +305,20 @@ def _single_source(nodes, allow_none: bool = False) -> Source | None:
     return src
 
 
-def _constant_point(nodes) -> tuple[float, float] | None:
+def _constant_point(nodes: Sequence[exp.Expression]) -> tuple[float, float] | None:
     ra, dec = geo.constant(nodes[0]), geo.constant(nodes[1])
     if ra is None or dec is None or not -90.0 <= dec <= 90.0:
         return None
     return ra % 360.0, dec
 
 
-def _is_position(src: Source, point) -> bool:
+def _is_position(src: Source, point: Sequence[exp.Expression]) -> bool:
     t = src.table
+    ra, dec = source_column(point[0]), source_column(point[1])
     return (t is not None and t.healpix_column is not None
             and all(isinstance(c, exp.Column) for c in point)
-            and source_column(point[0]) is not None
-            and source_column(point[1]) is not None
-            and source_column(point[0]).name == t.ra_column
-            and source_column(point[1]).name == t.dec_column)
+            and ra is not None and dec is not None
+            and ra.name == t.ra_column and dec.name == t.dec_column)
 
 
 # --- cone ------------------------------------------------------------------------------
@@ -337,7 +341,7 @@ def _cone(src: Source, m: _Match, centre: tuple[float, float], radius: float,
     return True
 
 
-def _polygon_filter(src: Source, point, poly: sphere.Polygon, notes: list[str],
+def _polygon_filter(src: Source, point: Sequence[exp.Expression], poly: sphere.Polygon, notes: list[str],
                     dialect: str = "duckdb") -> bool:
     if not _is_position(src, point) or not isinstance(src.node, exp.Table):
         return False
@@ -390,7 +394,7 @@ def _range_filter(src: Source, ranges: list[tuple[int, int]],
     src.node = sub
 
 
-def _partition_relation(table, ranges: list[tuple[int, int]],
+def _partition_relation(table: TableMeta, ranges: list[tuple[int, int]],
                         dialect: str = "duckdb") -> exp.Expression | None:
     """For a partitioned (HATS) version: a relation over the files of the partitions the
     ranges touch (other files are never opened), as the backend's rules read a list of
@@ -400,7 +404,7 @@ def _partition_relation(table, ranges: list[tuple[int, int]],
     from taphouse.adql.rules import rules_for
     from taphouse.catalogue.hats import is_version_dir, partition_files
 
-    if not is_version_dir(table.path):
+    if table.path is None or not is_version_dir(table.path):
         return None
     read_files = rules_for(dialect).read_files
     if read_files is None:
@@ -492,7 +496,7 @@ def _rows(src: Source, scope: Scope) -> int:
     return src.table.nrows or 10**9
 
 
-def _crossmatch(select, place, psrc: Source, csrc: Source, m: _Match, radius: float,
+def _crossmatch(select: exp.Select, place: exp.Expression, psrc: Source, csrc: Source, m: _Match, radius: float,
                 scope: Scope, all_inner: bool, notes: list[str],
                 dialect: str = "duckdb") -> bool:
     depth = 0
@@ -519,7 +523,7 @@ def _crossmatch(select, place, psrc: Source, csrc: Source, m: _Match, radius: fl
                 this="ivo_healpix_index", expressions=[
                     exp.Literal.number(29), *(rebind(c) for c in p)]))
         _expand(esrc, epoint, depth)
-        cond = exp.EQ(this=_cell(osrc, opoint, depth),
+        cond: exp.Expression = exp.EQ(this=_cell(osrc, opoint, depth),
                       expression=exp.column(exp.to_identifier(CELL_COLUMN, quoted=True),
                                             table=exp.to_identifier(esrc.alias, quoted=True)))
         if plan is not None:
@@ -536,8 +540,8 @@ def _crossmatch(select, place, psrc: Source, csrc: Source, m: _Match, radius: fl
     return False
 
 
-def _partition_plan(esrc: Source, epoint, osrc: Source, radius: float, depth: int,
-                    scope: Scope):
+def _partition_plan(esrc: Source, epoint: Sequence[exp.Expression], osrc: Source,
+                    radius: float, depth: int, scope: Scope) -> CrossmatchPlan | None:
     """The partition-by-partition plan (:func:`taphouse.catalogue.hats.crossmatch_plan`)
     when ``osrc`` is a partitioned version and the positions of ``esrc`` are known now
     (an uploaded table); else None."""
@@ -546,7 +550,7 @@ def _partition_plan(esrc: Source, epoint, osrc: Source, radius: float, depth: in
     from taphouse.catalogue.hats import crossmatch_plan, is_version_dir
 
     t, e = osrc.table, esrc.table
-    if (t is None or e is None or not is_version_dir(t.path) or not isinstance(
+    if (t is None or e is None or t.path is None or not is_version_dir(t.path) or not isinstance(
             osrc.node, exp.Table) or not all(isinstance(c, exp.Column) for c in epoint)):
         return None
     data = scope.inline.get((e.database, e.name))
@@ -568,7 +572,7 @@ def _partition_plan(esrc: Source, epoint, osrc: Source, radius: float, depth: in
     return crossmatch_plan(t.path, ra, dec, radius, depth)
 
 
-def _partition_join(esrc: Source, osrc: Source, plan, depth: int,
+def _partition_join(esrc: Source, osrc: Source, plan: CrossmatchPlan, depth: int,
                     dialect: str = "duckdb") -> exp.Expression:
     """Tag the expanded positions with their partition (or, outside every partition,
     with their cell's), replace the partitioned table by its tagged partition and
@@ -618,7 +622,7 @@ def _partition_join(esrc: Source, osrc: Source, plan, depth: int,
                                         table=exp.to_identifier(esrc.alias, quoted=True)))
 
 
-def _cell(src: Source, point, depth: int) -> exp.Expression:
+def _cell(src: Source, point: Sequence[exp.Expression], depth: int) -> exp.Expression:
     t = src.table
     if _is_position(src, point):
         assert t is not None and t.healpix_column is not None
@@ -631,7 +635,8 @@ def _cell(src: Source, point, depth: int) -> exp.Expression:
         exp.Literal.number(depth), point[0].copy(), point[1].copy()])
 
 
-def _compute_once(select: exp.Select, src: Source, call: exp.Expression):
+def _compute_once(select: exp.Select, src: Source,
+                  call: exp.Expression) -> tuple[exp.Expression, exp.Expression]:
     """Make a computed position a column of its source (``_th_pos``, computed once per
     row), use that column wherever this SELECT repeats the call, and return the
     position as the column's two elements."""
@@ -649,7 +654,7 @@ def _compute_once(select: exp.Select, src: Source, call: exp.Expression):
     return _element(ref, 0), _element(ref, 1)
 
 
-def _expand(src: Source, point, depth: int) -> None:
+def _expand(src: Source, point: Sequence[exp.Expression], depth: int) -> None:
     """Replace a source by itself with one row per cell of the 3x3 block around its
     position (column ``_th_cell``)."""
     _add_column(src, "_th_e", CELL_COLUMN, lambda rebind: exp.Unnest(expressions=[
@@ -657,7 +662,8 @@ def _expand(src: Source, point, depth: int) -> None:
                       expressions=[exp.Literal.number(depth), *(rebind(c) for c in point)])]))
 
 
-def _add_column(src: Source, inner: str, column: str, value) -> None:
+def _add_column(src: Source, inner: str, column: str,
+                value: Callable[..., exp.Expression]) -> None:
     """Replace a source by ``SELECT *, <value> AS column FROM <source> AS inner`` under
     the source's own alias. ``value(rebind)`` builds the expression; ``rebind(e)``
     gives a copy of ``e`` whose columns refer to the inner alias."""
@@ -670,6 +676,7 @@ def _add_column(src: Source, inner: str, column: str, value) -> None:
 
     inner_alias = exp.TableAlias(this=exp.to_identifier(inner, quoted=True))
     node = src.node
+    wrapped: exp.Expression
     if isinstance(node, exp.Subquery):
         wrapped = exp.Subquery(this=node.this.copy(), alias=inner_alias)
     else:

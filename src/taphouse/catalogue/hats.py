@@ -43,10 +43,14 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from taphouse.catalogue.model import HEALPIX_COLUMN, HEALPIX_ORDER, CatalogueError
+
+if TYPE_CHECKING:
+    from duckdb import DuckDBPyConnection
 
 #: Suffix of a version directory in the HATS layout.
 VERSION_SUFFIX = ".hats"
@@ -175,16 +179,19 @@ def write_collection(staged: Path, out: Path, *, name: str, ra: str, dec: str,
     catalog = out / CATALOG_DIR
     margin_name = f"margin_{options.margin_arcsec:g}arcs".replace(".", "_")
     margin = out / margin_name
-    config = {"threads": max(1, min(4, os.cpu_count() or 1)), "memory_limit": memory_limit,
-              "preserve_insertion_order": True, "autoinstall_known_extensions": False,
-              "autoload_known_extensions": False}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "threads": max(1, min(4, os.cpu_count() or 1)), "memory_limit": memory_limit,
+        "preserve_insertion_order": True, "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False}
     if work_dir is not None:
         config["temp_directory"] = str(Path(work_dir) / "spill")
     con = duckdb.connect(":memory:", config=config)
     try:
         con.execute(f"ATTACH '{_sql_str(str(staged))}' AS staged (READ_ONLY)")
         src = "staged.main.data"
-        nrows = con.execute(f"SELECT count(*) FROM {src}").fetchone()[0]
+        counted = con.execute(f"SELECT count(*) FROM {src}").fetchone()
+        assert counted is not None
+        nrows = counted[0]
         order = options.highest_order
         shift = 2 * (HEALPIX_ORDER - order)
         hist = con.execute(
@@ -225,14 +232,14 @@ def write_collection(staged: Path, out: Path, *, name: str, ra: str, dec: str,
     return len(parts)
 
 
-def _copy(con, query: str, target: Path) -> None:
+def _copy(con: DuckDBPyConnection, query: str, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     con.execute(f'COPY ({query} ORDER BY "{HEALPIX_COLUMN}") TO'
                 f" '{_sql_str(str(target))}' (FORMAT parquet, COMPRESSION snappy,"
                 f" ROW_GROUP_SIZE {ROW_GROUP_ROWS})")
 
 
-def _write_margin(con, src: str, parts: list[tuple[int, int, int]], margin: Path,
+def _write_margin(con: DuckDBPyConnection, src: str, parts: list[tuple[int, int, int]], margin: Path,
                   options: PartitionOptions) -> None:
     """Each partition's margin: the rows outside it whose cell of the margin order
     touches it (see :func:`margin_order`)."""
@@ -505,11 +512,12 @@ def crossmatch_plan(version_dir: Path, ra: np.ndarray, dec: np.ndarray,
     chosen = sorted(own | neighbour)
     if not chosen or not _worth(set(chosen), sizes):
         return None
-    scans = []
+    scans: list[tuple[int, str]] = []
     for tag, i in enumerate(chosen):
         scans.append((tag, parts.files[i]))
-        if i in own and mg.files[i] is not None:
-            scans.append((tag, mg.files[i]))
+        margin_file = mg.files[i]
+        if i in own and margin_file is not None:
+            scans.append((tag, margin_file))
     blocks = _distinct(block[block >= 0])
     return CrossmatchPlan(
         tags=tuple((int(parts.lows[i]), int(parts.highs[i])) for i in chosen),
@@ -529,7 +537,8 @@ def _distinct(values: np.ndarray) -> np.ndarray:
     values = np.sort(values)
     if len(values) == 0:
         return values
-    return values[np.concatenate([[True], values[1:] != values[:-1]])]
+    distinct: np.ndarray = values[np.concatenate([[True], values[1:] != values[:-1]])]
+    return distinct
 
 
 def _cover(cells: np.ndarray, shift: int, most: int) -> tuple[tuple[int, int], ...]:
