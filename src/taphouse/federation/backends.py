@@ -94,7 +94,7 @@ class CrossBackendQuery:
 
     def pull_adql(self, pull: _Pull) -> str:
         cols = _columns_of(self.residual(), pull.side)
-        items: list[exp.Expression] = [_col(pull.side.alias, c) for c in cols] or [
+        items: list[exp.Expr] = [_col(pull.side.alias, c) for c in cols] or [
             exp.alias_(exp.Literal.number(1), ONE)]
         select = exp.Select(expressions=items).from_(pull.side.node.copy(), copy=False)
         if pull.terms:
@@ -204,7 +204,7 @@ def prepare_cross_backend(tree: exp.Expression, scope: Scope, router: BackendRou
     for join in tree.args.get("joins") or []:
         if join.args.get("on") is not None:
             terms += _conjuncts(join.args["on"])
-    pulls = []
+    pulls: list[_Pull] = []
     for s in sides:
         assert s.local is not None
         if movable(s.local) or backend_key(s.local) == main:

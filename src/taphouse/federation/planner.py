@@ -206,7 +206,8 @@ class FederatedPlan:
     def explain(self, strategy: str | None = None) -> list[dict[str, object]]:
         """The parts for EXPLAIN: what runs on the remote and locally, with sizes."""
         strategy = strategy or str(self.estimates.get("strategy") or "pull")
-        remote = {"runs_on": f"remote {self.remote.name} ({self.remote.url})",
+        remote: dict[str, object] = {
+                  "runs_on": f"remote {self.remote.name} ({self.remote.url})",
                   "strategy": strategy,
                   "tables": [self.remote_side.remote.adql_name(self.remote.name)]
                   if self.remote_side.remote else []}
@@ -219,7 +220,8 @@ class FederatedPlan:
         remote["estimates"] = dict(self.estimates)
         if self.upload_refused:
             remote["upload_refused"] = self.upload_refused
-        local = {"runs_on": "local", "adql": to_adql(self.residual(strategy)),
+        local: dict[str, object] = {
+                 "runs_on": "local", "adql": to_adql(self.residual(strategy)),
                  "tables": [s.label() for s in self.local_sides]}
         if strategy == "upload" and self.upload_side is not None:
             local["reads_first"] = self.local_adql()
@@ -275,7 +277,9 @@ def plan_federated(tree: exp.Expression, identity: Identity, scope: Scope,
     for join in joins:
         if join.args.get("on") is not None:
             terms += [(t, "left" if join is left else "on") for t in _conjuncts(join.args["on"])]
-    remote_terms, crossing, by_local = [], [], {}
+    remote_terms: list[exp.Expression] = []
+    crossing: list[exp.Expression] = []
+    by_local: dict[str, list[exp.Expression]] = {}
     for term, place in terms:
         aliases = _aliases(term)
         if not aliases or term.find(exp.AggFunc) is not None:
@@ -441,7 +445,8 @@ def _conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
     if isinstance(node, exp.Paren) and isinstance(node.this, exp.And):
         node = node.this
     if isinstance(node, exp.And):
-        return [c for part in node.flatten() for c in _conjuncts(part)]
+        return [c for part in node.flatten() if isinstance(part, exp.Expression)
+                for c in _conjuncts(part)]
     return [node]
 
 
