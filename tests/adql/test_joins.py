@@ -117,3 +117,17 @@ INVALID = [
 def test_invalid(env, adql, message):
     with pytest.raises(AdqlError, match=message):
         env.translate(adql)
+
+
+def test_fixed_text_widths_of_combined_columns():
+    # a fixed width declared by the catalogue (arraysize="5") would cut the other parts'
+    # longer values in BINARY results: UNION/COALESCE/CASE keep it only when all agree
+    from taphouse.adql.columns import joined_arraysize
+    from taphouse.catalogue.model import ColumnMeta
+
+    five, star = ColumnMeta("a", "char", "5"), ColumnMeta("b", "char", "*")
+    assert joined_arraysize([five, ColumnMeta("c", "char", "5")]) == "5"
+    assert joined_arraysize([five, star]) == "*"
+    assert joined_arraysize([five, ColumnMeta("c", "char", "7")]) == "*"
+    assert joined_arraysize([ColumnMeta("x", "double"), ColumnMeta("y", "double")]) is None
+    assert joined_arraysize([ColumnMeta("x", "int"), star]) is None  # (as before)

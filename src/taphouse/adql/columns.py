@@ -259,8 +259,10 @@ def _describe(node: exp.Expression) -> ColumnMeta:  # noqa: C901 - one dispatch 
                                           if isinstance(node, exp.Coalesce)]
         first = parts[0]
         if all(same_quantity(p, first) for p in parts):
-            return _keep(first)
-        return _plain(first.datatype, first.arraysize)
+            kept = _keep(first)
+            kept.arraysize = joined_arraysize(parts)
+            return kept
+        return _plain(first.datatype, joined_arraysize(parts))
     if isinstance(node, exp.Case):
         results = [_describe(i.args["true"]) for i in node.args.get("ifs") or []]
         if node.args.get("default") is not None:
@@ -274,7 +276,7 @@ def _describe(node: exp.Expression) -> ColumnMeta:  # noqa: C901 - one dispatch 
         else:
             dt = first.datatype
         same = all(same_quantity(r, first) for r in results)
-        return _plain(dt, first.arraysize, first.unit if same else None,
+        return _plain(dt, joined_arraysize(results), first.unit if same else None,
                       first.ucd if same else None, first.xtype if same else None,
                       like=first if same else None)
     if isinstance(node, exp.Subquery):
@@ -293,6 +295,15 @@ def _describe(node: exp.Expression) -> ColumnMeta:  # noqa: C901 - one dispatch 
 def same_quantity(a: ColumnMeta, b: ColumnMeta) -> bool:
     """Whether two values are the same quantity: unit, UCD and frame."""
     return (a.unit, a.ucd, a.coosys, a.timesys) == (b.unit, b.ucd, b.coosys, b.timesys)
+
+
+def joined_arraysize(parts: list[ColumnMeta]) -> str | None:
+    """The arraysize of one column made of several (UNION, COALESCE, CASE): the common
+    one, else variable (``*``): a fixed text width of one part would cut the others'."""
+    first = parts[0]
+    if first.datatype not in ("char", "unicodeChar") or first.arraysize in (None, "*"):
+        return first.arraysize
+    return first.arraysize if all(p.arraysize == first.arraysize for p in parts) else "*"
 
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
-from taphouse.adql.columns import annotate, describe, result_name, same_quantity
+from taphouse.adql.columns import annotate, describe, joined_arraysize, result_name, same_quantity
 from taphouse.adql.errors import AdqlError
 from taphouse.adql.scope import Scope, inline_name
 from taphouse.catalogue.model import ColumnMeta, TableMeta
@@ -111,7 +111,7 @@ class Resolver:
         cols = []
         for a, b in zip(left, right, strict=True):
             same = same_quantity(a, b)
-            cols.append(ColumnMeta(a.name, a.datatype, a.arraysize, a.xtype,
+            cols.append(ColumnMeta(a.name, a.datatype, joined_arraysize([a, b]), a.xtype,
                                    a.unit if same else None, a.ucd if same else None,
                                    description=a.description if same else None,
                                    coosys=a.coosys if same else None,

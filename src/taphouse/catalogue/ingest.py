@@ -38,6 +38,9 @@ named, or kept as given and flagged with ``allow_bad_units``. Every key is optio
       flux:
         utype: ...
         std: false
+      band:
+        arraysize: 2          # text of at most 2 characters: written fixed-width, which
+                              # VOTable readers parse faster (longer values are refused)
 
 Positions are found, in order, from the ``ra``/``dec`` arguments, the metadata file, the
 UCDs ``pos.eq.ra``/``pos.eq.dec`` (those with ``meta.main`` first) and common names
@@ -107,7 +110,7 @@ _DEC_NAMES = ("dec", "de", "dec_icrs", "de_icrs", "dej2000", "decj2000", "dec_j2
 ROW_GROUP_SIZE = 122_880
 _META_KEYS = {"description", "database_description", "epoch", "frame", "equinox",
               "refposition", "ra", "dec", "positions", "extra", "columns"}
-_COLUMN_KEYS = {"unit", "ucd", "utype", "description", "principal", "std"}
+_COLUMN_KEYS = {"unit", "ucd", "utype", "description", "principal", "std", "arraysize"}
 #: Column keys that make it a time column (a TIMESYS in results).
 _TIME_KEYS = {"timescale", "refposition", "timeorigin"}
 _PAIR_KEYS = {"lon", "lat", "frame", "epoch", "equinox", "refposition"}
@@ -303,6 +306,13 @@ class _Plan:
         return self.ra is not None
 
     @property
+    def widths(self) -> dict[str, int]:
+        """Declared fixed widths of text columns (``arraysize: N`` in the metadata)."""
+        return {c.name: int(c.arraysize) for c in self.columns
+                if c.datatype in ("char", "unicodeChar") and c.arraysize
+                and c.arraysize.isdigit()}
+
+    @property
     def epoch(self) -> float | None:
         """Julian year of the main positions, if known."""
         for c in self.columns:
@@ -396,6 +406,9 @@ def _plan(readers: list[FileTable], ra: str | None, dec: str | None, meta: MetaF
         _check_unit(cm, source_of[stored], first.path,
                     meta_path if "unit" in overrides.get(stored, {}) else None,
                     allow_bad_units)
+        if "arraysize" in settings:
+            cm.arraysize = _fixed_width(cm, settings["arraysize"], source_of[stored],
+                                        meta_path)
         columns.append(cm)
     if ra_col is None:
         ra_col = _find_position(columns, "pos.eq.ra", _RA_NAMES)
@@ -489,6 +502,19 @@ def _check_unit(cm: ColumnMeta, source: str, path: Path, meta_path: Path | None,
         "unit: ...), or ingest with --allow-bad-units to keep it as given (flagged)")
 
 
+def _fixed_width(cm: ColumnMeta, value: Any, source: str, meta_path: Path | None) -> str:
+    """The declared fixed width of a text column (``arraysize: N``), checked."""
+    where = f"{meta_path or 'metadata'}: column {source!r}"
+    if cm.datatype not in ("char", "unicodeChar") or cm.xtype:
+        raise CatalogueError(f"{where}: arraysize applies to text columns only (this one"
+                             f" is {cm.datatype})")
+    if isinstance(value, bool) or not isinstance(value, int | str) \
+            or not str(value).isdigit() or not 0 < int(value) <= 65_535:
+        raise CatalogueError(f"{where}: arraysize must be a number of characters from 1"
+                             f" to 65535 (got {value!r})")
+    return str(int(value))
+
+
 def _given_column(name: str | None, mapping: dict[str, str], reader: FileTable,
                   what: str) -> str | None:
     if name is None:
@@ -556,6 +582,8 @@ def _prepare(batch: pa.RecordBatch, plan: _Plan, mapping: dict[str, str], path: 
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise CatalogueError(f"{path}: column {f.name!r}: cannot store as {f.type}: "
                                      f"{str(exc).splitlines()[0]}") from None
+        if f.name in plan.widths:
+            _check_width(arr, plan.widths[f.name], f.name, path, first_row)
         if pa.types.is_floating(f.type):
             # NaN is how FITS and VOTable write NULL; in SQL it would compare as a value.
             nan = pc.is_nan(arr)
@@ -573,6 +601,17 @@ def _prepare(batch: pa.RecordBatch, plan: _Plan, mapping: dict[str, str], path: 
     else:
         names = plan.names
     return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _check_width(arr: pa.Array, width: int, column: str, path: Path, first_row: int) -> None:
+    """Values of a fixed-width text column must fit its width (they would be cut)."""
+    lengths = pc.utf8_length(arr)
+    longest = pc.max(lengths).as_py()
+    if longest is not None and longest > width:
+        row = first_row + int(pc.index(pc.greater(lengths, width), True).as_py()) + 1
+        raise CatalogueError(f"{path}: column {column!r} is declared arraysize {width} but"
+                             f" row {row} holds a longer value (the longest has {longest}"
+                             " characters): declare a larger arraysize")
 
 
 def _degrees(arr: pa.Array) -> np.ndarray:
