@@ -523,3 +523,23 @@ def test_client_disconnect_cancels_in_postgres(served):
     while active() and time.time() - started < 20:
         time.sleep(0.2)
     assert active() == 0
+
+
+def test_string_literals_stay_literals_whatever_the_role_defaults(served, pg_server):
+    """A backslash in an ADQL string is written as is in the SQL; a role or database
+    with standard_conforming_strings=off (a DBA's setting) read it as an escape, so the
+    next quote no longer closed the string and the rest of the ADQL text became SQL
+    (injection as the query role: any table it may read, past taphouse's groups). The
+    session pins standard_conforming_strings=on."""
+    server, _, _, setup, _ = served
+    platform = server.platform
+    setup.execute("DROP ROLE IF EXISTS th_scs")
+    setup.execute("CREATE ROLE th_scs LOGIN")
+    setup.execute("GRANT USAGE ON SCHEMA hip_pg, taphouse TO th_scs")
+    setup.execute("GRANT SELECT ON ALL TABLES IN SCHEMA hip_pg TO th_scs")
+    setup.execute("ALTER ROLE th_scs SET standard_conforming_strings = off")
+    register_postgres(platform.catalogue, platform.secrets, "hipscs",
+                      dsn_of(pg_server, user="th_scs", dbname=DBNAME), "hip_pg",
+                      connection="scs")
+    assert _rows(server, "SELECT TOP 1 'a\\' AS b, 'OR 1=1 --' AS c FROM hipscs.hip2") \
+        == [("a\\", "OR 1=1 --")]

@@ -221,12 +221,16 @@ def session_options(*, statement_timeout_ms: int,
     """The libpq ``options`` every query connection starts with: the pinned
     ``search_path`` (the service functions; catalogue relations are always written
     schema-qualified, temporary tables come first anyway), no JIT (its compile time
-    costs more than short catalogue queries gain), and a backstop statement timeout
-    behind the service's own time limits."""
+    costs more than short catalogue queries gain), a backstop statement timeout
+    behind the service's own time limits, and standard string literals."""
     return (f"-c search_path={search_path} -c jit=off"
             f" -c statement_timeout={int(statement_timeout_ms)}"
             " -c idle_in_transaction_session_timeout=600000"
-            " -c default_transaction_read_only=off")
+            " -c default_transaction_read_only=off"
+            # SQL is generated with plain '...' literals: a backslash in them must stay a
+            # character whatever the role or database sets (off: the next quote no longer
+            # ends the string and the rest of the ADQL text runs as SQL)
+            " -c standard_conforming_strings=on")
 
 
 class PgCursor:
