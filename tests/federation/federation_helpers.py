@@ -7,9 +7,10 @@ from typing import Any
 
 import httpx
 
+from accounts import PASSWORD
+
 #: The outbound allow-list that lets the platform reach servers on this machine.
 LOOPBACK = ("127.0.0.0/8", "::1")
-PASSWORD = "correct horse battery staple"
 #: The remote taphouse's limits: MAXREC hard limit and upload size (bytes) small enough
 #: that a crossmatch of a few hundred rows takes several blocks and a wide one overflows.
 FAR_MAXREC_HARD = 200
