@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="load the demo databases (gaia, hipparcos) on first start")
     serve.add_argument("--workers", type=int, default=None, help="async job workers")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--spark-master", default=None, metavar="URL",
+                       help="Spark master of the databases served by Spark (local[2],"
+                            " spark://host:7077, yarn, k8s://...)")
     serve.add_argument("--hub", action="store_true",
                        help="also run the platform's JupyterHub (see `taphouse hub`)")
     # The server upgrades an existing store (after backing up its metadata); other
@@ -161,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             base_url=getattr(args, "base_url", None),
             demo=getattr(args, "demo", None),
             workers=getattr(args, "workers", None),
+            spark_master=getattr(args, "spark_master", None),
         )
     except ValueError as exc:
         parser.exit(2, f"taphouse: error: {exc}\n")

@@ -11,7 +11,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 from fastapi import FastAPI, Request
@@ -73,6 +73,9 @@ from taphouse.userspace import UserSpace, Workspaces
 from taphouse.userspace.shares import Shares
 from taphouse.web import add_web_routes
 
+if TYPE_CHECKING:
+    from taphouse.engine.spark import SparkBackend
+
 log = logging.getLogger("taphouse")
 
 
@@ -126,6 +129,8 @@ class Platform:
                                       observe=self.metrics.query_done)
         # Which backend serves each database (engine.routing): DuckDB by default.
         self.backends = BackendRouter(self.engine)
+        if settings.spark_master:  # [spark] made on the first query of a Spark database
+            self.backends.register("spark", self._spark_backend)
         self.backends.register("postgres", postgres_backends(
             self.secrets, pool_size=settings.postgres_pool_size,
             statement_timeout=settings.exec_duration_limit,
@@ -235,6 +240,13 @@ class Platform:
         self.backends.close()  # connection pools of PostgreSQL-served databases
         self.meta.close()
         self.scratch.close()
+
+    def _spark_backend(self, ref: str | None) -> SparkBackend:
+        from taphouse.engine.spark import SparkBackend
+
+        return SparkBackend(self.settings.tables_dir, master=self.settings.spark_master,
+                            cache_dir=self.settings.data_dir / "spark-cache",
+                            max_temp_rows=self.settings.spark_max_temp_rows)
 
     def maintain(self) -> int:
         """One maintenance round: detach retired table versions once the grace period

@@ -92,6 +92,11 @@ class Settings:
     # REMOTE:DATABASE pairs: the remote may receive rows of that restricted database
     # (or of user tables derived from it); e.g. gaiamirror:gaia_internal
     federation_trusted: tuple[str, ...] = ()
+    # --- Spark backend (taphouse.engine.spark) --------------------------------------
+    # Master URL of the Spark cluster serving the databases whose backend is "spark"
+    # (local[2], spark://host:7077, yarn, k8s://...); empty: no Spark backend.
+    spark_master: str = ""
+    spark_max_temp_rows: int = 1_000_000  # most rows of an upload shipped to Spark
     # --- accounts ----------------------------------------------------------------
     anonymous_read: bool = True
     token_lifetime: float = 24 * 3600.0  # seconds

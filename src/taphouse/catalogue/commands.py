@@ -65,8 +65,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "PostgreSQL ([postgres])",
         "load the files into a database served by PostgreSQL (taphouse db add-postgres)"
         " instead of a DuckDB version file: COPY with the HEALPix index column")
-    pg.add_argument("--backend", choices=("duckdb", "postgres"), default="duckdb",
-                    help="where the table goes (default duckdb)")
+    pg.add_argument("--backend", choices=("duckdb", "postgres", "spark"), default="duckdb",
+                    help="where the table goes (default duckdb; spark: a version file"
+                         " like duckdb's, and the database is served by the server's"
+                         " --spark-master cluster from now on: best with --partitioned)")
     pg.add_argument("--pg-schema", metavar="SCHEMA", help="PostgreSQL schema of the table")
     pg.add_argument("--setup-dsn-env", metavar="VAR",
                     help="environment variable holding a DSN that may create the table"
@@ -254,6 +256,9 @@ def _ingest(args: argparse.Namespace) -> int:
                          progress=not args.quiet, engine_memory_limit=args.memory_limit,
                          allow_bad_units=args.allow_bad_units, epoch=args.epoch,
                          partitioned=_partition_options(args), if_exists=args.if_exists)
+    if args.backend == "spark":  # [spark] the database is served by Spark from now on
+        _store(args).set_backend(args.database, args.backend)
+        _audit(args, "catalogue", f"database {args.database} served by {args.backend}")
     if args.if_exists != "refuse":
         done = {"replace": "replaced", "append": "appended to"}[args.if_exists]
         _audit(args, "catalogue", f"{table.qualified_name} {done} by ingest:"

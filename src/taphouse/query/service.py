@@ -481,7 +481,10 @@ class QueryService:
             # taphouse extension DEST: all rows go to the user table first (quota and
             # conflicts fail here, before any byte); the response is read back from it.
             sql, inline, infos = self._store_dest(prepared, cancel, infos)
-        with engine.cursor(inline) as cur:
+        # [spark] a shared cluster runs each user's queries in the user's own pool
+        user_cursor = getattr(engine, "user_cursor", None)
+        with (user_cursor(inline, prepared.identity.username) if user_cursor is not None
+              else engine.cursor(inline)) as cur:
             cancel.attach(lambda: engine.interrupt(cur))
             try:
                 if cancel.reason:
