@@ -175,3 +175,21 @@ def publish_tiny_tables(store: Any, database: str, count: int, seed_dir: Path, *
                                 description=f"Field {i} of {database}"), path)
         names.append(name)
     return names
+
+
+def raw_store_bytes(data_dir: Path) -> bytes:
+    """The raw bytes of a live store's metadata database and its write-ahead log (to
+    check that something is never stored in clear), read in a *separate process*.
+
+    Never ``open()`` the metadata database of a server running in this process:
+    SQLite's locks on it are POSIX record locks, held per process, and closing any
+    descriptor of the file drops them all. The server then looks gone to the next
+    ``taphouse`` command, whose last connection checkpoints and deletes the -wal and
+    -shm under the server (its later connections: ``disk I/O error``).
+    """
+    code = ("import sys; from pathlib import Path; p = Path(sys.argv[1]);"
+            " sys.stdout.buffer.write(b''.join(q.read_bytes() for q in"
+            " (p, p.with_name(p.name + '-wal')) if q.exists()))")
+    done = subprocess.run([sys.executable, "-c", code, str(Path(data_dir) / "meta.sqlite")],
+                          capture_output=True, timeout=60, check=True)
+    return done.stdout

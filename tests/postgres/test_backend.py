@@ -20,7 +20,7 @@ import pytest
 import pyvo
 
 from pg_server import dsn_of
-from servers import start_live
+from servers import raw_store_bytes, start_live
 from taphouse.catalogue.model import CatalogueError
 from taphouse.engine.pg_register import register_postgres, secret_name
 from taphouse.engine.postgres import load_table
@@ -107,7 +107,8 @@ def test_registered_from_the_postgres_catalogue(served):
     # the query DSN is sealed, never stored in clear
     platform = server.platform
     assert platform.secrets.get(secret_name("demo")).reveal().startswith("host=")
-    raw = Path(platform.settings.meta_path).read_bytes()
+    # (read in another process: an open() here would drop the server's SQLite locks)
+    raw = raw_store_bytes(platform.settings.data_dir)
     assert b"th_reader" not in raw and b"dbname=th_demo" not in raw
     # VOSI /tables lists the PostgreSQL databases beside the DuckDB ones
     tables = httpx.get(server.tap + "/tables", timeout=30).text
@@ -329,9 +330,7 @@ def test_ingest_backend_postgres(served, pg_server, tmp_path):
                              "mag": rng.uniform(5, 20, n)}), tmp_path / "stars.parquet")
     env = {**os.environ, "TH_SETUP": dsn_of(pg_server, dbname=DBNAME),
            "TH_DSN": dsn_of(pg_server, user=READER, dbname=DBNAME)}
-    # the command line, on a data directory of its own (a CLI process on the data
-    # directory of this test process's in-process server breaks that server's SQLite
-    # connections, whatever the command: see notes/17.md)
+    # the command line, on a data directory of its own
     cli_dir = str(tmp_path / "cli")
 
     def cli(*args: str) -> subprocess.CompletedProcess:
