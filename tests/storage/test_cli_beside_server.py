@@ -15,11 +15,12 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from storage_helpers import add_user, client, count, csv_rows, taphouse
 
 from servers import ServerProcess, raw_store_bytes, start_live
 
-NS = {"uws": "http://www.ivoa.net/xml/UWS/v1.0"}
+pytestmark = pytest.mark.slow
 # 2000 x 1000 rows: long enough that a command runs while the job executes.
 SLOW = ("SELECT COUNT(*) AS n FROM survey.stars AS a JOIN survey.stars AS b"
         " ON MOD(a.id, 2) = MOD(b.id, 2)")
