@@ -352,3 +352,21 @@ def test_binary_rows_leave_batch_by_batch(fmt):
     assert len(data) > 1_000_000 and len(consumed) < 6
     rest = b"".join(chunks)
     assert len(consumed) == 6 and rest.endswith(b"</VOTABLE>\n")
+
+
+@pytest.mark.parametrize("fmt", ["votable", "votable/b2"])
+def test_fixed_width_text_longer_than_declared_is_said(fmt):
+    # a remote's TAP_SCHEMA may declare arraysize="5" for longer values: the binary
+    # serialisations cut them to the width, and the document says so (it was silent)
+    columns = [ColumnMeta(name="s", datatype="char", arraysize="5"),
+               ColumnMeta(name="u", datatype="unicodeChar", arraysize="3")]
+    rows = pa.record_batch({"s": pa.array(["ab", "abcdefg", None]),
+                            "u": pa.array(["é", "éé", "abc"])})
+    data = b"".join(get_writer(fmt).write(iter([rows]), columns,
+                                          ResultInfo(query="q", limit=None)))
+    vot = parse(io.BytesIO(data))
+    table = vot.get_first_table()
+    assert table.array["s"].tolist()[:2] == ["ab", "abcde"]
+    texts = [i.value for i in vot.resources[0].infos if i.name == "WARNING"]
+    assert any("'s'" in t and "arraysize 5" in t for t in texts), texts
+    assert not any("'u'" in t for t in texts)  # its values fit

@@ -125,7 +125,8 @@ class Binary2Encoder:
     BINARY rows, without the null flags).
 
     ``replaced`` lists the ``char`` columns in which non-ASCII characters had to be
-    replaced by ``?``; ``clashes`` (BINARY) the integer columns holding a real value
+    replaced by ``?``; ``cut`` the fixed-width text columns holding longer values (cut
+    to the declared width: a remote's metadata may declare less than its data holds); ``clashes`` (BINARY) the integer columns holding a real value
     equal to their null value (it reads back as null).
     """
 
@@ -135,6 +136,7 @@ class Binary2Encoder:
         self.flag_bytes = 0 if binary1 else (len(fields) + 7) // 8
         self.replaced: list[str] = []
         self.clashes: list[str] = []
+        self.cut: list[str] = []
 
     def _check_null_value(self, array: pa.Array, fld: Field) -> None:
         null = INT_NULLS.get(fld.datatype)
@@ -158,6 +160,9 @@ class Binary2Encoder:
                 if fld.meta.name not in self.replaced:
                     self.replaced.append(fld.meta.name)
             if fld.count is not None:
+                if fld.meta.name not in self.cut and \
+                        (pc.max(pc.utf8_length(text)).as_py() or 0) > fld.count:
+                    self.cut.append(fld.meta.name)
                 return _fixed_string(text, fld)
             if fld.datatype == "unicodeChar":
                 return _utf16(text)

@@ -273,6 +273,10 @@ class VOTableWriter:
                          " BINARY document declares as its null value: such cells read as"
                          " null (ask for RESPONSEFORMAT=votable/b2 to tell them apart)"
                          for c in encoder.clashes for f in fields if f.meta.name == c]
+            warnings += [f"column {c!r} holds values longer than its declared arraysize"
+                         f" {f.meta.arraysize}: they were cut to that width (ask for"
+                         " RESPONSEFORMAT=parquet or csv to get them whole)"
+                         for c in encoder.cut for f in fields if f.meta.name == c]
         else:
             start = (head + "<DATA><TABLEDATA>\n").encode()
             cap.take(len(start))
