@@ -248,6 +248,13 @@ def plan_federated(tree: exp.Expression, identity: Identity, scope: Scope,
                         " are named REMOTE.schema.table; GET /api/remotes lists the"
                         " remotes available to you)")
     sides = _sides(tree, identity, scope, registry, remote, lookup)
+    for side in sides:  # the join's own row key would replace the column silently
+        taken = next((c for c in side.columns if c.lower() == KEY), None)
+        if taken is not None:
+            raise AdqlError.at(f"{side.label()} has a column named {taken!r}, the name a"
+                               " join with a remote table gives its own row key: store"
+                               " the table with that column renamed to join it",
+                               side.node)
     remote_sides = [s for s in sides if s.remote is not None]
     if len(remote_sides) != 1:
         raise AdqlError(f"the query reads {len(remote_sides)} tables of remote"
