@@ -83,7 +83,7 @@ class Settings:
     # --- stored credentials (taphouse.secrets) -------------------------------------
     # Keys that encrypt stored credentials (Fernet keys, comma-separated: the first
     # seals, all open). Empty: the key file <data_dir>/secret-keys (made on first use).
-    secret_keys: tuple[str, ...] = ()
+    secret_keys: tuple[str, ...] = dataclasses.field(default=(), repr=False)  # not in reprs
     # --- federated joins: local tables with a remote's (taphouse.federation) ------------
     federation_pull_max_rows: int = 100_000  # most remote rows fetched whole for a join
     federation_upload_max_rows: int = 1_000_000  # most local rows shipped for a join
