@@ -68,7 +68,7 @@ def test_the_meta_example_is_a_valid_metadata_file(tmp_path):
     cols = list(doc["columns"])
     csv = tmp_path / "stars.csv"
     csv.write_text(",".join(cols) + "\n" + ",".join(
-        ["10.5", "-3.25", "120.0", "45.0", "1.5", "12.5", "60000.5"]) + "\n")
+        ["10.5", "-3.25", "120.0", "45.0", "1.5", "12.5", "60000.5", "V"]) + "\n")
     store = CatalogueStore(MetadataDB(tmp_path / "data" / "meta.sqlite"),
                            tmp_path / "data" / "tables")
     table = ingest_files(store, [csv], "survey", "stars", meta_file=meta_path)
