@@ -11,8 +11,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from astropy.io.votable import parse_single_table
-from userspace_helpers import client_for, new_user
+from userspace_helpers import client_for
 
+from accounts import new_user
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.model import HEALPIX_COLUMN, ColumnMeta
 from taphouse.userspace import UserSpace
