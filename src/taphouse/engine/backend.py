@@ -24,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 import pyarrow as pa
 
 from taphouse.catalogue.model import TableMeta
+from taphouse.engine.errors import EngineError, TempTableTooLarge
 from taphouse.engine.functions import ServiceFunction
 
 
@@ -133,3 +134,27 @@ class Backend(Protocol):
 
     def functions(self) -> tuple[ServiceFunction, ...]:
         """The service functions this backend provides."""
+
+
+def capped_table(data: Any, name: str, max_rows: int) -> pa.Table:
+    """``data`` (an Arrow table, a batch, batches or a reader) as one Arrow table for
+    :meth:`Backend.load_temp_table`, reading at most ``max_rows`` + 1 rows of it; more
+    than ``max_rows``: :class:`TempTableTooLarge` naming ``name``."""
+    if isinstance(data, pa.Table):
+        if data.num_rows > max_rows:
+            raise TempTableTooLarge(name, max_rows)
+        return data
+    if isinstance(data, pa.RecordBatch):
+        data = [data]
+    batches: list[pa.RecordBatch] = []
+    rows = 0
+    schema = getattr(data, "schema", None)
+    for batch in data:
+        rows += batch.num_rows
+        if rows > max_rows:
+            raise TempTableTooLarge(name, max_rows)
+        batches.append(batch)
+        schema = batch.schema
+    if schema is None:
+        raise EngineError(f"temporary table {name}: no schema and no rows")
+    return pa.Table.from_batches(batches, schema=schema)

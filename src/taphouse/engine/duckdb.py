@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from taphouse.catalogue.hats import duckdb_view_sql, is_version_dir
 from taphouse.catalogue.model import TableMeta
+from taphouse.engine.backend import capped_table
 from taphouse.engine.deadlines import DEADLINES, Deadline
 from taphouse.engine.errors import (
     EngineError,
@@ -291,23 +292,7 @@ class DuckDBEngine:
         if not _IDENTIFIER.fullmatch(name or ""):
             raise EngineError(f"{name!r} is not a valid temporary table name (letters,"
                               " digits and _, not starting with a digit)")
-        if isinstance(data, pa.Table):
-            table = data
-            if table.num_rows > max_rows:
-                raise TempTableTooLarge(name, max_rows)
-        else:
-            batches: list[pa.RecordBatch] = []
-            rows = 0
-            schema = getattr(data, "schema", None)
-            for batch in data:
-                rows += batch.num_rows
-                if rows > max_rows:
-                    raise TempTableTooLarge(name, max_rows)
-                batches.append(batch)
-                schema = batch.schema
-            if schema is None:
-                raise EngineError(f"temporary table {name}: no schema and no rows")
-            table = pa.Table.from_batches(batches, schema=schema)
+        table = capped_table(data, name, max_rows)
         cur.register(name, table)
         return int(table.num_rows)
 

@@ -39,8 +39,9 @@ import pyarrow as pa
 
 from taphouse.catalogue.hats import is_version_dir, partitions
 from taphouse.catalogue.model import TableMeta
+from taphouse.engine.backend import capped_table
 from taphouse.engine.deadlines import DEADLINES, Deadline
-from taphouse.engine.errors import EngineError, QueryCancelled, TempTableTooLarge
+from taphouse.engine.errors import EngineError, QueryCancelled
 from taphouse.errors import without_paths
 
 if TYPE_CHECKING:
@@ -382,7 +383,7 @@ class SparkBackend:
         """Ship ``data`` to the query's session as the temporary view ``name`` (seen by
         that query only); returns its rows. More than ``max_rows``:
         :class:`TempTableTooLarge`, nothing shipped."""
-        table = _arrow_table(data, name, max_rows)
+        table = capped_table(data, name, max_rows)
         df = cur.session.createDataFrame(table) if table.num_columns else \
             cur.session.sql("SELECT 1 AS _empty WHERE false")
         df.createOrReplaceTempView(name)
@@ -504,28 +505,6 @@ def _spark_sentence(text: str) -> str:
     first = re.sub(r"^\[[A-Z_.]+\]\s*", "", first)
     first = re.sub(r"\s*SQLSTATE: \w+\.?", "", first)
     return without_paths(first)[:300]
-
-
-def _arrow_table(data: Any, name: str, max_rows: int) -> pa.Table:
-    """``data`` as one Arrow table, reading at most ``max_rows`` + 1 rows of it."""
-    if isinstance(data, pa.Table):
-        if data.num_rows > max_rows:
-            raise TempTableTooLarge(name, max_rows)
-        return data
-    if isinstance(data, pa.RecordBatch):
-        data = [data]
-    batches: list[pa.RecordBatch] = []
-    rows = 0
-    schema = getattr(data, "schema", None)
-    for batch in data:
-        rows += batch.num_rows
-        if rows > max_rows:
-            raise TempTableTooLarge(name, max_rows)
-        batches.append(batch)
-        schema = batch.schema
-    if schema is None:
-        raise EngineError(f"temporary table {name}: no schema and no rows")
-    return pa.Table.from_batches(batches, schema=schema)
 
 
 _ARROW_TYPES = {
