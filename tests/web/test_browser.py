@@ -37,6 +37,21 @@ from web_helpers import (
 pytestmark = pytest.mark.slow
 
 
+def settle_completion(page) -> None:
+    """Let the completion list stop changing before Enter accepts it.
+
+    CodeMirror swallows Enter for ``interactionDelay`` (75 ms) after the list opens or is
+    re-filtered, so an Enter right after the last keystroke can be eaten (CI saw
+    "phot_g_m" left uncompleted). Wait until the list has been the same for 200 ms.
+    """
+    page.wait_for_function("""() => new Promise(done => {
+        const list = () => [...document.querySelectorAll('.cm-tooltip-autocomplete li')]
+            .map(li => li.textContent + (li.getAttribute('aria-selected') || '')).join('|');
+        const before = list();
+        setTimeout(() => done(before !== '' && before === list()), 200);
+    })""")
+
+
 def test_astronomer_session(demo_server, new_page, artefacts, tmp_path):
     server = demo_server
     name = new_user(server)
@@ -72,11 +87,13 @@ def test_astronomer_session(demo_server, new_page, artefacts, tmp_path):
     page.wait_for_selector(".cm-completionInfo")
     assert "Gaia DR3" in page.inner_text(".cm-completionInfo")
     page.screenshot(path=str(artefacts / "02-completion-table.png"))
+    settle_completion(page)
     page.keyboard.press("Enter")
     page.keyboard.type(" WHERE phot_g_m")
     option = page.wait_for_selector(".cm-tooltip-autocomplete li[aria-selected]")
     assert option.inner_text().startswith("phot_g_mean_mag")
     page.screenshot(path=str(artefacts / "03-completion-column.png"))
+    settle_completion(page)
     page.keyboard.press("Enter")
     page.keyboard.type(" < 9 AND 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 56.75, 24.12, 3))")
     assert query_text(page) == CONE
