@@ -29,7 +29,7 @@ from taphouse.admission import (
     TooLarge,
     TrustedProxies,
 )
-from taphouse.admission.limits import ThreadLane
+from taphouse.admission.limits import RetryAfter, ThreadLane
 from taphouse.admission.memory import use_mmap_for_large_blocks
 from taphouse.auth.authenticator import Authenticator
 from taphouse.auth.challenges import challenge_headers
@@ -317,6 +317,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.add_middleware(ForwardedHeaders, trusted=TrustedProxies(settings.trusted_proxies))
     app.add_middleware(RequestGuard, public_url=settings.public_url, refuse=_refusal,
                        frame_ancestors=settings.frame_ancestors)
+    app.add_middleware(RetryAfter, seconds=settings.retry_after)  # on every 503
     # Outermost: every request is logged and counted, refusals of the layers above too.
     app.add_middleware(RequestLog, trusted=TrustedProxies(settings.trusted_proxies),
                        metrics=platform.metrics)

@@ -116,6 +116,9 @@ class Settings:
     metadata_max_concurrent: int = 8  # TAP_SCHEMA queries at once (their own threads)
     anonymous_job_share: float = 0.25  # of the job workers, all anonymous jobs together
     retry_after: int = 5  # seconds, in a 503 when a cap is full
+    login_queue: int = 256  # password checks waiting for their turn (on the event loop)
+    login_queue_per_address: int = 4  # ... of them from one client address
+    login_wait: float = 30.0  # seconds a password check may wait for its turn
     result_max_bytes: int = 2 * 1024**3  # one result document (sync or async)
     upload_max_bytes_per_caller: int = 400 * 1024**2  # upload bytes in flight per caller
     job_files_max_bytes: int = 10 * 1024**3  # files of the jobs one user keeps

@@ -31,7 +31,8 @@ def add_nums(platform: Any, rows: int = 2000) -> None:
 def client_from(address: str, base: str, **kwargs: Any) -> httpx.Client:
     """An httpx client whose connections come from ``address`` (a 127.0.0.x)."""
     transport = httpx.HTTPTransport(local_address=address)
-    return httpx.Client(base_url=base, transport=transport, timeout=60, **kwargs)
+    kwargs.setdefault("timeout", 60)
+    return httpx.Client(base_url=base, transport=transport, **kwargs)
 
 
 class HeldQuery:

@@ -224,3 +224,25 @@ def test_a_heavy_tap_schema_query_cannot_hold_a_metadata_slot_for_long(start_ser
     assert r.status_code == 400 and b"time limit of 1 s" in r.content, r.content[:300]
     assert time.monotonic() - t0 < 60
     assert server.platform.metadata_slots.running() == 0
+
+
+def test_every_503_carries_retry_after():
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from taphouse.admission.limits import RetryAfter
+
+    def answer(status: int, headers: dict[str, str] | None = None):
+        return lambda request: PlainTextResponse("x", status_code=status, headers=headers)
+
+    app = Starlette(routes=[Route("/bare", answer(503)),
+                            Route("/own", answer(503, {"Retry-After": "30"})),
+                            Route("/ok", answer(200)), Route("/bad", answer(500))])
+    with TestClient(RetryAfter(app, seconds=7)) as c:
+        assert c.get("/bare").headers["retry-after"] == "7"
+        r = c.get("/own")
+        assert r.headers.get_list("retry-after") == ["30"]
+        assert "retry-after" not in c.get("/ok").headers
+        assert "retry-after" not in c.get("/bad").headers

@@ -1,9 +1,11 @@
+import asyncio
 import threading
+import time
 
 import pytest
 
 from taphouse.auth.errors import LoginBusy, TooManyAttempts
-from taphouse.auth.passwords import HashingGate
+from taphouse.auth.passwords import HashingGate, LoginLane
 from taphouse.auth.throttle import LoginThrottle
 
 
@@ -137,3 +139,67 @@ def test_ipv6_addresses_count_per_64_and_unchecked_attempts_do_not_count(clock):
     u = LoginThrottle(per_pair=1, per_address=100, window=60, clock=clock)
     u.end(u.begin("alice", "10.0.0.1"), None)
     u.begin("alice", "10.0.0.1")
+
+
+def _lane_run(lane: LoginLane, calls: list[tuple[str, int]], release: threading.Event,
+              hold: float = 5) -> list[object]:
+    """Runs ``lane.run(address, work, i)`` for each call at once; ``work`` blocks until
+    ``release``; returns each call's result or exception (in order)."""
+
+    def work(i: int) -> int:
+        release.wait(hold)
+        return i
+
+    async def main() -> list[object]:
+        tasks = []
+        for address, i in calls:
+            tasks.append(asyncio.create_task(lane.run(address, work, i)))
+            await asyncio.sleep(0.01)  # first come, first served
+        await asyncio.sleep(0.05)
+        seen = (lane.running, lane.waiting)
+        release.set()
+        out = await asyncio.gather(*tasks, return_exceptions=True)
+        return [seen, *out]
+
+    return asyncio.run(main())
+
+
+def test_login_lane_queues_on_the_loop_and_refuses_past_its_bounds():
+    lane = LoginLane(concurrent=1, queue=3, per_address=2, wait=10, retry_after=7)
+    calls = [("10.0.0.1", 0), ("10.0.0.2", 1), ("10.0.0.3", 2), ("10.0.0.2", 3),
+             ("10.0.0.4", 4),  # the queue (3) is full: refused at once
+             ]
+    seen, *out = _lane_run(lane, calls, threading.Event())
+    assert seen == (1, 3)  # one check runs, three wait (holding no thread)
+    assert out[:4] == [0, 1, 2, 3]
+    assert isinstance(out[4], LoginBusy) and out[4].retry_after == 7
+    assert lane.peak == 1 and lane.waiting == 0 and lane.running == 0
+    # per address (IPv6 by /64): the third waiter of one network is refused
+    lane = LoginLane(concurrent=1, queue=100, per_address=2, wait=10)
+    calls = [("10.0.0.1", 0), ("2001:db8::1", 1), ("2001:db8::2", 2), ("2001:db8::3", 3),
+             ("2001:db8:0:1::1", 4)]
+    seen, *out = _lane_run(lane, calls, threading.Event())
+    assert out[0:3] == [0, 1, 2] and out[4] == 4
+    assert isinstance(out[3], LoginBusy) and out[3].status == 503
+
+
+def test_login_lane_gives_up_waiting_after_its_deadline():
+    lane = LoginLane(concurrent=1, queue=10, per_address=10, wait=0.3, retry_after=2)
+    release = threading.Event()
+
+    def work() -> str:
+        release.wait(5)
+        return "done"
+
+    async def main() -> list[object]:
+        first = asyncio.create_task(lane.run("10.0.0.1", work))
+        await asyncio.sleep(0.05)
+        t0 = time.monotonic()
+        with pytest.raises(LoginBusy) as err:
+            await lane.run("10.0.0.2", work)
+        waited = time.monotonic() - t0
+        release.set()
+        return [await first, waited, err.value.retry_after, lane.waiting]
+
+    done, waited, retry, waiting = asyncio.run(main())
+    assert done == "done" and 0.25 <= waited < 3 and retry == 2 and waiting == 0

@@ -172,10 +172,35 @@ class ThreadLane:
                                               limiter=self._limiter)
 
 
+class RetryAfter:
+    """ASGI middleware: every 503 the application sends carries ``Retry-After`` (the
+    application's own value when it set one, else ``seconds``), whichever layer raised
+    it (a full cap, a login queue, a backend or the data directory not available)."""
+
+    def __init__(self, app: Any, seconds: int = 5) -> None:
+        self.app = app
+        self.header = (b"retry-after", str(max(1, int(seconds))).encode())
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_retry(message: Any) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 503:
+                headers = list(message.get("headers", ()))
+                if not any(k.lower() == b"retry-after" for k, _ in headers):
+                    message = {**message, "headers": [*headers, self.header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_retry)
+
+
 class TooLarge(ServiceError):
     """A request or its sum with what the caller holds exceeds a byte limit (HTTP 413)."""
 
     status = 413
 
 
-__all__ = ["ByteBudget", "Overloaded", "Slot", "SlotPool", "ThreadLane", "TooLarge"]
+__all__ = ["ByteBudget", "Overloaded", "RetryAfter", "Slot", "SlotPool", "ThreadLane",
+           "TooLarge"]

@@ -24,7 +24,7 @@ import binascii
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -35,10 +35,12 @@ from taphouse.auth.audit import AuditLog
 from taphouse.auth.basic_cache import BasicCache
 from taphouse.auth.errors import AccountError, AuthError, Forbidden, InsecureTransport
 from taphouse.auth.identity import ANONYMOUS, Identity
-from taphouse.auth.passwords import PasswordHashing
+from taphouse.auth.passwords import LoginLane, PasswordHashing
 from taphouse.auth.throttle import LoginThrottle
 from taphouse.auth.tokens import JOB_KIND, IssuedToken, TokenRecord, TokenService
 from taphouse.observability.requestlog import note_caller
+
+T = TypeVar("T")
 
 BAD_LOGIN = "invalid user name or password"
 # Paths any caller may fetch even when anonymous read is off: clients read the
@@ -97,6 +99,13 @@ class Authenticator:
                                      clock=now)
         self.tokens = TokenService(meta, session_lifetime=settings.token_lifetime, clock=now)
         self.throttle = LoginThrottle(clock=now)
+        #: Where the password checks of HTTP requests wait and run (see :class:`LoginLane`).
+        self.login_lane = LoginLane(
+            concurrent=self._hashing.gate.concurrent,
+            queue=getattr(settings, "login_queue", 256),
+            per_address=getattr(settings, "login_queue_per_address", 4),
+            wait=getattr(settings, "login_wait", 30.0),
+            retry_after=getattr(settings, "retry_after", 5))
         self.basic_cache = BasicCache(settings.basic_cache_seconds, clock=now)
         self.audit_log = AuditLog(meta, clock=now)
 
@@ -137,7 +146,8 @@ class Authenticator:
             return self.caller(request, allow_basic=allow_basic)
         name = self._uncached_basic_name(header) if allow_basic else None
         if name is not None:
-            await self.login_delay(name)
+            return await self.password_check(name, client_address(request), self.caller,
+                                             request, allow_basic=allow_basic)
         return await run_in_threadpool(self.caller, request, allow_basic=allow_basic)
 
     def _uncached_basic_name(self, header: str) -> str | None:
@@ -302,6 +312,16 @@ class Authenticator:
         self.audit_log.record("login", username=user.name, user_id=user.id, method=method,
                               client=client)
         return user
+
+    async def password_check(self, username: str, address: str, func: Callable[..., T],
+                             *args: Any, **kwargs: Any) -> T:
+        """``func(*args, **kwargs)``, which checks ``username``'s password for a client at
+        ``address``, run in :attr:`login_lane`: refused at once (429) when the throttle
+        would refuse it anyway, so doomed guesses take no place in the queue; then the
+        account's :meth:`login_delay`; then the lane's turn (503 when it does not come)."""
+        self.throttle.check(username, address)
+        await self.login_delay(username)
+        return await self.login_lane.run(address, func, *args, **kwargs)
 
     async def login_delay(self, username: str) -> None:
         """Wait the account's throttle delay (0 to 2 s, after failed logins from

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
 import secrets
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -12,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from taphouse.auth.errors import AccountError, LoginBusy
 
 MAX_PASSWORD_LENGTH = 1024  # bounds the work one request can cause
+T = TypeVar("T")
 
 
 class HashingGate:
@@ -54,6 +59,88 @@ class HashingGate:
         with self._lock:
             self.running -= 1
         self._slots.release()
+
+
+class LoginLane:
+    """The password checks of HTTP requests (logins, uncached HTTP Basic, password
+    changes): at most ``concurrent`` run at once, in worker threads of their own; the
+    others wait their turn (first come, first served) on the event loop, where a waiting
+    login costs a coroutine and its connection, neither a thread nor argon2 memory.
+
+    At most ``queue`` callers wait in all and ``per_address`` per client address (IPv6
+    by /64), each at most ``wait`` seconds; beyond any of these a caller is refused at
+    once with :class:`LoginBusy` (503 with Retry-After). So a legitimate login under
+    load waits rather than fails, while a flood of logins holds ``concurrent`` threads
+    and ``concurrent`` × 64 MiB at most, and one address cannot fill the queue.
+    ``concurrent`` should be the :class:`HashingGate`'s: checks started here then never
+    wait in the gate (other callers of the gate, such as the command line, still may).
+    """
+
+    def __init__(self, concurrent: int = 2, queue: int = 256, per_address: int = 4,
+                 wait: float = 30.0, retry_after: int = 5) -> None:
+        self.concurrent = max(1, int(concurrent))
+        self.queue = max(0, int(queue))
+        self.per_address = max(0, int(per_address))
+        self.wait = wait
+        self.retry_after = max(1, int(retry_after))
+        self.waiting = 0
+        self.running = 0
+        self.peak = 0
+        self._per_address: dict[str, int] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._turns: Any = None  # anyio.CapacityLimiter of the event loop in use
+        self._threads: Any = None
+
+    def _limiters(self) -> tuple[Any, Any]:
+        import anyio
+
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # made in (and bound to) the event loop that uses it
+            self._loop = loop
+            self._turns = anyio.CapacityLimiter(self.concurrent)
+            self._threads = anyio.CapacityLimiter(self.concurrent)
+        return self._turns, self._threads
+
+    async def run(self, address: str, func: Callable[..., T], *args: Any,
+                  **kwargs: Any) -> T:
+        """``func(*args, **kwargs)`` in a thread of the lane, once it is this caller's
+        turn; :class:`LoginBusy` when the queue is full or the turn does not come
+        within ``wait`` seconds."""
+        import anyio
+        import anyio.to_thread
+
+        from taphouse.auth.throttle import address_key
+
+        turns, threads = self._limiters()
+        key = address_key(address)
+        if self.waiting >= self.queue or self._per_address.get(key, 0) >= self.per_address:
+            raise LoginBusy("too many logins are waiting to be checked right now; try again"
+                            f" in {self.retry_after} s", retry_after=self.retry_after)
+        self.waiting += 1
+        self._per_address[key] = self._per_address.get(key, 0) + 1
+        turn = object()
+        try:
+            with anyio.fail_after(self.wait):
+                await turns.acquire_on_behalf_of(turn)
+        except TimeoutError:
+            raise LoginBusy(f"no password check could start within {self.wait:g} s (too"
+                            f" many logins at once); try again in {self.retry_after} s",
+                            retry_after=self.retry_after) from None
+        finally:
+            self.waiting -= 1
+            left = self._per_address[key] - 1
+            if left:
+                self._per_address[key] = left
+            else:
+                del self._per_address[key]
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs),
+                                                  limiter=threads)
+        finally:
+            self.running -= 1
+            turns.release_on_behalf_of(turn)
 
 
 class PasswordHashing:

@@ -142,9 +142,10 @@ def auth_router(auth: Authenticator) -> APIRouter:
         password = _text(data, "password")
         scope = _optional_text(data, "scope")
         scopes = scope.split() if scope else None
-        await auth.login_delay(username or "")
-        user, issued = await run_in_threadpool(
-            auth.login, username, password, client=client_address(request), scopes=scopes)
+        address = client_address(request)
+        user, issued = await auth.password_check(username or "", address, auth.login,
+                                                 username, password, client=address,
+                                                 scopes=scopes)
         note_caller(request.scope, user.name)  # the request log names who logged in
         return token_response(auth, user.name, issued)
 
@@ -250,9 +251,9 @@ def auth_router(auth: Authenticator) -> APIRouter:
         current = _text(data, "current_password")
         new = _text(data, "new_password")
         user = auth.accounts.require(caller.identity.username or "")
-        await auth.login_delay(user.name)
-        user = await run_in_threadpool(auth.change_password, user, current, new,
-                                       client=client_address(request))
+        address = client_address(request)
+        user = await auth.password_check(user.name, address, auth.change_password, user,
+                                         current, new, client=address)
         def issue() -> IssuedToken:
             # the new session keeps the caller's scopes (the default ones if it had none)
             if caller.identity.scopes:

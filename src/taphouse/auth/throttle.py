@@ -98,6 +98,20 @@ class LoginThrottle:
                 self._prune(now)
         return Attempt(account, address)
 
+    def check(self, username: str, address: str) -> None:
+        """Raise :class:`TooManyAttempts` when :meth:`begin` would, reserving nothing:
+        lets a caller refuse a doomed attempt before it waits for a password check."""
+        keys = (("pair", normalise(username), address_key(address)),
+                ("address", address_key(address)))
+        now = self.clock()
+        with self._lock:
+            wait = max(self._wait(key, limit, now)
+                       for key, limit in zip(keys, (self.per_pair, self.per_address),
+                                             strict=True))
+        if wait > 0:
+            raise TooManyAttempts(f"too many failed logins; try again in {math.ceil(wait)} s",
+                                  retry_after=math.ceil(wait))
+
     def end(self, attempt: Attempt, ok: bool | None) -> None:
         """Record the outcome of a reserved check: a failure counts for the pair, the
         address and the account; a success clears the pair's count; ``None`` (the
