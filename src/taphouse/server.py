@@ -237,6 +237,7 @@ class Platform:
         if stopping is not None:
             stopping.set()
         self.jobs.stop()
+        self.compute.stop()  # removes the server's memory cgroup
         self.backends.close()  # connection pools of PostgreSQL-served databases
         self.meta.close()
         self.scratch.close()

@@ -145,13 +145,16 @@ class Settings:
     compute_uid_base: int = 2_000_000  # user n runs as uid base+n; base is their group
     compute_timeout_default: float = 600.0  # seconds
     compute_timeout_limit: float = 4 * 3600.0
-    compute_memory_default: int = 2 * 1024**3  # bytes (RLIMIT_DATA per process)
+    compute_memory_default: int = 2 * 1024**3  # bytes, all a job's processes together
     compute_memory_limit: int = 8 * 1024**3
     compute_home_quota: int = 5 * 1024**3  # bytes, per user
     compute_tmp_size: int = 256 * 1024**2  # bytes, each of /tmp and /dev/shm
     compute_processes: int = 64  # per user (RLIMIT_NPROC counts per uid)
     compute_open_files: int = 256
     compute_file_size: int = 1024**3
+    # Memory cgroups for jobs: auto (a delegated cgroup v2 subtree, else a writable v1
+    # memory hierarchy, else RLIMIT_DATA + watchdog), off, or a cgroup directory path.
+    compute_memory_cgroup: str = "auto"
     # --- JupyterHub (taphouse hub; see taphouse.hub) ---------------------------------
     hub_host: str = "127.0.0.1"  # where the hub's proxy listens (put TLS in front)
     hub_port: int = 8001

@@ -133,23 +133,94 @@ print("forks", n)
     r.check()
 
 
-def test_memory_bomb_is_refused(user_client, responsive):
+def _rss(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_memory_bomb_is_stopped_by_the_cgroup(compute_server, user_client, responsive):
+    """On this machine (cgroup v1 memory hierarchy, root) the job's memory cgroup stops
+    the bomb at its limit, not RLIMIT_DATA (which is left unlimited in a cgroup) nor the
+    watchdog; the server's memory and another user's job are unaffected."""
+    cgroups = compute_server.platform.compute.sandbox.cgroups
+    assert cgroups is not None, ("no usable memory cgroup on this machine:"
+                                 f" {compute_server.platform.compute.memory_bound}")
     script = """
+import time
 blocks = []
-try:
-    while True:
-        blocks.append(bytearray(50 * 1024 * 1024))
-except MemoryError:
-    print("MemoryError after", len(blocks) * 50, "MB")
-    raise
+print('start', flush=True)
+time.sleep(1)
+while True:
+    blocks.append(b'x' * (50 * 1024 * 1024))  # written: resident, charged to the cgroup
+    print('MB', len(blocks) * 50, flush=True)
 """
-    with responsive() as r, pytest.raises(ComputeError) as err:
-        user_client.run(script, memory="400MB", timeout=60)
-    res = err.value.result
-    assert res.phase == "ERROR" and res.exit_status == 1
-    assert "MemoryError" in res.stderr
-    assert int(res.stdout.split("after")[1].split()[0]) <= 400
+    other = login(compute_server, new_user(compute_server))
+    rss_before = _rss(os.getpid())  # the server runs in this process
+    with responsive() as r:
+        bomb = user_client.run(script, memory="400MiB", timeout=60, wait=False)
+        assert other.run("print('fine')").stdout == "fine\n"
+        info = bomb.wait(60)
+    assert info["phase"] == "ERROR"
+    assert "memory limit of 400 MiB exceeded" in info["error"]["message"]
+    assert info["memory_bound"] == cgroups.mechanism
+    written = int(bomb.stdout.split()[-1])
+    # Exact: stopped by the 400 MiB limit, after well more than half of it was used.
+    assert 250 <= written <= 400
+    assert "MemoryError" not in bomb.stderr
+    assert _rss(os.getpid()) - rss_before < 150 * 1024**2
+    assert not (cgroups.root / f"job-{bomb.id}").exists()
     r.check()
+    assert other.run("print('still fine')").stdout == "still fine\n"
+    other.close()
+
+
+def test_every_process_of_a_job_is_in_its_cgroup_and_it_goes_after(compute_server,
+                                                                   user_client):
+    """The outer process joins the cgroup before bubblewrap starts anything: every
+    process of the job's uid is in it; the limit is the job's memory; it is removed when
+    the job ends."""
+    cgroups = compute_server.platform.compute.sandbox.cgroups
+    assert cgroups is not None, compute_server.platform.compute.memory_bound
+    job = user_client.run("import os, time\nif os.fork() == 0:\n    time.sleep(60)\n"
+                          "print('up', flush=True)\ntime.sleep(60)", memory="300MiB",
+                          timeout=120, wait=False)
+    deadline = time.monotonic() + 60
+    while "up" not in job.stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    path = cgroups.root / f"job-{job.id}"
+    limit = "memory.max" if cgroups.version == 2 else "memory.limit_in_bytes"
+    assert int((path / limit).read_text()) == 300 * 1024**2
+    inside = {int(p) for p in (path / "cgroup.procs").read_text().split()}
+    uids = {_uid_of(p) for p in inside}
+    assert len(uids) == 1
+    uid = uids.pop()
+    assert uid > compute_server.platform.compute.sandbox.uid_base
+    mine = set(_pids_of(uid))
+    assert len(mine) >= 4  # bwrap, bwrap (init), python, its child
+    assert mine <= inside
+    job.abort()
+    job.wait(60)
+    # ABORTED is recorded at once; the worker removes the cgroup as the run ends.
+    deadline = time.monotonic() + 20
+    while path.exists() or _pids_of(uid):
+        assert time.monotonic() < deadline, (path.exists(), _pids_of(uid))
+        time.sleep(0.1)
+
+
+def _uid_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return int(f.read().split("Uid:")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _pids_of(uid: int) -> list[int]:
+    return [int(e.name) for e in os.scandir("/proc") if e.name.isdigit()
+            and _uid_of(int(e.name)) == uid]
 
 
 def test_tmp_is_bounded(user_client):

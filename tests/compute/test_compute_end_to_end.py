@@ -83,13 +83,17 @@ def test_kill_9_mid_job_then_restart(tmp_path):
             time.sleep(0.2)
         uid = 3000000 + user.id
         assert _bwrap_pids(uid)
+        cgroup = _job_cgroup(base / "data", job.id)
+        assert set(_bwrap_pids(uid)) <= set(map(int, (cgroup / "cgroup.procs").read_text().split()))
         server.kill()
         # --die-with-parent: the sandbox dies with the server.
         deadline = time.monotonic() + 10
         while _bwrap_pids(uid):
             assert time.monotonic() < deadline, _bwrap_pids(uid)
             time.sleep(0.1)
+        assert cgroup.exists()  # left behind by the killed server...
         server.start()
+        assert not cgroup.exists()  # ...and removed when it starts again
         c = taphouse.connect(server.url, interactive=False, progress=False)
         c.login("killer", PASSWORD)
         info = c.compute_job(job.id).info()
@@ -99,6 +103,65 @@ def test_kill_9_mid_job_then_restart(tmp_path):
         assert c.run("print('again')").stdout == "again\n"
     finally:
         server.stop()
+    assert not cgroup.parent.exists()  # a server's cgroup goes when it stops
+
+
+def _job_cgroup(data_dir: Path, job_id: str) -> Path:
+    """Where the server of ``data_dir`` puts job ``job_id``'s memory cgroup on this
+    machine (cgroup v1: the memory hierarchy's root)."""
+    from taphouse.compute import cgroups
+
+    mount = cgroups._mount_point("cgroup", "memory")
+    assert mount is not None, "this machine has no cgroup v1 memory hierarchy"
+    return (cgroups.MemoryCgroups(1, mount, cgroups.server_name(data_dir)).root
+            / f"job-{job_id}")
+
+
+def test_without_cgroups_rlimit_and_watchdog_bound_memory():
+    """compute_memory_cgroup=off (as on a machine with no usable cgroup): RLIMIT_DATA
+    stops one process, the watchdog the sum of many; the job details say so."""
+    base = sandbox_data_dir()
+    env = {"TAPHOUSE_COMPUTE": "on", "TAPHOUSE_COMPUTE_ENV": str(JOB_ENV),
+           "TAPHOUSE_COMPUTE_UID_BASE": "3100000", "TAPHOUSE_COMPUTE_MEMORY_CGROUP": "off"}
+    server = ServerProcess(base / "data", env=env).start()
+    try:
+        assert "RLIMIT_DATA per process + resident memory watchdog (no memory cgroup:" \
+            in server.log_text()
+        from taphouse.auth.accounts import AccountStore
+        from taphouse.auth.passwords import PasswordHashing
+        from taphouse.metadata import MetadataDB
+
+        meta = MetadataDB(base / "data" / "meta.sqlite")
+        AccountStore(meta, PasswordHashing()).add_user("nocgroup", PASSWORD)
+        meta.close()
+        c = taphouse.connect(server.url, interactive=False, progress=False)
+        c.login("nocgroup", PASSWORD)
+        one = c.run("blocks = []\nwhile True:\n    blocks.append(b'x' * 50 * 1024**2)",
+                    memory="400MiB", timeout=60, wait=False).result(check=False)
+        assert one.phase == "ERROR" and "MemoryError" in one.stderr
+        many = c.run("""
+import os, time
+for i in range(8):
+    if os.fork() == 0:
+        block = b'x' * (150 * 1024 * 1024)
+        time.sleep(60)
+        os._exit(0)
+time.sleep(60)
+""", memory="400MiB", timeout=60, wait=False)
+        info = many.wait(60)
+        assert "memory limit of 400 MiB exceeded (the job's processes used" \
+            in info["error"]["message"]
+        assert info["memory_bound"].startswith("RLIMIT_DATA")
+    finally:
+        server.stop()
+    assert not list(Path("/sys/fs/cgroup/memory").glob(
+        f"taphouse-{_server_name(base / 'data')}"))
+
+
+def _server_name(data_dir: Path) -> str:
+    from taphouse.compute.cgroups import server_name
+
+    return server_name(data_dir)
 
 
 def test_leftover_sandbox_is_killed_at_start_up(compute_server):

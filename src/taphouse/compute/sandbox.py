@@ -9,12 +9,15 @@ sets no-new-privileges, mounts a read-only system and Python environment, a priv
 size-bounded ``/tmp`` and ``/dev/shm``, the user's home, the job's work directory and
 the API socket, and loads the seccomp filter (:mod:`taphouse.compute.seccomp`).
 
-Limits: CPU seconds, processes (per uid, so per user), open files, file size and memory
-per process (RLIMIT_DATA: RLIMIT_AS breaks numpy/pyarrow) through ``prlimit``; the
-memory of the whole sandbox (resident memory of all its processes, see
-:meth:`SandboxProcess.memory`), wall time, the home quota and aborts by
-:class:`SandboxProcess`'s caller. cgroup v2 ``memory.max`` would be exact but is not
-delegated on the machines we run on (cgroup v1).
+Limits: CPU seconds, processes (per uid, so per user), open files and file size through
+``prlimit``. Memory: where the server has memory cgroups (:mod:`taphouse.compute.cgroups`:
+a delegated cgroup v2 subtree, else a writable v1 memory hierarchy) each sandbox runs in
+its own cgroup whose limit is the job's memory, exact over all its processes; the outer
+process joins it before anything is started in it (a gate in the wrapper waits until the
+server has moved it). Without cgroups: RLIMIT_DATA per process (RLIMIT_AS breaks
+numpy/pyarrow) plus the caller's watchdog over the resident memory of all the sandbox's
+processes (:meth:`SandboxProcess.memory`). Wall time, the home quota and aborts are
+handled by :class:`SandboxProcess`'s caller.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from taphouse.compute.cgroups import MemoryCgroups
 from taphouse.compute.seccomp import SeccompUnsupported, build_filter
 from taphouse.errors import ServiceError
 
@@ -112,12 +116,17 @@ class Sandbox:
         User ``n`` runs as uid ``uid_base + n``; ``uid_base`` is the sandbox group.
     bwrap
         The bubblewrap executable.
+    cgroups
+        Memory cgroups to run each sandbox in (None: RLIMIT_DATA per process, and the
+        caller watches the sandbox's resident memory).
     """
 
     UID_RANGE = 1_000_000
 
     def __init__(self, *, env_dir: Path, lib_dir: Path, socket_path: Path, run_dir: Path,
-                 uid_base: int, bwrap: str | None = None) -> None:
+                 uid_base: int, bwrap: str | None = None,
+                 cgroups: MemoryCgroups | None = None) -> None:
+        self.cgroups = cgroups
         self.env_dir = Path(env_dir)
         self.lib_dir = Path(lib_dir)
         self.socket_path = Path(socket_path)
@@ -232,31 +241,80 @@ class Sandbox:
                 fds.append(fd)
                 data_fds[dest] = fd
             argv = self._argv(run, seccomp_fd, data_fds)
+            cgroup = self._cgroup(name, run.limits.memory)
+            gate: int | None = None
             stdout = open(run.stdout, "ab")  # noqa: SIM115 (handed to the child)
             stderr = open(run.stderr, "ab")  # noqa: SIM115
             try:
                 lim = run.limits
-                wrapper = [
+                # With a cgroup the kernel bounds the sandbox's memory exactly; the
+                # per-process RLIMIT_DATA would only stop a process earlier and
+                # differently (it counts address space reserved, not memory used).
+                data_limit = "unlimited" if cgroup is not None else str(lim.memory)
+                command = [
                     "nice", "-n", "10", "prlimit",
                     f"--cpu={lim.cpu_seconds}", f"--nproc={lim.processes}",
                     f"--nofile={lim.open_files}", f"--fsize={lim.file_size}",
-                    f"--data={lim.memory}", "--core=0", "--"]
+                    f"--data={data_limit}", "--core=0", "--", *argv]
+                if cgroup is not None:
+                    # The outer process waits for a line on a pipe before it becomes
+                    # nice/prlimit/bwrap (same pid): the server moves it into the
+                    # cgroup first, so everything bwrap starts is born inside.
+                    # (The pipe is its stdin: dash cannot name descriptors above 9.)
+                    gate, ready = os.pipe()
+                    command = ["/bin/sh", "-c", 'read -r go || exit 125; exec "$@" </dev/null',
+                               "sandbox", *command]
                 who: dict = {}
                 if switch_user:
                     who = {"user": run.uid, "group": run.uid, "extra_groups": [self.gid]}
-                proc = subprocess.Popen(
-                    [*wrapper, *argv], stdin=subprocess.DEVNULL, stdout=stdout,
-                    stderr=stderr, pass_fds=tuple(fds), env=dict(run.env), close_fds=True,
-                    start_new_session=True, cwd="/", **who)
+                try:
+                    proc = subprocess.Popen(
+                        command, stdin=subprocess.DEVNULL if gate is None else gate,
+                        stdout=stdout, stderr=stderr,
+                        pass_fds=tuple(fds), env=dict(run.env), close_fds=True,
+                        start_new_session=True, cwd="/", **who)
+                except BaseException:
+                    if gate is not None:
+                        os.close(ready)
+                    if cgroup is not None and self.cgroups is not None:
+                        self.cgroups.remove(cgroup)
+                    raise
             finally:
                 stdout.close()
                 stderr.close()
+                if gate is not None:
+                    os.close(gate)  # the child's stdin now, not passed on as a descriptor
         finally:
             for fd in fds:
                 os.close(fd)
         sp = SandboxProcess(proc, self.run_dir / f"{name}.pid")
         sp.record()
+        if cgroup is not None and self.cgroups is not None:
+            try:
+                self.cgroups.join(cgroup, proc.pid)
+                os.write(ready, b"go\n")
+            except OSError as exc:  # never let it run outside its cgroup
+                sp.kill()
+                sp.forget()
+                self.cgroups.remove(cgroup)
+                raise SandboxUnavailable(f"the sandbox could not join its memory cgroup"
+                                         f" {cgroup}: {exc}") from None
+            finally:
+                os.close(ready)
+            sp.cgroups, sp.cgroup = self.cgroups, cgroup
         return sp
+
+    def _cgroup(self, name: str, memory: int) -> Path | None:
+        """A memory cgroup for sandbox ``name``; None without cgroups, or when this one
+        cannot be made (then the run falls back to RLIMIT_DATA and the watchdog)."""
+        if self.cgroups is None:
+            return None
+        try:
+            return self.cgroups.create(name, memory)
+        except OSError as exc:
+            log.warning("sandbox %s: no memory cgroup (%s); bounding its memory with"
+                        " RLIMIT_DATA and the watchdog", name, exc)
+            return None
 
     def _argv(self, run: SandboxRun, seccomp_fd: int, data_fds: Mapping[str, int]) -> list[str]:
         a = [self.bwrap, "--unshare-user", "--unshare-ipc", "--unshare-pid"]
@@ -327,6 +385,27 @@ class SandboxProcess:
     def __init__(self, proc: subprocess.Popen, pidfile: Path) -> None:
         self.proc = proc
         self.pidfile = pidfile
+        #: The memory cgroup the sandbox runs in (None: RLIMIT_DATA and the watchdog).
+        self.cgroups: MemoryCgroups | None = None
+        self.cgroup: Path | None = None
+
+    @property
+    def memory_bound(self) -> str:
+        """What bounds this sandbox's memory (for job details)."""
+        if self.cgroups is not None and self.cgroup is not None:
+            return self.cgroups.mechanism
+        return "RLIMIT_DATA per process + resident memory watchdog"
+
+    def oom_kills(self) -> int:
+        """Processes of the sandbox its memory cgroup's OOM killer has killed."""
+        if self.cgroups is None or self.cgroup is None:
+            return 0
+        return self.cgroups.oom_kills(self.cgroup)
+
+    def memory_peak(self) -> int | None:
+        if self.cgroups is None or self.cgroup is None:
+            return None
+        return self.cgroups.peak(self.cgroup)
 
     @property
     def pid(self) -> int:
@@ -350,6 +429,8 @@ class SandboxProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        if self.cgroups is not None and self.cgroup is not None:
+            self.cgroups.kill(self.cgroup)  # and whatever else is in its cgroup
 
     def memory(self) -> int:
         """Resident bytes of every process inside the sandbox (those in the PID
@@ -380,10 +461,13 @@ class SandboxProcess:
         self.kill()
 
     def forget(self) -> None:
-        """The run is over: reap the process and drop its pid file."""
+        """The run is over: reap the process, remove its cgroup (killing anything left
+        in it) and drop its pid file."""
         if self.proc.poll() is None:
             self.kill()
             self.proc.wait()
+        if self.cgroups is not None and self.cgroup is not None:
+            self.cgroups.remove(self.cgroup)
         self.pidfile.unlink(missing_ok=True)
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from taphouse.auth.authenticator import NOTEBOOK_JOB_PREFIX
+from taphouse.compute import cgroups
 from taphouse.compute.files import MAX_DEPTH, TreeTooDeep, regular_files, tree_usage
 from taphouse.compute.sandbox import (
     ENV_MOUNT,
@@ -73,6 +74,7 @@ class ComputeSettings:
     processes: int
     open_files: int
     file_size: int
+    memory_cgroup: str = "auto"
 
     @classmethod
     def from_settings(cls, s: Any) -> ComputeSettings:
@@ -84,7 +86,8 @@ class ComputeSettings:
                    memory_default=s.compute_memory_default,
                    memory_limit=s.compute_memory_limit, home_quota=s.compute_home_quota,
                    tmp_size=s.compute_tmp_size, processes=s.compute_processes,
-                   open_files=s.compute_open_files, file_size=s.compute_file_size)
+                   open_files=s.compute_open_files, file_size=s.compute_file_size,
+                   memory_cgroup=s.compute_memory_cgroup)
 
 
 class ComputeService:
@@ -117,6 +120,9 @@ class ComputeService:
                                uid_base=self.config.uid_base)
         #: Why compute is not available (None: it is).
         self.unavailable: str | None = "compute has not been started"
+        #: What bounds a job's memory (a cgroup, or RLIMIT_DATA and the watchdog, and
+        #: why no cgroup), set by :meth:`start`.
+        self.memory_bound = "not started"
         #: The API socket, listening once :meth:`start` succeeded (served by
         #: :class:`~taphouse.compute.listener.SandboxListener`).
         self.socket: Any = None
@@ -144,7 +150,14 @@ class ComputeService:
 
             self.socket = bind_socket(self.socket_path, self.sandbox.gid)
             self.sandbox.check_paths()
+            self.sandbox.cgroups, self.memory_bound = cgroups.detect(
+                cgroups.server_name(self.data_dir), setting=self.config.memory_cgroup)
+            if self.sandbox.cgroups is None:
+                self.memory_bound = ("RLIMIT_DATA per process + resident memory watchdog"
+                                     f" (no memory cgroup: {self.memory_bound})")
             self.sandbox.kill_leftovers()
+            if self.sandbox.cgroups is not None:
+                self.sandbox.cgroups.remove_leftovers()
             # Notebook tokens belong to the hub's servers, which outlive this server.
             self.auth.tokens.revoke_all_jobs(keep_prefix=NOTEBOOK_JOB_PREFIX)
             probe = self.run_dir / "probe"
@@ -158,7 +171,13 @@ class ComputeService:
             log.error("%s", self.unavailable)
             return
         self.unavailable = None
-        log.info("compute: sandbox ready (job environment %s)", self.config.env_dir)
+        log.info("compute: sandbox ready (job environment %s); job memory bounded by %s",
+                 self.config.env_dir, self.memory_bound)
+
+    def stop(self) -> None:
+        """At server shutdown: remove this server's memory cgroup (jobs are over)."""
+        if self.sandbox.cgroups is not None:
+            self.sandbox.cgroups.close()
 
     def _prepare(self) -> None:
         gid = self.sandbox.gid
@@ -256,8 +275,10 @@ class ComputeService:
         status: int | None = None
         over_quota: int | None = None
         over_memory: int | None = None
+        memory_bound = "not started"
         try:
             proc = self.sandbox.start(run, job.id)
+            memory_bound = proc.memory_bound
             try:
                 cancel.attach(proc)
                 status, over_quota, over_memory = self._watch(proc, cancel, home, work,
@@ -276,6 +297,7 @@ class ComputeService:
         written = [f"mydb.{t.name}" for t in after if before.get(t.name) != t.version_id]
         summary = {"exit_status": status, "seconds": round(elapsed, 3),
                    "outputs": outputs, "tables": sorted(written),
+                   "memory_bound": memory_bound,
                    "home_bytes": used_after, "home_quota": self.config.home_quota,
                    "stdout_bytes": stdout.stat().st_size,
                    "stderr_bytes": stderr.stat().st_size}
@@ -283,9 +305,10 @@ class ComputeService:
         final.write_text(json.dumps(summary))
         failure = None
         if over_memory is not None:
-            failure = (f"the job's processes used {over_memory // 1024**2} MiB together, more"
-                       f" than its memory limit of {memory // 1024**2} MiB: the job was"
-                       " stopped (ask for more with memory=...)")
+            how = (f"the job's processes used {over_memory // 1024**2} MiB together"
+                   if over_memory > 0 else "the kernel's OOM killer stopped a process")
+            failure = (f"memory limit of {memory // 1024**2} MiB exceeded ({how}): the job"
+                       " was stopped (ask for more with memory=...)")
         elif over_quota is not None and over_quota >= TOO_DEEP:
             failure = (f"the job nested directories deeper than {MAX_DEPTH} levels in its home"
                        " or work directory, which the quota cannot measure: it was stopped")
@@ -309,26 +332,40 @@ class ComputeService:
                memory: int) -> tuple[int | None, int | None, int | None]:
         """Wait for the run, checking the home quota (home + work directory) and the
         memory of all its processes together as it goes; returns (exit status, usage
-        when killed for the quota, memory when killed for memory)."""
+        when killed for the quota, memory when killed for memory: the peak, or 0 when
+        the cgroup's OOM killer acted and the peak is unknown).
+
+        In a memory cgroup the kernel bounds the memory; one OOM kill ends the whole job
+        (also when only a child process was killed). Without one, RLIMIT_DATA bounds
+        each process and this loop their sum, every 0.2 s."""
         period = 0.5
         next_check = time.monotonic() + period
         next_memory = time.monotonic() + 0.2
+        in_cgroup = proc.cgroup is not None
         while True:
             status = proc.poll()
             if status is not None:
+                if in_cgroup and proc.oom_kills():
+                    return status, None, proc.memory_peak() or 0
                 return status, None, None
             if cancel.reason:
                 proc.kill()
             now = time.monotonic()
             if now >= next_memory:
-                # RLIMIT_DATA bounds each process; this bounds their sum (many processes
-                # of the memory limit each would otherwise add up past it).
                 next_memory = now + 0.2
-                used_memory = proc.memory()
-                if used_memory > memory:
-                    proc.kill()
-                    proc.wait()
-                    return proc.poll(), None, used_memory
+                if in_cgroup:
+                    if proc.oom_kills():
+                        proc.kill()
+                        proc.wait()
+                        return proc.poll(), None, proc.memory_peak() or 0
+                else:
+                    # RLIMIT_DATA bounds each process; this bounds their sum (many
+                    # processes of the memory limit each would otherwise add up past it).
+                    used_memory = proc.memory()
+                    if used_memory > memory:
+                        proc.kill()
+                        proc.wait()
+                        return proc.poll(), None, used_memory
             if now >= next_check:
                 t0 = time.monotonic()
                 used = _usage(home) + _usage(work)
