@@ -114,7 +114,7 @@ class Platform:
         self.authenticator = Authenticator(self.meta, settings)
         self.scopes = ScopeBuilder(self.catalogue, self.engine, self.policy,
                                    Shares(self.meta, self.catalogue,
-                                          self.authenticator.accounts),
+                                          self.authenticator.accounts, self.remotes),
                                    remote_schemas=RemoteSchemas(self.remotes))
         # The one way out for server-side fetches (URL uploads; remote services later).
         self.outbound = Outbound(policy_from(settings))

@@ -351,7 +351,7 @@ def api_router(platform: Platform) -> APIRouter:
             if restricted:
                 outside = grantees_outside(restricted, users, groups)
                 if outside and not (allow and identity.is_admin):
-                    message = (f"{what} holds rows of the restricted database(s)"
+                    message = (f"{what} holds rows of the restricted source(s)"
                                f" {', '.join(sorted(restricted))}, which {', '.join(outside)}"
                                " may not read: an administrator must give them access to"
                                " the database first (or, as an administrator, share with"
@@ -397,43 +397,29 @@ def api_router(platform: Platform) -> APIRouter:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
         return JSONResponse(plan)
 
-    def restricted_sources(t: TableMeta, depth: int = 0) -> set[str]:
-        """Restricted catalogue databases whose rows a user table holds, from the
-        provenance of the query that wrote it (following user tables it read)."""
-        found: set[str] = set()
-        provenance = (t.extra or {}).get("provenance") or {}
-        for source in provenance.get("source_tables") or []:
-            db_name, _, table_name = str(source).partition(".")
-            db = platform.catalogue.database(db_name)
-            if db is None:
-                continue
-            if db.kind == "catalogue" and not db.public:
-                found.add(db.name)
-            elif db.kind == "user" and depth < 8:
-                source_table = platform.catalogue.table(db.name, table_name)
-                if source_table is not None:
-                    found |= restricted_sources(source_table, depth + 1)
-        return found
+    def restricted_sources(t: TableMeta) -> dict[str, frozenset[str]]:
+        """Restricted sources (catalogue databases, ``remote:NAME``) whose rows a user
+        table holds -> the groups that may read them (taphouse.userspace.lineage)."""
+        from taphouse.userspace.lineage import restricted_sources as of
 
-    def grantees_outside(databases: set[str], users: list[Any],
+        return of(t, platform.catalogue, platform.remotes)
+
+    def grantees_outside(sources: dict[str, frozenset[str]], users: list[Any],
                          groups: list[Any]) -> list[str]:
         """The users and groups among the grantees who may not read every one of
-        ``databases`` (administrators read everything)."""
-        from taphouse.auth.database_access import DatabaseAccess
+        ``sources`` (administrators read everything)."""
+        from taphouse.userspace.lineage import outside_groups
 
-        access = DatabaseAccess(platform.meta, platform.catalogue)
-        allowed = [set(access.describe(db)["groups"]) for db in databases]
         accounts = platform.authenticator.accounts
         outside = []
         for name in users:
             user = accounts.user(str(name)) if isinstance(name, str) and name.strip() else None
             if user is None or user.is_admin:
                 continue  # no such account: the share grants nothing (see shares.py)
-            mine = accounts.groups_of(user.id)
-            if not all(mine & a for a in allowed):
+            if outside_groups(sources, accounts.groups_of(user.id)):
                 outside.append(f"user {user.name}")
         for group in groups:
-            if isinstance(group, str) and not all(group.strip().lower() in a for a in allowed):
+            if isinstance(group, str) and outside_groups(sources, {group.strip().lower()}):
                 outside.append(f"group {group.strip().lower()}")
         return outside
 

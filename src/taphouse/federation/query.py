@@ -115,7 +115,7 @@ def prepare_federated(tree: exp.Expression, identity: Identity, scope: Scope,
     plan = plan_federated(tree, identity, scope, registry, lookup_local)
     side = plan.upload_side
     if side is not None and side.local is not None:
-        refused = untrusted(sensitive_sources(side.local, identity, catalogue),
+        refused = untrusted(sensitive_sources(side.local, identity, catalogue, registry),
                             plan.remote.name, limits.trusted)
         if refused:
             plan.upload_refused = (

@@ -12,12 +12,13 @@ answer does not tell whether an account of that name exists.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.store import CatalogueStore
 from taphouse.metadata import MetadataDB
 from taphouse.userspace.errors import UserSpaceError
+from taphouse.userspace.lineage import outside_groups, restricted_sources
 from taphouse.userspace.names import check_identifier
 
 
@@ -49,19 +50,32 @@ class Shares:
     """The shares of one platform, as the scope builder asks for them."""
 
     def __init__(self, meta: MetadataDB, catalogue: CatalogueStore,
-                 grantees: Grantees) -> None:
+                 grantees: Grantees, remotes: Any = None) -> None:
         self.meta = meta
         self.catalogue = catalogue
         self.grantees = grantees
+        #: The remote registry (restricted remotes among a table's sources), if any.
+        self.remotes = remotes
 
     def tables(self, identity: Identity) -> set[tuple[str, str]]:
         """``{(schema, table)}`` of other users' tables shared with this caller (the
-        catalogue names the tables)."""
+        catalogue names the tables). A table holding rows of a restricted source the
+        caller may not read (appended after it was shared, or the caller left the
+        group) is left out: its rows are not for them (:mod:`.lineage`)."""
         ids = shared_table_ids(self.meta, identity, self.grantees)
         if not ids:
             return set()
-        return {(db, name) for db, name, kind in self.catalogue.table_names(ids).values()
-                if kind == "user"}
+        out = set()
+        for db, name, kind in self.catalogue.table_names(ids).values():
+            if kind != "user":
+                continue
+            table = self.catalogue.table(db, name)
+            if table is None or outside_groups(
+                    restricted_sources(table, self.catalogue, self.remotes),
+                    identity.groups, is_admin=identity.is_admin):
+                continue
+            out.add((db, name))
+        return out
 
 
 def get_shares(meta: MetadataDB, table_id: int) -> dict[str, list[str]]:

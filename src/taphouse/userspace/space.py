@@ -500,8 +500,21 @@ def provenance_of(prepared: Any) -> dict[str, Any]:
     plan = getattr(prepared, "remote", None)
     if plan is not None:  # remotes hook: the service that answered, and what it ran
         prov["remote"] = {"name": plan.remote.name, "url": plan.remote.url,
-                          "adql": plan.adql}
+                          "adql": plan.adql, **_remote_access(plan.remote)}
+    joined = getattr(getattr(getattr(prepared, "federated", None), "plan", None),
+                     "remote", None)
+    if joined is not None:  # federation hook: the remote table a join read
+        prov["remote"] = {"name": joined.name, "url": joined.url,
+                          **_remote_access(joined)}
     return prov
+
+
+def _remote_access(remote: Any) -> dict[str, Any]:
+    """Whose rows a remote gives (federation/trust.py reads it): a user's own remote
+    (``owner_id``), or the operator's restricted to ``groups`` when it is."""
+    if remote.owner_id is not None:
+        return {"owner_id": remote.owner_id}
+    return {"groups": sorted(remote.groups)} if remote.groups else {}
 
 
 def response_sql(table: TableMeta, columns: list[ColumnMeta], relation: str, *,
