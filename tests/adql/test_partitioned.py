@@ -17,6 +17,7 @@ from test_joins import CORPUS as JOIN_CORPUS
 from test_select import CORPUS as SELECT_CORPUS
 
 from taphouse.catalogue.hats import (
+    DUCKDB_COPY,
     PartitionOptions,
     partition_files,
     partitions,
@@ -25,7 +26,7 @@ from taphouse.catalogue.hats import (
 from taphouse.catalogue.model import HEALPIX_COLUMN, ColumnMeta, TableMeta
 
 
-def partitioned_env(env_class: type, root):
+def partitioned_env(env_class: type, root, duckdb_copy: bool = False):
     """The test tables of the ``env`` fixture's class, positioned ones as HATS version
     directories, one star per partition where cells allow. (The class comes from the
     fixture: ``conftest`` is not importable by name beside other test directories.)"""
@@ -36,7 +37,7 @@ def partitioned_env(env_class: type, root):
             if not positions:
                 return table
             return publish_partitioned(self.store, table, PartitionOptions(
-                max_rows=1, highest_order=12, margin_arcsec=10))
+                max_rows=1, highest_order=12, margin_arcsec=10, duckdb_copy=duckdb_copy))
 
     return PartitionedEnv(root)
 
@@ -45,6 +46,8 @@ def publish_partitioned(store, table: TableMeta, options: PartitionOptions) -> T
     out = store.new_version_path(table.database, table.name, suffix=".hats")
     write_collection(table.path, out, name=table.qualified_name, ra=table.ra_column,
                      dec=table.dec_column, options=options)
+    if options.duckdb_copy:  # as ingest keeps its sorted file
+        shutil.copyfile(table.path, out / DUCKDB_COPY)
     return store.publish(TableMeta(
         table.database, table.name, table.columns, nrows=table.nrows,
         ra_column=table.ra_column, dec_column=table.dec_column,
@@ -87,6 +90,30 @@ def test_cones_same_as_single_file(env, penv, spelling, cone):
     assert sorted(rows) == sorted(expected)
     assert any(n.startswith("cone on stars") for n in t.notes), t.sql
     assert "READ_PARQUET" in t.sql.upper()
+
+
+@pytest.fixture(scope="module")
+def cenv(env, tmp_path_factory):
+    return partitioned_env(type(env), tmp_path_factory.mktemp("hatscopy"), duckdb_copy=True)
+
+
+def test_duckdb_copy_serves_the_corpus_and_cones_without_parquet(env, cenv):
+    """A partitioned version with a DuckDB copy: DuckDB reads the copy (no Parquet file in
+    any query), with the single file's answers."""
+    assert (cenv.stars.path / DUCKDB_COPY).is_file()
+    for adql in CORPUS:
+        _, expected = env.run(adql)
+        t, rows = cenv.run(adql)
+        if "ORDER BY" not in adql.upper():
+            rows, expected = sorted(rows, key=_key), sorted(expected, key=_key)
+        assert rows == expected, adql
+        assert "PARQUET" not in t.sql.upper(), t.sql
+    for ra, dec, r in CONES:
+        adql = ("SELECT id FROM demo.stars WHERE"
+                f" 1=CONTAINS(POINT(ra, dec), CIRCLE({ra}, {dec}, {r}))")
+        t, rows = cenv.run(adql)
+        assert sorted(rows) == sorted(env.run(adql)[1])
+        assert any(n.startswith("cone on stars") for n in t.notes) and "PARQUET" not in t.sql
 
 
 def test_select_star_hides_file_column(penv):
@@ -236,6 +263,35 @@ def test_pruned_partitions_are_never_opened(sky, tmp_path):
     with pytest.raises(Exception, match="parquet|Parquet"):  # a full scan opens them
         with e.engine.cursor() as cur:
             cur.execute(f"SELECT count(*) FROM {e.engine.relation(copy)}").fetchall()
+
+
+def test_duckdb_copy_is_what_duckdb_reads(sky):
+    """A version with a DuckDB copy whose Parquet partitions are all damaged: cones at the
+    seams and poles, a polygon and a full aggregate still answer right (DuckDB reads only
+    the copy); the partitions stay what HATS readers see."""
+    e = sky.env
+    path = e.store.new_version_path("demo", "sky_dcopy", suffix=".hats")
+    shutil.copytree(sky.part.path, path)
+    shutil.copyfile(sky.single.path, path / DUCKDB_COPY)
+    table = e.store.publish(TableMeta("demo", "sky_dcopy", SKY_COLUMNS,
+                                      nrows=sky.part.nrows, ra_column="ra", dec_column="dec",
+                                      healpix_column=HEALPIX_COLUMN), path)
+    for f in partitions(path).files:
+        with open(f, "wb") as damaged:
+            damaged.write(b"not parquet")
+    more = {("demo", "sky_dcopy"): table}
+    for ra, dec, r in SKY_CONES:
+        t, rows = sky.run("SELECT id FROM demo.sky_dcopy WHERE"
+                          f" 1=CONTAINS(POINT(ra, dec), CIRCLE({ra}, {dec}, {r}))", more)
+        assert sorted(r[0] for r in rows) == sky.brute_cone(ra, dec, r)
+        assert "PARQUET" not in t.sql.upper()
+    poly = "POLYGON(44.5, 41.5, 45.5, 41.5, 45.5, 42.1, 44.5, 42.1)"
+    _, rows = sky.run(f"SELECT id FROM demo.sky_dcopy WHERE 1=CONTAINS(POINT(ra, dec), {poly})",
+                      more)
+    _, flat = sky.run(f"SELECT id FROM flat.sky WHERE 1=CONTAINS(POINT(ra, dec), {poly})")
+    assert sorted(rows) == sorted(flat) and rows
+    _, rows = sky.run("SELECT COUNT(*), SUM(id) FROM demo.sky_dcopy", more)
+    assert rows == sky.run("SELECT COUNT(*), SUM(id) FROM flat.sky")[1]
 
 
 def test_polygon_reads_only_its_partitions(sky):

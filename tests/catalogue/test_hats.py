@@ -18,6 +18,7 @@ import pytest
 
 from taphouse.catalogue.hats import (
     CATALOG_DIR,
+    DUCKDB_COPY,
     PartitionOptions,
     directory_size,
     margin_order,
@@ -101,6 +102,9 @@ def test_refusals(run, inputs, tmp_path):
     status, _, err = run("ingest", str(inputs / "a.parquet"), "-d", "s", "-t", "t",
                          "--partition-rows", "5", "-q")
     assert status == 2 and "need --partitioned" in err
+    status, _, err = run("ingest", str(inputs / "a.parquet"), "-d", "s", "-t", "t",
+                         "--duckdb-copy", "-q")
+    assert status == 2 and "--duckdb-copy need --partitioned" in err
     (tmp_path / "nopos.csv").write_text("a,b\n1,2\n")
     status, _, err = run("ingest", str(tmp_path / "nopos.csv"), "-d", "s", "-t", "t",
                          "--partitioned", "-q")
@@ -115,14 +119,40 @@ def test_refusals(run, inputs, tmp_path):
     assert status == 2 and "no table files" in err
 
 
+def test_cli_ingest_with_a_duckdb_copy(run, inputs, tmp_path):
+    status, out, err = run("ingest", str(inputs), "-d", "survey", "-t", "stars",
+                           "--partitioned", "--partition-rows", "400", "--duckdb-copy", "-q")
+    assert status == 0, err
+    assert "partitions (HATS layout) and a DuckDB copy" in out
+    from taphouse.metadata import MetadataDB
+
+    meta = MetadataDB(tmp_path / "data" / "meta.sqlite")
+    try:
+        table = CatalogueStore(meta, tmp_path / "data" / "tables").table("survey", "stars")
+    finally:
+        meta.close()
+    copy = table.path / DUCKDB_COPY
+    assert copy.is_file() and (os.stat(copy).st_mode & 0o777) == 0o600
+    assert table.nbytes == directory_size(table.path) > copy.stat().st_size
+    import duckdb
+
+    with duckdb.connect(str(copy), read_only=True) as con:
+        ids = con.execute("SELECT source_id FROM data ORDER BY source_id").fetchall()
+    assert [i for (i,) in ids] == sorted(_source(inputs)["source_id"].to_pylist())
+    assert not list((tmp_path / "data" / "tmp").glob("**/*.duckdb"))
+
+
 @pytest.fixture(scope="module")
 def written(tmp_path_factory, inputs):
+    """A partitioned version with a DuckDB copy (HATS readers must not mind it)."""
     from taphouse.metadata import MetadataDB
 
     root = tmp_path_factory.mktemp("hatsdata")
     meta = MetadataDB(root / "meta.sqlite")
     store = CatalogueStore(meta, root / "tables")
-    table = ingest_files(store, [inputs], "survey", "stars", partitioned=OPTIONS)
+    table = ingest_files(store, [inputs], "survey", "stars", partitioned=PartitionOptions(
+        max_rows=400, highest_order=7, margin_arcsec=10, duckdb_copy=True))
+    assert (table.path / DUCKDB_COPY).is_file()
     yield table
     meta.close()
 

@@ -402,10 +402,12 @@ def _partition_relation(table: TableMeta, ranges: list[tuple[int, int]],
     faster this way than through a filter on the file column of the engine's view over
     all partitions."""
     from taphouse.adql.rules import rules_for
-    from taphouse.catalogue.hats import is_version_dir, partition_files
+    from taphouse.catalogue.hats import duckdb_copy, is_version_dir, partition_files
 
     if table.path is None or not is_version_dir(table.path):
         return None
+    if dialect == "duckdb" and duckdb_copy(table.path) is not None:
+        return None  # DuckDB reads the version's DuckDB copy (the engine attaches it)
     read_files = rules_for(dialect).read_files
     if read_files is None:
         return None

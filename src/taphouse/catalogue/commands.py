@@ -61,6 +61,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                       help="deepest HEALPix order of a partition (default 10)")
     part.add_argument("--margin", type=float, default=None, metavar="ARCSEC",
                       help="margin catalogue threshold in arcsec (default 10)")
+    part.add_argument("--duckdb-copy", action="store_true", default=None,
+                      help="also keep the rows as one DuckDB file in the version, which"
+                           " DuckDB then reads (cones as fast as a single-file table;"
+                           " about twice the disk); LSDB, hats and Spark read the Parquet")
     pg = p.add_argument_group(
         "PostgreSQL ([postgres])",
         "load the files into a database served by PostgreSQL (taphouse db add-postgres)"
@@ -269,6 +273,8 @@ def _ingest(args: argparse.Namespace) -> int:
         from taphouse.catalogue.hats import partitions
 
         where += f", {len(partitions(table.path).files)} partitions (HATS layout)"
+        if args.duckdb_copy:
+            where += " and a DuckDB copy"
     print(f"{table.qualified_name}: {table.nrows:,} rows, {len(table.columns)} columns{where}")
     if table.ra_column and table.epoch is None:
         print(f"warning: the positions of {table.qualified_name} have no epoch, so results "
@@ -315,11 +321,11 @@ def _partition_options(args: argparse.Namespace) -> PartitionOptions | None:
     from taphouse.catalogue.hats import PartitionOptions
 
     given = {"max_rows": args.partition_rows, "highest_order": args.highest_order,
-             "margin_arcsec": args.margin}
+             "margin_arcsec": args.margin, "duckdb_copy": args.duckdb_copy}
     if not args.partitioned:
         if any(v is not None for v in given.values()):
-            raise CatalogueError("--partition-rows, --highest-order and --margin need"
-                                 " --partitioned")
+            raise CatalogueError("--partition-rows, --highest-order, --margin and"
+                                 " --duckdb-copy need --partitioned")
         return None
     return PartitionOptions(**{k: v for k, v in given.items() if v is not None})
 

@@ -66,6 +66,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from taphouse.catalogue.hats import (
+    DUCKDB_COPY,
     RESERVED_COLUMNS,
     VERSION_SUFFIX,
     PartitionOptions,
@@ -885,7 +886,10 @@ def _write_version(readers: list[FileTable], plan: _Plan, final: Path,
             write_collection(staged, written, name=name, ra=plan.ra, dec=plan.dec,
                              options=partitioned, memory_limit=memory_limit,
                              work_dir=work, progress=progress)
-            remove_version_file(staged)
+            if partitioned.duckdb_copy:  # the sorted file, kept for DuckDB's reads
+                staged.rename(written / DUCKDB_COPY)
+            else:
+                remove_version_file(staged)
             install_version_file(written, final)
             return nrows
         except BaseException as exc:

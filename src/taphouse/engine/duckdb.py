@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import duckdb
 import pyarrow as pa
 
-from taphouse.catalogue.hats import duckdb_view_sql, is_version_dir
+from taphouse.catalogue.hats import duckdb_copy, duckdb_view_sql, is_version_dir
 from taphouse.catalogue.model import TableMeta
 from taphouse.engine.backend import capped_table
 from taphouse.engine.deadlines import DEADLINES, Deadline
@@ -204,6 +204,9 @@ class DuckDBEngine:
                 path = Path(table.path).resolve()
                 if self.tables_dir not in path.parents:
                     raise EngineError("table file outside the tables directory")
+                copy = duckdb_copy(path) if is_version_dir(path) else None
+                if copy is not None:  # partitioned with a DuckDB copy: DuckDB reads that
+                    path = copy
                 if is_version_dir(path):
                     alias = f"p{table.version_id}"
                     self._con.execute(duckdb_view_sql(path, f"memory.main.{alias}"))
