@@ -63,6 +63,51 @@ def test_write_arrow_sorted(engine: DuckDBEngine) -> None:
     assert list(engine.temp_dir.iterdir()) == []  # the staging file is gone too
 
 
+def _ids(values) -> pa.RecordBatch:
+    ids = np.asarray(values, dtype=np.int64)
+    return pa.record_batch({"id": ids, "x": ids.astype(float),
+                            "s": pa.array([f"row {i}" for i in ids])}, schema=SCHEMA)
+
+
+@pytest.mark.parametrize("case", ["in order", "later batch lower", "inside a batch",
+                                  "first batch", "null key"])
+def test_write_arrow_sorted_by_one_column(engine: DuckDBEngine, case: str) -> None:
+    """Ordered by one integer column: batches already in order go straight into the
+    file; the first one out of order sends the rows so far to the sorting path. Either
+    way the file holds every row once, in order."""
+    in_order = [_ids(range(k, k + 500)) for k in range(0, 3000, 500)]
+    batches = {
+        "in order": in_order,
+        "later batch lower": [*in_order[:4], _ids(range(100, 600)), *in_order[4:]],
+        "inside a batch": [*in_order[:2], _ids([5000, 4000, 6000]), *in_order[2:]],
+        "first batch": [_ids([9, 3, 7]), *in_order],
+        "null key": [*in_order[:1], pa.record_batch(
+            {"id": pa.array([None, 9000], pa.int64()), "x": [1.0, 2.0], "s": ["a", "b"]},
+            schema=SCHEMA), *in_order[1:]],
+    }[case]
+    path = engine.tables_dir / f"o-{case.replace(' ', '-')}.duckdb"
+    writer = engine.open_writer(SCHEMA, path, order_by='"id"', max_bytes=50_000_000)
+    for batch in batches:
+        writer.write(batch)
+    assert (writer._stage is None) == (case == "in order")  # the path taken
+    total = sum(b.num_rows for b in batches)
+    assert writer.close() == total
+    got = [r[0] for r in _read(engine, path, "SELECT id FROM {t}")]
+    expected = sorted(v for b in batches for v in b.column(0).to_pylist() if v is not None)
+    assert len(got) == total
+    assert got[:len(expected)] == expected and got[len(expected):] == [None] * (
+        total - len(expected))  # NULLS LAST, as ORDER BY puts them
+    assert list(engine.temp_dir.iterdir()) == []
+
+
+def test_write_arrow_in_order_keeps_the_byte_limit(engine: DuckDBEngine) -> None:
+    path = engine.tables_dir / "o-limit.duckdb"
+    with pytest.raises(WriteLimitExceeded):
+        engine.write_arrow(_batches(400_000, 65536), SCHEMA, path, order_by='"id"',
+                           max_bytes=1_000_000)
+    assert not path.exists() and list(engine.temp_dir.iterdir()) == []
+
+
 def test_write_arrow_failure_leaves_nothing(engine: DuckDBEngine) -> None:
     path = engine.tables_dir / "v3.duckdb"
 

@@ -403,8 +403,12 @@ class _ArrowWriter:
     directory), committed every few batches (a commit per batch costs more than the
     insert). With ``order_by`` they go to a temporary table of the cursor first (memory,
     spilled to the temporary directory), in one transaction, and are copied sorted into
-    the file at :meth:`close`, so the version file holds only the sorted table. A
-    :class:`_SizeWatch` interrupts the cursor when the file grows past ``max_bytes``.
+    the file at :meth:`close`, so the version file holds only the sorted table. When
+    ``order_by`` names one integer column alone (the HEALPix index of a user table),
+    batches that arrive already in its order (a query over a catalogue stored in that
+    order) go straight into the file; the first batch out of order moves the rows so far
+    to the temporary table and the file starts again empty. A :class:`_SizeWatch`
+    interrupts the cursor when the file grows past ``max_bytes``.
     """
 
     def __init__(self, engine: DuckDBEngine, schema: pa.Schema, path: Path, *,
@@ -425,7 +429,12 @@ class _ArrowWriter:
         self._own = cursor is None
         self._cur = engine._con.cursor() if cursor is None else cursor
         self._alias = f"w_{token}"
-        self._stage = f"temp.main.s_{token}" if order_by else None
+        #: With ``order_by`` one integer column: its last value while the batches came
+        #: in order (written straight into the file); None once they did not.
+        self._key = _sort_key(order_by, schema)
+        self._last: int | None = None
+        self._stage = f"temp.main.s_{token}" if order_by and self._key is None else None
+        self._stage_name = f"temp.main.s_{token}"
         self._in_txn = False
         self._pending = 0
         self._batch = f"_arrow_batch_{token}"
@@ -470,6 +479,8 @@ class _ArrowWriter:
         if self._done:
             raise EngineError("the table writer is closed")
         try:
+            if self._key is not None and not self._in_order(batch):
+                self._to_stage()
             self._cur.register(self._batch, batch)
             try:
                 self._cur.execute(f"INSERT INTO {self.target} SELECT * FROM {self._batch}")
@@ -487,6 +498,40 @@ class _ArrowWriter:
         self.rows += batch.num_rows
         if self.watch is not None and self.watch.size() > self.watch.limit:
             self._fail(WriteLimitExceeded(self.watch.limit))
+
+    def _in_order(self, batch: pa.RecordBatch) -> bool:
+        """The batch continues the order of ``order_by``'s column (no nulls)."""
+        import numpy as np
+
+        column = batch.column(self._key)
+        if column.null_count:
+            return False
+        if not len(column):
+            return True
+        values = column.to_numpy()
+        if self._last is not None and values[0] < self._last:
+            return False
+        if not bool(np.all(values[1:] >= values[:-1])):
+            return False
+        self._last = values[-1]
+        return True
+
+    def _to_stage(self) -> None:
+        """Rows out of order: the rows so far go to the temporary table, sorted into a
+        new empty file at :meth:`close` (the file never holds them twice)."""
+        from taphouse.catalogue.store import remove_version_file
+
+        self._key = None
+        self._commit()
+        stage = self._stage_name
+        self._cur.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {self.target}")
+        self._attached.remove(self._alias)
+        self._cur.execute(f"DETACH {self._alias}")
+        remove_version_file(self._tmp)
+        self._attach(self._tmp, self._alias)
+        self._stage = self.target = stage
+        self._pending = 0
+        self._begin()
 
     def close(self) -> int:
         from taphouse.catalogue.store import install_version_file
@@ -628,6 +673,18 @@ def describe_duckdb_error(exc: BaseException) -> str:
         return f"invalid data: {_sentence(exc)}"
     log.error("query failed in DuckDB: %s: %s", type(exc).__name__, without_paths(str(exc)))
     return "the query failed inside the database engine (logged for the operators)"
+
+
+def _sort_key(order_by: str | None, schema: pa.Schema) -> str | None:
+    """The integer column that ``order_by`` names alone (``"name"`` or ``name``), if any."""
+    if not order_by:
+        return None
+    name = order_by.strip()
+    if len(name) > 1 and name[0] == name[-1] == '"':
+        name = name[1:-1].replace('""', '"')
+    if name not in schema.names or schema.get_field_index(name) < 0:
+        return None
+    return name if pa.types.is_integer(schema.field(name).type) else None
 
 
 class _SizeWatch:

@@ -5,7 +5,9 @@ first). Nothing here knows about HTTP; every collaborator is passed in."""
 from __future__ import annotations
 
 import logging
+import queue
 import re
+import threading
 import time
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +40,8 @@ from taphouse.userspace import UserSpace
 log = logging.getLogger("taphouse")
 
 BATCH_ROWS = 65536
+#: Batches a result may run ahead of its copies (:class:`_Tee`).
+_QUEUED = 4
 #: A three-part name (REMOTE.schema.table) somewhere in the text: only such queries are
 #: parsed once more to look for remote tables.
 _REMOTE_NAME = re.compile(r'[\w"]\s*\.\s*[\w"]+\s*\.\s*[\w"]')
@@ -512,6 +516,9 @@ class QueryService:
                     # A value the format cannot hold (SUM overflowing a long, a row value):
                     # the caller's error, 400 when no byte has been sent yet.
                     raise QueryError(str(exc), 400, query=prepared.spec.query) from None
+                finally:
+                    if tee is not None:
+                        tee.close()
             finally:
                 cancel.detach()
                 self.audit.finish(prepared, time.monotonic() - started, cancel)
@@ -548,13 +555,21 @@ class BatchCopy(Protocol):
 class _Tee:
     """The batches of one run of a query, passed on to the result writer and copied to
     each of ``copies`` (its first ``limit`` rows). A failing copy is aborted and
-    dropped; the result is unaffected."""
+    dropped; the result is unaffected.
+
+    The copies are written by a thread of their own (at most ``_QUEUED`` batches
+    behind), so a user table being written (HEALPix index, engine inserts) overlaps
+    with the formatting of the result instead of adding to it. :meth:`close` (always
+    called) waits for that thread: the copies are complete or aborted once it returns.
+    """
 
     def __init__(self, batches: Iterator[pa.RecordBatch], copies: Sequence[BatchCopy],
                  limit: int, schema: pa.Schema | None) -> None:
         self._batches = batches
         self.copies = list(copies)
         self.room = max(int(limit), 0)
+        self._queue: queue.Queue[pa.RecordBatch | None] | None = None
+        self._thread: threading.Thread | None = None
         if schema is not None:
             for copy in list(self.copies):
                 self._guard(copy, copy.start, schema)
@@ -581,8 +596,26 @@ class _Tee:
             return
         part = batch if batch.num_rows <= self.room else batch.slice(0, self.room)
         self.room -= part.num_rows
-        for copy in list(self.copies):
-            self._guard(copy, copy.write, part)
+        if self._thread is None:
+            self._queue = queue.Queue(_QUEUED)
+            self._thread = threading.Thread(target=self._write_copies, daemon=True,
+                                            name="result-copy")
+            self._thread.start()
+        assert self._queue is not None
+        self._queue.put(part)
+
+    def _write_copies(self) -> None:
+        assert self._queue is not None
+        while (part := self._queue.get()) is not None:
+            for copy in list(self.copies):
+                self._guard(copy, copy.write, part)
+
+    def close(self) -> None:
+        """Wait until the copies have every batch sent to them (safe to repeat)."""
+        if self._thread is not None and self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
 
     def _guard(self, copy: BatchCopy, action: Any, arg: Any) -> None:
         try:
