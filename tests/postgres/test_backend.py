@@ -401,9 +401,41 @@ def test_user_table_joins_a_postgres_catalogue(served):
     assert pg.status_code == 200, pg.text
     assert pg.text == duck.text and len(pg.text.splitlines()) > 5
     assert "_inline_user_" in sent[0] and "JOIN" in sent[0].upper()
-    # DEST from a PostgreSQL-served table is refused clearly (not yet available)
-    r = sync("SELECT TOP 3 hip FROM hippg.hip2", DEST="mydb.frompg")
-    assert r.status_code == 400 and "DEST is not available yet" in r.text
+
+
+def test_dest_from_a_postgres_catalogue(served):
+    """DEST on a PostgreSQL-served table: every row (not MAXREC's) is streamed from
+    PostgreSQL into the user's table (DuckDB user space); the response is read back from
+    it; the stored table equals the same query's DEST on DuckDB, and joins later."""
+    server, _, sent, _, _ = served
+    user = f"pgdest{os.getpid() % 1000}"
+    server.platform.authenticator.accounts.add_user(user, "correct-horse-battery")
+    auth = (user, "correct-horse-battery")
+
+    def sync(query: str, **extra: str) -> httpx.Response:
+        return httpx.post(server.tap + "/sync", auth=auth, timeout=120,
+                          data={"LANG": "ADQL", "QUERY": query, "FORMAT": "csv", **extra})
+
+    q = ("SELECT hip, ra, dec, hpmag, plx FROM {h}.hip2 WHERE 1=CONTAINS(POINT(ra, dec),"
+         " CIRCLE(56.75, 24.12, 5)) ORDER BY hip")
+    sent.clear()
+    r = sync(q.format(h="hippg"), DEST="mydb.frompg", MAXREC="4")
+    assert r.status_code == 200, r.text
+    assert len(r.text.splitlines()) == 1 + 4  # the response: MAXREC rows
+    assert sent and "LIMIT" not in sent[0].upper()  # PostgreSQL sent every row
+    assert sync(q.format(h="hipparcos"), DEST="mydb.fromduck").status_code == 200
+    stored = sync("SELECT * FROM mydb.frompg ORDER BY hip")
+    assert stored.status_code == 200
+    assert stored.text == sync("SELECT * FROM mydb.fromduck ORDER BY hip").text
+    assert len(stored.text.splitlines()) > 20
+    # the stored result is the user's table: it joins a PostgreSQL catalogue again
+    j = sync("SELECT COUNT(*) FROM mydb.frompg AS m JOIN hippg.hip2 AS h ON m.hip = h.hip")
+    assert j.status_code == 200 and j.text.splitlines()[1] == str(
+        len(stored.text.splitlines()) - 1)
+    # an error in PostgreSQL stores nothing
+    bad = sync("SELECT hip, 1/(hip-hip) AS x FROM hippg.hip2", DEST="mydb.broken")
+    assert bad.status_code == 400 and "division by zero" in bad.text
+    assert sync("SELECT * FROM mydb.broken").status_code == 400
 
 
 # --- the same TAP/pyvo test bodies on both backends ------------------------------------------

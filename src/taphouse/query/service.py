@@ -211,10 +211,6 @@ class QueryService:
             raise AdqlError(exc.message) from None
         if backend is self.engine:
             return backend, tr
-        if spec.dest:
-            raise AdqlError("DEST is not available yet for tables served by the "
-                            f"{backend.dialect} backend: run the query, then upload its"
-                            " result to your user space")
         # user tables (stored with the default engine) go along as temporary tables
         moved = {(t.database, t.name): self._local_rows(t, scope)
                  for t in tr.tables if t.kind == "user" and (t.database, t.name)
@@ -222,7 +218,8 @@ class QueryService:
         if moved:
             scope.inline.update(moved)
         if backend.dialect != "duckdb" or moved:  # the dialect of the first translation
-            tr = translate(spec.query, scope, dialect=backend.dialect, maxrec=spec.maxrec)
+            tr = translate(spec.query, scope, dialect=backend.dialect,
+                           maxrec=None if spec.dest else spec.maxrec)
         return backend, tr
 
     def _local_rows(self, table: TableMeta, scope: Scope) -> Any:
@@ -485,6 +482,7 @@ class QueryService:
             # taphouse extension DEST: all rows go to the user table first (quota and
             # conflicts fail here, before any byte); the response is read back from it.
             sql, inline, infos = self._store_dest(prepared, cancel, infos)
+            engine = self.engine  # [postgres] the response is read from the user table
         # [spark] a shared cluster runs each user's queries in the user's own pool
         user_cursor = getattr(engine, "user_cursor", None)
         with (user_cursor(inline, prepared.identity.username) if user_cursor is not None

@@ -48,6 +48,7 @@ from taphouse.catalogue.model import (
     TableMeta,
 )
 from taphouse.catalogue.store import CatalogueStore, Holding
+from taphouse.errors import ServiceError
 from taphouse.metadata import MetadataDB
 from taphouse.storage import StorageFull
 from taphouse.userspace.errors import (
@@ -321,8 +322,10 @@ class UserSpace:
                 if cancel is not None and cancel.reason:
                     raise UserSpaceError(f"write cancelled: {cancel.reason}; nothing was"
                                          " stored")
-                writer.write_all(_Deferred(lambda: engine.stream(cur, prepared.sql, 65536,
-                                                                 BATCH_BYTES)))
+                writer.write_all(_Deferred(
+                    lambda: engine.stream(cur, prepared.sql, 65536, BATCH_BYTES),
+                    # [postgres] another backend's errors in its own words
+                    describe=None if engine is self.engine else engine.describe_error))
                 table = writer.close()
         added = int(table.extra.get("provenance", {}).get("rows_added", table.nrows))
         sql = response_sql(table, prepared.columns, prepared.relation(table),
@@ -440,14 +443,33 @@ class _Deferred:
     mapping, so a query failing at once is reported like one failing later); its
     ``schema`` once started."""
 
-    def __init__(self, start: Callable[[], Iterable[pa.RecordBatch]]) -> None:
+    def __init__(self, start: Callable[[], Iterable[pa.RecordBatch]],
+                 describe: Callable[[BaseException], str] | None = None) -> None:
         self._start = start
+        self._describe = describe
         self.schema: pa.Schema | None = None
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
-        stream = self._start()
-        self.schema = getattr(stream, "schema", None)
-        return iter(stream)
+        if self._describe is None:
+            stream = self._start()
+            self.schema = getattr(stream, "schema", None)
+            return iter(stream)
+        return self._described()
+
+    def _described(self) -> Iterator[pa.RecordBatch]:
+        """The stream, its failures as EngineError in the words of ``describe`` (the
+        backend that ran it, not the user space's engine)."""
+        from taphouse.engine.errors import EngineError
+
+        try:
+            stream = self._start()
+            self.schema = getattr(stream, "schema", None)
+            yield from stream
+        except ServiceError:
+            raise
+        except Exception as exc:
+            assert self._describe is not None
+            raise EngineError(self._describe(exc)) from None
 
 
 def _as_batches(data: Any) -> Iterable[pa.RecordBatch]:
