@@ -42,7 +42,17 @@ class PgEnv:
 
     def run(self, adql: str, **kw: Any) -> tuple[Any, list[tuple]]:
         """Translate for PostgreSQL and execute; return (translation, rows)."""
-        t = self.translate(adql, **kw)
+        scope = self.scope()
+        t = translate(adql, scope, dialect="postgres", **kw)
+        data = scope.inline[("tap_upload", "mine")]
+        if callable(data):  # columns computed for PostgreSQL (Rules.inline_cells)
+            table = data()
+            meta = self.duck.upload_meta
+            have = {r[0] for r in self.conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+                " 'public' AND table_name = %s", (inline_name(meta),))}
+            if not set(table.column_names) <= have:
+                load_table(self.conn, "public", inline_name(meta), table)
         rows = self.conn.execute(t.sql).fetchall()
         return t, [tuple(_pg_value(v) for v in r) for r in rows]
 

@@ -186,6 +186,44 @@ def test_upload_joins_a_postgres_table(served):
     assert "_inline_tap_upload_mine" in sent[0]
 
 
+def test_upload_crossmatch_cells_computed_when_loaded(served):
+    """An uploaded table crossmatched with a PostgreSQL catalogue: the upload's 3x3
+    HEALPix blocks are computed in Python as it is copied there (no per-row PL/pgSQL
+    call) and the catalogue is probed by index range; the rows are DuckDB's exactly,
+    ``SELECT *`` shows no helper column, positions near RA 0/360, the poles and NULL."""
+    import numpy as np
+    from astropy.table import MaskedColumn, Table
+
+    server, _, sent, _, _ = served
+    svc = _pyvo(server)
+    stars = svc.run_sync("SELECT TOP 400 source_id, ra, dec FROM gaia.dr3_bright"
+                         " ORDER BY source_id").to_table()
+    rng = np.random.default_rng(17)
+    n = len(stars)
+    ra = np.concatenate([np.asarray(stars["ra"]) + rng.normal(0, 0.4 / 3600, n),
+                         [359.99999, 0.00001, 10.0, 200.0, 1.0]]) % 360
+    dec = np.concatenate([np.asarray(stars["dec"]) + rng.normal(0, 0.4 / 3600, n),
+                          [0.0, 0.0, 89.99999, -89.99999, 0.0]])
+    mine = Table({"k": np.arange(len(ra)),
+                  "ra": MaskedColumn(ra, mask=[False] * (len(ra) - 1) + [True]),
+                  "dec": dec})
+    q = ("SELECT {cols} FROM TAP_UPLOAD.mine AS u JOIN {g}.dr3_bright AS g"
+         " ON 1 = CONTAINS(POINT(g.ra, g.dec), CIRCLE(u.ra, u.dec, 1.0/3600))")
+    for cols in ("u.k, g.source_id, g.phot_g_mean_mag", "*"):
+        sent.clear()
+        pg = svc.run_sync(q.format(cols=cols, g="gaiapg"), uploads={"mine": mine},
+                          maxrec=100000).to_table()
+        duck = svc.run_sync(q.format(cols=cols, g="gaia"), uploads={"mine": mine},
+                            maxrec=100000).to_table()
+        assert pg.colnames == duck.colnames and not any(
+            c.startswith("_th") for c in pg.colnames)
+        rows = sorted((tuple(r) for r in pg.as_array().tolist()), key=repr)
+        want = sorted((tuple(r) for r in duck.as_array().tolist()), key=repr)
+        assert rows == want and 300 < len(rows) <= n
+        assert "TAPHOUSE_HEALPIX_NEIGHBOURS" not in sent[0].upper()
+        assert "UNNEST" in sent[0].upper() and " BETWEEN " in sent[0].upper()
+
+
 def test_upload_over_the_row_cap_is_a_clear_error(served, monkeypatch):
     server, _, _, _, _ = served
     from astropy.table import Table

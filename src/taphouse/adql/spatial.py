@@ -524,7 +524,7 @@ def _crossmatch(select: exp.Select, place: exp.Expression, psrc: Source, csrc: S
             _add_column(esrc, "_th_i", INDEX_COLUMN, lambda rebind, p=epoint: exp.Anonymous(
                 this="ivo_healpix_index", expressions=[
                     exp.Literal.number(29), *(rebind(c) for c in p)]))
-        _expand(esrc, epoint, depth)
+        _expand(esrc, epoint, depth, scope, dialect)
         cond: exp.Expression = exp.EQ(this=_cell(osrc, opoint, depth),
                       expression=exp.column(exp.to_identifier(CELL_COLUMN, quoted=True),
                                             table=exp.to_identifier(esrc.alias, quoted=True)))
@@ -656,12 +656,40 @@ def _compute_once(select: exp.Select, src: Source,
     return _element(ref, 0), _element(ref, 1)
 
 
-def _expand(src: Source, point: Sequence[exp.Expression], depth: int) -> None:
+def _expand(src: Source, point: Sequence[exp.Expression], depth: int,
+            scope: Scope | None = None, dialect: str = "duckdb") -> None:
     """Replace a source by itself with one row per cell of the 3x3 block around its
-    position (column ``_th_cell``)."""
+    position (column ``_th_cell``). A per-request table's block is computed now, when
+    the backend's rules ask for it (``Rules.inline_cells``)."""
+    cells = _inline_cells(src, point, depth, scope, dialect)
+    if cells is not None:
+        _add_column(src, "_th_e", CELL_COLUMN, lambda rebind: exp.Unnest(expressions=[
+            rebind(exp.column(exp.to_identifier(cells, quoted=True),
+                              table=exp.to_identifier(src.alias, quoted=True)))]))
+        return
     _add_column(src, "_th_e", CELL_COLUMN, lambda rebind: exp.Unnest(expressions=[
         exp.Anonymous(this="taphouse_healpix_neighbours",
                       expressions=[exp.Literal.number(depth), *(rebind(c) for c in point)])]))
+
+
+def _inline_cells(src: Source, point: Sequence[exp.Expression], depth: int,
+                  scope: Scope | None, dialect: str) -> str | None:
+    """[postgres] The column of ``src``'s rows holding their 3x3 block at ``depth``,
+    added now to its per-request data (``scope.inline``) when the backend's rules
+    compute it (``Rules.inline_cells``); None: the SQL function computes it."""
+    from taphouse.adql.rules import rules_for
+
+    compute = rules_for(dialect).inline_cells
+    t = src.table
+    if compute is None or scope is None or t is None or not isinstance(src.node, exp.Table):
+        return None
+    key = (t.database, t.name)
+    names = [source_column(c) if isinstance(c, exp.Column) else None for c in point]
+    if key not in scope.inline or names[0] is None or names[1] is None:
+        return None
+    data, column = compute(scope.inline[key], depth, names[0].name, names[1].name)
+    scope.inline[key] = data
+    return column
 
 
 def _add_column(src: Source, inner: str, column: str,

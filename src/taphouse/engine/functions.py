@@ -143,6 +143,11 @@ def _healpix_neighbours(depth: pa.Array, ra: pa.Array, dec: pa.Array) -> pa.Arra
                                     mask=pa.array(~ok))
 
 
+#: The 3x3 block of cells of positions (``taphouse_healpix_neighbours`` on Arrow arrays:
+#: what a backend computing it outside SQL calls, for the same cells as DuckDB's).
+healpix_neighbours = _healpix_neighbours
+
+
 # --- text ------------------------------------------------------------------------------
 _WORD = re.compile(r"[^\W_]+")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlglot import exp
 
@@ -55,6 +56,11 @@ class Rules:
     functions: Mapping[str, FunctionRule] = field(default_factory=dict)
     final: Callable[[exp.Expression], None] | None = None
     read_files: Callable[[list[str]], exp.Expression] | None = None
+    #: ``inline_cells(data, depth, ra, dec) -> (data', column)``: the backend wants the
+    #: 3x3 HEALPix block of a per-request table's positions (an upload, a user table)
+    #: computed now, as a list column ``column`` of its rows ``data'``, rather than per
+    #: row by its SQL function (the crossmatch's expanded side); None: SQL function.
+    inline_cells: Callable[[Any, int, str, str], tuple[Any, str]] | None = None
 
     def apply(self, node: exp.Expression, tx: Tx) -> exp.Expression | None:
         for cls in type(node).__mro__:

@@ -3,10 +3,14 @@ writes it (NUMERIC where ADQL means DOUBLE, CHAR padding, array subscripts)."""
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 from sqlglot import exp
 
 from taphouse.adql.columns import describe
 from taphouse.adql.rules import Rules, Tx
+from taphouse.adql.spatial import CELL_COLUMN
 
 _PG_TYPES = {"short": "SMALLINT", "int": "INT", "long": "BIGINT", "float": "REAL",
              "double": "DOUBLE"}
@@ -24,9 +28,62 @@ def _numeric(e: exp.Expression) -> exp.Expression:
     return exp.Cast(this=e, to=exp.DataType.build("DECIMAL"))
 
 
+def _cell_ranges(tree: exp.Expression) -> None:
+    """A crossmatch's ``hpx >> k = cell`` (the catalogue's order-29 index against the
+    expanded side's cells) as ``hpx BETWEEN cell << k AND (cell << k) + 2^k - 1``: the
+    same rows (both are non-negative), but PostgreSQL probes the index's B-tree for
+    each cell instead of sorting or hashing the whole catalogue by ``hpx >> k``."""
+    for eq in list(tree.find_all(exp.EQ)):
+        shifted, cell = eq.this, eq.expression
+        if not (isinstance(shifted, exp.BitwiseRightShift)
+                and isinstance(shifted.this, exp.Column)
+                and isinstance(shifted.expression, exp.Literal)
+                and isinstance(cell, exp.Column) and cell.name == CELL_COLUMN):
+            continue
+        k = int(shifted.expression.this)
+        low = exp.BitwiseLeftShift(this=cell.copy(), expression=exp.Literal.number(k))
+        eq.replace(exp.Between(
+            this=shifted.this.copy(), low=low,
+            high=exp.Add(this=exp.Paren(this=low.copy()),
+                         expression=exp.Literal.number((1 << k) - 1))))
+
+
+def inline_cells(data: Any, depth: int, ra: str, dec: str) -> tuple[Any, str]:
+    """``Rules.inline_cells``: the rows of a per-request table with the 3x3 HEALPix
+    block of each position at ``depth`` as a ``bigint[]`` column (the cells DuckDB's
+    ``taphouse_healpix_neighbours`` gives: the same function), computed when the rows
+    are copied to PostgreSQL. Returns a callable giving the rows, and the column."""
+    column = f"_th_nb{depth}_" + hashlib.sha1(f"{ra}\0{dec}".encode()).hexdigest()[:10]
+
+    def rows() -> Any:
+        import numpy as np
+        import pyarrow as pa
+
+        from taphouse.engine.functions import healpix_neighbours
+        from taphouse.engine.postgres import arrow_table
+
+        table = arrow_table(data() if callable(data) else data)
+        if column in table.column_names:
+            return table
+        ra_a, dec_a = (table.column(_named(table.column_names, n)).combine_chunks()
+                       for n in (ra, dec))
+        cells = healpix_neighbours(pa.array(np.full(len(ra_a), depth), pa.int64()),
+                                   ra_a.cast(pa.float64()), dec_a.cast(pa.float64()))
+        return table.append_column(column, cells)
+    return rows, column
+
+
+def _named(names: list[str], name: str) -> str:
+    same = [n for n in names if n == name] or [n for n in names if n.lower() == name.lower()]
+    if len(same) != 1:
+        raise ValueError(f"no single column {name!r} in a per-request table")
+    return same[0]
+
+
 def _final(tree: exp.Expression) -> None:
     """Last PostgreSQL touches on the translated tree (literals written by the
     translator included)."""
+    _cell_ranges(tree)
     for node in list(tree.find_all(exp.Literal, exp.Bracket)):
         if isinstance(node, exp.Literal):
             if not node.is_string and any(c in node.this for c in ".eE") and not (
@@ -81,4 +138,4 @@ def _log10(args: list[exp.Expression]) -> exp.Expression:
 RULES = Rules(dialect="postgres",
               nodes={t: _special for t in (exp.Round, exp.Trunc, exp.Avg, exp.Sum, exp.Log,
                                            exp.Cast, exp.Mod)},
-              functions={"log10": _log10}, final=_final)
+              functions={"log10": _log10}, final=_final, inline_cells=inline_cells)
