@@ -186,6 +186,20 @@ def test_cgroup_v1_files_and_the_job_cgroup_life_cycle(tmp_path):
         assert groups.remove_leftovers() == 0
         leftover = groups.create("left", 100 * 1024**2)
         assert groups.remove_leftovers() == 1 and not leftover.exists()
+        # Another server's empty cgroup (it ended without stopping) is swept; a busy one
+        # stays; a server whose own cgroup was swept makes it again for its next job.
+        other = cgroups.MemoryCgroups(1, groups.base, cgroups.server_name(tmp_path / "x"))
+        other.setup()
+        busy = other.create("busy", 100 * 1024**2)
+        groups.sweep()  # (counts would include other test servers' empty cgroups)
+        assert other.root.exists()
+        other.remove(busy)
+        groups.sweep()
+        assert not other.root.exists()
+        again = other.create("again", 100 * 1024**2)
+        assert again.is_dir()
+        other.close()
+        assert not other.root.exists()
     finally:
         groups.close()
     assert not groups.root.exists()

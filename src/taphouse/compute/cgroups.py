@@ -136,6 +136,8 @@ class MemoryCgroups:
         path = self.root / f"{JOB_PREFIX}{name}"
         if path.exists():  # a leftover of the same name
             self.remove(path)
+        elif not self.root.is_dir():  # swept by another server starting (see sweep)
+            self.setup()
         path.mkdir()
         try:
             if self.version == 2:
@@ -201,6 +203,22 @@ class MemoryCgroups:
             if path.is_dir() and path.name.startswith(JOB_PREFIX) and self.remove(path):
                 removed += 1
                 log.warning("removed leftover cgroup %s", path)
+        return removed
+
+    def sweep(self) -> int:
+        """Remove the empty cgroups of other taphouse servers (left by servers that
+        ended without stopping: a server killed, or failing at start-up). A cgroup with
+        a job in it is busy and stays; a live server recreates its own when it next
+        needs it (:meth:`create`)."""
+        removed = 0
+        for path in self.base.glob("taphouse-*"):
+            if path == self.root or not path.is_dir():
+                continue
+            try:
+                path.rmdir()
+                removed += 1
+            except OSError:  # a job cgroup inside, or gone meanwhile
+                pass
         return removed
 
     def close(self) -> None:

@@ -158,6 +158,7 @@ class ComputeService:
             self.sandbox.kill_leftovers()
             if self.sandbox.cgroups is not None:
                 self.sandbox.cgroups.remove_leftovers()
+                self.sandbox.cgroups.sweep()
             # Notebook tokens belong to the hub's servers, which outlive this server.
             self.auth.tokens.revoke_all_jobs(keep_prefix=NOTEBOOK_JOB_PREFIX)
             probe = self.run_dir / "probe"
@@ -165,6 +166,8 @@ class ComputeService:
             self.sandbox.probe(probe / "work", probe / "home")
             shutil.rmtree(probe, ignore_errors=True)
         except SandboxUnavailable as exc:
+            self.stop()  # no jobs will run: no cgroup left behind
+            self.sandbox.cgroups = None
             self.unavailable = f"compute is not available on this server: {exc.message}"
             if self.config.mode == "on":
                 raise
