@@ -61,3 +61,19 @@ def test_result_going_on_while_a_copy_lags() -> None:
     assert rows == 2000 and lagging.rows == 2000
     assert before_close < 2000  # the result did not wait for each copied batch
     assert time.perf_counter() - t0 >= 20 * 0.05
+
+
+def test_a_copy_dying_of_a_base_exception_does_not_block_the_result() -> None:
+    class Dying(_Copy):
+        def write(self, batch: pa.RecordBatch) -> None:
+            raise SystemExit("gone")
+
+    dying, fine = Dying(), _Copy()
+    tee = _Tee(_batches(5000), [dying, fine], 10_000, None)
+    done: list[int] = []
+    runner = threading.Thread(target=lambda: (done.append(sum(b.num_rows for b in tee)),
+                                              tee.close()), daemon=True)
+    runner.start()
+    runner.join(60)
+    assert done == [5000] and not runner.is_alive()
+    assert dying.aborted and tee.copies == [fine] and fine.rows == 5000

@@ -606,7 +606,13 @@ class _Tee:
         assert self._queue is not None
         while (part := self._queue.get()) is not None:
             for copy in list(self.copies):
-                self._guard(copy, copy.write, part)
+                try:
+                    self._guard(copy, copy.write, part)
+                except BaseException:  # (not Exception): still never block the result
+                    log.warning("a copy of a query result was dropped: interrupted")
+                    if copy in self.copies:
+                        self.copies.remove(copy)
+                    copy.abort()
 
     def close(self) -> None:
         """Wait until the copies have every batch sent to them (safe to repeat)."""
