@@ -112,9 +112,9 @@ class Platform:
             local_database=lambda name: self.catalogue.database(name) is not None,
             secrets=self.secrets)
         self.authenticator = Authenticator(self.meta, settings)
-        self.scopes = ScopeBuilder(self.catalogue, self.engine, self.policy,
-                                   Shares(self.meta, self.catalogue,
-                                          self.authenticator.accounts, self.remotes),
+        self.shares = Shares(self.meta, self.catalogue, self.authenticator.accounts,
+                             self.remotes)
+        self.scopes = ScopeBuilder(self.catalogue, self.engine, self.policy, self.shares,
                                    remote_schemas=RemoteSchemas(self.remotes))
         # The one way out for server-side fetches (URL uploads; remote services later).
         self.outbound = Outbound(policy_from(settings))
@@ -417,14 +417,21 @@ def _add_tap_routes(app: FastAPI, platform: Platform) -> None:
 def _add_userspace_routes(app: FastAPI, platform: Platform) -> None:
     """/api (user tables, quota, workspaces) and each workspace's TAP endpoint
     /ws/<user>/<workspace>/tap."""
-    from taphouse.api.routes import api_router
+    from taphouse.api.routes import ApiServices, api_router
     from taphouse.compute.routes import compute_router
     from taphouse.compute.service import KIND as COMPUTE_KIND
     from taphouse.hub.routes import hub_router
     from taphouse.tap.errors import NotFound
 
     settings = platform.settings
-    app.include_router(api_router(platform), prefix="/api")
+    app.include_router(api_router(ApiServices(
+        settings=settings, authenticator=platform.authenticator, scopes=platform.scopes,
+        catalogue=platform.catalogue, userspace=platform.userspace,
+        workspaces=platform.workspaces, shares=platform.shares,
+        remotes=platform.remotes,
+        jobs=platform.jobs, sync=platform.sync, query_service=platform.query_service,
+        scratch_dir=platform.scratch.path, upload_bytes=platform.upload_bytes)),
+        prefix="/api")
     app.include_router(compute_router(settings, authenticator=platform.authenticator,
                                       jobs=platform.jobs.of_kind(COMPUTE_KIND),
                                       compute=platform.compute), prefix="/api/compute")

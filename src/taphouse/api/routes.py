@@ -10,25 +10,34 @@ import functools
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from taphouse.admission import caller_key
-from taphouse.auth.authenticator import require_scope
+from taphouse.access import ScopeBuilder
+from taphouse.admission import ByteBudget, Slot, caller_key
+from taphouse.admission.limits import ThreadLane
+from taphouse.auth.authenticator import Authenticator, require_scope
 from taphouse.auth.errors import Forbidden
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.model import ColumnMeta, TableMeta, TableSummary
+from taphouse.catalogue.store import CatalogueStore
 from taphouse.jobs.model import ACTIVE_PHASES, PHASES, Job, JobError, format_time, now
+from taphouse.jobs.service import JobService
+from taphouse.query.errors import QueryError
+from taphouse.query.request import parse_query_spec
+from taphouse.query.service import QueryService
+from taphouse.remotes.registry import RemoteRegistry
+from taphouse.settings import Settings
+from taphouse.tap.routes import SyncResponder
+from taphouse.userspace import UserSpace, Workspaces
 from taphouse.userspace.errors import UnknownTable, UserSpaceError
 from taphouse.userspace.names import MYDB
-from taphouse.userspace.shares import get_shares, set_shares, shares_of
-
-if TYPE_CHECKING:
-    from taphouse.server import Platform
+from taphouse.userspace.shares import Shares
 
 #: ``format=`` of an upload -> a content type ``read_upload`` understands.
 _UPLOAD_TYPES = {
@@ -109,15 +118,45 @@ def _stored_id(t: TableMeta) -> int:
     return t.table_id
 
 
-def api_router(platform: Platform) -> APIRouter:
+@dataclass(frozen=True)
+class ApiServices:
+    """What the ``/api`` endpoints work with (each passed explicitly by the server)."""
+
+    settings: Settings
+    authenticator: Authenticator
+    #: Who sees which databases and tables (discovery, shared tables).
+    scopes: ScopeBuilder
+    catalogue: CatalogueStore
+    userspace: UserSpace
+    workspaces: Workspaces
+    shares: Shares
+    #: Registered remotes (a restricted remote's rows in a table refuse some shares).
+    remotes: RemoteRegistry
+    #: Every job kind (the JSON view of the caller's jobs).
+    jobs: JobService
+    #: Admission of uploads and downloads (sync slots and their threads).
+    sync: SyncResponder
+    #: ``/api/explain``.
+    query_service: QueryService
+    #: Where upload bodies are spooled (the data directory's tmp/ area).
+    scratch_dir: Path
+    #: Upload bytes in flight, per caller.
+    upload_bytes: ByteBudget
+
+
+def api_router(services: ApiServices) -> APIRouter:
     """Every ``/api`` endpoint of the platform except the admin ones."""
     router = APIRouter()
-    space = platform.userspace
-    workspaces = platform.workspaces
-    settings = platform.settings
+    space = services.userspace
+    workspaces = services.workspaces
+    settings = services.settings
+    authenticator = services.authenticator
+    scopes = services.scopes
+    catalogue = services.catalogue
+    shares_ = services.shares
 
     async def caller(request: Request) -> Identity:
-        return await platform.authenticator.identify_async(request)
+        return await authenticator.identify_async(request)
 
     async def reader(request: Request) -> Identity:
         identity = await caller(request)
@@ -136,7 +175,7 @@ def api_router(platform: Platform) -> APIRouter:
                "description": t.description, "nrows": t.nrows, "nbytes": t.nbytes,
                "created": t.created, "provenance": extra.get("provenance") or {},
                "shared_with": shares if shares is not None
-               else get_shares(platform.meta, _stored_id(t)),
+               else shares_.of(_stored_id(t)),
                "job_id": (extra.get("provenance") or {}).get("job_id")
                if t.name.startswith("job_") else None,
                "ra_column": t.ra_column, "dec_column": t.dec_column, "epoch": t.epoch}
@@ -156,7 +195,7 @@ def api_router(platform: Platform) -> APIRouter:
     @router.get("/databases")
     async def databases(request: Request) -> Response:
         identity = await caller(request)
-        counted = await run_in_threadpool(platform.scopes.visible_counts, identity)
+        counted = await run_in_threadpool(scopes.visible_counts, identity)
         return JSONResponse([{"name": d.name, "description": d.description, "kind": d.kind,
                               "tables": n} for d, n in counted])
 
@@ -167,9 +206,9 @@ def api_router(platform: Platform) -> APIRouter:
         name = _db_name(identity, db)
 
         def work() -> list[dict[str, Any]]:
-            if name not in {d.name for d in platform.scopes.visible_databases(identity)}:
+            if name not in {d.name for d in scopes.visible_databases(identity)}:
                 raise UnknownTable(f"unknown database {db!r}")
-            return [summary_dict(t) for t in platform.scopes.visible_summaries(
+            return [summary_dict(t) for t in scopes.visible_summaries(
                 identity, [name], offset=offset, limit=limit)]
 
         return JSONResponse(await run_in_threadpool(work))
@@ -188,7 +227,7 @@ def api_router(platform: Platform) -> APIRouter:
         names = [_db_name(identity, d) for d in dbs] if dbs else None
 
         def work() -> list[dict[str, Any]]:
-            found = platform.scopes.visible_summaries(identity, names, search=q,
+            found = scopes.visible_summaries(identity, names, search=q,
                                                       offset=offset, limit=limit)
             return [dict(summary_dict(t), matched_columns=list(t.matched_columns))
                     for t in found]
@@ -198,7 +237,7 @@ def api_router(platform: Platform) -> APIRouter:
     @router.get("/tables/{db}/{table}")
     async def table(request: Request, db: str, table: str) -> Response:
         identity = await caller(request)
-        found = await run_in_threadpool(platform.scopes.visible_table, identity,
+        found = await run_in_threadpool(scopes.visible_table, identity,
                                         _db_name(identity, db), table)
         if found is None:
             raise UnknownTable(f"unknown table {db}.{table}")
@@ -211,8 +250,7 @@ def api_router(platform: Platform) -> APIRouter:
 
         def work() -> list[dict[str, Any]]:
             tables = space.tables(identity)
-            shares = shares_of(platform.meta,
-                               [t.table_id for t in tables if t.table_id is not None])
+            shares = shares_.of_many([t.table_id for t in tables if t.table_id is not None])
             return [user_table_dict(t, shares=shares.get(t.table_id or 0)) for t in tables]
 
         return JSONResponse(await run_in_threadpool(work))
@@ -226,8 +264,8 @@ def api_router(platform: Platform) -> APIRouter:
         schema = schema.lower()
         if schema in {MYDB, identity.user_schema}:
             return space.table(identity, bare)
-        found = platform.scopes.visible_table(identity, schema, bare)
-        db = platform.catalogue.database(schema) if found is not None else None
+        found = scopes.visible_table(identity, schema, bare)
+        db = catalogue.database(schema) if found is not None else None
         if found is None or db is None or db.kind != "user":
             raise UnknownTable(f"unknown table {name}: not yours and not shared with you")
         return found
@@ -251,13 +289,13 @@ def api_router(platform: Platform) -> APIRouter:
         ctype = _UPLOAD_TYPES.get(fmt) or request.headers.get("content-type")
         description = request.query_params.get("description")
         # Reading and storing a table is query-sized work: it runs in a sync slot.
-        slot, lane = platform.sync.admit(identity, request)
+        slot, lane = services.sync.admit(identity, request)
         key = caller_key(identity, request.client.host if request.client else None)
         path: Path | None = None
         held = 0
         try:
             path, held = await _spool_body(request, settings.upload_max_bytes,
-                                           platform.scratch.path, platform.upload_bytes, key)
+                                           services.scratch_dir, services.upload_bytes, key)
 
             def work() -> dict[str, Any]:
                 t = space.store_upload(identity, name, path, content_type=ctype, mode=mode,
@@ -270,7 +308,7 @@ def api_router(platform: Platform) -> APIRouter:
             if path is not None:
                 path.unlink(missing_ok=True)
             if held:
-                platform.upload_bytes.give_back(key, held)
+                services.upload_bytes.give_back(key, held)
             slot.release()
 
     @router.get("/usertables/{name}/data")
@@ -278,7 +316,7 @@ def api_router(platform: Platform) -> APIRouter:
         identity = await reader(request)
         fmt = request.query_params.get("format") or request.query_params.get(
             "responseformat") or "votable"
-        slot, lane = platform.sync.admit(identity, request)
+        slot, lane = services.sync.admit(identity, request)
         try:
             t = await lane.run(readable_user_table, identity, name)
             writer_, chunks = await lane.run(
@@ -324,7 +362,7 @@ def api_router(platform: Platform) -> APIRouter:
         identity = await reader(request)
 
         def work() -> dict[str, list[str]]:
-            return get_shares(platform.meta, _stored_id(space.table(identity, name)))
+            return shares_.of(_stored_id(space.table(identity, name)))
 
         return JSONResponse(await run_in_threadpool(work))
 
@@ -342,7 +380,7 @@ def api_router(platform: Platform) -> APIRouter:
 
         def work() -> dict[str, list[str]]:
             t = space.table(identity, name)
-            audit = platform.authenticator.audit_log
+            audit = authenticator.audit_log
             client = request.client.host if request.client else None
             restricted = restricted_sources(t)
             what = f"{t.database}.{t.name}"
@@ -362,9 +400,8 @@ def api_router(platform: Platform) -> APIRouter:
                     raise Forbidden(message)
                 if outside:
                     note += f"; allowed by administrator {identity.username} for {outside}"
-            result = set_shares(platform.meta, _stored_id(t), users, groups,
-                                owner=identity.username or "",
-                                grantees=platform.authenticator.accounts)
+            result = shares_.replace(_stored_id(t), users, groups,
+                                     owner=identity.username or "")
             shared = "unshared" if not result["users"] and not result["groups"] else \
                 f"shared with users {result['users']} groups {result['groups']}"
             audit.record("share", username=identity.username, user_id=identity.user_id,
@@ -377,8 +414,6 @@ def api_router(platform: Platform) -> APIRouter:
     async def explain(request: Request) -> Response:
         """What a query would run where: {"query", "parts": [{"runs_on", "remote_adql" |
         "sql", "maxrec", "tables"}]}; nothing runs (body {"query": ADQL, "maxrec": N})."""
-        from taphouse.query.request import parse_query_spec
-
         identity = await caller(request)
         body = await _json_object(request)
         query = body.get("query")
@@ -388,11 +423,9 @@ def api_router(platform: Platform) -> APIRouter:
         values = {"lang": "ADQL", "query": query}
         if body.get("maxrec") is not None:
             values["maxrec"] = str(body["maxrec"])
-        from taphouse.query.errors import QueryError
-
         try:
-            spec = parse_query_spec(values, platform.settings)
-            plan = await run_in_threadpool(platform.query_service.explain, identity, spec)
+            spec = parse_query_spec(values, settings)
+            plan = await run_in_threadpool(services.query_service.explain, identity, spec)
         except QueryError as exc:  # a JSON error here, not TAP's VOTable
             return JSONResponse({"error": exc.message}, status_code=exc.status)
         return JSONResponse(plan)
@@ -402,15 +435,15 @@ def api_router(platform: Platform) -> APIRouter:
         table holds -> the groups that may read them (taphouse.userspace.lineage)."""
         from taphouse.userspace.lineage import restricted_sources as of
 
-        return of(t, platform.catalogue, platform.remotes)
+        return of(t, catalogue, services.remotes)
 
-    def grantees_outside(sources: dict[str, frozenset[str]], users: list[Any],
-                         groups: list[Any]) -> list[str]:
+    def grantees_outside(sources: dict[str, frozenset[str]], users: list[object],
+                         groups: list[object]) -> list[str]:
         """The users and groups among the grantees who may not read every one of
         ``sources`` (administrators read everything)."""
         from taphouse.userspace.lineage import outside_groups
 
-        accounts = platform.authenticator.accounts
+        accounts = authenticator.accounts
         outside = []
         for name in users:
             user = accounts.user(str(name)) if isinstance(name, str) and name.strip() else None
@@ -430,7 +463,7 @@ def api_router(platform: Platform) -> APIRouter:
         return JSONResponse(usage.to_dict())
 
     # --- jobs (the JSON view of the caller's UWS jobs; created and run through /tap) ----
-    jobs = platform.jobs
+    jobs = services.jobs
 
     @router.get("/jobs")
     async def list_jobs(request: Request) -> Response:
@@ -530,7 +563,7 @@ def api_router(platform: Platform) -> APIRouter:
     return router
 
 
-async def _spool_body(request: Request, limit: int, directory: Path, budget: Any,
+async def _spool_body(request: Request, limit: int, directory: Path, budget: ByteBudget,
                       key: str) -> tuple[Path, int]:
     """Write the request body to a file under ``directory`` as it arrives (at most
     ``limit`` bytes, counted against the caller's upload bytes in flight): the file and
@@ -588,8 +621,8 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-async def _chunks_in(lane: Any, first: bytes | None, rest: Iterator[bytes],
-                    slot: Any) -> AsyncIterator[bytes]:
+async def _chunks_in(lane: ThreadLane, first: bytes | None, rest: Iterator[bytes],
+                    slot: Slot) -> AsyncIterator[bytes]:
     """``first`` then the rest of ``rest``, each read in ``lane``; the slot is given
     back (and the table's cursor closed) when the stream ends or the client goes."""
     try:

@@ -77,6 +77,20 @@ class Shares:
             out.add((db, name))
         return out
 
+    def of(self, table_id: int) -> dict[str, list[str]]:
+        """:func:`get_shares` of one table."""
+        return get_shares(self.meta, table_id)
+
+    def of_many(self, table_ids: Iterable[int]) -> dict[int, dict[str, list[str]]]:
+        """:func:`shares_of` these tables (one query)."""
+        return shares_of(self.meta, table_ids)
+
+    def replace(self, table_id: int, users: list[str], groups: list[str], *,
+                owner: str) -> dict[str, list[str]]:
+        """:func:`set_shares` with this platform's grantees."""
+        return set_shares(self.meta, table_id, users, groups, owner=owner,
+                          grantees=self.grantees)
+
 
 def get_shares(meta: MetadataDB, table_id: int) -> dict[str, list[str]]:
     """``{"users": [...], "groups": [...]}`` a table is shared with."""
