@@ -5,9 +5,11 @@ restore``, which checks it and brings back a data directory that serves everythi
 from __future__ import annotations
 
 import json
+import sqlite3
 import stat
 import threading
 import time
+from contextlib import closing
 
 import httpx
 import pytest
@@ -20,6 +22,7 @@ from storage_helpers import (
     sync,
     tables_in,
     taphouse,
+    version_files,
 )
 
 from servers import start_live
@@ -148,3 +151,26 @@ def test_backup_and_restore_refusals(tmp_path):
     proc = taphouse(data, "backup", str(tmp_path / "b3"), check=False)
     assert proc.returncode == 2 and "missing" in proc.stderr
     assert not (tmp_path / "b3").exists() and not (tmp_path / "b3.partial").exists()
+
+
+def test_backup_leaves_out_a_retained_version_whose_file_is_gone(tmp_path):
+    data = tmp_path / "data"
+    (tmp_path / "t.csv").write_text(csv_rows(20))
+    (tmp_path / "u.csv").write_text(csv_rows(30, seed=1))
+    taphouse(data, "ingest", str(tmp_path / "t.csv"), "-d", "survey", "-t", "t", "-q")
+    taphouse(data, "ingest", str(tmp_path / "u.csv"), "-d", "survey", "-t", "t", "-q")
+    with closing(sqlite3.connect(data / "meta.sqlite")) as con:
+        retired = con.execute("SELECT id, path FROM table_versions"
+                              " WHERE retired IS NOT NULL").fetchall()
+    assert len(retired) == 1
+    old_id, old_path = retired[0]
+    (data / old_path).unlink()  # deleted early (by hand, a crash...)
+    out = taphouse(data, "backup", str(tmp_path / "b")).stdout
+    assert "1 retained version(s) left out" in out, out
+    with closing(sqlite3.connect(tmp_path / "b" / "meta.sqlite")) as con:
+        kept = {r[0] for r in con.execute("SELECT id FROM table_versions")}
+    assert old_id not in kept and len(kept) == 1
+    # The backup checks out and serves the current version.
+    taphouse(tmp_path, "restore", str(tmp_path / "b"), str(tmp_path / "r"))
+    assert tables_in(tmp_path / "r") == {"survey.t": 30}
+    assert version_files(tmp_path / "r") == version_files(data)

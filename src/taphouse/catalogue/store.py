@@ -94,6 +94,19 @@ class VersionInfo:
 
 
 @dataclass(frozen=True)
+class RecordedVersion:
+    """A version as the metadata records it, for copying its file (backups)."""
+
+    version_id: int
+    #: The file as stored: relative to the tables directory (:meth:`CatalogueStore.resolve`).
+    stored: str
+    #: Replaced or dropped (kept for its retention period); its file may be gone.
+    retired: bool
+    #: The current version of its table.
+    current: bool
+
+
+@dataclass(frozen=True)
 class Holding:
     """What one database holds on disk: current versions plus retired ones not yet
     deleted (which still take space)."""
@@ -567,6 +580,20 @@ class CatalogueStore:
         for r in self.meta.query("SELECT id, path FROM table_versions"):
             out.setdefault(_real(self.resolve(r["path"])), []).append(r["id"])
         return out
+
+    def recorded_versions(self) -> list[RecordedVersion]:
+        """Every version the metadata records, current and retained (a backup reads its
+        snapshot of the metadata with this)."""
+        return [RecordedVersion(r[0], r[1], r[2] is not None, bool(r[3])) for r in self.meta.query(
+            "SELECT v.id, v.path, v.retired, t.current_version_id=v.id"
+            " FROM table_versions v LEFT JOIN tables t ON t.id=v.table_id")]
+
+    def forget_retired_versions(self, version_ids: Iterable[int]) -> None:
+        """Remove the records of these retired versions (a backup leaves out a retained
+        version whose file was already deleted). Current versions are never removed."""
+        with self.meta.transaction() as con:
+            con.executemany("DELETE FROM table_versions WHERE id=? AND retired IS NOT NULL",
+                            [(i,) for i in version_ids])
 
     # --- clean-up ----------------------------------------------------------------------
     def retired_version_ids(self, older_than: float = 0.0) -> list[int]:

@@ -114,28 +114,31 @@ def backup(settings: Settings, dest: Path, *, jobs: bool = True) -> BackupReport
 
 def _copy_versions(store: CatalogueStore, partial: Path,
                    report: BackupReport) -> list[dict]:
+    """Copy the files of the versions the snapshot ``partial/meta.sqlite`` records
+    (``store``: the live catalogue, whose files are held)."""
+    from taphouse.catalogue.store import CatalogueStore
+    from taphouse.metadata import MetadataDB
+
     files: list[dict] = []
-    snapshot = sqlite3.connect(partial / "meta.sqlite", isolation_level=None)
+    copy = MetadataDB(partial / "meta.sqlite", upgrade=False)
     try:
-        rows = snapshot.execute("SELECT v.id, v.path, v.retired, t.current_version_id=v.id"
-                                " FROM table_versions v LEFT JOIN tables t"
-                                " ON t.id=v.table_id").fetchall()
+        snapshot = CatalogueStore(copy, store.tables_dir)
         copied: dict[str, dict] = {}
-        for version_id, stored, retired, current in rows:
+        for version in snapshot.recorded_versions():
+            stored = version.stored
             source = store.resolve(stored)
             if stored in copied:
                 continue
             if (PurePosixPath(stored).is_absolute() or ".." in PurePosixPath(stored).parts
                     or not _inside(source, store.tables_dir)
                     or not (source.is_file() or source.is_dir()) or source.is_symlink()):
-                if retired is None:
+                if not version.retired:
                     raise BackupError(
-                        f"the file of table version {version_id} ({stored}) is missing or"
-                        f" outside {store.tables_dir}: this store is damaged; a backup of"
-                        " it would not restore")
+                        f"the file of table version {version.version_id} ({stored}) is"
+                        f" missing or outside {store.tables_dir}: this store is damaged; a"
+                        " backup of it would not restore")
                 # A retained version whose file is already gone: not in the backup.
-                snapshot.execute("DELETE FROM table_versions WHERE id=?", (version_id,))
-                report.dropped_versions.append(version_id)
+                report.dropped_versions.append(version.version_id)
                 continue
             target = partial.joinpath(*PurePosixPath(stored).parts)
             # A partitioned (HATS) version is a directory: each of its files is copied
@@ -146,10 +149,12 @@ def _copy_versions(store: CatalogueStore, partial: Path,
             files.extend(entries)
             report.files += len(entries)
             report.bytes += sum(e["bytes"] for e in entries)
-            if current:
+            if version.current:
                 report.tables += 1
+        if report.dropped_versions:
+            snapshot.forget_retired_versions(report.dropped_versions)
     finally:
-        snapshot.close()
+        copy.close()
     return files
 
 
