@@ -47,7 +47,7 @@ def test_an_answer_past_maxrec_is_refused_before_it_is_read(fake_tap: FakeTap,
     big = document(200_000)
     fake_tap.routes["/tap/sync"] = lambda s: (200, VOT, big)
     start = time.process_time()
-    with pytest.raises(RemoteUnavailable, match="200000 rows although MAXREC=1000"):
+    with pytest.raises(RemoteUnavailable, match="200000 rows although MAXREC=1001"):
         _client(fake_tap).query_sync("SELECT a FROM t", maxrec=1000)
     assert time.process_time() - start < 1.5
     small = document(1000)

@@ -42,7 +42,7 @@ def test_overflow_after_the_table_is_reported(fake_tap: FakeTap) -> None:
         [(1, 1.5), (2, 2.5)], status="OK", trailing="OVERFLOW"))
     answer = client(fake_tap).query_sync("SELECT id, raj2000 FROM cat.stars", maxrec=2)
     assert answer.overflow and answer.rows == 2
-    assert fake_tap.seen[-1].form["MAXREC"] == "2"
+    assert fake_tap.seen[-1].form["MAXREC"] == "3"  # one more: a silent cut shows
     assert fake_tap.seen[-1].form["QUERY"] == "SELECT id, raj2000 FROM cat.stars"
 
 
@@ -299,12 +299,14 @@ def test_more_rows_than_maxrec_are_refused(fake_tap: FakeTap) -> None:
     assert len(out.getvalue()) < 100_000
     fake_tap.routes["/tap/sync"] = lambda s: (200, {"Content-Type": "application/"
                                                     "vnd.apache.parquet"}, out.getvalue())
-    with pytest.raises(RemoteUnavailable, match="has 2000000 rows although MAXREC=10"):
+    with pytest.raises(RemoteUnavailable, match="has 2000000 rows although MAXREC=11"):
         client(fake_tap).query_sync("SELECT id FROM cat.stars", maxrec=10)
-    fake_tap.routes["/tap/sync"] = lambda s: (200, VOT, votable([(1, 1.0), (2, 2.0)]))
-    with pytest.raises(RemoteUnavailable, match="has 2 rows although MAXREC=1"):
+    fake_tap.routes["/tap/sync"] = lambda s: (200, VOT, votable([(1, 1.0), (2, 2.0), (3, 3.0)]))
+    # (MAXREC=2 was sent for 1 row: one more, so that a cut answer shows)
+    with pytest.raises(RemoteUnavailable, match="has 3 rows although MAXREC=2"):
         client(fake_tap).query_sync("SELECT id FROM cat.stars", maxrec=1)
-    assert client(fake_tap).query_sync("SELECT 1", maxrec=2).rows == 2
+    answer = client(fake_tap).query_sync("SELECT 1", maxrec=2)
+    assert answer.rows == 2 and answer.overflow  # the third row: there is more
 
 
 def test_credentials_are_not_carried_over_a_redirect_to_another_port(fake_tap: FakeTap

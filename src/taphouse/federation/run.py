@@ -22,7 +22,7 @@ from taphouse.federation.planner import (
     REMOTE_TABLE,
     FederatedPlan,
 )
-from taphouse.remotes.answers import RemoteAnswer
+from taphouse.remotes.answers import RemoteAnswer, suspect_cut
 from taphouse.remotes.client import RemoteTap
 from taphouse.remotes.errors import RemoteUnavailable
 from taphouse.remotes.model import UPLOAD_INLINE
@@ -246,6 +246,8 @@ class _Remote:
         hard = self.plan.remote.capabilities.maxrec_hard
         maxrec = max_rows if hard is None else min(max_rows, hard)
         answer = self.query(adql, maxrec, maxrec)
+        if maxrec == hard:  # not asked one row past: exactly that many may be cut
+            suspect_cut(answer, hard)
         if answer.overflow:
             remote_table = self.plan.remote_side.remote
             assert remote_table is not None
@@ -291,6 +293,8 @@ class _Remote:
                 pending[:0] = [(lo, mid), (mid, hi)]
                 continue
             answer = self.query(adql, maxrec, hi - lo, {BLOCK_TABLE: document})
+            if caps.maxrec_hard:  # exactly the hard limit may be cut (no OVERFLOW said)
+                suspect_cut(answer, caps.maxrec_hard)
             if answer.overflow:
                 if hi - lo == 1:
                     side = self.plan.upload_side

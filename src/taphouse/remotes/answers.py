@@ -229,4 +229,26 @@ def _too_big(what: str, size: int, cap: int) -> RemoteUnavailable:
                              " columns)")
 
 
-__all__ = ["RemoteAnswer", "read_answer", "refuse_doctype"]
+def cut_to(answer: RemoteAnswer, maxrec: int | None) -> RemoteAnswer:
+    """An answer to ``maxrec`` rows asked for as ``maxrec + 1``: more than ``maxrec``
+    rows means the result goes on (whatever the remote's QUERY_STATUS says): cut to
+    ``maxrec``, an overflow."""
+    if maxrec is not None and answer.rows > maxrec:
+        answer.table = answer.table.slice(0, maxrec)
+        answer.overflow = True
+    return answer
+
+
+def suspect_cut(answer: RemoteAnswer, limit: int | None) -> RemoteAnswer:
+    """An answer of exactly ``limit`` rows, the remote's hard limit (which the platform
+    cannot ask one row past), is possibly cut even without an OVERFLOW status: taken as
+    an overflow (a federated block is halved, a DEST refused, a response says OVERFLOW)."""
+    if limit and not answer.overflow and answer.rows >= limit:
+        answer.overflow = True
+        answer.infos.append(("WARNING", f"remote {answer.remote!r} returned exactly its"
+                             f" limit of {limit} rows without an OVERFLOW status: taken as"
+                             " possibly truncated"))
+    return answer
+
+
+__all__ = ["RemoteAnswer", "read_answer", "refuse_doctype", "cut_to", "suspect_cut"]

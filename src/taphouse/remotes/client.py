@@ -21,7 +21,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from taphouse.outbound import Fetched, Outbound, OutboundError
-from taphouse.remotes.answers import RemoteAnswer, read_answer
+from taphouse.remotes.answers import RemoteAnswer, cut_to, read_answer
 from taphouse.remotes.errors import (
     RemoteError,
     RemoteQueryFailed,
@@ -102,8 +102,11 @@ class RemoteTap:
     def __init__(self, name: str, url: str, outbound: Outbound, *,
                  credentials: Mapping[str, str] | None = None,
                  retry: RetryPolicy = RetryPolicy(), query_timeout: float = 600.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 maxrec_hard: int | None = None) -> None:
         self.name = name
+        #: The remote's advertised MAXREC hard limit (never asked past), if known.
+        self.maxrec_hard = maxrec_hard
         self.url = url.rstrip("/")
         self.outbound = outbound
         self._credentials = dict(credentials or {})
@@ -281,6 +284,15 @@ class RemoteTap:
             params["UPLOAD"] = ";".join(f"{name},param:{name}" for name in uploads)
         return params
 
+    def _ask(self, maxrec: int | None) -> int | None:
+        """The MAXREC sent for ``maxrec`` rows: one more, so that an answer cut at
+        exactly ``maxrec`` without an OVERFLOW status shows it (:func:`cut_to`); not
+        past the remote's hard limit (there, callers use :func:`suspect_cut`)."""
+        if maxrec is None or maxrec <= 0 or (self.maxrec_hard is not None
+                                             and maxrec >= self.maxrec_hard):
+            return maxrec
+        return maxrec + 1
+
     @_redacted
     def query_sync(self, adql: str, *, maxrec: int | None = None, fmt: str = VOTABLE,
                    max_bytes: int | None = None,
@@ -289,11 +301,12 @@ class RemoteTap:
         ``uploads``: TAP_UPLOAD tables (VOTable documents by table name), sent inline."""
         start = time.monotonic()
         url = self.url + "/sync"
-        fetched = self.fetch(url, method="POST", form=self._params(adql, maxrec, fmt, uploads),
+        ask = self._ask(maxrec)
+        fetched = self.fetch(url, method="POST", form=self._params(adql, ask, fmt, uploads),
                              what="a synchronous query", max_bytes=max_bytes, files=uploads)
         if fetched.status in (404, 405, 501):  # no sync endpoint: an async-only service
             self._ok(fetched, "a synchronous query")
-        answer = self._answer(adql, fetched, "the synchronous query", maxrec)
+        answer = cut_to(self._answer(adql, fetched, "the synchronous query", ask), maxrec)
         answer.seconds = time.monotonic() - start
         return answer
 
@@ -310,7 +323,8 @@ class RemoteTap:
         start = time.monotonic()
         limit = self.query_timeout if timeout is None else timeout
         deadline = start + limit
-        params = self._params(adql, maxrec, fmt, uploads) | {"PHASE": "RUN"}
+        ask = self._ask(maxrec)
+        params = self._params(adql, ask, fmt, uploads) | {"PHASE": "RUN"}
         created = self.fetch(self.url + "/async", method="POST", form=params,
                              what="creating an async job", retry=True, files=uploads)
         if created.status >= 400:
@@ -342,7 +356,7 @@ class RemoteTap:
                 raise RemoteQueryFailed(f"remote {self.name!r} aborted the query")
             result_url = job.result_url or job_url + "/results/result"
             fetched = self.fetch(result_url, what="fetching the result", max_bytes=max_bytes)
-            answer = self._answer(adql, fetched, "the result", maxrec)
+            answer = cut_to(self._answer(adql, fetched, "the result", ask), maxrec)
             answer.mode, answer.job_url = "async", job_url
             answer.seconds = time.monotonic() - start
             return answer

@@ -24,7 +24,7 @@ from sqlglot import exp
 from taphouse.adql.errors import AdqlError
 from taphouse.adql.reserved import adql_identifier
 from taphouse.auth.identity import Identity
-from taphouse.remotes.answers import RemoteAnswer
+from taphouse.remotes.answers import RemoteAnswer, suspect_cut
 from taphouse.remotes.model import Capabilities, Remote, RemoteTable
 from taphouse.remotes.registry import RemoteRegistry
 
@@ -39,13 +39,15 @@ class RemotePlan:
     """What runs on a remote for one query.
 
     ``adql`` is the exact text sent; ``maxrec`` the MAXREC sent with it; ``tables`` the
-    remote tables it reads (as cached).
+    remote tables it reads (as cached). ``capped``: ``maxrec`` is the remote's hard
+    limit (no TOP below it): an answer of that many rows may have been cut.
     """
 
     remote: Remote
     adql: str
     maxrec: int | None
     tables: list[RemoteTable] = field(default_factory=list)
+    capped: bool = False
 
     def explain(self) -> dict[str, object]:
         """What runs where, for EXPLAIN."""
@@ -119,8 +121,9 @@ def plan_remote(tree: exp.Expression, identity: Identity, registry: RemoteRegist
     hard = remote.capabilities.maxrec_hard
     if sent is not None and hard is not None:
         sent = min(sent, hard)
+    capped = hard is not None and sent == hard and (limit is None or limit > hard)
     return RemotePlan(remote=remote, adql=to_adql(tree), maxrec=sent,
-                      tables=list(tables.values()))
+                      tables=list(tables.values()), capped=capped)
 
 
 #: Results of at most this many rows (TOP, MAXREC) are asked for with one sync request:
@@ -141,9 +144,12 @@ def run_remote(plan: RemotePlan, registry: RemoteRegistry, *, mode: str = "auto"
         small = plan.maxrec is not None and plan.maxrec <= SYNC_MAX_ROWS
         mode = "sync" if small else "async"
     if mode == "sync":
-        return client.query_sync(plan.adql, maxrec=plan.maxrec, fmt=fmt, max_bytes=max_bytes)
-    return client.query_async(plan.adql, maxrec=plan.maxrec, fmt=fmt, cancelled=cancelled,
-                              max_bytes=max_bytes)
+        answer = client.query_sync(plan.adql, maxrec=plan.maxrec, fmt=fmt,
+                                   max_bytes=max_bytes)
+    else:
+        answer = client.query_async(plan.adql, maxrec=plan.maxrec, fmt=fmt,
+                                    cancelled=cancelled, max_bytes=max_bytes)
+    return suspect_cut(answer, plan.maxrec) if plan.capped else answer
 
 
 def _identifier(name: str) -> exp.Identifier:

@@ -123,14 +123,15 @@ class RemoteRegistry:
         if isinstance(remote, str):
             remote = self.require(remote, owner_id)
         return self._client(remote.name, remote.url, remote.timeout,
-                            self._credential(remote))
+                            self._credential(remote), remote.capabilities.maxrec_hard)
 
     def _client(self, name: str, url: str, timeout: float | None = None,
-                credential: Secret | None = None) -> RemoteTap:
+                credential: Secret | None = None,
+                maxrec_hard: int | None = None) -> RemoteTap:
         headers = {"Authorization": credential.reveal()} if credential is not None else None
         return RemoteTap(name, url, self.outbound(timeout=timeout), credentials=headers,
                          retry=RetryPolicy(self.config.retries, self.config.backoff),
-                         query_timeout=self.config.query_timeout)
+                         query_timeout=self.config.query_timeout, maxrec_hard=maxrec_hard)
 
     def _credential(self, remote: Remote) -> Secret | None:
         if remote.auth == "none":
