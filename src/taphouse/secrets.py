@@ -350,10 +350,21 @@ class SecretStore:
 
     def put(self, name: str, value: str, *, con: sqlite3.Connection | None = None) -> None:
         """Store ``value`` sealed under ``name`` (replacing any); ``con``: inside the
-        caller's transaction."""
+        caller's write transaction (:meth:`MetadataDB.transaction`), else in one of its
+        own. The keys are read inside that transaction: ``taphouse secrets rotate``
+        re-seals in one too, so a value is either committed before the re-sealing (and
+        re-sealed) or sealed with the new key. Read before it, they could seal with a
+        key ``--retire`` then dropped (lost at the next start)."""
+        if con is None or not con.in_transaction:
+            with self.meta.transaction() as own:
+                self._put(own, name, value)
+        else:
+            self._put(con, name, value)
+
+    def _put(self, con: sqlite3.Connection, name: str, value: str) -> None:
         box = self.box
         sealed = box.seal(value, purpose=name)
-        (con or self.meta.connection()).execute(
+        con.execute(
             "INSERT INTO secrets (name, sealed, key_id, updated) VALUES (?, ?, ?, ?)"
             " ON CONFLICT(name) DO UPDATE SET sealed = excluded.sealed,"
             " key_id = excluded.key_id, updated = excluded.updated",
