@@ -93,27 +93,32 @@ class Registration:
     indexed: list[str] = field(default_factory=list)
 
 
-def check_query_role(conn: Any, schema: str) -> None:
-    """Refuse a query role that could do more than read: superuser, CREATEROLE /
-    CREATEDB, a member of the server-file roles, CREATE on ``public`` or on ``schema``,
-    or INSERT/UPDATE/DELETE/TRUNCATE on a table of ``schema``."""
-    row = conn.execute(
-        "SELECT current_user, rolsuper, rolcreaterole, rolcreatedb, rolbypassrls"
-        " FROM pg_roles WHERE rolname = current_user").fetchone()
-    user, superuser, createrole, createdb, bypassrls = row
+def role_problems(conn: Any) -> tuple[str, list[str]]:
+    """``(role, what it may do beyond reading)`` of the connection's role: superuser,
+    CREATEROLE / CREATEDB, BYPASSRLS, a member of the server-file roles. One query: the
+    query connections' pool runs it on every lease instead of its empty liveness query
+    (a role changed after registration is refused, :mod:`taphouse.engine.postgres`)."""
+    user, superuser, creates, bypassrls, members = conn.execute(
+        "SELECT current_user, rolsuper, rolcreaterole OR rolcreatedb, rolbypassrls,"
+        " ARRAY(SELECT r.rolname::text FROM pg_roles r WHERE r.rolname = ANY(%s)"
+        " AND pg_has_role(current_user, r.oid, 'MEMBER') ORDER BY 1)"
+        " FROM pg_roles WHERE rolname = current_user", (list(DANGEROUS_ROLES),)).fetchone()
     problems = []
     if superuser:
         problems.append("it is a superuser")
-    if createrole or createdb:
+    if creates:
         problems.append("it may create roles or databases")
     if bypassrls:
         problems.append("it bypasses row-level security")
-    for role in DANGEROUS_ROLES:
-        member = conn.execute(
-            "SELECT pg_has_role(current_user, oid, 'MEMBER') FROM pg_roles WHERE rolname=%s",
-            (role,)).fetchone()
-        if member and member[0]:
-            problems.append(f"it is a member of {role}")
+    problems += [f"it is a member of {role}" for role in members or []]
+    return str(user), problems
+
+
+def check_query_role(conn: Any, schema: str) -> None:
+    """Refuse a query role that could do more than read: :func:`role_problems`, CREATE
+    on ``public`` or on ``schema``, or INSERT/UPDATE/DELETE/TRUNCATE on a table of
+    ``schema``."""
+    user, problems = role_problems(conn)
     for space in ("public", schema):
         ok = conn.execute("SELECT has_schema_privilege(current_user, n.oid, 'CREATE')"
                           " FROM pg_namespace n WHERE nspname=%s", (space,)).fetchone()

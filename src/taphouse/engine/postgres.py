@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -323,7 +324,7 @@ class PostgresBackend:
             dsn, min_size=0, max_size=max(1, pool_size), open=True, timeout=30.0,
             kwargs={"autocommit": True, "options": options,
                     "application_name": "taphouse"},
-            check=ConnectionPool.check_connection, reset=_reset, name=f"taphouse-{name}")
+            check=_check_role, reset=_reset, name=f"taphouse-{name}")
         self._sent_hook: Callable[[str], None] | None = None
 
     # --- Backend protocol ---------------------------------------------------------------
@@ -344,6 +345,14 @@ class PostgresBackend:
         except Exception as exc:
             raise PostgresError(f"the PostgreSQL database {self.name} cannot be reached"
                                 f" ({type(exc).__name__}); try again later", 503) from None
+        refused = _ROLE_PROBLEMS.get(conn)
+        if refused:
+            pooled.__exit__(None, None, None)
+            raise PostgresError(
+                f"the PostgreSQL database {self.name} is refused: its query role"
+                f" {refused[0]!r} may do more than read ({'; '.join(refused[1])}), which"
+                " it could not when it was registered; an administrator must take that"
+                " back (or register the database with a reading role)", 503)
         cur = PgCursor(conn)
         cur.inline = dict(inline or {})
         try:
@@ -483,6 +492,25 @@ class PostgresBackend:
 
     def close(self) -> None:
         self.pool.close()
+
+
+#: Connection -> (role, problems) when its role may do more than read (see _check_role).
+_ROLE_PROBLEMS: weakref.WeakKeyDictionary[Any, tuple[str, list[str]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _check_role(conn: Any) -> None:
+    """The pool's check on every lease, in place of its empty query (the same one round
+    trip): the connection works, and what its role may do beyond reading (made superuser
+    after registration, ...) is noted for :meth:`PostgresBackend.cursor` to refuse.
+    Raising here would make the pool retry until its timeout."""
+    from taphouse.engine.pg_register import role_problems
+
+    user, problems = role_problems(conn)
+    if problems:
+        _ROLE_PROBLEMS[conn] = (user, problems)
+    else:
+        _ROLE_PROBLEMS.pop(conn, None)
 
 
 def _reset(conn: Any) -> None:
