@@ -6,13 +6,18 @@ durations by outcome. Read when scraped: jobs by kind and phase, queued jobs, sy
 slots in use, free disk of the data directory.
 
 Readable with an administrator's bearer token, or without credentials from an address in
-the ``metrics_allow`` setting (the Prometheus server's; default none).
+the ``metrics_allow`` setting (the Prometheus server's; default none). A loopback address
+proves little: hub users' Jupyter servers and kernels connect from 127.0.0.1 too. So it
+counts only on a direct connection (not through a proxy or the hub, never on the
+sandboxes' socket) whose socket is not owned by a sandbox uid (``compute_uid_base`` and
+above; Linux ``/proc/net/tcp``).
 """
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -117,7 +122,8 @@ def metrics_router(platform: Any, metrics: Metrics) -> APIRouter:
 
         host = request.client.host if request.client else None
         if not (host is not None and host in allowed
-                and not request.headers.get("authorization")):
+                and not request.headers.get("authorization")
+                and _not_a_sandbox(request, platform.settings.compute_uid_base)):
             caller = await platform.authenticator.caller_async(request, allow_basic=False)
             if caller.identity.anonymous:
                 raise AuthError("the metrics need an administrator's bearer token (or a"
@@ -129,6 +135,45 @@ def metrics_router(platform: Any, metrics: Metrics) -> APIRouter:
                         headers={"Cache-Control": "no-store"})
 
     return router
+
+
+def _not_a_sandbox(request: Request, uid_base: int) -> bool:
+    """Whether an allowed address may read the metrics without a token: not from the
+    hub or the sandboxes' socket; a loopback one only on a direct TCP connection whose
+    client socket belongs to a uid below ``uid_base`` (hub users' servers and jobs run
+    as ``uid_base + n`` on this machine's network)."""
+    from taphouse.admission.addresses import is_loopback
+    from taphouse.auth.authenticator import LISTENER, SANDBOX_LISTENER
+    from taphouse.hub.link import from_hub
+
+    scope = request.scope
+    if scope.get(LISTENER) == SANDBOX_LISTENER or from_hub(scope):
+        return False
+    client, server = scope.get("client"), scope.get("server")
+    if not client or not is_loopback(client[0]):
+        return True
+    if not client[1] or not server:  # forwarded by a proxy: whose, it cannot tell
+        return False
+    uid = _socket_uid(int(client[1]), int(server[1]))
+    return uid is not None and uid < uid_base
+
+
+def _socket_uid(client_port: int, server_port: int) -> int | None:
+    """The uid owning the client end (``client_port`` -> ``server_port``) of a TCP
+    connection on this host, from ``/proc/net/tcp`` and ``tcp6``; None: not found."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 8:
+                continue
+            local, remote = fields[1].rsplit(":", 1)[1], fields[2].rsplit(":", 1)[1]
+            if int(local, 16) == client_port and int(remote, 16) == server_port:
+                return int(fields[7])
+    return None
 
 
 __all__ = ["Metrics", "metrics_router"]
