@@ -527,8 +527,16 @@ class _VoTable(FileTable):
 
         from astropy.io.votable import parse
 
+        from taphouse.votable_links import MESSAGE, find_stream_link
+
         with pa.input_stream(str(path), compression="detect") as stream:
             fields, description = _votable_metadata(stream)
+        # astropy would open a STREAM's href itself (a file of this machine, a request
+        # from it): the rows must be in the file
+        with pa.input_stream(str(path), compression="detect") as stream:
+            link = find_stream_link(stream)
+        if link is not None:
+            raise CatalogueError(f"{path}: {MESSAGE} (it names {link[:200]!r})")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             vot = parse(str(path), verify="ignore")

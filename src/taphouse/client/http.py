@@ -117,6 +117,9 @@ def votable_infos(content: bytes) -> tuple[str, dict[str, str]] | None:
     try:
         import warnings
 
+        from taphouse.client.output import refuse_stream_href
+
+        refuse_stream_href(content)  # astropy would open the link (raised: raw text)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             vot = parse(io.BytesIO(content), verify="ignore")

@@ -227,6 +227,7 @@ def parse_votable(content: bytes) -> tuple[Table | None, dict[str, str], str]:
     from astropy.io.votable import parse
     from astropy.io.votable.exceptions import VOWarning
 
+    refuse_stream_href(content)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", VOWarning)
         vot = parse(io.BytesIO(content), verify="ignore")
@@ -249,6 +250,20 @@ def parse_votable(content: bytes) -> tuple[Table | None, dict[str, str], str]:
         warnings.simplefilter("ignore", VOWarning)
         table = vtable.to_table(use_names_over_ids=True)
     return table, infos, message
+
+
+def refuse_stream_href(content: bytes) -> None:
+    """:class:`~taphouse.client.errors.ClientError` if a VOTable names its rows by a
+    STREAM href: astropy would open the link itself (a file of this machine, or a
+    request from it to anywhere)."""
+    from taphouse.votable_links import MESSAGE, find_stream_link
+
+    link = find_stream_link(content)
+    if link is not None:
+        from taphouse.client.errors import ClientError
+
+        raise ClientError(f"the VOTable received was refused: {MESSAGE} (it names"
+                          f" {link[:200]!r})")
 
 
 def _need(module: str, output: str) -> Any:
