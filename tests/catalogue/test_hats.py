@@ -21,8 +21,6 @@ from taphouse.catalogue.hats import (
     DUCKDB_COPY,
     PartitionOptions,
     directory_size,
-    margin_order,
-    max_margin_arcsec,
     partitions,
     pixel_range,
 )
@@ -199,49 +197,6 @@ def test_lsdb_opens_our_output_with_the_same_rows(written, inputs):
         + np.cos(np.radians(dec)) * np.cos(np.radians(-30)) * np.cos(np.radians(ra - 120)),
         -1, 1)))
     assert len(cone) == int((d <= 8).sum()) > 0
-
-
-@pytest.mark.slow
-def test_margin_holds_every_row_near_a_partition(written):
-    """Brute force: for each partition, every row of another partition within the
-    threshold of it is in its margin file (checked with cdshealpix cone coverage)."""
-    import astropy.units as u
-    from astropy.coordinates import Latitude, Longitude
-    from cdshealpix.nested import cone_search
-
-    root = written.path
-    rows = pq.ParquetDataset(str(root / CATALOG_DIR / "dataset")).read()
-    ra, dec = np.asarray(rows["ra"]), np.asarray(rows["dec"])
-    ids = np.asarray(rows["source_id"])
-    parts = []
-    for f in partitions(root).files:
-        k = int(f.split("Norder=")[1].split("/")[0])
-        n = int(f.split("Npix=")[1].split(".")[0])
-        parts.append((k, n))
-    expected: dict[tuple[int, int], set[int]] = {}
-    for i in range(len(ra)):
-        for k in sorted({k for k, _ in parts}):
-            cells, _, _ = cone_search(Longitude(ra[i] * u.deg), Latitude(dec[i] * u.deg),
-                                      10 * u.arcsec, k, flat=True)
-            for n in cells:
-                if (k, int(n)) in parts:
-                    expected.setdefault((k, int(n)), set()).add(int(ids[i]))
-    margin_dir = root / "margin_10arcs" / "dataset"
-    checked = 0
-    for (k, n), members in expected.items():
-        lo, hi = pixel_range(k, n)
-        own = {int(i) for i, h in zip(ids, np.asarray(rows[HEALPIX_COLUMN]), strict=True)
-               if lo <= h <= hi}
-        outside = members - own
-        if not outside:
-            continue
-        f = margin_dir / f"Norder={k}/Dir={n // 10000 * 10000}/Npix={n}.parquet"
-        got = set(pq.read_table(f)["source_id"].to_pylist())
-        assert outside <= got
-        assert not (got & own)  # a margin never repeats the partition's own rows
-        checked += 1
-    assert checked > 0
-    assert margin_order(10, 7) >= 7 and max_margin_arcsec(7) > 10
 
 
 # --- the store: version directories ----------------------------------------------------

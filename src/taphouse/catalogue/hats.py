@@ -19,9 +19,10 @@ in row groups of :data:`ROW_GROUP_ROWS` (Snappy: decoding a row group for a
 cone is ~15 % faster than with zstd), so a range filter on it skips row groups by
 their statistics. Rows without a position (NULL index) go to the first partition.
 
-The *margin* of a partition holds the rows of the other partitions that lie near its
-border: every row within ``margin_arcsec`` of it (and some up to one cell of order
-:func:`margin_order` further), so a crossmatch of radius up to the threshold can be done
+The *margin* of a partition holds the rows of the other partitions that lie within
+``margin_arcsec`` of it (exactly, to :data:`MARGIN_TOLERANCE_ARCSEC`: the rows of the
+ring of cells of order :func:`margin_order` around it, filtered by their distance to the
+partition's edges), so a crossmatch of radius up to the threshold can be done
 partition by partition. The threshold may be at most the size of a cell of the
 deepest partition order (:func:`max_margin_arcsec`).
 
@@ -75,6 +76,11 @@ DEFAULT_MAX_ROWS = 1_000_000
 DEFAULT_HIGHEST_ORDER = 10
 #: Default margin threshold, arcseconds.
 DEFAULT_MARGIN_ARCSEC = 10.0
+#: A margin row lies at most this much beyond the threshold (the partition's edges are
+#: taken as great-circle arcs of <= 30 arcsec; measured error < 0.006 arcsec).
+MARGIN_TOLERANCE_ARCSEC = 0.01
+#: Margin rows whose distance is computed at once (bounds the filter's memory).
+MARGIN_CHUNK = 20_000
 #: Column names HATS reserves (the layout's directory keys).
 RESERVED_COLUMNS = ("norder", "dir", "npix")
 
@@ -230,7 +236,7 @@ def write_collection(staged: Path, out: Path, *, name: str, ra: str, dec: str,
         if progress:
             print(f"writing the {options.margin_arcsec:g} arcsec margin ...",
                   file=sys.stderr, flush=True)
-        _write_margin(con, src, parts, margin, options)
+        _write_margin(con, src, parts, margin, options, ra, dec)
         _finish_catalog(margin, _written(margin / "dataset"), name=f"{name} margin",
                         ra=ra, dec=dec, kind="margin", max_rows=None,
                         extra={"hats_primary_table_url": CATALOG_DIR,
@@ -251,9 +257,10 @@ def _copy(con: DuckDBPyConnection, query: str, target: Path) -> None:
 
 
 def _write_margin(con: DuckDBPyConnection, src: str, parts: list[tuple[int, int, int]], margin: Path,
-                  options: PartitionOptions) -> None:
-    """Each partition's margin: the rows outside it whose cell of the margin order
-    touches it (see :func:`margin_order`)."""
+                  options: PartitionOptions, ra: str, dec: str) -> None:
+    """Each partition's margin: the rows outside it within the threshold of it (those of
+    the cells of the margin order that touch it, see :func:`margin_order`, filtered by
+    their distance to its edges)."""
     import pyarrow as pa
     from cdshealpix.nested import external_neighbours
 
@@ -273,6 +280,7 @@ def _write_margin(con: DuckDBPyConnection, src: str, parts: list[tuple[int, int,
                 f' FROM {src} d JOIN margin_ring r ON d."{HEALPIX_COLUMN}" >> {shift}'
                 " = r.cell")
     con.unregister("margin_ring")
+    _drop_far_margin_rows(con, parts, m, options.margin_arcsec, ra, dec)
     _copy(con, "SELECT * EXCLUDE (_th_part) FROM margin_rows WHERE false",
           margin / "dataset" / "_common_metadata")
     present = {int(p) for (p,) in con.execute(
@@ -283,6 +291,96 @@ def _write_margin(con: DuckDBPyConnection, src: str, parts: list[tuple[int, int,
                   margin / "dataset" / partition_path(k, n))
     (margin / "dataset").mkdir(parents=True, exist_ok=True, mode=0o700)
     con.execute("DROP TABLE margin_rows")
+
+
+def _drop_far_margin_rows(con: DuckDBPyConnection, parts: list[tuple[int, int, int]],
+                          order: int, margin_arcsec: float, ra: str, dec: str) -> None:
+    """Keep in ``margin_rows`` only the rows within the threshold of their partition."""
+    import pyarrow as pa
+
+    shift = 2 * (HEALPIX_ORDER - order)
+    got = con.execute(f'SELECT rowid AS r, {_ident(ra)} AS ra, {_ident(dec)} AS dec,'
+                      f' "{HEALPIX_COLUMN}" >> {shift} AS cell, _th_part AS part'
+                      " FROM margin_rows").fetchnumpy()
+    if len(got["r"]) == 0:
+        return
+    part = np.asarray(got["part"], dtype=np.int64)
+    orders = np.array([k for k, _, _ in parts], dtype=np.int64)[part]
+    pixels = np.array([n for _, n, _ in parts], dtype=np.int64)[part]
+    keep = margin_keep(np.asarray(got["ra"], dtype=np.float64),
+                       np.asarray(got["dec"], dtype=np.float64),
+                       np.asarray(got["cell"], dtype=np.int64), orders, pixels, order,
+                       margin_arcsec)
+    con.register("margin_far", pa.table({"r": np.asarray(got["r"])[~keep]}))
+    con.execute("DELETE FROM margin_rows WHERE rowid IN (SELECT r FROM margin_far)")
+    con.unregister("margin_far")
+
+
+def _unit(lon_deg: np.ndarray, lat_deg: np.ndarray) -> tuple[np.ndarray, ...]:
+    lon, lat = np.radians(lon_deg), np.radians(lat_deg)
+    c = np.cos(lat)
+    return c * np.cos(lon), c * np.sin(lon), np.sin(lat)
+
+
+def _distance_to_cells(x: tuple[np.ndarray, ...], cells: np.ndarray, order: int,
+                       step: int) -> np.ndarray:
+    """Angular distance (radians) from each point ``x`` (unit vector components) outside
+    its HEALPix cell ``cells[i]`` of ``order`` to that cell: the least distance to the
+    cell's edges, each taken as ``step`` great-circle arcs."""
+    from cdshealpix.nested import vertices
+
+    lon, lat = vertices(cells.astype(np.uint64), order, step=step)
+    a = _unit(np.asarray(lon.deg), np.asarray(lat.deg))  # each (N, 4 step)
+    b = tuple(np.roll(c, -1, axis=1) for c in a)
+    px, py, pz = (c[:, None] for c in x)
+    # the normal of each arc's great circle
+    nx, ny, nz = a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]
+    norm = np.sqrt(nx * nx + ny * ny + nz * nz)
+    nx, ny, nz = nx / norm, ny / norm, nz / norm
+    s = px * nx + py * ny + pz * nz
+    qx, qy, qz = px - s * nx, py - s * ny, pz - s * nz  # the point projected on the circle
+    # the projection lies between the arc's ends: (a x q) . n >= 0 and (q x b) . n >= 0
+    between = (((a[1] * qz - a[2] * qy) * nx + (a[2] * qx - a[0] * qz) * ny
+                + (a[0] * qy - a[1] * qx) * nz) >= 0) & \
+              (((qy * b[2] - qz * b[1]) * nx + (qz * b[0] - qx * b[2]) * ny
+                + (qx * b[1] - qy * b[0]) * nz) >= 0)
+    ends = np.minimum((px - a[0]) ** 2 + (py - a[1]) ** 2 + (pz - a[2]) ** 2,
+                      (px - b[0]) ** 2 + (py - b[1]) ** 2 + (pz - b[2]) ** 2)
+    ends = 2 * np.arcsin(np.clip(np.sqrt(ends) / 2, 0, 1))  # chord -> angle
+    nearest: np.ndarray = np.where(between, np.arcsin(np.clip(np.abs(s), 0, 1)),
+                                   ends).min(axis=1)
+    return nearest
+
+
+def margin_keep(ra: np.ndarray, dec: np.ndarray, cells: np.ndarray, part_order: np.ndarray,
+                part_pixel: np.ndarray, order: int, margin_arcsec: float) -> np.ndarray:
+    """Which rows lie within ``margin_arcsec`` of their partition (``part_order``,
+    ``part_pixel``): rows outside it, in cells of the margin ``order`` (``cells``) that
+    touch it. The nearest point of the partition lies in one of its cells of that order
+    around the row's cell (see :func:`margin_order`), so the distance to those cells is
+    the distance to the partition."""
+    from cdshealpix.nested import neighbours
+
+    keep = np.zeros(len(ra), dtype=bool)
+    step = max(1, math.ceil(cell_size_arcsec(order) / 30.0))  # arcs of <= ~30 arcsec
+    limit = math.radians((margin_arcsec + MARGIN_TOLERANCE_ARCSEC) / 3600.0)
+    shift = 2 * (order - np.asarray(part_order, dtype=np.int64))
+    pixel = np.asarray(part_pixel, dtype=np.int64)
+    for lo in range(0, len(ra), MARGIN_CHUNK):
+        sl = slice(lo, lo + MARGIN_CHUNK)
+        around = np.asarray(neighbours(cells[sl].astype(np.uint64), order), dtype=np.int64)
+        inside = (around >= 0) & ((around >> shift[sl][:, None]) == pixel[sl][:, None])
+        rows, cols = np.nonzero(inside)
+        x = _unit(ra[sl][rows], dec[sl][rows])
+        d = _distance_to_cells(x, around[rows, cols], order, step)
+        best = np.full(len(around), np.inf)
+        np.minimum.at(best, rows, d)
+        keep[sl] = best <= limit
+    return keep
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _written(dataset: Path) -> list[tuple[int, int]]:
