@@ -18,8 +18,9 @@ SQL from ``taphouse.adql.translate(..., dialect="spark")`` runs on one long-live
 * A query's jobs run in a job group of their own (``interrupt()`` cancels it: abort,
   time limit) and in the fair-scheduler pool of its user, so one user's query cannot
   take every executor while others wait.
-* Results come back as Arrow record batches (Spark's Arrow collect): the driver holds
-  one query's result, which MAXREC bounds.
+* Results stream back as Arrow record batches, a window of partitions at a time (a
+  Spark job per window): the driver holds one window, and a reader that stops (MAXREC)
+  stops the query (:meth:`SparkBackend.stream`).
 """
 
 from __future__ import annotations
@@ -216,6 +217,9 @@ class SparkBackend:
     max_temp_rows
         Most rows of a table shipped to Spark for one request (an upload, a user table
         of the request, TAP_SCHEMA).
+    stream_window
+        Partitions of a result computed and held on the driver at once (default: the
+        cluster's default parallelism); see :meth:`stream`.
     """
 
     dialect = "spark"
@@ -223,7 +227,7 @@ class SparkBackend:
     def __init__(self, tables_dir: Path, *, master: str = "local[2]",
                  cache_dir: Path | None = None, conf: dict[str, str] | None = None,
                  app_name: str = "taphouse", max_temp_rows: int = 1_000_000,
-                 idle_drop: float = 600.0) -> None:
+                 idle_drop: float = 600.0, stream_window: int | None = None) -> None:
         from pyspark.sql import SparkSession
 
         self.tables_dir = Path(tables_dir).resolve()
@@ -232,6 +236,9 @@ class SparkBackend:
         self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.master = master
         self.max_temp_rows = max_temp_rows
+        #: Partitions of a result fetched (and held by the driver) at once; None: the
+        #: cluster's default parallelism.
+        self.stream_window = stream_window
         self.idle_drop = idle_drop
         settings = dict(BASE_CONF)
         if master.startswith("local"):
@@ -414,14 +421,37 @@ class SparkBackend:
         return describe_spark_error(exc)
 
     def stream(self, cur: SparkCursor, sql: str, batch_rows: int = 65536,
-               batch_bytes: int | None = None) -> Iterator[pa.RecordBatch]:
-        """Run ``sql`` and return its rows as Arrow record batches of at most
-        ``batch_rows`` rows. The query runs now (errors are raised here, not while
-        iterating); the driver holds its result until it has been read."""
+               batch_bytes: int | None = None) -> SparkStream:
+        """Run ``sql`` and return its rows as Arrow record batches (at most
+        ``batch_rows`` rows each), in order, fetched a window of partitions at a time.
+
+        The driver holds one window (``stream_window`` partitions, default the cluster's
+        parallelism) of the result at once, whatever its size. The first window runs
+        now (errors of planning and of its partitions are raised here); the next one
+        runs when the reader gets there, so a reader that stops early (MAXREC) stops
+        the query: an outermost ``LIMIT`` without ``ORDER BY`` is applied here while
+        reading instead of by Spark (which would compute every partition's share).
+        """
+        limit = None
+        stripped = _strip_outer_limit(sql)
+        if stripped is not None:
+            sql, limit = stripped
         df = cur.sql(sql)
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        schema = to_arrow_schema(df.schema, error_on_duplicated_field_names_in_struct=True,
+                                 timezone="UTC")
+        # positional names: Spark resolves mapInArrow's input by name (a column named
+        # after an expression with dots, two columns of one name)
+        positional = df.toDF(*(f"c{i}" for i in range(len(df.columns))))
+        packed = positional.mapInArrow(_pack_batches, "ipc binary")
         with cur.jobs(sql):
-            table = df.toArrow()
-        return iter(table.to_batches(max_chunksize=max(1, batch_rows)))
+            rdd = packed.rdd  # (adaptive plans run their shuffle stages here)
+            parts = rdd.getNumPartitions()
+        out = SparkStream(self, cur, sql, rdd, parts, schema, limit, max(1, batch_rows),
+                          self.stream_window or max(1, self.context.defaultParallelism))
+        out.prefetch()
+        return out
 
     def _writer(self) -> DuckDBEngine:
         # User tables and stored results are single DuckDB files whichever backend
@@ -451,22 +481,127 @@ class SparkBackend:
         """Store every row of ``sql`` (run on Spark, sorted there by ``order_by``) as a
         new single-file version at ``path``."""
         ordered = f"SELECT * FROM ({sql}) AS q ORDER BY {order_by}" if order_by else sql
-        if cursor is None:
-            with self.cursor(inline) as cur:
-                batches = list(self.stream(cur, ordered))
-                schema = self._schema(cur, ordered, batches)
-        else:
-            batches = list(self.stream(cursor, ordered))
-            schema = self._schema(cursor, ordered, batches)
-        return self.write_arrow(batches, schema, path, max_bytes=max_bytes)
+        if cursor is not None:
+            return self._write_from(cursor, ordered, path, max_bytes)
+        with self.cursor(inline) as cur:
+            return self._write_from(cur, ordered, path, max_bytes)
 
-    @staticmethod
-    def _schema(cur: SparkCursor, sql: str, batches: list[pa.RecordBatch]) -> pa.Schema:
-        if batches:
-            return batches[0].schema
-        from pyspark.sql.pandas.types import to_arrow_schema
+    def _write_from(self, cur: SparkCursor, sql: str, path: Path,
+                    max_bytes: int | None) -> int:
+        reader = self.stream(cur, sql)
+        try:
+            return self.write_arrow(reader, reader.schema, path, max_bytes=max_bytes)
+        finally:
+            reader.close()
 
-        return to_arrow_schema(cur.sql(sql).schema)
+
+class SparkStream:
+    """The batches of one query's result, a window of partitions (one Spark job) at a
+    time, in partition order (a sorted result's order); :meth:`close` stops it."""
+
+    def __init__(self, backend: SparkBackend, cur: SparkCursor, sql: str, rdd: Any,
+                 parts: int, schema: pa.Schema, limit: int | None, batch_rows: int,
+                 window: int) -> None:
+        self.schema = schema
+        self._backend, self._cur, self._sql, self._rdd = backend, cur, sql, rdd
+        self._parts, self._limit, self._rows = parts, limit, batch_rows
+        self._window, self._next_part, self._sent = window, 0, 0
+        self._pending: list[bytes] = []
+        self._closed = False
+        #: Spark jobs run so far (one per window; monitoring, tests).
+        self.jobs = 0
+
+    def prefetch(self) -> None:
+        """Run the next window's job (if any is left) and keep its batches."""
+        if self._next_part >= self._parts or self._closed:
+            return
+        part_ids = list(range(self._next_part, min(self._parts,
+                                                   self._next_part + self._window)))
+        self._next_part = part_ids[-1] + 1
+        with self._cur.jobs(self._sql):
+            got = self._backend.context.runJob(self._rdd, _blobs, part_ids)
+        self.jobs += 1
+        self._pending.extend(got)
+
+    def __iter__(self) -> SparkStream:
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        while not self._closed:
+            if self._limit is not None and self._sent >= self._limit:
+                break
+            if not self._pending:
+                if self._next_part >= self._parts:
+                    break
+                self.prefetch()
+                continue
+            blob = self._pending.pop(0)
+            batch = pa.ipc.open_stream(blob).read_next_batch()
+            if batch.num_rows == 0:
+                continue
+            batch = pa.RecordBatch.from_arrays(
+                [c if c.type == f.type else c.cast(f.type)
+                 for c, f in zip(batch.columns, self.schema, strict=True)],
+                schema=self.schema)
+            if self._limit is not None:
+                batch = batch.slice(0, self._limit - self._sent)
+            if batch.num_rows > self._rows:  # the rest goes back, read next
+                rest = batch.slice(self._rows)
+                self._pending.insert(0, _ipc(rest))
+                batch = batch.slice(0, self._rows)
+            self._sent += batch.num_rows
+            return batch
+        self.close()
+        raise StopIteration
+
+    def close(self) -> None:
+        """Stop: no further window runs; the batches held are dropped."""
+        self._closed = True
+        self._pending = []
+
+
+def _ipc(batch: pa.RecordBatch) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _pack_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """(On the executors) each Arrow batch of a partition as one row of IPC bytes."""
+    for batch in batches:
+        if batch.num_rows:
+            yield pa.record_batch([pa.array([_ipc(batch)], pa.binary())], names=["ipc"])
+
+
+def _blobs(rows: Iterable[Any]) -> list[bytes]:
+    """(On the executors) a partition's packed batches."""
+    return [bytes(row[0]) for row in rows]
+
+
+_OUTER_LIMIT = re.compile(r"\s+LIMIT\s+(\d+)\s*$", re.IGNORECASE)
+
+
+def _strip_outer_limit(sql: str) -> tuple[str, int] | None:
+    """``sql`` without its outermost ``LIMIT n`` (and ``n``) when the outermost query
+    has no ORDER BY and no OFFSET (the rows are then any ``n``: read while streaming);
+    None otherwise."""
+    match = _OUTER_LIMIT.search(sql)
+    if match is None:
+        return None
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, read="spark")
+    except sqlglot.errors.ParseError:
+        return None
+    limit = tree.args.get("limit")
+    if (not isinstance(tree, exp.Query) or limit is None or tree.args.get("order")
+            or tree.args.get("offset") or not isinstance(limit.expression, exp.Literal)
+            or str(limit.expression.this) != match.group(1)):
+        return None
+    return sql[:match.start()], int(match.group(1))
 
 
 def describe_spark_error(exc: BaseException) -> str:
