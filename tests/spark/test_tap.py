@@ -127,3 +127,33 @@ def test_join_across_backends(side_by_side):
         return r.text.splitlines()[1]
 
     assert count("sky", "flat") == count("flat", "flat") != "0"
+
+
+def test_dest_from_spark_into_mydb(side_by_side):
+    """DEST stores every row of a Spark query in the user's schema (streamed into the
+    user table), the response obeys MAXREC, and the stored table is queryable, also
+    joined with the Spark table again."""
+    import httpx
+
+    from accounts import PASSWORD, new_user
+
+    auth = (new_user(side_by_side, "spk"), PASSWORD)
+
+    def sync(query: str, **extra: str) -> httpx.Response:
+        return httpx.post(side_by_side.tap + "/sync", auth=auth, timeout=300, data={
+            "LANG": "ADQL", "REQUEST": "doQuery", "FORMAT": "csv", "QUERY": query,
+            **extra})
+
+    q = "SELECT source_id, ra, dec FROM {db}.stars WHERE dec > 40"
+    r = sync(q.format(db="sky"), DEST="mydb.north", MAXREC="5")
+    assert r.status_code == 200, r.text
+    assert len(r.text.splitlines()) == 1 + 5  # the response: MAXREC rows
+    total = sync("SELECT COUNT(*), MIN(source_id), MAX(ra) FROM ({}) AS q".format(q.format(db="flat")))
+    stored = sync("SELECT COUNT(*), MIN(source_id), MAX(ra) FROM mydb.north")
+    assert stored.status_code == 200, stored.text
+    assert stored.text == total.text and int(stored.text.splitlines()[1].split(",")[0]) > 5
+    # the stored table goes back to Spark as a temporary view
+    again = sync("SELECT COUNT(*) FROM mydb.north AS n JOIN sky.stars AS s"
+                 " ON n.source_id = s.source_id")
+    assert again.status_code == 200 and again.text.splitlines()[1] == \
+        total.text.splitlines()[1].split(",")[0]

@@ -312,7 +312,10 @@ class UserSpace:
         engine = getattr(prepared, "backend", None) or self.engine
         from taphouse.formats.result import BATCH_BYTES
 
-        with engine.cursor(prepared.inline) as cur:
+        # [spark] a shared cluster runs the query in the user's own pool
+        user_cursor = getattr(engine, "user_cursor", None)
+        with (user_cursor(prepared.inline, identity.username) if user_cursor is not None
+              else engine.cursor(prepared.inline)) as cur:
             with self.open_table(identity, name, prepared.columns, mode=spec.dest_mode,
                                  cancel=cancel, provenance=provenance_of(prepared),
                                  keep_order=(has_order_by(spec.query)
