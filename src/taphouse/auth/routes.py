@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
+from taphouse.admission.limits import TooLarge
 from taphouse.auth.authenticator import (
     Authenticator,
     Caller,
@@ -22,6 +23,8 @@ from taphouse.auth.errors import AccountError, AuthError, Forbidden
 from taphouse.auth.tokens import IssuedToken, iso_time
 from taphouse.observability.requestlog import note_caller
 
+#: The most bytes of a request body to /auth (and /api/admin): logins, passwords, names.
+BODY_MAX_BYTES = 64 * 1024
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_PERSONAL_DAYS = 3650
 
@@ -36,12 +39,26 @@ async def _caller(auth: Authenticator, request: Request, *, login: bool = True,
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    """Form fields (OAuth2 style) or a JSON object."""
+    """Form fields (OAuth2 style) or a JSON object, of at most :data:`BODY_MAX_BYTES`
+    (anyone may POST /auth/token: a body is read whole, and waits whole in the login
+    lane, so it must be small)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > BODY_MAX_BYTES:
+        raise TooLarge(f"the request body has {declared} bytes; at most {BODY_MAX_BYTES}"
+                       " here")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > BODY_MAX_BYTES:
+            raise TooLarge(f"the request body is larger than {BODY_MAX_BYTES} bytes, the"
+                           " most accepted here")
     if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.form()
+        async def replay() -> dict[str, Any]:
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        form = await Request(request.scope, replay).form()
         return {k: v for k, v in form.items() if isinstance(v, str)}
-    raw = await request.body()
     if not raw.strip():
         return {}
     try:
