@@ -84,3 +84,16 @@ def test_restricted_rows_appended_to_a_shared_table_are_not_read_outside_the_gro
     bob = client_for(site, "bob")
     r = sync(bob, "SELECT COUNT(*) AS n FROM user_alice.mixed", RESPONSEFORMAT="csv")
     assert r.status_code == 200 and r.text.split() == ["n", "40"], r.text
+
+
+def test_a_dropped_source_table_does_not_launder_a_derived_one(site) -> None:  # noqa: ANN001
+    """``b`` made from ``a`` (restricted rows), then ``a`` dropped: the walk through ``a``'s
+    provenance is gone with it; ``b`` keeps the restricted sources recorded when it was
+    written."""
+    alice = client_for(site, "alice")
+    dest(alice, "SELECT TOP 20 ra, dec, flux FROM secret_cat.stars", "a")
+    dest(alice, "SELECT ra, dec FROM mydb.a", "b")
+    assert alice.delete("/api/usertables/a").status_code == 204
+    r = alice.put("/api/usertables/b/shares", json={"users": ["bob"]})
+    assert r.status_code == 403, r.text
+    assert "secret_cat" in r.json()["error"]

@@ -73,6 +73,10 @@ def walk(table: TableMeta, catalogue: CatalogueStore, remotes: Any,
         remote = record.get("remote")
         if isinstance(remote, dict):
             _remote_source(remote, remotes, found)
+        recorded = record.get("restricted")
+        if isinstance(recorded, dict):
+            for source, groups in recorded.items():
+                _recorded_source(str(source), groups, catalogue, remotes, found)
     sources = [s for r in records for s in r.get("source_tables") or []]
     for source in dict.fromkeys(sources):
         db_name, _, name = str(source).partition(".")
@@ -83,6 +87,42 @@ def walk(table: TableMeta, catalogue: CatalogueStore, remotes: Any,
                 _catalogue_source(source_db, catalogue, found)
             continue
         walk(source_table, catalogue, remotes, found, others, own_schema, depth + 1)
+
+
+def record_restrictions(catalogue: CatalogueStore, record: dict[str, Any]
+                        ) -> dict[str, list[str]]:
+    """The restricted sources of the tables a query read (``record["source_tables"]``),
+    with their groups, as they are when its result is written: kept in the result's
+    provenance (``restricted``), they still count when a source table is dropped later
+    (its own provenance, which the walk followed, goes with it)."""
+    found: dict[str, frozenset[str]] = {}
+    for source in record.get("source_tables") or []:
+        db_name, _, name = str(source).partition(".")
+        table = catalogue.table(db_name, name)
+        if table is not None:
+            walk(table, catalogue, None, found, set(), None)
+    remote = record.get("remote")
+    if isinstance(remote, dict):
+        _remote_source(remote, None, found)
+    return {s: sorted(g) for s, g in sorted(found.items())}
+
+
+def _recorded_source(source: str, groups: Any, catalogue: CatalogueStore, remotes: Any,
+                     found: dict[str, frozenset[str]]) -> None:
+    """A restricted source recorded when a table was written: as it is now when it still
+    exists (a database made public since is public), as recorded when it is gone."""
+    if source in found:
+        return
+    recorded = frozenset(str(g) for g in groups or [])
+    if source.startswith(REMOTE_PREFIX):
+        _remote_source({"name": source[len(REMOTE_PREFIX):], "groups": sorted(recorded)},
+                       remotes, found)
+        return
+    db = catalogue.database(source)
+    if db is None:
+        found[source] = recorded
+    elif db.kind == "catalogue":
+        _catalogue_source(db, catalogue, found)
 
 
 def _catalogue_source(db: Any, catalogue: CatalogueStore,
@@ -110,4 +150,5 @@ def _remote_source(record: dict[str, Any], remotes: Any,
         found[REMOTE_PREFIX + name] = groups
 
 
-__all__ = ["restricted_sources", "outside_groups", "walk", "REMOTE_PREFIX"]
+__all__ = ["restricted_sources", "outside_groups", "walk", "record_restrictions",
+           "REMOTE_PREFIX"]

@@ -33,6 +33,7 @@ from taphouse.engine.errors import WriteLimitExceeded
 from taphouse.errors import ServiceError
 from taphouse.storage import StorageFull, is_disk_full
 from taphouse.userspace.errors import QuotaExceeded, TableConflict, UserSpaceError
+from taphouse.userspace.lineage import record_restrictions
 from taphouse.userspace.names import JOB_PREFIX
 
 if TYPE_CHECKING:
@@ -286,6 +287,9 @@ class UserTableWriter:
             prov["mode"] = mode
             prov["rows_added"] = nrows - (existing.nrows if existing is not None
                                           and mode == "append" else 0)
+            restricted = record_restrictions(space.catalogue, prov)
+            if restricted:  # they still count when a source table is dropped
+                prov["restricted"] = restricted
             description = self.description
             if description is None:
                 description = existing.description if existing is not None else ""
