@@ -294,6 +294,26 @@ def test_duckdb_copy_is_what_duckdb_reads(sky):
     assert rows == sky.run("SELECT COUNT(*), SUM(id) FROM flat.sky")[1]
 
 
+def test_linked_duckdb_copy_is_not_followed(sky, tmp_path):
+    """A ``catalog.duckdb`` that is a symbolic link (to a file with other rows) is not
+    read: DuckDB reads the Parquet partitions."""
+    e = sky.env
+    path = e.store.new_version_path("demo", "sky_link", suffix=".hats")
+    shutil.copytree(sky.part.path, path)
+    other = e.store.root / "tables" / "elsewhere.duckdb"
+    import duckdb
+
+    with duckdb.connect(str(other)) as con:
+        con.execute('CREATE TABLE data AS SELECT -1::BIGINT AS id, 0.0 AS ra, 0.0 AS dec,'
+                    ' 0::BIGINT AS "_healpix_29"')
+    (path / DUCKDB_COPY).symlink_to(other)
+    table = e.store.publish(TableMeta("demo", "sky_link", SKY_COLUMNS,
+                                      nrows=sky.part.nrows, ra_column="ra", dec_column="dec",
+                                      healpix_column=HEALPIX_COLUMN), path)
+    t, rows = sky.run("SELECT COUNT(*) FROM demo.sky_link", {("demo", "sky_link"): table})
+    assert rows == [(len(sky.ra),)]
+
+
 def test_polygon_reads_only_its_partitions(sky):
     poly = "POLYGON(44.5, 41.5, 45.5, 41.5, 45.5, 42.1, 44.5, 42.1)"
     t, rows = sky.run(f"SELECT id FROM demo.sky WHERE 1=CONTAINS(POINT(ra, dec), {poly})")

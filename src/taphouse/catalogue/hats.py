@@ -500,9 +500,9 @@ def partition_files(version_dir: Path, ranges: Iterable[Sequence[int]]) -> list[
 @functools.lru_cache(maxsize=256)
 def duckdb_copy(version_dir: Path) -> Path | None:
     """The version's DuckDB copy (:data:`DUCKDB_COPY`), or None (looked up once: a
-    version never changes)."""
+    version never changes). A symbolic link is never followed: not a copy."""
     path = Path(version_dir) / DUCKDB_COPY
-    return path if path.is_file() else None
+    return path if path.is_file() and not path.is_symlink() else None
 
 
 @dataclass(frozen=True)
