@@ -162,6 +162,10 @@ class MetadataDB:
             self.path.parent.resolve().mkdir(parents=True, mode=0o700, exist_ok=True)
         _create_private(self.path)
         self._local = threading.local()
+        # Each thread's connection, to close those of threads that have ended (a
+        # connection is two open files; worker pools end and start threads all along).
+        self._threads: dict[int, tuple[threading.Thread, sqlite3.Connection]] = {}
+        self._threads_lock = threading.Lock()
         # One opener at a time decides and migrates (other processes, other threads):
         # a second opener of a store being created must not take it for an old store
         # half-way through its migrations (it would back it up and migrate it too).
@@ -183,7 +187,32 @@ class MetadataDB:
             con.execute("PRAGMA foreign_keys=ON")
             con.execute("PRAGMA synchronous=NORMAL")
             self._local.con = con
+            self._register(con)
         return con
+
+    def _register(self, con: sqlite3.Connection) -> None:
+        """Remember ``con`` as the current thread's (closing those of ended threads)."""
+        self.close_ended_threads()
+        with self._threads_lock:
+            self._threads[threading.get_ident()] = (threading.current_thread(), con)
+
+    def close_ended_threads(self) -> int:
+        """Close the connections of threads that have ended (nothing else would before
+        the garbage collector happens to); returns how many. Called as connections are
+        opened and every few seconds by the server."""
+        closed = 0
+        with self._threads_lock:
+            for ident, (thread, old) in list(self._threads.items()):
+                if not thread.is_alive():
+                    del self._threads[ident]
+                    old.close()
+                    closed += 1
+        return closed
+
+    def open_connections(self) -> int:
+        """Connections open now, one per thread that used this database (for tests)."""
+        with self._threads_lock:
+            return len(self._threads)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -266,6 +295,8 @@ class MetadataDB:
         if con is not None:
             con.close()
             self._local.con = None
+            with self._threads_lock:
+                self._threads.pop(threading.get_ident(), None)
 
 
 def backup_before_migration(path: Path, state: SchemaState) -> Path:

@@ -6,6 +6,7 @@ layer on top. Errors of every package are mapped to HTTP here, and only here.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import threading
@@ -29,7 +30,7 @@ from taphouse.admission import (
     TooLarge,
     TrustedProxies,
 )
-from taphouse.admission.limits import RetryAfter, ThreadLane
+from taphouse.admission.limits import RetryAfter, ThreadLane, retire_idle_threads
 from taphouse.admission.memory import use_mmap_for_large_blocks
 from taphouse.auth.authenticator import Authenticator
 from taphouse.auth.challenges import challenge_headers
@@ -269,8 +270,8 @@ class Platform:
         return removed
 
     def _release_memory(self, period: float = 5.0) -> None:
-        """Every few seconds: detach table versions idle for ``engine_idle_detach``, and
-        return memory freed by finished queries to the system (queries also do it as
+        """Every few seconds: detach table versions idle for ``engine_idle_detach``, close
+        the metadata connections of ended threads, and return memory freed by finished queries to the system (queries also do it as
         they end, but their last bytes are freed after)."""
         from taphouse.admission.memory import release_memory
 
@@ -279,6 +280,7 @@ class Platform:
                 self.engine.detach_idle()
             except Exception:  # keep going; the next round tries again
                 log.exception("detaching idle table versions failed")
+            self.meta.close_ended_threads()  # threads of ended worker pools
             release_memory(0.0)
 
     def _maintain(self) -> None:
@@ -296,6 +298,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         platform.start()
+        retiring = asyncio.create_task(retire_idle_threads())
         listener = None
         if platform.compute.available:
             from taphouse.compute.listener import SandboxListener
@@ -306,6 +309,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         try:
             yield
         finally:
+            retiring.cancel()
             if listener is not None:
                 listener.stop()
             platform.stop()

@@ -172,6 +172,29 @@ class ThreadLane:
                                               limiter=self._limiter)
 
 
+def _nothing() -> None:
+    return None
+
+
+async def retire_idle_threads(period: float = 5.0) -> None:
+    """Every ``period`` seconds, until cancelled: end the worker threads of the event
+    loop's pool that have been idle 10 s or more.
+
+    anyio ends an idle worker only when another call reuses the pool, so after a burst
+    (up to the shared pool's 40 threads plus the query, metadata and login lanes) the
+    threads stayed, each with its open SQLite connection of the metadata database (two
+    open files: the database and its WAL): open files grew with the highest concurrency
+    reached. A no-op call every few seconds lets anyio prune them; a thread's connection
+    is closed as the thread ends."""
+    import asyncio
+
+    import anyio.to_thread
+
+    while True:
+        await asyncio.sleep(period)
+        await anyio.to_thread.run_sync(_nothing)
+
+
 class RetryAfter:
     """ASGI middleware: every 503 the application sends carries ``Retry-After`` (the
     application's own value when it set one, else ``seconds``), whichever layer raised
@@ -203,4 +226,4 @@ class TooLarge(ServiceError):
 
 
 __all__ = ["ByteBudget", "Overloaded", "RetryAfter", "Slot", "SlotPool", "ThreadLane",
-           "TooLarge"]
+           "TooLarge", "retire_idle_threads"]
