@@ -95,10 +95,13 @@ def test_a_flood_of_wrong_passwords_does_not_hold_up_logged_in_users(start_serve
     refused = [r for r in answers if r.status_code in (429, 503)]
     assert refused and all(int(r.headers["retry-after"]) > 0 for r in refused)
     assert any(r.status_code == 503 and "waiting" in r.text for r in answers)
-    # Bounds, generous for a loaded 2-core machine: the flood's checks run two at a
-    # time, so the queries wait for CPU, never for a thread held by a waiting login.
+    # Bounds, generous for a loaded 2-core machine (the 60 flooding clients share this
+    # process, and its interpreter lock, with the server): the flood's checks run two at
+    # a time, so the queries wait for CPU, never behind the flood's waiting logins for
+    # a thread (a login held a thread while it waited, up to login_wait: with 60 of them
+    # waiting on the 40 threads of the shared pool, a bearer check queued behind them).
     print("TOP 1 before:", [round(t, 3) for t in quiet], "during the flood:",
           [round(t, 3) for t in times],
           {c: sum(r.status_code == c for r in answers) for c in codes})
-    assert max(times) < 8 and statistics.median(times) < 2, times
+    assert max(times) < 10 and statistics.median(times) < 4, times
     assert lane.peak <= 2
