@@ -133,6 +133,14 @@ def _crossmatch(sky, sky_spark, pick: np.ndarray, seed: int):
     adql = ("SELECT s.id, m.oid FROM demo.sky AS s JOIN tap_upload.moved AS m ON "
             f"1=CONTAINS(POINT(s.ra, s.dec), CIRCLE(m.ora, m.odec, {r_deg!r}))")
     t, rows = run.run(adql)
+    from taphouse.adql import inline_name
+    from taphouse.engine.spark import _precompute
+
+    with sky_spark.cursor({inline_name(meta): upload}) as cur:
+        # the upload's cells are computed on the driver: no Python UDF left in the SQL
+        ran = _precompute(sky_spark, cur, t.sql).lower()
+        udfs = "neighbours" in ran or "ivo_healpix_index" in ran
+        assert udfs == (sky_spark.precompute_rows == 0), ran[:300]
     expected = set()
     order = np.argsort(sky.dec)
     decs = sky.dec[order]
@@ -162,3 +170,11 @@ def test_crossmatch_partition_by_partition(sky, sky_spark):
     t, rows, expected = _crossmatch(sky, sky_spark, pick, 6)
     assert any("partition by partition" in note for note in t.notes), t.notes
     assert set(rows) == expected and len(rows) == len(expected)
+    # the same through the Python UDFs on the executors (an upload over the
+    # precompute cap)
+    sky_spark.precompute_rows = 0
+    try:
+        _, rows_udf, _ = _crossmatch(sky, sky_spark, pick, 6)
+    finally:
+        sky_spark.precompute_rows = 200_000
+    assert set(rows_udf) == expected and len(rows_udf) == len(expected)

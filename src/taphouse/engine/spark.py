@@ -148,6 +148,9 @@ class SparkCursor:
         self.cancelled = False
         self.running = False
         self.deadline: Deadline | None = None
+        #: The request's tables shipped to the session (view name -> rows), for
+        #: service functions computed on the driver (:func:`_precompute`).
+        self.tables: dict[str, pa.Table] = {}
         self._lock = threading.Lock()
         self._repeater: threading.Thread | None = None
 
@@ -220,6 +223,9 @@ class SparkBackend:
     stream_window
         Partitions of a result computed and held on the driver at once (default: the
         cluster's default parallelism); see :meth:`stream`.
+    precompute_rows
+        Service functions over a request's table of at most this many rows are
+        computed on the driver before the query (:func:`_precompute`).
     """
 
     dialect = "spark"
@@ -227,7 +233,8 @@ class SparkBackend:
     def __init__(self, tables_dir: Path, *, master: str = "local[2]",
                  cache_dir: Path | None = None, conf: dict[str, str] | None = None,
                  app_name: str = "taphouse", max_temp_rows: int = 1_000_000,
-                 idle_drop: float = 600.0, stream_window: int | None = None) -> None:
+                 idle_drop: float = 600.0, stream_window: int | None = None,
+                 precompute_rows: int = 200_000) -> None:
         from pyspark.sql import SparkSession
 
         self.tables_dir = Path(tables_dir).resolve()
@@ -239,6 +246,7 @@ class SparkBackend:
         #: Partitions of a result fetched (and held by the driver) at once; None: the
         #: cluster's default parallelism.
         self.stream_window = stream_window
+        self.precompute_rows = precompute_rows
         self.idle_drop = idle_drop
         settings = dict(BASE_CONF)
         if master.startswith("local"):
@@ -394,6 +402,7 @@ class SparkBackend:
         df = cur.session.createDataFrame(table) if table.num_columns else \
             cur.session.sql("SELECT 1 AS _empty WHERE false")
         df.createOrReplaceTempView(name)
+        cur.tables[name] = table
         return int(table.num_rows)
 
     def user_cursor(self, inline: dict[str, Any] | None, user: str | None
@@ -433,6 +442,8 @@ class SparkBackend:
         reading instead of by Spark (which would compute every partition's share).
         """
         limit = None
+        if cur.tables:
+            sql = _precompute(self, cur, sql)
         stripped = _strip_outer_limit(sql)
         if stripped is not None:
             sql, limit = stripped
@@ -577,6 +588,101 @@ def _pack_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]
 def _blobs(rows: Iterable[Any]) -> list[bytes]:
     """(On the executors) a partition's packed batches."""
     return [bytes(row[0]) for row in rows]
+
+
+def _precompute(backend: SparkBackend, cur: SparkCursor, sql: str) -> str:
+    """``sql`` with each ``SELECT *, f(...) AS c FROM t AS a`` (or ``EXPLODE(f(...))``)
+    over a table of the request ``t`` (an upload: the HEALPix cells of its positions
+    that a crossmatch joins on) replaced by a new temporary view of ``t`` with ``c``
+    computed on the driver by the same Arrow function. On the cluster each such
+    function is a Python UDF stage of its own (a Python worker, Arrow both ways): for
+    2,000 uploaded rows that cost more than the join itself. Only service functions
+    whose arguments are literals and columns of ``t``; anything else is left as it is.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    if not any(t.num_rows <= backend.precompute_rows for t in cur.tables.values()):
+        return sql
+    if not any(f.name.lower() in sql.lower() for f in backend.functions()):
+        return sql
+    try:
+        tree = sqlglot.parse_one(sql, read="spark")
+    except sqlglot.errors.ParseError:
+        return sql
+    functions = {f.name.lower(): f for f in backend.functions()}
+    changed = False
+    for sub in reversed(list(tree.find_all(exp.Subquery))):
+        made = _computed_view(backend, cur, sub, functions)
+        if made is not None:
+            sub.replace(made)
+            changed = True
+    return tree.sql(dialect="spark") if changed else sql
+
+
+def _computed_view(backend: SparkBackend, cur: SparkCursor, sub: Any,
+                   functions: dict[str, ServiceFunction]) -> Any:
+    from sqlglot import exp
+
+    select = sub.this
+    if (not isinstance(select, exp.Select) or not sub.alias
+            or len(select.expressions) != 2
+            or not isinstance(select.expressions[0], exp.Star)
+            or not isinstance(select.expressions[1], exp.Alias)
+            or any(select.args.get(k) for k in ("joins", "where", "group", "having",
+                                                  "order", "limit", "distinct",
+                                                  "laterals"))):
+        return None
+    source = select.args.get("from_") or select.args.get("from")
+    table_node = source.this if source is not None else None
+    if not isinstance(table_node, exp.Table) or table_node.args.get("db") \
+            or table_node.name not in cur.tables:
+        return None
+    data = cur.tables[table_node.name]
+    if data.num_rows > backend.precompute_rows:
+        return None
+    alias = select.expressions[1]
+    value, explode = alias.this, False
+    if isinstance(value, exp.Explode | exp.Unnest):
+        inner = value.this if isinstance(value, exp.Explode) else \
+            (value.expressions[0] if len(value.expressions) == 1 else None)
+        value, explode = inner, True
+    if not isinstance(value, exp.Anonymous) or str(value.this).lower() not in functions:
+        return None
+    f = functions[str(value.this).lower()]
+    if len(value.expressions) != len(f.params):
+        return None
+    names = {n.lower(): n for n in data.column_names}
+    args = []
+    for arg, declared in zip(value.expressions, f.params, strict=True):
+        typ = _arrow_type(declared)
+        if isinstance(arg, exp.Literal) and not arg.is_string:
+            args.append(pa.array([float(arg.this) if "." in arg.this or "e" in
+                                  arg.this.lower() else int(arg.this)] * data.num_rows
+                                 ).cast(typ))
+        elif isinstance(arg, exp.Column) and arg.name.lower() in names:
+            column = data.column(names[arg.name.lower()]).combine_chunks()
+            args.append(column if column.type == typ else column.cast(typ))
+        else:
+            return None
+    out = f.impl(*args)
+    if isinstance(out, pa.ChunkedArray):
+        out = out.combine_chunks()
+    if isinstance(out, pa.FixedSizeListArray):
+        out = out.cast(pa.list_(out.type.value_type))
+    column_name = alias.alias
+    if explode:
+        import pyarrow.compute as pc
+
+        data = data.take(pc.list_parent_indices(out))
+        out = pc.list_flatten(out)
+    out = out.cast(_arrow_type(f.returns[:f.returns.rindex("[")] if explode else f.returns))
+    result = data.append_column(column_name, out)
+    name = f"_th_pre{len(cur.tables)}"
+    cur.session.createDataFrame(result).createOrReplaceTempView(name)
+    cur.tables[name] = result
+    return exp.Table(this=exp.to_identifier(name, quoted=True),
+                     alias=exp.TableAlias(this=exp.to_identifier(sub.alias, quoted=True)))
 
 
 _OUTER_LIMIT = re.compile(r"\s+LIMIT\s+(\d+)\s*$", re.IGNORECASE)
