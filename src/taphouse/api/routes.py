@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -611,9 +612,23 @@ def _paging(request: Request, *, default_limit: int | None) -> tuple[int, int | 
     return offset or 0, limit
 
 
+#: The most bytes of a JSON request body to /api (names, descriptions, share lists).
+JSON_MAX_BYTES = 1024 * 1024
+
+
 async def _json_object(request: Request) -> dict[str, Any]:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > JSON_MAX_BYTES:
+        raise UserSpaceError(f"the request body has {declared} bytes; at most"
+                             f" {JSON_MAX_BYTES} here", 413)
+    raw = bytearray()
+    async for chunk in request.stream():  # (read whole, it was: any size, in memory)
+        raw += chunk
+        if len(raw) > JSON_MAX_BYTES:
+            raise UserSpaceError(f"the request body is larger than {JSON_MAX_BYTES} bytes,"
+                                 " the most accepted here", 413)
     try:
-        body = await request.json()
+        body = json.loads(raw)
     except Exception:  # noqa: BLE001  (any malformed body)
         raise UserSpaceError("the request body must be a JSON object") from None
     if not isinstance(body, dict):
