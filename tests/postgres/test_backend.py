@@ -280,7 +280,8 @@ def test_cancellation_reaches_postgres(served, pg_server):
 
     def active() -> int:
         return setup.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename=%s AND state='active'",
+            "SELECT count(*) FROM pg_stat_activity WHERE usename=%s AND state='active'"
+            " AND backend_type = 'client backend'",
             (READER,)).fetchone()[0]
 
     deadline = time.time() + 30
@@ -566,7 +567,8 @@ def test_client_disconnect_cancels_in_postgres(served):
     server, _, _, setup, _ = served
 
     def active() -> int:
-        return setup.execute("SELECT count(*) FROM pg_stat_activity WHERE usename=%s"
+        return setup.execute("SELECT count(*) FROM pg_stat_activity WHERE usename=%s AND"
+                             " backend_type = 'client backend'"
                              " AND state='active'", (READER,)).fetchone()[0]
 
     errors: list[BaseException] = []

@@ -79,7 +79,9 @@ def parse(adql: str) -> exp.Expression:
 
 
 def translate(adql: str, scope: Scope, *, dialect: str = "duckdb",
-              maxrec: int | None = None, spatial_index: bool = True) -> Translation:
+              maxrec: int | None = None, spatial_index: bool = True,
+              choose_dialect: Callable[[list[TableMeta]], str] | None = None
+              ) -> Translation:
     """Translate an ADQL 2.1 query into backend SQL.
 
     Parameters
@@ -95,6 +97,9 @@ def translate(adql: str, scope: Scope, *, dialect: str = "duckdb",
     spatial_index
         Use the HEALPix fast paths for cone searches and crossmatches (default). Off,
         the same predicates run as plain scans (for comparison and tests).
+    choose_dialect
+        Called with the query's tables once its names are resolved; the dialect it
+        returns replaces ``dialect`` (the backend that serves those tables).
 
     Returns
     -------
@@ -108,7 +113,7 @@ def translate(adql: str, scope: Scope, *, dialect: str = "duckdb",
     if dialect not in DIALECTS:
         raise ValueError(f"unknown dialect {dialect!r}; use one of {DIALECTS}")
     try:
-        return _translate(adql, scope, dialect, maxrec, spatial_index)
+        return _translate(adql, scope, dialect, maxrec, spatial_index, choose_dialect)
     except RecursionError:
         # sqlglot parses and walks trees recursively: deep nesting exhausts the stack.
         raise AdqlError("the query is nested too deeply; use fewer nested parentheses,"
@@ -116,12 +121,18 @@ def translate(adql: str, scope: Scope, *, dialect: str = "duckdb",
 
 
 def _translate(adql: str, scope: Scope, dialect: str, maxrec: int | None,
-               spatial_index: bool) -> Translation:
+               spatial_index: bool,
+               choose_dialect: Callable[[list[TableMeta]], str] | None = None
+               ) -> Translation:
     tree = parse(adql)
     check_tree(tree, adql)
     tree = normalize_identifiers(tree, dialect=Adql)
     resolver = Resolver(scope)
     columns = resolver.query(tree, [], {})
+    if choose_dialect is not None:
+        dialect = choose_dialect(list(resolver.tables.values()))
+        if dialect not in DIALECTS:
+            raise ValueError(f"unknown dialect {dialect!r}; use one of {DIALECTS}")
     notes = optimise_spatial(tree, scope, dialect) if spatial_index else []
     rules = rules_for(dialect)
     tree = _translate_node(tree, rules)

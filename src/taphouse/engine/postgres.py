@@ -33,7 +33,6 @@ from taphouse.engine.functions import ServiceFunction
 from taphouse.errors import ServiceError
 
 log = logging.getLogger("taphouse.postgres")
-_CURSOR_IDS = itertools.count(1)
 
 FUNCTIONS_SQL = "postgres_functions.sql"
 
@@ -246,7 +245,10 @@ def session_options(*, statement_timeout_ms: int,
     return (f"-c search_path={search_path} -c jit=off"
             f" -c statement_timeout={int(statement_timeout_ms)}"
             " -c idle_in_transaction_session_timeout=600000"
-            " -c default_transaction_read_only=off"
+            # every statement of the session is read-only unless it says otherwise: the
+            # query runs in autocommit (one round trip), the per-request tables are
+            # copied in an explicit READ WRITE transaction first
+            " -c default_transaction_read_only=on"
             # SQL is generated with plain '...' literals: a backslash in them must stay a
             # character whatever the role or database sets (off: the next quote no longer
             # ends the string and the rest of the ADQL text runs as SQL)
@@ -359,12 +361,13 @@ class PostgresBackend:
             yield cur
         finally:
             try:
-                if conn.info.transaction_status != 0:  # not idle: end the read-only one
+                if conn.info.transaction_status != 0:  # not idle: end what was begun
                     conn.execute("ROLLBACK")
                 if cur.temp_tables:
                     conn.execute("DISCARD TEMP")
             except Exception:  # noqa: BLE001  (the pool checks it, or drops it)
                 log.warning("could not reset a PostgreSQL connection after a query")
+                _DIRTY.add(conn)
             pooled.__exit__(None, None, None)
 
     def stream(self, cur: PgCursor, sql: str, batch_rows: int = 65536,
@@ -379,22 +382,25 @@ class PostgresBackend:
             self.load_temp_table(cur, name, data() if callable(data) else data,
                                  self.temp_max_rows)
         cur.inline = {}
-        if cur.conn.info.transaction_status == 0:
-            cur.conn.execute("BEGIN TRANSACTION READ ONLY")
-        server = cur.conn.cursor(name=f"taphouse_q{next(_CURSOR_IDS)}")
+        # autocommit: the statement is its own transaction, read-only by the session's
+        # default (session_options); rows come in chunks as the server sends them
+        # (libpq's chunked mode), not held whole by the client, in one round trip
+        # (no BEGIN, DECLARE, FETCH, CLOSE, ROLLBACK)
+        client = cur.conn.cursor()
+        rows = client.stream(sql, size=_CHUNK_ROWS)
         try:
-            server.itersize = batch_rows
-            server.execute(sql)
-            types = [_OID_ARROW.get(d.type_code, pa.string()) for d in server.description]
-            names = [d.name for d in server.description]
-            n = batch_rows
-            if batch_bytes is not None:
-                n = max(1, min(batch_rows, batch_bytes // max(64 * len(names), 1)))
-            first = server.fetchmany(n)
+            first = list(itertools.islice(rows, _FIRST_ROWS))
+            description = client.description or []  # None: no row at all
+            types = [_OID_ARROW.get(d.type_code, pa.string()) for d in description]
+            names = [d.name for d in description]
         except BaseException:
-            server.close()
+            rows.close()
+            client.close()
             raise
-        return _stream_rows(server, first, n, names, types)
+        n = batch_rows
+        if batch_bytes is not None:
+            n = max(1, min(batch_rows, batch_bytes // max(64 * len(names), 1)))
+        return _stream_rows(client, rows, first, n, names, types)
 
     def write_table(self, sql: str, path: Path, *, order_by: str | None = None,
                     inline: dict[str, Any] | None = None, cursor: Any = None,
@@ -423,6 +429,7 @@ class PostgresBackend:
               memory_bytes: int | None = None) -> None:
         """``statement_timeout`` and ``work_mem`` of ``cur``'s session (reset when the
         connection goes back to the pool)."""
+        _DIRTY.add(cur.conn)  # RESET ALL when it goes back to the pool
         if seconds is not None:
             cur.conn.execute("SELECT set_config('statement_timeout', %s, false)",
                              (str(max(1, int(seconds * 1000))),))
@@ -460,12 +467,23 @@ class PostgresBackend:
         cols = ", ".join(f"{quote_identifier(f.name)} {_pg_type(f.type)}"
                          for f in table.schema)
         names = ", ".join(quote_identifier(n) for n in table.column_names)
-        with cur.conn.cursor() as c:
-            c.execute(f"CREATE TEMPORARY TABLE {rel} ({cols})")
-            cur.temp_tables.append(name)
-            if table.num_rows:
-                _copy(c, f"COPY {rel} ({names}) FROM STDIN", table)
-            c.execute(f"ANALYZE {rel}")
+        conn = cur.conn
+        begun = conn.info.transaction_status == 0
+        with conn.cursor() as c:
+            if begun:  # the session is read-only by default: this one writes
+                c.execute("BEGIN TRANSACTION READ WRITE")
+            try:
+                c.execute(f"CREATE TEMPORARY TABLE {rel} ({cols})")
+                cur.temp_tables.append(name)
+                if table.num_rows:
+                    _copy(c, f"COPY {rel} ({names}) FROM STDIN", table)
+                c.execute(f"ANALYZE {rel}")
+            except BaseException:
+                if begun:
+                    conn.execute("ROLLBACK")
+                raise
+            if begun:
+                c.execute("COMMIT")
         return int(table.num_rows)
 
     def describe_error(self, exc: BaseException) -> str:
@@ -513,10 +531,21 @@ def _check_role(conn: Any) -> None:
         _ROLE_PROBLEMS.pop(conn, None)
 
 
+#: Connections whose session settings a query changed (``limit``): RESET ALL on return.
+_DIRTY: weakref.WeakSet[Any] = weakref.WeakSet()
+#: Rows per chunk the server sends; rows of the first batch read before stream returns.
+_CHUNK_ROWS = 4096
+_FIRST_ROWS = 4096
+
+
 def _reset(conn: Any) -> None:
-    # a connection back in the pool: no temporary table, settings as it started with
-    conn.execute("DISCARD TEMP")
-    conn.execute("RESET ALL")
+    # a connection back in the pool: no temporary table (cursor() dropped them), no
+    # transaction, settings as it started with (only if a query changed them)
+    if conn.info.transaction_status != 0:
+        conn.execute("ROLLBACK")
+    if conn in _DIRTY:
+        conn.execute("DISCARD TEMP; RESET ALL")
+        _DIRTY.discard(conn)
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -553,18 +582,25 @@ def arrow_table(data: Any, at_most: int | None = None) -> pa.Table:
     return pa.Table.from_batches(batches, schema=schema)
 
 
-def _stream_rows(server: Any, first: list[tuple[Any, ...]], n: int, names: list[str],
+def _stream_rows(client: Any, stream: Iterator[tuple[Any, ...]],
+                 first: list[tuple[Any, ...]], n: int, names: list[str],
                  types: list[pa.DataType]) -> Iterator[pa.RecordBatch]:
     try:
         rows = first
+        while len(rows) < n:  # the first batch: up to n rows
+            more = list(itertools.islice(stream, n - len(rows)))
+            rows += more
+            if not more:
+                break
         while True:
             if rows:
                 yield _batch(rows, names, types)
             if len(rows) < n:
                 return
-            rows = server.fetchmany(n)
+            rows = list(itertools.islice(stream, n))
     finally:
-        server.close()
+        stream.close()  # stopped early: psycopg cancels the rest of the statement
+        client.close()
 
 
 def _batch(rows: list[tuple[Any, ...]], names: list[str],

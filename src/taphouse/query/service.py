@@ -167,7 +167,8 @@ class QueryService:
                                                relation=lease.relation)
             # DEST stores every row (userspace): MAXREC limits only the response, which
             # is read back from the stored table.
-            tr = translate(spec.query, scope, maxrec=None if spec.dest else spec.maxrec)
+            tr = translate(spec.query, scope, maxrec=None if spec.dest else spec.maxrec,
+                           choose_dialect=self._dialect_for)  # [postgres]
             if self.backends is not None and mixed_backends(tr.tables):  # federation hook
                 return self._prepare_cross_backend(identity, spec, scope, lease)
             backend, tr = self._route_backend(spec, scope, tr)
@@ -210,6 +211,8 @@ class QueryService:
         except (MixedBackends, BackendUnavailable) as exc:
             raise AdqlError(exc.message) from None
         if backend is self.engine:
+            if tr.dialect != "duckdb":  # guessed wrong: the default engine's SQL
+                tr = translate(spec.query, scope, maxrec=None if spec.dest else spec.maxrec)
             return backend, tr
         # user tables (stored with the default engine) go along as temporary tables
         moved = {(t.database, t.name): self._local_rows(t, scope)
@@ -217,10 +220,22 @@ class QueryService:
                  not in scope.inline}
         if moved:
             scope.inline.update(moved)
-        if backend.dialect != "duckdb" or moved:  # the dialect of the first translation
+        if backend.dialect != tr.dialect or moved:  # not the first translation's
             tr = translate(spec.query, scope, dialect=backend.dialect,
                            maxrec=None if spec.dest else spec.maxrec)
         return backend, tr
+
+    def _dialect_for(self, tables: list[TableMeta]) -> str:
+        """[postgres] The dialect of the backend that will run a query over ``tables``
+        (translate's ``choose_dialect``: one translation, in that backend's dialect);
+        the default engine's where that cannot be told yet (user tables to be copied,
+        tables of two backends): :meth:`_route_backend` then translates again."""
+        if self.backends is None or any(t.kind == "user" for t in tables):
+            return "duckdb"
+        try:
+            return self.backends.choose(tables).dialect
+        except ServiceError:
+            return "duckdb"
 
     def _local_rows(self, table: TableMeta, scope: Scope) -> Any:
         """[postgres] The rows of a user table, read when the query runs on another
