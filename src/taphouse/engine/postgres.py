@@ -17,7 +17,7 @@ import itertools
 import logging
 import re
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -582,7 +582,7 @@ def arrow_table(data: Any, at_most: int | None = None) -> pa.Table:
     return pa.Table.from_batches(batches, schema=schema)
 
 
-def _stream_rows(client: Any, stream: Iterator[tuple[Any, ...]],
+def _stream_rows(client: Any, stream: Generator[tuple[Any, ...], None, None],
                  first: list[tuple[Any, ...]], n: int, names: list[str],
                  types: list[pa.DataType]) -> Iterator[pa.RecordBatch]:
     try:
