@@ -68,3 +68,15 @@ def pg_server() -> Iterator[Any]:
     server = PostgresServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_demo(pg_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """[postgres] One server with the demo databases on DuckDB and the same rows in
+    PostgreSQL (``gaiapg``, ``hippg``): pg_demo.py. tests/postgres and tests/tap."""
+    from pg_demo import start_pg_demo
+
+    demo = start_pg_demo(pg_server, tmp_path_factory.mktemp("pgdemo"))
+    yield demo
+    demo.stop()
+

@@ -12,76 +12,24 @@ from __future__ import annotations
 import os
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 import pyvo
 
+from pg_demo import DBNAME, READER
 from pg_server import dsn_of
-from servers import raw_store_bytes, start_live
+from servers import raw_store_bytes
 from taphouse.catalogue.model import CatalogueError
 from taphouse.engine.pg_register import register_postgres, secret_name
-from taphouse.engine.postgres import load_table
-
-READER = "th_reader"
-DBNAME = "th_demo"
-
-
-def _meta_yaml(path: Path, tables: dict) -> Path:
-    import yaml
-
-    doc = {"description": "demo catalogues in PostgreSQL", "tables": {}}
-    for name, t in tables.items():
-        doc["tables"][name] = {
-            "description": t.description, "epoch": t.epoch,
-            "columns": {c.name: {k: v for k, v in (("unit", c.unit), ("ucd", c.ucd),
-                                                   ("description", c.description)) if v}
-                        for c in t.columns}}
-    path.write_text(yaml.safe_dump(doc))
-    return path
 
 
 @pytest.fixture(scope="module")
-def served(pg_server, tmp_path_factory):
-    data = tmp_path_factory.mktemp("pgserved")
-    server = start_live(data / "data", demo=True)
-    platform = server.platform
-    admin = psycopg.connect(pg_server.dsn, autocommit=True)
-    admin.execute(f"DROP DATABASE IF EXISTS {DBNAME}")
-    admin.execute(f"CREATE DATABASE {DBNAME}")
-    if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (READER,)).fetchone():
-        admin.execute(f"CREATE ROLE {READER} LOGIN")
-    setup_dsn = dsn_of(pg_server, dbname=DBNAME)
-    setup = psycopg.connect(setup_dsn, autocommit=True)
-    duck = {t.name: t for t in platform.catalogue.tables("gaia")
-            + platform.catalogue.tables("hipparcos")}
-    for schema, table in (("gaia_pg", "dr3_bright"), ("hip_pg", "hip2")):
-        t = duck[table]
-        with platform.engine.cursor() as cur:
-            arrow = cur.sql(f"SELECT * FROM {platform.engine.relation(t)}").to_arrow_table()
-        load_table(setup, schema, table, arrow, ra_column="ra", dec_column="dec")
-        setup.execute(f"GRANT USAGE ON SCHEMA {schema} TO {READER}")
-        setup.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {READER}")
-    # a column of a type taphouse does not serve: skipped with a warning
-    setup.execute("ALTER TABLE hip_pg.hip2 ADD COLUMN notes jsonb")
-    reader_dsn = dsn_of(pg_server, user=READER, dbname=DBNAME)
-    regs = {}
-    for name, schema, table in (("gaiapg", "gaia_pg", "dr3_bright"),
-                                ("hippg", "hip_pg", "hip2")):
-        meta = _meta_yaml(data / f"{name}.yaml", {table: duck[table]})
-        regs[name] = register_postgres(
-            platform.catalogue, platform.secrets, name,
-            reader_dsn if name == "gaiapg" else None, schema, meta_file=meta,
-            setup_dsn=setup_dsn, connection="demo")
-    backend = platform.backends.backend(("postgres", "demo"))
-    sent: list[str] = []
-    backend._sent_hook = sent.append
-    yield server, regs, sent, setup, reader_dsn
-    setup.close()
-    admin.close()
-    server.stop()
+def served(pg_demo):
+    """The session's both-backend server (pg_demo.py): (server, registrations, the SQL
+    sent to PostgreSQL, the setup connection, the query role's DSN)."""
+    return pg_demo.server, pg_demo.regs, pg_demo.sent, pg_demo.setup, pg_demo.reader_dsn
 
 
 def _pyvo(server) -> pyvo.dal.TAPService:
@@ -472,8 +420,9 @@ def test_dest_from_a_postgres_catalogue(served):
     assert j.status_code == 200 and j.text.splitlines()[1] == str(
         len(stored.text.splitlines()) - 1)
     # an error in PostgreSQL stores nothing
-    bad = sync("SELECT hip, 1/(hip-hip) AS x FROM hippg.hip2", DEST="mydb.broken")
-    assert bad.status_code == 400 and "division by zero" in bad.text
+    bad = sync("SELECT hip, CAST(hip AS SMALLINT) * 1000 AS x FROM hippg.hip2",
+               DEST="mydb.broken")
+    assert bad.status_code == 400 and "out of range" in bad.text
     assert sync("SELECT * FROM mydb.broken").status_code == 400
 
 
