@@ -427,11 +427,15 @@ def direct_figures(data_dir: Path, dsn: str, pos: np.ndarray, up: Any) -> dict[s
                 conn.execute(sql).fetchall()
                 times.append(time.perf_counter() - t0)
             out["cone_p50"] = statistics.median(times)
-            backend.load_temp_table(cur, inline_name(up_meta), arrow_up, 10**8)
             sql = translate("SELECT u.id, s.source_id, s.ra, s.dec FROM tap_upload.up AS u"
                             " JOIN bench.synthetic AS s ON 1 = CONTAINS(POINT('ICRS', s.ra,"
                             " s.dec), CIRCLE('ICRS', u.ra, u.dec, 1.0/3600))", scope,
                             dialect="postgres").sql
+            # the upload as the service loads it (with its 3x3 HEALPix blocks, computed
+            # in Python: Rules.inline_cells)
+            data = scope.inline[("tap_upload", "up")]
+            backend.load_temp_table(cur, inline_name(up_meta),
+                                    data() if callable(data) else data, 10**8)
             t0 = time.perf_counter()
             conn.execute(sql).fetchall()
             out["crossmatch"] = time.perf_counter() - t0
