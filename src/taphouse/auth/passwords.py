@@ -7,6 +7,7 @@ import functools
 import hmac
 import secrets
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -87,19 +88,24 @@ class LoginLane:
         self.running = 0
         self.peak = 0
         self._per_address: dict[str, int] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._turns: Any = None  # anyio.CapacityLimiter of the event loop in use
-        self._threads: Any = None
+        # Counts are shared by every event loop serving the app (the sandbox API has its
+        # own); turns and threads are per loop (anyio limiters belong to one loop), and
+        # the HashingGate caps the checks of all of them together.
+        self._lock = threading.Lock()
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = \
+            weakref.WeakKeyDictionary()
 
     def _limiters(self) -> tuple[Any, Any]:
         import anyio
 
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # made in (and bound to) the event loop that uses it
-            self._loop = loop
-            self._turns = anyio.CapacityLimiter(self.concurrent)
-            self._threads = anyio.CapacityLimiter(self.concurrent)
-        return self._turns, self._threads
+        with self._lock:
+            found = self._loops.get(loop)
+            if found is None:
+                found = (anyio.CapacityLimiter(self.concurrent),
+                         anyio.CapacityLimiter(self.concurrent))
+                self._loops[loop] = found
+        return found
 
     async def run(self, address: str, func: Callable[..., T], *args: Any,
                   **kwargs: Any) -> T:
@@ -113,11 +119,12 @@ class LoginLane:
 
         turns, threads = self._limiters()
         key = address_key(address)
-        if self.waiting >= self.queue or self._per_address.get(key, 0) >= self.per_address:
-            raise LoginBusy("too many logins are waiting to be checked right now; try again"
-                            f" in {self.retry_after} s", retry_after=self.retry_after)
-        self.waiting += 1
-        self._per_address[key] = self._per_address.get(key, 0) + 1
+        with self._lock:
+            if self.waiting >= self.queue or self._per_address.get(key, 0) >= self.per_address:
+                raise LoginBusy("too many logins are waiting to be checked right now; try"
+                                f" again in {self.retry_after} s", retry_after=self.retry_after)
+            self.waiting += 1
+            self._per_address[key] = self._per_address.get(key, 0) + 1
         turn = object()
         try:
             with anyio.fail_after(self.wait):
@@ -127,19 +134,22 @@ class LoginLane:
                             f" many logins at once); try again in {self.retry_after} s",
                             retry_after=self.retry_after) from None
         finally:
-            self.waiting -= 1
-            left = self._per_address[key] - 1
-            if left:
-                self._per_address[key] = left
-            else:
-                del self._per_address[key]
-        self.running += 1
-        self.peak = max(self.peak, self.running)
+            with self._lock:
+                self.waiting -= 1
+                left = self._per_address[key] - 1
+                if left:
+                    self._per_address[key] = left
+                else:
+                    del self._per_address[key]
+        with self._lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
         try:
             return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs),
                                                   limiter=threads)
         finally:
-            self.running -= 1
+            with self._lock:
+                self.running -= 1
             turns.release_on_behalf_of(turn)
 
 
