@@ -171,6 +171,19 @@ async def _read_submission(request: Request, limit: int
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ComputeError(f"submission of {declared} bytes; the limit is {limit}", 413)
+    # A body sent without a length (chunked) is counted as it arrives: it was read whole
+    # (JSON) or spooled without bound (form files) before any check.
+    seen, receive = 0, request.receive
+
+    async def counted() -> Any:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise ComputeError(f"submission larger than the limit of {limit} bytes", 413)
+        return message
+
+    request = Request(request.scope, counted)
     values: dict[str, Any] = {}
     files: dict[str, tuple[bytes, str]] = {}
     if ctype == "multipart/form-data" or ctype == "application/x-www-form-urlencoded":
