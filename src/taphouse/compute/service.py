@@ -496,6 +496,8 @@ def _copy_client(lib_dir: Path, gid: int) -> None:
     pkg = staging / "taphouse"
     pkg.mkdir(parents=True)
     shutil.copyfile(src / "__init__.py", pkg / "__init__.py")
+    # the client's one module from outside client/ (its STREAM href check)
+    shutil.copyfile(src / "votable_links.py", pkg / "votable_links.py")
     shutil.copytree(src / "client", pkg / "client",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for root, _dirs, files in os.walk(staging):
