@@ -10,13 +10,19 @@ such a schema is archived when the new account first uses its user space.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taphouse.userspace.shares import remove_grantee
 
+if TYPE_CHECKING:
+    from taphouse.auth.authenticator import Authenticator
+    from taphouse.jobs.service import JobService
+    from taphouse.userspace import UserSpace, Workspaces
 
-def delete_account(name: str, *, archive: bool, by: str | None, authenticator: Any,
-                   userspace: Any, workspaces: Any, jobs: Any) -> dict[str, Any]:
+
+def delete_account(name: str, *, archive: bool, by: str | None,
+                   authenticator: Authenticator, userspace: UserSpace,
+                   workspaces: Workspaces, jobs: JobService) -> dict[str, Any]:
     """Delete the account ``name``: its jobs (running ones cancelled), its workspaces,
     the shares made to it, and its schema, dropped or, with ``archive``, kept for the
     operator as ``archived_<name>_<id>`` (readable by administrators only, shared with

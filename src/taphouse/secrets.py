@@ -312,6 +312,18 @@ def retire_keys(path: Path, keep: Iterable[str]) -> list[str]:
 
 # --- named secrets in the metadata database -----------------------------------------------
 
+def count_stored(meta_path: Path) -> int:
+    """How many secrets the metadata database at ``meta_path`` holds (read-only; 0 in a
+    store from before this module): a backup reminds the operator of their key."""
+    con = sqlite3.connect(f"file:{meta_path}?mode=ro", uri=True)
+    try:
+        return int(con.execute("SELECT COUNT(*) FROM secrets").fetchone()[0])
+    except sqlite3.OperationalError:  # a store from before taphouse.secrets
+        return 0
+    finally:
+        con.close()
+
+
 class SecretStore:
     """Named secrets (e.g. ``remote:far``, ``database:sky``) sealed in the metadata
     database's ``secrets`` table; :meth:`rotate` re-encrypts them all with the box's

@@ -178,7 +178,8 @@ class Platform:
         self.jobs.on_destroyed = self.userspace.drop_job_table
         # The platform's JupyterHub: its service token (written by `taphouse hub`).
         self.hub_link = HubLink(service_token_path(settings.data_dir))
-        self.metrics.watch(self)  # jobs, slots, disk: read when scraped
+        # Jobs, slots, disk: read when scraped.
+        self.metrics.watch(self.jobs.store, self.sync_slots, settings.data_dir)
 
     def delete_account(self, name: str, archive: bool, by: str | None = None) -> dict[str, Any]:
         """Delete an account and everything it owns (see :mod:`taphouse.lifecycle`)."""
@@ -326,7 +327,9 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     # Outermost: every request is logged and counted, refusals of the layers above too.
     app.add_middleware(RequestLog, trusted=TrustedProxies(settings.trusted_proxies),
                        metrics=platform.metrics)
-    app.include_router(metrics_router(platform, platform.metrics))
+    app.include_router(metrics_router(platform.metrics, authenticator=platform.authenticator,
+                                      metrics_allow=platform.settings.metrics_allow,
+                                      compute_uid_base=platform.settings.compute_uid_base))
 
     _add_tap_routes(app, platform)
     app.include_router(auth_router(platform.authenticator), prefix="/auth")

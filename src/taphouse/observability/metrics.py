@@ -18,7 +18,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -28,6 +28,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from taphouse.admission.addresses import TrustedProxies
+
+if TYPE_CHECKING:  # (auth imports observability: no cycle at run time)
+    from taphouse.admission.limits import SlotPool
+    from taphouse.auth.authenticator import Authenticator
+    from taphouse.jobs.store import JobStore
 
 _DURATIONS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 
@@ -66,9 +71,10 @@ class Metrics:
             kind = "error"
         self.query_seconds.labels(kind).observe(seconds)
 
-    def watch(self, platform: Any) -> None:
-        """Also report the platform's state when scraped."""
-        self.registry.register(_PlatformState(platform))
+    def watch(self, jobs: JobStore, sync_slots: SlotPool, data_dir: Path) -> None:
+        """Also report the platform's state when scraped: its jobs, sync slots and the
+        free disk of its data directory."""
+        self.registry.register(_PlatformState(jobs, sync_slots, data_dir))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -77,20 +83,21 @@ class Metrics:
 class _PlatformState:
     """Gauges read at scrape time."""
 
-    def __init__(self, platform: Any) -> None:
-        self.platform = platform
+    def __init__(self, jobs: JobStore, sync_slots: SlotPool, data_dir: Path) -> None:
+        self.jobs = jobs
+        self.sync_slots = sync_slots
+        self.data_dir = data_dir
 
     def describe(self) -> list[Any]:
         return []  # read only when scraped (no database access at registration)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        p = self.platform
         by_phase = GaugeMetricFamily("taphouse_jobs", "Jobs kept, by kind and phase",
                                      labels=["kind", "phase"])
         queued = GaugeMetricFamily("taphouse_jobs_queued", "Jobs waiting for a worker",
                                    labels=["kind"])
         waiting: dict[str, int] = {}
-        for kind, phase, count in p.jobs.store.counts():
+        for kind, phase, count in self.jobs.counts():
             by_phase.add_metric([kind, phase], count)
             if phase == "QUEUED":
                 waiting[kind] = waiting.get(kind, 0) + count
@@ -100,21 +107,23 @@ class _PlatformState:
         yield queued
         slots = GaugeMetricFamily("taphouse_sync_slots_in_use",
                                   "Sync queries, downloads and uploads running now")
-        slots.add_metric([], p.sync_slots.running())
+        slots.add_metric([], self.sync_slots.running())
         yield slots
         limit = GaugeMetricFamily("taphouse_sync_slots", "Sync slots in all")
-        limit.add_metric([], p.sync_slots.total)
+        limit.add_metric([], self.sync_slots.total)
         yield limit
         disk = GaugeMetricFamily("taphouse_disk_free_bytes",
                                  "Free bytes on the data directory's file system")
-        disk.add_metric([], shutil.disk_usage(p.settings.data_dir).free)
+        disk.add_metric([], shutil.disk_usage(self.data_dir).free)
         yield disk
 
 
-def metrics_router(platform: Any, metrics: Metrics) -> APIRouter:
-    """``GET /metrics`` for an administrator's bearer token or an allowed address."""
+def metrics_router(metrics: Metrics, *, authenticator: Authenticator,
+                   metrics_allow: tuple[str, ...], compute_uid_base: int) -> APIRouter:
+    """``GET /metrics`` for an administrator's bearer token or an address in
+    ``metrics_allow`` (not a sandbox's: uids from ``compute_uid_base`` up)."""
     router = APIRouter()
-    allowed = TrustedProxies(platform.settings.metrics_allow)
+    allowed = TrustedProxies(metrics_allow)
 
     @router.get("/metrics")
     async def scrape(request: Request) -> Response:
@@ -123,8 +132,8 @@ def metrics_router(platform: Any, metrics: Metrics) -> APIRouter:
         host = request.client.host if request.client else None
         if not (host is not None and host in allowed
                 and not request.headers.get("authorization")
-                and _not_a_sandbox(request, platform.settings.compute_uid_base)):
-            caller = await platform.authenticator.caller_async(request, allow_basic=False)
+                and _not_a_sandbox(request, compute_uid_base)):
+            caller = await authenticator.caller_async(request, allow_basic=False)
             if caller.identity.anonymous:
                 raise AuthError("the metrics need an administrator's bearer token (or a"
                                 " request from an address in metrics_allow)")

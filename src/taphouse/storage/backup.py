@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from taphouse.errors import ServiceError
 from taphouse.metadata import copy_database, schema_state
+from taphouse.secrets import count_stored
 from taphouse.settings import Settings
 from taphouse.storage.datadir import make_private_dir
 
@@ -96,7 +97,7 @@ def backup(settings: Settings, dest: Path, *, jobs: bool = True) -> BackupReport
                 _forget_jobs(partial)
         _write_manifest(partial, files, settings)
         _fsync_tree(partial)
-        report.secrets = stored_secrets(partial / "meta.sqlite")
+        report.secrets = count_stored(partial / "meta.sqlite")
         os.rename(partial, dest)
         _fsync(dest.parent)
     except BaseException as exc:
@@ -290,19 +291,6 @@ def verify(backup_dir: Path) -> dict:
     return doc
 
 
-def stored_secrets(meta_path: Path) -> int:
-    """How many encrypted credentials a metadata database holds (0 before there were)."""
-    import sqlite3
-
-    con = sqlite3.connect(f"file:{meta_path}?mode=ro", uri=True)
-    try:
-        return int(con.execute("SELECT COUNT(*) FROM secrets").fetchone()[0])
-    except sqlite3.OperationalError:  # a store from before taphouse.secrets
-        return 0
-    finally:
-        con.close()
-
-
 def restore(backup_dir: Path, data_dir: Path) -> BackupReport:
     """Check a backup (:func:`verify`) and copy it to ``data_dir`` (which must not
     exist, or be empty), under a temporary name renamed when complete."""
@@ -328,7 +316,7 @@ def restore(backup_dir: Path, data_dir: Path) -> BackupReport:
             report.files += 1
             report.bytes += got["bytes"]
         _fsync_tree(partial)
-        report.secrets = stored_secrets(partial / "meta.sqlite")
+        report.secrets = count_stored(partial / "meta.sqlite")
         if data_dir.exists():
             data_dir.rmdir()
         os.rename(partial, data_dir)
