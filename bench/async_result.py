@@ -19,9 +19,7 @@ would otherwise fill up over runs, and a job whose table no longer fits is faste
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,7 +27,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-import tap as tapbench  # noqa: E402  (bench/tap.py: prepare, free_port, PASSWORD)
+from serving import serve  # noqa: E402
+
+import tap as tapbench  # noqa: E402  (bench/tap.py: prepare, PASSWORD)
 
 
 def run_job(client: httpx.Client, base: str, query: str, rows: int,
@@ -105,21 +105,11 @@ def main() -> None:
                     help="also time client.query(..., output='pandas') logged in")
     args = ap.parse_args()
     data_dir = tapbench.prepare(args.rows)
-    port = tapbench.free_port()
-    env = {**os.environ, "TAPHOUSE_MAXREC_LIMIT": "20000000", "TAPHOUSE_WORKERS": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "taphouse.cli", "--data-dir",
-                               str(data_dir), "serve", "--port", str(port), "--log-level",
-                               "warning"], env=env)
-    base = f"http://127.0.0.1:{port}"
+    server, base = serve(data_dir, {"TAPHOUSE_MAXREC_LIMIT": "20000000",
+                                    "TAPHOUSE_WORKERS": "1"})
     query = (f"SELECT TOP {args.result_rows} source_id, ra, dec, parallax, pmra, pmdec,"
              " phot_g_mean_mag, bp_rp FROM bench.synthetic")
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/tap/availability", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         anon = httpx.Client(timeout=600)
         user = httpx.Client(timeout=600, auth=("bench", tapbench.PASSWORD))
         run_job(anon, base, query, args.result_rows, args.format)  # warm

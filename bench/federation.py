@@ -36,7 +36,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tap import PASSWORD, free_port, positions, prepare, upload_table  # noqa: E402
+from serving import serve  # noqa: E402
+
+from tap import PASSWORD, positions, prepare, upload_table  # noqa: E402
 
 QUERY = ("SELECT t.id, r.source_id, r.parallax FROM mydb.targets AS t JOIN"
          " far.bench.synthetic AS r ON 1=CONTAINS(POINT(t.ra, t.dec),"
@@ -44,23 +46,6 @@ QUERY = ("SELECT t.id, r.source_id, r.parallax FROM mydb.targets AS t JOIN"
 MANUAL = ("SELECT u.id, r.source_id, r.parallax FROM TAP_UPLOAD.up AS u JOIN"
           " bench.synthetic AS r ON 1=CONTAINS(POINT(u.ra, u.dec),"
           " CIRCLE(r.ra, r.dec, 1/3600.))")
-
-
-def serve(data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "taphouse.cli", "--data-dir", str(data_dir),
-                             "serve", "--port", str(port), "--log-level", "warning"],
-                            env={**os.environ, **env})
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(base + "/tap/availability", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"taphouse serve on {data_dir} did not start")
 
 
 def votable(table: object) -> bytes:

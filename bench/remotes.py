@@ -21,9 +21,7 @@ allowing 127.0.0.1):
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +32,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # servers.publish_tiny_tables
+sys.path.insert(0, str(HERE))
+from serving import serve  # noqa: E402
 
 
 def prepare(folder: Path, tables: int) -> Path:
@@ -75,18 +75,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         data = prepare(folder, args.tables)
-        port = _free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "taphouse.cli", "--data-dir", str(data),
-                                 "serve", "--port", str(port), "--log-level", "warning"],
-                                env={**os.environ, "TAPHOUSE_WORKERS": "2"})
-        base = f"http://127.0.0.1:{port}"
+        proc, base = serve(data, {"TAPHOUSE_WORKERS": "2"})
         try:
-            for _ in range(600):
-                try:
-                    if httpx.get(base + "/tap/availability", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
             meta = MetadataDB(folder / "platform.sqlite")
             registry = RemoteRegistry(meta, RemoteConfig(allow=("127.0.0.0/8", "::1")))
             t0 = time.perf_counter()
@@ -151,12 +141,6 @@ def main() -> None:
             proc.wait(timeout=30)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 if __name__ == "__main__":

@@ -42,10 +42,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -56,12 +53,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(HERE))
+from serving import serve  # noqa: E402
 
 
 def prepare(rows: int) -> Path:
@@ -456,18 +449,7 @@ def main_postgres(args: argparse.Namespace) -> None:
     try:
         data_dir, reader_dsn = prepare_postgres(args.rows, pg)
         pos = positions(DATA / f"tapbench_{args.rows}", args.positions)
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "taphouse.cli", "--data-dir", str(data_dir), "serve",
-             "--port", str(port), "--log-level", "warning"],
-            env={**os.environ, "TAPHOUSE_MAXREC_LIMIT": "20000000"})
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/tap/availability", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        server, base = serve(data_dir, {"TAPHOUSE_MAXREC_LIMIT": "20000000"})
         up = upload_table(pos, args.upload_rows)
         with httpx.Client(timeout=600) as client:
             p50, p95, _ = bench_cone(client, base, pos)
@@ -507,18 +489,9 @@ def main() -> None:
 
     data_dir = prepare(args.rows)
     pos = positions(data_dir, args.positions)
-    port = free_port()
-    env = {**os.environ, "TAPHOUSE_MAXREC_LIMIT": "20000000", "TAPHOUSE_WORKERS": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "taphouse.cli", "--data-dir", str(data_dir),
-                               "serve", "--port", str(port), "--log-level", "warning"], env=env)
-    base = f"http://127.0.0.1:{port}"
+    server, base = serve(data_dir, {"TAPHOUSE_MAXREC_LIMIT": "20000000",
+                                    "TAPHOUSE_WORKERS": "1"})
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/tap/availability", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         with httpx.Client(timeout=600) as client:
             p50, p95 = bench_top1(client, base, args.top1)
             print(f"SELECT TOP 1 sync, {args.top1} sequential requests: p50"

@@ -15,6 +15,10 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psycopg
 
 PG_ROOT = Path("/usr/lib/postgresql")
 
@@ -96,3 +100,19 @@ def dsn_of(server: PostgresServer, *, user: str | None = None, dbname: str = "po
     """A DSN for another role or database of ``server``."""
     text = f"host=127.0.0.1 port={server.port} user={user or server.user} dbname={dbname}"
     return text + (f" password={password}" if password else "")
+
+
+def fresh_database(server: PostgresServer, dbname: str,
+                   reader: str) -> tuple[str, psycopg.Connection]:
+    """Database ``dbname`` of ``server`` made afresh (dropped first if it exists) and the
+    login role ``reader`` (made if missing): the new database's DSN and an autocommit
+    connection to it as the superuser (the caller closes it)."""
+    import psycopg
+
+    with psycopg.connect(server.dsn, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {dbname}")
+        admin.execute(f"CREATE DATABASE {dbname}")
+        if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (reader,)).fetchone():
+            admin.execute(f"CREATE ROLE {reader} LOGIN")
+    dsn = dsn_of(server, dbname=dbname)
+    return dsn, psycopg.connect(dsn, autocommit=True)

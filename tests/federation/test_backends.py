@@ -12,12 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from astropy.io.votable import parse_single_table
 from federation_helpers import LOOPBACK, audit_queries, sync
 
-from pg_server import dsn_of
+from pg_server import dsn_of, fresh_database
 from servers import LiveServer, start_live
 from taphouse.engine.duckdb import DuckDBEngine
 
@@ -37,13 +36,7 @@ def pg_here(pg_server: Any, demo_data_dir: Path, tmp_path_factory: pytest.TempPa
     server = start_live(data, outbound_allow=LOOPBACK)
     platform = server.platform
     platform.remotes.add("far", far.tap)
-    admin = psycopg.connect(pg_server.dsn, autocommit=True)
-    admin.execute(f"DROP DATABASE IF EXISTS {DBNAME}")
-    admin.execute(f"CREATE DATABASE {DBNAME}")
-    if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (READER,)).fetchone():
-        admin.execute(f"CREATE ROLE {READER} LOGIN")
-    setup_dsn = dsn_of(pg_server, dbname=DBNAME)
-    setup = psycopg.connect(setup_dsn, autocommit=True)
+    setup_dsn, setup = fresh_database(pg_server, DBNAME, READER)
     hip = platform.catalogue.table("hipparcos", "hip2")
     with platform.engine.cursor() as cur:
         arrow = cur.sql(f"SELECT hip, ra, dec, hpmag FROM {platform.engine.relation(hip)}"
@@ -60,7 +53,6 @@ def pg_here(pg_server: Any, demo_data_dir: Path, tmp_path_factory: pytest.TempPa
     server.sent = sent  # type: ignore[attr-defined]
     yield server
     setup.close()
-    admin.close()
     server.stop()
 
 

@@ -28,10 +28,11 @@ from typing import Any
 import httpx
 import pytest
 
+from accounts import PASSWORD, new_user
+
 HUB_ENV = Path(os.environ.get("TAPHOUSE_TEST_HUB_ENV", "/var/cache/taphouse-test/hubenv"))
 KERNEL_ENV = Path(os.environ.get("TAPHOUSE_TEST_KERNEL_ENV",
                                  "/var/cache/taphouse-test/kernelenv"))
-PASSWORD = "hub test password"
 CHECK_INTERVAL = 10  # seconds between account checks in the test hub (60 by default)
 
 
@@ -134,9 +135,8 @@ def start_hub(server: Any, hub_port: int, log: Path, **settings: Any) -> HubProc
 
 
 def add_user(server: Any, prefix: str = "h", **kwargs: Any) -> str:
-    name = f"{prefix}{uuid.uuid4().hex[:8]}"
-    server.platform.authenticator.accounts.add_user(name, PASSWORD, **kwargs)
-    return name
+    """A fresh account (:func:`accounts.new_user` with the hub tests' prefix)."""
+    return new_user(server, prefix, **kwargs)
 
 
 def browser(hub_url: str, source: str | None = None) -> httpx.Client:

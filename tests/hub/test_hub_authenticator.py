@@ -10,11 +10,10 @@ from types import SimpleNamespace
 import pytest
 from tornado.httputil import HTTPHeaders
 
+from accounts import PASSWORD
 from servers import start_live
 from taphouse.hub.authenticator import TaphouseAuthenticator, browser_address
 from taphouse.hub.link import service_token_path, write_secret
-
-PASSWORD = "hub unit password"
 
 
 def _request(peer: str = "127.0.0.1", **headers: str) -> SimpleNamespace:

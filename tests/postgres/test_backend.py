@@ -18,6 +18,7 @@ import psycopg
 import pytest
 import pyvo
 
+from accounts import PASSWORD
 from pg_demo import DBNAME, READER
 from pg_server import dsn_of
 from servers import raw_store_bytes
@@ -369,8 +370,8 @@ def test_user_table_joins_a_postgres_catalogue(served):
     by PostgreSQL: copied there as a temporary table for the query."""
     server, _, sent, _, _ = served
     user = f"pguser{os.getpid() % 1000}"
-    server.platform.authenticator.accounts.add_user(user, "correct-horse-battery")
-    auth = (user, "correct-horse-battery")
+    server.platform.authenticator.accounts.add_user(user, PASSWORD)
+    auth = (user, PASSWORD)
 
     def sync(query: str, **extra: str) -> httpx.Response:
         return httpx.post(server.tap + "/sync", auth=auth, timeout=120,
@@ -396,8 +397,8 @@ def test_dest_from_a_postgres_catalogue(served):
     it; the stored table equals the same query's DEST on DuckDB, and joins later."""
     server, _, sent, _, _ = served
     user = f"pgdest{os.getpid() % 1000}"
-    server.platform.authenticator.accounts.add_user(user, "correct-horse-battery")
-    auth = (user, "correct-horse-battery")
+    server.platform.authenticator.accounts.add_user(user, PASSWORD)
+    auth = (user, PASSWORD)
 
     def sync(query: str, **extra: str) -> httpx.Response:
         return httpx.post(server.tap + "/sync", auth=auth, timeout=120,

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fake_tap import VOT, FakeTap, error_document
-from remote_helpers import LOOPBACK, PASSWORD, api
+from remote_helpers import LOOPBACK, api, registering_platform
 
 from servers import LiveServer, start_live
 from taphouse.auth.identity import Identity
@@ -55,11 +55,8 @@ def last_caller(server: LiveServer) -> tuple[str, str]:
 
 @pytest.fixture
 def platform(start_server) -> Any:  # noqa: ANN001
-    server = start_server(outbound_allow=LOOPBACK, remote_user_registration=True)
+    server = registering_platform(start_server)
     accounts = server.platform.authenticator.accounts
-    accounts.add_user("root", PASSWORD, is_admin=True)
-    for user in ("alice", "bob"):
-        accounts.add_user(user, PASSWORD)
     accounts.add_group("survey")
     accounts.add_member("survey", "alice")
     return server

@@ -8,18 +8,14 @@ from typing import Any
 
 import httpx
 import pytest
-from remote_helpers import LOOPBACK, PASSWORD, REMOTE_MAXREC_HARD, api
+from remote_helpers import LOOPBACK, PASSWORD, REMOTE_MAXREC_HARD, api, registering_platform
 
 from servers import free_port
 
 
 @pytest.fixture
 def platform(start_server) -> Any:  # noqa: ANN001
-    server = start_server(outbound_allow=LOOPBACK, remote_user_registration=True)
-    accounts = server.platform.authenticator.accounts
-    accounts.add_user("root", PASSWORD, is_admin=True)
-    for user in ("alice", "bob"):
-        accounts.add_user(user, PASSWORD)
+    server = registering_platform(start_server)
     server.platform.catalogue.create_database("localdb", "a local database")
     return server
 

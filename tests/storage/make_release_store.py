@@ -15,7 +15,7 @@ The store is made the way operators made them, including the ways that broke:
 - ``survey.galaxies`` ingested with the *absolute* path of a directory that no longer
   exists where the archive is unpacked (a moved store);
 - ``secret.plans`` in a restricted database, readable by the group ``team``;
-- the account ``ada`` (password below, member of ``team``) with a user table
+- the account ``ada`` (password ``accounts.PASSWORD``, member of ``team``) with a user table
   ``mydb.mine`` (an upload);
 - the mode bits of the time (0755 directories, 0644 files).
 
@@ -31,7 +31,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-PASSWORD = "correct-horse-battery"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for accounts.py
+from accounts import PASSWORD  # noqa: E402  (the one password of the test accounts)
 
 
 def _taphouse(data_dir: str, *args: str, stdin: str | None = None) -> None:

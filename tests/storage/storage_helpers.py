@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 
-PASSWORD = "storage-test-password"
+from accounts import PASSWORD
+
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import httpx
 from storage_helpers import count, sync, taphouse
 
+from accounts import PASSWORD  # the archive's account has it (make_release_store.py)
 from servers import ServerProcess
 
 ARCHIVE = Path(__file__).parent / "data" / "store-68f3c0c.tar.gz"
-PASSWORD = "correct-horse-battery"  # make_release_store.PASSWORD
 
 
 def _unpack(tmp_path: Path) -> Path:

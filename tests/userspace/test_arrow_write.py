@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import io
 import itertools
-import time
 
 import numpy as np
 import pyarrow as pa
 import pytest
 from astropy.io.votable import parse_single_table
-from userspace_helpers import client_for
+from userspace_helpers import client_for, run_job
 
 from accounts import new_user
 from taphouse.auth.identity import Identity
@@ -109,21 +108,6 @@ def test_a_failing_source_keeps_nothing(demo_server):
     assert empty.nrows == 0
 
 
-def _run_job(c, query: str, **params: str) -> str:
-    r = c.post("/tap/async", data={"LANG": "ADQL", "QUERY": query, "PHASE": "RUN", **params},
-               follow_redirects=False)
-    assert r.status_code == 303, r.text
-    job_id = r.headers["location"].rstrip("/").rsplit("/", 1)[-1]
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        phase = c.get(f"/tap/async/{job_id}/phase").text
-        if phase in ("COMPLETED", "ERROR", "ABORTED"):
-            assert phase == "COMPLETED", c.get(f"/tap/async/{job_id}").text
-            return job_id
-        time.sleep(0.1)
-    raise AssertionError("job did not finish")
-
-
 def test_async_result_and_job_table_from_one_run(demo_server, monkeypatch):
     engine = demo_server.platform.engine
     runs: list[str] = []
@@ -141,8 +125,8 @@ def test_async_result_and_job_table_from_one_run(demo_server, monkeypatch):
     monkeypatch.setattr(engine, "write_table", counted_write)
     user = new_user(demo_server, "one")
     c = client_for(demo_server, user)
-    job_id = _run_job(c, "SELECT source_id, ra, dec, phot_g_mean_mag FROM gaia.dr3_bright"
-                         " WHERE phot_g_mean_mag < 9", MAXREC="40")
+    job_id = run_job(c, "SELECT source_id, ra, dec, phot_g_mean_mag FROM gaia.dr3_bright"
+                        " WHERE phot_g_mean_mag < 9", MAXREC="40")
     monkeypatch.undo()
     assert len(runs) == 1, runs  # the query ran once; nothing was read back or rewritten
     doc = parse_single_table(io.BytesIO(c.get(f"/tap/async/{job_id}/results/result").content))
@@ -162,8 +146,8 @@ def test_async_result_and_job_table_from_one_run(demo_server, monkeypatch):
 def test_ordered_async_result_keeps_its_order(demo_server):
     user = new_user(demo_server, "ord")
     c = client_for(demo_server, user)
-    job_id = _run_job(c, "SELECT source_id, ra, dec FROM gaia.dr3_bright"
-                         " ORDER BY phot_g_mean_mag DESC", MAXREC="25")
+    job_id = run_job(c, "SELECT source_id, ra, dec FROM gaia.dr3_bright"
+                        " ORDER BY phot_g_mean_mag DESC", MAXREC="25")
     doc = parse_single_table(io.BytesIO(c.get(f"/tap/async/{job_id}/results/result").content))
     table = demo_server.platform.catalogue.table(f"user_{user}", f"job_{job_id}")
     engine = demo_server.platform.engine

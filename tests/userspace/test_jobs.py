@@ -2,33 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
-from userspace_helpers import client_for, sync, table_of
+from userspace_helpers import client_for, run_job, sync, table_of
 
 from accounts import new_user
-
-
-def _run_job(c, query: str, **params: str) -> str:
-    r = c.post("/tap/async", data={"LANG": "ADQL", "QUERY": query, "PHASE": "RUN", **params},
-               follow_redirects=False)
-    assert r.status_code == 303, r.text
-    job_id = r.headers["location"].rstrip("/").rsplit("/", 1)[-1]
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        phase = c.get(f"/tap/async/{job_id}/phase").text
-        if phase in ("COMPLETED", "ERROR", "ABORTED"):
-            assert phase == "COMPLETED", c.get(f"/tap/async/{job_id}").text
-            return job_id
-        time.sleep(0.1)
-    raise AssertionError("job did not finish")
 
 
 def test_job_table_appears_and_disappears(demo_server):
     user = new_user(demo_server, "jo")
     c = client_for(demo_server, user)
-    job_id = _run_job(c, "SELECT source_id, ra, dec, phot_g_mean_mag FROM gaia.dr3_bright"
-                         " WHERE phot_g_mean_mag < 8", MAXREC="7")
+    job_id = run_job(c, "SELECT source_id, ra, dec, phot_g_mean_mag FROM gaia.dr3_bright"
+                        " WHERE phot_g_mean_mag < 8", MAXREC="7")
     table = f"job_{job_id}"
     listed = {t["name"]: t for t in c.get("/api/usertables").json()}
     assert table in listed
@@ -52,5 +35,5 @@ def test_job_table_appears_and_disappears(demo_server):
 def test_anonymous_job_keeps_no_table(demo_server):
     anon = client_for(demo_server, None)
     before = len(demo_server.platform.catalogue.databases("user"))
-    _run_job(anon, "SELECT TOP 3 source_id FROM gaia.dr3_bright")
+    run_job(anon, "SELECT TOP 3 source_id FROM gaia.dr3_bright")
     assert len(demo_server.platform.catalogue.databases("user")) == before

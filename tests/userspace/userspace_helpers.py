@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -46,3 +47,20 @@ def csv_table(n: int) -> bytes:
     lines = ["id,ra,dec,mag"] + [f"{i},{(i * 7.3) % 360:.4f},{(i % 170) - 85:.2f},{i % 20}"
                                  for i in range(n)]
     return ("\n".join(lines) + "\n").encode()
+
+
+def run_job(c: httpx.Client, query: str, **params: str) -> str:
+    """Run an async TAP query as ``c`` (PHASE=RUN) and wait for it to complete (asserting
+    it does, within a minute); returns the job id."""
+    r = c.post("/tap/async", data={"LANG": "ADQL", "QUERY": query, "PHASE": "RUN", **params},
+               follow_redirects=False)
+    assert r.status_code == 303, r.text
+    job_id = r.headers["location"].rstrip("/").rsplit("/", 1)[-1]
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        phase = c.get(f"/tap/async/{job_id}/phase").text
+        if phase in ("COMPLETED", "ERROR", "ABORTED"):
+            assert phase == "COMPLETED", c.get(f"/tap/async/{job_id}").text
+            return job_id
+        time.sleep(0.1)
+    raise AssertionError("job did not finish")

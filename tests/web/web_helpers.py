@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import httpx
+
+from accounts import PASSWORD
+from accounts import new_user as _new_user
 
 #: Lines printed in the summary after the run (the targets the browser tests measure).
 REPORT: list[str] = []
@@ -18,7 +20,6 @@ def report(line: str) -> None:
 
 
 # --- driving the page (shared by the browser tests) ------------------------------------
-PASSWORD = "browser-test-password"
 CONE = ("SELECT source_id, ra, dec, phot_g_mean_mag FROM gaia.dr3_bright WHERE phot_g_mean_mag"
         " < 9 AND 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 56.75, 24.12, 3))")
 SLOW = ("SELECT COUNT(*) AS n FROM hipparcos.hip2 AS h, gaia.dr3_bright AS g"
@@ -27,9 +28,8 @@ XSS = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
 
 
 def new_user(server: Any) -> str:
-    name = f"w{uuid.uuid4().hex[:8]}"
-    server.platform.authenticator.accounts.add_user(name, PASSWORD)
-    return name
+    """A fresh account ``w...`` (password :data:`accounts.PASSWORD`)."""
+    return _new_user(server, "w")
 
 
 def open_page(page: Any, server: Any) -> None:
