@@ -24,7 +24,7 @@ import binascii
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -39,6 +39,10 @@ from taphouse.auth.passwords import LoginLane, PasswordHashing
 from taphouse.auth.throttle import LoginThrottle
 from taphouse.auth.tokens import JOB_KIND, IssuedToken, TokenRecord, TokenService
 from taphouse.observability.requestlog import note_caller
+
+if TYPE_CHECKING:
+    from taphouse.metadata import MetadataDB
+    from taphouse.settings import Settings
 
 T = TypeVar("T")
 
@@ -87,7 +91,7 @@ class Authenticator:
         ``authenticator.clock``; every service here reads it.
     """
 
-    def __init__(self, meta: Any, settings: Any, *, hashing: PasswordHashing | None = None,
+    def __init__(self, meta: MetadataDB, settings: Settings, *, hashing: PasswordHashing | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.meta = meta
         self.settings = settings

@@ -13,10 +13,13 @@ import getpass
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taphouse.auth.audit import EVENTS
 from taphouse.auth.errors import AuthError
+
+if TYPE_CHECKING:
+    from taphouse.settings import Settings
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -120,7 +123,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 class _Services:
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         from taphouse.auth.authenticator import Authenticator
         from taphouse.catalogue.store import CatalogueStore
         from taphouse.metadata import MetadataDB

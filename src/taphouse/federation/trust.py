@@ -14,16 +14,19 @@ The walk through provenance is :mod:`taphouse.userspace.lineage`'s (shares use i
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.model import TableMeta
 from taphouse.catalogue.store import CatalogueStore
 from taphouse.userspace.lineage import REMOTE_PREFIX, walk
 
+if TYPE_CHECKING:
+    from taphouse.remotes.registry import RemoteRegistry
+
 
 def sensitive_sources(table: TableMeta, identity: Identity, catalogue: CatalogueStore,
-                      remotes: Any = None) -> set[str]:
+                      remotes: RemoteRegistry | None = None) -> set[str]:
     """The sources whose rows ``table`` holds that may not leave without trust:
     restricted catalogue databases and restricted remotes (``remote:NAME``) (the table's
     own, or those its provenance names) and other users' schemas (a table shared with

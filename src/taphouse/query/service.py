@@ -12,7 +12,7 @@ import time
 from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
@@ -36,6 +36,9 @@ from taphouse.query.errors import QueryError
 from taphouse.query.request import QuerySpec
 from taphouse.settings import Settings
 from taphouse.userspace import UserSpace
+
+if TYPE_CHECKING:
+    from taphouse.remotes.registry import RemoteRegistry
 
 log = logging.getLogger("taphouse")
 
@@ -95,13 +98,13 @@ class QueryService:
 
     def __init__(self, settings: Settings, *, engine: Backend, scopes: ScopeBuilder,
                  userspace: UserSpace, audit: QueryAudit, outbound: Outbound,
-                 scratch_dir: Path, remotes: Any = None,
+                 scratch_dir: Path, remotes: RemoteRegistry,
                  backends: BackendRouter | None = None) -> None:
         self.settings = settings
         #: [postgres] The backend serving each database (engine.routing); None: every
         #: query runs on ``engine``.
         self.backends = backends
-        #: Registered remote services (:class:`taphouse.remotes.RemoteRegistry`), if any.
+        #: Registered remote services (:class:`taphouse.remotes.RemoteRegistry`).
         self.remotes = remotes
         self.engine = engine
         self.scopes = scopes
@@ -157,7 +160,7 @@ class QueryService:
 
         The tables the query reads stay attached until :meth:`execute` ends (or the
         caller calls ``prepared.close()`` if it does not execute it)."""
-        if self.remotes is not None and _REMOTE_NAME.search(spec.query):
+        if _REMOTE_NAME.search(spec.query):
             remote = self._prepare_remote(identity, spec, uploads, workspace)
             if remote is not None:
                 return remote

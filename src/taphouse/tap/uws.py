@@ -24,6 +24,7 @@ from taphouse.tap.errors import TapError
 from taphouse.tap.params import TapParams, read_params
 
 if TYPE_CHECKING:
+    from taphouse.jobs.service import JobsOfKind
     from taphouse.tap.routes import ContextFactory, TapServices
 from taphouse.query.request import check_dest_scope
 
@@ -265,7 +266,7 @@ def add_uws_routes(router: APIRouter, services: TapServices, context: ContextFac
         return see_other(job_url(ctx, job_id))
 
 
-async def _change_phase(jobs: Any, job_id: str, owner: int | None, phase: str) -> None:
+async def _change_phase(jobs: JobsOfKind, job_id: str, owner: int | None, phase: str) -> None:
     value = _phase(phase)
     if value == "RUN":
         await run_in_threadpool(jobs.run, job_id, owner)

@@ -16,10 +16,13 @@ untrusted remote (:mod:`taphouse.federation.trust`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taphouse.catalogue.model import TableMeta
 from taphouse.catalogue.store import CatalogueStore
+
+if TYPE_CHECKING:
+    from taphouse.remotes.registry import RemoteRegistry
 
 #: How deep provenance is followed through user tables (a cycle cannot loop).
 _DEPTH = 8
@@ -28,7 +31,7 @@ REMOTE_PREFIX = "remote:"
 
 
 def restricted_sources(table: TableMeta, catalogue: CatalogueStore,
-                       remotes: Any = None) -> dict[str, frozenset[str]]:
+                       remotes: RemoteRegistry | None = None) -> dict[str, frozenset[str]]:
     """``{source: groups that may read it}`` of the restricted sources whose rows
     ``table`` holds: catalogue databases not public (by name) and remotes the operator
     restricted to groups (``remote:NAME``), its own or through its provenance."""
@@ -49,7 +52,7 @@ def outside_groups(sources: dict[str, frozenset[str]], groups: Iterable[str], *,
     return sorted(s for s, allowed in sources.items() if not mine & allowed)
 
 
-def walk(table: TableMeta, catalogue: CatalogueStore, remotes: Any,
+def walk(table: TableMeta, catalogue: CatalogueStore, remotes: RemoteRegistry | None,
          found: dict[str, frozenset[str]], others: set[str], own_schema: str | None,
          depth: int = 0) -> None:
     """Add to ``found`` the restricted sources of ``table`` (source -> groups that may
@@ -107,8 +110,8 @@ def record_restrictions(catalogue: CatalogueStore, record: dict[str, Any]
     return {s: sorted(g) for s, g in sorted(found.items())}
 
 
-def _recorded_source(source: str, groups: Any, catalogue: CatalogueStore, remotes: Any,
-                     found: dict[str, frozenset[str]]) -> None:
+def _recorded_source(source: str, groups: Any, catalogue: CatalogueStore,
+                     remotes: RemoteRegistry | None, found: dict[str, frozenset[str]]) -> None:
     """A restricted source recorded when a table was written: as it is now when it still
     exists (a database made public since is public), as recorded when it is gone."""
     if source in found:
@@ -135,7 +138,7 @@ def _catalogue_source(db: Any, catalogue: CatalogueStore,
         if db.database_id is not None else frozenset()
 
 
-def _remote_source(record: dict[str, Any], remotes: Any,
+def _remote_source(record: dict[str, Any], remotes: RemoteRegistry | None,
                    found: dict[str, frozenset[str]]) -> None:
     """A remote that answered a query writing the table: restricted when the operator
     restricted it to groups, now or when the rows were fetched (``groups`` recorded)."""

@@ -12,7 +12,7 @@ answer does not tell whether an account of that name exists.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from taphouse.auth.identity import Identity
 from taphouse.catalogue.store import CatalogueStore
@@ -20,6 +20,9 @@ from taphouse.metadata import MetadataDB
 from taphouse.userspace.errors import UserSpaceError
 from taphouse.userspace.lineage import outside_groups, restricted_sources
 from taphouse.userspace.names import check_identifier
+
+if TYPE_CHECKING:
+    from taphouse.remotes.registry import RemoteRegistry
 
 
 class Grantees(Protocol):
@@ -50,7 +53,7 @@ class Shares:
     """The shares of one platform, as the scope builder asks for them."""
 
     def __init__(self, meta: MetadataDB, catalogue: CatalogueStore,
-                 grantees: Grantees, remotes: Any = None) -> None:
+                 grantees: Grantees, remotes: RemoteRegistry | None = None) -> None:
         self.meta = meta
         self.catalogue = catalogue
         self.grantees = grantees

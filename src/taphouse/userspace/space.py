@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -64,6 +64,9 @@ from taphouse.userspace.names import (
 )
 from taphouse.userspace.shares import remove_table_shares
 from taphouse.userspace.writer import UserTableWriter
+
+if TYPE_CHECKING:
+    from taphouse.engine.duckdb import DuckDBEngine
 
 MODES = ("create", "replace", "append")
 
@@ -99,7 +102,7 @@ class UserSpace:
         Per-user limits on the rows and bytes of all their stored tables.
     """
 
-    def __init__(self, meta: MetadataDB, catalogue: CatalogueStore, engine: Any, *,
+    def __init__(self, meta: MetadataDB, catalogue: CatalogueStore, engine: DuckDBEngine, *,
                  quota_rows: int, quota_bytes: int) -> None:
         self.meta = meta
         self.catalogue = catalogue

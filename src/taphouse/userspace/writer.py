@@ -64,6 +64,7 @@ class UserTableWriter:
         self._done = False
         self._writer: Any = None
         self._cursor_cm: Any = None
+        self._old_cm: AbstractContextManager[Any] | None = None
         self.cursor: Any = None
         catalogue = space.catalogue
         try:
