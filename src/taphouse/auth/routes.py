@@ -18,7 +18,7 @@ from taphouse.auth.authenticator import (
     client_address,
     refuse_sandbox,
 )
-from taphouse.auth.database_access import DatabaseAccess
+from taphouse.auth.database_access import CatalogueDatabases, DatabaseAccess
 from taphouse.auth.errors import AccountError, AuthError, Forbidden
 from taphouse.auth.tokens import IssuedToken, iso_time
 from taphouse.observability.requestlog import note_caller
@@ -298,7 +298,7 @@ async def require_admin(auth: Authenticator, request: Request) -> str:
     return caller.identity.username or ""
 
 
-def admin_router(auth: Authenticator, catalogue: Any,
+def admin_router(auth: Authenticator, catalogue: CatalogueDatabases,
                  delete_account: Callable[[str, bool, str], dict[str, Any]]) -> APIRouter:
     """The operator API: users, groups, database access, audit log (administrators).
 

@@ -23,7 +23,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taphouse.auth.authenticator import NOTEBOOK_JOB_PREFIX
 from taphouse.compute import cgroups
@@ -40,6 +40,11 @@ from taphouse.compute.sandbox import (
 )
 from taphouse.errors import ServiceError
 from taphouse.jobs.model import Job, JobResult
+
+if TYPE_CHECKING:
+    from taphouse.auth.authenticator import Authenticator
+    from taphouse.settings import Settings
+    from taphouse.userspace import UserSpace
 
 log = logging.getLogger("taphouse.compute")
 
@@ -77,7 +82,7 @@ class ComputeSettings:
     memory_cgroup: str = "auto"
 
     @classmethod
-    def from_settings(cls, s: Any) -> ComputeSettings:
+    def from_settings(cls, s: Settings) -> ComputeSettings:
         # Absolute: bubblewrap binds it from "/" (the default data dir is relative).
         env = (Path(s.compute_env) if s.compute_env else s.data_dir / "compute" / "env").absolute()
         return cls(mode=s.compute.lower(), env_dir=env, uid_base=s.compute_uid_base,
@@ -103,7 +108,8 @@ class ComputeService:
         Lists the owner's tables before and after a run.
     """
 
-    def __init__(self, settings: Any, authenticator: Any, userspace: Any) -> None:
+    def __init__(self, settings: Settings, authenticator: Authenticator,
+                 userspace: UserSpace) -> None:
         self.settings = settings
         self.config = ComputeSettings.from_settings(settings)
         self.auth = authenticator
@@ -234,6 +240,8 @@ class ComputeService:
             raise ComputeError("compute jobs need a login")
         self.auth.identity_for(job.owner_id)  # refuses a disabled or deleted account
         user = self.auth.accounts.user_by_id(job.owner_id)
+        if user is None:  # deleted since identity_for (a job ERROR, as a deleted owner)
+            raise ComputeError("the account that owns this job is disabled or deleted")
         uid = self.sandbox.uid_for(user.id)
         gid = self.sandbox.gid
         home, _created = self.ensure_home(user.id)
