@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from taphouse.settings import Settings
@@ -132,7 +132,7 @@ def check_machine(settings: Settings) -> str:
     return proxy
 
 
-def ensure_environments(settings: Any) -> None:
+def ensure_environments(settings: Settings) -> None:
     """For ``taphouse serve --hub``: build what is missing of the compute job environment
     (where kernels run) and the hub environment (the users' Jupyter servers), as
     ``taphouse compute setup`` and ``taphouse hub setup`` would. Only the first start
@@ -167,7 +167,7 @@ def _has(env: Path, package: str) -> bool:
     return any(env.glob(f"lib/python3*/site-packages/{package}/__init__.py"))
 
 
-def prepare(settings: Any) -> tuple[list[str], dict[str, str], Path]:
+def prepare(settings: Settings) -> tuple[list[str], dict[str, str], Path]:
     """Check what the hub needs, write its files and say how to start it:
     (command, environment, working directory)."""
     from taphouse.hub.config import hub_env_dir, internal_url, write_files
@@ -206,7 +206,7 @@ class HubProcess:
     """``taphouse hub`` as a child of ``taphouse serve --hub``, started once the server
     answers and stopped with it."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.proc: subprocess.Popen | None = None
         self._stop = threading.Event()

@@ -19,9 +19,12 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from taphouse.hub.link import service_token_path, write_secret
+
+if TYPE_CHECKING:
+    from taphouse.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ class HubFiles:
         return self.root / "jupyterhub.sqlite"
 
 
-def internal_url(settings: Any) -> str:
+def internal_url(settings: Settings) -> str:
     """The taphouse server as the hub reaches it (loopback when bound to all)."""
     host = settings.host if settings.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
     if ":" in host:
@@ -67,14 +70,14 @@ def internal_url(settings: Any) -> str:
     return f"http://{host}:{settings.port}"
 
 
-def hub_env_dir(settings: Any) -> Path:
+def hub_env_dir(settings: Settings) -> Path:
     """The users' servers' environment, absolute (bubblewrap binds it from "/"; the
     default data directory is relative)."""
     env = Path(settings.hub_env) if settings.hub_env else settings.data_dir / "hub" / "env"
     return env.absolute()
 
 
-def write_files(settings: Any, *, sandbox_gid: int, proxy: str) -> tuple[HubFiles, dict]:
+def write_files(settings: Settings, *, sandbox_gid: int, proxy: str) -> tuple[HubFiles, dict]:
     """Write every file of the hub; returns them and the environment variables
     JupyterHub needs (its secrets)."""
     files = HubFiles.of(settings.data_dir)
@@ -101,7 +104,7 @@ def write_files(settings: Any, *, sandbox_gid: int, proxy: str) -> tuple[HubFile
     return files, env
 
 
-def render_config(settings: Any, files: HubFiles, proxy: str) -> str:
+def render_config(settings: Settings, files: HubFiles, proxy: str) -> str:
     """The text of ``jupyterhub_config.py``."""
     port = settings.hub_port
     values = {
