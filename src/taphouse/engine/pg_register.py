@@ -35,7 +35,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -56,6 +56,10 @@ from taphouse.engine.postgres import (
     quote_identifier,
     relation_name,
 )
+
+if TYPE_CHECKING:
+    from taphouse.catalogue.store import CatalogueStore
+    from taphouse.secrets import SecretStore
 
 log = logging.getLogger("taphouse.postgres")
 
@@ -280,7 +284,8 @@ def build_index(setup: Any, schema: str, table: str, ra: str, dec: str) -> str:
     return HEALPIX_COLUMN
 
 
-def register_postgres(store: Any, secrets: Any, name: str, dsn: str | None, schema: str, *,
+def register_postgres(store: CatalogueStore, secrets: SecretStore, name: str,
+                      dsn: str | None, schema: str, *,
                       meta_file: Path | None = None, setup_dsn: str | None = None,
                       index: bool = False, replace: bool = False,
                       connection: str | None = None) -> Registration:
@@ -482,7 +487,8 @@ def _safe(exc: BaseException, dsn: str) -> str:
     return re.sub(r"(password\s*=\s*)\S+", r"\1…", first)
 
 
-def ingest_postgres(store: Any, secrets: Any, files: list[Path], database: str, table: str,
+def ingest_postgres(store: CatalogueStore, secrets: SecretStore, files: list[Path],
+                    database: str, table: str,
                     *, schema: str, setup_dsn: str, replace: bool = False,
                     work_dir: Path, **options: Any) -> TableMeta:
     """``taphouse ingest --backend postgres``: load table files into ``schema.table`` of

@@ -21,7 +21,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +31,9 @@ from taphouse.engine.backend import TableWriter
 from taphouse.engine.errors import EngineError, TempTableTooLarge
 from taphouse.engine.functions import ServiceFunction
 from taphouse.errors import ServiceError
+
+if TYPE_CHECKING:
+    from taphouse.secrets import SecretStore
 
 log = logging.getLogger("taphouse.postgres")
 
@@ -616,7 +619,7 @@ def _batch(rows: list[tuple[Any, ...]], names: list[str],
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
-def postgres_backends(secrets: Any, *, pool_size: int, statement_timeout: float,
+def postgres_backends(secrets: SecretStore, *, pool_size: int, statement_timeout: float,
                       temp_max_rows: int) -> Callable[[str | None], PostgresBackend]:
     """The ``postgres`` factory of :class:`taphouse.engine.routing.BackendRouter`: the
     backend of a registered database, from its query DSN sealed in ``secrets`` (a
