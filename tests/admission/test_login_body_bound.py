@@ -5,61 +5,28 @@ arrives, declared or not; logins in every accepted form still work."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import httpx
 
 from accounts import PASSWORD
-
-
-def _rss_mib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) // 1024
-    return 0
+from bodies import chunked_body, peak_rss_growth
 
 
 def test_a_huge_login_body_is_refused_as_it_arrives(start_server):
     server = start_server()
     server.platform.authenticator.accounts.add_user("alice", PASSWORD)
-    sent = [0]
-
-    def body():  # 100 MiB, chunked (no Content-Length)
-        yield b'{"username": "alice", "password": "'
-        chunk = b"a" * (1 << 20)
-        for _ in range(100):
-            sent[0] += len(chunk)
-            yield chunk
-        yield b'"}'
-
-    peak, stop = [0], threading.Event()
-
-    def watch() -> None:  # (the server runs in this process)
-        while not stop.is_set():
-            peak[0] = max(peak[0], _rss_mib())
-            time.sleep(0.02)
-
-    before = _rss_mib()
-    th = threading.Thread(target=watch)
-    th.start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=120) as c:
-            try:
-                r = c.post("/auth/token", content=body(),
-                           headers={"content-type": "application/json"})
-                status, text = r.status_code, r.text
-            except httpx.HTTPError:  # the server may close before the body is all sent
-                status, text = 413, "closed"
-            declared = c.post("/auth/token", content=b"x" * (1 << 20),
-                              headers={"content-type": "application/x-www-form-urlencoded"})
-    finally:
-        stop.set()
-        th.join()
+    with peak_rss_growth() as growth, httpx.Client(base_url=server.url, timeout=120) as c:
+        try:
+            r = c.post("/auth/token", content=chunked_body(
+                b'{"username": "alice", "password": "', 100, b'"}'),
+                headers={"content-type": "application/json"})
+            status, text = r.status_code, r.text
+        except httpx.HTTPError:  # the server may close before the body is all sent
+            status, text = 413, "closed"
+        declared = c.post("/auth/token", content=b"x" * (1 << 20),
+                          headers={"content-type": "application/x-www-form-urlencoded"})
     assert status == 413, (status, text)
     assert declared.status_code == 413 and "bytes" in declared.json()["error"]
-    assert peak[0] - before < 60, (before, peak[0])
+    assert growth[0] < 60, growth
 
 
 def test_logins_in_every_form_still_work(start_server):
