@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import psycopg
@@ -365,17 +367,23 @@ def test_ingest_backend_postgres(served, pg_server, tmp_path):
             conn.execute("DELETE FROM ing.stars")
 
 
+def _user_sync(server: Any, prefix: str) -> Callable[..., httpx.Response]:
+    """A new logged-in user's sync TAP query (CSV), extra parameters as keywords."""
+    user = f"{prefix}{os.getpid() % 1000}"
+    server.platform.authenticator.accounts.add_user(user, PASSWORD)
+
+    def sync(query: str, **extra: str) -> httpx.Response:
+        return httpx.post(server.tap + "/sync", auth=(user, PASSWORD), timeout=120,
+                          data={"LANG": "ADQL", "QUERY": query, "FORMAT": "csv", **extra})
+
+    return sync
+
+
 def test_user_table_joins_a_postgres_catalogue(served):
     """A logged-in user's table (DuckDB user space) joined with a catalogue table served
     by PostgreSQL: copied there as a temporary table for the query."""
     server, _, sent, _, _ = served
-    user = f"pguser{os.getpid() % 1000}"
-    server.platform.authenticator.accounts.add_user(user, PASSWORD)
-    auth = (user, PASSWORD)
-
-    def sync(query: str, **extra: str) -> httpx.Response:
-        return httpx.post(server.tap + "/sync", auth=auth, timeout=120,
-                          data={"LANG": "ADQL", "QUERY": query, "FORMAT": "csv", **extra})
+    sync = _user_sync(server, "pguser")
 
     r = sync("SELECT TOP 30 hip, ra, dec FROM hipparcos.hip2 ORDER BY hpmag",
              DEST="mydb.bright")
@@ -396,13 +404,7 @@ def test_dest_from_a_postgres_catalogue(served):
     PostgreSQL into the user's table (DuckDB user space); the response is read back from
     it; the stored table equals the same query's DEST on DuckDB, and joins later."""
     server, _, sent, _, _ = served
-    user = f"pgdest{os.getpid() % 1000}"
-    server.platform.authenticator.accounts.add_user(user, PASSWORD)
-    auth = (user, PASSWORD)
-
-    def sync(query: str, **extra: str) -> httpx.Response:
-        return httpx.post(server.tap + "/sync", auth=auth, timeout=120,
-                          data={"LANG": "ADQL", "QUERY": query, "FORMAT": "csv", **extra})
+    sync = _user_sync(server, "pgdest")
 
     q = ("SELECT hip, ra, dec, hpmag, plx FROM {h}.hip2 WHERE 1=CONTAINS(POINT(ra, dec),"
          " CIRCLE(56.75, 24.12, 5)) ORDER BY hip")
