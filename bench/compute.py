@@ -20,22 +20,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from serving import serve  # noqa: E402
+
 PASSWORD = "bench password 123"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare(data_dir: Path, rows: int) -> None:
@@ -69,28 +64,12 @@ def main() -> None:
     data_dir = base / "data"
     print(f"preparing {args.rows} rows in {data_dir} ...", flush=True)
     prepare(data_dir, args.rows)
-    port = free_port()
-    env = {**os.environ, "TAPHOUSE_COMPUTE": "on", "TAPHOUSE_COMPUTE_ENV": args.job_env,
-           "TAPHOUSE_MAXREC_LIMIT": str(max(args.rows, 10_000_000))}
-    log = open(base / "server.log", "wb")  # noqa: SIM115
-    server = subprocess.Popen([sys.executable, "-m", "taphouse.cli", "--data-dir",
-                               str(data_dir), "serve", "--port", str(port),
-                               "--log-level", "warning"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    server = None
     try:
-        import httpx
-
-        deadline = time.time() + 120
-        while True:
-            try:
-                if httpx.get(url + "/tap/availability", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                raise SystemExit((base / "server.log").read_text())
-            time.sleep(0.2)
+        server, url = serve(data_dir, {"TAPHOUSE_COMPUTE": "on",
+                                       "TAPHOUSE_COMPUTE_ENV": args.job_env,
+                                       "TAPHOUSE_MAXREC_LIMIT": str(max(args.rows, 10_000_000))},
+                            log=base / "server.log", timeout=120)
         client = taphouse.connect(url, interactive=False, progress=False)
         client.login("bench", PASSWORD)
 
@@ -139,9 +118,9 @@ def main() -> None:
                   f" ({ns} rows; target <= 3 s); client.query of {n3} rows x 3 columns:"
                   f" {secs3:.2f} s")
     finally:
-        server.terminate()
-        server.wait(30)
-        log.close()
+        if server is not None:
+            server.terminate()
+            server.wait(30)
         import shutil
 
         shutil.rmtree(base, ignore_errors=True)

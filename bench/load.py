@@ -33,7 +33,6 @@ import argparse
 import multiprocessing
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,18 +46,15 @@ import httpx
 import psutil
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from serving import serve  # noqa: E402
+
 DATA = HERE / "data" / "load"
 PASSWORD = "load benchmark password"
 WIDE = "SELECT TOP 5000 '" + "w" * 99_000 + "' AS s, source_id FROM gaia.dr3_bright"
 SLOW = ("SELECT COUNT(*) AS n FROM gaia.dr3_bright AS a JOIN gaia.dr3_bright AS b"
         " ON a.source_id % 500 = b.source_id % 500")
 FINAL = {"COMPLETED", "ERROR", "ABORTED"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Stats:
@@ -371,24 +367,9 @@ def main() -> int:
 
     DATA.mkdir(parents=True, exist_ok=True)
     prepare_users(args.clients)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(DATA.parent / "load-server.log", "ab")  # noqa: SIM115
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAPHOUSE_")}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "taphouse.cli", "--data-dir", str(DATA), "serve", "--demo",
-         "--port", str(port), "--log-level", "warning"], env=env, stdout=log, stderr=log)
+    server, url = serve(DATA, demo=True, default_settings=True,
+                        log=DATA.parent / "load-server.log", timeout=900)
     try:
-        deadline = time.time() + 900
-        while True:
-            try:
-                if httpx.get(url + "/tap/availability", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not start (see bench/data/load-server.log)")
-            time.sleep(0.5)
         proc = psutil.Process(server.pid)
         print(f"server pid {server.pid}, {args.clients} users, {args.abusers} abusive"
               f" addresses x 4 threads, {args.seconds:g} s per run, default settings")
@@ -442,7 +423,6 @@ def main() -> int:
             server.wait(60)
         except subprocess.TimeoutExpired:
             server.kill()
-        log.close()
     return 0
 
 

@@ -14,9 +14,6 @@ after (5 s of quiet) against idle, open files.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -26,15 +23,12 @@ import httpx
 import psutil
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from serving import serve  # noqa: E402
+
 DATA = HERE / "data"
 FORMATS = ["votable", "votable/td", "csv", "tsv", "json", "fits", "parquet"]
 LITERAL = "x" * 99_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def queries(rows: int) -> dict[str, tuple[str, int]]:
@@ -85,22 +79,11 @@ def main() -> int:
     parser.add_argument("--queries", default="")
     args = parser.parse_args()
 
-    data_dir = DATA / "memory"
-    port = free_port()
-    env = {**os.environ, "TAPHOUSE_ENGINE_MEMORY_LIMIT": args.engine_memory}
-    cmd = [sys.executable, "-m", "taphouse.cli", "--data-dir", str(data_dir), "serve",
-           "--demo", "--port", str(port), "--log-level", "warning"]
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    DATA.mkdir(exist_ok=True)
+    server, url = serve(DATA / "memory",
+                        {"TAPHOUSE_ENGINE_MEMORY_LIMIT": args.engine_memory}, demo=True,
+                        log=DATA / "memory-server.log", timeout=600)
     try:
-        deadline = time.time() + 600
-        while time.time() < deadline:
-            try:
-                if httpx.get(url + "/tap/availability", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
         proc = psutil.Process(server.pid)
         cold = quiet_rss(proc, 3)
         chosen = [q for q in args.queries.split(",") if q] or list(queries(args.rows))
