@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from pg_server import dsn_of
+from pg_server import dsn_of, fresh_database
 from servers import LiveServer, start_live
 from taphouse.engine.pg_register import register_postgres
 from taphouse.engine.postgres import load_table
@@ -31,14 +31,12 @@ DATABASES = {"duckdb": ("gaia", "hipparcos"), "postgres": ("gaiapg", "hippg")}
 class PgDemo:
     server: LiveServer
     regs: dict[str, Any]
-    setup: Any  # psycopg connection of the setup role (the database's owner)
+    setup: psycopg.Connection  # of the setup role (the database's owner), autocommit
     reader_dsn: str
-    admin: Any
     sent: list[str] = field(default_factory=list)
 
     def stop(self) -> None:
         self.setup.close()
-        self.admin.close()
         self.server.stop()
 
 
@@ -59,13 +57,7 @@ def _meta_yaml(path: Path, tables: dict) -> Path:
 def start_pg_demo(pg_server: Any, data: Path) -> PgDemo:
     server = start_live(data / "data", demo=True)
     platform = server.platform
-    admin = psycopg.connect(pg_server.dsn, autocommit=True)
-    admin.execute(f"DROP DATABASE IF EXISTS {DBNAME}")
-    admin.execute(f"CREATE DATABASE {DBNAME}")
-    if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname=%s", (READER,)).fetchone():
-        admin.execute(f"CREATE ROLE {READER} LOGIN")
-    setup_dsn = dsn_of(pg_server, dbname=DBNAME)
-    setup = psycopg.connect(setup_dsn, autocommit=True)
+    setup_dsn, setup = fresh_database(pg_server, DBNAME, READER)
     duck = {t.name: t for t in platform.catalogue.tables("gaia")
             + platform.catalogue.tables("hipparcos")}
     for schema, table in (("gaia_pg", "dr3_bright"), ("hip_pg", "hip2")):
@@ -86,7 +78,7 @@ def start_pg_demo(pg_server: Any, data: Path) -> PgDemo:
             platform.catalogue, platform.secrets, name,
             reader_dsn if name == "gaiapg" else None, schema, meta_file=meta,
             setup_dsn=setup_dsn, connection="demo")
-    demo = PgDemo(server, regs, setup, reader_dsn, admin)
+    demo = PgDemo(server, regs, setup, reader_dsn)
     backend = platform.backends.backend(("postgres", "demo"))
     backend._sent_hook = demo.sent.append
     return demo
