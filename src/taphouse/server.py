@@ -301,11 +301,11 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         platform.start()
         retiring = asyncio.create_task(retire_idle_threads())
         listener = None
-        if platform.compute.available:
+        sock = platform.compute.socket
+        if platform.compute.available and sock is not None:  # bound once available
             from taphouse.compute.listener import SandboxListener
 
-            listener = SandboxListener(app, platform.compute.socket,
-                                       platform.compute.socket_path)
+            listener = SandboxListener(app, sock, platform.compute.socket_path)
             listener.start()
         try:
             yield

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from taphouse.compute.sandbox import (
     SOCKET_MOUNT,
     Limits,
     Sandbox,
+    SandboxProcess,
     SandboxRun,
     SandboxUnavailable,
 )
@@ -43,6 +45,7 @@ from taphouse.jobs.model import Job, JobResult
 
 if TYPE_CHECKING:
     from taphouse.auth.authenticator import Authenticator
+    from taphouse.query.cancel import CancelHandle
     from taphouse.settings import Settings
     from taphouse.userspace import UserSpace
 
@@ -131,7 +134,7 @@ class ComputeService:
         self.memory_bound = "not started"
         #: The API socket, listening once :meth:`start` succeeded (served by
         #: :class:`~taphouse.compute.listener.SandboxListener`).
-        self.socket: Any = None
+        self.socket: socket.socket | None = None
 
     @property
     def available(self) -> bool:
@@ -234,7 +237,7 @@ class ComputeService:
         _own(home, uid, uid, 0o700)
         return home, created
 
-    def run(self, job: Job, cancel: Any, workdir: Path) -> JobResult:
+    def run(self, job: Job, cancel: CancelHandle, workdir: Path) -> JobResult:
         self.require()
         if job.owner_id is None:
             raise ComputeError("compute jobs need a login")
@@ -339,8 +342,8 @@ class ComputeService:
         return JobResult(file=SUMMARY, mime="application/json", size=final.stat().st_size,
                          name="summary")
 
-    def _watch(self, proc: Any, cancel: Any, home: Path, work: Path, allowed: int,
-               memory: int) -> tuple[int | None, int | None, int | None]:
+    def _watch(self, proc: SandboxProcess, cancel: CancelHandle, home: Path, work: Path,
+               allowed: int, memory: int) -> tuple[int | None, int | None, int | None]:
         """Wait for the run, checking the home quota (home + work directory) and the
         memory of all its processes together as it goes; returns (exit status, usage
         when killed for the quota, memory when killed for memory: the peak, or 0 when
