@@ -131,6 +131,19 @@ def test_async_timeout_deletes_the_job(fake_tap: FakeTap) -> None:
     assert fake_tap.seen[-1].form.get("ACTION") == "DELETE"
 
 
+def test_a_huge_job_document_is_refused_at_once(fake_tap: FakeTap) -> None:
+    # A job document is a few kB; a remote sending 8 MB of it at every poll made the
+    # server read (and parse) it until the query's time limit, and long past it.
+    job = fake_tap.url + "/async/j5"
+    padded = job_document("j5", "EXECUTING").replace(
+        b"<uws:phase>", b"<!-- " + b"x" * (8 << 20) + b" --><uws:phase>")
+    fake_tap.routes["/tap/async"] = lambda s: (303, {"Location": job}, b"")
+    fake_tap.routes["/tap/async/j5"] = lambda s: (200, XML, padded)
+    with pytest.raises(RemoteUnavailable, match="limit is 5242880"):
+        client(fake_tap).query_async("SELECT 1", timeout=30, poll=1)
+    assert len([s for s in fake_tap.seen if s.path == "/tap/async/j5"]) <= 2
+
+
 def test_credentials_go_only_to_the_registered_origin(fake_tap: FakeTap) -> None:
     # The job's result link names the same server under another host name: another
     # origin, so it is fetched (through the guard) without the credentials.

@@ -48,6 +48,11 @@ _XLINK = "{http://www.w3.org/1999/xlink}href"
 #: A run of this many characters of a credential is redacted wherever it stands.
 _RUN = 10
 _FINAL = {"COMPLETED", "ERROR", "ABORTED"}
+#: The most bytes of a UWS job document (and of the answers to creating, starting and
+#: deleting a job): a few kB in practice, the echoed query included (at most
+#: query_max_chars); a remote's 150 MB job document, read at every poll, made the
+#: server hold 1.4 GB and kept a query with a 3 s time limit for 50 s.
+JOB_MAX_BYTES = 5 * 1024**2
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -326,7 +331,8 @@ class RemoteTap:
         ask = self._ask(maxrec)
         params = self._params(adql, ask, fmt, uploads) | {"PHASE": "RUN"}
         created = self.fetch(self.url + "/async", method="POST", form=params,
-                             what="creating an async job", retry=True, files=uploads)
+                             what="creating an async job", retry=True, files=uploads,
+                             max_bytes=JOB_MAX_BYTES)
         if created.status >= 400:
             self._raise_document(adql, created, "creating an async job")
         job_url = created.url
@@ -338,8 +344,8 @@ class RemoteTap:
             if job.phase in ("PENDING", "HELD"):
                 # Not started by PHASE=RUN at creation (some services ignore it).
                 self._ok(self.fetch(job_url + "/phase", method="POST",
-                                    form={"PHASE": "RUN"}, what="starting the job"),
-                         "starting the job")
+                                    form={"PHASE": "RUN"}, what="starting the job",
+                                    max_bytes=JOB_MAX_BYTES), "starting the job")
             while job.phase not in _FINAL:
                 if cancelled is not None and cancelled():
                     raise RemoteError(f"the query on remote {self.name!r} was cancelled")
@@ -367,7 +373,8 @@ class RemoteTap:
         url = job_url
         if wait:
             url += "?" + urlencode({"WAIT": wait} | ({"PHASE": phase} if phase else {}))
-        fetched = self._ok(self.fetch(url, what="reading the job"), "reading the job")
+        fetched = self._ok(self.fetch(url, what="reading the job", max_bytes=JOB_MAX_BYTES),
+                           "reading the job")
         return _parse_job(fetched.body, job_url, f"remote {self.name!r}: job {job_url}")
 
     def _job_error(self, adql: str, job_url: str, job: _Job) -> None:
@@ -387,7 +394,7 @@ class RemoteTap:
     def _delete(self, job_url: str) -> None:
         try:
             self.fetch(job_url, method="POST", form={"ACTION": "DELETE"},
-                       what="deleting the job", retry=False)
+                       what="deleting the job", retry=False, max_bytes=JOB_MAX_BYTES)
         except RemoteError as exc:  # the remote destroys it later by itself
             log.info("remote %s: could not delete job %s: %s", self.name, job_url, exc)
 
