@@ -185,6 +185,30 @@ def test_hostile_metadata_is_kept_as_plain_text(registry, fake_tap: FakeTap) -> 
     assert registry.table(remote, "CAT", "STARS") is not None  # ADQL regular identifiers
 
 
+def test_limits_below_one_are_taken_as_unknown(registry, fake_tap: FakeTap) -> None:  # noqa: ANN001
+    # A remote advertising a hard limit of -5 was sent MAXREC=-5 with every query, and
+    # every answer was refused ("2 rows although MAXREC=-5 was asked for").
+    from fake_tap import CAPABILITIES
+
+    from taphouse.adql.translator import parse
+    from taphouse.auth.identity import Identity
+    from taphouse.remotes.pushdown import plan_remote, run_remote
+
+    odd = CAPABILITIES.replace(b'<hard unit="row">100</hard>', b'<hard unit="row">-5</hard>'
+                               ).replace(b'<default unit="row">20</default>',
+                                         b'<default unit="row">0</default>')
+    odd = odd.replace(b"</capability>", b'<uploadLimit><hard unit="row">-1</hard>'
+                      b'<hard unit="byte">0</hard></uploadLimit></capability>')
+    fake_tap.routes["/tap/capabilities"] = lambda s: (200, XML, odd)
+    fake_tap.routes["/tap/sync"] = lambda s: (200, VOT, votable([(1, 1.0), (2, 2.0)]))
+    caps = registry.add("odd", fake_tap.url).capabilities
+    assert (caps.maxrec_hard, caps.maxrec_default, caps.upload_limit_rows,
+            caps.upload_limit_bytes) == (None, None, None, None)
+    plan = plan_remote(parse("SELECT * FROM odd.cat.stars"), Identity(), registry, maxrec=10)
+    assert run_remote(plan, registry).rows == 2
+    assert fake_tap.seen[-1].form["MAXREC"] == "11"
+
+
 def test_entity_bomb_in_metadata_is_refused(registry, fake_tap: FakeTap) -> None:  # noqa: ANN001
     bomb = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
             b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'

@@ -89,6 +89,13 @@ def _int(text: str | None) -> int | None:
         return None
 
 
+def _limit(text: str | None) -> int | None:
+    """A limit a remote advertises: a whole number of at least 1, else unknown (a
+    remote saying -5 or 0 was sent MAXREC=-5 and every query to it failed)."""
+    value = _int(text)
+    return value if value is not None and value >= 1 else None
+
+
 # --- capabilities ----------------------------------------------------------------------
 def parse_capabilities(body: bytes, what: str) -> Capabilities:
     """The TAP capability of a VOSI capabilities document; raises
@@ -124,13 +131,13 @@ def parse_capabilities(body: bytes, what: str) -> Capabilities:
         for kind, attr in (("default", "maxrec_default"), ("hard", "maxrec_hard")):
             for elem in _children(limit, kind):
                 if (elem.get("unit") or "row") == "row":
-                    setattr(caps, attr, _int(elem.text))
+                    setattr(caps, attr, _limit(elem.text))
     for limit in _children(cap, "uploadLimit"):
         for elem in _children(limit, "hard"):
             if (elem.get("unit") or "row") == "row":
-                caps.upload_limit_rows = _int(elem.text)
+                caps.upload_limit_rows = _limit(elem.text)
             elif elem.get("unit") == "byte":
-                caps.upload_limit_bytes = _int(elem.text)
+                caps.upload_limit_bytes = _limit(elem.text)
     return caps
 
 
