@@ -15,6 +15,10 @@ from remote_helpers import LOOPBACK, REMOTE_MAXREC_HARD
 CONE = ("SELECT TOP 10 * FROM far.hipparcos.hip2 WHERE"
         " 1=CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 56.75, 24.12, 2))")
 
+#: The ADQL the remote receives for CONE: generated from the tree, the remote's names.
+CONE_SENT = ("SELECT TOP 10 * FROM hipparcos.hip2 WHERE 1 = CONTAINS(POINT('ICRS', ra, dec),"
+             " CIRCLE('ICRS', 56.75, 24.12, 2))")
+
 
 @pytest.fixture
 def platform(start_server, remote_server) -> Any:  # noqa: ANN001
@@ -32,9 +36,7 @@ def test_pyvo_cone_on_a_remote_table(platform, remote_server) -> None:  # noqa: 
     service = pyvo.dal.TAPService(platform.tap)
     result = service.run_sync(CONE)
     assert len(result) == 10 and "hip" in result.fieldnames
-    assert received(remote_server) == (
-        "SELECT TOP 10 * FROM hipparcos.hip2 WHERE 1 = CONTAINS(POINT('ICRS', ra, dec),"
-        " CIRCLE('ICRS', 56.75, 24.12, 2))")
+    assert received(remote_server) == CONE_SENT
     job = service.run_async("SELECT COUNT(*) AS n FROM far.hipparcos.hip2 WHERE hpmag < 5")
     assert job[0]["n"] > 100
     assert received(remote_server) == ("SELECT COUNT(*) AS n FROM hipparcos.hip2 WHERE"
@@ -70,6 +72,9 @@ def test_taphouse_client_queries_a_remote_table(platform, remote_server) -> None
     import taphouse
 
     client = taphouse.connect(platform.url, interactive=False, progress=False)
+    table = client.query(CONE)  # the issue's own query, as written
+    assert len(table) == 10 and "hip" in table.colnames
+    assert received(remote_server) == CONE_SENT
     table = client.query(CONE.replace("TOP 10 *", "TOP 5 hip, ra, dec") + " ORDER BY hip")
     assert len(table) == 5 and list(table.colnames) == ["hip", "ra", "dec"]
     assert str(table["ra"].unit) == "deg"
@@ -90,7 +95,7 @@ def test_taphouse_client_queries_a_remote_table(platform, remote_server) -> None
         client.explain("SELECT * FROM far.hipparcos.nope")
 
 
-def test_stilts_queries_a_remote_table(platform) -> None:  # noqa: ANN001
+def test_stilts_queries_a_remote_table(platform, remote_server) -> None:  # noqa: ANN001
     import shutil
     import subprocess
 
@@ -102,6 +107,7 @@ def test_stilts_queries_a_remote_table(platform) -> None:  # noqa: ANN001
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert lines[0].startswith("hip,") and len(lines) == 11
+    assert received(remote_server) == CONE_SENT
 
 
 def test_explain_shows_the_exact_remote_adql(platform) -> None:  # noqa: ANN001
