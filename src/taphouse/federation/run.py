@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from taphouse.adql.errors import AdqlError
 from taphouse.catalogue.model import ColumnMeta, TableMeta, position_columns
@@ -174,11 +175,13 @@ def run_plan(plan: FederatedPlan, strategy: str, client: RemoteTap, read_local: 
         answers = runner.upload_join(adql, shipped, shipped_cols, _block_rows(plan, limits))
         if not answers:
             answers = [runner.empty(plan.columns_adql(), with_key=True)]
-        table, columns = _combine(answers, [KEY, *remote_cols], plan.remote.name)
+        table, columns = _combine(answers, [KEY, *remote_cols], plan.remote.name,
+                                  _declared(plan))
     else:
         remote_cols = plan.remote_columns(plan.residual("pull"))
         answer = runner.pull(plan.pull_adql(), limits.pull_max_rows)
-        table, columns = _combine([answer], remote_cols or [ONE], plan.remote.name)
+        table, columns = _combine([answer], remote_cols or [ONE], plan.remote.name,
+                                  _declared(plan))
     stats.remote_rows = table.num_rows
     tables[REMOTE_TABLE] = (table, _meta(REMOTE_TABLE, columns, table.num_rows))
     stats.seconds = time.monotonic() - start
@@ -311,7 +314,7 @@ class _Remote:
                 continue
             self.stats.blocks += 1
             self.stats.rows_uploaded += hi - lo
-            answers.append(answer)
+            answers.append(_keys_checked(answer, self.plan.remote.name, lo, hi))
         return answers
 
 
@@ -333,19 +336,93 @@ def _votable(block: pa.Table, columns: list[ColumnMeta]) -> bytes:
     return b"".join(writer.write(iter(block.to_batches()), columns, info))
 
 
-def _combine(answers: list[RemoteAnswer], names: list[str], remote: str
+def _keys_checked(answer: RemoteAnswer, remote: str, lo: int, hi: int) -> RemoteAnswer:
+    """``answer`` if every row key in it was sent in the block of keys ``lo .. hi-1``: a
+    key of another block, or none of ours, would join another local row (a remote
+    answering every block alike joined the first block's rows again)."""
+    if answer.table.num_rows == 0 or answer.table.num_columns == 0:
+        return answer
+    try:
+        keys = answer.table.column(_key_index(answer)).cast(pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise RemoteUnavailable(f"remote {remote!r} answered values that are not the row"
+                                " keys it was sent (its first column): refused") from None
+    low, high = pc.min(keys).as_py(), pc.max(keys).as_py()
+    if keys.null_count or low is None or low < lo or high >= hi:
+        raise RemoteUnavailable(
+            f"remote {remote!r} answered row keys it was not sent (keys {low} to {high}"
+            + (" and none" if keys.null_count else "") + f" for a block of keys {lo} to"
+            f" {hi - 1}): its answer is refused")
+    return answer
+
+
+def _key_index(answer: RemoteAnswer) -> int:
+    """Where the row key is in an answer: the column called so, else the first."""
+    names = [n.lower() for n in answer.table.column_names]
+    return names.index(KEY) if names.count(KEY) == 1 else 0
+
+
+#: Kinds of datatypes (VOTable's, and the ADQL types some services list in TAP_SCHEMA).
+_KINDS = {**dict.fromkeys(("boolean",), "boolean"),
+          **dict.fromkeys(("unsignedbyte", "short", "int", "long", "smallint", "integer",
+                           "bigint"), "integer"),
+          **dict.fromkeys(("float", "double", "real", "double precision"), "floating"),
+          **dict.fromkeys(("char", "unicodechar", "varchar", "clob"), "text")}
+
+
+def _kind(datatype: str | None) -> str | None:
+    if not datatype:
+        return None
+    return _KINDS.get(datatype.lower().removeprefix("adql:").split("(")[0].strip())
+
+
+def _in_asked_order(answer: RemoteAnswer, names: list[str], remote: str,
+                    declared: dict[str, str | None]) -> tuple[pa.Table, list[ColumnMeta]]:
+    """The answer's columns in the order asked (``names``). Names equal but for case
+    are the same column, wherever the remote put it. Names of the remote's own are read
+    by position once each column's type is of the kind its metadata (``declared``:
+    lower-case name -> datatype) lists: values of one column are never joined under
+    another's name."""
+    got = [n.lower() for n in answer.table.column_names]
+    want = [n.lower() for n in names]
+    table, columns = answer.table, list(answer.columns)
+    if got != want and sorted(got) == sorted(want) and len(set(got)) == len(got):
+        order = [got.index(n) for n in want]  # its own order: matched by name
+        table = table.select(order)
+        columns = [columns[i] for i in order]
+    elif got != want:
+        misplaced = [n for i, n in enumerate(got) if n in want and want.index(n) != i]
+        if misplaced:
+            raise RemoteUnavailable(
+                f"remote {remote!r} answered the columns"
+                f" {', '.join(answer.table.column_names)} where {', '.join(names)} were asked"
+                f" for ({misplaced[0]!r} not where asked): its answer is refused")
+        for name, column in zip(names, columns, strict=True):
+            expected, sent = _kind(declared.get(name.lower())), _kind(column.datatype)
+            if expected and sent and expected != sent:
+                raise RemoteUnavailable(
+                    f"remote {remote!r} answered a {column.datatype} column {column.name!r}"
+                    f" where it lists {name!r} as {declared.get(name.lower())} (its answer's"
+                    " columns are not those asked for, or not in that order): refused")
+    return table.rename_columns(names), [dataclasses.replace(c, name=n) for c, n in
+                                          zip(columns, names, strict=True)]
+
+
+def _combine(answers: list[RemoteAnswer], names: list[str], remote: str,
+             declared: dict[str, str | None] | None = None
              ) -> tuple[pa.Table, list[ColumnMeta]]:
-    """The answers as one table with the expected column names (a remote may spell or
-    case them its own way: they are matched by position)."""
+    """The answers as one table with the expected column names: matched by name where
+    the remote's names are those asked (whatever their case and order), by position,
+    types checked against ``declared``, where it names them its own way."""
     tables, columns = [], None
     for answer in answers:
         if answer.table.num_columns != len(names):
             raise FederationError(f"remote {remote!r} answered {answer.table.num_columns}"
                                   f" columns where {len(names)} were asked for")
-        tables.append(answer.table.rename_columns(names))
+        table, cols = _in_asked_order(answer, names, remote, declared or {})
+        tables.append(table)
         if columns is None:
-            columns = [dataclasses.replace(c, name=n) for c, n in zip(answer.columns, names,
-                                                                       strict=True)]
+            columns = cols
     assert columns is not None
     table = pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 \
         else tables[0]
@@ -357,6 +434,16 @@ def _combine(answers: list[RemoteAnswer], names: list[str], remote: str
                                     " keys it was sent (its first column): refused") from None
         table = table.set_column(names.index(KEY), KEY, keys)
     return table, columns
+
+
+def _declared(plan: FederatedPlan) -> dict[str, str | None]:
+    """The remote table's column datatypes as its metadata lists them (lower-case
+    names), and the row key's."""
+    table = plan.remote_side.remote
+    declared: dict[str, str | None] = {KEY: "long"}
+    for column in table.columns if table is not None else []:
+        declared.setdefault(column.name.lower().strip('"'), column.datatype)
+    return declared
 
 
 def _meta(name: str, columns: list[ColumnMeta], nrows: int) -> TableMeta:
