@@ -72,8 +72,9 @@ class FederatedPlan:
 
     ``tree`` is the query with every column qualified by its table's alias and ``*``
     expanded. ``remote_terms`` touch only the remote table, ``crossing`` the remote
-    table and the local table ``upload_side`` (None when no local table, or several,
-    meet the remote in a term: then only a pull can run), ``local_terms`` only
+    table and the local table ``upload_side`` (None when no local table meets the remote
+    in a term: then only a pull can run; when several do, the one of the crossmatch, the
+    others' terms with the remote staying in the local part), ``local_terms`` only
     ``upload_side``.
     """
 
@@ -274,6 +275,9 @@ def plan_federated(tree: exp.Expression, identity: Identity, scope: Scope,
         if join.args.get("using"):
             raise AdqlError.at("JOIN ... USING between local and remote tables: write the"
                                " condition with ON", join)
+        if join.args.get("method"):  # its condition is implicit: no term to split or ship
+            raise AdqlError.at(f"{join.args['method']} JOIN between local and remote tables"
+                               " is not available: write the condition with ON", join)
     _expand_stars(tree, sides)
     _qualify(tree, sides)
     local_sides = [s for s in sides if s.remote is None]
@@ -295,20 +299,42 @@ def plan_federated(tree: exp.Expression, identity: Identity, scope: Scope,
             continue  # stays in the local part only
         if aliases == {rside.alias}:
             remote_terms.append(term)
-        elif rside.alias in aliases:
+        elif rside.alias in aliases and len(aliases) == 2:
             crossing.append(term)
         elif len(aliases) == 1:
             by_local.setdefault(next(iter(aliases)), []).append(term)
-    crossing_locals = {a for t in crossing for a in _aliases(t)} - {rside.alias}
-    upload_side = None
-    if len(crossing_locals) == 1:
-        upload_side = next(s for s in local_sides if s.alias in crossing_locals)
+        # (a term on the remote table and two local ones stays in the local part)
+    upload_side = _upload_side(crossing, rside, local_sides)
+    crossing = [t for t in crossing if upload_side is not None
+                and _aliases(t) == {rside.alias, upload_side.alias}]
     plan = FederatedPlan(tree=tree, remote=remote, remote_side=rside, local_sides=local_sides,
                          upload_side=upload_side, remote_terms=remote_terms,
-                         crossing=crossing if upload_side is not None else [],
+                         crossing=crossing,
                          local_terms=by_local.get(upload_side.alias, []) if upload_side else [])
     _check_remote_features(plan)
     return plan
+
+
+def _upload_side(crossing: list[exp.Expression], rside: Side, local_sides: list[Side]
+                 ) -> Side | None:
+    """The local table whose rows an upload join ships: the one meeting the remote
+    table in the join's terms — in a positional term (the crossmatch) first when several
+    do; the terms joining the remote table with the others stay in the local part."""
+    def meets(term: exp.Expression) -> str:
+        return next(iter(_aliases(term) - {rside.alias}))
+
+    found = list(dict.fromkeys(meets(t) for t in crossing))
+    if len(found) > 1:
+        spatial = [meets(t) for t in crossing if _positional(t)]
+        found = spatial[:1] or found[:1]
+    return next((s for s in local_sides if found and s.alias == found[0]), None)
+
+
+def _positional(term: exp.Expression) -> bool:
+    """Whether ``term`` calls CONTAINS, INTERSECTS or DISTANCE (a crossmatch)."""
+    names = {(f.name if isinstance(f, exp.Anonymous) else f.sql_name()).upper()
+             for f in term.find_all(exp.Func)}
+    return bool(names & {"CONTAINS", "INTERSECTS", "DISTANCE"})
 
 
 def check_shape(tree: exp.Expression) -> exp.Select:
