@@ -99,3 +99,15 @@ def test_rows_appended_from_a_public_query_do_not_launder_restricted_ones(  # no
     assert r.status_code == 400, r.text
     assert "holds rows of secret_cat" in r.text
     assert uploads_received(far) == before
+
+
+def test_tap_schema_rows_describing_restricted_tables_are_not_uploaded(  # noqa: ANN201
+        here, far, secret):  # noqa: ANN001
+    """TAP_SCHEMA lists the restricted tables alice may read (names, descriptions,
+    columns): joined with a remote, its rows went up like public ones."""
+    before = uploads_received(far)
+    r = sync(here, "alice", "SELECT s.table_name, r.hip FROM tap_schema.tables AS s JOIN"
+             " far.hipparcos.hip2 AS r ON r.hip = s.table_index OR s.table_name = 'x'")
+    assert r.status_code == 400, r.text
+    assert "holds rows of secret_cat" in r.text, r.text
+    assert uploads_received(far) == before

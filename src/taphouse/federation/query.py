@@ -27,7 +27,7 @@ from taphouse.federation.run import (
     choose_strategy,
     run_plan,
 )
-from taphouse.federation.trust import sensitive_sources, untrusted
+from taphouse.federation.trust import described_sources, sensitive_sources, untrusted
 from taphouse.remotes.registry import RemoteRegistry
 
 
@@ -115,8 +115,10 @@ def prepare_federated(tree: exp.Expression, identity: Identity, scope: Scope,
     plan = plan_federated(tree, identity, scope, registry, lookup_local)
     side = plan.upload_side
     if side is not None and side.local is not None:
-        refused = untrusted(sensitive_sources(side.local, identity, catalogue, registry),
-                            plan.remote.name, limits.trusted)
+        sources = described_sources(scope.schemas(), identity, catalogue) \
+            if side.local.kind == "tap_schema" else \
+            sensitive_sources(side.local, identity, catalogue, registry)
+        refused = untrusted(sources, plan.remote.name, limits.trusted)
         if refused:
             plan.upload_refused = (
                 f"{side.label()} holds rows of {', '.join(refused)}, which this service"

@@ -39,10 +39,28 @@ def sensitive_sources(table: TableMeta, identity: Identity, catalogue: Catalogue
     return set(found) | others
 
 
+def described_sources(schemas: Iterable[str], identity: Identity,
+                      catalogue: CatalogueStore) -> set[str]:
+    """The sources TAP_SCHEMA's rows describe for the caller that may not leave without
+    trust: it lists every table the caller sees (``schemas``: the query's scope), those
+    of restricted catalogue databases and of other users' schemas shared with them
+    included — their names, descriptions and columns."""
+    found: set[str] = set()
+    for name in schemas:
+        db = catalogue.database(name)
+        if db is None:
+            continue
+        if db.kind == "catalogue" and not db.public:
+            found.add(db.name)
+        elif db.kind == "user" and db.name != identity.user_schema:
+            found.add(db.name)
+    return found
+
+
 def untrusted(sources: Iterable[str], remote: str, trusted: Iterable[str]) -> list[str]:
     """The ``sources`` the operator did not mark ``remote`` trusted for."""
     pairs = {tuple(p.strip().lower().split(":", 1)) for p in trusted if ":" in p}
     return sorted(s for s in sources if (remote.lower(), s.lower()) not in pairs)
 
 
-__all__ = ["sensitive_sources", "untrusted", "REMOTE_PREFIX"]
+__all__ = ["described_sources", "sensitive_sources", "untrusted", "REMOTE_PREFIX"]
