@@ -187,3 +187,35 @@ def test_cli_add_list_show_refresh_remove(tmp_path, remote_server, monkeypatch, 
     assert main([*data, "remote", "remove", "far"]) == 0
     assert main([*data, "remote", "remove", "far"]) == 1
     assert "no remote named 'far'" in capsys.readouterr().err
+
+
+def test_the_operator_takes_back_a_name_a_user_holds(platform, remote_server, capsys  # noqa: ANN001
+                                                     ) -> None:
+    # A user who registered a name first for themselves blocked the operator's remote
+    # of that name ("already registered") with no way for the operator to see or free it.
+    with api(platform, "root") as admin, api(platform, "bob") as bob:
+        for name in ("gaia2", "mirror"):
+            assert bob.post("/api/remotes", json={
+                "name": name, "url": remote_server.tap}).status_code == 201
+        r = admin.post("/api/admin/remotes", json={"name": "gaia2", "url": remote_server.tap})
+        assert r.status_code == 400, r.text
+        assert "registered by the user 'bob' for themselves" in r.json()["error"]
+        assert "taphouse remote remove gaia2 --owner bob" in r.json()["error"]
+        assert admin.delete("/api/admin/remotes/gaia2").status_code == 404  # not the operator's
+        assert admin.delete("/api/admin/remotes/gaia2?owner=nobody").status_code == 404
+        r = admin.delete("/api/admin/remotes/gaia2?owner=bob")
+        assert r.json() == {"removed": "gaia2", "owner": "bob"}
+        assert admin.post("/api/admin/remotes", json={
+            "name": "gaia2", "url": remote_server.tap}).status_code == 201
+        mine = [(x["name"], x["own"]) for x in bob.get("/api/remotes").json()["remotes"]]
+        assert ("gaia2", False) in mine and ("gaia2", True) not in mine
+        events = [e["detail"] for e in admin.get("/api/admin/audit",
+                                                 params={"event": "admin"}).json()["entries"]]
+        assert "remote gaia2 of user bob removed" in events
+    from taphouse.cli import main
+
+    data = ["--data-dir", str(platform.data_dir)]
+    assert main([*data, "remote", "remove", "mirror", "--owner", "bob"]) == 0
+    assert "remote mirror of user bob removed" in capsys.readouterr().out
+    assert main([*data, "remote", "remove", "mirror", "--owner", "bob"]) == 1
+    assert "no remote named 'mirror'" in capsys.readouterr().err

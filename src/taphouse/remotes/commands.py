@@ -52,6 +52,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
     p = rsub.add_parser("remove", help="forget a remote and its cached metadata")
     p.add_argument("name")
+    p.add_argument("--owner", default=None, metavar="USER",
+                   help="remove the remote USER registered for themselves (to take its"
+                        " name for the platform)")
     p.set_defaults(handler=_remove)
 
 
@@ -186,7 +189,16 @@ def _refresh(args: argparse.Namespace) -> int:
 
 def _remove(args: argparse.Namespace) -> int:
     def body(registry: Any) -> None:
-        registry.remove(args.name)
-        print(f"remote {args.name} removed")
+        if args.owner is None:
+            registry.remove(args.name)
+            print(f"remote {args.name} removed")
+            return
+        from taphouse.auth.authenticator import Authenticator
+
+        user = Authenticator(registry.meta, args.settings).accounts.user(args.owner)
+        if user is None:
+            raise RemoteError(f"no user named {args.owner[:60]!r}")
+        registry.remove(args.name, user.id)
+        print(f"remote {args.name} of user {user.name} removed")
 
     return _run(args, body)

@@ -166,7 +166,16 @@ class RemoteRegistry:
         if self.local_database(name):
             raise RemoteError(f"{name!r} is a local database: a remote cannot take its name")
         if owner_id is None:  # the operator's names are everybody's: no user may hold one
-            clash = self.meta.query_one("SELECT 1 FROM remotes WHERE name=?", (name,))
+            clash = self.meta.query_one("SELECT owner_id, created_by FROM remotes WHERE"
+                                        " name=? ORDER BY owner_id IS NOT NULL", (name,))
+            if clash is not None and clash["owner_id"] is not None:
+                # A user took it first, for themselves: say who, and how to take it back.
+                user = clash["created_by"] or f"#{clash['owner_id']}"
+                raise RemoteError(f"a remote named {name!r} is registered by the user"
+                                  f" {user!r} for themselves; to take the name, remove"
+                                  f" theirs first (taphouse remote remove {name} --owner"
+                                  f" {user}, or DELETE /api/admin/remotes/{name}?owner="
+                                  f"{user})")
         else:
             clash = self.meta.query_one("SELECT 1 FROM remotes WHERE name=? AND"
                                         " (owner_id IS NULL OR owner_id=?)", (name, owner_id))

@@ -115,10 +115,20 @@ def admin_remotes_router(auth: Authenticator, registry: RemoteRegistry) -> APIRo
 
     @router.delete("/{name}")
     async def remove_remote(request: Request, name: str) -> JSONResponse:
+        """The operator's remote ``name``; with ``?owner=USER``, that user's own."""
         by = await require_admin(auth, request)
-        await run_in_threadpool(registry.remove, name)
-        auth.audit_log.record("admin", username=by, detail=f"remote {name} removed")
-        return JSONResponse({"removed": name})
+        owner = request.query_params.get("owner")
+        if owner is None:
+            await run_in_threadpool(registry.remove, name)
+            auth.audit_log.record("admin", username=by, detail=f"remote {name} removed")
+            return JSONResponse({"removed": name})
+        user = await run_in_threadpool(auth.accounts.user, owner)
+        if user is None:
+            raise RemoteNotFound(f"no user named {owner[:60]!r}")
+        await run_in_threadpool(registry.remove, name, user.id)
+        auth.audit_log.record("admin", username=by,
+                              detail=f"remote {name} of user {user.name} removed")
+        return JSONResponse({"removed": name, "owner": user.name})
 
     return router
 
