@@ -66,3 +66,17 @@ def test_a_taphouse_remote_reads_the_block_back(far: Any) -> None:
             assert [v is None for v in have] == [v is None for v in want]
             continue
         assert have == want, name
+
+
+def test_a_block_the_writer_cannot_write_is_an_error_not_an_empty_upload() -> None:
+    """A value VOTable cannot hold (an unsigned 64-bit integer past long's range): the
+    writer ends the stream with an ERROR INFO and no rows. Shipped as it was, the remote
+    read an empty block: no matches, an answer silently short."""
+    import pytest
+
+    from taphouse.federation.run import FederationError
+
+    block = pa.table({"taphouse_key": pa.array([0, 1], pa.int64()),
+                      "ident": pa.array([1, 2**63], pa.uint64())})
+    with pytest.raises(FederationError, match=r"cannot be uploaded.*'ident'"):
+        _votable(block, columns_from_schema(block.schema))

@@ -288,7 +288,8 @@ class _Remote:
         while pending:
             lo, hi = pending.pop(0)
             block = shipped.slice(lo, hi - lo)
-            document = _votable(block, columns)
+            side = self.plan.upload_side
+            document = _votable(block, columns, side.label() if side else "the local table")
             limit = caps.upload_limit_bytes
             if limit is not None and len(document) > limit and hi - lo > 1:
                 self.stats.halvings += 1
@@ -326,14 +327,21 @@ def _block_rows(plan: FederatedPlan, limits: FederationLimits) -> int:
     return max(1, rows)
 
 
-def _votable(block: pa.Table, columns: list[ColumnMeta]) -> bytes:
+def _votable(block: pa.Table, columns: list[ColumnMeta], label: str = "the local table"
+             ) -> bytes:
     """One upload block as a BINARY2 VOTable: nulls flagged, every type as the result
-    writer writes it (which astropy-based services read)."""
+    writer writes it (which astropy-based services read). A value the writer cannot
+    write is an error naming it (the writer ends such a document with an ERROR INFO and
+    no rows: shipped, the remote reads an empty block and the answer is short)."""
     from taphouse.formats import ResultInfo, get_writer
 
     info = ResultInfo(query=None, limit=None, table_name=BLOCK_TABLE)
     writer = get_writer("votable/b2")
-    return b"".join(writer.write(iter(block.to_batches()), columns, info))
+    document = b"".join(writer.write(iter(block.to_batches()), columns, info))
+    if info.error is not None or info.rows != block.num_rows:
+        raise FederationError(f"the rows of {label} cannot be uploaded to the remote as a"
+                              f" VOTable: {info.error or 'rows were left out'}")
+    return document
 
 
 def _keys_checked(answer: RemoteAnswer, remote: str, lo: int, hi: int) -> RemoteAnswer:
