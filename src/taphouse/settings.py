@@ -117,7 +117,9 @@ class Settings:
     anonymous_job_share: float = 0.25  # of the job workers, all anonymous jobs together
     retry_after: int = 5  # seconds, in a 503 when a cap is full
     login_queue: int = 256  # password checks waiting for their turn (on the event loop)
-    login_queue_per_address: int = 4  # ... of them from one client address
+    login_queue_per_address: int = 4  # ... of them from one client address (IPv6 /64)
+    login_queue_per_site: int = 64  # ... from one IPv6 /48 or IPv4 /24
+    login_queue_per_provider: int = 128  # ... from one IPv6 /32 or IPv4 /16
     login_wait: float = 30.0  # seconds a password check may wait for its turn
     result_max_bytes: int = 2 * 1024**3  # one result document (sync or async)
     upload_max_bytes_per_caller: int = 400 * 1024**2  # upload bytes in flight per caller

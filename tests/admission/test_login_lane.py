@@ -11,7 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from admission_helpers import add_nums, client_from
+from admission_helpers import add_nums, client_from, wait_for
 
 from accounts import PASSWORD
 
@@ -105,3 +105,73 @@ def test_a_flood_of_wrong_passwords_does_not_hold_up_logged_in_users(start_serve
           {c: sum(r.status_code == c for r in answers) for c in codes})
     assert max(times) < 10 and statistics.median(times) < 4, times
     assert lane.peak <= 2
+
+
+def _via_proxy(client: str) -> dict[str, str]:
+    """Headers of a request relayed by a TLS-terminating proxy for ``client``."""
+    return {"X-Forwarded-For": client, "X-Forwarded-Proto": "https"}
+
+
+def test_a_flood_from_one_ipv6_56_leaves_logins_from_elsewhere_a_place_and_a_turn(
+        start_server):
+    # Before: the queue was keyed by /64 only (4 places each, 256 in all): 256 × /64
+    # of one /56 filled it, and every other login got a 503 at once while it lasted.
+    import asyncio
+
+    server = start_server(trusted_proxies=("127.0.0.1",), login_wait=120)
+    auth = server.platform.authenticator
+    auth.accounts.add_user("alice", PASSWORD)
+    lane = auth.login_lane
+    hold = threading.Event()
+    checked: list[str] = []
+    verify = auth.hashing.verify
+
+    def held_verify(stored_hash: str | None, password: str) -> bool:
+        # checks take as long as the test wants (an attacker's slow argon2), so the
+        # flood's waiters stay in the queue
+        hold.wait(120)
+        checked.append(password)
+        return verify(stored_hash, password)
+
+    auth.hashing.verify = held_verify  # type: ignore[method-assign]
+    flood = [f"2001:db8:aa:ff{i:02x}::{k + 1}" for i in range(100) for k in range(3)]
+    answers: list[int] = []
+
+    async def flood_logins() -> None:
+        limits = httpx.Limits(max_connections=len(flood), max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=server.url, timeout=180, limits=limits) as c:
+            async def one(i: int, host: str) -> None:
+                r = await c.post("/auth/token", headers=_via_proxy(host),
+                                 data={"username": f"victim{i}", "password": "wrong one"})
+                answers.append(r.status_code)
+            await asyncio.gather(*(one(i, h) for i, h in enumerate(flood)))
+
+    flooder = threading.Thread(target=asyncio.run, args=(flood_logins(),))
+    flooder.start()
+    legit: list[httpx.Response] = []
+    try:
+        # the flood is in place: every request either runs, waits or was refused
+        wait_for(lambda: lane.running + lane.waiting + len(answers) >= len(flood), 120,
+                 "the flood to be queued or refused")
+        assert lane.running == 2 and lane.waiting <= 64 + 4, (lane.waiting, sorted(answers))
+        assert set(answers) == {503}
+
+        def login() -> None:
+            with httpx.Client(base_url=server.url, timeout=180) as c:
+                legit.append(c.post("/auth/token", headers=_via_proxy("2001:db8:bb::5"),
+                                    data={"username": "alice", "password": PASSWORD}))
+
+        alice = threading.Thread(target=login)
+        alice.start()
+        wait_for(lambda: bool(legit) or lane.waiting_from(("2001:db8::/32", "2001:db8:bb::/48")),
+                 60, "alice's login to be queued or answered")
+        assert not legit, legit[0].text  # not refused: it has a place
+    finally:
+        hold.set()
+        flooder.join()
+    alice.join()
+    assert legit[0].status_code == 200, legit[0].text
+    # her turn came after at most one waiting check of the flood's /48 (round-robin),
+    # behind the two that were running
+    assert checked.index(PASSWORD) <= 3, checked.index(PASSWORD)
+    assert lane.waiting == 0 and lane.running == 0

@@ -166,8 +166,8 @@ def _lane_run(lane: LoginLane, calls: list[tuple[str, int]], release: threading.
 
 def test_login_lane_queues_on_the_loop_and_refuses_past_its_bounds():
     lane = LoginLane(concurrent=1, queue=3, per_address=2, wait=10, retry_after=7)
-    calls = [("10.0.0.1", 0), ("10.0.0.2", 1), ("10.0.0.3", 2), ("10.0.0.2", 3),
-             ("10.0.0.4", 4),  # the queue (3) is full: refused at once
+    calls = [("10.0.0.1", 0), ("10.0.0.2", 1), ("10.0.0.3", 2), ("10.0.0.5", 3),
+             ("10.0.0.4", 4),  # the queue (3) is full, no address holds more: refused
              ]
     seen, *out = _lane_run(lane, calls, threading.Event())
     assert seen == (1, 3)  # one check runs, three wait (holding no thread)

@@ -47,6 +47,24 @@ def address_key(host: str | None) -> str:
     return str(addr)
 
 
+#: Prefix lengths of the networks an address belongs to, widest first: IPv6 /32 (an
+#: operator's allocation), /48 (a site), /64 (a host); IPv4 /16, /24, the address.
+NETWORK_LEVELS = {4: (16, 24, 32), 6: (32, 48, 64)}
+
+
+def address_path(host: str | None) -> tuple[str, str, str]:
+    """The networks of a client address, widest first, for fair shares of a queue:
+    (IPv6 /32, /48, /64) or (IPv4 /16, /24, address); the last is :func:`address_key`.
+    A text that is not an IP address is its own network at every level."""
+    addr = parse_address(host)
+    if addr is None:
+        key = address_key(host)
+        return (key, key, key)
+    wide, site, own = (str(ipaddress.ip_network((addr, bits), strict=False))
+                       for bits in NETWORK_LEVELS[addr.version])
+    return (wide, site, address_key(host))
+
+
 def caller_key(identity: Any, host: str | None) -> str:
     """The key a caller is budgeted under: its account (``user:<user id>``, stable when
     names are re-used) when logged in, otherwise its address (:func:`address_key`)."""
@@ -153,5 +171,5 @@ class ForwardedHeaders:
         await self.app(scope, receive, send)
 
 
-__all__ = ["VIA_PROXY", "ForwardedHeaders", "came_via_proxy", "TrustedProxies", "address_key", "caller_key", "is_loopback",
+__all__ = ["VIA_PROXY", "ForwardedHeaders", "came_via_proxy", "TrustedProxies", "address_key", "address_path", "caller_key", "is_loopback",
            "parse_address"]

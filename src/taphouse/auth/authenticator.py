@@ -108,6 +108,8 @@ class Authenticator:
             concurrent=self._hashing.gate.concurrent,
             queue=getattr(settings, "login_queue", 256),
             per_address=getattr(settings, "login_queue_per_address", 4),
+            per_site=getattr(settings, "login_queue_per_site", 64),
+            per_provider=getattr(settings, "login_queue_per_provider", 128),
             wait=getattr(settings, "login_wait", 30.0),
             retry_after=getattr(settings, "retry_after", 5))
         self.basic_cache = BasicCache(settings.basic_cache_seconds, clock=now)

@@ -62,95 +62,157 @@ class HashingGate:
         self._slots.release()
 
 
+class _Turn:
+    """One password check waiting for its turn in a :class:`LoginLane`."""
+
+    __slots__ = ("loop", "future", "state")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.state = "waiting"  # then "running" (its turn came) or "pushed out"
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if not future.done():
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
 class LoginLane:
     """The password checks of HTTP requests (logins, uncached HTTP Basic, password
     changes): at most ``concurrent`` run at once, in worker threads of their own; the
-    others wait their turn (first come, first served) on the event loop, where a waiting
-    login costs a coroutine and its connection, neither a thread nor argon2 memory.
+    others wait their turn on the event loop, where a waiting login costs a coroutine
+    and its connection, neither a thread nor argon2 memory.
 
-    At most ``queue`` callers wait in all and ``per_address`` per client address (IPv6
-    by /64), each at most ``wait`` seconds; beyond any of these a caller is refused at
-    once with :class:`LoginBusy` (503 with Retry-After). So a legitimate login under
-    load waits rather than fails, while a flood of logins holds ``concurrent`` threads
-    and ``concurrent`` × 64 MiB at most, and one address cannot fill the queue.
+    The waiting room is a :class:`~taphouse.admission.fair_queue.FairQueue` over client
+    networks: at most ``queue`` callers wait in all, ``per_address`` per address (IPv6
+    /64), ``per_site`` per IPv6 /48 or IPv4 /24 and ``per_provider`` per IPv6 /32 or IPv4
+    /16; turns go round-robin between networks, and a full queue pushes out the newest
+    waiter of the heaviest network for a caller from a lighter one. Each waits at most
+    ``wait`` seconds; a caller refused a place, pushed out or out of time gets
+    :class:`LoginBusy` (503 with Retry-After). So a legitimate login under load waits
+    rather than fails, a flood of logins holds ``concurrent`` threads and ``concurrent``
+    × 64 MiB at most, and a flood from one network (even a /32) neither fills the queue
+    nor delays another network's turn by more than one check per flooding network.
     ``concurrent`` should be the :class:`HashingGate`'s: checks started here then never
     wait in the gate (other callers of the gate, such as the command line, still may).
     """
 
     def __init__(self, concurrent: int = 2, queue: int = 256, per_address: int = 4,
-                 wait: float = 30.0, retry_after: int = 5) -> None:
+                 wait: float = 30.0, retry_after: int = 5, *, per_site: int = 64,
+                 per_provider: int = 128) -> None:
+        from taphouse.admission.fair_queue import FairQueue
+
         self.concurrent = max(1, int(concurrent))
         self.queue = max(0, int(queue))
         self.per_address = max(0, int(per_address))
         self.wait = wait
         self.retry_after = max(1, int(retry_after))
-        self.waiting = 0
         self.running = 0
         self.peak = 0
-        self._per_address: dict[str, int] = {}
-        # Counts are shared by every event loop serving the app (the sandbox API has its
-        # own); turns and threads are per loop (anyio limiters belong to one loop), and
-        # the HashingGate caps the checks of all of them together.
+        self._waiting: FairQueue[_Turn] = FairQueue(
+            self.queue, (max(0, int(per_provider)), max(0, int(per_site)), self.per_address))
+        # Turns and counts are shared by every event loop serving the app (the sandbox
+        # API has its own): a turn is handed to a waiter of another loop thread-safely.
+        # Threads are per loop (anyio limiters belong to one loop).
         self._lock = threading.Lock()
-        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Any]] = \
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = \
             weakref.WeakKeyDictionary()
 
-    def _limiters(self) -> tuple[Any, Any]:
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for their turn."""
+        return len(self._waiting)
+
+    def waiting_from(self, network: tuple[str, ...]) -> int:
+        """Callers waiting from ``network`` (a prefix of an address path)."""
+        with self._lock:
+            return self._waiting.count(network)
+
+    def _threads(self) -> Any:
         import anyio
 
         loop = asyncio.get_running_loop()
         with self._lock:
             found = self._loops.get(loop)
             if found is None:
-                found = (anyio.CapacityLimiter(self.concurrent),
-                         anyio.CapacityLimiter(self.concurrent))
+                found = anyio.CapacityLimiter(self.concurrent)
                 self._loops[loop] = found
         return found
+
+    def _busy(self, why: str) -> LoginBusy:
+        return LoginBusy(f"{why}; try again in {self.retry_after} s",
+                         retry_after=self.retry_after)
+
+    def _start_locked(self) -> None:
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+
+    def _finish_locked(self) -> None:
+        """A running check ended: its turn goes to the next waiter."""
+        self.running -= 1
+        while self.running < self.concurrent:
+            turn = self._waiting.pop()
+            if turn is None:
+                return
+            turn.state = "running"
+            self._start_locked()
+            turn.loop.call_soon_threadsafe(_settle, turn.future, None)
 
     async def run(self, address: str, func: Callable[..., T], *args: Any,
                   **kwargs: Any) -> T:
         """``func(*args, **kwargs)`` in a thread of the lane, once it is this caller's
-        turn; :class:`LoginBusy` when the queue is full or the turn does not come
-        within ``wait`` seconds."""
+        turn; :class:`LoginBusy` when there is no place for it in the queue, it is
+        pushed out, or the turn does not come within ``wait`` seconds."""
         import anyio
         import anyio.to_thread
 
-        from taphouse.auth.throttle import address_key
+        from taphouse.admission.addresses import address_path
+        from taphouse.admission.fair_queue import QueueFull
 
-        turns, threads = self._limiters()
-        key = address_key(address)
+        threads = self._threads()
+        turn = _Turn(asyncio.get_running_loop())
         with self._lock:
-            if self.waiting >= self.queue or self._per_address.get(key, 0) >= self.per_address:
-                raise LoginBusy("too many logins are waiting to be checked right now; try"
-                                f" again in {self.retry_after} s", retry_after=self.retry_after)
-            self.waiting += 1
-            self._per_address[key] = self._per_address.get(key, 0) + 1
-        turn = object()
-        try:
-            with anyio.fail_after(self.wait):
-                await turns.acquire_on_behalf_of(turn)
-        except TimeoutError:
-            raise LoginBusy(f"no password check could start within {self.wait:g} s (too"
-                            f" many logins at once); try again in {self.retry_after} s",
-                            retry_after=self.retry_after) from None
-        finally:
-            with self._lock:
-                self.waiting -= 1
-                left = self._per_address[key] - 1
-                if left:
-                    self._per_address[key] = left
-                else:
-                    del self._per_address[key]
-        with self._lock:
-            self.running += 1
-            self.peak = max(self.peak, self.running)
+            if self.running < self.concurrent and not len(self._waiting):
+                turn.state = "running"
+                self._start_locked()
+            else:
+                try:
+                    pushed = self._waiting.push(address_path(address), turn)
+                except QueueFull:
+                    raise self._busy("too many logins are waiting to be checked right"
+                                     " now") from None
+                if pushed is not None:
+                    pushed.state = "pushed out"
+                    pushed.loop.call_soon_threadsafe(
+                        _settle, pushed.future,
+                        self._busy("too many logins are waiting to be checked right now"
+                                   " (this one made room for a login from another network)"))
+        if turn.state == "waiting":
+            try:
+                with anyio.fail_after(self.wait):
+                    await turn.future
+            except BaseException as exc:
+                with self._lock:
+                    state = turn.state
+                    if state == "waiting":
+                        self._waiting.remove(turn)
+                        turn.state = "gave up"
+                    elif state == "running":  # the turn came as it gave up: pass it on
+                        self._finish_locked()
+                if isinstance(exc, TimeoutError) and state == "waiting":
+                    raise self._busy(f"no password check could start within {self.wait:g} s"
+                                     " (too many logins at once)") from None
+                raise
         try:
             return await anyio.to_thread.run_sync(functools.partial(func, *args, **kwargs),
                                                   limiter=threads)
         finally:
             with self._lock:
-                self.running -= 1
-            turns.release_on_behalf_of(turn)
+                self._finish_locked()
 
 
 class PasswordHashing:
