@@ -7,7 +7,7 @@ directory with the demo databases and ``--tables`` generated one-row tables, and
 measures from this process, through :mod:`taphouse.remotes` (the outbound guard
 allowing 127.0.0.1):
 
-- a cone (r = 0.1 deg, TOP 100) on ``hipparcos.hip2``: the remote's own sync answer
+- a cone (r = ``--radius``, 0.1 deg; TOP 100) on ``hipparcos.hip2``: the remote's own sync answer
   (one POST with httpx) against the same query pushed down by the platform's client,
   sync and in the mode the platform chooses (sync for small results), p50 and the
   difference;
@@ -120,35 +120,35 @@ def main() -> None:
             rng = np.random.default_rng(5)
             points = [(float(rng.uniform(0, 360)), float(np.degrees(np.arcsin(
                 rng.uniform(-1, 1))))) for _ in range(args.cones)]
-            anyone, r = Identity(), args.radius
+            anyone, radius = Identity(), args.radius
             direct, sync_t, async_t, rows = [], [], [], 0
             with httpx.Client(timeout=60) as client:
                 for ra, dec in points[:5]:  # warm up
                     client.post(base + "/tap/sync", data={"LANG": "ADQL",
-                                                          "QUERY": cone(ra, dec, "", r)})
+                                                          "QUERY": cone(ra, dec, "", radius)})
                 for ra, dec in points:
                     t0 = time.perf_counter()
                     r = client.post(base + "/tap/sync", data={
-                        "LANG": "ADQL", "QUERY": cone(ra, dec, "", r),
+                        "LANG": "ADQL", "QUERY": cone(ra, dec, "", radius),
                         "RESPONSEFORMAT": remote.capabilities.preferred_format()})
                     r.raise_for_status()
                     direct.append(time.perf_counter() - t0)
                     t0 = time.perf_counter()
-                    plan = plan_remote(parse(cone(ra, dec, "far.", r)), anyone, registry)
+                    plan = plan_remote(parse(cone(ra, dec, "far.", radius)), anyone, registry)
                     answer = run_remote(plan, registry, mode="sync")
                     sync_t.append(time.perf_counter() - t0)
                     rows += answer.rows
                     t0 = time.perf_counter()
                     run_remote(plan, registry)
                     async_t.append(time.perf_counter() - t0)
-            print(f"cone r={r:g} deg TOP 100 on the remote ({len(points)} positions, {rows} rows):"
+            print(f"cone r={radius:g} deg TOP 100 on the remote ({len(points)} positions, {rows} rows):"
                   f" remote's own sync p50 {p50(direct):.1f} ms; through the platform: sync"
                   f" p50 {p50(sync_t):.1f} ms (+{p50(sync_t) - p50(direct):.1f} ms), the"
                   f" platform's choice (auto: sync up to {SYNC_MAX_ROWS:,} rows, else async)"
                   f" p50 {p50(async_t):.1f} ms (+{p50(async_t) - p50(direct):.1f} ms)"
                   " (target: +20 ms at most)")
             meta.close()
-            end_to_end(folder, base, points, r)
+            end_to_end(folder, base, points, radius)
         finally:
             proc.terminate()
             proc.wait(timeout=30)
