@@ -58,3 +58,25 @@ def test_a_key_that_is_not_one_of_ours_is_refused(here: Any, fake: FakeTap) -> N
     fake.routes["/tap/sync"] = lambda s: (200, VOT, body)
     r = sync(here, "alice", JOIN)
     assert r.status_code == 502 and "not the row keys" in r.text, r.text
+
+
+def test_a_remote_refusing_the_upload_it_advertised_is_pulled(here: Any, fake: FakeTap) -> None:
+    """The remote lists upload-inline but refuses the first block (its own error): its
+    table, small enough, is fetched once instead and the join runs here (before: the
+    query failed with the remote's error)."""
+    r = sync(here, "alice", "SELECT TOP 3 hip FROM mydb.targets ORDER BY hip",
+             RESPONSEFORMAT="csv")
+    hips = [int(line) for line in r.text.split()[1:]]
+
+    def answer(seen: Any) -> Any:
+        if "multipart/form-data" in seen.headers.get("content-type", ""):
+            return 400, VOT, error_document("uploads are switched off here")
+        return 200, VOT, votable([(hips[0], 1.5), (hips[2], 2.5), (10**9, 3.5)])
+
+    fake.routes["/tap/sync"] = answer
+    r = sync(here, "alice", JOIN + " ORDER BY t.hip", RESPONSEFORMAT="csv")
+    assert r.status_code == 200, r.text
+    assert r.text.split()[1:] == [f"{hips[0]},1.5", f"{hips[2]},2.5"], r.text
+    posts = [s for s in fake.seen if s.path == "/tap/sync"]
+    assert len(posts) == 2 and "multipart/form-data" in posts[0].headers["content-type"]
+    assert "multipart" not in posts[1].headers.get("content-type", "")

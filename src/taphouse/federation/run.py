@@ -25,7 +25,7 @@ from taphouse.federation.planner import (
 )
 from taphouse.remotes.answers import RemoteAnswer, suspect_cut
 from taphouse.remotes.client import RemoteTap
-from taphouse.remotes.errors import RemoteUnavailable
+from taphouse.remotes.errors import RemoteQueryFailed, RemoteUnavailable
 from taphouse.remotes.model import UPLOAD_INLINE
 
 #: Blocks of at most this many rows go to the remote's /sync endpoint; larger ones run
@@ -149,7 +149,8 @@ def run_plan(plan: FederatedPlan, strategy: str, client: RemoteTap, read_local: 
              limits: FederationLimits, *, cancelled: Callable[[], bool] | None = None,
              max_bytes: int | None = None) -> FederatedRows:
     """Run the remote part of ``plan`` (and, for an upload join, read the local side
-    first); the answer's tables are registered for the local part."""
+    first); the answer's tables are registered for the local part. An upload the remote
+    refuses at its first block turns into a pull when its side may be fetched."""
     stats = FederationStats(strategy=strategy)
     start = time.monotonic()
     runner = _Remote(client, plan, stats, cancelled, max_bytes, limits.max_requests)
@@ -172,12 +173,24 @@ def run_plan(plan: FederatedPlan, strategy: str, client: RemoteTap, read_local: 
         shipped_cols = [next(c for c in local_cols if c.name == n) for n in upload_names]
         remote_cols = plan.remote_columns(plan.residual("upload"))
         adql = plan.upload_adql()
-        answers = runner.upload_join(adql, shipped, shipped_cols, _block_rows(plan, limits))
-        if not answers:
-            answers = [runner.empty(plan.columns_adql(), with_key=True)]
-        table, columns = _combine(answers, [KEY, *remote_cols], plan.remote.name,
-                                  _declared(plan))
-    else:
+        try:
+            answers = runner.upload_join(adql, shipped, shipped_cols,
+                                         _block_rows(plan, limits))
+        except RemoteQueryFailed as exc:
+            if stats.blocks or not _pullable(plan, limits):
+                raise
+            # It lists uploads but refused the first block: its side is small enough
+            # to be fetched once instead (a pull's own limits still apply).
+            plan.estimates["upload_not_possible"] = (
+                f"remote {plan.remote.name!r} refused the upload: {exc.message}")
+            strategy = stats.strategy = "pull"
+            del tables[LOCAL_TABLE]
+        else:
+            if not answers:
+                answers = [runner.empty(plan.columns_adql(), with_key=True)]
+            table, columns = _combine(answers, [KEY, *remote_cols], plan.remote.name,
+                                      _declared(plan))
+    if strategy == "pull":
         remote_cols = plan.remote_columns(plan.residual("pull"))
         answer = runner.pull(plan.pull_adql(), limits.pull_max_rows)
         table, columns = _combine([answer], remote_cols or [ONE], plan.remote.name,
@@ -317,6 +330,15 @@ class _Remote:
             self.stats.rows_uploaded += hi - lo
             answers.append(_keys_checked(answer, self.plan.remote.name, lo, hi))
         return answers
+
+
+def _pullable(plan: FederatedPlan, limits: FederationLimits) -> bool:
+    """Whether the remote side may be fetched instead of an upload the remote refused:
+    not known to be larger than a pull takes (an unknown size is tried: the pull stops
+    at its limit with an error saying so)."""
+    table = plan.remote_side.remote
+    rows = table.nrows if table is not None else None
+    return rows is None or rows <= limits.pull_max_rows
 
 
 def _block_rows(plan: FederatedPlan, limits: FederationLimits) -> int:
