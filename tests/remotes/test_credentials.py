@@ -245,3 +245,29 @@ def test_a_remote_echoing_the_credentials_does_not_show_them(
     assert secret not in err.value.message and credential.reveal() not in err.value.message
     assert secret not in str(err.value) and secret not in repr(err.value.args)
     assert secret not in caplog.text
+
+
+def test_credentials_are_not_sent_over_plain_http(platform, fake_tap: FakeTap) -> None:  # noqa: ANN001
+    # --auth basic|bearer with an http:// URL sent the password or token unencrypted with
+    # every request. Over http only to a host the operator allows by name or address
+    # (here 127.0.0.0/8; 'localhost' is a name the allow-list does not hold).
+    plain = f"http://localhost:{fake_tap.port}/tap"
+    token = {"auth": "bearer", "token": "t0ken-never-in-clear", "groups": ["survey"]}
+    with api(platform, "root") as admin, api(platform, "alice") as alice:
+        r = admin.post("/api/admin/remotes", json={"name": "plain", "url": plain} | token)
+        assert r.status_code == 400 and "over plain http" in r.json()["error"], r.text
+        assert "TAPHOUSE_OUTBOUND_ALLOW" in r.json()["error"]
+        r = alice.post("/api/remotes", json={"name": "mine", "url": plain,
+                                             "auth": "bearer", "token": "t0ken-never-in-clear"})
+        assert r.status_code == 400 and "over plain http" in r.json()["error"], r.text
+        assert fake_tap.seen == []  # refused before any request
+        assert admin.post("/api/admin/remotes", json={"name": "plain", "url": plain,
+                                                      "groups": ["survey"]}).status_code == 201
+        r = admin.post("/api/admin/remotes/plain/credentials",
+                       json={"auth": "bearer", "token": "t0ken-never-in-clear"})
+        assert r.status_code == 400 and "over plain http" in r.json()["error"], r.text
+        assert not any("authorization" in s.headers for s in fake_tap.seen)
+        # An https URL passes this check (and fails here only because nothing answers).
+        r = admin.post("/api/admin/remotes", json={"name": "sealed",
+                                                   "url": "https://tap.invalid/tap"} | token)
+        assert r.status_code == 400 and "over plain http" not in r.json()["error"], r.text

@@ -10,6 +10,7 @@ it, and tells which remotes an identity may see. Each remote's metadata is store
 from __future__ import annotations
 
 import calendar
+import ipaddress
 import json
 import logging
 import sqlite3
@@ -212,6 +213,7 @@ class RemoteRegistry:
         self.check_name(name, owner_id)
         url = self.check_url(url)
         self._check_auth(auth, credential, groups, owner_id)
+        self._check_transport(url, auth)
         if timeout is not None and not 0 < timeout <= 3600:
             raise RemoteError("timeout must be between 0 and 3600 seconds")
         client = self._client(name, url, timeout, credential)
@@ -255,12 +257,34 @@ class RemoteRegistry:
                               " query it (--groups): the credentials are the platform's,"
                               " not every user's")
 
+    def _check_transport(self, url: str, auth: str) -> None:
+        """Credentials travel over https only, unless the operator allows the host by
+        name or address (a service on their own network, reached over plain http)."""
+        parts = urlsplit(url)
+        if auth == "none" or parts.scheme == "https":
+            return
+        host = (parts.hostname or "").lower().rstrip(".")
+        policy = OutboundPolicy(allow=self.config.allow)
+        try:
+            ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = (
+                ipaddress.ip_address(host))
+        except ValueError:
+            ip = None
+        if host in policy.names or (ip is not None and any(ip in net
+                                                           for net in policy.networks)):
+            return
+        raise RemoteError(f"--auth {auth} over plain http would send the credentials"
+                          f" unencrypted to {host!r}: register the service's https URL"
+                          " (or, for a host on your own network, name it in"
+                          " TAPHOUSE_OUTBOUND_ALLOW)")
+
     def set_credentials(self, name: str, auth: str, credential: Secret | None, *,
                         owner_id: int | None = None) -> Remote:
         """Replace a remote's credentials (or drop them: ``auth`` ``none``); they are
         checked by reading its tables with them first (nothing changes if that fails)."""
         remote = self.require(name, owner_id)
         self._check_auth(auth, credential, remote.groups, remote.owner_id)
+        self._check_transport(remote.url, auth)
         client = self._client(remote.name, remote.url, remote.timeout, credential)
         try:
             caps, tables, source = self._describe(client)
