@@ -194,7 +194,14 @@ class MetadataDB:
         """Remember ``con`` as the current thread's (closing those of ended threads)."""
         self.close_ended_threads()
         with self._threads_lock:
-            self._threads[threading.get_ident()] = (threading.current_thread(), con)
+            ident = threading.get_ident()
+            found = self._threads.get(ident)
+            if found is not None and found[1] is not con:
+                # The ident's previous connection: of an ended thread whose ident was
+                # reused, or of a thread not started by threading that lost its
+                # thread-local data between two calls into Python. Nobody uses it.
+                found[1].close()
+            self._threads[ident] = (threading.current_thread(), con)
 
     def close_ended_threads(self) -> int:
         """Close the connections of threads that have ended (nothing else would before
@@ -202,8 +209,18 @@ class MetadataDB:
         opened and every few seconds by the server."""
         closed = 0
         with self._threads_lock:
+            live_tasks: set[int] | None = None
             for ident, (thread, old) in list(self._threads.items()):
-                if not thread.is_alive():
+                if isinstance(thread, threading._DummyThread):
+                    # A thread not started by threading (a C library's, a foreign
+                    # thread of an event loop): its is_alive() is always True, so ask
+                    # the kernel whether its thread id is still one of ours.
+                    if live_tasks is None:
+                        live_tasks = _live_thread_ids()
+                    alive = live_tasks is None or thread.native_id in live_tasks
+                else:
+                    alive = thread.is_alive()
+                if not alive:
                     del self._threads[ident]
                     old.close()
                     closed += 1
@@ -333,6 +350,16 @@ def copy_database(source: Path, target: Path) -> None:
         os.fsync(f.fileno())
     os.replace(partial, target)
     _fsync_dir(target.parent)
+
+
+def _live_thread_ids() -> set[int] | None:
+    """The kernel's ids of this process's threads now (Linux), or None when unknown. A
+    thread id that ended may be re-used by a new thread of ours: that only keeps a
+    connection open longer, never closes a live one."""
+    try:
+        return {int(name) for name in os.listdir("/proc/self/task")}
+    except (OSError, ValueError):
+        return None
 
 
 def _create_private(path: Path) -> None:
