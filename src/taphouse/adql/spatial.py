@@ -17,6 +17,10 @@
   A position may be computed by a point-valued service function (e.g.
   ``ivo_epoch_prop_pos``, to bring one side to the other's epoch): on the expanded side
   it becomes a column computed once per row, used by the join and the exact test.
+  Between two partitioned (HATS) versions, on a backend that runs it itself
+  (``Rules.pair_join``: Spark) and within the margin of one of them, the two tables
+  become one relation of matched pairs computed partition by partition
+  (:func:`pair_relation`); cones and polygons are applied first there.
 
 * Polygon: ``CONTAINS(POINT(ra, dec), POLYGON(...)) = 1`` or ``BOX(...)`` (and
   INTERSECTS either way round) with constant vertices: the same pre-filter on the index
@@ -116,6 +120,12 @@ def _optimise_select(select: exp.Select, frame: Frame, scope: Scope, dialect: st
         on = j.args.get("on")
         if on is not None:
             places += [(c, j) for c in _conjuncts(on)]
+    from taphouse.adql.rules import rules_for
+
+    if rules_for(dialect).pair_join:
+        # cones and polygons first: a crossmatch of a table restricted by one reads only
+        # that table's partitions the region touches (the cell join), not all of them
+        places.sort(key=lambda place: _pairs_two_sources(place[0]))
     coned: set[str] = set()
     xmatched = False
     for conj, place in places:
@@ -148,10 +158,23 @@ def _optimise_select(select: exp.Select, frame: Frame, scope: Scope, dialect: st
                     break
             elif (csrc is not None and csrc is not psrc and csrc in frame.sources
                   and not xmatched and _single_source(m.centre) is csrc):
+                if m is match and _pair_join(select, frame, place, psrc, csrc, m, radius,
+                                             all_inner, notes, dialect):
+                    xmatched = True
+                    coned.update((psrc.alias, csrc.alias))
+                    break
                 if _crossmatch(select, place, psrc, csrc, m, radius, scope, all_inner,
                                notes, dialect):
                     xmatched = True
                     break
+
+
+def _pairs_two_sources(conj: exp.Expression) -> bool:
+    """Whether a conjunct is a point-within-radius test between two sources' positions
+    (a crossmatch), not a cone."""
+    match = _match(conj)
+    return match is not None and _constant_point(match.centre) is None \
+        and _constant_point(match.point) is None
 
 
 def _allowed(place: exp.Expression, src: Source, all_inner: bool) -> bool:
@@ -540,6 +563,158 @@ def _crossmatch(select: exp.Select, place: exp.Expression, psrc: Source, csrc: S
         notes.append(f"crossmatch {esrc.alias} x {osrc.alias}: HEALPix depth {depth}")
         return True
     return False
+
+
+#: The relation a backend whose rules have ``pair_join`` reads for a crossmatch of two
+#: partitioned versions, called with a :class:`PairJoin`'s fields (see
+#: :func:`pair_relation`); its two columns are structs named after the two tables'
+#: aliases, so the rest of the query reads ``"a"."ra"`` as it did.
+PAIR_FUNCTION = "taphouse_xmatch"
+PAIR_ALIAS = "_th_xm"
+
+
+@dataclass(frozen=True)
+class PairJoin:
+    """A crossmatch of two partitioned versions (relations ``left`` and ``right``,
+    positions in columns ``*_ra``/``*_dec``) within ``radius`` degrees, to be run
+    partition by partition on the right version's margin (cells of ``depth`` are at
+    least a few radii wide)."""
+
+    left: str
+    left_alias: str
+    left_ra: str
+    left_dec: str
+    right: str
+    right_alias: str
+    right_ra: str
+    right_dec: str
+    radius: float
+    depth: int
+
+
+def pair_relation(pair: PairJoin) -> exp.Table:
+    """The FROM item standing for the matched pairs of ``pair``."""
+    args: list[exp.Expression] = [
+        exp.Literal.number(repr(v)) if isinstance(v, float) else exp.Literal.number(v)
+        if isinstance(v, int) else exp.Literal.string(v)
+        for v in (pair.left, pair.left_alias, pair.left_ra, pair.left_dec, pair.right,
+                  pair.right_alias, pair.right_ra, pair.right_dec, pair.radius, pair.depth)]
+    return exp.Table(this=exp.Anonymous(this=PAIR_FUNCTION, expressions=args),
+                     alias=exp.TableAlias(this=exp.to_identifier(PAIR_ALIAS, quoted=True)))
+
+
+def pair_of(call: exp.Expression) -> PairJoin | None:
+    """The :class:`PairJoin` of a :data:`PAIR_FUNCTION` call (None: not one)."""
+    if not isinstance(call, exp.Anonymous) or call.name.lower() != PAIR_FUNCTION:
+        return None
+    args = call.expressions
+    if len(args) != 10 or not all(isinstance(a, exp.Literal) for a in args):
+        return None
+    text = [str(a.this) for a in args]
+    try:
+        return PairJoin(text[0], text[1], text[2], text[3], text[4], text[5], text[6],
+                        text[7], float(text[8]), int(text[9]))
+    except ValueError:
+        return None
+
+
+def _pair_join(select: exp.Select, frame: Frame, place: exp.Expression, psrc: Source,
+               csrc: Source, m: _Match, radius: float, all_inner: bool, notes: list[str],
+               dialect: str) -> bool:
+    """A crossmatch of two partitioned versions, when the backend runs it partition by
+    partition (``Rules.pair_join``) and one version's margin covers the radius: the two
+    tables become one :func:`pair_relation` (an inner join: the ON conditions of the two
+    move to WHERE; the exact test stays)."""
+    from pathlib import Path
+
+    from taphouse.adql.rules import rules_for
+    from taphouse.catalogue.hats import is_version_dir, margin
+
+    if not rules_for(dialect).pair_join or not all_inner or frame.merged:
+        return False
+    ends = [(psrc, m.point), (csrc, m.centre)]
+    for src, point in ends:
+        if (not isinstance(src.node, exp.Table) or src.table is None
+                or not is_version_dir(src.table.path) or not _is_position(src, point)):
+            return False
+    if not _plain_joins(select, frame, psrc, csrc):
+        return False
+    radius_arcsec = radius * 3600.0
+    margins = []
+    for (left, lpoint), (right, rpoint) in (ends, ends[::-1]):
+        assert right.table is not None and right.table.path is not None
+        mg = margin(Path(right.table.path))
+        margins.append(f"{mg.arcsec:g}" if mg is not None else "none")
+        if mg is None or radius_arcsec > mg.arcsec:
+            continue
+        depth = 0
+        while depth < 29 and nominal_cell_size(depth + 1) >= XMATCH_CELL_RADII * radius:
+            depth += 1
+        pair = PairJoin(_relation_name(left.node), left.alias, lpoint[0].name,
+                        lpoint[1].name, _relation_name(right.node), right.alias,
+                        rpoint[0].name, rpoint[1].name, radius, depth)
+        _fold_pair(select, left, right, pair_relation(pair))
+        notes.append(f"crossmatch {left.alias} x {right.alias}: partition-aligned, on the"
+                     f" margin of {right.alias} ({mg.arcsec:g} arcsec)")
+        return True
+    notes.append(f"crossmatch {psrc.alias} x {csrc.alias}: radius {radius_arcsec:g} arcsec"
+                 f" exceeds the margins of both partitioned tables ({', '.join(margins)}"
+                 " arcsec): joined on HEALPix cells with a shuffle of both")
+    return False
+
+
+def _relation_name(node: exp.Expression) -> str:
+    return ".".join(part.name for part in node.parts)  # type: ignore[attr-defined]
+
+
+def _plain_joins(select: exp.Select, frame: Frame, a: Source, b: Source) -> bool:
+    """Whether the two sources are FROM items of ``select`` joined by plain inner joins
+    (no USING/NATURAL), and no other source has a column named like their aliases."""
+    source = select.args.get("from_") or select.args.get("from")
+    if source is None:
+        return False
+    items = [source.this] + [j.this for j in select.args.get("joins") or []]
+    for j in select.args.get("joins") or []:
+        if (j.args.get("side") or j.args.get("using") or j.args.get("method")
+                or (j.args.get("kind") or "INNER").upper() not in ("INNER", "CROSS")):
+            return False
+    if not any(x is a.node for x in items) or not any(x is b.node for x in items):
+        return False
+    names = {a.alias.lower(), b.alias.lower(), PAIR_ALIAS}
+    return not any(c.name.lower() in names for s in frame.sources if s is not a
+                   and s is not b for c in s.columns)
+
+
+def _fold_pair(select: exp.Select, a: Source, b: Source, pair: exp.Table) -> None:
+    """Replace the FROM items ``a`` and ``b`` of ``select`` by ``pair`` (first), their ON
+    conditions moved to WHERE."""
+    key = "from_" if select.args.get("from_") is not None else "from"
+    first = select.args[key].this
+    joins = list(select.args.get("joins") or [])
+    moved: list[exp.Expression] = []
+    kept: list[exp.Expression] = []
+    if first is not a.node and first is not b.node:
+        kept.append(exp.Join(this=first, kind="CROSS"))
+    for j in joins:
+        if j.this is a.node or j.this is b.node:
+            on = j.args.get("on")
+            if on is not None:
+                j.set("on", None)
+                moved.append(on)
+        else:
+            kept.append(j)
+    select.set(key, exp.From(this=pair))
+    select.set("joins", kept or None)
+    if moved:
+        cond = moved[0]
+        for more in moved[1:]:
+            cond = exp.And(this=geo.p(cond), expression=geo.p(more))
+        where = select.args.get("where")
+        if where is not None:
+            where.set("this", exp.And(this=geo.p(where.this), expression=geo.p(cond)))
+        else:
+            select.set("where", exp.Where(this=cond))
+    a.node = b.node = pair
 
 
 def _partition_plan(esrc: Source, epoint: Sequence[exp.Expression], osrc: Source,

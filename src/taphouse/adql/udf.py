@@ -103,4 +103,5 @@ _ALL = [
 UDFS: dict[str, Udf] = {u.name: u for u in _ALL}
 
 #: Backend functions that translated SQL may call but ADQL text may not (internal).
-INTERNAL = ("taphouse_healpix_neighbours", "taphouse_contains", "taphouse_intersects")
+INTERNAL = ("taphouse_healpix_neighbours", "taphouse_contains", "taphouse_intersects",
+            "taphouse_xmatch")

@@ -712,3 +712,104 @@ def remove_tree(path: Path) -> None:
 
 def _sql_str(text: str) -> str:
     return text.replace("'", "''")
+
+
+# --- crossmatch of two partitioned versions ------------------------------------------------
+@dataclass(frozen=True)
+class PairTask:
+    """One task of a partition-aligned crossmatch of two partitioned versions: rows of
+    one left partition file (those with ``_healpix_29`` in ``left_in`` when given, and not
+    in ``left_out``) meet the rows of the right files (those with ``_healpix_29`` in
+    ``right_in`` when given). Every left row of a partition is in exactly one
+    task and meets there every right row within the radius, each once."""
+
+    left: str
+    right: tuple[str, ...]
+    left_in: tuple[tuple[int, int], ...] | None = None
+    left_out: tuple[tuple[int, int], ...] = ()
+    right_in: tuple[tuple[int, int], ...] | None = None
+
+
+def pair_tasks(left_dir: Path, right_dir: Path, radius_deg: float,
+               depth: int) -> list[PairTask] | None:
+    """The per-pixel tasks of a crossmatch of radius ``radius_deg`` between two partitioned
+    versions, aligned on the right version's partitions and margin (as LSDB aligns them);
+    None when the right version has no margin or its threshold is below the radius.
+
+    A left partition inside a right partition (or the same pixel) meets that partition and
+    its margin. A left partition holding smaller right partitions is cut along them: its
+    rows in each meet that partition and its margin; its rows in none of them (a region
+    where the right version has no row) meet the right rows in that region's
+    neighbourhood: the rows of the right partitions in the cells of order ``depth``
+    (cells at least a few radii wide) around it, or in the 3x3 block of ``depth`` cells
+    around it when it is smaller than a cell (the exact test on the joined rows keeps
+    the pairs within the radius)."""
+    from cdshealpix import nested
+
+    mg = margin(Path(right_dir))
+    if mg is None or radius_deg * 3600.0 > mg.arcsec:
+        return None
+    left, right = partitions(Path(left_dir)), partitions(Path(right_dir))
+
+    def with_margin(j: int) -> tuple[str, ...]:
+        m = mg.files[j]
+        return (right.files[j],) if m is None else (right.files[j], m)
+
+    tasks: list[PairTask] = []
+    for i, path in enumerate(left.files):
+        lo, hi = int(left.lows[i]), int(left.highs[i])
+        first = int(np.searchsorted(right.highs, lo, side="left"))
+        last = int(np.searchsorted(right.lows, hi, side="right"))
+        inside = list(range(first, last))
+        if len(inside) == 1 and right.lows[first] <= lo and right.highs[first] >= hi:
+            tasks.append(PairTask(path, with_margin(first)))
+            continue
+        covered = 0
+        for j in inside:  # right partitions inside this left one
+            tasks.append(PairTask(path, with_margin(j), left_in=(
+                (int(right.lows[j]), int(right.highs[j])),)))
+            covered += int(right.highs[j] - right.lows[j]) + 1
+        if covered == hi - lo + 1:
+            continue
+        # the rest of the partition: right rows around it, from the cells of `depth`
+        order = HEALPIX_ORDER - (int(hi - lo + 1).bit_length() - 1) // 2
+        pixel = lo >> 2 * (HEALPIX_ORDER - order)
+        shift = 2 * (HEALPIX_ORDER - depth)
+        if order <= depth:
+            border, corners = nested.external_neighbours(
+                np.array([pixel], dtype=np.uint64), order, depth - order)
+            ring = np.concatenate([np.ravel(border), np.ravel(corners)]).astype(np.int64)
+            near = list(_cover(_distinct(ring[ring >= 0]), shift, len(ring))) + [(lo, hi)]
+        else:
+            block = nested.neighbours(np.array([pixel >> 2 * (order - depth)],
+                                               dtype=np.uint64), depth).astype(np.int64)
+            near = list(_cover(_distinct(block[block >= 0]), shift, 9))
+        near = _merge(near)
+        files = partition_files_of(right, near)
+        if files:
+            tasks.append(PairTask(path, tuple(files), left_out=tuple(
+                (int(right.lows[j]), int(right.highs[j])) for j in inside),
+                right_in=tuple(near)))
+    return tasks
+
+
+def partition_files_of(parts: Partitions, ranges: Iterable[Sequence[int]]) -> list[str]:
+    """The files of ``parts`` holding index values in the inclusive ``ranges`` (maybe
+    none)."""
+    chosen: set[int] = set()
+    for lo, hi in ranges:
+        first = int(np.searchsorted(parts.highs, lo, side="left"))
+        last = int(np.searchsorted(parts.lows, hi, side="right"))
+        chosen.update(range(first, last))
+    return [parts.files[i] for i in sorted(chosen)]
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Inclusive ranges sorted, overlapping or adjacent ones joined."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+        else:
+            out.append((lo, hi))
+    return out

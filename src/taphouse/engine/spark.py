@@ -18,6 +18,9 @@ SQL from ``taphouse.adql.translate(..., dialect="spark")`` runs on one long-live
 * A query's jobs run in a job group of their own (``interrupt()`` cancels it: abort,
   time limit) and in the fair-scheduler pool of its user, so one user's query cannot
   take every executor while others wait.
+* A crossmatch of two partitioned versions runs partition-aligned (:func:`_pair_joins`):
+  one task per aligned HEALPix pixel reads a left partition and the right partition with
+  its margin, so neither table is shuffled; the rest of the query reads the pairs.
 * Results stream back as Arrow record batches, a window of partitions at a time (a
   Spark job per window): the driver holds one window, and a reader that stops (MAXREC)
   stops the query (:meth:`SparkBackend.stream`).
@@ -26,6 +29,7 @@ SQL from ``taphouse.adql.translate(..., dialect="spark")`` runs on one long-live
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 import sys
@@ -39,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from taphouse.catalogue.hats import is_version_dir, partitions
-from taphouse.catalogue.model import TableMeta
+from taphouse.catalogue.model import HEALPIX_COLUMN, TableMeta
 from taphouse.engine.backend import capped_table
 from taphouse.engine.deadlines import DEADLINES, Deadline
 from taphouse.engine.errors import EngineError, QueryCancelled
@@ -151,6 +155,8 @@ class SparkCursor:
         #: The request's tables shipped to the session (view name -> rows), for
         #: service functions computed on the driver (:func:`_precompute`).
         self.tables: dict[str, pa.Table] = {}
+        #: Per-pixel tasks of the partition-aligned crossmatches run (:func:`_pair_joins`).
+        self.pair_tasks = 0
         self._lock = threading.Lock()
         self._repeater: threading.Thread | None = None
 
@@ -266,6 +272,8 @@ class SparkBackend:
             # PySpark itself reads only $PYSPARK_PYTHON for the workers' interpreter
             self.context.pythonExec = settings["spark.pyspark.python"]
         self._views: dict[int, _View] = {}
+        #: View name -> version directory, for partitioned versions (:func:`_pair_joins`).
+        self._dirs: dict[str, Path] = {}
         # View names of this backend (several backends may share the one SparkSession
         # of the process, each over its own catalogue)
         self._prefix = "th" + secrets.token_hex(4)
@@ -338,6 +346,8 @@ class SparkBackend:
                 self.spark.read.parquet(*files).createOrReplaceGlobalTempView(name)
                 view = _View(f"global_temp.{name}")
                 self._views[table.version_id] = view
+                if is_version_dir(path):
+                    self._dirs[view.name] = path
             view.refs += 1
             view.used = time.monotonic()
             return view.name
@@ -354,6 +364,7 @@ class SparkBackend:
 
     def _drop(self, version_id: int) -> None:
         view = self._views.pop(version_id)
+        self._dirs.pop(view.name, None)
         self.spark.catalog.dropGlobalTempView(view.name.split(".", 1)[1])
 
     def _exported(self, path: Path, version_id: int) -> Path:
@@ -442,6 +453,7 @@ class SparkBackend:
         reading instead of by Spark (which would compute every partition's share).
         """
         limit = None
+        sql = _pair_joins(self, cur, sql)
         if cur.tables:
             sql = _precompute(self, cur, sql)
         stripped = _strip_outer_limit(sql)
@@ -683,6 +695,199 @@ def _computed_view(backend: SparkBackend, cur: SparkCursor, sub: Any,
     cur.tables[name] = result
     return exp.Table(this=exp.to_identifier(name, quoted=True),
                      alias=exp.TableAlias(this=exp.to_identifier(sub.alias, quoted=True)))
+
+
+def _pair_joins(backend: SparkBackend, cur: SparkCursor, sql: str) -> str:
+    """``sql`` with each crossmatch of two partitioned versions
+    (:data:`taphouse.adql.spatial.PAIR_FUNCTION`) replaced by a temporary view of its
+    candidate pairs computed partition by partition: one task per aligned pixel
+    (:func:`taphouse.catalogue.hats.pair_tasks`) reads its left partition's rows and the
+    right partition's rows and margin, and joins them on HEALPix cells (``mapInArrow``
+    over the list of tasks: no shuffle of either table). The view's two columns are
+    structs named after the tables' aliases (only the columns the query names), so the
+    rest of the query, and its exact test, read ``a.ra`` as before."""
+    from taphouse.adql.spatial import PAIR_FUNCTION
+
+    if PAIR_FUNCTION not in sql.lower():
+        return sql
+    import sqlglot
+    from sqlglot import exp
+
+    from taphouse.adql.spatial import pair_of
+
+    tree = sqlglot.parse_one(sql, read="spark")
+    for table in list(tree.find_all(exp.Table)):
+        pair = pair_of(table.this)
+        if pair is not None:
+            table.set("this", exp.to_identifier(_pair_view(backend, cur, tree, pair),
+                                                quoted=True))
+    return tree.sql(dialect="spark")
+
+
+def _pair_view(backend: SparkBackend, cur: SparkCursor, tree: Any, pair: Any) -> str:
+    import dataclasses
+    import json
+    from functools import partial
+
+    from pyspark.sql.pandas.types import to_arrow_schema
+    from pyspark.sql.types import StructField, StructType
+    from sqlglot import exp
+
+    from taphouse.catalogue.hats import pair_tasks
+
+    with backend._lock:
+        dirs = backend._dirs.get(pair.left), backend._dirs.get(pair.right)
+    if dirs[0] is None or dirs[1] is None:
+        raise EngineError("crossmatch of a table that is not a partitioned version")
+    tasks = pair_tasks(dirs[0], dirs[1], pair.radius, pair.depth)
+    if tasks is None:
+        raise EngineError("the crossmatch radius exceeds the margin of the partitioned table")
+    sides = []
+    for relation, alias, ra, dec in ((pair.left, pair.left_alias, pair.left_ra,
+                                      pair.left_dec),
+                                     (pair.right, pair.right_alias, pair.right_ra,
+                                      pair.right_dec)):
+        wanted = {ra.lower(), dec.lower(), HEALPIX_COLUMN.lower()}
+        everything = False
+        for col in tree.find_all(exp.Column):
+            if col.table == alias:
+                if isinstance(col.this, exp.Star):
+                    everything = True
+                else:
+                    wanted.add(col.name.lower())
+        schema = backend.spark.table(relation).schema
+        fields = [f for f in schema.fields if everything or f.name.lower() in wanted]
+        sides.append((alias, StructType(fields), ra, dec))
+    out = StructType([StructField(alias, struct) for alias, struct, _, _ in sides])
+    spec = {"radius": pair.radius, "depth": pair.depth,
+            "arrow": to_arrow_schema(out, error_on_duplicated_field_names_in_struct=True,
+                                     timezone="UTC"),
+            "sides": [([f.name for f in struct.fields], ra, dec)
+                      for _, struct, ra, dec in sides]}
+    texts = [json.dumps(dataclasses.asdict(t)) for t in tasks]
+    rdd = backend.context.parallelize([(t,) for t in texts], max(1, len(texts)))
+    listed = cur.session.createDataFrame(rdd, "task string")
+    name = f"_th_xm{cur.pair_tasks}_{len(texts)}"
+    listed.mapInArrow(partial(_pair_batches, spec), out).createOrReplaceTempView(name)
+    cur.pair_tasks += len(texts)
+    return name
+
+
+def _pair_batches(spec: dict[str, Any], batches: Iterator[pa.RecordBatch]
+                  ) -> Iterator[pa.RecordBatch]:
+    """(On the executors) the candidate pairs of each task of a list
+    (:func:`_pair_view`)."""
+    import json
+
+    for batch in batches:
+        for text in batch.column(0).to_pylist():
+            yield from _pair_task(spec, json.loads(text))
+
+
+#: Right rows whose 3x3 blocks are joined at once (bounds a task's memory).
+PAIR_CHUNK = 50_000
+#: Most rows of a batch of pairs.
+PAIR_BATCH = 65_536
+
+
+def _pair_task(spec: dict[str, Any], task: dict[str, Any]) -> Iterator[pa.RecordBatch]:
+    """Rows of the task's left partition and its right rows joined on the cells of
+    ``depth`` (each right row's 3x3 block), kept when within the radius (and a hair:
+    the query's exact test decides)."""
+    import numpy as np
+    from cdshealpix import nested
+
+    arrow: pa.Schema = spec["arrow"]
+    (lcols, lra, ldec), (rcols, rra, rdec) = spec["sides"]
+    left = _read_rows([task["left"]], lcols, task["left_in"], task["left_out"])
+    if left.num_rows == 0:
+        return
+    right = _read_rows(task["right"], rcols, task["right_in"], [])
+    if right.num_rows == 0:
+        return
+    depth = int(spec["depth"])
+    shift = 2 * (29 - depth)
+    lcell = _column(left, HEALPIX_COLUMN, np.int64) >> shift
+    order = np.argsort(lcell, kind="stable")
+    lcell = lcell[order]
+    la, ld = (np.radians(_column(left, c, np.float64)) for c in (lra, ldec))
+    rcell_all = _column(right, HEALPIX_COLUMN, np.int64) >> shift
+    ra_all, rd_all = (np.radians(_column(right, c, np.float64)) for c in (rra, rdec))
+    limit = math.radians(float(spec["radius"])) * (1 + 1e-9) + 1e-15
+    for lo in range(0, right.num_rows, PAIR_CHUNK):
+        rcell = rcell_all[lo:lo + PAIR_CHUNK]
+        block = nested.neighbours(rcell.astype(np.uint64), depth,
+                                  num_threads=1).astype(np.int64).ravel()
+        owner = np.repeat(np.arange(len(rcell)), 9)
+        ok = block >= 0
+        block, owner = block[ok], owner[ok]
+        start = np.searchsorted(lcell, block, side="left")
+        count = np.searchsorted(lcell, block, side="right") - start
+        total = int(count.sum())
+        if total == 0:
+            continue
+        ri = np.repeat(owner, count) + lo
+        li = order[np.repeat(start - np.cumsum(count) + count, count) + np.arange(total)]
+        h = (np.sin((rd_all[ri] - ld[li]) / 2) ** 2 + np.cos(ld[li]) * np.cos(rd_all[ri])
+             * np.sin((ra_all[ri] - la[li]) / 2) ** 2)
+        near = 2 * np.arcsin(np.sqrt(np.clip(h, 0, 1))) <= limit
+        li, ri = li[near], ri[near]
+        for at in range(0, len(li), PAIR_BATCH):
+            cut = slice(at, at + PAIR_BATCH)
+            yield pa.record_batch([
+                _struct(left.take(li[cut]), arrow.field(0).type),
+                _struct(right.take(ri[cut]), arrow.field(1).type)], schema=arrow)
+
+
+def _read_rows(files: list[str], columns: list[str], keep: list[list[int]] | None,
+               drop: list[list[int]]) -> pa.Table:
+    """Rows of Parquet files with a position index, those in the inclusive index ranges
+    ``keep`` (all when None) and not in ``drop``."""
+    import numpy as np
+    import pyarrow.dataset as ds
+
+    index = ds.field(HEALPIX_COLUMN)
+    cond = index.is_valid()
+    if keep:
+        cond = cond & (index >= min(r[0] for r in keep)) & (index <= max(r[1] for r in keep))
+    table = ds.dataset(files, format="parquet").to_table(columns=columns, filter=cond)
+    if table.num_rows == 0 or (not drop and (keep is None or len(keep) == 1)):
+        return table
+    values = _column(table, HEALPIX_COLUMN, np.int64)
+    mask = np.ones(len(values), dtype=bool)
+    if keep is not None and len(keep) > 1:
+        mask &= _in_ranges(values, keep)
+    if drop:
+        mask &= ~_in_ranges(values, drop)
+    return table.filter(pa.array(mask))
+
+
+def _in_ranges(values: Any, ranges: list[list[int]]) -> Any:
+    import numpy as np
+
+    ordered = sorted(ranges)
+    lows = np.array([r[0] for r in ordered], dtype=np.int64)
+    highs = np.array([r[1] for r in ordered], dtype=np.int64)
+    at = np.searchsorted(highs, values, side="left")
+    inside = at < len(highs)
+    found = np.zeros(len(values), dtype=bool)
+    found[inside] = lows[at[inside]] <= values[inside]
+    return found
+
+
+def _column(table: pa.Table, name: str, dtype: Any) -> Any:
+    import numpy as np
+
+    return np.asarray(table.column(name).to_numpy(), dtype=dtype)
+
+
+def _struct(rows: pa.Table, typ: pa.DataType) -> pa.StructArray:
+    """``rows`` as a struct array of type ``typ`` (its fields, cast as Spark reads them)."""
+    arrays = []
+    for field in typ:
+        column = rows.column(field.name).combine_chunks()
+        arrays.append(column if column.type == field.type else column.cast(field.type))
+    return pa.StructArray.from_arrays(arrays, fields=list(typ))
 
 
 _OUTER_LIMIT = re.compile(r"\s+LIMIT\s+(\d+)\s*$", re.IGNORECASE)

@@ -61,6 +61,10 @@ class Rules:
     #: computed now, as a list column ``column`` of its rows ``data'``, rather than per
     #: row by its SQL function (the crossmatch's expanded side); None: SQL function.
     inline_cells: Callable[[Any, int, str, str], tuple[Any, str]] | None = None
+    #: The backend runs a crossmatch of two partitioned versions partition by partition
+    #: itself: the translator gives it the relation ``taphouse_xmatch(...)`` (see
+    #: :func:`taphouse.adql.spatial.pair_relation`) in place of the two tables.
+    pair_join: bool = False
 
     def apply(self, node: exp.Expression, tx: Tx) -> exp.Expression | None:
         for cls in type(node).__mro__:

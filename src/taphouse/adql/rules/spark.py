@@ -59,4 +59,5 @@ def _read_files(files: list[str]) -> exp.Expression:
 RULES = Rules(dialect="spark",
               nodes={exp.Literal: _approximate_literal, exp.Cast: _special,
                      exp.Trunc: _special},
-              functions={"log10": _log10}, read_files=_read_files)
+              functions={"log10": _log10}, read_files=_read_files,
+              pair_join=True)
