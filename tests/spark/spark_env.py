@@ -48,3 +48,19 @@ class SparkRun:
                   if (tm.database, tm.name) in self.inline}
         with self.backend.cursor(inline) as cur:
             return t, arrow_rows(self.backend.stream(cur, t.sql))
+
+
+def files_read(sql: str) -> list[str]:
+    """The Parquet files Spark SQL names: ``parquet.`path``` scans, a glob
+    ``root/{a,b,...}`` expanded (the one scan of several partitions)."""
+    import re
+
+    out = []
+    for name in re.findall(r"parquet\.`((?:[^`]|``)*)`", sql):
+        name = name.replace("``", "`")
+        glob = re.fullmatch(r"(.*)/\{(.*)\}", name)
+        if glob is None:
+            out.append(name)
+        else:
+            out.extend(f"{glob.group(1)}/{rel}" for rel in glob.group(2).split(","))
+    return out

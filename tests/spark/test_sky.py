@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pyarrow as pa
 import pytest
-from spark_env import SparkRun, adql_env
+from spark_env import SparkRun, adql_env, files_read
 from test_partitioned import SKY_COLUMNS, SKY_CONES, VERTICES, Sky, _angdist
 
 from taphouse.catalogue.hats import partitions
@@ -39,7 +39,8 @@ def srun(sky, sky_spark) -> SparkRun:
 
 
 def _read(sky, sql: str) -> list[str]:
-    return [f for f in partitions(sky.part.path).files if f"`{f}`" in sql]
+    named = set(files_read(sql))
+    return [f for f in partitions(sky.part.path).files if f in named]
 
 
 @pytest.mark.parametrize("cone", SKY_CONES, ids=[str(c) for c in SKY_CONES])
@@ -81,7 +82,7 @@ def test_pruned_partitions_are_never_opened(sky, sky_spark):
             f" 1=CONTAINS(POINT(ra, dec), CIRCLE({ra}, {dec}, {r}))")
     t = run.translate(adql)
     files = partitions(copy.path).files
-    keep = {f for f in files if f"`{f}`" in t.sql}
+    keep = set(files) & set(files_read(t.sql))
     assert keep and len(keep) < len(files)
     for f in files:
         if f not in keep:
@@ -170,6 +171,9 @@ def test_crossmatch_partition_by_partition(sky, sky_spark):
     t, rows, expected = _crossmatch(sky, sky_spark, pick, 6)
     assert any("partition by partition" in note for note in t.notes), t.notes
     assert set(rows) == expected and len(rows) == len(expected)
+    # its partitions and margins are read by one scan (rows tagged by their file)
+    assert t.sql.count("parquet.`") == 1 and "_metadata.file_path" in t.sql
+    assert len(files_read(t.sql)) > 2 and any("margin" in f for f in files_read(t.sql))
     # the same through the Python UDFs on the executors (an upload over the
     # precompute cap)
     sky_spark.precompute_rows = 0

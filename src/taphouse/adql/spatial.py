@@ -779,16 +779,25 @@ def _partition_join(esrc: Source, osrc: Source, plan: CrossmatchPlan, depth: int
         cond = b if cond is None else exp.Or(this=cond, expression=b)
     from taphouse.adql.rules import rules_for
 
-    read_files = rules_for(dialect).read_files
+    rules = rules_for(dialect)
+    read_files = rules.read_files
     assert read_files is not None  # a partitioned version is read by such a backend
-    query: exp.Expression | None = None
-    for i, f in plan.scans:
-        scan = exp.Select(expressions=[exp.Star(), exp.Alias(
-            this=exp.Literal.number(i), alias=exp.to_identifier(PART_COLUMN, quoted=True))],
-            from_=exp.From(this=read_files([f])),
+
+    def scan(files: list[str], tag: exp.Expression) -> exp.Select:
+        return exp.Select(expressions=[exp.Star(), exp.Alias(
+            this=tag, alias=exp.to_identifier(PART_COLUMN, quoted=True))],
+            from_=exp.From(this=read_files(files)),
             where=exp.Where(this=cond.copy()) if cond is not None else None)
-        query = scan if query is None else exp.Union(this=query, expression=scan,
-                                                      distinct=False)
+
+    tagged = rules.file_tag(list(plan.scans)) if rules.file_tag is not None else None
+    query: exp.Expression
+    if tagged is not None:  # one scan of every file, rows tagged by their file
+        query = scan([f for _, f in plan.scans], tagged)
+    else:  # one scan per file, tagged by a constant
+        query = scan([plan.scans[0][1]], exp.Literal.number(plan.scans[0][0]))
+        for i, f in plan.scans[1:]:
+            query = exp.Union(this=query, expression=scan([f], exp.Literal.number(i)),
+                              distinct=False)
     sub = exp.Subquery(this=query, alias=exp.TableAlias(
         this=exp.to_identifier(osrc.alias, quoted=True)))
     osrc.node.replace(sub)

@@ -65,6 +65,11 @@ class Rules:
     #: itself: the translator gives it the relation ``taphouse_xmatch(...)`` (see
     #: :func:`taphouse.adql.spatial.pair_relation`) in place of the two tables.
     pair_join: bool = False
+    #: ``file_tag([(tag, path), ...])``: an expression giving, for each row of
+    #: ``read_files`` of those paths, the tag of the file it came from (None: cannot),
+    #: so a partition-by-partition crossmatch reads its files in one scan; None: one
+    #: scan per file, tagged by a constant.
+    file_tag: Callable[[list[tuple[int, str]]], exp.Expression | None] | None = None
 
     def apply(self, node: exp.Expression, tx: Tx) -> exp.Expression | None:
         for cls in type(node).__mro__:

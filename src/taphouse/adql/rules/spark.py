@@ -4,6 +4,9 @@ a list of Parquet files)."""
 
 from __future__ import annotations
 
+import os
+import re
+
 from sqlglot import exp
 
 from taphouse.adql.columns import describe
@@ -43,21 +46,52 @@ def _log10(args: list[exp.Expression]) -> exp.Expression:
     return exp.Anonymous(this="LOG10", expressions=args)
 
 
+#: Characters of a path that a one-scan glob and ``_metadata.file_path`` leave as they
+#: are (anything else: one scan per file, as before).
+_PLAIN_PATH = re.compile(r"^/[A-Za-z0-9/._=+-]*$")
+
+
+def _plain(files: list[str]) -> bool:
+    return all(_PLAIN_PATH.match(f) for f in files)
+
+
+def _scan(path: str) -> exp.Select:
+    return exp.select("*").from_(exp.Table(this=exp.to_identifier(path, quoted=True),
+                                           db=exp.to_identifier("parquet")))
+
+
 def _read_files(files: list[str]) -> exp.Expression:
-    """The files as one relation: a UNION ALL of one direct Parquet scan per file (Spark
-    reads a path it is given, no other file, and infers no partition column from the
-    ``Norder=K/Dir=D`` directories above a file)."""
-    scans = [exp.select("*").from_(exp.Table(this=exp.to_identifier(f, quoted=True),
-                                             db=exp.to_identifier("parquet")))
-             for f in files]
-    query: exp.Expression = scans[0]
-    for scan in scans[1:]:
-        query = exp.Union(this=query, expression=scan, distinct=False)
-    return exp.Subquery(this=query)
+    """The files as one relation: one Parquet scan of all of them, named as a glob
+    ``root/{a,b,...}`` (Spark reads the paths it is given, no other file, and infers no
+    partition column from the ``Norder=K/Dir=D`` directories above them). Planning a
+    UNION ALL of one scan per file cost ~0.3 s a file. Paths with glob or escaped
+    characters: that UNION."""
+    if len(files) == 1 or not _plain(files):
+        query: exp.Expression = _scan(files[0])
+        for f in files[1:]:
+            query = exp.Union(this=query, expression=_scan(f), distinct=False)
+        return exp.Subquery(this=query)
+    root = os.path.commonpath(files)
+    if root == "/" or root in files:
+        root = os.path.dirname(root)
+    names = ",".join(os.path.relpath(f, root) for f in files)
+    return exp.Subquery(this=_scan(f"{root}/{{{names}}}"))
+
+
+def _file_tag(tags: list[tuple[int, str]]) -> exp.Expression | None:
+    """The tag of the file a row was read from (``_metadata.file_path``, a ``file:``
+    URL), for rows of :func:`_read_files` of those files; None (tag by separate
+    scans) for paths a URL would escape."""
+    if not _plain([f for _, f in tags]):
+        return None
+    path = exp.column("file_path", table="_metadata")
+    return exp.Case(ifs=[exp.If(this=exp.EQ(this=path.copy(),
+                                            expression=exp.Literal.string(f"file:{f}")),
+                                true=exp.Literal.number(tag)) for tag, f in tags])
 
 
 RULES = Rules(dialect="spark",
               nodes={exp.Literal: _approximate_literal, exp.Cast: _special,
                      exp.Trunc: _special},
               functions={"log10": _log10}, read_files=_read_files,
-              pair_join=True)
+              file_tag=_file_tag, pair_join=True)
