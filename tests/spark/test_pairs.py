@@ -7,6 +7,7 @@ under the margin) and the DuckDB backend's answers to the same ADQL."""
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import duckdb
 import numpy as np
@@ -115,6 +116,17 @@ def prun(pairs, pair_spark) -> SparkRun:
     return SparkRun(pair_spark, pairs.tables())
 
 
+@contextmanager
+def _task_bytes(n: int):
+    from taphouse.engine import spark as module
+
+    old, module.PAIR_TASK_BYTES = module.PAIR_TASK_BYTES, n
+    try:
+        yield
+    finally:
+        module.PAIR_TASK_BYTES = old
+
+
 def _duck(pairs, adql: str):
     return pairs.sky.run(adql, pairs.tables())[1]
 
@@ -171,11 +183,14 @@ def test_pair_crossmatch_shuffles_neither_table(pairs, prun, pair_spark):
         df = cur.sql(_pair_joins(pair_spark, cur, t.sql))
         plan = df._jdf.queryExecution().executedPlan().toString()
         parts = df.rdd.getNumPartitions()
-        tasks = cur.pair_tasks
+        tasks, groups = cur.pair_tasks, cur.pair_groups
     assert "MapInArrow" in plan, plan
     assert "Exchange" not in plan and "FileScan" not in plan and "parquet" not in plan.lower()
     assert tasks == len(pair_tasks(pairs.sky.part.path, pairs.near.path, RADIUS, 12))
-    assert parts == tasks
+    # one pixel a Spark task for partitions of PAIR_TASK_BYTES; these small ones share one
+    assert parts == groups == 1 and tasks > 100
+    with pair_spark.cursor() as cur, _task_bytes(1):
+        assert cur.sql(_pair_joins(pair_spark, cur, t.sql)).rdd.getNumPartitions() == tasks
 
 
 @pytest.mark.parametrize("adql", [

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import secrets
 import sys
@@ -157,6 +158,8 @@ class SparkCursor:
         self.tables: dict[str, pa.Table] = {}
         #: Per-pixel tasks of the partition-aligned crossmatches run (:func:`_pair_joins`).
         self.pair_tasks = 0
+        #: ... and the Spark tasks they ran in (pixels grouped up to PAIR_TASK_BYTES).
+        self.pair_groups = 0
         self._lock = threading.Lock()
         self._repeater: threading.Thread | None = None
 
@@ -764,12 +767,23 @@ def _pair_view(backend: SparkBackend, cur: SparkCursor, tree: Any, pair: Any) ->
                                      timezone="UTC"),
             "sides": [([f.name for f in struct.fields], ra, dec)
                       for _, struct, ra, dec in sides]}
-    texts = [json.dumps(dataclasses.asdict(t)) for t in tasks]
-    rdd = backend.context.parallelize([(t,) for t in texts], max(1, len(texts)))
-    listed = cur.session.createDataFrame(rdd, "task string")
-    name = f"_th_xm{cur.pair_tasks}_{len(texts)}"
+    # pixels in Spark tasks of at least PAIR_TASK_BYTES of left partition files (one
+    # pixel a task for partitions of that size; small ones grouped: a Spark task and its
+    # Python worker round trip cost ~0.1 s)
+    groups: list[list[dict[str, Any]]] = [[]]
+    weight = 0
+    for t in tasks:
+        if weight >= PAIR_TASK_BYTES:
+            groups.append([])
+            weight = 0
+        groups[-1].append(dataclasses.asdict(t))
+        weight += os.stat(t.left).st_size
+    rdd = backend.context.parallelize([(json.dumps(g),) for g in groups], len(groups))
+    listed = cur.session.createDataFrame(rdd, "tasks string")
+    name = f"_th_xm{cur.pair_tasks}_{len(tasks)}"
     listed.mapInArrow(partial(_pair_batches, spec), out).createOrReplaceTempView(name)
-    cur.pair_tasks += len(texts)
+    cur.pair_tasks += len(tasks)
+    cur.pair_groups += len(groups)
     return name
 
 
@@ -781,9 +795,13 @@ def _pair_batches(spec: dict[str, Any], batches: Iterator[pa.RecordBatch]
 
     for batch in batches:
         for text in batch.column(0).to_pylist():
-            yield from _pair_task(spec, json.loads(text))
+            for task in json.loads(text):
+                yield from _pair_task(spec, task)
 
 
+#: Left partition bytes a Spark task of a partition-aligned crossmatch reads at least
+#: (its pixels' tasks run one after the other in it).
+PAIR_TASK_BYTES = 32 << 20
 #: Right rows whose 3x3 blocks are joined at once (bounds a task's memory).
 PAIR_CHUNK = 50_000
 #: Most rows of a batch of pairs.
