@@ -769,15 +769,17 @@ def _pair_view(backend: SparkBackend, cur: SparkCursor, tree: Any, pair: Any) ->
                       for _, struct, ra, dec in sides]}
     # pixels in Spark tasks of at least PAIR_TASK_BYTES of left partition files (one
     # pixel a task for partitions of that size; small ones grouped: a Spark task and its
-    # Python worker round trip cost ~0.1 s)
+    # Python worker round trip cost ~0.1 s), and at least two Spark tasks a core
+    sizes = [os.stat(t.left).st_size for t in tasks]
+    share = min(PAIR_TASK_BYTES, sum(sizes) // (2 * max(1, backend.context.defaultParallelism)))
     groups: list[list[dict[str, Any]]] = [[]]
     weight = 0
-    for t in tasks:
-        if weight >= PAIR_TASK_BYTES:
+    for t, size in zip(tasks, sizes, strict=True):
+        if weight >= max(1, share):
             groups.append([])
             weight = 0
         groups[-1].append(dataclasses.asdict(t))
-        weight += os.stat(t.left).st_size
+        weight += size
     rdd = backend.context.parallelize([(json.dumps(g),) for g in groups], len(groups))
     listed = cur.session.createDataFrame(rdd, "tasks string")
     name = f"_th_xm{cur.pair_tasks}_{len(tasks)}"
