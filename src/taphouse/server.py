@@ -441,7 +441,10 @@ def _add_userspace_routes(app: FastAPI, platform: Platform) -> None:
         prefix="/api")
     app.include_router(compute_router(settings, authenticator=platform.authenticator,
                                       jobs=platform.jobs.of_kind(COMPUTE_KIND),
-                                      compute=platform.compute), prefix="/api/compute")
+                                      compute=platform.compute,
+                                      scratch_dir=platform.scratch.path,
+                                      upload_bytes=platform.upload_bytes),
+                       prefix="/api/compute")
     app.include_router(hub_router(settings, authenticator=platform.authenticator,
                                   compute=platform.compute), prefix="/api/hub")
 

@@ -15,7 +15,14 @@ from taphouse.admission.addresses import (
     caller_key,
     is_loopback,
 )
-from taphouse.admission.limits import ByteBudget, Overloaded, Slot, SlotPool, TooLarge
+from taphouse.admission.limits import (
+    ByteBudget,
+    Overloaded,
+    Slot,
+    SlotPool,
+    TooLarge,
+    spool_body,
+)
 
 __all__ = ["ByteBudget", "ForwardedHeaders", "Overloaded", "Slot", "SlotPool", "TooLarge",
-           "TrustedProxies", "address_key", "caller_key", "is_loopback"]
+           "TrustedProxies", "address_key", "caller_key", "is_loopback", "spool_body"]

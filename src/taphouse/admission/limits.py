@@ -13,9 +13,12 @@ flight).
 from __future__ import annotations
 
 import functools
+import os
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from taphouse.errors import ServiceError
@@ -151,6 +154,36 @@ class ByteBudget:
             return sum(self._held.values()) if key is None else self._held.get(key, 0)
 
 
+async def spool_body(request: Any, limit: int, directory: Path, budget: ByteBudget,
+                     key: str, what: str = "upload") -> tuple[Path, int]:
+    """Write the body of ``request`` (a Starlette request) to a new file under
+    ``directory`` as it arrives: at most ``limit`` bytes, each counted against the
+    caller's bytes in flight (``budget`` under ``key``) before it is written, so a body
+    over either bound is refused (:class:`TooLarge`) as soon as it gets there, whether
+    its length was declared or it came chunked. Returns the file and the bytes held in
+    ``budget``; the caller deletes the file and gives those back."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"{what} of {declared} bytes; the limit is {limit}")
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="upload-", dir=directory)
+    path, held = Path(name), 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for chunk in request.stream():
+                if held + len(chunk) > limit:
+                    raise TooLarge(f"{what} larger than the limit of {limit} bytes")
+                budget.take(key, len(chunk))
+                held += len(chunk)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        if held:
+            budget.give_back(key, held)
+        raise
+    return path, held
+
+
 T = TypeVar("T")
 
 
@@ -226,4 +259,4 @@ class TooLarge(ServiceError):
 
 
 __all__ = ["ByteBudget", "Overloaded", "RetryAfter", "Slot", "SlotPool", "ThreadLane",
-           "TooLarge", "retire_idle_threads"]
+           "TooLarge", "retire_idle_threads", "spool_body"]

@@ -8,8 +8,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from taphouse.access import ScopeBuilder
-from taphouse.admission import ByteBudget, Slot, caller_key
+from taphouse.admission import ByteBudget, Slot, caller_key, spool_body
 from taphouse.admission.limits import ThreadLane
 from taphouse.auth.authenticator import Authenticator, require_scope
 from taphouse.auth.errors import Forbidden
@@ -295,8 +293,10 @@ def api_router(services: ApiServices) -> APIRouter:
         path: Path | None = None
         held = 0
         try:
-            path, held = await _spool_body(request, settings.upload_max_bytes,
-                                           services.scratch_dir, services.upload_bytes, key)
+            path, held = await spool_body(request, settings.upload_max_bytes,
+                                          services.scratch_dir, services.upload_bytes, key)
+            if not held:
+                raise UserSpaceError("empty upload: send the table file as the request body")
 
             def work() -> dict[str, Any]:
                 t = space.store_upload(identity, name, path, content_type=ctype, mode=mode,
@@ -562,36 +562,6 @@ def api_router(services: ApiServices) -> APIRouter:
         return Response(status_code=204)
 
     return router
-
-
-async def _spool_body(request: Request, limit: int, directory: Path, budget: ByteBudget,
-                      key: str) -> tuple[Path, int]:
-    """Write the request body to a file under ``directory`` as it arrives (at most
-    ``limit`` bytes, counted against the caller's upload bytes in flight): the file and
-    the bytes held in ``budget`` (the caller gives them back)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise UserSpaceError(f"upload of {declared} bytes; the limit is {limit}", 413)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix="upload-", dir=directory)
-    path, held = Path(name), 0
-    try:
-        with os.fdopen(fd, "wb") as out:
-            async for chunk in request.stream():
-                if held + len(chunk) > limit:
-                    raise UserSpaceError(f"upload larger than the limit of {limit} bytes",
-                                         413)
-                budget.take(key, len(chunk))
-                held += len(chunk)
-                out.write(chunk)
-        if not held:
-            raise UserSpaceError("empty upload: send the table file as the request body")
-    except BaseException:
-        path.unlink(missing_ok=True)
-        if held:
-            budget.give_back(key, held)
-        raise
-    return path, held
 
 
 def _paging(request: Request, *, default_limit: int | None) -> tuple[int, int | None]:

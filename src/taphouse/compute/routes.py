@@ -12,14 +12,16 @@ import base64
 import binascii
 import json
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from taphouse.admission import ByteBudget, caller_key, spool_body
 from taphouse.api.routes import job_dict
 from taphouse.auth.authenticator import Authenticator, refuse_sandbox, require_scope
 from taphouse.compute.files import open_beneath
@@ -35,14 +37,18 @@ from taphouse.compute.service import (
 from taphouse.jobs.model import ACTIVE_PHASES, Job
 from taphouse.jobs.service import JobsOfKind
 from taphouse.settings import Settings
+from taphouse.tap.errors import TapError
+from taphouse.tap.params import TapParams, read_params
 
 _FIELDS = ("script", "notebook", "args", "timeout", "memory", "runid")
 
 
 def compute_router(settings: Settings, *, authenticator: Authenticator, jobs: JobsOfKind,
-                   compute: ComputeService) -> APIRouter:
+                   compute: ComputeService, scratch_dir: Path,
+                   upload_bytes: ByteBudget) -> APIRouter:
     """``/api/compute``: submit, list, watch and fetch compute jobs (``jobs``: the job
-    service seen through the compute kind)."""
+    service seen through the compute kind). A submission's body is spooled under
+    ``scratch_dir`` and counted in the caller's ``upload_bytes`` as TAP uploads are."""
     router = APIRouter()
     base = settings.public_url
     limit = settings.upload_max_bytes
@@ -83,16 +89,21 @@ def compute_router(settings: Settings, *, authenticator: Authenticator, jobs: Jo
         require_scope(identity, "write")
         refuse_sandbox(identity, "submit compute jobs", allow_notebook=True)
         compute.require()
-        params, files = await _read_submission(request, limit)
+        key = caller_key(identity, request.client.host if request.client else None)
+        sub = await _read_submission(request, limit, scratch_dir, upload_bytes, key)
         owner = identity.user_id
 
         def work() -> Job:
-            job = jobs.create(owner, params, files, owner_name=identity.username)
-            jobs.set_execution_duration(job.id, owner, compute.timeout(params))
+            parts: dict[str, tuple[bytes | Path, str]] = dict(sub.files)
+            job = jobs.create(owner, sub.params, parts, owner_name=identity.username)
+            jobs.set_execution_duration(job.id, owner, compute.timeout(sub.params))
             started: Job = jobs.run(job.id, owner)
             return started
 
-        job = await run_in_threadpool(work)
+        try:
+            job = await run_in_threadpool(work)
+        finally:
+            sub.close()
         return JSONResponse(describe(job), status_code=201,
                             headers={"Location": f"{base}/api/compute/{job.id}"})
 
@@ -165,68 +176,106 @@ def compute_router(settings: Settings, *, authenticator: Authenticator, jobs: Jo
     return router
 
 
-async def _read_submission(request: Request, limit: int
-                           ) -> tuple[dict[str, str], dict[str, tuple[bytes, str]]]:
+class _Submission:
+    """A submission read from its request: ``params``, and ``files`` (input files by
+    name, as files spooled under the data directory's ``tmp/``) whose bytes the caller
+    holds in the upload budget until :meth:`close` (after the job took the files)."""
+
+    def __init__(self, budget: ByteBudget, key: str) -> None:
+        self.params: dict[str, str] = {}
+        self.files: dict[str, tuple[Path, str]] = {}
+        self.budget, self.key, self.held = budget, key, 0
+        self.form: TapParams | None = None
+        self._spooled: list[Path] = []
+
+    def close(self) -> None:
+        if self.form is not None:  # its part files and upload bytes
+            self.form.close()
+        for path in self._spooled:
+            path.unlink(missing_ok=True)  # the ones the job did not take
+        if self.held:
+            self.budget.give_back(self.key, self.held)
+            self.held = 0
+
+
+async def _read_submission(request: Request, limit: int, spool_dir: Path, budget: ByteBudget,
+                           key: str) -> _Submission:
+    """The submission's fields and files, its body written to disk as it arrives (file
+    parts, or the whole JSON document) and counted against the caller's upload bytes in
+    flight: over ``limit`` or the caller's budget it is refused (413) at once."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ComputeError(f"submission of {declared} bytes; the limit is {limit}", 413)
-    # A body sent without a length (chunked) is counted as it arrives: it was read whole
-    # (JSON) or spooled without bound (form files) before any check.
-    seen, receive = 0, request.receive
+    sub = _Submission(budget, key)
+    try:
+        if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            values = await _read_form(request, limit, spool_dir, sub)
+        else:
+            values = await _read_json(request, limit, spool_dir, sub)
+        notebook = values.pop("notebook", None)
+        if notebook is not None:
+            if values.get("script"):
+                raise ComputeError("send either 'script' or 'notebook', not both")
+            values["script"] = notebook_source(str(notebook))
+        sub.params = {k: str(v) for k, v in values.items() if v is not None}
+    except BaseException:
+        sub.close()
+        raise
+    return sub
 
-    async def counted() -> Any:
-        nonlocal seen
-        message = await receive()
-        seen += len(message.get("body", b""))
-        if seen > limit:
-            raise ComputeError(f"submission larger than the limit of {limit} bytes", 413)
-        return message
 
-    request = Request(request.scope, counted)
+async def _read_form(request: Request, limit: int, spool_dir: Path, sub: _Submission
+                     ) -> dict[str, Any]:
+    try:
+        sub.form = form = await read_params(request, max_bytes=limit, spool_dir=spool_dir,
+                                            budget=sub.budget, key=sub.key)
+    except TapError as exc:  # a body that cannot be read: this API answers in JSON
+        raise ComputeError(exc.message, exc.status) from None
     values: dict[str, Any] = {}
-    files: dict[str, tuple[bytes, str]] = {}
-    if ctype == "multipart/form-data" or ctype == "application/x-www-form-urlencoded":
-        form = await request.form(max_part_size=limit)
-        for key, value in form.multi_items():
-            if isinstance(value, UploadFile):
-                data = await value.read()
-                if key in ("script", "notebook"):
-                    values[key] = data.decode("utf-8", "replace")
-                else:
-                    files[check_file_name(key)] = (data, value.content_type or "")
-            elif key in _FIELDS:
-                values[key] = value
-            else:
-                raise ComputeError(f"unknown field {key[:40]!r}: send {', '.join(_FIELDS)}"
-                                   " and input files")
-    else:
-        raw = await request.body()
-        if len(raw) > limit:
-            raise ComputeError(f"submission larger than the limit of {limit} bytes", 413)
+    for key, value in form.flat().items():
+        if key not in _FIELDS:
+            raise ComputeError(f"unknown field {key[:40]!r}: send {', '.join(_FIELDS)}"
+                               " and input files")
+        values[key] = value
+    for key, path in form.parts.items():
+        if key in ("script", "notebook"):  # as a file: at most the limit, counted above
+            values[key] = path.read_bytes().decode("utf-8", "replace")
+        else:
+            sub.files[check_file_name(key)] = (path, form.part_types.get(key, ""))
+    return values
+
+
+async def _read_json(request: Request, limit: int, spool_dir: Path, sub: _Submission
+                     ) -> dict[str, Any]:
+    path, sub.held = await spool_body(request, limit, spool_dir, sub.budget, sub.key,
+                                      what="submission")
+    sub._spooled.append(path)
+    try:
+        # Parsed from the spooled file while its bytes are still held in the budget.
+        with path.open("rb") as f:
+            body = json.load(f)
+    except ValueError:
+        raise ComputeError("send JSON ({\"script\": ...}) or multipart form data") from None
+    if not isinstance(body, dict):
+        raise ComputeError("the request body must be a JSON object")
+    unknown = set(body) - {*_FIELDS, "files"}
+    if unknown:
+        raise ComputeError(f"unknown field(s) {sorted(unknown)[:5]}")
+    files = body.get("files") or {}
+    if not isinstance(files, dict):
+        raise ComputeError("files: an object of file name -> base64 content")
+    for name, content in files.items():
+        name = check_file_name(name)
         try:
-            body = json.loads(raw)
-        except ValueError:
-            raise ComputeError("send JSON ({\"script\": ...}) or multipart form data") from None
-        if not isinstance(body, dict):
-            raise ComputeError("the request body must be a JSON object")
-        unknown = set(body) - {*_FIELDS, "files"}
-        if unknown:
-            raise ComputeError(f"unknown field(s) {sorted(unknown)[:5]}")
-        for name, content in (body.get("files") or {}).items():
-            try:
-                files[check_file_name(name)] = (base64.b64decode(content, validate=True), "")
-            except (binascii.Error, TypeError, ValueError):
-                raise ComputeError(f"file {name!r}: give its content as base64") from None
-        values = {k: v for k, v in body.items() if k != "files"}
-        if isinstance(values.get("args"), list):
-            values["args"] = json.dumps(values["args"])
-        if isinstance(values.get("notebook"), dict):
-            values["notebook"] = json.dumps(values["notebook"])
-    notebook = values.pop("notebook", None)
-    if notebook is not None:
-        if values.get("script"):
-            raise ComputeError("send either 'script' or 'notebook', not both")
-        values["script"] = notebook_source(str(notebook))
-    params = {k: str(v) for k, v in values.items() if v is not None}
-    return params, files
+            data = base64.b64decode(content, validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise ComputeError(f"file {name!r}: give its content as base64") from None
+        fd, spooled = tempfile.mkstemp(prefix="upload-", dir=spool_dir)
+        sub._spooled.append(Path(spooled))
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        sub.files[name] = (Path(spooled), "")
+    values = {k: v for k, v in body.items() if k != "files"}
+    if isinstance(values.get("args"), list):
+        values["args"] = json.dumps(values["args"])
+    if isinstance(values.get("notebook"), dict):
+        values["notebook"] = json.dumps(values["notebook"])
+    return values
