@@ -131,6 +131,7 @@ class Settings:
     engine_idle_detach: float = 60.0  # seconds an unused version stays attached
     header_timeout: float = 10.0  # seconds to send a request's headers
     body_timeout: float = 30.0  # seconds a request body may pause
+    send_timeout: float = 60.0  # seconds a client may read nothing of its response
     connections_per_address: int = 32  # open connections per client address
     max_connections: int = 1000  # open connections in all (each is an open file)
     # --- observability (taphouse.observability) -----------------------------------

@@ -4,7 +4,10 @@ A request whose headers are not complete within ``Settings.header_timeout`` seco
 connection that sends nothing counts too), or whose body stalls (less than
 :data:`MIN_BODY_RATE` bytes per second over any ``Settings.body_timeout`` period while
 the server is reading it), is closed: half-sent requests cannot hold a connection and
-the request's task for minutes. A client address (IPv6: its /64) may hold at most
+the request's task for minutes. A client that stops reading its response (the server's
+send buffer stays full for ``Settings.send_timeout`` seconds) has its connection aborted:
+the response's task sees the client gone, so a sync query's stream is cancelled and its
+slot freed instead of waiting for the client forever. A client address (IPv6: its /64) may hold at most
 ``Settings.connections_per_address`` connections, and the server at most
 ``Settings.max_connections`` in all (each is an open file); one more gets a 503 and is
 closed. Connections from a trusted proxy count only in the total (they carry many
@@ -82,6 +85,7 @@ def guarded_protocol(settings: Settings, counts: ConnectionCounts | None = None
                                       settings.max_connections)
     header_timeout = settings.header_timeout
     body_period = settings.body_timeout
+    send_timeout = settings.send_timeout
     refusal = _plain_response(503, "Service Unavailable",
                               "too many connections from your address; close some and"
                               " try again", retry_after=settings.retry_after)
@@ -93,6 +97,7 @@ def guarded_protocol(settings: Settings, counts: ConnectionCounts | None = None
         _counted = False
         _head_timer: asyncio.TimerHandle | None = None
         _body_timer: asyncio.TimerHandle | None = None
+        _send_timer: asyncio.TimerHandle | None = None
         _body_bytes = 0
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
@@ -113,7 +118,18 @@ def guarded_protocol(settings: Settings, counts: ConnectionCounts | None = None
                 self._key, self._counted = None, False
             self._cancel_head()
             self._cancel_body()
+            self._cancel_send()
             super().connection_lost(exc)
+
+        def pause_writing(self) -> None:
+            # The transport's buffer is full: the client is not reading what we send.
+            super().pause_writing()
+            if send_timeout > 0 and self._send_timer is None:
+                self._send_timer = self.loop.call_later(send_timeout, self._send_late)
+
+        def resume_writing(self) -> None:
+            self._cancel_send()
+            super().resume_writing()
 
         def data_received(self, data: bytes) -> None:
             if self.conn.their_state is h11.SEND_BODY:
@@ -145,6 +161,21 @@ def guarded_protocol(settings: Settings, counts: ConnectionCounts | None = None
             if self._body_timer is not None:
                 self._body_timer.cancel()
                 self._body_timer = None
+
+        def _cancel_send(self) -> None:
+            if self._send_timer is not None:
+                self._send_timer.cancel()
+                self._send_timer = None
+
+        def _send_late(self) -> None:
+            self._send_timer = None
+            if self.transport.is_closing() and not self.flow.write_paused:
+                return
+            log.warning("aborted a connection from %s: it read nothing of its response for"
+                        " %g s", self.client[0] if self.client else "-", send_timeout)
+            # abort, not close: close would wait for the buffer to drain, i.e. forever.
+            # connection_lost then tells the response's task that the client is gone.
+            self.transport.abort()
 
         def _head_late(self) -> None:
             self._head_timer = None
