@@ -96,6 +96,9 @@ def test_explain_shows_both_parts_with_sizes(here) -> None:  # noqa: ANN001
     assert remote["uploaded_columns"] == ["taphouse_key", "ra", "dec"]
     assert remote["remote_adql"].startswith("SELECT t.taphouse_key")
     assert remote["estimates"]["local_rows"] == 300
+    # the remote's count, from its VOSI tableset (before: taphouse listed no nrows)
+    assert remote["estimates"]["remote_rows"] == 117955
+    assert remote["estimates"]["upload_blocks"] >= 1
     assert local["runs_on"] == "local" and "TAP_UPLOAD.taphouse_remote" in local["adql"]
     assert local["reads_first"].startswith("SELECT t.ra, t.\"dec\", t.hip FROM mydb.targets")
 

@@ -110,6 +110,9 @@ def choose_strategy(plan: FederatedPlan, limits: FederationLimits) -> str:
     side = plan.upload_side
     local_rows = side.local.nrows if side is not None and side.local is not None else None
     accepts = UPLOAD_INLINE in caps.upload_methods
+    # The table's row count bounds the side from above; its own WHERE terms may leave
+    # few enough rows to ship (counted when it is read, :func:`run_plan`).
+    local_over = local_rows is not None and local_rows > limits.upload_max_rows
     why_not = None
     if side is None:
         why_not = "no local table meets the remote table in a join condition"
@@ -117,13 +120,16 @@ def choose_strategy(plan: FederatedPlan, limits: FederationLimits) -> str:
         why_not = f"remote {plan.remote.name!r} accepts no uploads"
     elif plan.upload_refused:
         why_not = plan.upload_refused
-    elif local_rows is not None and local_rows > limits.upload_max_rows:
+    elif local_over and not plan.local_terms:
         why_not = (f"{side.label()} has {local_rows} rows, more than the"
                    f" {limits.upload_max_rows} this service uploads")
     block = _block_rows(plan, limits)
     plan.estimates = {"local_rows": local_rows, "remote_rows": remote_rows,
                       "remote_maxrec": caps.maxrec_hard, "upload_block_rows": block,
                       "pull_max_rows": limits.pull_max_rows}
+    if local_over and plan.local_terms:
+        plan.estimates["local_rows_after_terms"] = (
+            f"at most {local_rows}; more than {limits.upload_max_rows} is refused when read")
     small_remote = remote_rows is not None and remote_rows <= limits.pull_max_rows
     if why_not is None and not (small_remote and local_rows is not None
                                 and remote_rows is not None and remote_rows <= local_rows):
@@ -142,7 +148,9 @@ def choose_strategy(plan: FederatedPlan, limits: FederationLimits) -> str:
         f" {limits.pull_max_rows} from a remote), and the local side cannot be shipped"
         f" there instead ({why_not}). Narrow the remote side with a WHERE term on its"
         " own columns (a region: CONTAINS(POINT(r.ra, r.dec), CIRCLE(...)), a magnitude"
-        " cut) or join a smaller local table")
+        " cut)" + (f" or the local side with a WHERE term on its columns (to at most"
+                   f" {limits.upload_max_rows} rows)" if local_over and accepts
+                   and not plan.upload_refused else " or join a smaller local table"))
 
 
 def run_plan(plan: FederatedPlan, strategy: str, client: RemoteTap, read_local: ReadLocal,

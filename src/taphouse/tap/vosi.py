@@ -185,6 +185,8 @@ def _table_xml(t: TableMeta, detail: str, tapplus: bool = False) -> str:
     parts = ['<table type="table">', f"<name>{escape(t.qualified_name)}</name>"]
     if t.description:
         parts.append(f"<description>{escape(t.description)}</description>")
+    if t.nrows:  # VODataService 1.2: what a federated join sizes a table by
+        parts.append(f"<nrows>{int(t.nrows)}</nrows>")
     if detail != "min":
         parts.extend(_column_xml(c, tapplus) for c in t.columns)
         for key in t.extra.get("foreign_keys", []):
