@@ -88,3 +88,16 @@ def test_names_of_its_own_with_the_declared_types_are_taken_in_order(
         [("COL0", "long"), ("COL1", "float")], [(0, 4.5)]))
     rows = csv_rows(sync(here, "alice", JOIN + " WHERE t.hip < 100", RESPONSEFORMAT="csv"))
     assert len(rows) == 1 and rows[0][1] == "4.5", rows
+
+
+def test_a_column_named_as_asked_but_of_another_type_is_refused(
+        here: Any, fake: FakeTap) -> None:
+    """The names are those asked for, the type is not the one its metadata lists (text
+    where RAJ2000 is double): before, the text was joined under RAJ2000's name (an
+    ORDER BY on it sorted "10" before "9", the answer's column changed type)."""
+    fake.routes["/tap/sync"] = lambda s: (200, VOT, answer(
+        [("taphouse_key", "long"), ("RAJ2000", "char")], [(0, "10"), (1, "9")]))
+    r = sync(here, "alice", JOIN + " WHERE t.hip < 100 ORDER BY r.raj2000",
+             RESPONSEFORMAT="csv")
+    assert r.status_code == 502, r.text
+    assert "a char column 'RAJ2000' where it lists 'RAJ2000' as double" in r.text, r.text

@@ -418,9 +418,9 @@ def _in_asked_order(answer: RemoteAnswer, names: list[str], remote: str,
                     declared: dict[str, str | None]) -> tuple[pa.Table, list[ColumnMeta]]:
     """The answer's columns in the order asked (``names``). Names equal but for case
     are the same column, wherever the remote put it. Names of the remote's own are read
-    by position once each column's type is of the kind its metadata (``declared``:
-    lower-case name -> datatype) lists: values of one column are never joined under
-    another's name."""
+    by position. Either way each column's type must be of the kind its metadata
+    (``declared``: lower-case name -> datatype) lists: values of one column are never
+    joined under another's name, nor text under a number's."""
     got = [n.lower() for n in answer.table.column_names]
     want = [n.lower() for n in names]
     table, columns = answer.table, list(answer.columns)
@@ -435,13 +435,13 @@ def _in_asked_order(answer: RemoteAnswer, names: list[str], remote: str,
                 f"remote {remote!r} answered the columns"
                 f" {', '.join(answer.table.column_names)} where {', '.join(names)} were asked"
                 f" for ({misplaced[0]!r} not where asked): its answer is refused")
-        for name, column in zip(names, columns, strict=True):
-            expected, sent = _kind(declared.get(name.lower())), _kind(column.datatype)
-            if expected and sent and expected != sent:
-                raise RemoteUnavailable(
-                    f"remote {remote!r} answered a {column.datatype} column {column.name!r}"
-                    f" where it lists {name!r} as {declared.get(name.lower())} (its answer's"
-                    " columns are not those asked for, or not in that order): refused")
+    for name, column in zip(names, columns, strict=True):
+        expected, sent = _kind(declared.get(name.lower())), _kind(column.datatype)
+        if expected and sent and expected != sent:
+            raise RemoteUnavailable(
+                f"remote {remote!r} answered a {column.datatype} column {column.name!r}"
+                f" where it lists {name!r} as {declared.get(name.lower())} (not the column"
+                " asked for, or not of the type its metadata lists): refused")
     return table.rename_columns(names), [dataclasses.replace(c, name=n) for c, n in
                                           zip(columns, names, strict=True)]
 
