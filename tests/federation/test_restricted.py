@@ -111,3 +111,18 @@ def test_tap_schema_rows_describing_restricted_tables_are_not_uploaded(  # noqa:
     assert r.status_code == 400, r.text
     assert "holds rows of secret_cat" in r.text, r.text
     assert uploads_received(far) == before
+
+
+def test_a_user_table_made_from_tap_schema_is_not_uploaded(here, far, secret) -> None:  # noqa: ANN001, E501
+    """TAP_SCHEMA's rows describe the restricted tables alice sees; stored in her user
+    space they were a public table's rows (no restricted source in their provenance) and
+    went up to an untrusted remote like any."""
+    r = sync(here, "alice", "SELECT table_name, table_index FROM tap_schema.tables",
+             DEST="mydb.described", DEST_MODE="replace")
+    assert r.status_code == 200, r.text
+    before = uploads_received(far)
+    r = sync(here, "alice", "SELECT s.table_name, r.hip FROM mydb.described AS s JOIN"
+             " far.hipparcos.hip2 AS r ON r.hip = s.table_index OR s.table_name = 'x'")
+    assert r.status_code == 400, r.text
+    assert "holds rows of secret_cat" in r.text, r.text
+    assert uploads_received(far) == before

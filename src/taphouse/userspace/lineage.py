@@ -104,6 +104,10 @@ def record_restrictions(catalogue: CatalogueStore, record: dict[str, Any]
         table = catalogue.table(db_name, name)
         if table is not None:
             walk(table, catalogue, None, found, set(), None)
+    for name in record.get("describes") or []:  # a result of TAP_SCHEMA's rows
+        db = catalogue.database(str(name))
+        if db is not None and db.kind == "catalogue":
+            _catalogue_source(db, catalogue, found)
     remote = record.get("remote")
     if isinstance(remote, dict):
         _remote_source(remote, None, found)

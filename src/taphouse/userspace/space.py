@@ -525,6 +525,12 @@ def provenance_of(prepared: Any) -> dict[str, Any]:
                             "source_tables": sources}
     if uploads:
         prov["uploads"] = uploads
+    scope = getattr(prepared, "scope", None)
+    if scope is not None and any(getattr(t, "kind", "") == "tap_schema"
+                                 for t in getattr(prepared, "tables", [])):
+        # TAP_SCHEMA's rows describe every table the writer saw, restricted ones too
+        # (lineage.record_restrictions counts those databases as the table's sources).
+        prov["describes"] = list(scope.schemas())
     plan = getattr(prepared, "remote", None)
     if plan is not None:  # remotes hook: the service that answered, and what it ran
         prov["remote"] = {"name": plan.remote.name, "url": plan.remote.url,
