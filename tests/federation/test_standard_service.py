@@ -122,3 +122,39 @@ def test_a_left_join_by_pull(here: Any, std: StandardTap) -> None:
         " AND r.hpmag < 8 AND r.ra < 60")).content)).to_table()
     assert len(got) == len(want) >= 300
     assert sorted(map(str, got["theirs"])) == sorted(map(str, want["theirs"]))
+
+
+def infos_of(response: Any) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in
+            re.findall(rb'<INFO name="(\w+)" value="([^"]*)"', response.content)}
+
+
+WIDE = ("SELECT t.hip AS mine, r.id AS theirs FROM mydb.targets AS t JOIN {name}.cat.stars"
+        " AS r ON 1=CONTAINS(POINT(t.ra, t.dec), CIRCLE(r.ra, r.dec, {radius}))"
+        " WHERE t.hip < 3000")
+
+
+@pytest.mark.parametrize("std", [{"upload_rows": 40, "maxrec_hard": 30}], indirect=True)
+def test_its_own_maxrec_overflow_halves_the_block(here: Any, std: StandardTap) -> None:
+    """Blocks of its 40-row upload limit match more stars at 0.5 degrees than its MAXREC
+    hard limit (30): its TABLEDATA answers say OVERFLOW, each such block is halved and
+    sent again, and the answer equals the crossmatch done locally."""
+    r = sync(here, "alice", WIDE.format(name=std.name, radius="0.5"))  # type: ignore[attr-defined]
+    assert r.status_code == 200, r.text
+    infos = infos_of(r)
+    assert int(infos["UPLOAD_HALVINGS"]) >= 1, infos
+    assert any(j.overflow for j in std.jobs) and all(j.maxrec == 30 for j in std.jobs)
+    # An answer of exactly its hard limit may be cut without OVERFLOW said: halved too.
+    joined = [j for j in std.jobs if j.rows < 30]
+    assert sum(len(j.uploads["taphouse_block"]) for j in joined) == int(infos["UPLOAD_ROWS"])
+    want = local_answer(here, WIDE.format(name="", radius="0.5").replace(
+        ".cat.stars", "hipparcos.hip2").replace("r.id", "r.hip")
+        + " AND r.ra < 60 AND r.dec BETWEEN 10 AND 30")
+    assert rows(r) == want and len(want) > 60
+
+
+@pytest.mark.parametrize("std", [{"upload_rows": 40, "maxrec_hard": 30}], indirect=True)
+def test_one_row_past_its_maxrec_fails_naming_it(here: Any, std: StandardTap) -> None:
+    r = sync(here, "alice", WIDE.format(name=std.name, radius="6"))  # type: ignore[attr-defined]
+    assert r.status_code == 400, r.text
+    assert "(its limit: MAXREC 30) for a single row of user_alice.targets" in r.text, r.text

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pytest
 from astropy.io.votable import parse_single_table
 
 from taphouse.federation.run import _votable
@@ -25,7 +28,34 @@ BLOCK = pa.table({
     "name": pa.array(["α Cen", None, "x<&>\"'"], pa.string()),
     "seen": pa.array([dt.datetime(2020, 1, 2, 3, 4, 5), None, dt.datetime(1999, 12, 31)],
                      pa.timestamp("us")),
+    # the other types a local table may hold (catalogue.model.votable_type_for_arrow)
+    "tiny": pa.array([-128, None, 127], pa.int8()),
+    "ubyte": pa.array([0, None, 255], pa.uint8()),
+    "u16": pa.array([65535, None, 0], pa.uint16()),
+    "u32": pa.array([2**32 - 1, None, 0], pa.uint32()),
+    "day": pa.array([dt.date(2020, 1, 2), None, dt.date(1999, 12, 31)], pa.date32()),
+    "amount": pa.array([Decimal("1.25"), None, Decimal("-3.50")], pa.decimal128(10, 2)),
+    "raw": pa.array([b"ab", None, b"\x00\xff"], pa.binary()),
+    "vec": pa.array([[1.0, 2.5], None, [3.0]], pa.list_(pa.float64())),
+    "pair": pa.array([[1, 2], None, [3, 4]], pa.list_(pa.int32(), 2)),
 })
+#: What each value reads back as where VOTable holds it as another type.
+READ_AS = {"day": lambda v: None if v is None else str(v)[:10],
+           "seen": lambda v: None if v is None else str(v).replace("T", " ")[:19],
+           "amount": lambda v: None if v is None else float(v),
+           "raw": lambda v: None if v is None or len(v) == 0 else bytes(v),
+           "vec": lambda v: None if v is None or len(v) == 0 else [float(x) for x in v],
+           "pair": lambda v: None if v is None or all(x is None for x in v)
+           else [int(x) for x in v]}
+
+
+def _py(value: Any) -> Any:
+    """An astropy cell as Python: masked (or an array all masked) as None."""
+    if value is np.ma.masked or (isinstance(value, str) and value == ""):
+        return None
+    if isinstance(value, np.ma.MaskedArray):
+        return None if value.size and value.mask.all() else value.tolist()
+    return value.tolist() if hasattr(value, "tolist") else value
 
 
 def _document() -> bytes:
@@ -42,30 +72,41 @@ def test_astropy_reads_values_and_nulls() -> None:
     assert table["big"][0] == 2**40 and table["medium"][1] == 70000
     assert table["ra"][2] == 359.999999999 and table["name"][0] == "α Cen"
     assert table["name"][2] == "x<&>\"'"
+    for name in ("tiny", "ubyte", "u16", "u32", "day", "seen", "amount", "raw", "vec", "pair"):
+        read = READ_AS.get(name, lambda v: v)
+        have = [_py(table[name][i]) for i in range(3)]
+        want = [read(v) for v in BLOCK.column(name).to_pylist()]
+        assert [read(v) for v in have] == want, name
     # astropy reads a flagged null string as masked or as "" (its own convention).
     assert table["name"][1] in ("", None) or bool(table["name"].mask[1])
 
 
-def test_a_taphouse_remote_reads_the_block_back(far: Any) -> None:
+#: Array columns (BLOB, variable and fixed arrays) go in a block of their own: a taphouse
+#: remote reads a block holding one through astropy, which reads a null string as ""
+#: (left out: formats/votable_read.py does not read array columns yet).
+ARRAYS = ["raw", "vec", "pair"]
+
+
+@pytest.mark.parametrize("names", [
+    [n for n in BLOCK.column_names if n not in ARRAYS], ["taphouse_key", *ARRAYS]])
+def test_a_taphouse_remote_reads_the_block_back(far: Any, names: list[str]) -> None:
     from taphouse.outbound import Outbound, OutboundPolicy
     from taphouse.remotes.client import RemoteTap
 
+    block = BLOCK.select(names)
+    document = _votable(block, columns_from_schema(block.schema))
     client = RemoteTap("far", far.tap, Outbound(OutboundPolicy(allow=("127.0.0.0/8",))))
     answer = client.query_sync("SELECT * FROM TAP_UPLOAD.taphouse_block ORDER BY taphouse_key",
-                               fmt="parquet", uploads={"taphouse_block": _document()})
+                               fmt="parquet", uploads={"taphouse_block": document})
     got = answer.table
-    for name in BLOCK.column_names:
+    for name in names:
         want = BLOCK.column(name).to_pylist()
         have = got.column(name).to_pylist()
         if name == "f32":
             assert have[0] == 1.5 and have[1] is None
             continue
-        if name == "seen":
-            have = [v.replace(tzinfo=None) if v is not None and hasattr(v, "tzinfo") else v
-                    for v in have]
-            assert [v is None for v in have] == [v is None for v in want]
-            continue
-        assert have == want, name
+        read = READ_AS.get(name, lambda v: v)
+        assert [read(v) for v in have] == [read(v) for v in want], name
 
 
 def test_a_block_the_writer_cannot_write_is_an_error_not_an_empty_upload() -> None:
