@@ -3,6 +3,7 @@ several test folders have helpers)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -32,3 +33,9 @@ def audit_queries(server: Any, limit: int = 200) -> list[str]:
     """The ADQL texts a server received, newest first (its audit log)."""
     entries = server.platform.authenticator.audit_log.entries(event="query", limit=limit)
     return [e["detail"] or "" for e in entries]
+
+
+def infos_of(response: httpx.Response) -> dict[str, str]:
+    """The INFOs of a VOTable answer (name -> value): how a federated join ran."""
+    return {k.decode(): v.decode() for k, v in
+            re.findall(rb'<INFO name="(\w+)" value="([^"]*)"', response.content)}

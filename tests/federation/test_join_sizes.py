@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +14,7 @@ import httpx
 import pyarrow as pa
 import pytest
 from astropy.io.votable import parse_single_table
-from federation_helpers import PASSWORD, XMATCH, audit_queries, sync
+from federation_helpers import PASSWORD, XMATCH, audit_queries, infos_of, sync
 from standard_tap import StandardTap
 
 FAR = XMATCH.format(remote="far.hipparcos.hip2", radius="1/3600.")
@@ -25,11 +24,6 @@ def rows(response: Any) -> list[tuple]:
     assert response.status_code == 200, response.text
     table = parse_single_table(io.BytesIO(response.content)).to_table()
     return sorted(tuple(r) for r in table.as_array().tolist())
-
-
-def infos_of(response: Any) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in
-            re.findall(rb'<INFO name="(\w+)" value="([^"]*)"', response.content)}
 
 
 def explain(here: Any, query: str) -> httpx.Response:

@@ -12,7 +12,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from astropy.io.votable import parse_single_table
-from federation_helpers import XMATCH, sync
+from federation_helpers import XMATCH, infos_of, sync
 from standard_tap import StandardTap
 
 #: Stars of the demo Hipparcos table in the targets' sky (dec 10..30): the service's
@@ -122,11 +122,6 @@ def test_a_left_join_by_pull(here: Any, std: StandardTap) -> None:
         " AND r.hpmag < 8 AND r.ra < 60")).content)).to_table()
     assert len(got) == len(want) >= 300
     assert sorted(map(str, got["theirs"])) == sorted(map(str, want["theirs"]))
-
-
-def infos_of(response: Any) -> dict[str, str]:
-    return {k.decode(): v.decode() for k, v in
-            re.findall(rb'<INFO name="(\w+)" value="([^"]*)"', response.content)}
 
 
 WIDE = ("SELECT t.hip AS mine, r.id AS theirs FROM mydb.targets AS t JOIN {name}.cat.stars"

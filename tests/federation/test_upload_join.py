@@ -9,7 +9,7 @@ import io
 import re
 
 from astropy.io.votable import parse_single_table
-from federation_helpers import XMATCH, audit_queries, sync
+from federation_helpers import XMATCH, audit_queries, infos_of, sync
 
 
 def rows(response) -> list[tuple]:  # noqa: ANN001
@@ -39,11 +39,6 @@ def test_crossmatch_uploads_key_and_positions_in_blocks(here, far) -> None:  # n
     blocks = int(infos[b"UPLOAD_BLOCKS"])
     assert blocks >= 3 and len(received) >= blocks
     assert int(infos[b"BYTES_SENT"]) > 300 * 24
-
-
-def infos_of(response) -> dict[str, str]:  # noqa: ANN001
-    return {k.decode(): v.decode() for k, v in
-            re.findall(rb'<INFO name="(\w+)" value="([^"]*)"', response.content)}
 
 
 def test_an_overflowing_block_is_halved_never_joined_short(here, far) -> None:  # noqa: ANN001
