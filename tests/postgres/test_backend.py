@@ -566,3 +566,28 @@ def test_string_literals_stay_literals_whatever_the_role_defaults(served, pg_ser
                       connection="scs")
     assert _rows(server, "SELECT TOP 1 'a\\' AS b, 'OR 1=1 --' AS c FROM hipscs.hip2") \
         == [("a\\", "OR 1=1 --")]
+
+
+@pytest.mark.parametrize("adql", [
+    "SET default_transaction_read_only = off",
+    "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+    "RESET ALL",
+    "BEGIN",
+    "START TRANSACTION READ WRITE",
+    "COMMIT",
+    "SELECT TOP 1 hip FROM hippg.hip2; SET default_transaction_read_only = off",
+    "SELECT TOP 1 hip FROM hippg.hip2; COMMIT; BEGIN READ WRITE",
+    "SELECT set_config('default_transaction_read_only', 'off', false) FROM hippg.hip2",
+    "SELECT TOP 1 current_setting('transaction_read_only') FROM hippg.hip2",
+])
+def test_adql_cannot_end_the_read_only_session(served, adql):
+    """The session is read-only by default (session_options); ADQL cannot say SET,
+    RESET, BEGIN or COMMIT, nor call set_config: each is a 400 naming what is refused,
+    and nothing of it reaches PostgreSQL (the role check is the defence behind)."""
+    server, _, sent, _, _ = served
+    sent.clear()
+    r = httpx.post(server.tap + "/sync", timeout=60, data={
+        "LANG": "ADQL", "QUERY": adql, "RESPONSEFORMAT": "votable"})
+    assert r.status_code == 400, r.text
+    assert 'value="ERROR"' in r.text and "Traceback" not in r.text, r.text
+    assert sent == [], sent

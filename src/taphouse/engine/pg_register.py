@@ -9,10 +9,11 @@ connection string with :mod:`taphouse.secrets` (never logged or shown).
 Two credentials: the *setup* DSN (optional, used once, never stored) installs the
 service functions in their own schema, grants the query role what it needs, revokes
 ``CREATE`` on ``public`` from it and builds HEALPix index columns (``--index``); the
-*query* DSN is what the server uses. A query role that is a superuser, may create roles
-or databases, is a member of ``pg_read_server_files`` / ``pg_write_server_files`` /
-``pg_execute_server_program``, or may write any registered table is refused: the
-database itself must enforce what the ADQL checks refuse.
+*query* DSN is what the server uses. A query role that may do more than read is
+refused, here and when the server leases its connections (:func:`role_problems`: a
+superuser, a member of the server-file roles, a role with any privilege that writes on
+a table or schema of the database, or owning any of its objects): the database itself
+must enforce what the ADQL checks refuse.
 
 The ``--meta`` YAML file::
 
@@ -65,9 +66,9 @@ log = logging.getLogger("taphouse.postgres")
 
 #: Where the sealed query DSN of a registered database is kept (taphouse.secrets).
 SECRET_PREFIX = "postgres:"
-#: Roles whose members can reach the server's files or programs.
+#: Roles whose members can reach the server's files or programs, or write every table.
 DANGEROUS_ROLES = ("pg_read_server_files", "pg_write_server_files",
-                   "pg_execute_server_program")
+                   "pg_execute_server_program", "pg_write_all_data")
 
 _PG_ARROW = {
     "int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(), "float4": pa.float32(),
@@ -97,53 +98,127 @@ class Registration:
     indexed: list[str] = field(default_factory=list)
 
 
-def role_problems(conn: Any) -> tuple[str, list[str]]:
-    """``(role, what it may do beyond reading)`` of the connection's role: superuser,
-    CREATEROLE / CREATEDB, BYPASSRLS, a member of the server-file roles. One query: the
-    query connections' pool runs it on every lease instead of its empty liveness query
-    (a role changed after registration is refused, :mod:`taphouse.engine.postgres`)."""
-    user, superuser, creates, bypassrls, members = conn.execute(
-        "SELECT current_user, rolsuper, rolcreaterole OR rolcreatedb, rolbypassrls,"
-        " ARRAY(SELECT r.rolname::text FROM pg_roles r WHERE r.rolname = ANY(%s)"
-        " AND pg_has_role(current_user, r.oid, 'MEMBER') ORDER BY 1)"
-        " FROM pg_roles WHERE rolname = current_user", (list(DANGEROUS_ROLES),)).fetchone()
-    problems = []
-    if superuser:
-        problems.append("it is a superuser")
-    if creates:
-        problems.append("it may create roles or databases")
-    if bypassrls:
-        problems.append("it bypasses row-level security")
-    problems += [f"it is a member of {role}" for role in members or []]
-    return str(user), problems
+_ROLES = """me AS (  -- the role and every role it is a member of (SET ROLE reaches them)
+  SELECT r.oid, r.rolname::text AS rolname, r.rolname = current_user AS self,
+         r.rolsuper, r.rolcreaterole OR r.rolcreatedb AS creates, r.rolbypassrls,
+         pg_has_role(current_user, r.oid, 'USAGE') AS inherited
+  FROM pg_roles r WHERE pg_has_role(current_user, r.oid, 'MEMBER'))"""
+_ATTRIBUTES = """SELECT rolname, self, 'superuser', NULL FROM me WHERE rolsuper
+  UNION ALL SELECT rolname, self, 'creates', NULL FROM me WHERE creates
+  UNION ALL SELECT rolname, self, 'bypassrls', NULL FROM me WHERE rolbypassrls
+  UNION ALL SELECT rolname, self, 'member', rolname FROM me WHERE rolname = ANY(%(roles)s)"""
+# Privileges of the role itself (its inherited ones and PUBLIC's included) and of the
+# roles it may SET ROLE to without inheriting from them. Relations: those created in
+# this database (oid >= 16384), and the system ones whose ACL names one of the roles
+# (PostgreSQL refuses writes to its catalogues whatever their ACL says; UPDATE on the
+# view pg_settings is SET, which any role may do). Temporary tables (the role's own,
+# of this or another session) are allowed.
+_WRITES = """who AS (SELECT oid, rolname, self FROM me WHERE self OR NOT inherited),
+db AS (SELECT oid, datname FROM pg_database WHERE datname = current_database()),
+rel AS (
+  SELECT c.oid, c.relkind, n.nspname, c.relname FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.oid >= 16384 AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+  AND c.relpersistence <> 't'
+  UNION ALL SELECT c.oid, c.relkind, n.nspname, c.relname FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.oid < 16384 AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+  AND NOT (n.nspname = 'pg_catalog' AND c.relname = 'pg_settings')
+  AND c.oid IN (SELECT d.objid FROM pg_shdepend d JOIN me ON me.oid = d.refobjid, db
+    WHERE d.refclassid = 'pg_authid'::regclass AND d.classid = 'pg_class'::regclass
+    AND d.deptype = 'a' AND d.dbid = db.oid)),
+priv(name, ord) AS (VALUES ('INSERT', 1), ('UPDATE', 2), ('DELETE', 3), ('TRUNCATE', 4),
+  ('REFERENCES', 5), ('TRIGGER', 6)),
+writes(rolname, self, what, object) AS (
+  SELECT who.rolname, who.self, 'CREATE', format('database %%I', db.datname)
+    FROM who, db WHERE has_database_privilege(who.oid, db.oid, 'CREATE')
+  UNION ALL SELECT who.rolname, who.self, 'CREATE', format('schema %%I', n.nspname)
+    FROM who, pg_namespace n WHERE n.nspname !~ '^pg_(toast_)?temp_'
+    AND has_schema_privilege(who.oid, n.oid, 'CREATE')
+  UNION ALL SELECT me.rolname, me.self, 'owns', o.type || ' ' || o.identity
+    FROM pg_shdepend d JOIN me ON me.oid = d.refobjid, db,
+    pg_identify_object(d.classid, d.objid, 0) o
+    WHERE d.refclassid = 'pg_authid'::regclass AND d.deptype = 'o'
+    AND (d.dbid = db.oid OR (d.classid = 'pg_database'::regclass AND d.objid = db.oid))
+    AND NOT EXISTS (SELECT FROM pg_class t WHERE d.classid = 'pg_class'::regclass
+                    AND t.oid = d.objid AND t.relpersistence = 't')
+  UNION ALL SELECT who.rolname, who.self, string_agg(p.name, ', ' ORDER BY p.ord),
+      format('%%s %%I.%%I', CASE rel.relkind WHEN 'v' THEN 'view'
+        WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table' ELSE 'table' END,
+        rel.nspname, rel.relname)
+    FROM who, rel, priv p WHERE rel.relkind <> 'S'
+    AND has_table_privilege(who.oid, rel.oid, p.name)
+    GROUP BY who.rolname, who.self, rel.relkind, rel.nspname, rel.relname
+  UNION ALL SELECT who.rolname, who.self, string_agg(p.name, ', ' ORDER BY p.ord),
+      format('column %%I of %%I.%%I', a.attname, rel.nspname, rel.relname)
+    FROM who, rel JOIN pg_attribute a ON a.attrelid = rel.oid, priv p
+    WHERE a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL
+    AND p.name IN ('INSERT', 'UPDATE', 'REFERENCES')
+    AND NOT has_table_privilege(who.oid, rel.oid, p.name)
+    AND has_column_privilege(who.oid, rel.oid, a.attnum, p.name)
+    GROUP BY who.rolname, who.self, a.attname, rel.nspname, rel.relname
+  UNION ALL SELECT who.rolname, who.self, string_agg(p.name, ', ' ORDER BY p.name DESC),
+      format('sequence %%I.%%I', rel.nspname, rel.relname)
+    FROM who, rel, (VALUES ('USAGE'), ('UPDATE')) p(name) WHERE rel.relkind = 'S'
+    AND has_sequence_privilege(who.oid, rel.oid, p.name)
+    GROUP BY who.rolname, who.self, rel.nspname, rel.relname)"""
+_ROLE_SQL = (f"WITH {_ROLES}, problem(rolname, self, what, object) AS ({_ATTRIBUTES})"
+             " SELECT current_user::text, NULL, NULL, NULL, NULL"
+             " UNION ALL (SELECT NULL, * FROM problem LIMIT %(limit)s)")
+_ROLE_WRITES_SQL = (f"WITH {_ROLES}, {_WRITES}, problem(rolname, self, what, object) AS"
+                    f" ({_ATTRIBUTES} UNION ALL SELECT * FROM writes)"
+                    " SELECT current_user::text, NULL, NULL, NULL, NULL"
+                    " UNION ALL (SELECT NULL, * FROM problem LIMIT %(limit)s)")
+#: Most problems one check returns (the rest are counted as "more").
+_PROBLEMS_SHOWN = 8
 
 
-def check_query_role(conn: Any, schema: str) -> None:
-    """Refuse a query role that could do more than read: :func:`role_problems`, CREATE
-    on ``public`` or on ``schema``, or INSERT/UPDATE/DELETE/TRUNCATE on a table of
-    ``schema``."""
+def role_problems(conn: Any, *, writes: bool = True) -> tuple[str, list[str]]:
+    """``(role, what it may do beyond reading)`` of the connection's role, in one query.
+
+    Always: superuser, CREATEROLE / CREATEDB, BYPASSRLS, a member of the server-file
+    roles or ``pg_write_all_data`` (also through the roles it is a member of). With
+    ``writes``: INSERT / UPDATE / DELETE / TRUNCATE / REFERENCES / TRIGGER on any table,
+    view or column, USAGE / UPDATE on a sequence, CREATE on the database or any
+    schema, and owning any object of the database (an owner may ALTER or DROP it) —
+    its own, PUBLIC's, or of a role it is a member of. TEMPORARY is allowed: per-request
+    tables are copied in as temporary tables. Each problem names the privilege and the
+    object. The query connections' pool runs it on leases
+    (:class:`taphouse.engine.postgres.PostgresBackend`: a role changed after
+    registration is refused)."""
+    rows = conn.execute(_ROLE_WRITES_SQL if writes else _ROLE_SQL,
+                        {"roles": list(DANGEROUS_ROLES), "limit": _PROBLEMS_SHOWN + 1},
+                        prepare=True).fetchall()
+    problems = [_problem(*row[1:]) for row in rows[1:]]
+    if len(problems) > _PROBLEMS_SHOWN:
+        problems[_PROBLEMS_SHOWN:] = ["and more"]
+    return str(rows[0][0]), problems
+
+
+def _problem(role: str, self: bool, what: str, obj: str | None) -> str:
+    who = "it" if self else f"role {role}, of which it is a member,"
+    if what == "superuser":
+        return f"{who} is a superuser"
+    if what == "creates":
+        return f"{who} may create roles or databases"
+    if what == "bypassrls":
+        return f"{who} bypasses row-level security"
+    if what == "member":
+        return f"it is a member of {obj}"
+    if what == "owns":
+        return f"{who} owns {obj} (may ALTER or DROP it)"
+    return f"{who} has {what} on {obj}"
+
+
+def check_query_role(conn: Any) -> None:
+    """Refuse a query role that could do more than read (:func:`role_problems`)."""
     user, problems = role_problems(conn)
-    for space in ("public", schema):
-        ok = conn.execute("SELECT has_schema_privilege(current_user, n.oid, 'CREATE')"
-                          " FROM pg_namespace n WHERE nspname=%s", (space,)).fetchone()
-        if ok and ok[0]:
-            problems.append(f"it may CREATE in schema {space}")
-    writable = [r[0] for r in conn.execute(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid=c.relnamespace"
-        " WHERE n.nspname=%s AND c.relkind IN ('r','p','v','m','f') AND ("
-        " has_table_privilege(current_user, c.oid, 'INSERT')"
-        " OR has_table_privilege(current_user, c.oid, 'UPDATE')"
-        " OR has_table_privilege(current_user, c.oid, 'DELETE')"
-        " OR has_table_privilege(current_user, c.oid, 'TRUNCATE'))"
-        " ORDER BY 1", (schema,)).fetchall()]
-    if writable:
-        problems.append(f"it may write table(s) {', '.join(writable[:5])}"
-                        + (" ..." if len(writable) > 5 else ""))
     if problems:
         raise CatalogueError(
             f"the query role {user!r} may do more than read: {'; '.join(problems)}. Give a"
             " role that may only SELECT the registered schema and EXECUTE the service"
-            " functions (--setup-dsn revokes CREATE on public and grants the rest)")
+            " functions, owning nothing (--setup-dsn revokes CREATE on public and grants"
+            " the rest)")
 
 
 def install_service_functions(setup: Any, query_role: str,
@@ -338,7 +413,7 @@ def register_postgres(store: CatalogueStore, secrets: SecretStore, name: str,
                     _index_tables(setup, conn, schema, meta, result)
             finally:
                 setup.close()
-        check_query_role(conn, schema)
+        check_query_role(conn)
         if not _functions_present(conn):
             raise CatalogueError(
                 f"the service functions are not installed in schema {FUNCTIONS_SCHEMA!r}"

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import re
+import time
 import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
@@ -214,6 +216,9 @@ def _copy(cur: Any, copy_sql: str, table: pa.Table) -> None:
 # --- the backend behind the Backend protocol ---------------------------------------------
 #: Schema of the service functions in a served database (the query role's search_path).
 FUNCTIONS_SCHEMA = "taphouse"
+#: Seconds between two full checks of the query role's privileges (see
+#: :meth:`PostgresBackend._check_role`).
+ROLE_RECHECK_SECONDS = 10.0
 #: Where a catalogue table's PostgreSQL relation is recorded in its version metadata.
 RELATION_KEY = "postgres_relation"
 
@@ -310,6 +315,9 @@ class PostgresBackend:
         service's time limits cancel first).
     temp_max_rows
         Most rows a per-request table may have to be copied here.
+    role_recheck
+        Seconds between two full checks of the query role's privileges (on a lease;
+        0: on every lease). Its attributes and memberships are checked on every lease.
     name
         What errors and logs call it (the connection config's name, never the DSN).
     """
@@ -318,18 +326,23 @@ class PostgresBackend:
 
     def __init__(self, dsn: str, *, pool_size: int = 8, statement_timeout: float = 4 * 3600.0,
                  temp_max_rows: int = 1_000_000, name: str = "postgres",
-                 search_path: str = FUNCTIONS_SCHEMA) -> None:
+                 search_path: str = FUNCTIONS_SCHEMA,
+                 role_recheck: float = ROLE_RECHECK_SECONDS) -> None:
         from psycopg_pool import ConnectionPool
 
         self.name = name
         self.temp_max_rows = temp_max_rows
+        self.role_recheck = role_recheck
+        #: (role, problems) while the query role may do more than read (_check_role).
+        self._refusal: tuple[str, list[str]] | None = None
+        self._checked = -math.inf  # when its privileges were last checked in full
         options = session_options(statement_timeout_ms=int(statement_timeout * 1000),
                                   search_path=search_path)
         self.pool = ConnectionPool(
             dsn, min_size=0, max_size=max(1, pool_size), open=True, timeout=30.0,
             kwargs={"autocommit": True, "options": options,
                     "application_name": "taphouse"},
-            check=_check_role, reset=_reset, name=f"taphouse-{name}")
+            check=self._check_role, reset=_reset, name=f"taphouse-{name}")
         self._sent_hook: Callable[[str], None] | None = None
 
     # --- Backend protocol ---------------------------------------------------------------
@@ -350,7 +363,7 @@ class PostgresBackend:
         except Exception as exc:
             raise PostgresError(f"the PostgreSQL database {self.name} cannot be reached"
                                 f" ({type(exc).__name__}); try again later", 503) from None
-        refused = _ROLE_PROBLEMS.get(conn)
+        refused = self._refusal
         if refused:
             pooled.__exit__(None, None, None)
             raise PostgresError(
@@ -514,24 +527,33 @@ class PostgresBackend:
     def close(self) -> None:
         self.pool.close()
 
+    def _check_role(self, conn: Any) -> None:
+        """The pool's check on every lease, in place of its empty query (the same one
+        round trip): the connection works, and what its role may do beyond reading
+        (made superuser after registration, granted a write, ...) is noted for
+        :meth:`cursor` to refuse. The role's attributes and memberships are checked on
+        every lease; its privileges on every table, schema and object (a cost that
+        grows with the database's tables: ~10 ms for 500 at load 10) on one lease every
+        ``role_recheck`` seconds, and on every lease while it is refused (all it may do
+        is named; taking the grant back makes the database answer again at once). Raising here would make
+        the pool retry until its timeout."""
+        from taphouse.engine.pg_register import role_problems
 
-#: Connection -> (role, problems) when its role may do more than read (see _check_role).
-_ROLE_PROBLEMS: weakref.WeakKeyDictionary[Any, tuple[str, list[str]]] = \
-    weakref.WeakKeyDictionary()
-
-
-def _check_role(conn: Any) -> None:
-    """The pool's check on every lease, in place of its empty query (the same one round
-    trip): the connection works, and what its role may do beyond reading (made superuser
-    after registration, ...) is noted for :meth:`PostgresBackend.cursor` to refuse.
-    Raising here would make the pool retry until its timeout."""
-    from taphouse.engine.pg_register import role_problems
-
-    user, problems = role_problems(conn)
-    if problems:
-        _ROLE_PROBLEMS[conn] = (user, problems)
-    else:
-        _ROLE_PROBLEMS.pop(conn, None)
+        now = time.monotonic()
+        full = self._refusal is not None or now - self._checked >= self.role_recheck
+        user, problems = role_problems(conn, writes=full)
+        if problems and not full:  # refused: say all it may do
+            full = True
+            user, problems = role_problems(conn, writes=True)
+        if full:
+            self._checked = now
+        if problems:
+            if self._refusal != (user, problems):
+                log.warning("PostgreSQL database %s: its query role %r may do more than"
+                            " read (%s): refused", self.name, user, "; ".join(problems))
+            self._refusal = (user, problems)
+        elif full:
+            self._refusal = None
 
 
 #: Connections whose session settings a query changed (``limit``): RESET ALL on return.
