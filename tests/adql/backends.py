@@ -86,6 +86,18 @@ class Backend:
         t, rows = self.target.run(adql, **kw)
         return t, [tuple(plain(v) for v in r) for r in rows]
 
+    def error(self, adql: str) -> str:
+        """The message a user gets for ``adql``, which must fail in the engine."""
+        try:
+            self.run(adql)
+        except Exception as exc:  # noqa: BLE001  (the engine's own error types)
+            if self.name == "postgres":
+                return str(exc.diag.message_primary)  # type: ignore[attr-defined]
+            from taphouse.engine.duckdb import describe_duckdb_error
+
+            return describe_duckdb_error(exc)
+        raise AssertionError(f"no error from {adql!r} on {self.name}")
+
 
 def row_key(r: tuple) -> tuple:
     """Sorts rows holding NULLs."""

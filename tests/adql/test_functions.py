@@ -7,6 +7,15 @@ import math
 import pytest
 
 from taphouse.adql import AdqlError
+from taphouse.adql.rules.arithmetic import (
+    DIVISION_BY_ZERO,
+    LOG_OF_NEGATIVE,
+    LOG_OF_ZERO,
+    NEGATIVE_TO_FRACTION,
+    OUT_OF_RANGE,
+    SQRT_OF_NEGATIVE,
+    ZERO_TO_NEGATIVE_POWER,
+)
 from taphouse.adql.udf import UDFS
 
 ONE = "FROM demo.stars WHERE id = 1"  # ra = dec = 10, mag = 12.5, parallax = 1, 'alpha'
@@ -48,6 +57,46 @@ def test_scalar(backend, expr, expected):
     assert type(value) is type(expected) or value is None or (
         isinstance(value, float) and isinstance(expected, int)
         and t.columns[0].datatype in ("double", "float")), (value, t.sql)
+
+
+#: Arithmetic without a value, on the row id = 1 (mag 12.5, parallax 1): an error with
+#: PostgreSQL's words on every backend (taphouse.adql.rules.arithmetic)
+NO_VALUE = [
+    ("id / (id - 1)", DIVISION_BY_ZERO), ("mag / (parallax - 1)", DIVISION_BY_ZERO),
+    ("(id - 1) / (parallax - 1)", DIVISION_BY_ZERO), ("mag / 0", DIVISION_BY_ZERO),
+    ("MOD(id, id - 1)", DIVISION_BY_ZERO), ("MOD(mag, parallax - 1)", DIVISION_BY_ZERO),
+    ("MOD(7, 0)", DIVISION_BY_ZERO), ("LOG(parallax - 1)", LOG_OF_ZERO),
+    ("LOG(-mag)", LOG_OF_NEGATIVE), ("LOG10(id - 1)", LOG_OF_ZERO),
+    ("LOG10(-mag)", LOG_OF_NEGATIVE), ("LOG(-1)", LOG_OF_NEGATIVE),
+    ("LOG(parallax, mag)", DIVISION_BY_ZERO), ("SQRT(-mag)", SQRT_OF_NEGATIVE),
+    ("SQRT(-1)", SQRT_OF_NEGATIVE), ("ACOS(mag)", OUT_OF_RANGE),
+    ("ASIN(-parallax - 1)", OUT_OF_RANGE), ("POWER(id - 1, -1)", ZERO_TO_NEGATIVE_POWER),
+    ("POWER(-mag, 0.5)", NEGATIVE_TO_FRACTION),
+    ("POWER(-mag, parallax / 2)", NEGATIVE_TO_FRACTION),
+]
+#: ... and next to them, arithmetic that has a value keeps it (NULL stays NULL)
+VALUED = [
+    ("mag / parallax", 12.5), ("(id - 1) / mag", 0.0), ("MOD(-7, 3)", -1),
+    ("MOD(mag, 5)", 2.5), ("SQRT(id - 1)", 0.0), ("POWER(-mag, 2)", 156.25),
+    ("POWER(id - 1, 0)", 1.0), ("POWER(-8, 1 / 3 * 3)", -8.0), ("LOG(parallax)", 0.0),
+    ("LOG(10, 1000)", 3.0), ("ACOS(parallax)", 0.0), ("ASIN(-parallax)", -math.pi / 2),
+    ("mag / NULLIF(id - 1, 0)", None), ("MOD(id, NULLIF(id - 1, 0))", None),
+    ("SQRT(-NULLIF(mag, 12.5))", None), ("LOG(NULLIF(mag, 12.5))", None),
+]
+
+
+@pytest.mark.parametrize(("expr", "message"), NO_VALUE, ids=[e for e, _ in NO_VALUE])
+def test_arithmetic_without_a_value_is_an_error(backend, expr, message):
+    """x / 0 (of integers or not), MOD(x, 0), LOG/LOG10 of 0 or less, SQRT of a negative,
+    ACOS/ASIN outside [-1, 1], POWER(0, negative) and POWER(negative, fraction): the
+    same error on both backends (DuckDB gave inf, NaN or NULL, PostgreSQL an error)."""
+    assert backend.error(f"SELECT {expr} AS v {ONE}") == message
+
+
+@pytest.mark.parametrize(("expr", "expected"), VALUED, ids=[e for e, _ in VALUED])
+def test_arithmetic_with_a_value(backend, expr, expected):
+    _, rows = backend.run(f"SELECT {expr} AS v {ONE}")
+    assert rows[0][0] == (expected if expected is None else pytest.approx(expected)), expr
 
 
 def test_rand_between_0_and_1(env):

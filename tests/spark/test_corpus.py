@@ -7,7 +7,7 @@ import math
 
 import pytest
 from spark_env import arrow_rows
-from test_functions import ONE, SCALARS
+from test_functions import NO_VALUE, ONE, SCALARS, VALUED
 from test_geometry import CONE_SPELLINGS, CONES
 from test_partitioned import CORPUS
 from test_postgres import SERVICE_INPUTS
@@ -43,6 +43,19 @@ def test_corpus_same_as_duckdb(penv, srun, adql):
     if "ORDER BY" not in adql.upper():
         rows, expected = sorted(rows, key=_key), sorted(expected, key=_key)
     assert _close(rows, expected), (rows, expected)
+
+
+def test_arithmetic_without_a_value_is_the_same_error(spark, srun):
+    """x / 0, MOD(x, 0), LOG/SQRT of negatives...: PostgreSQL's error, as on DuckDB (Spark
+    answered NULL or NaN); the values next to them unchanged (one job)."""
+    for expr, message in NO_VALUE:
+        with pytest.raises(Exception) as info:
+            srun.run(f"SELECT {expr} AS v {ONE}")
+        assert spark.describe_error(info.value) == message, expr
+    adql = "SELECT " + ", ".join(f"{e} AS c{i}" for i, (e, _) in enumerate(VALUED)) + f" {ONE}"
+    _, rows = srun.run(adql)
+    for (expr, want), got in zip(VALUED, rows[0], strict=True):
+        assert got == (want if want is None else pytest.approx(want)), expr
 
 
 def test_scalar_functions_same_as_duckdb(penv, srun):

@@ -664,7 +664,10 @@ def describe_duckdb_error(exc: BaseException) -> str:
     if isinstance(exc, duckdb.InvalidInputException):
         if "Python exception" in str(exc):  # a service function or reader failed
             return "the query failed while computing a function or reading a table"
-        return f"invalid input: {_sentence(exc)}"
+        from taphouse.adql.rules.arithmetic import arithmetic_error
+
+        # x / 0, LOG(0)...: the same words as on every backend
+        return arithmetic_error(_sentence(exc)) or f"invalid input: {_sentence(exc)}"
     if isinstance(exc, (duckdb.NotImplementedException, duckdb.NotSupportedError)):
         return f"not supported: {_sentence(exc)}"
     if isinstance(exc, duckdb.ConstraintException):

@@ -61,7 +61,8 @@ log = logging.getLogger(__name__)
 BASE_CONF = {
     # Fair sharing between the pools of different users (one pool per user).
     "spark.scheduler.mode": "FAIR",
-    # DuckDB's answers for division by zero and invalid casts (NULL, not an error).
+    # DuckDB's answers for invalid casts (NULL, not an error); x / 0, LOG(0)... are
+    # errors on every backend by the rules (taphouse.adql.rules.arithmetic)
     "spark.sql.ansi.enabled": "false",
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -949,6 +950,11 @@ def describe_spark_error(exc: BaseException) -> str:
         return "the query was interrupted (cancelled, or over its time limit)"
     if isinstance(exc, EngineError):
         return exc.message
+    from taphouse.adql.rules.arithmetic import arithmetic_error
+
+    arithmetic = arithmetic_error(_spark_sentence(text))  # raise_error: x / 0, LOG(0)...
+    if arithmetic:
+        return arithmetic
     if isinstance(exc, ParseException | AnalysisException):
         return f"the query cannot be run: {_spark_sentence(text)}"
     if isinstance(exc, PythonException):

@@ -1,10 +1,12 @@
-"""DuckDB: what the translated tree needs before sqlglot's ``duckdb`` dialect writes it."""
+"""DuckDB: what the translated tree needs before sqlglot's ``duckdb`` dialect writes it
+(arithmetic without a value is an error: :mod:`taphouse.adql.rules.arithmetic`)."""
 
 from __future__ import annotations
 
 from sqlglot import exp
 
 from taphouse.adql.rules import Rules, Tx
+from taphouse.adql.rules.arithmetic import arithmetic_rules
 
 
 def _concat_chain(node: exp.Expression, tx: Tx) -> exp.Expression | None:
@@ -39,6 +41,10 @@ def _approximate_literal(node: exp.Expression, tx: Tx) -> exp.Expression | None:
     return None
 
 
+def _fail(message: str) -> exp.Expression:
+    return exp.Anonymous(this="error", expressions=[exp.Literal.string(message)])
+
+
 def _log10(args: list[exp.Expression]) -> exp.Expression:
     return exp.Log(this=exp.Literal.number(10), expression=args[0])
 
@@ -50,5 +56,6 @@ def _read_files(files: list[str]) -> exp.Expression:
 
 
 RULES = Rules(dialect="duckdb",
-              nodes={exp.DPipe: _concat_chain, exp.Literal: _approximate_literal},
+              nodes={exp.DPipe: _concat_chain, exp.Literal: _approximate_literal,
+                     **arithmetic_rules(_fail)},
               functions={"log10": _log10}, read_files=_read_files)

@@ -1,6 +1,7 @@
 """Spark SQL: what the translated tree needs before sqlglot's ``spark`` dialect writes it
-(approximate literals, CHAR without padding, TRUNCATE to n places, and partitions read as
-a list of Parquet files)."""
+(approximate literals, CHAR without padding, TRUNCATE to n places, arithmetic without a
+value as an error (:mod:`taphouse.adql.rules.arithmetic`), and partitions read as a list
+of Parquet files)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlglot import exp
 
 from taphouse.adql.columns import describe
 from taphouse.adql.rules import Rules, Tx
+from taphouse.adql.rules.arithmetic import arithmetic_rules
 from taphouse.adql.rules.duckdb import _approximate_literal
 
 
@@ -40,6 +42,10 @@ def _special(node: exp.Expression, tx: Tx) -> exp.Expression | None:
             return exp.Cast(this=value, to=exp.DataType.build("BIGINT"))
         return value
     return None
+
+
+def _fail(message: str) -> exp.Expression:
+    return exp.Anonymous(this="raise_error", expressions=[exp.Literal.string(message)])
 
 
 def _log10(args: list[exp.Expression]) -> exp.Expression:
@@ -92,6 +98,6 @@ def _file_tag(tags: list[tuple[int, str]]) -> exp.Expression | None:
 
 RULES = Rules(dialect="spark",
               nodes={exp.Literal: _approximate_literal, exp.Cast: _special,
-                     exp.Trunc: _special},
+                     exp.Trunc: _special, **arithmetic_rules(_fail)},
               functions={"log10": _log10}, read_files=_read_files,
               file_tag=_file_tag, pair_join=True)
