@@ -21,8 +21,10 @@ from taphouse.admission.limits import (
     Slot,
     SlotPool,
     TooLarge,
+    read_body,
     spool_body,
 )
 
 __all__ = ["ByteBudget", "ForwardedHeaders", "Overloaded", "Slot", "SlotPool", "TooLarge",
-           "TrustedProxies", "address_key", "caller_key", "is_loopback", "spool_body"]
+           "TrustedProxies", "address_key", "caller_key", "is_loopback", "read_body",
+           "spool_body"]

@@ -184,6 +184,27 @@ async def spool_body(request: Any, limit: int, directory: Path, budget: ByteBudg
     return path, held
 
 
+#: The most bytes of a JSON request body to /api (names, descriptions, share lists,
+#: remote registrations).
+JSON_MAX_BYTES = 1024 * 1024
+
+
+async def read_body(request: Any, limit: int = JSON_MAX_BYTES) -> bytes:
+    """The whole body of ``request`` (a Starlette request) in memory, for small bodies
+    (JSON, forms): at most ``limit`` bytes, else :class:`TooLarge` as soon as the declared
+    length or the bytes arrived so far pass it (a chunked body declares none)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the request body has {declared} bytes; at most {limit} here")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise TooLarge(f"the request body is larger than {limit} bytes, the most"
+                           " accepted here")
+    return bytes(raw)
+
+
 T = TypeVar("T")
 
 
@@ -258,5 +279,5 @@ class TooLarge(ServiceError):
     status = 413
 
 
-__all__ = ["ByteBudget", "Overloaded", "RetryAfter", "Slot", "SlotPool", "ThreadLane",
-           "TooLarge", "retire_idle_threads", "spool_body"]
+__all__ = ["JSON_MAX_BYTES", "ByteBudget", "Overloaded", "RetryAfter", "Slot", "SlotPool",
+           "ThreadLane", "TooLarge", "read_body", "retire_idle_threads", "spool_body"]

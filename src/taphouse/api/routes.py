@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from taphouse.access import ScopeBuilder
-from taphouse.admission import ByteBudget, Slot, caller_key, spool_body
+from taphouse.admission import ByteBudget, Slot, caller_key, read_body, spool_body
 from taphouse.admission.limits import ThreadLane
 from taphouse.auth.authenticator import Authenticator, require_scope
 from taphouse.auth.errors import Forbidden
@@ -582,21 +582,8 @@ def _paging(request: Request, *, default_limit: int | None) -> tuple[int, int | 
     return offset or 0, limit
 
 
-#: The most bytes of a JSON request body to /api (names, descriptions, share lists).
-JSON_MAX_BYTES = 1024 * 1024
-
-
 async def _json_object(request: Request) -> dict[str, Any]:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > JSON_MAX_BYTES:
-        raise UserSpaceError(f"the request body has {declared} bytes; at most"
-                             f" {JSON_MAX_BYTES} here", 413)
-    raw = bytearray()
-    async for chunk in request.stream():  # (read whole, it was: any size, in memory)
-        raw += chunk
-        if len(raw) > JSON_MAX_BYTES:
-            raise UserSpaceError(f"the request body is larger than {JSON_MAX_BYTES} bytes,"
-                                 " the most accepted here", 413)
+    raw = await read_body(request)
     try:
         body = json.loads(raw)
     except Exception:  # noqa: BLE001  (any malformed body)

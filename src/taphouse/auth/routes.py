@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from taphouse.admission.limits import TooLarge
+from taphouse.admission import read_body
 from taphouse.auth.authenticator import (
     Authenticator,
     Caller,
@@ -43,16 +43,7 @@ async def _body(request: Request) -> dict[str, Any]:
     (anyone may POST /auth/token: a body is read whole, and waits whole in the login
     lane, so it must be small)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > BODY_MAX_BYTES:
-        raise TooLarge(f"the request body has {declared} bytes; at most {BODY_MAX_BYTES}"
-                       " here")
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > BODY_MAX_BYTES:
-            raise TooLarge(f"the request body is larger than {BODY_MAX_BYTES} bytes, the"
-                           " most accepted here")
+    raw = await read_body(request, BODY_MAX_BYTES)
     if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
         async def replay() -> dict[str, Any]:
             return {"type": "http.request", "body": raw, "more_body": False}

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
+from taphouse.admission import read_body
 from taphouse.auth.authenticator import Authenticator, refuse_sandbox, require_scope
 from taphouse.auth.errors import AuthError, Forbidden
 from taphouse.auth.identity import Identity
@@ -27,8 +28,6 @@ from taphouse.secrets import Secret
 _AUTH_FIELDS: dict[str, Any] = {"auth": str, "username": str, "password": str, "token": str}
 _ADD_FIELDS: dict[str, Any] = {"name": str, "url": str, "groups": list,
                                "timeout": (int, float)} | _AUTH_FIELDS
-#: The most bytes of a JSON request body here (as for the other /api bodies).
-JSON_MAX_BYTES = 1024 * 1024
 #: Fields whose values are never quoted back, not even in an error.
 _SECRET_FIELDS = ("password", "token")
 
@@ -140,18 +139,9 @@ async def _json_object(request: Request, fields: dict[str, Any]) -> dict[str, An
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
         raise RemoteError("send a JSON object (Content-Type: application/json)")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > JSON_MAX_BYTES:
-        raise RemoteError(f"the request body has {declared} bytes; at most"
-                          f" {JSON_MAX_BYTES} here", 413)
-    raw = bytearray()
-    async for chunk in request.stream():  # (read whole, it was: any size, in memory)
-        raw += chunk
-        if len(raw) > JSON_MAX_BYTES:
-            raise RemoteError(f"the request body is larger than {JSON_MAX_BYTES} bytes,"
-                              " the most accepted here", 413)
+    raw = await read_body(request)
     try:
-        data = json.loads(bytes(raw) or b"{}")
+        data = json.loads(raw or b"{}")
     except ValueError:
         raise RemoteError("the request body is not valid JSON") from None
     if not isinstance(data, dict):
