@@ -80,6 +80,7 @@ class Settings:
     remote_refresh_interval: float = 24 * 3600.0  # seconds between metadata refreshes
     remote_retries: int = 3  # attempts of a request whose connection failed
     remote_user_registration: bool = False  # users may register remotes for themselves
+    remote_user_max: int = 10  # most remotes one user may register for themselves
     # --- stored credentials (taphouse.secrets) -------------------------------------
     # Keys that encrypt stored credentials (Fernet keys, comma-separated: the first
     # seals, all open). Empty: the key file <data_dir>/secret-keys (made on first use).

@@ -54,6 +54,7 @@ class RemoteConfig:
     retries: int = 3
     backoff: float = 0.5
     user_remotes: bool = False  # users may register remotes for themselves
+    user_max: int = 10  # most remotes one user may register for themselves
     limits: MetadataLimits = field(default_factory=MetadataLimits)
 
     @classmethod
@@ -67,7 +68,8 @@ class RemoteConfig:
                    max_bytes=int(get("remote_max_bytes", 200 * 1024**2)),  # type: ignore[call-overload]
                    refresh_interval=float(get("remote_refresh_interval", 86400.0)),  # type: ignore[arg-type]
                    retries=int(get("remote_retries", 3)),  # type: ignore[call-overload]
-                   user_remotes=bool(get("remote_user_registration", False)))
+                   user_remotes=bool(get("remote_user_registration", False)),
+                   user_max=int(get("remote_user_max", 10)))  # type: ignore[call-overload]
 
 
 def _now() -> str:
@@ -212,6 +214,7 @@ class RemoteRegistry:
         name the ``groups`` that may query it (the credentials are the operator's)."""
         self.check_name(name, owner_id)
         url = self.check_url(url)
+        self._check_owner_count(owner_id)
         self._check_auth(auth, credential, groups, owner_id)
         self._check_transport(url, auth)
         if timeout is not None and not 0 < timeout <= 3600:
@@ -238,6 +241,18 @@ class RemoteRegistry:
         log.info("remote %s registered (%s, %d tables from %s) by %s", name, url,
                  len(tables), source, by or "-")
         return self.require(name, owner_id)
+
+    def _check_owner_count(self, owner_id: int | None) -> None:
+        """A user registers at most ``user_max`` remotes: each keeps up to
+        ``limits.max_tables`` tables of metadata in the one shared store, refreshed at
+        every interval (the operator's own are not counted)."""
+        if owner_id is None:
+            return
+        row = self.meta.query_one("SELECT COUNT(*) AS n FROM remotes WHERE owner_id=?",
+                                  (owner_id,))
+        if row is not None and row["n"] >= self.config.user_max:
+            raise RemoteError(f"you may register at most {self.config.user_max} remotes"
+                              " for yourself on this platform: remove one first")
 
     def _check_auth(self, auth: str, credential: Secret | None, groups: tuple[str, ...],
                     owner_id: int | None) -> None:
