@@ -7,9 +7,7 @@ nor break the documents."""
 from __future__ import annotations
 
 import csv
-import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from xml.etree import ElementTree
@@ -20,8 +18,7 @@ from fake_tap import XML, FakeTap
 from remote_helpers import LOOPBACK, PASSWORD, api
 
 from servers import LiveServer, start_live
-
-STAGES = "TMV TME TMS TMC CPV CAP AVV QGE QPO QAS UWS MDQ UPL EXA"
+from taplint import run_taplint
 
 HOSTILE_TABLES = b"""<?xml version="1.0"?>
 <vosi:tableset xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0"
@@ -167,16 +164,10 @@ def test_hostile_remote_metadata_stays_in_its_place(platform) -> None:  # noqa: 
 def test_taplint_on_a_workspace_with_a_remote(platform) -> None:  # noqa: ANN001
     with api(platform, "alice") as alice:
         tap = workspace(alice, "lint", ["gaia", "far"])
-    stilts = shutil.which("stilts")
-    assert stilts, "stilts is not installed (Debian package 'stilts')"
-    cmd = [stilts, "-Dstar.basicauth.user=alice", f"-Dstar.basicauth.password={PASSWORD}",
-           "taplint", f"tapurl={tap}", f"stages={STAGES}", "report=EFW", "maxrepeat=3",
-           "truncate=400"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    out = proc.stdout + proc.stderr
+    bad, out = run_taplint(tap, "-Dstar.basicauth.user=alice",
+                           f"-Dstar.basicauth.password={PASSWORD}")
     assert "Totals:" in out, out[-3000:]
     assert "far.hipparcos.hip2" in out or "QGE" in out
-    bad = [line for line in out.splitlines() if re.match(r"^[EF]-[A-Z]{3}-", line)]
     assert not bad, "taplint errors:\n" + "\n".join(bad)
 
 
