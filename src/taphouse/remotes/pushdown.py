@@ -32,6 +32,14 @@ from taphouse.remotes.registry import RemoteRegistry
 GEOMETRY_FUNCTIONS = ("POINT", "CIRCLE", "BOX", "POLYGON", "REGION", "CONTAINS",
                       "INTERSECTS", "AREA", "CENTROID", "COORD1", "COORD2", "COORDSYS",
                       "DISTANCE")
+#: Optional ADQL 2.1 functions called by name (TAPRegExt forms without a signature).
+OPTIONAL_FUNCTIONS = ("IN_UNIT",)
+#: Optional ADQL 2.1 features the parser reads as typed nodes: node -> advertised form.
+OPTIONAL_NODES: tuple[tuple[type[exp.Expression], str], ...] = (
+    (exp.Lower, "LOWER"), (exp.Upper, "UPPER"), (exp.ILike, "ILIKE"), (exp.Cast, "CAST"))
+#: ADQL's names of CAST types where sqlglot's base SQL writes others (DOUBLE, INT, FLOAT).
+_CAST_NAMES = {exp.DataType.Type.DOUBLE: "DOUBLE PRECISION",
+               exp.DataType.Type.INT: "INTEGER", exp.DataType.Type.FLOAT: "REAL"}
 
 
 @dataclass
@@ -176,13 +184,18 @@ def _check_features(tree: exp.Expression, remote: Remote) -> None:
     caps: Capabilities = remote.capabilities
     for call in tree.find_all(exp.Anonymous):
         name = str(call.this).upper()
-        if name in GEOMETRY_FUNCTIONS:
+        if name in GEOMETRY_FUNCTIONS or name in OPTIONAL_FUNCTIONS:
             if not caps.has_feature(name):
                 raise AdqlError.at(f"remote {remote.name!r} does not advertise the ADQL"
                                    f" function {name}: the query cannot run there", call)
         elif not caps.has_feature(name + "("):
             raise AdqlError.at(f"remote {remote.name!r} does not advertise the function"
                                f" {name.lower()}: the query cannot run there", call)
+    for node_type, form in OPTIONAL_NODES:
+        node = tree.find(node_type)
+        if node is not None and not caps.has_feature(form):
+            raise AdqlError.at(f"remote {remote.name!r} does not advertise {form}: the query"
+                               " cannot run there", node)
     needs = [(exp.With, "WITH"), (exp.Union, "UNION"), (exp.Except, "EXCEPT"),
              (exp.Intersect, "INTERSECT")]
     for kind, form in needs:
@@ -208,10 +221,36 @@ def _top(tree: exp.Expression) -> int | None:
     return None
 
 
+def _adql_form(node: exp.Expression) -> exp.Expression:
+    """A node sqlglot's base SQL would write in a form ADQL does not have, as ADQL
+    writes it: ``a % b`` -> ``MOD(a, b)``, ``LOG(10, x)`` -> ``LOG10(x)``, ``LN(x)`` ->
+    ``LOG(x)`` (natural in ADQL), ``TRUNC`` -> ``TRUNCATE``, ``CEIL`` -> ``CEILING``, and
+    the CAST types ``DOUBLE PRECISION``, ``INTEGER``, ``REAL``."""
+    def call(name: str, *args: exp.Expression | None) -> exp.Anonymous:
+        return exp.Anonymous(this=name, expressions=[a for a in args if a is not None])
+
+    if isinstance(node, exp.Mod):
+        return call("MOD", node.this, node.expression)
+    if isinstance(node, exp.Log) and node.args.get("expression") is not None:
+        base = node.this
+        if isinstance(base, exp.Literal) and not base.is_string and base.this == "10":
+            return call("LOG10", node.expression)
+        return exp.Div(this=call("LOG", node.expression), expression=call("LOG", base))
+    if isinstance(node, exp.Ln):
+        return call("LOG", node.this)
+    if isinstance(node, exp.Trunc):
+        return call("TRUNCATE", node.this, node.args.get("decimals"))
+    if isinstance(node, exp.Ceil):
+        return call("CEILING", node.this)
+    if isinstance(node, exp.DataType) and node.this in _CAST_NAMES:
+        return exp.DataType(this=exp.DataType.Type.USERDEFINED, kind=_CAST_NAMES[node.this])
+    return node
+
+
 def to_adql(tree: exp.Expression) -> str:
     """ADQL text of a tree: sqlglot's generic SQL, with each LIMIT written as ADQL's
-    ``SELECT [DISTINCT] TOP n``."""
-    tree = tree.copy()
+    ``SELECT [DISTINCT] TOP n`` and the forms of :func:`_adql_form` in ADQL's words."""
+    tree = tree.copy().transform(_adql_form)
     mark = "taphouse_top_" + secrets.token_hex(6)
     for select in tree.find_all(exp.Select):
         limit = select.args.get("limit")
