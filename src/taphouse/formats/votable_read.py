@@ -12,8 +12,15 @@ column by column:
   4-byte counts, then every column is gathered with numpy (null flags of BINARY2 unpacked
   with ``np.unpackbits``; BINARY nulls from ``VALUES null`` for integers, NaN for floats).
 
-What this does not cover returns ``None`` and the caller falls back to astropy: numeric
-arrays (``bit`` arrays too), complex types, CDATA,
+Numeric arrays of one dimension (``arraysize="3"``, ``"*"``, ``"10*"``) become Arrow
+fixed-size lists and lists, as astropy's reading makes them (upload.py ``_from_astropy``):
+an element that is NaN or the ``VALUES null`` value is a null element; a cell is null
+when it is empty in TABLEDATA, flagged in BINARY2, or a fixed-size array whose every
+element is null (how BINARY writes a null array); an empty variable-size cell is an
+empty array.
+
+What this does not cover returns ``None`` and the caller falls back to astropy: arrays
+of ``boolean`` or ``bit``, arrays of more than one dimension, complex types, CDATA,
 comments or ``encoding`` inside TABLEDATA, namespaced tags, ragged rows, values Arrow
 cannot read (e.g. hexadecimal integers). Nulls follow astropy's reading: an empty cell,
 the ``VALUES null`` value of an integer column and NaN are null.
@@ -24,7 +31,7 @@ from __future__ import annotations
 import base64
 import html
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -47,6 +54,18 @@ _ARROW = {"unsignedByte": pa.uint8(), "short": pa.int16(), "int": pa.int32(),
 
 class Unsupported(Exception):
     """The document needs astropy's general parser."""
+
+
+class _Kind(NamedTuple):
+    """How a FIELD's cells are stored: ``width`` is the fixed size in bytes (None if
+    variable); ``items`` the element count of a fixed-size numeric array, ``-1`` for a
+    variable-size one, None for scalars and text; ``per`` the bytes of one element (of one
+    character for text)."""
+
+    datatype: str
+    width: int | None
+    items: int | None = None
+    per: int = 1
 
 
 def split(doc: bytes) -> tuple[bytes, str, bytes] | None:
@@ -107,20 +126,30 @@ def _hidden_markup(doc: bytes, end: int) -> bool:
     return False
 
 
-def _kind(field: Any) -> tuple[str, int | None]:
-    """``(datatype, fixed width in bytes or None if variable)``; Unsupported otherwise."""
+def _kind(field: Any) -> _Kind:
+    """How the field's cells are stored; Unsupported when this module cannot read them."""
     datatype = field.datatype
     arraysize = field.arraysize
     if datatype in ("char", "unicodeChar"):
         per = 1 if datatype == "char" else 2
         if arraysize is None or arraysize == "":
-            return datatype, per
+            return _Kind(datatype, per, None, per)
         if "*" in arraysize or "x" in arraysize:
-            return datatype, None
-        return datatype, per * int(arraysize)
-    if datatype not in _SCALARS or arraysize not in (None, "", "1"):
+            return _Kind(datatype, None, None, per)
+        return _Kind(datatype, per * int(arraysize), None, per)
+    if datatype not in _SCALARS:
         raise Unsupported(datatype)
-    return datatype, _SCALARS[datatype]
+    size = _SCALARS[datatype]
+    if arraysize in (None, "", "1"):
+        return _Kind(datatype, size, None, size)
+    if datatype not in _NUMPY or "x" in arraysize:
+        raise Unsupported(f"{datatype} array")  # boolean/bit arrays, several dimensions
+    if arraysize.endswith("*"):
+        return _Kind(datatype, None, -1, size)
+    items = int(arraysize)
+    if items <= 0:
+        raise Unsupported("arraysize")
+    return _Kind(datatype, size * items, items, size)
 
 
 def _null_value(field: Any) -> Any:
@@ -144,7 +173,7 @@ def read_rows(fields: list[Any], serialization: str, payload: bytes,
         return None
 
 
-def _tabledata(fields: list[Any], kinds: list[tuple[str, int | None]],
+def _tabledata(fields: list[Any], kinds: list[_Kind],
                payload: bytes, max_rows: int | None = None) -> list[pa.Array]:
     if b"<![CDATA[" in payload or b"<!--" in payload or b"encoding" in payload:
         raise Unsupported("TABLEDATA markup")
@@ -157,12 +186,16 @@ def _tabledata(fields: list[Any], kinds: list[tuple[str, int | None]],
     if nf == 0 or len(cells) != rows * nf:
         raise Unsupported("ragged rows")
     out = []
-    for j, (field, (datatype, _)) in enumerate(zip(fields, kinds, strict=True)):
+    for j, (field, kind) in enumerate(zip(fields, kinds, strict=True)):
+        datatype = kind.datatype
         text = pa.array(cells[j::nf], pa.binary()).cast(pa.string())
         if datatype in ("char", "unicodeChar"):
             out.append(_xml_strings(text))
             continue
         text = pc.utf8_trim_whitespace(text)
+        if kind.items is not None:
+            out.append(_tabledata_array(field, kind, text))
+            continue
         empty = pc.equal(text, "")
         if datatype in ("boolean", "bit"):
             low = pc.utf8_lower(text)
@@ -171,20 +204,64 @@ def _tabledata(fields: list[Any], kinds: list[tuple[str, int | None]],
             out.append(pc.if_else(true, True, pc.if_else(false, False, pa.scalar(None,
                                                                                  pa.bool_()))))
             continue
-        text = pc.if_else(empty, pa.scalar(None, pa.string()), text)
-        if datatype in ("float", "double"):
-            values = pc.cast(text, _ARROW[datatype])
-            out.append(pc.if_else(pc.is_nan(values), pa.scalar(None, values.type), values))
-            continue
-        if pc.any(pc.starts_with(text, "+")).as_py():
-            text = pc.replace_substring_regex(text, r"^\+", "")
-        values = pc.cast(text, _ARROW[datatype])
-        null = _null_value(field)
-        if null is not None:
-            values = pc.if_else(pc.equal(values, pa.scalar(int(null), values.type)),
-                                pa.scalar(None, values.type), values)
-        out.append(values)
+        out.append(_numbers(pc.if_else(empty, pa.scalar(None, pa.string()), text), datatype,
+                            field))
     return out
+
+
+def _numbers(text: pa.Array, datatype: str, field: Any) -> pa.Array:
+    """Numbers from their TABLEDATA text (no empty strings): NaN and the ``VALUES null``
+    value of an integer column null."""
+    if datatype in ("float", "double"):
+        values = pc.cast(text, _ARROW[datatype])
+        return pc.if_else(pc.is_nan(values), pa.scalar(None, values.type), values)
+    if pc.any(pc.starts_with(text, "+")).as_py():
+        text = pc.replace_substring_regex(text, r"^\+", "")
+    values = pc.cast(text, _ARROW[datatype])
+    null = _null_value(field)
+    if null is not None:
+        values = pc.if_else(pc.equal(values, pa.scalar(int(null), values.type)),
+                            pa.scalar(None, values.type), values)
+    return values
+
+
+def _tabledata_array(field: Any, kind: _Kind, text: pa.Array) -> pa.Array:
+    """A numeric array column from its (trimmed) TD texts: numbers separated by
+    whitespace; an empty cell is a null fixed-size array or an empty variable-size one."""
+    empty = pc.equal(text, "").to_numpy(zero_copy_only=False)
+    words = pc.utf8_split_whitespace(pc.if_else(pa.array(empty), pa.scalar(None, pa.string()),
+                                                text))
+    counts = pc.list_value_length(words).fill_null(0).to_numpy(zero_copy_only=False)
+    values = _numbers(pc.list_flatten(words), kind.datatype, field)
+    if kind.items is not None and kind.items > 0 and np.any(counts[~empty] != kind.items):
+        raise Unsupported("array length")  # astropy says which row
+    fixed = kind.items is not None and kind.items > 0
+    return _array(values, counts, empty if fixed else np.zeros(len(empty), bool), kind)
+
+
+def _array(values: pa.Array, counts: np.ndarray, mask: np.ndarray, kind: _Kind) -> pa.Array:
+    """A list column of ``counts[i]`` elements a row from ``values`` (null elements
+    included); rows in ``mask`` null, and fixed-size rows whose elements are all null."""
+    n = len(counts)
+    if kind.items is not None and kind.items > 0:
+        slots = values
+        if len(values) != n * kind.items:  # rows without values (empty TDs)
+            full = np.repeat(counts > 0, kind.items)
+            slots = pa.nulls(n * kind.items, values.type)
+            if len(values):
+                index = np.zeros(n * kind.items, dtype=np.int64)
+                index[full] = np.arange(len(values))
+                slots = pc.if_else(pa.array(full), pc.take(values, pa.array(index)), slots)
+        nulls = slots.is_null().to_numpy(zero_copy_only=False).reshape(n, kind.items)
+        mask = mask | nulls.all(axis=1)
+        return pa.FixedSizeListArray.from_arrays(slots, kind.items,
+                                                 mask=pa.array(mask) if mask.any() else None)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    if offsets[-1] >= 2**31:
+        raise Unsupported("more than 2**31 array elements")
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values,
+                                    mask=pa.array(mask) if mask.any() else None)
 
 
 def _check_cells_per_row(payload: bytes, rows: int, nf: int) -> None:
@@ -214,14 +291,14 @@ def _xml_strings(text: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
 
-def _binary(fields: list[Any], kinds: list[tuple[str, int | None]], payload: bytes,
+def _binary(fields: list[Any], kinds: list[_Kind], payload: bytes,
             binary2: bool, max_rows: int | None = None) -> list[pa.Array]:
     raw = base64.b64decode(payload)
     nf = len(fields)
     flag_bytes = (nf + 7) // 8 if binary2 else 0
     data = np.frombuffer(raw, dtype=np.uint8)
-    if all(width is not None for _, width in kinds):
-        row = flag_bytes + sum(width or 0 for _, width in kinds)
+    if all(kind.width is not None for kind in kinds):
+        row = flag_bytes + sum(kind.width or 0 for kind in kinds)
         if nf == 0 or row == 0 or len(raw) % row:
             raise Unsupported("stream length")
         n = len(raw) // row
@@ -237,14 +314,24 @@ def _binary(fields: list[Any], kinds: list[tuple[str, int | None]], payload: byt
         bits = _gather(data, row_starts + 0, flag_bytes)
         flags = np.unpackbits(bits, axis=1)[:, :nf].astype(bool)
     out = []
-    for j, (field, (datatype, width)) in enumerate(zip(fields, kinds, strict=True)):
+    for j, (field, kind) in enumerate(zip(fields, kinds, strict=True)):
+        datatype, width = kind.datatype, kind.width
         mask = flags[:, j].copy() if flags is not None else np.zeros(n, dtype=bool)
         if width is None:
             length = lengths[j]
             assert length is not None  # a stream with variable columns was walked
-            out.append(_variable_text(data, starts[j], length, datatype, mask))
+            if kind.items is not None:
+                _, values = _cell_bytes(data, starts[j], length)
+                numbers = _binary_numbers(values.view(_NUMPY[datatype]), field)
+                out.append(_array(numbers, length // kind.per, mask, kind))
+            else:
+                out.append(_variable_text(data, starts[j], length, datatype, mask))
             continue
         cell = _gather(data, starts[j], width)
+        if kind.items is not None:
+            numbers = _binary_numbers(cell.view(_NUMPY[datatype]).ravel(), field)
+            out.append(_array(numbers, np.full(n, kind.items), mask, kind))
+            continue
         if datatype == "char":
             values = cell.view(f"S{width}").ravel()
             text = pa.array(values, pa.binary()).cast(pa.string())
@@ -269,15 +356,23 @@ def _binary(fields: list[Any], kinds: list[tuple[str, int | None]], payload: byt
             false = np.isin(byte, np.frombuffer(b"Ff0", np.uint8))
             out.append(pa.array(true, mask=mask | ~(true | false)))
             continue
-        values = cell.view(_NUMPY[datatype]).ravel().astype(_NUMPY[datatype][1:])
-        if datatype in ("float", "double"):
-            mask |= np.isnan(values)
-        else:
-            null = _null_value(field)
-            if null is not None:
-                mask |= values == int(null)
-        out.append(pa.array(values, mask=mask if mask.any() else None))
+        out.append(_binary_numbers(cell.view(_NUMPY[datatype]).ravel(), field, mask))
     return out
+
+
+def _binary_numbers(big_endian: np.ndarray, field: Any,
+                    mask: np.ndarray | None = None) -> pa.Array:
+    """Numbers from their big-endian values: those in ``mask``, NaN and the ``VALUES
+    null`` value of an integer column null."""
+    values = big_endian.astype(big_endian.dtype.newbyteorder("="))
+    mask = np.zeros(len(values), bool) if mask is None else mask
+    if values.dtype.kind == "f":
+        mask = mask | np.isnan(values)
+    else:
+        null = _null_value(field)
+        if null is not None:
+            mask = mask | (values == int(null))
+    return pa.array(values, mask=mask if mask.any() else None)
 
 
 _SIZES = {**_SCALARS, "char": 1, "unicodeChar": 2, "floatComplex": 8, "doubleComplex": 16}
@@ -326,17 +421,17 @@ def _gather(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
     return data[starts[:, None] + np.arange(width)]
 
 
-def _fixed_layout(kinds: list[tuple[str, int | None]], flag_bytes: int,
+def _fixed_layout(kinds: list[_Kind], flag_bytes: int,
                   row_starts: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
     starts = []
     pos = flag_bytes
-    for _, width in kinds:
+    for kind in kinds:
         starts.append(row_starts + pos)
-        pos += width or 0
+        pos += kind.width or 0
     return starts, [None] * len(kinds)
 
 
-def _walk_rows(raw: bytes, kinds: list[tuple[str, int | None]], flag_bytes: int,
+def _walk_rows(raw: bytes, kinds: list[_Kind], flag_bytes: int,
                max_rows: int | None) -> tuple[np.ndarray, list[np.ndarray], list[Any]]:
     """Row and cell positions of a stream with variable-size (text) columns: one Python
     step per row and variable column, reading only the 4-byte counts; the cells are then
@@ -347,24 +442,24 @@ def _walk_rows(raw: bytes, kinds: list[tuple[str, int | None]], flag_bytes: int,
     # the previous variable column), then the fixed bytes after the last one.
     anchors: list[tuple[int, int]] = []  # per column: (variable column it follows, offset)
     gaps: list[int] = []
-    per_char: list[int] = []
+    per_item: list[int] = []  # bytes of a character or array element
     pos, anchor = flag_bytes, -1
-    for datatype, width in kinds:
-        if width is None:
+    for kind in kinds:
+        if kind.width is None:
             anchors.append((-2, len(gaps)))  # marker: variable column number len(gaps)
             gaps.append(pos)
-            per_char.append(1 if datatype == "char" else 2)
+            per_item.append(kind.per)
             pos, anchor = 0, len(gaps) - 1
         else:
             anchors.append((anchor, pos))
-            pos += width
+            pos += kind.width
     tail = pos
     count = struct.Struct(">I").unpack_from
     total = len(raw)
     row_starts: list[int] = []
     var_starts: list[list[int]] = [[] for _ in gaps]
     var_lengths: list[list[int]] = [[] for _ in gaps]
-    segments = list(zip(gaps, per_char, var_starts, var_lengths, strict=True))
+    segments = list(zip(gaps, per_item, var_starts, var_lengths, strict=True))
     p = 0
     try:
         while p < total:
@@ -401,8 +496,10 @@ def _walk_rows(raw: bytes, kinds: list[tuple[str, int | None]], flag_bytes: int,
     return rows, starts, lengths
 
 
-def _variable_text(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, datatype: str,
-                   mask: np.ndarray) -> pa.Array:
+def _cell_bytes(data: np.ndarray, starts: np.ndarray,
+                lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(offsets, bytes)``: the ``lengths[i]`` bytes at each ``starts[i]`` of the stream,
+    one after the other, and where each cell starts in them."""
     offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     # The cells' bytes in order, through a one-byte-per-byte mask of the stream (+1 where
@@ -415,7 +512,12 @@ def _variable_text(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, da
     marks[starts[some] + lengths[some]] = -1
     inside = np.cumsum(marks[:-1], dtype=np.int8).view(np.bool_)
     del marks
-    values = data[inside]
+    return offsets, data[inside]
+
+
+def _variable_text(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray, datatype: str,
+                   mask: np.ndarray) -> pa.Array:
+    offsets, values = _cell_bytes(data, starts, lengths)
     if datatype == "char":
         array = pa.Array.from_buffers(pa.large_binary(), len(lengths), [
             None, pa.py_buffer(offsets), pa.py_buffer(values)])
