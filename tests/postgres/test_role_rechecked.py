@@ -8,12 +8,18 @@ once, and pooled connections went on running queries as a superuser; the check r
 the pool's per-lease liveness query (no extra round trip; privileges in full on one
 lease every ``role_recheck`` seconds, 0 here); fixing the role makes the database
 answer again, without a restart. TEMPORARY is allowed (uploads are copied in as
-temporary tables), and a correct reading role is accepted."""
+temporary tables), and a correct reading role is accepted. Membership of pg_read_all_data
+and the other predefined roles that reach beyond the catalogue, and EXECUTE on a
+superuser's SECURITY DEFINER function, are refused too. At query time any TAP caller gets
+the 503: it says only that the database is refused, and the server log (once, not once
+a request) names the role, what it may do and the objects."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+
+import logging
 
 import httpx
 import psycopg
@@ -74,18 +80,39 @@ def answers(server: Any) -> None:
     assert r.status_code == 200 and r.text.split() == ["n", "100"], r.text
 
 
+GENERIC = ("the PostgreSQL database promo is unavailable: its query role is refused by"
+           " the server's safety check; the operator has the details in the server log")
+
+
+def refused(server: Any, caplog: pytest.LogCaptureFixture, *named: str) -> str:
+    """Two queries answered 503 with the generic message, naming none of ``named``
+    (nor the role); the server log has one warning naming them all: its text."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="taphouse.postgres"):
+        for _ in range(2):
+            r = count(server)
+            assert r.status_code == 503 and GENERIC in r.text, r.text
+            for word in (ROLE, "stars", *named):
+                assert word not in r.text, (word, r.text)
+    logged = [rec.getMessage() for rec in caplog.records
+              if rec.name == "taphouse.postgres" and "may do more than read" in rec.getMessage()]
+    assert len(logged) == 1, logged  # once, not once a request
+    for word in (ROLE, *named):
+        assert word in logged[0], (word, logged[0])
+    assert "password" not in logged[0] and "host=" not in logged[0], logged[0]
+    return logged[0]
+
+
 @pytest.mark.parametrize("grant, word", [("SUPERUSER", "superuser"),
                                          ("CREATEROLE", "create roles")])
-def test_a_role_given_more_after_registration_is_refused(served: Any, grant: str,
-                                                         word: str) -> None:
+def test_a_role_given_more_after_registration_is_refused(
+        served: Any, grant: str, word: str, caplog: pytest.LogCaptureFixture) -> None:
     server, admin, _, _ = served
     answers(server)
     admin.execute(f"ALTER ROLE {ROLE} {grant}")
     try:
-        r = count(server)  # the pooled connection of the first query, now superuser
-        assert r.status_code == 503, r.text
-        assert ROLE in r.text and word in r.text and "promo" in r.text, r.text
-        assert "password" not in r.text and "host=" not in r.text
+        # the pooled connection of the first query, now superuser
+        refused(server, caplog, word)
     finally:
         admin.execute(f"ALTER ROLE {ROLE} NO{grant}")
     answers(server)
@@ -150,14 +177,22 @@ WRITES = {
     **{role: (f"GRANT {role} TO {ROLE}", f"REVOKE {role} FROM {ROLE}",
               f"member of {role}")
        for role in ("pg_write_server_files", "pg_read_server_files",
-                    "pg_execute_server_program", "pg_write_all_data")},
+                    "pg_execute_server_program", "pg_write_all_data", "pg_read_all_data",
+                    "pg_read_all_settings", "pg_read_all_stats", "pg_stat_scan_tables",
+                    "pg_monitor", "pg_signal_backend", "pg_checkpoint")},
+    "a superuser's SECURITY DEFINER function": (
+        "CREATE FUNCTION public.th_definer(a int) RETURNS int LANGUAGE sql"
+        " SECURITY DEFINER AS 'SELECT a'", "DROP FUNCTION public.th_definer(int)",
+        "EXECUTE on function public.th_definer(a integer), SECURITY DEFINER of superuser"),
 }
 
 
 @pytest.mark.parametrize("case", list(WRITES))
-def test_a_role_that_may_write_is_refused(served: Any, case: str) -> None:
-    """Refused by registration (nothing registered, no DSN stored) and, when granted
-    after registration, at query time (503); answers again once taken back."""
+def test_a_role_that_may_write_is_refused(served: Any, case: str,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Refused by registration (the operator's error names it; nothing registered, no
+    DSN stored) and, when granted after registration, at query time (a generic 503;
+    the log names it); answers again once taken back."""
     server, _, setup, pg_server = served
     grant, revoke, said = WRITES[case]
     answers(server)
@@ -172,10 +207,7 @@ def test_a_role_that_may_write_is_refused(served: Any, case: str) -> None:
         assert said in str(err.value) and ROLE in str(err.value), str(err.value)
         assert platform.catalogue.database("promo2") is None
         assert platform.secrets.get(secret_name("promo2")) is None
-        r = count(server)
-        assert r.status_code == 503, r.text
-        assert said in r.text and ROLE in r.text, r.text
-        assert "password" not in r.text and "host=" not in r.text
+        refused(server, caplog, said)
     finally:
         for statement in revoke.split("; "):
             setup.execute(statement)
@@ -205,7 +237,8 @@ def test_a_reading_role_with_temporary_tables_is_accepted(served: Any) -> None:
         assert r.status_code == 200 and r.text.split() == ["id", "3", "5"], r.text
 
 
-def test_privileges_are_rechecked_every_role_recheck_seconds(served: Any) -> None:
+def test_privileges_are_rechecked_every_role_recheck_seconds(
+        served: Any, caplog: pytest.LogCaptureFixture) -> None:
     """Privileges are checked in full on one lease every ``role_recheck`` seconds (their
     cost grows with the database's tables); attributes on every lease."""
     server, admin, setup, _ = served
@@ -216,15 +249,43 @@ def test_privileges_are_rechecked_every_role_recheck_seconds(served: Any) -> Non
         setup.execute(f"GRANT INSERT ON promo.stars TO {ROLE}")
         answers(server)  # not yet
         admin.execute(f"ALTER ROLE {ROLE} CREATEDB")
-        r = count(server)  # attributes: every lease; then all it may do
-        assert r.status_code == 503 and "create roles or databases" in r.text, r.text
-        assert "INSERT on table promo.stars" in r.text, r.text
+        # attributes: every lease; then all it may do
+        refused(server, caplog, "create roles or databases", "INSERT on table promo.stars")
         admin.execute(f"ALTER ROLE {ROLE} NOCREATEDB")
-        r = count(server)
-        assert r.status_code == 503 and "INSERT on table promo.stars" in r.text, r.text
-        assert "create roles" not in r.text, r.text
+        logged = refused(server, caplog, "INSERT on table promo.stars")
+        assert "create roles" not in logged, logged
     finally:
         setup.execute(f"REVOKE INSERT ON promo.stars FROM {ROLE}")
         admin.execute(f"ALTER ROLE {ROLE} NOCREATEDB")
         backend.role_recheck = 0
+    answers(server)
+
+
+def test_security_definer_functions_it_cannot_reach_or_of_a_reader_are_accepted(
+        served: Any) -> None:
+    """A superuser's SECURITY DEFINER function in a schema the role may not use, one it
+    may not EXECUTE, and one of a role that is no superuser are not the query role's
+    problem; EXECUTE on the superuser's function once the role may use its schema is."""
+    server, _, setup, pg_server = served
+    setup.execute("CREATE SCHEMA th_hidden")
+    setup.execute("CREATE FUNCTION th_hidden.th_definer() RETURNS int LANGUAGE sql"
+                  " SECURITY DEFINER AS 'SELECT 1'")
+    setup.execute("CREATE FUNCTION public.th_locked() RETURNS int LANGUAGE sql"
+                  " SECURITY DEFINER AS 'SELECT 1'")
+    setup.execute("REVOKE EXECUTE ON FUNCTION public.th_locked() FROM PUBLIC")
+    setup.execute("CREATE FUNCTION public.th_group_definer() RETURNS int LANGUAGE sql"
+                  " SECURITY DEFINER AS 'SELECT 1'")
+    setup.execute(f"ALTER FUNCTION public.th_group_definer() OWNER TO {GROUP}")
+    try:
+        with psycopg.connect(dsn_of(pg_server, user=ROLE, dbname=DBNAME),
+                             autocommit=True) as conn:
+            assert role_problems(conn) == (ROLE, [])
+            answers(server)
+            setup.execute(f"GRANT USAGE ON SCHEMA th_hidden TO {ROLE}")
+            assert role_problems(conn) == (ROLE, [
+                "it has EXECUTE on function th_hidden.th_definer(), SECURITY DEFINER of"
+                f" superuser {pg_server.user}"])
+    finally:
+        setup.execute("DROP SCHEMA th_hidden CASCADE")
+        setup.execute("DROP FUNCTION public.th_locked(), public.th_group_definer()")
     answers(server)

@@ -11,9 +11,11 @@ service functions in their own schema, grants the query role what it needs, revo
 ``CREATE`` on ``public`` from it and builds HEALPix index columns (``--index``); the
 *query* DSN is what the server uses. A query role that may do more than read is
 refused, here and when the server leases its connections (:func:`role_problems`: a
-superuser, a member of the server-file roles, a role with any privilege that writes on
-a table or schema of the database, or owning any of its objects): the database itself
-must enforce what the ADQL checks refuse.
+superuser, a member of the server-file roles or of pg_read_all_data and the like, a
+role with any privilege that writes on a table or schema of the database, owning any of
+its objects, or that may call a superuser's SECURITY DEFINER function): the database
+itself must enforce what the ADQL checks refuse. At lease time the TAP caller is told
+only that the database is refused; the server log names what and on which objects.
 
 The ``--meta`` YAML file::
 
@@ -66,9 +68,14 @@ log = logging.getLogger("taphouse.postgres")
 
 #: Where the sealed query DSN of a registered database is kept (taphouse.secrets).
 SECRET_PREFIX = "postgres:"
-#: Roles whose members can reach the server's files or programs, or write every table.
+#: Predefined roles a query role may not be a member of: those whose members can reach
+#: the server's files or programs or write every table, and (defence in depth) those
+#: that read every table, the server's settings and statistics (other sessions' queries
+#: included), signal other sessions or force checkpoints (all exist in PostgreSQL 15).
 DANGEROUS_ROLES = ("pg_read_server_files", "pg_write_server_files",
-                   "pg_execute_server_program", "pg_write_all_data")
+                   "pg_execute_server_program", "pg_write_all_data", "pg_read_all_data",
+                   "pg_read_all_settings", "pg_read_all_stats", "pg_stat_scan_tables",
+                   "pg_monitor", "pg_signal_backend", "pg_checkpoint")
 
 _PG_ARROW = {
     "int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(), "float4": pa.float32(),
@@ -161,7 +168,16 @@ writes(rolname, self, what, object) AS (
       format('sequence %%I.%%I', rel.nspname, rel.relname)
     FROM who, rel, (VALUES ('USAGE'), ('UPDATE')) p(name) WHERE rel.relkind = 'S'
     AND has_sequence_privilege(who.oid, rel.oid, p.name)
-    GROUP BY who.rolname, who.self, rel.nspname, rel.relname)"""
+    GROUP BY who.rolname, who.self, rel.nspname, rel.relname
+  UNION ALL SELECT who.rolname, who.self, 'EXECUTE',
+      format('function %%I.%%I(%%s), SECURITY DEFINER of superuser %%I', n.nspname,
+             f.proname, pg_get_function_identity_arguments(f.oid), o.rolname)
+    FROM who, pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
+    JOIN pg_roles o ON o.oid = f.proowner
+    WHERE f.prosecdef AND o.rolsuper
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+    AND has_schema_privilege(who.oid, n.oid, 'USAGE')
+    AND has_function_privilege(who.oid, f.oid, 'EXECUTE'))"""
 _ROLE_SQL = (f"WITH {_ROLES}, problem(rolname, self, what, object) AS ({_ATTRIBUTES})"
              " SELECT current_user::text, NULL, NULL, NULL, NULL"
              " UNION ALL (SELECT NULL, * FROM problem LIMIT %(limit)s)")
@@ -176,11 +192,13 @@ _PROBLEMS_SHOWN = 8
 def role_problems(conn: Any, *, writes: bool = True) -> tuple[str, list[str]]:
     """``(role, what it may do beyond reading)`` of the connection's role, in one query.
 
-    Always: superuser, CREATEROLE / CREATEDB, BYPASSRLS, a member of the server-file
-    roles or ``pg_write_all_data`` (also through the roles it is a member of). With
+    Always: superuser, CREATEROLE / CREATEDB, BYPASSRLS, a member of one of
+    :data:`DANGEROUS_ROLES` (also through the roles it is a member of). With
     ``writes``: INSERT / UPDATE / DELETE / TRUNCATE / REFERENCES / TRIGGER on any table,
     view or column, USAGE / UPDATE on a sequence, CREATE on the database or any
-    schema, and owning any object of the database (an owner may ALTER or DROP it) —
+    schema, owning any object of the database (an owner may ALTER or DROP it), and
+    EXECUTE on a ``SECURITY DEFINER`` function of a superuser (it runs as the
+    superuser) outside ``pg_catalog`` / ``information_schema`` in a schema it may use —
     its own, PUBLIC's, or of a role it is a member of. TEMPORARY is allowed: per-request
     tables are copied in as temporary tables. Each problem names the privilege and the
     object. The query connections' pool runs it on leases

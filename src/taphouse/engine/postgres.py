@@ -366,11 +366,12 @@ class PostgresBackend:
         refused = self._refusal
         if refused:
             pooled.__exit__(None, None, None)
+            # any TAP caller reads this: what the role may do, and on which objects
+            # (perhaps outside the catalogue), is for the server log (_check_role)
             raise PostgresError(
-                f"the PostgreSQL database {self.name} is refused: its query role"
-                f" {refused[0]!r} may do more than read ({'; '.join(refused[1])}), which"
-                " it could not when it was registered; an administrator must take that"
-                " back (or register the database with a reading role)", 503)
+                f"the PostgreSQL database {self.name} is unavailable: its query role is"
+                " refused by the server's safety check; the operator has the details in"
+                " the server log", 503)
         cur = PgCursor(conn)
         cur.inline = dict(inline or {})
         try:
@@ -535,8 +536,10 @@ class PostgresBackend:
         every lease; its privileges on every table, schema and object (a cost that
         grows with the database's tables: ~10 ms for 500 at load 10) on one lease every
         ``role_recheck`` seconds, and on every lease while it is refused (all it may do
-        is named; taking the grant back makes the database answer again at once). Raising here would make
-        the pool retry until its timeout."""
+        is logged; taking the grant back makes the database answer again at once). The
+        server log names the role, what it may do and on which objects, once each time
+        that changes; the TAP caller's 503 says only that the database is refused.
+        Raising here would make the pool retry until its timeout."""
         from taphouse.engine.pg_register import role_problems
 
         now = time.monotonic()
@@ -548,9 +551,12 @@ class PostgresBackend:
         if full:
             self._checked = now
         if problems:
-            if self._refusal != (user, problems):
+            if self._refusal != (user, problems):  # once a change, not once a lease
                 log.warning("PostgreSQL database %s: its query role %r may do more than"
-                            " read (%s): refused", self.name, user, "; ".join(problems))
+                            " read (%s), which it could not when it was registered:"
+                            " queries are refused (503) until that is taken back (or"
+                            " the database is registered with a reading role)",
+                            self.name, user, "; ".join(problems))
             self._refusal = (user, problems)
         elif full:
             self._refusal = None
