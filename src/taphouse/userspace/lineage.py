@@ -15,11 +15,14 @@ untrusted remote (:mod:`taphouse.federation.trust`).
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from taphouse.catalogue.model import TableMeta
 from taphouse.catalogue.store import CatalogueStore
+from taphouse.userspace.names import MYDB
 
 if TYPE_CHECKING:
     from taphouse.remotes.registry import RemoteRegistry
@@ -28,6 +31,10 @@ if TYPE_CHECKING:
 _DEPTH = 8
 #: How a restricted remote is named among sources (and in ``federation_trusted``).
 REMOTE_PREFIX = "remote:"
+#: The source recorded for rows whose restricted sources cannot be known any more (a
+#: table written before they were recorded, from a table or database dropped since):
+#: readable by no group, so never shared nor uploaded to a remote not trusted for it.
+UNKNOWN_SOURCE = "restricted-unknown"
 
 
 def restricted_sources(table: TableMeta, catalogue: CatalogueStore,
@@ -157,5 +164,139 @@ def _remote_source(record: dict[str, Any], remotes: RemoteRegistry | None,
         found[REMOTE_PREFIX + name] = groups
 
 
+def backfill_restrictions(con: sqlite3.Connection) -> None:
+    """Migration: record the restricted sources of user tables written before they were
+    recorded (provenance records without ``restricted``), so that they count once a
+    source table or database is gone. Each such record gets the restricted sources its
+    source tables (or, failing those, the tables its ADQL or its job's query names)
+    lead to, followed through user tables; a source that is gone, a query that names no
+    table it can resolve, or a table without any provenance gets :data:`UNKNOWN_SOURCE`.
+    Uploaded files and rows written through the API (no query) have no sources."""
+    dbs = {r[1]: (r[0], r[2], bool(r[3])) for r in con.execute(
+        "SELECT id, name, kind, public FROM databases")}
+    groups: dict[int, list[str]] = {}
+    for db_id, group in con.execute("SELECT dg.database_id, g.name FROM database_groups dg"
+                                    " JOIN groups g ON g.id = dg.group_id"):
+        groups.setdefault(db_id, []).append(group)
+    tables: dict[tuple[str, str], tuple[int, dict[str, Any], str | None]] = {}
+    for version_id, db, name, text, job_id in con.execute(
+            "SELECT v.id, d.name, t.name, v.meta, ut.job_id FROM tables t"
+            " JOIN databases d ON d.id = t.database_id"
+            " JOIN table_versions v ON v.id = t.current_version_id"
+            " LEFT JOIN user_tables ut ON ut.table_id = t.id"
+            " WHERE d.kind IN ('user', 'archived')"):
+        tables[(db, name.lower())] = (version_id, json.loads(text), job_id)
+    found: dict[tuple[str, str], dict[str, list[str]]] = {}
+
+    def job_query(job_id: str | None) -> str | None:
+        if not job_id:
+            return None
+        row = con.execute("SELECT params FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        try:
+            params = json.loads(row[0]) if row else {}
+        except ValueError:
+            return None
+        query = params.get("query") if isinstance(params, dict) else None
+        return str(query) if query else None
+
+    def named_tables(adql: str, schema: str) -> list[str] | None:
+        from sqlglot import exp
+
+        from taphouse.adql.translator import parse
+
+        try:
+            tree = parse(adql)
+        except Exception:  # noqa: BLE001  (any text that no longer parses)
+            return None
+        ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+        names = []
+        for t in tree.find_all(exp.Table):
+            db, name = t.db.lower(), t.name.lower()
+            if not db:
+                if name in ctes:
+                    continue
+                return None  # unqualified: cannot be resolved now
+            names.append(f"{schema if db == MYDB else db}.{name}")
+        return names
+
+    def add(into: dict[str, set[str]], sources: dict[str, list[str]] | None) -> None:
+        if sources is None:
+            into.setdefault(UNKNOWN_SOURCE, set())
+            return
+        for source, allowed in sources.items():
+            into.setdefault(source, set()).update(allowed)
+
+    def record_sources(schema: str, record: dict[str, Any], job_id: str | None,
+                       depth: int) -> dict[str, list[str]]:
+        out: dict[str, set[str]] = {}
+        remote = record.get("remote")
+        if isinstance(remote, dict) and remote.get("owner_id") is None and remote.get(
+                "groups") and remote.get("name"):
+            out[REMOTE_PREFIX + str(remote["name"])] = {str(g) for g in remote["groups"]}
+        names = record.get("source_tables")
+        if not isinstance(names, list):
+            adql = record.get("adql") or job_query(job_id)
+            if adql:
+                names = named_tables(str(adql), schema)
+                if names is None:
+                    add(out, None)
+            elif "uploaded" not in record and "mode" not in record:
+                add(out, None)  # no query, no file, no API write: the rows' origin unknown
+        for source in names or []:
+            db_name, _, name = str(source).lower().partition(".")
+            db = dbs.get(db_name)
+            if db is None:
+                add(out, None)  # a database dropped since
+            elif db[1] == "catalogue":
+                if not db[2]:
+                    add(out, {db_name: groups.get(db[0], [])})
+            elif db[1] in ("user", "archived"):
+                add(out, table_sources(db_name, name, depth + 1))
+        return {s: sorted(g) for s, g in sorted(out.items())}
+
+    def table_sources(db: str, name: str, depth: int) -> dict[str, list[str]] | None:
+        key = (db, name)
+        if key in found:
+            return found[key]  # (a cycle is cut at the table being walked: {} so far)
+        if key not in tables or depth > _DEPTH:
+            return None
+        found[key] = {}
+        _, meta, job_id = tables[key]
+        extra = meta.get("extra") or {}
+        records = [r for r in [extra.get("provenance"), *(extra.get("history") or [])]
+                   if isinstance(r, dict)]
+        out: dict[str, set[str]] = {}
+        if not records:
+            add(out, None)
+        for record in records:
+            recorded = record.get("restricted")
+            add(out, recorded if isinstance(recorded, dict)
+                else record_sources(db, record, job_id, depth))
+        result = {s: sorted(g) for s, g in sorted(out.items())}
+        found[key] = result
+        return result
+
+    for (db, _name), (version_id, meta, job_id) in tables.items():
+        extra: dict[str, Any] = meta["extra"] if isinstance(meta.get("extra"), dict) else {}
+        records = [r for r in [extra.get("provenance"), *(extra.get("history") or [])]
+                   if isinstance(r, dict)]
+        changed = False
+        if not records:
+            extra["provenance"] = {"restricted": {UNKNOWN_SOURCE: []},
+                                   "note": "written before its sources were recorded"}
+            changed = True
+        for record in records:
+            if "restricted" in record:
+                continue
+            sources = record_sources(db, record, job_id, 0)
+            if sources:
+                record["restricted"] = sources
+                changed = True
+        if changed:
+            meta["extra"] = extra
+            con.execute("UPDATE table_versions SET meta = ? WHERE id = ?",
+                        (json.dumps(meta), version_id))
+
+
 __all__ = ["restricted_sources", "outside_groups", "walk", "record_restrictions",
-           "REMOTE_PREFIX"]
+           "backfill_restrictions", "REMOTE_PREFIX", "UNKNOWN_SOURCE"]

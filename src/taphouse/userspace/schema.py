@@ -7,6 +7,7 @@ list of each table, and the workspaces of each user.
 """
 
 from taphouse.metadata import register_migrations
+from taphouse.userspace.lineage import backfill_restrictions
 
 register_migrations("userspace", [
     """
@@ -73,4 +74,7 @@ register_migrations("userspace", [
     DROP TABLE workspaces;
     ALTER TABLE workspaces_by_id RENAME TO workspaces
     """,
+    # User tables written before their restricted sources were recorded (f8fda1e) get
+    # them now, or "restricted-unknown" where they cannot be known (lineage.py).
+    backfill_restrictions,
 ])
