@@ -70,6 +70,21 @@ FORBIDDEN = {
     "query_function": "SELECT * FROM query('SELECT 1')",
     "unnest": "SELECT UNNEST([1, 2]) FROM demo.stars",
     "placeholder": "SELECT id FROM demo.stars WHERE id = ?",
+    # Hive/Spark clauses the resolver does not visit: a subquery there named any table
+    # or file (Spark reads csv.`name`) and reached Spark unresolved
+    "sort_by": "SELECT id FROM demo.stars SORT BY (SELECT MAX(x) FROM global_temp.v1)",
+    "distribute_by": "SELECT id FROM demo.stars DISTRIBUTE BY (SELECT 1 FROM csv.passwd)",
+    "try_cast": "SELECT TRY_CAST(name AS INTEGER) FROM demo.stars",
+    # Spark SQL's file tables and Java calls
+    "spark_file_table": "SELECT * FROM parquet.\"/etc\"",
+    "spark_file_table_relative": "SELECT * FROM csv.passwd",
+    "reflect": "SELECT reflect('java.lang.System', 'getenv', 'HOME') FROM demo.stars",
+    "java_method": "SELECT java_method('java.lang.System', 'exit', 1) FROM demo.stars",
+    "input_file_name": "SELECT input_file_name() FROM demo.stars",
+    "read_files": "SELECT * FROM read_files('/etc/passwd')",
+    "spark_identifier": "SELECT * FROM IDENTIFIER('parquet.`/etc`')",
+    "spark_set": "SET spark.sql.runSQLOnFiles = true",
+    "spark_declare": "DECLARE VARIABLE v INT DEFAULT 1",
 }
 
 

@@ -87,7 +87,7 @@ def check_tree(tree: exp.Expression, text: str | None = None) -> None:
                         " WITH queries are expanded; simplify it or store intermediate"
                         " results (DEST=mydb.<table>) and query those")
     for node in tree.walk():
-        if not isinstance(node, _ALLOWED) or type(node) in _SUBCLASS_REFUSED:
+        if type(node) not in _ALLOWED_TYPES:
             raise AdqlError.at(_describe_refused(node, text), node)
         if isinstance(node, exp.Anonymous):
             if function_of(node) is None:
@@ -178,8 +178,11 @@ def _check_join_condition(node: exp.Join) -> None:
             "pair of rows is meant", node)
 
 
-# Subclasses of allowed types that carry backend-only meaning.
-_SUBCLASS_REFUSED: frozenset[type] = frozenset()
+#: The allowed node types, exactly: a subclass of one carries another meaning (sqlglot's
+#: Sort and Distribute are Orders: Hive's SORT BY and DISTRIBUTE BY, whose expressions the
+#: resolver never visits, so a subquery there reached Spark with any table or file name
+#: in it; TryCast is a Cast).
+_ALLOWED_TYPES: frozenset[type] = frozenset(_ALLOWED)
 
 
 #: Refused constructs that deserve their own explanation, by sqlglot node type.
