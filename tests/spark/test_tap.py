@@ -23,32 +23,6 @@ QUERIES = [
 ]
 
 
-def _run(cli, *argv: str) -> None:
-    from taphouse.cli import main
-
-    assert main([*argv]) == 0, argv
-
-
-@pytest.fixture(scope="module")
-def side_by_side(tmp_path_factory, spark):
-    """A server whose database ``flat`` is served by DuckDB and ``sky`` by Spark (the
-    same rows); ``spark`` makes sure the process's SparkSession is the tests' local[2]."""
-    from servers import start_live
-    from taphouse.catalogue.synth import write_synthetic
-
-    base = tmp_path_factory.mktemp("sparktap")
-    data = base / "data"
-    parquet = base / "stars.parquet"
-    write_synthetic(parquet, 20_000, seed=4)
-    common = ["--data-dir", str(data), "--init", "ingest", str(parquet), "-t", "stars", "-q"]
-    _run(None, *common, "-d", "flat")
-    _run(None, *common, "-d", "sky", "--partitioned", "--partition-rows", "1500",
-         "--backend", "spark")
-    server = start_live(data, spark_master="local[2]")
-    yield server
-    server.stop()
-
-
 def _rows(table) -> list[tuple]:
     out = []
     for row in table:

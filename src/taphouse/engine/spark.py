@@ -71,6 +71,11 @@ BASE_CONF = {
     # more than 32 files cost seconds)
     "spark.sql.sources.parallelPartitionDiscovery.threshold": "4096",
 }
+#: Settings of every query's session, over the operator's ``conf``: Spark replaces
+#: ``${env:X}``, ``${system:x}`` and ``${spark.conf.key}`` anywhere in SQL text, string
+#: literals and quoted names included, so ADQL's ``'${env:HOME}'`` came back as the
+#: server's environment variable (and a setting such as an object store key).
+SESSION_CONF = {"spark.sql.variable.substitute": "false"}
 #: Settings for a small local cluster (tests, one machine).
 LOCAL_CONF = {
     "spark.ui.enabled": "false",
@@ -264,6 +269,7 @@ class SparkBackend:
             # The Python workers of the Arrow UDFs: this interpreter (its packages)
             settings["spark.pyspark.python"] = sys.executable
         settings.update(conf or {})
+        settings.update(SESSION_CONF)
         builder = SparkSession.builder.master(master).appName(app_name)
         for key, value in settings.items():
             builder = builder.config(key, value)
@@ -397,6 +403,8 @@ class SparkBackend:
         """A session of its own for one query, with the request's tables as temporary
         views; ``pool`` is the fair-scheduler pool (:func:`pool_name` of the user)."""
         session = self.spark.newSession()
+        for key, value in SESSION_CONF.items():  # a new session starts from the defaults
+            session.conf.set(key, value)
         self._register_functions(session)
         cur = SparkCursor(self, session, pool or pool_name(None))
         try:
