@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 from spark_env import SparkRun, adql_env, files_read
 from test_partitioned import SKY_COLUMNS, SKY_CONES, VERTICES, Sky, _angdist
+from test_regions import REGIONS, _reference, _vec
 
 from taphouse.catalogue.hats import partitions
 from taphouse.catalogue.model import HEALPIX_COLUMN, ColumnMeta, TableMeta
@@ -101,6 +102,20 @@ def test_polygon_reads_only_its_partitions(sky, srun):
     _, duck = sky.run(adql)
     assert sorted(rows) == sorted(duck) and rows
     assert len(_read(sky, t.sql)) < len(partitions(sky.part.path).files) / 4
+
+
+@pytest.mark.parametrize("name", list(REGIONS))
+def test_regions_same_as_duckdb_and_pruned(sky, srun, name):
+    """The BOXes and POLYGONs of tests/adql/test_regions.py (RA 0/360, the poles, concave,
+    near a hemisphere) on Spark: the exact answer, DuckDB's, read from the partitions the
+    region touches only."""
+    adql = f"SELECT id FROM demo.sky WHERE 1 = CONTAINS(POINT(ra, dec), {REGIONS[name]})"
+    t, rows = srun.run(adql)
+    _, duck = sky.run(adql)
+    expected = np.flatnonzero(_reference(name, _vec(sky.ra, sky.dec))).tolist()
+    assert sorted(r[0] for r in rows) == sorted(r[0] for r in duck) == expected, name
+    assert any(n.startswith("polygon on sky") for n in t.notes), t.notes
+    assert 1 <= len(_read(sky, t.sql)) < len(partitions(sky.part.path).files)
 
 
 def test_full_table_aggregate(sky, srun):
