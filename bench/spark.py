@@ -10,9 +10,12 @@ Then the same ADQL runs on the embedded DuckDB engine and on Spark (``--master``
 
 * session start (JVM + SparkContext), and the first use of a table (its view);
 * per-query overhead: ``SELECT 1``-like query warm, p50;
-* every benchmark query of bench/tap.py (cone r = 0.05 deg, BOX, POLYGON, an uploaded
-  crossmatch at 1 arcsec, GROUP BY over all rows, TOP 1, a 100k-row result): Spark's
-  rows equal DuckDB's (sorted), and both times (p50 where repeated);
+* every benchmark query of bench/tap.py, bench/adql.py and bench/hats.py (cone r = 0.05
+  deg, with DISTANCE; the 1 deg2 CIRCLE, BOX and POLYGON; an uploaded crossmatch at 1
+  arcsec, with positions and DISTANCE; GROUP BY over all rows, ROUND/AVG/HAVING; TOP 1,
+  TOP 100 WHERE ORDER BY; a 100k-row result; TOP without ORDER BY is run ordered, its
+  rows being any): Spark's rows equal DuckDB's (sorted), yes/NO per query, and both
+  times (p50 where repeated);
 * a crossmatch of two partitioned catalogues (the table and the same rows partitioned
   coarser), partition-aligned on Spark: per-pixel tasks, the cost of one, and its
   scale-up;
@@ -175,14 +178,32 @@ def queries(pos: np.ndarray) -> dict[str, list[str]]:
     cone = [f"SELECT {cols} FROM {DB}.{TABLE} WHERE 1 = CONTAINS(POINT('ICRS', ra, dec),"
             f" CIRCLE('ICRS', {float(ra)!r}, {float(dec)!r}, 0.05))" for ra, dec in pos]
     regions = [region_queries(float(ra), float(dec)) for ra, dec in pos[:5]]
+    table = f"{DB}.{TABLE}"
     return {
         "cone r=0.05": cone,
+        # bench/adql.py's cone: the distance as a column
+        "cone + DISTANCE": [
+            f"SELECT source_id, ra, dec, DISTANCE(POINT('ICRS', ra, dec), POINT('ICRS',"
+            f" {float(ra)!r}, {float(dec)!r})) AS dist FROM {table} WHERE 1=CONTAINS("
+            f"POINT('ICRS', ra, dec), CIRCLE('ICRS', {float(ra)!r}, {float(dec)!r}, 0.05))"
+            for ra, dec in pos[:5]],
+        "circle 1 deg2": [r["circle"].replace("bench.synthetic", table) for r in regions],
         "box 1x1 deg": [r["box"].replace("bench.synthetic", f"{DB}.{TABLE}") for r in regions],
         "polygon 1 deg2": [r["polygon"].replace("bench.synthetic", f"{DB}.{TABLE}")
                            for r in regions],
         "TOP 1": [f"SELECT TOP 1 source_id FROM {DB}.{TABLE} ORDER BY source_id"],
         "GROUP BY all rows": [f"SELECT FLOOR(phot_g_mean_mag) AS g, COUNT(*) AS n FROM"
                               f" {DB}.{TABLE} GROUP BY FLOOR(phot_g_mean_mag)"],
+        # bench/adql.py's "aggregate" and "simple", bench/hats.py's full-table GROUP BY
+        "GROUP BY ROUND, AVG, HAVING": [
+            f"SELECT ROUND(phot_g_mean_mag) AS g, COUNT(*) AS n, AVG(parallax) FROM {table}"
+            " WHERE parallax > 1 GROUP BY ROUND(phot_g_mean_mag) HAVING COUNT(*) > 10"
+            " ORDER BY g",
+            f"SELECT ROUND(phot_g_mean_mag) AS g, COUNT(*), AVG(parallax) FROM {table}"
+            " GROUP BY ROUND(phot_g_mean_mag)"],
+        "TOP 100 WHERE ORDER BY": [
+            f"SELECT TOP 100 source_id, ra, dec, phot_g_mean_mag FROM {table}"
+            " WHERE phot_g_mean_mag < 15 ORDER BY phot_g_mean_mag"],
         "100k-row result": [f"SELECT TOP 100000 source_id, ra, dec, parallax, pmra, pmdec,"
                             f" phot_g_mean_mag FROM {DB}.{TABLE} ORDER BY source_id"],
     }
@@ -256,7 +277,11 @@ def main() -> None:
     work["crossmatch upload 1 arcsec"] = [
         "SELECT u.id, s.source_id FROM tap_upload.up AS u JOIN"
         f" {DB}.{TABLE} AS s ON 1 = CONTAINS(POINT('ICRS', s.ra, s.dec),"
-        " CIRCLE('ICRS', u.ra, u.dec, 1.0/3600))"]
+        " CIRCLE('ICRS', u.ra, u.dec, 1.0/3600))",
+        # bench/tap.py's (positions too) and bench/adql.py's (the distance too)
+        "SELECT u.id, s.source_id, s.ra, s.dec, DISTANCE(POINT(u.ra, u.dec),"
+        f" POINT(s.ra, s.dec)) AS d FROM tap_upload.up AS u JOIN {DB}.{TABLE} AS s ON"
+        " 1 = CONTAINS(POINT('ICRS', s.ra, s.dec), CIRCLE('ICRS', u.ra, u.dec, 1.0/3600))"]
     work["crossmatch 2 catalogues 1\""] = [
         # integers only: a SUM of source_ids overflows Spark's bigint (DuckDB: HUGEINT)
         f"SELECT COUNT(*), COUNT(DISTINCT s.source_id), COUNT(DISTINCT b.source_id),"
