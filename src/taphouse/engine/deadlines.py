@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import heapq
+import logging
 import threading
 import time
 from collections.abc import Callable
 
+log = logging.getLogger(__name__)
 
 class Deadline:
     """One pending action; setting ``cancelled`` drops it."""
@@ -58,7 +60,11 @@ class DeadlineClock:
                     continue
                 item = heapq.heappop(self._heap)
             if not item.cancelled:
-                item.action(item.reason)
+                try:
+                    item.action(item.reason)
+                except Exception:  # noqa: BLE001 - one failed interrupt must not end
+                    # the thread, and with it every later time limit of the process
+                    log.exception("time limit action failed (%s)", item.reason)
 
 
 #: The process's one clock.
