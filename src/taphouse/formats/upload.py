@@ -186,7 +186,28 @@ def _votable(data: Any, head: bytes,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", VOWarning)
         vot = _parse_votable(raw)
-    return votable_to_arrow(vot)
+    arrow, metas = votable_to_arrow(vot)
+    binary1 = re.search(rb"<(?:\w+:)?BINARY[\s>]", raw) is not None
+    return _empty_text_null(arrow, vot, binary1), metas
+
+
+def _empty_text_null(arrow: pa.Table, vot: Any, binary1: bool) -> pa.Table:
+    """Text columns read by astropy with their nulls back: astropy reads an empty TD
+    and a BINARY2 null flag of a ``char``/``unicodeChar`` cell alike as "" (a null string
+    of an upload holding a column the vectorised reader leaves to astropy, e.g. a boolean
+    array, was lost); here "" is NULL, as an empty TD is in the vectorised reader. BINARY
+    has no null for text: its empty strings stay "". (A BINARY2 empty string that was not
+    flagged cannot be told from a null one once astropy has read it: NULL too.)"""
+    import pyarrow.compute as pc
+
+    if binary1:  # (astropy's ``format`` says how it would write the table, not how it read)
+        return arrow
+    for i, fld in enumerate(vot.get_first_table().fields):
+        column = arrow.column(i)
+        if fld.datatype in ("char", "unicodeChar") and pa.types.is_string(column.type):
+            arrow = arrow.set_column(i, arrow.field(i), pc.if_else(
+                pc.equal(column, ""), pa.scalar(None, pa.string()), column))
+    return arrow
 
 
 def votable_to_arrow(vot: Any) -> tuple[pa.Table, list[ColumnMeta]]:
