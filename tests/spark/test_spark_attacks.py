@@ -1,9 +1,11 @@
 """ADQL sent over HTTP to a Spark-backed database reaches no file, host setting or JVM
 through Spark SQL: Java calls, file tables, table functions, SET, other requests' views
 and Spark's ``${...}`` variable substitution are refused or stay plain text; each user's
-queries run in their own fair-scheduler pool."""
+queries run in their own fair-scheduler pool; a job's time limit stops its Spark job."""
 
 from __future__ import annotations
+
+import time
 
 import httpx
 import pytest
@@ -87,3 +89,35 @@ def test_two_users_queries_run_in_their_own_pools(side_by_side, spark):
     for user in users:
         assert jsc.getPoolForName(pool_name(user)).isDefined(), user
     assert pool_name(users[0]) != pool_name(users[1])
+
+
+UWS = {"uws": "http://www.ivoa.net/xml/UWS/v1.0"}
+#: 8e12 triples of the Spark table: hours on local[2].
+SLOW = ("SELECT COUNT(*) FROM sky.stars AS a CROSS JOIN sky.stars AS b CROSS JOIN"
+        " sky.stars AS c WHERE a.ra + b.ra < c.dec + 300")
+
+
+def test_job_time_limit_stops_its_spark_job(side_by_side, spark):
+    user = new_user(side_by_side, "slow")
+    with httpx.Client(base_url=side_by_side.tap, timeout=60,
+                      auth=(user, PASSWORD)) as c:
+        r = c.post("/async", data={"LANG": "ADQL", "REQUEST": "doQuery", "QUERY": SLOW,
+                                   "EXECUTIONDURATION": "3", "PHASE": "RUN"})
+        assert r.status_code in (200, 303), r.text
+        job = r.headers.get("location") or str(r.url)
+        job_id = job.rstrip("/").rsplit("/", 1)[-1]
+        started = time.monotonic()
+        phase = None
+        while time.monotonic() - started < 120:
+            doc = etree.fromstring(c.get(f"/async/{job_id}", params={"WAIT": "10"}).content)
+            phase = doc.findtext("uws:phase", namespaces=UWS)
+            if phase not in ("QUEUED", "EXECUTING", "PENDING"):
+                break
+        assert phase == "ERROR", phase
+        assert "duration limit" in doc.findtext("uws:errorSummary/uws:message",
+                                                namespaces=UWS)
+    # no job of that query is left running on the cluster
+    deadline = time.monotonic() + 30
+    while spark.context.statusTracker().getActiveJobsIds() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not spark.context.statusTracker().getActiveJobsIds()
