@@ -111,3 +111,16 @@ class Responsiveness:
         assert self.worst < limit, f"the server took {self.worst:.2f} s to answer"
 
 
+def uid_of(pid: int) -> int | None:
+    """The real uid of a process, None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return int(f.read().split("Uid:")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def pids_of(uid: int) -> list[int]:
+    """Every live process of ``uid``."""
+    return [int(e.name) for e in os.scandir("/proc") if e.name.isdigit()
+            and uid_of(int(e.name)) == uid]

@@ -13,7 +13,7 @@ import time
 
 import pytest
 from attacks import ATTACKS, CONTROL_ESCAPES
-from compute_helpers import HOME_QUOTA, JOB_ENV, login
+from compute_helpers import HOME_QUOTA, JOB_ENV, login, pids_of, uid_of
 
 from accounts import new_user
 from taphouse.client import ComputeError
@@ -194,33 +194,20 @@ def test_every_process_of_a_job_is_in_its_cgroup_and_it_goes_after(compute_serve
     limit = "memory.max" if cgroups.version == 2 else "memory.limit_in_bytes"
     assert int((path / limit).read_text()) == 300 * 1024**2
     inside = {int(p) for p in (path / "cgroup.procs").read_text().split()}
-    uids = {_uid_of(p) for p in inside}
+    uids = {uid_of(p) for p in inside}
     assert len(uids) == 1
     uid = uids.pop()
     assert uid > compute_server.platform.compute.sandbox.uid_base
-    mine = set(_pids_of(uid))
+    mine = set(pids_of(uid))
     assert len(mine) >= 4  # bwrap, bwrap (init), python, its child
     assert mine <= inside
     job.abort()
     job.wait(60)
     # ABORTED is recorded at once; the worker removes the cgroup as the run ends.
     deadline = time.monotonic() + 20
-    while path.exists() or _pids_of(uid):
-        assert time.monotonic() < deadline, (path.exists(), _pids_of(uid))
+    while path.exists() or pids_of(uid):
+        assert time.monotonic() < deadline, (path.exists(), pids_of(uid))
         time.sleep(0.1)
-
-
-def _uid_of(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return int(f.read().split("Uid:")[1].split()[0])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _pids_of(uid: int) -> list[int]:
-    return [int(e.name) for e in os.scandir("/proc") if e.name.isdigit()
-            and _uid_of(int(e.name)) == uid]
 
 
 def test_tmp_is_bounded(user_client):

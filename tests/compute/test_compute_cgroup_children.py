@@ -7,23 +7,14 @@ than the job's memory, and a fork bomb is bounded and ends with the job."""
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
-from compute_helpers import login
+from compute_helpers import login, pids_of, uid_of
 
 from accounts import new_user
 
 pytestmark = pytest.mark.slow
-
-
-def _uid_of(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return int(f.read().split("Uid:")[1].split()[0])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def _zombie(pid: int) -> bool:
@@ -45,11 +36,6 @@ def _describe(pid: int) -> str:
         return f"{state} {memory} {cmd!r}"
     except OSError as exc:
         return str(exc)
-
-
-def _pids_of(uid: int) -> list[int]:
-    return [int(e.name) for e in os.scandir("/proc") if e.name.isdigit()
-            and _uid_of(int(e.name)) == uid]
 
 
 def _wait_for(job, text: str, seconds: float = 60) -> None:
@@ -125,20 +111,20 @@ time.sleep(120)
         _wait_for(job, "up")
         time.sleep(2)  # the bomb at its RLIMIT_NPROC
         path = cgroups.root / f"job-{job.id}"
-        uid = next(_uid_of(int(p)) for p in (path / "cgroup.procs").read_text().split())
-        mine = set(_pids_of(uid))
+        uid = next(uid_of(int(p)) for p in (path / "cgroup.procs").read_text().split())
+        mine = set(pids_of(uid))
         inside = {int(p) for p in (path / "cgroup.procs").read_text().split()}  # after
         assert len(mine) > 10, "the bomb did not fork"
         assert len(mine) <= compute_server.platform.settings.compute_processes + 2
         # Still there and outside (a zombie has left every cgroup: it holds no memory).
-        outside = {p for p in mine - inside if _uid_of(p) == uid and not _zombie(p)}
+        outside = {p for p in mine - inside if uid_of(p) == uid and not _zombie(p)}
         assert not outside, ("processes of the job outside its cgroup:",
                              {p: _describe(p) for p in sorted(outside)})
         job.abort()
         job.wait(60)
         deadline = time.monotonic() + 30
-        while path.exists() or _pids_of(uid):
-            assert time.monotonic() < deadline, (path.exists(), len(_pids_of(uid)))
+        while path.exists() or pids_of(uid):
+            assert time.monotonic() < deadline, (path.exists(), len(pids_of(uid)))
             time.sleep(0.1)
         assert client.run("print('after')").stdout == "after\n"
     finally:
@@ -173,8 +159,8 @@ def test_nothing_of_the_job_runs_before_the_server_placed_it_in_its_cgroup(
         path = cgroups.root / f"job-{job.id}"
         assert started >= joined[path.name] - 0.05, (started, joined)
         inside = {int(p) for p in (path / "cgroup.procs").read_text().split()}
-        uid = _uid_of(next(iter(inside)))
-        alive = {p for p in _pids_of(uid) if not _zombie(p)}
+        uid = uid_of(next(iter(inside)))
+        alive = {p for p in pids_of(uid) if not _zombie(p)}
         assert len(alive) >= 4 and alive <= inside, {p: _describe(p) for p in alive - inside}
         job.abort()
         job.wait(60)
