@@ -171,19 +171,30 @@ class SparkCursor:
 
     def interrupt(self) -> None:
         self.cancelled = True
-        self.backend.context.cancelJobGroup(self.group)
+        self._cancel_group()
         with self._lock:
             if self.running and self._repeater is None:
-                # A job submitted just after this cancel would run on: cancel the group
-                # again until the query's jobs block ends.
+                # Belt and braces: cancel the group again until the query's jobs block
+                # ends (a job being submitted as the cancel arrives).
                 self._repeater = threading.Thread(target=self._keep_cancelling,
                                                   name="spark-cancel", daemon=True)
                 self._repeater.start()
 
+    def _cancel_group(self) -> None:
+        # The group's running jobs and every job submitted in it later (the group is
+        # this query's alone): a plain cancelJobGroup misses a job submitted after it,
+        # which then ran to its end (seen: a nested-loop COUNT running 13 min after its
+        # cancel, the query blocked in runJob).
+        self.backend.context._jsc.sc().cancelJobGroupAndFutureJobs(self.group)
+
     def _keep_cancelling(self, period: float = 0.2) -> None:
-        while self.running:
-            self.backend.context.cancelJobGroup(self.group)
-            time.sleep(period)
+        try:
+            while self.running:
+                self._cancel_group()
+                time.sleep(period)
+        finally:
+            with self._lock:
+                self._repeater = None  # a later jobs block gets its own repeater
 
     @contextmanager
     def jobs(self, description: str) -> Iterator[None]:
