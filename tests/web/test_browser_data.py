@@ -563,8 +563,16 @@ def test_hostile_names_stay_text(demo_server, new_page, artefacts):
     page.route("**/api/workspaces", answer(workspaces))
     open_page(page, server)
     log_in(page, name)
-    for row in page.query_selector_all(".db-row"):
-        row.click()
+    # Each catalogue load after logging in redraws the database list, so element handles
+    # taken now could go stale (CI: "Element is not attached to the DOM"): wait for the
+    # loads to settle and click through a locator, which finds the rows afresh each time.
+    page.wait_for_load_state("networkidle")
+    collapsed = page.locator(".db-row[aria-expanded=false]")
+    for _ in range(10):
+        if collapsed.count() == 0:
+            break
+        collapsed.first.click()
+    assert collapsed.count() == 0
     page.locator(".tree-table [data-action=columns]").first.click()
     page.wait_for_selector(".column-row")
     assert evil in page.inner_text(".browser")
