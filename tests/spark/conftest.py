@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from spark_env import SparkRun, adql_env
+from spark_env import SparkRun, adql_env, running_tasks, tasks_stop
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +30,17 @@ def spark(penv):
     backend = SparkBackend(penv.store.tables_dir, master="local[2]")
     yield backend
     backend.close()
+
+
+@pytest.fixture(autouse=True)
+def no_task_left_running(request):
+    """After each test of the Spark backend, no Spark task runs on: a task its test
+    cancelled but that goes on (Spark stops tasks cooperatively) would take a core for
+    the rest of the session (seen: a cancelled triple CROSS JOIN, 50 minutes)."""
+    yield
+    if "spark" in request.fixturenames:
+        backend = request.getfixturevalue("spark")
+        assert tasks_stop(backend), f"{running_tasks(backend)} Spark task(s) still running"
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,6 +27,21 @@ def arrow_rows(batches) -> list[tuple]:
         return []
     table = pa.Table.from_batches(batches)
     return [tuple(r.values()) for r in table.to_pylist()]
+
+
+def running_tasks(backend) -> int:
+    """Tasks still running on the backend's executors (the driver's included): a
+    cancelled job is reported over at once, its tasks only when they have stopped."""
+    infos = backend.context._jsc.sc().statusTracker().getExecutorInfos()
+    return sum(info.numRunningTasks() for info in infos)
+
+
+def tasks_stop(backend, within: float = 60.0) -> bool:
+    """Whether every running task of the backend ends within ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while running_tasks(backend) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return running_tasks(backend) == 0
 
 
 class SparkRun:

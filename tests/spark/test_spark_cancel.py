@@ -8,7 +8,7 @@ import time
 
 import pyarrow as pa
 import pytest
-from spark_env import arrow_rows
+from spark_env import arrow_rows, tasks_stop
 
 from taphouse.engine.errors import EngineError, TempTableTooLarge
 from taphouse.engine.spark import pool_name
@@ -52,6 +52,7 @@ def test_cancel_stops_the_spark_job(spark):
     while not _quiet(spark) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _quiet(spark)  # no job left running on the cluster
+    assert tasks_stop(spark)  # ... and none of its tasks
     with spark.cursor() as cur:  # the backend still answers
         assert arrow_rows(spark.stream(cur, "SELECT 1 + 1")) == [(2,)]
 
@@ -63,6 +64,7 @@ def test_time_limit_stops_the_spark_job(spark):
     cancel.finish()
     assert error is not None and elapsed < 60, elapsed
     assert cancel.reason is not None and "duration limit" in cancel.reason
+    assert tasks_stop(spark)
 
 
 def test_cancel_before_start_runs_nothing(spark):

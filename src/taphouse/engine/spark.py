@@ -76,6 +76,17 @@ BASE_CONF = {
 #: literals and quoted names included, so ADQL's ``'${env:HOME}'`` came back as the
 #: server's environment variable (and a setting such as an object store key).
 SESSION_CONF = {"spark.sql.variable.substitute": "false"}
+#: Settings for a real cluster. Spark kills a cancelled query's tasks cooperatively: a
+#: task stops at its next check, which a nested-loop join over a whole input batch may
+#: not reach for hours (seen on local[2]: a cancelled triple CROSS JOIN's tasks ran on,
+#: each taking a core, after its job was reported cancelled). The task reaper restarts
+#: an executor whose killed task has not stopped within the timeout, so a cancelled or
+#: timed-out query frees its cores. In local mode the executor is this process's own
+#: JVM, which the reaper never kills: there, such a task runs to its end.
+CLUSTER_CONF = {
+    "spark.task.reaper.enabled": "true",
+    "spark.task.reaper.killTimeout": "120s",
+}
 #: Settings for a small local cluster (tests, one machine).
 LOCAL_CONF = {
     "spark.ui.enabled": "false",
@@ -279,6 +290,8 @@ class SparkBackend:
             settings.update(LOCAL_CONF)
             # The Python workers of the Arrow UDFs: this interpreter (its packages)
             settings["spark.pyspark.python"] = sys.executable
+        else:
+            settings.update(CLUSTER_CONF)
         settings.update(conf or {})
         settings.update(SESSION_CONF)
         builder = SparkSession.builder.master(master).appName(app_name)
