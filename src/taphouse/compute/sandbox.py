@@ -189,7 +189,7 @@ class Sandbox:
             os.chown(d, uid, uid)
             os.chmod(d, 0o700)
         out, err = workdir.parent / "probe.out", workdir.parent / "probe.err"
-        code = ("import os, sys, json, taphouse.client, numpy;"
+        code = ("import os, sys, json, taphouse.client.client, numpy;"
                 " print(json.dumps([os.getuid(), sys.prefix]))")
         run = SandboxRun(uid=uid, username="probe", home=home, workdir=workdir,
                          argv=[f"{ENV_MOUNT}/bin/python", "-c", code],

@@ -55,7 +55,7 @@ ALLOWED_EXTENSIONS = frozenset({"jupyterlab", "notebook_shim", "jupyterhub",
 #: is imported in the background while the user reads the notebook, so the first
 #: ``taphouse.connect()`` finds it loaded (an import of it meanwhile waits for this one).
 WARM_UP = ("import threading, importlib; threading.Thread(target=importlib.import_module,"
-           " args=('taphouse.client',), name='taphouse-warm-up', daemon=True).start()")
+           " args=('taphouse.client.client',), name='taphouse-warm-up', daemon=True).start()")
 #: The environment variables a kernel gets from its server (nothing else passes).
 KERNEL_ENV_KEEP = ("TAPHOUSE_URL", "TAPHOUSE_TOKEN", "TAPHOUSE_SOCKET", "HOME", "USER",
                    "LOGNAME", "LANG", "TZ")
